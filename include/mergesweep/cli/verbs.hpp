@@ -1,0 +1,10 @@
+// Entry points of the `mergesweep <verb>` subcommands; each parses its own options.
+#pragma once
+
+namespace ms::cli {
+
+// argv[0] is the verb name. Each returns the process exit status or throws ms::Error.
+int run_inspect(int argc, char** argv);
+int run_synth(int argc, char** argv);
+
+}  // namespace ms::cli

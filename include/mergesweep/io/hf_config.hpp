@@ -1,0 +1,38 @@
+// config.json of a Hugging Face decoder model, parsed into a typed struct and validated once.
+// The raw text is kept so writers pass it through unchanged.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ms::io {
+
+struct ModelConfig {
+  std::string model_type;               // "llama", "mistral", "qwen2", "qwen3", ...
+  std::vector<std::string> architectures;
+  std::int64_t hidden_size = 0;
+  std::int64_t intermediate_size = 0;
+  std::int64_t num_hidden_layers = 0;
+  std::int64_t num_attention_heads = 0;
+  std::int64_t num_key_value_heads = 0;  // defaults to num_attention_heads
+  std::int64_t head_dim = 0;             // defaults to hidden_size / num_attention_heads
+  std::int64_t vocab_size = 0;
+  std::int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;
+  std::string torch_dtype;               // may be empty
+  std::string rope_scaling_json;         // "null" when absent
+  std::string text;                      // the file as read
+
+  bool is_known_decoder() const;
+};
+
+// Throws ms::Error naming `path` and the field.
+ModelConfig parse_model_config(const std::string& text, const std::string& path);
+ModelConfig read_model_config(const std::string& path);
+
+}  // namespace ms::io

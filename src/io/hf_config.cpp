@@ -1,0 +1,117 @@
+#include "mergesweep/io/hf_config.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/io/fs_util.hpp"
+#include "mergesweep/io/safetensors_header.hpp"
+
+namespace ms::io {
+namespace {
+
+using json = nlohmann::json;
+
+const char* const kKnownDecoders[] = {"llama", "mistral", "qwen2", "qwen3"};
+
+std::int64_t get_positive_int(const json& doc, const char* key, bool required, const std::string& path) {
+  if (!doc.contains(key) || doc[key].is_null()) {
+    if (required) fail(path, key, "missing; a decoder config must give it as a positive integer");
+    return 0;
+  }
+  const json& v = doc[key];
+  if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) {
+    fail(path, key, "must be a positive integer, got " + v.dump());
+  }
+  return v.get<std::int64_t>();
+}
+
+double get_positive_number(const json& doc, const char* key, double fallback, const std::string& path) {
+  if (!doc.contains(key) || doc[key].is_null()) return fallback;
+  const json& v = doc[key];
+  if (!v.is_number() || !(v.get<double>() > 0)) fail(path, key, "must be a positive number, got " + v.dump());
+  return v.get<double>();
+}
+
+bool get_bool(const json& doc, const char* key, bool fallback, const std::string& path) {
+  if (!doc.contains(key) || doc[key].is_null()) return fallback;
+  if (!doc[key].is_boolean()) fail(path, key, "must be true or false, got " + doc[key].dump());
+  return doc[key].get<bool>();
+}
+
+}  // namespace
+
+bool ModelConfig::is_known_decoder() const {
+  for (const char* t : kKnownDecoders) {
+    if (model_type == t) return true;
+  }
+  return false;
+}
+
+ModelConfig parse_model_config(const std::string& text, const std::string& path) {
+  if (const auto bad = find_invalid_utf8(text); bad != std::string::npos) {
+    fail(path, "", "not valid UTF-8 (byte " + std::to_string(bad) + ")");
+  }
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    std::string what = e.what();
+    const auto pos = what.find("] ");
+    if (pos != std::string::npos) what = what.substr(pos + 2);
+    fail(path, "", "invalid JSON: " + what);
+  }
+  if (!doc.is_object()) fail(path, "", std::string("config must be a JSON object, got ") + doc.type_name());
+  ModelConfig c;
+  c.text = text;
+  if (!doc.contains("model_type") || !doc["model_type"].is_string() || doc["model_type"].get<std::string>().empty()) {
+    fail(path, "model_type", "missing or not a string; expected e.g. \"llama\"");
+  }
+  c.model_type = doc["model_type"].get<std::string>();
+  if (doc.contains("architectures") && !doc["architectures"].is_null()) {
+    const json& a = doc["architectures"];
+    if (!a.is_array()) fail(path, "architectures", "must be a list of strings, got " + a.dump());
+    for (const auto& s : a) {
+      if (!s.is_string()) fail(path, "architectures", "must be a list of strings, got " + a.dump());
+      c.architectures.push_back(s.get<std::string>());
+    }
+  }
+  const bool req = c.is_known_decoder();
+  c.hidden_size = get_positive_int(doc, "hidden_size", req, path);
+  c.intermediate_size = get_positive_int(doc, "intermediate_size", req, path);
+  c.num_hidden_layers = get_positive_int(doc, "num_hidden_layers", req, path);
+  c.num_attention_heads = get_positive_int(doc, "num_attention_heads", req, path);
+  c.num_key_value_heads = get_positive_int(doc, "num_key_value_heads", false, path);
+  c.head_dim = get_positive_int(doc, "head_dim", false, path);
+  c.vocab_size = get_positive_int(doc, "vocab_size", req, path);
+  c.max_position_embeddings = get_positive_int(doc, "max_position_embeddings", false, path);
+  c.rms_norm_eps = get_positive_number(doc, "rms_norm_eps", 1e-6, path);
+  c.rope_theta = get_positive_number(doc, "rope_theta", 10000.0, path);
+  c.tie_word_embeddings = get_bool(doc, "tie_word_embeddings", false, path);
+  c.attention_bias = get_bool(doc, "attention_bias", c.model_type == "qwen2", path);
+  if (doc.contains("torch_dtype") && doc["torch_dtype"].is_string()) c.torch_dtype = doc["torch_dtype"].get<std::string>();
+  else if (doc.contains("dtype") && doc["dtype"].is_string()) c.torch_dtype = doc["dtype"].get<std::string>();
+  c.rope_scaling_json = doc.contains("rope_scaling") ? doc["rope_scaling"].dump() : "null";
+
+  if (c.num_attention_heads > 0) {
+    if (c.num_key_value_heads == 0) c.num_key_value_heads = c.num_attention_heads;
+    if (c.num_attention_heads % c.num_key_value_heads != 0) {
+      fail(path, "num_key_value_heads", std::to_string(c.num_key_value_heads) + " does not divide num_attention_heads " +
+                                            std::to_string(c.num_attention_heads));
+    }
+    if (c.head_dim == 0 && c.hidden_size > 0) {
+      if (c.hidden_size % c.num_attention_heads != 0) {
+        fail(path, "hidden_size", std::to_string(c.hidden_size) + " is not divisible by num_attention_heads " +
+                                      std::to_string(c.num_attention_heads) + " and no head_dim is given");
+      }
+      c.head_dim = c.hidden_size / c.num_attention_heads;
+    }
+  }
+  return c;
+}
+
+ModelConfig read_model_config(const std::string& path) {
+  if (!path_exists(path)) fail(path, "", "missing; a model folder needs a config.json");
+  return parse_model_config(read_text_file(path), path);
+}
+
+}  // namespace ms::io

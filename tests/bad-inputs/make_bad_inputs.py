@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Regenerates the bad-input corpus: malformed files and folders under tests/bad-inputs/inputs/
+and cases.json, which says how to run mergesweep on each one and what its error must say.
+
+Stdlib only. Each case: {"name", "args" (run from tests/bad-inputs/, {tmp} is a fresh folder),
+"exit" (expected status), "expect" (substrings of stderr), "absent" (paths that must not exist
+afterwards: nothing half-written)}. test_cli runs every case (tests/cli/test_bad_inputs.cpp).
+"""
+import json
+import os
+import shutil
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IN = os.path.join(HERE, "inputs")
+CASES = []
+
+
+def st_bytes(header, data=b"", length=None):
+    h = header.encode("utf-8") if isinstance(header, str) else header
+    n = len(h) if length is None else length
+    return struct.pack("<Q", n) + h + data
+
+
+def put(rel, content):
+    path = os.path.join(IN, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return "inputs/" + rel
+
+
+def case(name, args, expect, exit_code=1, absent=()):
+    CASES.append({"name": name, "args": args, "exit": exit_code, "expect": expect, "absent": list(absent)})
+
+
+def inspect_file(name, content, expect):
+    rel = put(name + ".safetensors", content)
+    case(name, f"inspect {rel}", [rel] + expect)
+
+
+F32x2 = '"dtype":"F32","shape":[2],"data_offsets":'
+LLAMA = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 4, "intermediate_size": 8,
+         "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 6,
+         "tie_word_embeddings": True, "torch_dtype": "float32"}
+
+
+def good_model_tensors():
+    """(header json, data) of a valid 1-layer llama matching LLAMA."""
+    names = [("model.embed_tokens.weight", [6, 4]), ("model.layers.0.input_layernorm.weight", [4]),
+             ("model.norm.weight", [4])]
+    entries, off = {}, 0
+    for n, shape in names:
+        size = 4
+        for d in shape:
+            size *= d
+        entries[n] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + size]}
+        off += size
+    data = struct.pack(f"<{off // 4}f", *([0.5] * (off // 4)))
+    return json.dumps(entries, separators=(",", ":")), data
+
+
+def folder(name, files, expect, target=None):
+    for rel, content in files.items():
+        put(f"{name}/{rel}", content)
+    path = f"inputs/{name}"
+    case(name, f"inspect {path}", [path if target is None else target] + expect)
+
+
+def main():
+    shutil.rmtree(IN, ignore_errors=True)
+    os.makedirs(IN)
+
+    # --- safetensors files -------------------------------------------------------------
+    inspect_file("empty", b"", ["too short"])
+    inspect_file("short_length_prefix", b"\x10\x00\x00", ["too short"])
+    inspect_file("header_past_eof", st_bytes("{}", length=4096), ["runs past the end of the file"])
+    inspect_file("header_too_large", st_bytes("{}", length=1 << 40), ["exceeds the limit"])
+    inspect_file("invalid_json", st_bytes('{"a": {"dtype": '), ["invalid JSON"])
+    inspect_file("header_not_object", st_bytes("[1, 2, 3]"), ["starting with '{'"])
+    inspect_file("invalid_utf8", st_bytes(b'{"\xff\xfe":{}}'), ["not valid UTF-8"])
+    inspect_file("unknown_dtype", st_bytes('{"w":{"dtype":"F128","shape":[1],"data_offsets":[0,16]}}', b"\0" * 16),
+                 ["'w'", "unknown dtype 'F128'"])
+    inspect_file("negative_shape", st_bytes('{"w":{"dtype":"F32","shape":[-1,4],"data_offsets":[0,16]}}', b"\0" * 16),
+                 ["'w'", "negative"])
+    inspect_file("huge_shape",
+                 st_bytes('{"w":{"dtype":"F32","shape":[4611686018427387904,4611686018427387904],"data_offsets":[0,4]}}',
+                          b"\0" * 4), ["'w'", "overflows"])
+    inspect_file("bytes_shape_mismatch", st_bytes('{"w":{' + F32x2 + '[0,12]}}', b"\0" * 12),
+                 ["'w'", "needs 8 bytes", "span 12"])
+    inspect_file("truncated_data", st_bytes('{"w":{"dtype":"F32","shape":[256],"data_offsets":[0,1024]}}', b"\0" * 100),
+                 ["'w'", "truncated"])
+    inspect_file("overlapping_tensors", st_bytes('{"a":{' + F32x2 + '[0,8]},"b":{' + F32x2 + '[4,12]}}', b"\0" * 12),
+                 ["'b'", "overlaps tensor 'a'"])
+    inspect_file("hole_in_data", st_bytes('{"a":{' + F32x2 + '[0,8]},"b":{' + F32x2 + '[16,24]}}', b"\0" * 24),
+                 ["'b'", "hole in the data section"])
+    inspect_file("trailing_bytes", st_bytes('{"a":{' + F32x2 + '[0,8]}}', b"\0" * 20), ["12 trailing bytes"])
+    inspect_file("duplicate_names", st_bytes('{"a":{' + F32x2 + '[0,8]},"a":{' + F32x2 + '[8,16]}}', b"\0" * 16),
+                 ["duplicate key 'a'"])
+    inspect_file("metadata_non_string", st_bytes('{"__metadata__":{"format":1}}'), ["__metadata__.format", "must be strings"])
+    inspect_file("metadata_not_object", st_bytes('{"__metadata__":["pt"]}'), ["__metadata__", "must be an object"])
+    inspect_file("missing_data_offsets", st_bytes('{"w":{"dtype":"F32","shape":[2]}}'), ["'w'", "missing field 'data_offsets'"])
+    inspect_file("unknown_entry_field", st_bytes('{"w":{' + F32x2 + '[0,8],"strides":[1]}}', b"\0" * 8),
+                 ["'w'", "unknown field 'strides'"])
+    inspect_file("offsets_reversed", st_bytes('{"w":{' + F32x2 + '[8,0]}}', b"\0" * 8), ["'w'", "end before begin"])
+    inspect_file("fractional_shape", st_bytes('{"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}', b"\0" * 8),
+                 ["'w'", "non-negative integer"])
+    inspect_file("dtype_not_string", st_bytes('{"w":{"dtype":32,"shape":[2],"data_offsets":[0,8]}}', b"\0" * 8),
+                 ["'w'", "dtype must be a string"])
+    inspect_file("nul_in_header", st_bytes(b'{"w\x00":{}}'), ["invalid JSON"])
+
+    # --- model folders -----------------------------------------------------------------
+    hdr, data = good_model_tensors()
+    weights = st_bytes(hdr + " " * ((8 - len(hdr) % 8) % 8), data)
+    cfg = json.dumps(LLAMA)
+    folder("folder_without_config", {"model.safetensors": weights}, ["config.json", "missing"])
+    folder("config_invalid_json", {"config.json": '{"model_type": "llama",', "model.safetensors": weights},
+           ["config.json", "invalid JSON"])
+    folder("config_missing_hidden_size",
+           {"config.json": json.dumps({k: v for k, v in LLAMA.items() if k != "hidden_size"}), "model.safetensors": weights},
+           ["config.json", "hidden_size", "missing"])
+    folder("config_bad_field_type", {"config.json": json.dumps({**LLAMA, "num_hidden_layers": "two"}),
+                                     "model.safetensors": weights}, ["config.json", "num_hidden_layers", "positive integer"])
+    folder("config_not_object", {"config.json": "[]", "model.safetensors": weights}, ["config.json", "JSON object"])
+    folder("folder_without_weights", {"config.json": cfg}, ["no model.safetensors or model.safetensors.index.json"])
+
+    shard1_hdr = '{"model.embed_tokens.weight":{"dtype":"F32","shape":[6,4],"data_offsets":[0,96]}}'
+    shard1 = st_bytes(shard1_hdr, data[:96])
+    rest = {"model.layers.0.input_layernorm.weight": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+            "model.norm.weight": {"dtype": "F32", "shape": [4], "data_offsets": [16, 32]}}
+    shard2 = st_bytes(json.dumps(rest, separators=(",", ":")), data[96:])
+    good_map = {"model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+                "model.layers.0.input_layernorm.weight": "model-00002-of-00002.safetensors",
+                "model.norm.weight": "model-00002-of-00002.safetensors"}
+
+    def sharded(name, weight_map, expect, extra=None, index_text=None, target=None):
+        files = {"config.json": cfg, "model-00001-of-00002.safetensors": shard1,
+                 "model-00002-of-00002.safetensors": shard2,
+                 "model.safetensors.index.json": index_text if index_text is not None else
+                 json.dumps({"metadata": {"total_size": 128}, "weight_map": weight_map}, indent=2)}
+        files.update(extra or {})
+        folder(name, files, expect, target)
+
+    idx = f"inputs/%s/model.safetensors.index.json"
+    sharded("index_missing_shard", {**good_map, "model.norm.weight": "model-00003-of-00003.safetensors"},
+            ["model.norm.weight", "does not exist"], target=idx % "index_missing_shard")
+    sharded("index_path_dotdot", {**good_map, "model.norm.weight": "../index_missing_shard/model-00002-of-00002.safetensors"},
+            ["escapes the model folder"], target=idx % "index_path_dotdot")
+    sharded("index_path_absolute", {**good_map, "model.norm.weight": "/etc/passwd"}, ["is absolute"],
+            target=idx % "index_path_absolute")
+    sharded("index_tensor_not_in_shard", {**good_map, "model.norm.weight": "model-00001-of-00002.safetensors"},
+            ["model.norm.weight", "does not contain it"], target=idx % "index_tensor_not_in_shard")
+    sharded("index_unlisted_tensor", {k: v for k, v in good_map.items() if k != "model.norm.weight"},
+            ["model-00002-of-00002.safetensors", "'model.norm.weight'", "not listed"])
+    sharded("index_invalid_json", good_map, ["invalid JSON"], index_text='{"weight_map": ',
+            target=idx % "index_invalid_json")
+    sharded("index_without_weight_map", good_map, ["weight_map", "missing"], index_text='{"metadata": {}}',
+            target=idx % "index_without_weight_map")
+    sharded("index_wrong_total_size", good_map, ["metadata.total_size", "says 999"], target=idx % "index_wrong_total_size",
+            index_text=json.dumps({"metadata": {"total_size": 999}, "weight_map": good_map}))
+    # Symlink escape: a shard name inside the folder that resolves outside it.
+    put("outside/model-00002-of-00002.safetensors", shard2)
+    sharded("index_symlink_escape", {**good_map, "model.norm.weight": "escape.safetensors",
+                                     "model.layers.0.input_layernorm.weight": "escape.safetensors"},
+            ["outside the model folder"], target=idx % "index_symlink_escape")
+    link = os.path.join(IN, "index_symlink_escape", "escape.safetensors")
+    os.symlink("../outside/model-00002-of-00002.safetensors", link)
+
+    # Config and tensors disagree (integrity check).
+    folder("config_shape_mismatch", {"config.json": json.dumps({**LLAMA, "vocab_size": 7}), "model.safetensors": weights},
+           ["'model.embed_tokens.weight'", "does not match config.json"], target="inputs/config_shape_mismatch")
+    nan_data = bytearray(data)
+    nan_data[96:100] = struct.pack("<f", float("nan"))
+    folder("nan_values", {"config.json": cfg, "model.safetensors": st_bytes(hdr + " " * ((8 - len(hdr) % 8) % 8),
+                                                                              bytes(nan_data))}, [])
+    CASES[-1]["args"] += " --check-values"
+    CASES[-1]["expect"] = ["model.safetensors", "'model.layers.0.input_layernorm.weight'", "NaN or Inf"]
+
+    # --- command line and output safety --------------------------------------------------
+    case("missing_path", "inspect inputs/does-not-exist", ["inputs/does-not-exist", "no such file"])
+    case("bad_shard_size", "synth --out {tmp}/fam --max-shard-size 5XB", ["--max-shard-size", "unknown unit"],
+         absent=["{tmp}/fam"])
+    case("bad_dtype_leaves_nothing", "synth --out {tmp}/fam --dtype float8", ["--dtype", "float8"], absent=["{tmp}/fam"])
+    case("bad_preset", "synth --out {tmp}/fam --preset huge", ["--preset", "huge"], absent=["{tmp}/fam"])
+    case("output_exists", "synth --out inputs", ["inputs", "already exists"])
+    case("unknown_verb", "frobnicate", ["unknown verb 'frobnicate'"], exit_code=2)
+    case("unknown_option", "inspect --frobnicate x", ["frobnicate"], exit_code=2)
+
+    with open(os.path.join(HERE, "cases.json"), "w") as f:
+        json.dump({"cases": CASES}, f, indent=1)
+        f.write("\n")
+    print(f"{len(CASES)} cases")
+
+
+if __name__ == "__main__":
+    main()

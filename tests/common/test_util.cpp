@@ -1,0 +1,50 @@
+#include "common/test_util.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace ms::test {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base ? base : "/tmp") + "/mergesweep-test-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string source_path(const std::string& relative) { return std::string(MS_SOURCE_DIR) + "/" + relative; }
+
+RunResult run_cli(const std::string& args, const std::string& cwd) {
+  TempDir tmp;
+  const std::string cmd = "cd '" + cwd + "' && '" + MS_CLI + "' " + args + " >'" + tmp.path() + "/out' 2>'" +
+                          tmp.path() + "/err' </dev/null";
+  const int status = std::system(cmd.c_str());
+  RunResult r;
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  // sh reports a child killed by a signal as 128+N.
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  if (r.exit_code > 128) r.signal = r.exit_code - 128, r.exit_code = -1;
+  r.out = read_file(tmp.path() + "/out");
+  r.err = read_file(tmp.path() + "/err");
+  return r;
+}
+
+}  // namespace ms::test

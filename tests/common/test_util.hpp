@@ -1,0 +1,35 @@
+// Helpers shared by the GoogleTest suites: temporary folders, running the CLI, reading files.
+#pragma once
+
+#include <string>
+
+namespace ms::test {
+
+// A fresh folder under $TMPDIR, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct RunResult {
+  int exit_code = -1;    // -1 when killed by a signal
+  int signal = 0;
+  std::string out;
+  std::string err;
+};
+
+// Runs the mergesweep CLI with `args` (a shell-quoted string) from directory `cwd`.
+RunResult run_cli(const std::string& args, const std::string& cwd = ".");
+
+std::string read_file(const std::string& path);
+std::string source_path(const std::string& relative);  // inside the repository
+
+}  // namespace ms::test
