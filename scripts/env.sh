@@ -1,0 +1,30 @@
+# Sourced by the other scripts: one place for paths and the project's Python interpreter.
+# Python: Debian's /usr/bin/python3 (it has python3-h5py, numpy, pandas, matplotlib, pytest from
+# apt) in a venv at .venv that sees those system packages; PyPI extras (the reference
+# `safetensors` package) go into the venv when PyPI is reachable.
+MS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MS_BUILD="${MS_BUILD:-$MS_ROOT/build}"
+MS_VENV="$MS_ROOT/.venv"
+MS_PY="$MS_VENV/bin/python"
+MS_JOBS="${MS_JOBS:-$(nproc)}"
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+
+ms_setup_python() {
+  if [ ! -x "$MS_PY" ]; then
+    /usr/bin/python3 -m venv --system-site-packages "$MS_VENV"
+  fi
+  # Optional reference tools for compatibility tests; tests that need them skip without them.
+  if ! "$MS_PY" -c "import safetensors" 2>/dev/null; then
+    "$MS_PY" -m pip install -q --disable-pip-version-check safetensors 2>/dev/null \
+      || echo "note: could not pip-install safetensors; reference-package tests will be skipped" >&2
+  fi
+}
+
+ms_build() {  # ms_build DIR [cmake args...]
+  local dir="$1"; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    cmake -S "$MS_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  fi
+  cmake --build "$dir" -j "$MS_JOBS"
+}
