@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
   }
   const std::string path = dir + "/mergesweep-bench-io.safetensors";
+  if (const char* t = std::getenv("MS_THREADS")) at::set_num_threads(std::atoi(t));
 
   // 1. Generate: 16 MB float32 tensors plus a few bfloat16 ones, like a checkpoint shard.
   const std::int64_t per = 4 << 20;  // elements per f32 tensor

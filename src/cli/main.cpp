@@ -20,6 +20,7 @@ struct Verb {
 
 const Verb kVerbs[] = {
     {"inspect", ms::cli::run_inspect, "describe a safetensors file or HF model folder and check its integrity"},
+    {"merge", ms::cli::run_merge, "merge models from a mergekit-style YAML configuration into a HF folder"},
     {"synth", ms::cli::run_synth, "write a synthetic model family (random base + structured fine-tune deltas)"},
 };
 

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mergesweep/core/error.hpp"
+#include "json_error.hpp"
 #include "mergesweep/io/fs_util.hpp"
 #include "mergesweep/io/safetensors_header.hpp"
 
@@ -54,11 +55,8 @@ ModelConfig parse_model_config(const std::string& text, const std::string& path)
   json doc;
   try {
     doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    const auto pos = what.find("] ");
-    if (pos != std::string::npos) what = what.substr(pos + 2);
-    fail(path, "", "invalid JSON: " + what);
+  } catch (const json::exception& e) {  // parse errors and number overflow alike
+    fail(path, "", "invalid JSON: " + detail::json_error_text(e));
   }
   if (!doc.is_object()) fail(path, "", std::string("config must be a JSON object, got ") + doc.type_name());
   ModelConfig c;

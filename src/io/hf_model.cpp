@@ -6,6 +6,7 @@
 #include <set>
 
 #include "mergesweep/core/error.hpp"
+#include "json_error.hpp"
 #include "mergesweep/io/fs_util.hpp"
 
 namespace ms::io {
@@ -69,11 +70,8 @@ HfModel HfModel::open(const std::string& path_in) {
   json doc;
   try {
     doc = json::parse(read_text_file(index));
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    const auto pos = what.find("] ");
-    if (pos != std::string::npos) what = what.substr(pos + 2);
-    fail(index, "", "invalid JSON: " + what);
+  } catch (const json::exception& e) {  // parse errors and number overflow alike
+    fail(index, "", "invalid JSON: " + detail::json_error_text(e));
   }
   if (!doc.is_object()) fail(index, "", "index must be a JSON object with a weight_map");
   if (!doc.contains("weight_map") || !doc["weight_map"].is_object()) {

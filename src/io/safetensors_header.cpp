@@ -6,6 +6,7 @@
 #include <set>
 
 #include "mergesweep/core/error.hpp"
+#include "json_error.hpp"
 
 namespace ms::io {
 namespace {
@@ -45,12 +46,8 @@ json parse_json_rejecting_duplicates(std::string_view text, const std::string& p
   json doc;
   try {
     doc = json::parse(text.begin(), text.end(), cb);
-  } catch (const json::parse_error& e) {
-    // Strip nlohmann's "[json.exception.parse_error.101] " prefix; keep the position text.
-    std::string what = e.what();
-    const auto pos = what.find("] ");
-    if (pos != std::string::npos) what = what.substr(pos + 2);
-    fail(path, "header", "invalid JSON: " + what);
+  } catch (const json::exception& e) {  // parse errors and number overflow alike
+    fail(path, "header", "invalid JSON: " + detail::json_error_text(e));
   }
   if (!duplicate.empty()) {
     fail(path, duplicate_depth <= 1 ? sq(duplicate) : "header",

@@ -107,6 +107,10 @@ def main():
                  ["'w'", "non-negative integer"])
     inspect_file("dtype_not_string", st_bytes('{"w":{"dtype":32,"shape":[2],"data_offsets":[0,8]}}', b"\0" * 8),
                  ["'w'", "dtype must be a string"])
+    # Found by bench/run_fuzz.sh: a number too large for a double escaped as a non-parse exception.
+    inspect_file("number_overflow",
+                 st_bytes('{"w":{"dtype":"F32","shape":[99999990000000e000000000077594287251075891130],"data_offsets":[0,4]}}',
+                          b"\0" * 4), ["invalid JSON", "number overflow"])
     inspect_file("nul_in_header", st_bytes(b'{"w\x00":{}}'), ["invalid JSON"])
 
     # --- model folders -----------------------------------------------------------------
@@ -121,6 +125,8 @@ def main():
            ["config.json", "hidden_size", "missing"])
     folder("config_bad_field_type", {"config.json": json.dumps({**LLAMA, "num_hidden_layers": "two"}),
                                      "model.safetensors": weights}, ["config.json", "num_hidden_layers", "positive integer"])
+    folder("config_number_overflow", {"config.json": '{"model_type": "llama", "hidden_size": 1e999}',
+                                      "model.safetensors": weights}, ["config.json", "number overflow"])
     folder("config_not_object", {"config.json": "[]", "model.safetensors": weights}, ["config.json", "JSON object"])
     folder("folder_without_weights", {"config.json": cfg}, ["no model.safetensors or model.safetensors.index.json"])
 

@@ -6,5 +6,6 @@ namespace ms::cli {
 // argv[0] is the verb name. Each returns the process exit status or throws ms::Error.
 int run_inspect(int argc, char** argv);
 int run_synth(int argc, char** argv);
+int run_merge(int argc, char** argv);
 
 }  // namespace ms::cli

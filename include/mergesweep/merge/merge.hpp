@@ -1,0 +1,70 @@
+// Running a merge: the one implementation behind both ways of calling a method.
+//  - streaming (merge_streaming.hpp): tensor by tensor from mmapped checkpoints to output shards;
+//  - resident (resident.hpp): from base and task vectors already in memory, as a sweep worker
+//    holds them (possibly only its shard of the tensors).
+// Both hand each tensor to merge_tensor(); statistics over the whole model go through a Reducer,
+// which a sweep backs with a collective.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mergesweep/merge/request.hpp"
+
+namespace at { class Tensor; }
+
+namespace ms::merge {
+
+// Sums across the ranks that hold the other shards of the model; the identity on one process.
+class Reducer {
+ public:
+  virtual ~Reducer() = default;
+  virtual void allreduce_sum(std::int64_t* data, std::size_t n) = 0;
+  virtual void allreduce_sum(double* data, std::size_t n) = 0;
+};
+class LocalReducer final : public Reducer {
+ public:
+  void allreduce_sum(std::int64_t*, std::size_t) override {}
+  void allreduce_sum(double*, std::size_t) override {}
+};
+
+// Where the merge reads θ₀ and τᵢ (float32) from. Implementations: mmapped files, resident memory.
+class TaskVectorSource {
+ public:
+  virtual ~TaskVectorSource() = default;
+  virtual const std::vector<std::string>& tensor_names() const = 0;  // the tensors this process holds
+  virtual at::Tensor base(const std::string& name) = 0;
+  virtual at::Tensor tau(std::size_t member, const std::string& name) = 0;
+};
+
+// Statistics over the whole model, computed before any tensor is merged (only for WholeModel runs).
+struct GlobalStats {
+  std::vector<float> trim_threshold;  // per member: keep |tau| >= threshold (global TIES trim)
+  double majority_sign = 1.0;         // sign of the sum of elected signs over the model
+};
+GlobalStats compute_global_stats(const MergeRequest& r, TaskVectorSource& src, Reducer& reducer);
+
+// Test hook: replaces the DARE Bernoulli draw (returns the keep-mask, 1 = kept) so fixtures made
+// by a reference implementation with its own RNG can be matched exactly.
+using DareMaskFn = std::function<at::Tensor(std::size_t member, const std::string& tensor)>;
+
+// Merges one tensor. `base` and `tau` are float32 and share a shape; `element_offset` is the
+// position of their first element in the full tensor (DARE masks depend on it, so a row-sharded
+// tensor gets the same mask as a whole one). Returns the merged tensor, float32.
+at::Tensor merge_tensor(const MergeRequest& r, const GlobalStats& g, const std::string& name, const at::Tensor& base,
+                        const std::vector<at::Tensor>& tau, std::int64_t element_offset = 0,
+                        const DareMaskFn* dare_mask = nullptr);
+
+// The DARE keep-mask of member `index`: a pure function of (seed, configuration, checkpoint index,
+// tensor name, element index). Exposed for tests and statistics.
+at::Tensor dare_keep_mask(std::uint64_t seed, std::uint64_t config, int checkpoint_index, const std::string& tensor,
+                          std::int64_t element_offset, std::int64_t numel, double density);
+
+// Which tensors get the SVD treatment (TSV-M, Iso-C/CTS) and which Subspace Boosting applies to.
+bool is_svd_merged(const std::string& name, std::int64_t dim);
+bool is_boosted(const std::string& name);
+
+}  // namespace ms::merge

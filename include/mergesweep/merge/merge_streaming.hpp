@@ -1,0 +1,41 @@
+// Streaming merge for one-off merges: tensor by tensor from the mmapped checkpoints into output
+// shards, so peak memory is about one output shard plus a few float32 tensors.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mergesweep/io/dtype.hpp"
+#include "mergesweep/merge/merge.hpp"
+
+namespace ms::merge {
+
+struct StreamingJob {
+  MergeRequest request;
+  std::string base_path;                  // HF folder: θ₀, config and tokenizer come from it
+  std::vector<std::string> member_paths;  // one per request.members
+  std::string out_dir;
+  std::string out_dtype;                  // "" = the base's dtype per tensor; else bfloat16|float16|float32
+  std::uint64_t max_shard_bytes = 5'000'000'000ull;
+  std::string source_file;                // the config the job came from, for messages
+  const DareMaskFn* dare_mask = nullptr;  // tests only
+};
+
+struct StreamingReport {
+  std::size_t tensors = 0;
+  std::uint64_t bytes_read = 0;
+  std::uint64_t bytes_written = 0;
+  double seconds = 0;
+};
+
+// Checks every input (tensor names, shapes and dtypes agree across models), merges, checks the
+// output is finite, writes an HF folder at out_dir atomically. `progress(done, total)` is called
+// after each tensor when set. Throws ms::Error naming the model and tensor.
+StreamingReport merge_streaming(const StreamingJob& job, const std::function<void(std::size_t, std::size_t)>& progress = {});
+
+// The dtype names of the YAML/CLI ("bfloat16", "float16", "float32") -> safetensors dtype.
+io::DType parse_output_dtype(const std::string& name, const std::string& file);
+
+}  // namespace ms::merge

@@ -1,0 +1,41 @@
+// One merge to run: a method with validated parameters and the members (fine-tuned models) with
+// their per-model weight and density. Built by the mergekit importer, the CLI or the sweep planner,
+// validated once (validate_request), then run by the streaming or the resident path.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mergesweep/merge/params.hpp"
+#include "mergesweep/merge/registry.hpp"
+
+namespace ms::merge {
+
+struct Member {
+  std::string name;       // path or label, used in messages
+  int index = 0;          // global checkpoint index: DARE masks depend on it, not on the subset order
+  double weight = 1.0;
+  double density = 1.0;
+};
+
+struct MergeRequest {
+  const MethodInfo* method = nullptr;
+  Params params;
+  std::vector<Member> members;
+
+  // Stable 64-bit hash of (method, canonical params, members by index with weight and density).
+  std::uint64_t config_hash() const;
+  // "ties(density..., lambda=1, ...)" for logs and output metadata.
+  std::string describe() const;
+};
+
+// Checks member count against the method, weights finite, densities in (0, 1]. Throws ms::Error
+// naming `file` and the field.
+void validate_request(const MergeRequest& r, const std::string& file);
+
+// FNV-1a 64 over bytes, then a splitmix64 finalizer: the project's stable hash.
+std::uint64_t stable_hash(const std::string& text);
+std::uint64_t mix64(std::uint64_t x);
+
+}  // namespace ms::merge

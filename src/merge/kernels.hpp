@@ -1,0 +1,45 @@
+// Internal: the per-tensor math of each method family. Inputs float32; each returns θ (float32).
+// Formulas and the references they follow: docs/methods.md.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+#include "mergesweep/merge/merge.hpp"
+
+namespace ms::merge::kernels {
+
+at::Tensor linear(const at::Tensor& base, const std::vector<at::Tensor>& tau, const std::vector<double>& w,
+                  bool normalize);
+at::Tensor slerp(const at::Tensor& a, const at::Tensor& b, double t);
+
+// A merged task vector before normalization: the result is raw / divisor. Kept apart because
+// Subspace Boosting can come before or after the normalization (sb_order).
+struct Parts {
+  at::Tensor raw;
+  at::Tensor divisor;  // a scalar or a tensor of raw's shape
+  at::Tensor normalized() const { return raw / divisor; }
+};
+
+// Σ wᵢ τᵢ, divided by Σ wᵢ when normalize: the merged task vector of task arithmetic.
+Parts weighted_sum(const std::vector<at::Tensor>& tau, const std::vector<double>& w, bool normalize);
+// Keeps exactly ⌊density·numel⌋ entries of largest magnitude (mergekit's "magnitude" sparsifier).
+at::Tensor trim_top_k(const at::Tensor& tau, double density);
+// TIES sign election on weighted deltas and the disjoint merge (weighted mean when normalize).
+Parts ties_consensus(const std::vector<at::Tensor>& tau, const std::vector<double>& w, bool normalize);
+// Original TIES (global trim): unweighted election, zeros take the model's majority sign, mean by count.
+at::Tensor ties_original(const std::vector<at::Tensor>& trimmed, double majority_sign);
+
+at::Tensor model_stock(const at::Tensor& base, const std::vector<at::Tensor>& tau, bool filter_wise, bool angle_mean);
+
+at::Tensor tsv_m_delta(const std::vector<at::Tensor>& tau);                // 2-D
+at::Tensor iso_c_delta(const std::vector<at::Tensor>& tau);                // 2-D
+at::Tensor iso_cts_delta(const std::vector<at::Tensor>& tau, double common_fraction);  // 2-D
+at::Tensor subspace_boost(const at::Tensor& delta, double beta);           // 2-D
+
+// Polar factor U Vᵀ of a matrix (thin SVD), float32.
+at::Tensor polar(const at::Tensor& m);
+
+}  // namespace ms::merge::kernels

@@ -1,0 +1,125 @@
+// merge_tensor(): the dispatch from a request to the kernels, shared by the streaming and the
+// resident paths; DARE masks; the whole-model statistics of global TIES trim.
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels.hpp"
+#include "mergesweep/core/error.hpp"
+
+namespace ms::merge {
+namespace {
+
+bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+std::vector<double> weights_of(const MergeRequest& r) {
+  std::vector<double> w;
+  for (const auto& m : r.members) w.push_back(r.method->uses_weight ? m.weight : 1.0);
+  return w;
+}
+
+std::vector<at::Tensor> dare(const MergeRequest& r, const std::string& name, const std::vector<at::Tensor>& tau,
+                             std::int64_t offset, const DareMaskFn* mask_fn) {
+  std::vector<at::Tensor> out;
+  const auto seed = static_cast<std::uint64_t>(r.params.number("seed"));
+  const std::uint64_t config = r.config_hash();
+  for (std::size_t i = 0; i < tau.size(); ++i) {
+    const double d = r.members[i].density;
+    const at::Tensor keep = mask_fn ? (*mask_fn)(i, name).to(at::kFloat).view(tau[i].sizes())
+                                    : dare_keep_mask(seed, config, r.members[i].index, name, offset, tau[i].numel(), d)
+                                          .view(tau[i].sizes());
+    out.push_back(tau[i] * keep / d);  // drop with probability 1 − d, rescale the rest by 1/d
+  }
+  return out;
+}
+
+// TIES trim + consensus in one of its two variants.
+kernels::Parts ties_parts(const MergeRequest& r, const GlobalStats& g, const std::vector<at::Tensor>& tau) {
+  std::vector<at::Tensor> trimmed;
+  if (r.params.choice("trim") == "global") {
+    for (std::size_t i = 0; i < tau.size(); ++i) trimmed.push_back(tau[i] * (tau[i].abs() >= g.trim_threshold[i]));
+    const at::Tensor merged = kernels::ties_original(trimmed, g.majority_sign);
+    return {merged, at::scalar_tensor(1.0, merged.options())};
+  }
+  for (std::size_t i = 0; i < tau.size(); ++i) trimmed.push_back(kernels::trim_top_k(tau[i], r.members[i].density));
+  return kernels::ties_consensus(trimmed, weights_of(r), r.params.flag("normalize"));
+}
+
+// λ · merged task vector, with Subspace Boosting (TA+SB, TIES+SB) in the order the request names:
+// oct2025 boosts the normalized, scaled delta; jan2026 boosts the raw sum, then normalizes and scales.
+at::Tensor scaled_delta(const MergeRequest& r, const std::string& name, const kernels::Parts& parts) {
+  const double lambda = r.params.number("lambda");
+  const bool sb = r.method->id == MethodId::TaskArithmeticSb || r.method->id == MethodId::TiesSb;
+  if (!sb || !is_boosted(name) || parts.raw.dim() != 2) return parts.normalized() * lambda;
+  const double beta = r.params.number("beta");
+  if (r.params.choice("sb_order") == "oct2025") return kernels::subspace_boost(parts.normalized() * lambda, beta);
+  return kernels::subspace_boost(parts.raw, beta) / parts.divisor * lambda;
+}
+
+}  // namespace
+
+bool is_svd_merged(const std::string& name, std::int64_t dim) {
+  return dim == 2 && !contains(name, "embed_tokens") && !contains(name, "lm_head");
+}
+
+bool is_boosted(const std::string& name) {
+  for (const char* p : {".self_attn.q_proj.weight", ".self_attn.k_proj.weight", ".self_attn.v_proj.weight",
+                        ".self_attn.o_proj.weight", ".mlp.gate_proj.weight", ".mlp.up_proj.weight",
+                        ".mlp.down_proj.weight"}) {
+    if (contains(name, p)) return true;
+  }
+  return false;
+}
+
+at::Tensor dare_keep_mask(std::uint64_t seed, std::uint64_t config, int checkpoint_index, const std::string& tensor,
+                          std::int64_t element_offset, std::int64_t numel, double density) {
+  const std::uint64_t key = mix64(seed ^ mix64(config ^ mix64(static_cast<std::uint64_t>(checkpoint_index) ^
+                                                              stable_hash(tensor))));
+  at::Tensor mask = at::empty({numel}, at::kFloat);
+  float* out = mask.data_ptr<float>();
+  // Keep iff u < density, u uniform in [0, 1) from 53 bits of a counter-based hash.
+  const double scale = 1.0 / 9007199254740992.0;
+  at::parallel_for(0, numel, 1 << 16, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const std::uint64_t h = mix64(key + static_cast<std::uint64_t>(element_offset + i) * 0xD1B54A32D192ED03ull);
+      out[i] = static_cast<double>(h >> 11) * scale < density ? 1.0f : 0.0f;
+    }
+  });
+  return mask;
+}
+
+at::Tensor merge_tensor(const MergeRequest& r, const GlobalStats& g, const std::string& name, const at::Tensor& base,
+                        const std::vector<at::Tensor>& tau, std::int64_t element_offset, const DareMaskFn* dare_mask) {
+  const Params& p = r.params;
+  switch (r.method->id) {
+    case MethodId::Linear: return kernels::linear(base, tau, weights_of(r), p.flag("normalize"));
+    case MethodId::Slerp: return kernels::slerp(base, base + tau[0], p.number("t"));
+    case MethodId::TaskArithmetic:
+    case MethodId::TaskArithmeticSb:
+      return base + scaled_delta(r, name, kernels::weighted_sum(tau, weights_of(r), p.flag("normalize")));
+    case MethodId::Ties:
+    case MethodId::TiesSb: return base + scaled_delta(r, name, ties_parts(r, g, tau));
+    case MethodId::DareTies:
+      return base + scaled_delta(r, name, kernels::ties_consensus(dare(r, name, tau, element_offset, dare_mask),
+                                                                  weights_of(r), p.flag("normalize")));
+    case MethodId::DareLinear:
+      return base + scaled_delta(r, name, kernels::weighted_sum(dare(r, name, tau, element_offset, dare_mask),
+                                                                weights_of(r), p.flag("normalize")));
+    case MethodId::ModelStock:
+      return kernels::model_stock(base, tau, p.flag("filter_wise"), p.choice("cosine_mean") == "angle");
+    case MethodId::TsvM:
+    case MethodId::IsoC:
+    case MethodId::IsoCts: {
+      // Vectors, norms, embeddings and lm_head: the plain mean of the task vectors.
+      if (!is_svd_merged(name, base.dim())) return base + at::stack(tau).mean(0) * p.number("alpha");
+      const at::Tensor delta = r.method->id == MethodId::TsvM   ? kernels::tsv_m_delta(tau)
+                               : r.method->id == MethodId::IsoC ? kernels::iso_c_delta(tau)
+                                                                : kernels::iso_cts_delta(tau, p.number("common_fraction"));
+      return base + delta * p.number("alpha");
+    }
+  }
+  fail("", r.method->name, "internal: method has no kernel");
+}
+
+}  // namespace ms::merge

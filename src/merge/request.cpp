@@ -1,0 +1,61 @@
+#include "mergesweep/merge/request.hpp"
+
+#include <cmath>
+
+#include "mergesweep/core/error.hpp"
+
+namespace ms::merge {
+
+std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+std::uint64_t stable_hash(const std::string& text) {
+  std::uint64_t h = 0xCBF29CE484222325ull;
+  for (unsigned char c : text) h = (h ^ c) * 0x100000001B3ull;
+  return mix64(h);
+}
+
+std::string MergeRequest::describe() const {
+  std::string s = method->name + "(" + params.canonical();
+  s += params.canonical().empty() ? "" : "; ";
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const auto& m = members[i];
+    s += (i ? ", " : "") + std::string("#") + std::to_string(m.index);
+    if (method->uses_weight) s += " w=" + format_number(m.weight);
+    if (method->uses_density) s += " d=" + format_number(m.density);
+  }
+  return s + ")";
+}
+
+std::uint64_t MergeRequest::config_hash() const { return stable_hash(describe()); }
+
+void validate_request(const MergeRequest& r, const std::string& file) {
+  const MethodInfo& m = *r.method;
+  const int n = static_cast<int>(r.members.size());
+  if (n < m.min_models) {
+    fail(file, "models", m.name + " needs at least " + std::to_string(m.min_models) + " model" +
+                             (m.min_models == 1 ? "" : "s") + " besides the base, got " + std::to_string(n));
+  }
+  if (m.max_models > 0 && n > m.max_models) {
+    fail(file, "models", m.name + " takes exactly " + std::to_string(m.max_models) + " model" +
+                             (m.max_models == 1 ? "" : "s") + " besides the base, got " + std::to_string(n));
+  }
+  double weight_sum = 0;
+  for (const auto& mem : r.members) {
+    if (!std::isfinite(mem.weight)) fail(file, mem.name + ": weight", "must be a finite number");
+    if (!(mem.density > 0.0 && mem.density <= 1.0)) {
+      fail(file, mem.name + ": density", "value " + format_number(mem.density) + " is out of range; expected (0, 1]");
+    }
+    weight_sum += mem.weight;
+  }
+  if (m.uses_weight && r.params.text().count("normalize") && r.params.flag("normalize") &&
+      m.id == MethodId::Linear && weight_sum == 0.0) {
+    fail(file, "weight", "weights sum to zero, so normalize=true would divide by zero");
+  }
+}
+
+}  // namespace ms::merge
