@@ -53,7 +53,7 @@ GlobalStats compute_global_stats(const MergeRequest& r, TaskVectorSource& src, R
       for (const auto& name : src.tensor_names()) histogram(src.tau(m, name), pass, prefix, h);
       reducer.allreduce_sum(h.data(), h.size());
       int b = 0;
-      while (rank >= h[b]) rank -= h[b++];
+      while (b < 255 && rank >= h[b]) rank -= h[b++];  // bounded even if counts disagree
       prefix |= static_cast<std::uint32_t>(b) << (24 - 8 * pass);
     }
     float threshold;

@@ -109,6 +109,13 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
     rep.bytes_read += base.require(spec.name).nbytes() * (1 + members.size());
     const at::Tensor merged = merge_tensor(r, stats, spec.name, b, tau, 0, job.dare_mask);
     if (!merged.isfinite().all().item<bool>()) {
+      // Name the input that carries the NaN/Inf when there is one.
+      if (!b.isfinite().all().item<bool>()) fail(base.path(), "'" + spec.name + "'", "has NaN or Inf values");
+      for (std::size_t m = 0; m < members.size(); ++m) {
+        if (!tau[m].isfinite().all().item<bool>()) {
+          fail(members[m].path(), "'" + spec.name + "'", "has NaN or Inf values, so the merge would too");
+        }
+      }
       fail(job.out_dir, "'" + spec.name + "'", "the merged tensor has NaN or Inf values (" + describe + ")");
     }
     const at::Tensor out = merged.to(*io::to_scalar_type(spec.dtype)).contiguous();

@@ -38,7 +38,12 @@ std::string Params::canonical() const {
 
 namespace {
 
-bool parse_double(const std::string& s, double& out) {
+bool parse_double(const std::string& text, double& out) {
+  // YAML spells the special values .nan, .inf and -.inf.
+  std::string s = text;
+  if (s == ".nan" || s == ".NaN" || s == ".NAN") s = "nan";
+  else if (s == ".inf" || s == ".Inf" || s == "+.inf") s = "inf";
+  else if (s == "-.inf" || s == "-.Inf") s = "-inf";
   if (s.empty()) return false;
   errno = 0;
   char* end = nullptr;

@@ -182,6 +182,77 @@ def main():
     CASES[-1]["args"] += " --check-values"
     CASES[-1]["expect"] = ["model.safetensors", "'model.layers.0.input_layernorm.weight'", "NaN or Inf"]
 
+    # --- merge configurations and mismatched models ----------------------------------------
+    def model(name, tensors, cfg_text=cfg):
+        entries, blob, off = {}, b"", 0
+        for tname, (dtype, shape, fill) in tensors.items():
+            n = 1
+            for d in shape:
+                n *= d
+            fmt, size = {"F32": ("f", 4), "F16": ("e", 2)}[dtype]
+            raw = struct.pack(f"<{n}{fmt}", *([fill] * n))
+            entries[tname] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(raw)]}
+            blob += raw
+            off += len(raw)
+        h = json.dumps(entries, separators=(",", ":"))
+        put(f"merge/{name}/model.safetensors", st_bytes(h + " " * ((8 - len(h) % 8) % 8), blob))
+        put(f"merge/{name}/config.json", cfg_text)
+
+    def tensors(**over):
+        t = {"model.embed_tokens.weight": ("F32", [6, 4], 0.5), "model.layers.0.input_layernorm.weight": ("F32", [4], 1.0),
+             "model.norm.weight": ("F32", [4], 1.0)}
+        t.update(over)
+        return {k: v for k, v in t.items() if v is not None}
+
+    model("base", tensors())
+    model("ft_a", tensors(**{"model.norm.weight": ("F32", [4], 1.5)}))
+    model("ft_b", tensors(**{"model.norm.weight": ("F32", [4], 0.5)}))
+    model("ft_shape", tensors(**{"model.embed_tokens.weight": ("F32", [7, 4], 0.5)}))
+    model("ft_dtype", tensors(**{"model.norm.weight": ("F16", [4], 1.0)}))
+    model("ft_missing", tensors(**{"model.norm.weight": None}))
+    model("ft_inf", tensors(**{"model.norm.weight": ("F32", [4], float("inf"))}))
+
+    def merge_case(name, yaml_text, expect, exit_code=1, names_config=True):
+        rel = put(f"merge_{name}.yaml", yaml_text)
+        case("merge_" + name, f"merge {rel} {{tmp}}/out", ([rel] if names_config else []) + expect, exit_code,
+             absent=["{tmp}/out"])
+
+    two = "models:\n  - model: inputs/merge/ft_a\n  - model: inputs/merge/ft_b\n"
+    merge_case("unknown_method", "merge_method: frankenmerge\nbase_model: inputs/merge/base\n" + two,
+               ["merge_method", "unknown method 'frankenmerge'", "task_arithmetic"])
+    merge_case("unknown_parameter", "merge_method: ties\nbase_model: inputs/merge/base\n" + two + "parameters: {lamda: 1}\n",
+               ["lamda", "unknown parameter", "lambda"])
+    merge_case("density_out_of_range", "merge_method: ties\nbase_model: inputs/merge/base\n" + two +
+               "parameters: {density: 1.5}\n", ["density", "out of range"])
+    merge_case("nan_lambda", "merge_method: task_arithmetic\nbase_model: inputs/merge/base\n" + two +
+               "parameters: {lambda: .nan}\n", ["lambda", "finite"])
+    merge_case("slerp_three_models", "merge_method: slerp\nbase_model: inputs/merge/base\n" + two,
+               ["models", "slerp takes exactly 1 model"])
+    merge_case("model_stock_one_model", "merge_method: model_stock\nbase_model: inputs/merge/base\n"
+               "models:\n  - model: inputs/merge/ft_a\n", ["models", "at least 2 models"])
+    merge_case("missing_base", "merge_method: ties\n" + two, ["base_model", "missing"])
+    merge_case("unsupported_key", "merge_method: linear\n" + two + "slices: []\n", ["slices", "unsupported key", "line 5"])
+    merge_case("gradient_parameter", "merge_method: slerp\nbase_model: inputs/merge/base\n"
+               "models:\n  - model: inputs/merge/ft_a\nparameters:\n  t: [0, 0.5, 1]\n", ["parameters.t", "gradients"])
+    merge_case("invalid_yaml", "merge_method: [linear\n", ["invalid YAML"])
+    merge_case("weight_on_model_stock", "merge_method: model_stock\nbase_model: inputs/merge/base\n"
+               "models:\n  - model: inputs/merge/ft_a\n    parameters: {weight: 2}\n  - model: inputs/merge/ft_b\n",
+               ["weight", "takes no per-model weight"])
+    merge_case("bad_out_dtype", "merge_method: linear\n" + two + "dtype: float8\n", ["dtype", "float8"])
+
+    def pair(other):
+        return ("merge_method: task_arithmetic\nbase_model: inputs/merge/base\nmodels:\n"
+                f"  - model: inputs/merge/ft_a\n  - model: inputs/merge/{other}\n")
+    merge_case("shape_mismatch", pair("ft_shape"), ["inputs/merge/ft_shape", "'model.embed_tokens.weight'", "shape [7, 4] differs"], names_config=False)
+    merge_case("dtype_mismatch", pair("ft_dtype"), ["inputs/merge/ft_dtype", "'model.norm.weight'", "dtype F16 differs"], names_config=False)
+    merge_case("missing_tensor", pair("ft_missing"), ["inputs/merge/ft_missing", "'model.norm.weight'", "missing"], names_config=False)
+    merge_case("non_finite_output", pair("ft_inf"), ["inputs/merge/ft_inf", "'model.norm.weight'", "NaN or Inf"],
+               names_config=False)
+    merge_case("missing_model_folder", pair("ft_nowhere"), ["inputs/merge/ft_nowhere", "no such file"], names_config=False)
+    # An existing output is never overwritten.
+    case("merge_output_exists", "merge inputs/merge_ok.yaml inputs/merge", ["inputs/merge", "already exists"])
+    put("merge_ok.yaml", pair("ft_b"))
+
     # --- command line and output safety --------------------------------------------------
     case("missing_path", "inspect inputs/does-not-exist", ["inputs/does-not-exist", "no such file"])
     case("bad_shard_size", "synth --out {tmp}/fam --max-shard-size 5XB", ["--max-shard-size", "unknown unit"],

@@ -1,0 +1,129 @@
+// The registry and parameter validation: every method's defaults are valid, and bad parameters or
+// member counts are refused before any tensor is touched, each with an error naming it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/merge/mergekit_config.hpp"
+#include "mergesweep/merge/request.hpp"
+
+namespace ms::merge {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+TEST(Registry, HasEveryMethodWithValidDefaults) {
+  for (const char* name : {"linear", "slerp", "task_arithmetic", "ties", "dare_ties", "dare_linear", "model_stock",
+                           "tsv_m", "iso_c", "iso_cts", "task_arithmetic_sb", "ties_sb"}) {
+    const MethodInfo* m = find_method(name);
+    ASSERT_NE(m, nullptr) << name;
+    EXPECT_NO_THROW(validate_params(m->params, {}, "", name)) << name;
+    EXPECT_FALSE(m->reference_url.empty());
+    for (const auto& p : m->params) EXPECT_FALSE(p.help.empty()) << name << "." << p.name;
+  }
+  EXPECT_EQ(find_method("nope"), nullptr);
+  EXPECT_NE(error_of([] { require_method("nope", "x.yaml"); }).find("known: linear"), std::string::npos);
+}
+
+TEST(Registry, ScopesDriveSharding) {
+  const auto& ties = *find_method("ties");
+  EXPECT_EQ(effective_scope(ties, validate_params(ties.params, {}, "", "")), Scope::WholeTensor);
+  EXPECT_EQ(effective_scope(ties, validate_params(ties.params, {{"trim", "global"}}, "", "")), Scope::WholeModel);
+  EXPECT_EQ(find_method("task_arithmetic")->scope, Scope::Elementwise);
+  EXPECT_EQ(find_method("iso_c")->scope, Scope::WholeTensor);
+}
+
+TEST(Params, ValidatesTypesRangesAndNames) {
+  const auto& ties = find_method("ties")->params;
+  EXPECT_NE(error_of([&] { validate_params(ties, {{"lamda", "1"}}, "c.yaml", "method 'ties'"); }).find("lamda: unknown parameter"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { validate_params(ties, {{"lambda", "nan"}}, "c.yaml", "m"); }).find("finite"), std::string::npos);
+  EXPECT_NE(error_of([&] { validate_params(ties, {{"lambda", ".inf"}}, "c.yaml", "m"); }).find("finite"), std::string::npos);
+  EXPECT_NE(error_of([&] { validate_params(ties, {{"normalize", "maybe"}}, "c.yaml", "m"); }).find("boolean"), std::string::npos);
+  EXPECT_NE(error_of([&] { validate_params(ties, {{"trim", "local"}}, "c.yaml", "m"); }).find("per_tensor, global"),
+            std::string::npos);
+  const auto& sb = find_method("task_arithmetic_sb")->params;
+  EXPECT_NE(error_of([&] { validate_params(sb, {{"beta", "1.5"}}, "c.yaml", "m"); }).find("out of range"), std::string::npos);
+  const Params p = validate_params(ties, {{"lambda", "0.50"}, {"normalize", "True"}}, "", "");
+  EXPECT_EQ(p.canonical(), "lambda=0.5,normalize=true,trim=per_tensor");  // canonical text, defaults filled in
+  EXPECT_DOUBLE_EQ(p.number("lambda"), 0.5);
+}
+
+MergeRequest request(const char* method, int members, std::map<std::string, std::string> params = {}) {
+  MergeRequest r;
+  r.method = find_method(method);
+  r.params = validate_params(r.method->params, params, "", "");
+  for (int i = 0; i < members; ++i) r.members.push_back({"m" + std::to_string(i), i, 1.0, 1.0});
+  return r;
+}
+
+TEST(Request, MemberCountsAndPerModelValuesAreChecked) {
+  EXPECT_NE(error_of([] { validate_request(request("slerp", 2), "c.yaml"); }).find("exactly 1"), std::string::npos);
+  EXPECT_NE(error_of([] { validate_request(request("model_stock", 1), "c.yaml"); }).find("at least 2"), std::string::npos);
+  auto r = request("ties", 2);
+  r.members[1].density = 0;
+  EXPECT_NE(error_of([&] { validate_request(r, "c.yaml"); }).find("m1: density"), std::string::npos);
+  r.members[1].density = 0.5;
+  r.members[0].weight = std::nan("");
+  EXPECT_NE(error_of([&] { validate_request(r, "c.yaml"); }).find("m0: weight"), std::string::npos);
+}
+
+TEST(Request, ConfigHashIsStableAndSensitive) {
+  const auto a = request("ties", 3, {{"lambda", "1"}});
+  const auto b = request("ties", 3, {{"lambda", "1.0"}});  // same canonical value
+  EXPECT_EQ(a.config_hash(), b.config_hash());
+  EXPECT_NE(a.config_hash(), request("ties", 3, {{"lambda", "0.9"}}).config_hash());
+  EXPECT_NE(a.config_hash(), request("ties", 2, {{"lambda", "1"}}).config_hash());
+  EXPECT_EQ(stable_hash("abc"), stable_hash("abc"));
+}
+
+TEST(MergekitConfig, ReadsMethodsModelsAndParameters) {
+  const auto job = parse_mergekit_config(R"(
+merge_method: ties
+base_model: base
+models:
+  - model: base
+  - model: a
+    parameters: {weight: 0.7, density: 0.2}
+  - model: b
+parameters:
+  density: 0.5
+  lambda: 0.9
+dtype: bfloat16
+tokenizer_source: base
+int8_mask: true
+)", "c.yaml");
+  EXPECT_EQ(job.request.method->name, "ties");
+  EXPECT_EQ(job.base_path, "base");
+  ASSERT_EQ(job.member_paths, (std::vector<std::string>{"a", "b"}));  // the base is not a member
+  EXPECT_DOUBLE_EQ(job.request.members[0].weight, 0.7);
+  EXPECT_DOUBLE_EQ(job.request.members[0].density, 0.2);
+  EXPECT_DOUBLE_EQ(job.request.members[1].density, 0.5);  // top-level default
+  EXPECT_DOUBLE_EQ(job.request.params.number("lambda"), 0.9);
+  EXPECT_EQ(job.out_dtype, "bfloat16");
+}
+
+TEST(MergekitConfig, RefusesWhatItDoesNotSupportNamingTheKey) {
+  EXPECT_NE(error_of([] { parse_mergekit_config("merge_method: linear\nmodels: [{model: a}]\nfoo: 1\n", "c.yaml"); })
+                .find("c.yaml: foo: unsupported key (line 3)"),
+            std::string::npos);
+  EXPECT_NE(error_of([] {
+              parse_mergekit_config("merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 1, x: 2}\n", "c.yaml");
+            }).find("models[0].parameters.x"),
+            std::string::npos);
+  EXPECT_NE(error_of([] {
+              parse_mergekit_config("merge_method: linear\nmodels: [{model: a}]\ntokenizer_source: union\n", "c.yaml");
+            }).find("tokenizer_source"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace ms::merge
