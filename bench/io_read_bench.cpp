@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mergesweep/io/fs_util.hpp"
@@ -41,7 +42,9 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
   }
   const std::string path = dir + "/mergesweep-bench-io.safetensors";
-  if (const char* t = std::getenv("MS_THREADS")) at::set_num_threads(std::atoi(t));
+  // Debian's libtorch starts with one thread; use every core unless MS_THREADS says otherwise.
+  at::set_num_threads(std::getenv("MS_THREADS") ? std::atoi(std::getenv("MS_THREADS"))
+                                                : static_cast<int>(std::thread::hardware_concurrency()));
 
   // 1. Generate: 16 MB float32 tensors plus a few bfloat16 ones, like a checkpoint shard.
   const std::int64_t per = 4 << 20;  // elements per f32 tensor

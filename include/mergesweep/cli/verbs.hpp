@@ -8,4 +8,7 @@ int run_inspect(int argc, char** argv);
 int run_synth(int argc, char** argv);
 int run_merge(int argc, char** argv);
 
+// Sets ATen's intra-op thread count (see compute_threads.cpp).
+void configure_compute_threads();
+
 }  // namespace ms::cli
