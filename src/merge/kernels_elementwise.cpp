@@ -1,4 +1,5 @@
-// Linear, SLERP, task arithmetic and the TIES pieces (trim, sign election, disjoint merge).
+// Linear, SLERP, task arithmetic and original (global-trim) TIES; the per-tensor TIES trim and
+// consensus are in kernels_fused.cpp.
 #include <cmath>
 
 #include "kernels.hpp"
@@ -40,40 +41,6 @@ Parts weighted_sum(const std::vector<at::Tensor>& tau, const std::vector<double>
   }
   const double divisor = normalize && wsum != 0 ? wsum : 1.0;
   return {acc, at::scalar_tensor(divisor, acc.options())};
-}
-
-at::Tensor trim_top_k(const at::Tensor& tau, double density) {
-  const std::int64_t n = tau.numel();
-  const auto k = static_cast<std::int64_t>(density * static_cast<double>(n));
-  if (k >= n) return tau;
-  if (k <= 0) return at::zeros_like(tau);
-  const at::Tensor flat = tau.flatten();
-  const at::Tensor idx = std::get<1>(flat.abs().topk(k, 0, /*largest=*/true, /*sorted=*/false));
-  at::Tensor out = at::zeros_like(flat);
-  out.index_put_({idx}, flat.index({idx}));
-  return out.view(tau.sizes());
-}
-
-Parts ties_consensus(const std::vector<at::Tensor>& tau, const std::vector<double>& w, bool normalize) {
-  std::vector<at::Tensor> weighted;
-  weighted.reserve(tau.size());
-  for (std::size_t i = 0; i < tau.size(); ++i) weighted.push_back(tau[i] * w[i]);
-  const at::Tensor stacked = at::stack(weighted);  // [n, ...]
-  // γ = +1 where Σ wᵢτ̂ᵢ >= 0, else -1; a trimmed zero has sign 0 and never agrees.
-  const at::Tensor gamma = at::where(stacked.sum(0) >= 0, at::ones({}, stacked.options()),
-                                     -at::ones({}, stacked.options()));
-  const at::Tensor agree = stacked.sign().eq(gamma);
-  const at::Tensor mixed = (stacked * agree).sum(0);
-  if (!normalize) return {mixed, at::scalar_tensor(1.0, mixed.options())};
-  {
-    std::vector<double> wv(w.begin(), w.end());
-    at::Tensor wt = at::tensor(wv, stacked.options().dtype(at::kDouble)).to(at::kFloat);
-    std::vector<std::int64_t> shape(stacked.dim(), 1);
-    shape[0] = static_cast<std::int64_t>(w.size());
-    at::Tensor divisor = (wt.view(shape) * agree).sum(0);
-    divisor = at::where(divisor.abs() < 1e-8, at::ones({}, divisor.options()), divisor);
-    return {mixed, divisor};
-  }
 }
 
 at::Tensor ties_original(const std::vector<at::Tensor>& trimmed, double majority_sign) {
