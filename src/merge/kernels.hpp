@@ -13,7 +13,8 @@ namespace ms::merge::kernels {
 
 at::Tensor linear(const at::Tensor& base, const std::vector<at::Tensor>& tau, const std::vector<double>& w,
                   bool normalize);
-at::Tensor slerp(const at::Tensor& a, const at::Tensor& b, double t);
+// Per tensor, or per output row (each row of a [rows, ...] view its own interpolation).
+at::Tensor slerp(const at::Tensor& a, const at::Tensor& b, double t, bool per_row);
 
 // A merged task vector before normalization: the result is raw / divisor. Kept apart because
 // Subspace Boosting can come before or after the normalization (sb_order).

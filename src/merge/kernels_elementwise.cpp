@@ -19,17 +19,22 @@ at::Tensor linear(const at::Tensor& base, const std::vector<at::Tensor>& tau, co
   return acc;
 }
 
-at::Tensor slerp(const at::Tensor& a, const at::Tensor& b, double t) {
-  constexpr double kColinear = 0.9995;
-  const at::Tensor af = a.flatten(), bf = b.flatten();
-  const double na = af.norm().item<double>(), nb = bf.norm().item<double>();
+at::Tensor slerp(const at::Tensor& a, const at::Tensor& b, double t, bool per_row) {
+  constexpr double kColinear = 0.9995, kEps = 1e-8;
+  const std::int64_t rows = per_row && a.dim() >= 1 ? a.size(0) : 1;
+  const at::Tensor a2 = a.reshape({rows, -1}), b2 = b.reshape({rows, -1});
+  if (a2.size(1) == 0) return (a * (1 - t) + b * t);
   // Normalized copies only decide the angle; the interpolation applies to the raw tensors.
-  double dot = 0;
-  if (na > 0 && nb > 0) dot = (af / na).dot(bf / nb).item<double>();
-  if (std::abs(dot) > kColinear || na == 0 || nb == 0) return a * (1 - t) + b * t;
-  dot = std::max(-1.0, std::min(1.0, dot));
-  const double omega = std::acos(dot), so = std::sin(omega);
-  return a * (std::sin((1 - t) * omega) / so) + b * (std::sin(t * omega) / so);
+  at::Tensor na = a2.norm(2, {1}, true), nb = b2.norm(2, {1}, true);
+  na = at::where(na > kEps, na, at::ones_like(na));
+  nb = at::where(nb > kEps, nb, at::ones_like(nb));
+  const at::Tensor dot = ((a2 / na) * (b2 / nb)).sum(1, true).clamp(-1, 1);
+  const at::Tensor linear = dot.abs() > kColinear;
+  const at::Tensor theta = at::where(linear, at::zeros_like(dot), dot).acos();
+  const at::Tensor sin_theta = theta.sin();
+  const at::Tensor ca = at::where(linear, at::full_like(dot, 1 - t), ((1 - t) * theta).sin() / sin_theta);
+  const at::Tensor cb = at::where(linear, at::full_like(dot, t), (t * theta).sin() / sin_theta);
+  return (ca * a2 + cb * b2).reshape(a.sizes());
 }
 
 Parts weighted_sum(const std::vector<at::Tensor>& tau, const std::vector<double>& w, bool normalize) {

@@ -4,6 +4,7 @@
 // as mergekit), without stacking the members into an [n, ...] copy.
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -41,9 +42,10 @@ std::uint32_t kth_largest_abs_bits(const float* x, std::int64_t n, std::int64_t 
 
 at::Tensor trim_top_k(const at::Tensor& tau, double density) {
   const std::int64_t n = tau.numel();
-  const auto k = static_cast<std::int64_t>(density * static_cast<double>(n));
-  if (k >= n) return tau;
-  if (k <= 0) return at::zeros_like(tau);
+  // mergekit: a positive density keeps at least one element.
+  const auto k = std::max<std::int64_t>(1, static_cast<std::int64_t>(density * static_cast<double>(n)));
+  if (density >= 1.0 || k >= n) return tau;
+  if (n == 0) return tau;
   const at::Tensor src = tau.contiguous();
   const float* x = src.data_ptr<float>();
   const std::uint32_t thr = kth_largest_abs_bits(x, n, k);
@@ -95,7 +97,7 @@ Parts ties_consensus(const std::vector<at::Tensor>& tau, const std::vector<doubl
         }
       }
       r[j] = mixed;
-      if (d) d[j] = (divisor < 1e-8f && divisor > -1e-8f) ? 1.0f : divisor;
+      if (d) d[j] = divisor == 0.0f ? 1.0f : divisor;  // mergekit: divisor[divisor == 0] = 1
     }
   });
   if (!normalize) return {raw, at::scalar_tensor(1.0, raw.options())};

@@ -31,7 +31,10 @@ at::Tensor model_stock(const at::Tensor& base, const std::vector<at::Tensor>& ta
   at::Tensor t;
   if (!angle_mean) {
     const at::Tensor cos = sum_cos / static_cast<double>(pairs);
-    t = cos * n / (cos * (n - 1) + 1);  // not clamped, as mergekit
+    // Not clamped, as mergekit; at the singularity (denominator ~ 0) keep the base (t = 0).
+    const at::Tensor den = cos * (n - 1) + 1;
+    const at::Tensor singular = den.abs() < 1e-6;
+    t = at::where(singular, at::zeros_like(cos), cos * n / at::where(singular, at::ones_like(den), den));
   } else {
     const at::Tensor cos = (sum_angle / static_cast<double>(pairs)).cos();
     t = cos * n / (cos * (n - 1) + 1 + 1e-8);

@@ -29,7 +29,17 @@ std::vector<at::Tensor> dare(const MergeRequest& r, const std::string& name, con
     const at::Tensor keep = mask_fn ? (*mask_fn)(i, name).to(at::kFloat).view(tau[i].sizes())
                                     : dare_keep_mask(seed, config, r.members[i].index, name, offset, tau[i].numel(), d)
                                           .view(tau[i].sizes());
-    out.push_back(tau[i] * keep / d);  // drop with probability 1 − d, rescale the rest by 1/d
+    const at::Tensor masked = tau[i] * keep;  // drop each entry with probability 1 − d
+    const std::string& how = r.params.choice("rescale");
+    if (how == "inverse_density") {
+      out.push_back(masked / d);
+    } else if (how == "l1") {
+      // mergekit >= 0.1: match the L1 norm of the unmasked delta (skipped below 1e-7, as there).
+      const double before = tau[i].abs().sum().item<double>(), after = masked.abs().sum().item<double>();
+      out.push_back(before < 1e-7 || after < 1e-7 ? masked : masked * static_cast<float>(before / after));
+    } else {
+      out.push_back(masked);
+    }
   }
   return out;
 }
@@ -94,7 +104,7 @@ at::Tensor merge_tensor(const MergeRequest& r, const GlobalStats& g, const std::
   const Params& p = r.params;
   switch (r.method->id) {
     case MethodId::Linear: return kernels::linear(base, tau, weights_of(r), p.flag("normalize"));
-    case MethodId::Slerp: return kernels::slerp(base, base + tau[0], p.number("t"));
+    case MethodId::Slerp: return kernels::slerp(base, base + tau[0], p.number("t"), p.choice("granularity") == "row");
     case MethodId::TaskArithmetic:
     case MethodId::TaskArithmeticSb:
       return base + scaled_delta(r, name, kernels::weighted_sum(tau, weights_of(r), p.flag("normalize")));

@@ -42,6 +42,11 @@ ParamDef seed() {
   d.type = ParamType::Int;
   return d;
 }
+ParamDef rescale() {
+  return choice("rescale", "inverse_density", {"inverse_density", "l1", "none"},
+                "DARE rescale of kept entries: 1/density (paper, the study's fork), l1 = match the L1 norm "
+                "(mergekit >= 0.1), none");
+}
 ParamDef alpha() { return num("alpha", "1", -1e6, 1e6, "scale of the merged delta: theta0 + alpha * delta"); }
 ParamDef beta() { return num("beta", "0.2", 0, 1, "Subspace Boosting: cumulative share of the spectrum that is boosted"); }
 ParamDef sb_order() {
@@ -61,7 +66,9 @@ std::vector<MethodInfo> build() {
                {flag("normalize", "true", "divide by the sum of the weights")}});
   m.push_back({MethodId::Slerp, "slerp", "spherical interpolation between the base (t=0) and one model (t=1)",
                "https://en.wikipedia.org/wiki/Slerp", true, 1, 1, Scope::WholeTensor, false, false,
-               {num("t", "0.5", 0, 1, "interpolation factor: 0 gives the base, 1 the other model")}});
+               {num("t", "0.5", 0, 1, "interpolation factor: 0 gives the base, 1 the other model"),
+                choice("granularity", "tensor", {"tensor", "row"},
+                       "angle per whole tensor (the study's fork, older mergekit) or per output row (mergekit >= 0.1.5)")}});
   m.push_back({MethodId::TaskArithmetic, "task_arithmetic", "theta0 + lambda * sum_i w_i tau_i",
                "https://arxiv.org/abs/2212.04089", true, 1, 0, Scope::Elementwise, true, false,
                {lambda(), flag("normalize", "false", "divide the weighted sum by the sum of the weights")}});
@@ -70,10 +77,10 @@ std::vector<MethodInfo> build() {
                {lambda(), flag("normalize", "true", "weighted disjoint mean instead of a sum"), trim()}});
   m.push_back({MethodId::DareTies, "dare_ties", "random drop and rescale, then TIES sign election and disjoint merge",
                "https://arxiv.org/abs/2311.03099", true, 1, 0, Scope::Elementwise, true, true,
-               {lambda(), flag("normalize", "true", "weighted disjoint mean instead of a sum"), seed()}});
+               {lambda(), flag("normalize", "false", "weighted disjoint mean instead of a sum"), seed(), rescale()}});
   m.push_back({MethodId::DareLinear, "dare_linear", "random drop and rescale, then a weighted sum",
                "https://arxiv.org/abs/2311.03099", true, 1, 0, Scope::Elementwise, true, true,
-               {lambda(), flag("normalize", "false", "divide by the sum of the weights"), seed()}});
+               {lambda(), flag("normalize", "false", "divide by the sum of the weights"), seed(), rescale()}});
   m.push_back({MethodId::ModelStock, "model_stock", "interpolate base and average by the task vectors' mean cosine",
                "https://arxiv.org/abs/2403.19522", true, 2, 0, Scope::WholeTensor, false, false,
                {flag("filter_wise", "false", "one ratio per output row instead of per tensor"),
