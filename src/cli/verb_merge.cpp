@@ -78,9 +78,9 @@ int run_merge(int argc, char** argv) {
   const auto rep = merge::merge_streaming(job, progress);
   if (shown && tty) std::fprintf(stderr, "\n");
   if (!vm.count("quiet")) {
-    std::fprintf(stderr, "mergesweep merge: %s -> %s: %zu tensors, read %s, wrote %s in %.2f s\n",
+    std::fprintf(stderr, "mergesweep merge: %s -> %s: %zu tensors, read %s, wrote %s in %.2f s, L2 from base %.4g\n",
                  job.request.describe().c_str(), out.c_str(), rep.tensors, format_bytes(rep.bytes_read).c_str(),
-                 format_bytes(rep.bytes_written).c_str(), rep.seconds);
+                 format_bytes(rep.bytes_written).c_str(), rep.seconds, rep.l2_from_base);
   }
   return kExitOk;
 }

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -101,6 +102,7 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
                            {{"format", "pt"}, {"mergesweep_merge", describe}});
 
   StreamingReport rep;
+  double l2_sq = 0;
   const std::size_t total = specs.size();
   for (const auto& spec : specs) {
     const at::Tensor b = src.base(spec.name);
@@ -118,6 +120,7 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
       }
       fail(job.out_dir, "'" + spec.name + "'", "the merged tensor has NaN or Inf values (" + describe + ")");
     }
+    l2_sq += (merged - b).to(at::kDouble).pow(2).sum().item<double>();
     const at::Tensor out = merged.to(*io::to_scalar_type(spec.dtype)).contiguous();
     writer.write(spec.name, out);
     rep.bytes_written += spec.nbytes();
@@ -142,8 +145,10 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
   }
   record["models"] = ms;
   record["describe"] = describe;
+  record["l2_from_base"] = std::sqrt(l2_sq);
   writer.add_text_file("mergesweep_merge.json", record.dump(2) + "\n");
   writer.commit();
+  rep.l2_from_base = std::sqrt(l2_sq);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }

@@ -28,6 +28,7 @@ struct StreamingReport {
   std::uint64_t bytes_read = 0;
   std::uint64_t bytes_written = 0;
   double seconds = 0;
+  double l2_from_base = 0;  // ‖θ_merged − θ₀‖₂ over every tensor, in float32 compute precision
 };
 
 // Checks every input (tensor names, shapes and dtypes agree across models), merges, checks the
