@@ -16,6 +16,7 @@ B="${MS_BUILD:-$ROOT/build}/bin"
 OUT="$ROOT/bench/out/merge"
 FAM="$ROOT/bench/out/family-$PRESET"
 MK="${MERGEKIT:-$(command -v mergekit-yaml || true)}"
+export HF_HUB_OFFLINE=1  # mergekit must not reach for the hub
 mkdir -p "$OUT"
 [ -d "$FAM" ] || "$B/mergesweep" synth --out "$FAM" --preset "$PRESET" --checkpoints 12 --dtype bfloat16
 
@@ -48,7 +49,8 @@ for m in task_arithmetic ties model_stock; do
   rm -rf "$OUT/ms-$m" "$OUT/mk-$m"
   timed "mergesweep $m" "$B/mergesweep" merge "$OUT/$m.yaml" "$OUT/ms-$m" --quiet
   if [ -n "$MK" ]; then
-    timed "mergekit $m" "$MK" "$OUT/$m.yaml" "$OUT/mk-$m" --lazy-unpickle --no-copy-tokenizer
+    timed "mergekit $m" "$MK" "$OUT/$m.yaml" "$OUT/mk-$m" --lazy-unpickle --no-copy-tokenizer \
+      --no-write-model-card
   fi
 done
 echo "(d) spectral methods, n=$N_SVD"

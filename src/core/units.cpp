@@ -41,26 +41,30 @@ std::uint64_t parse_byte_size(const std::string& text, const std::string& field)
   return static_cast<std::uint64_t>(std::llround(bytes));
 }
 
+namespace {
+
+// "1.50 MB" / "90.43K": divide by 1000 until below 1000, two decimals once scaled.
+std::string format_scaled(std::uint64_t value, const char* const* units, int count, const char* sep,
+                          const char* unscaled_suffix) {
+  double v = static_cast<double>(value);
+  int u = 0;
+  while (v >= 1000.0 && u < count - 1) { v /= 1000.0; ++u; }
+  char buf[32];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%llu%s", static_cast<unsigned long long>(value), unscaled_suffix);
+  else std::snprintf(buf, sizeof buf, "%.2f%s%s", v, sep, units[u]);
+  return buf;
+}
+
+}  // namespace
+
 std::string format_bytes(std::uint64_t bytes) {
   static const char* kUnits[] = {"B", "KB", "MB", "GB", "TB", "PB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1000.0 && u < 5) { v /= 1000.0; ++u; }
-  char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  else std::snprintf(buf, sizeof buf, "%.2f %s", v, kUnits[u]);
-  return buf;
+  return format_scaled(bytes, kUnits, 6, " ", " B");
 }
 
 std::string format_count(std::uint64_t count) {
   static const char* kUnits[] = {"", "K", "M", "B", "T"};
-  double v = static_cast<double>(count);
-  int u = 0;
-  while (v >= 1000.0 && u < 4) { v /= 1000.0; ++u; }
-  char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(count));
-  else std::snprintf(buf, sizeof buf, "%.2f%s", v, kUnits[u]);
-  return buf;
+  return format_scaled(count, kUnits, 5, "", "");
 }
 
 }  // namespace ms

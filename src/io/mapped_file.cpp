@@ -44,6 +44,14 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(data_, size_);
 }
 
+void MappedFile::release(std::uint64_t offset, std::uint64_t len) const noexcept {
+  if (data_ == nullptr || len == 0) return;
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t start = (offset + page - 1) / page * page;  // whole pages only: neighbours
+  const std::uint64_t end = (offset + len) / page * page;          // may still be in use
+  if (end > start) ::madvise(data_ + start, end - start, MADV_DONTNEED);
+}
+
 void MappedFile::advise_sequential(std::uint64_t offset, std::uint64_t len) const noexcept {
   if (data_ == nullptr || len == 0) return;
   const long page = ::sysconf(_SC_PAGESIZE);

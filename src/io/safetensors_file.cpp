@@ -16,6 +16,10 @@ const TensorEntry& SafetensorsFile::require(std::string_view name) const {
   return *e;
 }
 
+void SafetensorsFile::release(const TensorEntry& e) const noexcept {
+  file_->release(header_.data_offset() + e.begin, e.nbytes());
+}
+
 void SafetensorsFile::advise_sequential() const noexcept {
   file_->advise_sequential(header_.data_offset(), header_.data_bytes());
 }

@@ -40,6 +40,35 @@ at::Tensor iso_c_delta(const std::vector<at::Tensor>& tau);                // 2-
 at::Tensor iso_cts_delta(const std::vector<at::Tensor>& tau, double common_fraction);  // 2-D
 at::Tensor subspace_boost(const at::Tensor& delta, double beta);           // 2-D
 
+// In-place fast paths for the resident sweep: write straight into `out` (no temporaries), with the
+// same float32 operations in the same order as the tensor-op kernels above, so results are
+// bitwise the same (tests/merge/test_resident.cpp).
+//   out = base + λ · (Σ wᵢ τᵢ ÷ divisor), divisor = Σ wᵢ when normalize else 1
+void task_arithmetic_into(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
+                          const std::vector<double>& w, bool normalize, double lambda);
+
+// Streaming task arithmetic straight from the checkpoints' bytes, one pass per block: upcast,
+// τᵢ = θᵢ − θ₀, the same float ops as task_arithmetic_into, the output rounded to its dtype, the
+// sum of squared changes (for ‖θ − θ₀‖₂) and a non-finite count, all in one pass.
+struct StreamStats {
+  double sq_change = 0;
+  std::int64_t non_finite = 0;
+};
+StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const void* base,
+                                   const std::vector<const void*>& models, c10::ScalarType in_type, std::int64_t n,
+                                   const std::vector<double>& w, bool normalize, double lambda);
+
+// A member's per-tensor TIES trim, computed once per (checkpoint, density, tensor) and reused:
+// keep |x| above the threshold, and threshold ties up to index last_tie.
+struct TrimRule {
+  std::uint32_t threshold_bits = 0;
+  std::int64_t last_tie = -1;
+  bool keep_all = true;
+};
+TrimRule make_trim_rule(const at::Tensor& tau, double density);
+void ties_into(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
+               const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize, double lambda);
+
 // Polar factor U Vᵀ of a matrix (thin SVD), float32.
 at::Tensor polar(const at::Tensor& m);
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 
 #include "kernels.hpp"
@@ -39,6 +40,173 @@ std::uint32_t kth_largest_abs_bits(const float* x, std::int64_t n, std::int64_t 
 }
 
 }  // namespace
+
+TrimRule make_trim_rule(const at::Tensor& tau, double density) {
+  TrimRule rule;
+  const std::int64_t n = tau.numel();
+  const auto k = std::max<std::int64_t>(1, static_cast<std::int64_t>(density * static_cast<double>(n)));
+  if (density >= 1.0 || k >= n || n == 0) return rule;
+  const at::Tensor src = tau.contiguous();
+  const float* x = src.data_ptr<float>();
+  rule.keep_all = false;
+  rule.threshold_bits = kth_largest_abs_bits(x, n, k);
+  std::int64_t ties_left = k;
+  for (std::int64_t i = 0; i < n; ++i) ties_left -= abs_bits(x[i]) > rule.threshold_bits;
+  for (std::int64_t i = 0; i < n && ties_left > 0; ++i) {
+    if (abs_bits(x[i]) == rule.threshold_bits) rule.last_tie = i, --ties_left;
+  }
+  return rule;
+}
+
+void task_arithmetic_into(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
+                          const std::vector<double>& w, bool normalize, double lambda) {
+  const std::size_t m = tau.size();
+  std::vector<const float*> p;
+  std::vector<float> wf;
+  float wsum = 0.0f;
+  for (std::size_t i = 0; i < m; ++i) {
+    p.push_back(tau[i]->data_ptr<float>());
+    wf.push_back(static_cast<float>(w[i]));
+  }
+  double wsum_d = 0;
+  for (double x : w) wsum_d += x;
+  wsum = normalize && wsum_d != 0 ? static_cast<float>(wsum_d) : 1.0f;
+  const float lam = static_cast<float>(lambda);
+  const float* b = base.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  at::parallel_for(0, out.numel(), 1 << 14, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t j = begin; j < end; ++j) {
+      float acc = 0.0f;
+      for (std::size_t i = 0; i < m; ++i) acc += p[i][j] * wf[i];
+      o[j] = b[j] + (acc / wsum) * lam;
+    }
+  });
+}
+
+void ties_into(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
+               const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize, double lambda) {
+  const std::size_t m = tau.size();
+  std::vector<const float*> p;
+  std::vector<float> wf;
+  for (std::size_t i = 0; i < m; ++i) {
+    p.push_back(tau[i]->data_ptr<float>());
+    wf.push_back(static_cast<float>(w[i]));
+  }
+  const float lam = static_cast<float>(lambda);
+  const float* b = base.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  at::parallel_for(0, out.numel(), 1 << 14, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<float> v(m);
+    for (std::int64_t j = begin; j < end; ++j) {
+      float sum = 0.0f;
+      for (std::size_t i = 0; i < m; ++i) {
+        const float x = p[i][j];
+        const TrimRule& r = *rules[i];
+        const std::uint32_t bits = abs_bits(x);
+        const bool keep = r.keep_all || bits > r.threshold_bits || (bits == r.threshold_bits && j <= r.last_tie);
+        v[i] = (keep ? x : 0.0f) * wf[i];
+        sum += v[i];
+      }
+      const float gamma = sum >= 0.0f ? 1.0f : -1.0f;
+      float mixed = 0.0f, divisor = 0.0f;
+      for (std::size_t i = 0; i < m; ++i) {
+        const float s = v[i] > 0.0f ? 1.0f : v[i] < 0.0f ? -1.0f : 0.0f;
+        if (s == gamma) {
+          mixed += v[i];
+          divisor += wf[i];
+        }
+      }
+      if (normalize) mixed = mixed / (divisor == 0.0f ? 1.0f : divisor);
+      o[j] = b[j] + mixed * lam;
+    }
+  });
+}
+
+namespace {
+
+// Widening to float32: bfloat16 is the high half of a float (exact, and a plain shift the
+// compiler vectorizes); other types through their own conversion.
+inline void widen(const c10::BFloat16* in, float* out, std::int64_t n) {
+  const auto* __restrict bits = reinterpret_cast<const std::uint16_t*>(in);
+  auto* __restrict o = reinterpret_cast<std::uint32_t*>(out);
+  for (std::int64_t j = 0; j < n; ++j) o[j] = static_cast<std::uint32_t>(bits[j]) << 16;
+}
+template <typename In>
+inline void widen(const In* in, float* out, std::int64_t n) {
+  for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<float>(in[j]);
+}
+
+// Blocks of kBlock elements: each model's block is added to the accumulator in turn, so the
+// inner loops are contiguous (vectorized) while every element sees the same float operations in
+// the same order as task_arithmetic_into.
+template <typename In, typename Out>
+StreamStats ta_stream(Out* out, const In* base, const std::vector<const In*>& models, std::int64_t n,
+                      const std::vector<float>& w, float divisor, float lam) {
+  constexpr std::int64_t kBlock = 4096;
+  const std::size_t m = models.size();
+  const int chunks = std::max(1, at::get_num_threads());
+  std::vector<StreamStats> part(static_cast<std::size_t>(chunks));
+  at::parallel_for(0, chunks, 1, [&](std::int64_t c0, std::int64_t c1) {
+    std::vector<float> b0(kBlock), x(kBlock), acc(kBlock);
+    for (std::int64_t c = c0; c < c1; ++c) {
+      StreamStats st;
+      for (std::int64_t b = n * c / chunks, e = n * (c + 1) / chunks; b < e; b += kBlock) {
+        const std::int64_t len = std::min(kBlock, e - b);
+        widen(base + b, b0.data(), len);
+        std::fill(acc.begin(), acc.begin() + len, 0.0f);
+        float* __restrict pa = acc.data();
+        const float* __restrict px = x.data();
+        const float* __restrict pb = b0.data();
+        for (std::size_t i = 0; i < m; ++i) {
+          widen(models[i] + b, x.data(), len);
+          const float wi = w[i];
+          for (std::int64_t j = 0; j < len; ++j) pa[j] += (px[j] - pb[j]) * wi;
+        }
+        for (std::int64_t j = 0; j < len; ++j) {
+          const float v = b0[j] + (acc[j] / divisor) * lam;
+          const float d = v - b0[j];
+          st.sq_change += static_cast<double>(d) * d;
+          st.non_finite += !std::isfinite(v);
+          out[b + j] = static_cast<Out>(v);  // c10 types round to nearest even, as ATen's .to()
+        }
+      }
+      part[static_cast<std::size_t>(c)] = st;
+    }
+  });
+  StreamStats total;
+  for (const auto& p : part) total.sq_change += p.sq_change, total.non_finite += p.non_finite;
+  return total;
+}
+
+template <typename In>
+StreamStats ta_stream_out(void* out, c10::ScalarType out_type, const void* base, const std::vector<const void*>& models,
+                          std::int64_t n, const std::vector<float>& w, float divisor, float lam) {
+  std::vector<const In*> ms;
+  for (const void* p : models) ms.push_back(static_cast<const In*>(p));
+  const auto* b = static_cast<const In*>(base);
+  switch (out_type) {
+    case c10::ScalarType::BFloat16: return ta_stream(static_cast<c10::BFloat16*>(out), b, ms, n, w, divisor, lam);
+    case c10::ScalarType::Half: return ta_stream(static_cast<c10::Half*>(out), b, ms, n, w, divisor, lam);
+    default: return ta_stream(static_cast<float*>(out), b, ms, n, w, divisor, lam);
+  }
+}
+
+}  // namespace
+
+StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const void* base,
+                                   const std::vector<const void*>& models, c10::ScalarType in_type, std::int64_t n,
+                                   const std::vector<double>& w, bool normalize, double lambda) {
+  std::vector<float> wf;
+  double wsum = 0;
+  for (double x : w) wf.push_back(static_cast<float>(x)), wsum += x;
+  const float divisor = normalize && wsum != 0 ? static_cast<float>(wsum) : 1.0f;
+  const auto lam = static_cast<float>(lambda);
+  switch (in_type) {
+    case c10::ScalarType::BFloat16: return ta_stream_out<c10::BFloat16>(out, out_type, base, models, n, wf, divisor, lam);
+    case c10::ScalarType::Half: return ta_stream_out<c10::Half>(out, out_type, base, models, n, wf, divisor, lam);
+    default: return ta_stream_out<float>(out, out_type, base, models, n, wf, divisor, lam);
+  }
+}
 
 at::Tensor trim_top_k(const at::Tensor& tau, double density) {
   const std::int64_t n = tau.numel();

@@ -105,7 +105,16 @@ at::Tensor merge_tensor(const MergeRequest& r, const GlobalStats& g, const std::
   switch (r.method->id) {
     case MethodId::Linear: return kernels::linear(base, tau, weights_of(r), p.flag("normalize"));
     case MethodId::Slerp: return kernels::slerp(base, base + tau[0], p.number("t"), p.choice("granularity") == "row");
-    case MethodId::TaskArithmetic:
+    case MethodId::TaskArithmetic: {
+      // One fused pass (bitwise the same as base + scaled_delta(weighted_sum(...)): tested).
+      at::Tensor out = at::empty_like(base);
+      std::vector<at::Tensor> c;
+      std::vector<const at::Tensor*> ptrs;
+      for (const auto& t : tau) c.push_back(t.contiguous());
+      for (const auto& t : c) ptrs.push_back(&t);
+      kernels::task_arithmetic_into(out, base.contiguous(), ptrs, weights_of(r), p.flag("normalize"), p.number("lambda"));
+      return out;
+    }
     case MethodId::TaskArithmeticSb:
       return base + scaled_delta(r, name, kernels::weighted_sum(tau, weights_of(r), p.flag("normalize")));
     case MethodId::Ties:

@@ -68,7 +68,7 @@ std::vector<MethodInfo> build() {
                "https://en.wikipedia.org/wiki/Slerp", true, 1, 1, Scope::WholeTensor, false, false,
                {num("t", "0.5", 0, 1, "interpolation factor: 0 gives the base, 1 the other model"),
                 choice("granularity", "tensor", {"tensor", "row"},
-                       "angle per whole tensor (the study's fork, older mergekit) or per output row (mergekit >= 0.1.5)")}});
+                       "one angle per whole tensor (mergekit, the study's fork) or one per output row")}});
   m.push_back({MethodId::TaskArithmetic, "task_arithmetic", "theta0 + lambda * sum_i w_i tau_i",
                "https://arxiv.org/abs/2212.04089", true, 1, 0, Scope::Elementwise, true, false,
                {lambda(), flag("normalize", "false", "divide the weighted sum by the sum of the weights")}});

@@ -2,6 +2,11 @@
 
 #include <ATen/ATen.h>
 
+#include <cstring>
+#include <mutex>
+#include <tuple>
+
+#include "kernels.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/io/hf_model.hpp"
 
@@ -11,6 +16,19 @@ struct ResidentModels::Impl {
   std::vector<std::string> names;
   std::map<std::string, at::Tensor> base;
   std::vector<std::map<std::string, at::Tensor>> tau;  // [checkpoint][name]
+  // TIES trims depend only on (checkpoint, density, tensor), never on the subset: computed once.
+  std::mutex trim_mu;
+  std::map<std::tuple<std::size_t, std::uint64_t, std::string>, kernels::TrimRule> trims;
+
+  const kernels::TrimRule& trim_rule(std::size_t ck, double density, const std::string& name) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &density, sizeof bits);
+    std::lock_guard<std::mutex> lock(trim_mu);
+    const auto key = std::make_tuple(ck, bits, name);
+    auto it = trims.find(key);
+    if (it == trims.end()) it = trims.emplace(key, kernels::make_trim_rule(tau[ck].at(name), density)).first;
+    return it->second;
+  }
 };
 
 namespace {
@@ -78,6 +96,34 @@ void ResidentModels::merge(const MergeRequest& r, std::map<std::string, at::Tens
                            const DareMaskFn* dare_mask) const {
   validate_request(r, "");
   for (const auto& m : r.members) tau(static_cast<std::size_t>(m.index), impl_->names.front());  // range check
+  // Fast in-place paths for the sweep's most common methods (bitwise equal to the generic path).
+  const MethodId id = r.method->id;
+  const bool fast_ta = id == MethodId::TaskArithmetic;
+  const bool fast_ties = id == MethodId::Ties && r.params.choice("trim") == "per_tensor";
+  if ((fast_ta || fast_ties) && dare_mask == nullptr) {
+    std::vector<double> w;
+    for (const auto& m : r.members) w.push_back(m.weight);
+    std::vector<const at::Tensor*> taus(r.members.size());
+    std::vector<const kernels::TrimRule*> rules(r.members.size());
+    for (const auto& name : impl_->names) {
+      const at::Tensor& b = impl_->base.at(name);
+      auto it = out.find(name);
+      if (it == out.end() || it->second.sizes() != b.sizes() || !it->second.is_contiguous()) {
+        it = out.insert_or_assign(name, at::empty_like(b)).first;  // the output, allocated once
+      }
+      for (std::size_t i = 0; i < r.members.size(); ++i) {
+        const auto ck = static_cast<std::size_t>(r.members[i].index);
+        taus[i] = &tau(ck, name);
+        if (fast_ties) rules[i] = &impl_->trim_rule(ck, r.members[i].density, name);
+      }
+      if (fast_ta) {
+        kernels::task_arithmetic_into(it->second, b, taus, w, r.params.flag("normalize"), r.params.number("lambda"));
+      } else {
+        kernels::ties_into(it->second, b, taus, rules, w, r.params.flag("normalize"), r.params.number("lambda"));
+      }
+    }
+    return;
+  }
   SubsetSource src(*this, r);
   const GlobalStats stats = compute_global_stats(r, src, reducer);
   std::vector<at::Tensor> taus(r.members.size());

@@ -25,6 +25,8 @@ class MappedFile {
 
   // Hint the kernel that [offset, offset+len) will be read soon, in order.
   void advise_sequential(std::uint64_t offset, std::uint64_t len) const noexcept;
+  // Drops the whole pages inside [offset, offset+len) from this process (MADV_DONTNEED).
+  void release(std::uint64_t offset, std::uint64_t len) const noexcept;
 
  private:
   MappedFile(std::string path, std::uint8_t* data, std::uint64_t size)

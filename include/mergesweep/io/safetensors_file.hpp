@@ -35,6 +35,9 @@ class SafetensorsFile {
   at::Tensor tensor(const TensorEntry& e) const;
 
   void advise_sequential() const noexcept;
+  // Gives the pages wholly inside the tensor's bytes back (MADV_DONTNEED): RSS drops, a later
+  // read faults them in again from the page cache. Views stay valid.
+  void release(const TensorEntry& e) const noexcept;
 
  private:
   SafetensorsFile(std::shared_ptr<MappedFile> file, SafetensorsHeader header)
