@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <functional>
 #include <cstring>
 
 #include "kernels.hpp"
@@ -20,23 +21,38 @@ inline std::uint32_t abs_bits(float x) {
   return b & 0x7FFFFFFFu;
 }
 
-// Bits of the k-th largest |x| (k >= 1), by four 8-bit radix passes.
+// Bits of the k-th largest |x| (k >= 1), by two 16-bit radix passes over the float bits (which
+// order like the magnitudes); each pass's histogram is built by all threads and summed.
 std::uint32_t kth_largest_abs_bits(const float* x, std::int64_t n, std::int64_t k) {
   std::int64_t rank = n - k;  // 0-based rank among ascending |x|
-  std::uint32_t prefix = 0;
-  for (int pass = 0; pass < 4; ++pass) {
-    const int shift = 24 - 8 * pass;
-    const std::uint32_t high = pass == 0 ? 0u : ~0u << (32 - 8 * pass);
-    std::array<std::int64_t, 256> h{};
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::uint32_t b = abs_bits(x[i]);
-      if ((b & high) == prefix) ++h[(b >> shift) & 0xFF];
-    }
+  std::uint32_t high_bits = 0;
+  const int chunks = std::max(1, at::get_num_threads());
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<std::vector<std::int64_t>> hs(static_cast<std::size_t>(chunks));
+    at::parallel_for(0, chunks, 1, [&](std::int64_t c0, std::int64_t c1) {
+      for (std::int64_t c = c0; c < c1; ++c) {
+        auto& h = hs[static_cast<std::size_t>(c)];
+        h.assign(65536, 0);
+        const std::int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+        if (pass == 0) {
+          for (std::int64_t i = b; i < e; ++i) ++h[abs_bits(x[i]) >> 16];
+        } else {
+          for (std::int64_t i = b; i < e; ++i) {
+            const std::uint32_t v = abs_bits(x[i]);
+            if ((v >> 16) == high_bits) ++h[v & 0xFFFF];
+          }
+        }
+      }
+    });
+    std::vector<std::int64_t> h(65536, 0);
+    for (const auto& part : hs)
+      for (int d = 0; d < 65536; ++d) h[d] += part[d];
     int d = 0;
-    while (d < 255 && rank >= h[d]) rank -= h[d++];
-    prefix |= static_cast<std::uint32_t>(d) << shift;
+    while (d < 65535 && rank >= h[d]) rank -= h[d++];
+    if (pass == 0) high_bits = static_cast<std::uint32_t>(d);
+    else return (high_bits << 16) | static_cast<std::uint32_t>(d);
   }
-  return prefix;
+  return 0;
 }
 
 }  // namespace
@@ -50,8 +66,14 @@ TrimRule make_trim_rule(const at::Tensor& tau, double density) {
   const float* x = src.data_ptr<float>();
   rule.keep_all = false;
   rule.threshold_bits = kth_largest_abs_bits(x, n, k);
-  std::int64_t ties_left = k;
-  for (std::int64_t i = 0; i < n; ++i) ties_left -= abs_bits(x[i]) > rule.threshold_bits;
+  const std::int64_t above = at::parallel_reduce(
+      0, n, 1 << 16, std::int64_t{0},
+      [&](std::int64_t b, std::int64_t e, std::int64_t acc) {
+        for (std::int64_t i = b; i < e; ++i) acc += abs_bits(x[i]) > rule.threshold_bits;
+        return acc;
+      },
+      std::plus<std::int64_t>());
+  std::int64_t ties_left = k - above;
   for (std::int64_t i = 0; i < n && ties_left > 0; ++i) {
     if (abs_bits(x[i]) == rule.threshold_bits) rule.last_tie = i, --ties_left;
   }
@@ -60,25 +82,36 @@ TrimRule make_trim_rule(const at::Tensor& tau, double density) {
 
 void task_arithmetic_into(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
                           const std::vector<double>& w, bool normalize, double lambda) {
+  constexpr std::int64_t kBlock = 4096;
   const std::size_t m = tau.size();
   std::vector<const float*> p;
   std::vector<float> wf;
-  float wsum = 0.0f;
+  double wsum_d = 0;
   for (std::size_t i = 0; i < m; ++i) {
     p.push_back(tau[i]->data_ptr<float>());
     wf.push_back(static_cast<float>(w[i]));
+    wsum_d += w[i];
   }
-  double wsum_d = 0;
-  for (double x : w) wsum_d += x;
-  wsum = normalize && wsum_d != 0 ? static_cast<float>(wsum_d) : 1.0f;
+  const float wsum = normalize && wsum_d != 0 ? static_cast<float>(wsum_d) : 1.0f;
   const float lam = static_cast<float>(lambda);
   const float* b = base.data_ptr<float>();
   float* o = out.data_ptr<float>();
-  at::parallel_for(0, out.numel(), 1 << 14, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t j = begin; j < end; ++j) {
-      float acc = 0.0f;
-      for (std::size_t i = 0; i < m; ++i) acc += p[i][j] * wf[i];
-      o[j] = b[j] + (acc / wsum) * lam;
+  // Blocks keep the accumulator in cache while each model's block streams through it
+  // (contiguous inner loops vectorize); per element the float ops and their order are unchanged.
+  at::parallel_for(0, out.numel(), kBlock * 16, [&](std::int64_t begin, std::int64_t end) {
+    float acc[kBlock];
+    for (std::int64_t s0 = begin; s0 < end; s0 += kBlock) {
+      const std::int64_t len = std::min(kBlock, end - s0);
+      float* __restrict a = acc;
+      std::fill(a, a + len, 0.0f);
+      for (std::size_t i = 0; i < m; ++i) {
+        const float* __restrict x = p[i] + s0;
+        const float wi = wf[i];
+        for (std::int64_t j = 0; j < len; ++j) a[j] += x[j] * wi;
+      }
+      const float* __restrict bb = b + s0;
+      float* __restrict oo = o + s0;
+      for (std::int64_t j = 0; j < len; ++j) oo[j] = bb[j] + (a[j] / wsum) * lam;
     }
   });
 }
@@ -209,25 +242,19 @@ StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const vo
 }
 
 at::Tensor trim_top_k(const at::Tensor& tau, double density) {
-  const std::int64_t n = tau.numel();
-  // mergekit: a positive density keeps at least one element.
-  const auto k = std::max<std::int64_t>(1, static_cast<std::int64_t>(density * static_cast<double>(n)));
-  if (density >= 1.0 || k >= n) return tau;
-  if (n == 0) return tau;
+  const TrimRule rule = make_trim_rule(tau, density);
+  if (rule.keep_all) return tau;
   const at::Tensor src = tau.contiguous();
   const float* x = src.data_ptr<float>();
-  const std::uint32_t thr = kth_largest_abs_bits(x, n, k);
-  // Everything above the threshold, then threshold ties in index order until k are kept.
-  std::int64_t above = 0;
-  for (std::int64_t i = 0; i < n; ++i) above += abs_bits(x[i]) > thr;
-  std::int64_t ties_left = k - above;
   at::Tensor out = at::empty_like(src);
   float* o = out.data_ptr<float>();
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint32_t b = abs_bits(x[i]);
-    const bool keep = b > thr || (b == thr && ties_left-- > 0);
-    o[i] = keep ? x[i] : 0.0f;
-  }
+  at::parallel_for(0, src.numel(), 1 << 16, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const std::uint32_t bits = abs_bits(x[i]);
+      const bool keep = bits > rule.threshold_bits || (bits == rule.threshold_bits && i <= rule.last_tie);
+      o[i] = keep ? x[i] : 0.0f;
+    }
+  });
   return out;
 }
 
