@@ -37,8 +37,10 @@ at::Tensor model_stock(const at::Tensor& base, const std::vector<at::Tensor>& ta
 
 at::Tensor tsv_m_delta(const std::vector<at::Tensor>& tau);                // 2-D
 at::Tensor iso_c_delta(const std::vector<at::Tensor>& tau);                // 2-D
+at::Tensor iso_c_delta_svd(const at::Tensor& sum);  // the plain SVD form (fallback, and tests)
 at::Tensor iso_cts_delta(const std::vector<at::Tensor>& tau, double common_fraction);  // 2-D
 at::Tensor subspace_boost(const at::Tensor& delta, double beta);           // 2-D
+at::Tensor subspace_boost_svd(const at::Tensor& delta, double beta);       // the plain SVD form
 
 // In-place fast paths for the resident sweep: write straight into `out` (no temporaries), with the
 // same float32 operations in the same order as the tensor-op kernels above, so results are

@@ -1,5 +1,6 @@
 // The spectral methods: TSV-M, Iso-C, Iso-CTS and Subspace Boosting. All SVDs in float32.
 #include <cmath>
+#include <functional>
 
 #include "kernels.hpp"
 
@@ -9,6 +10,26 @@ namespace {
 // Thin SVD: U [m,r], S [r], Vh [r,n].
 std::tuple<at::Tensor, at::Tensor, at::Tensor> thin_svd(const at::Tensor& m) {
   return at::linalg_svd(m, /*full_matrices=*/false);
+}
+
+// Applies a function of the singular values, A = U diag(σ) Vᵀ -> U diag(g(σ)) Vᵀ, through the
+// smaller Gram matrix: with AᵀA = V diag(σ²) Vᵀ (float64 eigh), U diag(g) Vᵀ = A V diag(g/σ) Vᵀ.
+// One Gram product and a symmetric eigensolver instead of an SVD (about 15% less time on 2
+// cores here). Exact in exact arithmetic; in float64 it matches the float32 SVD form to float32
+// tolerance while A is well conditioned, so it is used only when σ_min ≥ 1e-4 σ_max, and the plain
+// SVD otherwise (tests/merge/test_properties.cpp compares the two).
+bool spectral_via_gram(const at::Tensor& a, const std::function<at::Tensor(const at::Tensor&)>& g, at::Tensor& out) {
+  const bool wide = a.size(1) > a.size(0);
+  const at::Tensor ad = (wide ? a.t() : a).to(at::kDouble);  // [m, n] with n <= m
+  auto [evals, v] = at::linalg_eigh(at::matmul(ad.t(), ad));
+  const at::Tensor sigma = evals.clamp_min(0).sqrt().flip(0);  // descending, as the SVD's
+  const at::Tensor vs = v.flip(1);
+  const double smax = sigma[0].item<double>();
+  if (!(smax > 0) || sigma[-1].item<double>() < 1e-4 * smax) return false;
+  const at::Tensor scale = g(sigma) / sigma;
+  const at::Tensor res = at::matmul(at::matmul(ad, vs * scale.unsqueeze(0)), vs.t());
+  out = (wide ? res.t() : res).to(at::kFloat).contiguous();
+  return true;
 }
 
 at::Tensor sum_of(const std::vector<at::Tensor>& tau) {
@@ -45,7 +66,17 @@ at::Tensor tsv_m_delta(const std::vector<at::Tensor>& tau) {
 }
 
 at::Tensor iso_c_delta(const std::vector<at::Tensor>& tau) {
-  auto [u, s, vh] = thin_svd(sum_of(tau));
+  const at::Tensor sum = sum_of(tau);
+  at::Tensor out;
+  // Iso-C = mean(σ) · U Vᵀ: every singular value replaced by their mean.
+  if (spectral_via_gram(sum, [](const at::Tensor& s) { return at::full_like(s, s.mean().item<double>()); }, out)) {
+    return out;
+  }
+  return iso_c_delta_svd(sum);
+}
+
+at::Tensor iso_c_delta_svd(const at::Tensor& sum) {
+  auto [u, s, vh] = thin_svd(sum);
   return at::matmul(u, vh) * s.mean();
 }
 
@@ -80,14 +111,24 @@ at::Tensor iso_cts_delta(const std::vector<at::Tensor>& tau, double common_fract
   return at::matmul(u_all, vh_all) * s_mean;
 }
 
-at::Tensor subspace_boost(const at::Tensor& delta, double beta) {
-  auto [u, s, vh] = thin_svd(delta);
-  const at::Tensor total = s.sum();
-  if (total.item<float>() == 0.0f) return delta;
-  const at::Tensor cum = s.cumsum(0) / total;
+// j* = first index where the cumulative share of Σσ reaches β (the last index if none).
+std::int64_t boost_index(const at::Tensor& s, double beta) {
+  const at::Tensor cum = s.cumsum(0) / s.sum();
   const at::Tensor reached = (cum >= beta).nonzero();
-  const std::int64_t j = reached.numel() > 0 ? reached[0][0].item<std::int64_t>() : s.size(0) - 1;
-  const at::Tensor boosted = s.clamp_min(s[j].item().toFloat());
+  return reached.numel() > 0 ? reached[0][0].item<std::int64_t>() : s.size(0) - 1;
+}
+
+at::Tensor subspace_boost(const at::Tensor& delta, double beta) {
+  at::Tensor out;
+  const auto lift = [beta](const at::Tensor& s) { return s.clamp_min(s[boost_index(s, beta)].item<double>()); };
+  if (spectral_via_gram(delta, lift, out)) return out;
+  return subspace_boost_svd(delta, beta);
+}
+
+at::Tensor subspace_boost_svd(const at::Tensor& delta, double beta) {
+  auto [u, s, vh] = thin_svd(delta);
+  if (s.sum().item<float>() == 0.0f) return delta;
+  const at::Tensor boosted = s.clamp_min(s[boost_index(s, beta)].item().toFloat());
   return at::matmul(u * boosted.unsqueeze(0), vh);
 }
 

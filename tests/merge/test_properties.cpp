@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "merge/kernels.hpp"
 #include "mergesweep/merge/merge.hpp"
 #include "mergesweep/merge/model_stats.hpp"
 
@@ -118,6 +119,30 @@ TEST(MergeProperties, SubspaceBoostingRaisesTheTailOfTheSpectrum) {
   // Only attention/MLP weights are boosted.
   const auto other = merge_tensor(request("task_arithmetic_sb", 2, {{"beta", "0"}}), kNoStats, "lm_head.weight", base, tau);
   EXPECT_TRUE(other.equal(ta));
+}
+
+// The cheaper exact form (Gram matrix + symmetric eigensolver) against the plain SVD form.
+TEST(SpectralForms, GramFormEqualsThePlainSvdForm) {
+  for (auto shape : std::vector<std::vector<std::int64_t>>{{64, 64}, {96, 40}, {40, 96}}) {
+    const auto taus = random_taus(3, shape, 21);
+    const auto sum = taus[0] + taus[1] + taus[2];
+    // Float32 tolerance relative to the output's scale (the SVD form itself is float32).
+    const auto iso_plain = kernels::iso_c_delta_svd(sum);
+    EXPECT_LE((kernels::iso_c_delta(taus) - iso_plain).abs().max().item<double>(),
+              4e-6 * iso_plain.abs().max().item<double>());
+    for (double beta : {0.0, 0.2, 0.7}) {
+      const auto sb_plain = kernels::subspace_boost_svd(sum, beta);
+      EXPECT_LE((kernels::subspace_boost(sum, beta) - sb_plain).abs().max().item<double>(),
+                4e-6 * sb_plain.abs().max().item<double>())
+          << beta;
+    }
+  }
+  // Ill-conditioned: the Gram form steps aside and the SVD form runs (results still agree).
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  const auto u = std::get<0>(at::linalg_qr(at::randn({32, 32}, gen, at::kFloat)));
+  const auto s = at::logspace(0, -6, 32, 10.0, at::kFloat);
+  const auto bad = at::matmul(u * s.unsqueeze(0), u.t());
+  EXPECT_TRUE(kernels::subspace_boost(bad, 0.2).allclose(kernels::subspace_boost_svd(bad, 0.2), 1e-4, 1e-6));
 }
 
 TEST(Dare, MaskIsAPureFunctionOfItsInputsWhateverTheSharding) {
