@@ -14,6 +14,7 @@
 #include "mergesweep/core/version.hpp"
 #include "mergesweep/io/aten_dtype.hpp"
 #include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/io/integrity.hpp"
 #include "kernels.hpp"
 
 namespace ms::merge {
@@ -156,30 +157,40 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
                                                       r.params.flag("normalize"), r.params.number("lambda"));
       l2_sq += st.sq_change;
       if (st.non_finite > 0) {
-        fail(job.out_dir, "'" + spec.name + "'", std::to_string(st.non_finite) + " merged values are NaN or Inf (" +
-                                                     describe + "); check the inputs with mergesweep inspect --check-values");
-      }
-    } else
-    for (std::int64_t r0 = 0; r0 < rows || (rows == 0 && r0 == 0); r0 += block) {
-      const std::int64_t len = std::min(block, rows - r0);
-      auto part = [&](const at::Tensor& t) { return entry.shape.empty() || len == rows ? t : t.narrow(0, r0, len); };
-      const at::Tensor b = to_float32(part(base.tensor(spec.name)));
-      std::vector<at::Tensor> tau;
-      for (std::size_t m = 0; m < members.size(); ++m) tau.push_back(to_float32(part(members[m].tensor(spec.name))).sub_(b));
-      const at::Tensor merged = merge_tensor(r, stats, spec.name, b, tau, r0 * row_elems, job.dare_mask);
-      if (!merged.isfinite().all().item<bool>()) {
         // Name the input that carries the NaN/Inf when there is one.
-        if (!b.isfinite().all().item<bool>()) fail(base.path(), "'" + spec.name + "'", "has NaN or Inf values");
-        for (std::size_t m = 0; m < members.size(); ++m) {
-          if (!tau[m].isfinite().all().item<bool>()) {
-            fail(members[m].path(), "'" + spec.name + "'", "has NaN or Inf values, so the merge would too");
+        const auto scan = [&](const io::HfModel& model, const char* what) {
+          const io::TensorEntry& e = model.require(spec.name);
+          if (io::count_non_finite(e.dtype, model.shard_of(spec.name).data(e), e.nbytes()) > 0) {
+            fail(model.path(), "'" + spec.name + "'", what);
           }
-        }
-        fail(job.out_dir, "'" + spec.name + "'", "the merged tensor has NaN or Inf values (" + describe + ")");
+        };
+        scan(base, "has NaN or Inf values");
+        for (const auto& m : members) scan(m, "has NaN or Inf values, so the merge would too");
+        fail(job.out_dir, "'" + spec.name + "'",
+             std::to_string(st.non_finite) + " merged values are NaN or Inf (" + describe + ")");
       }
-      l2_sq += (merged - b).pow(2).sum(at::kDouble).item<double>();  // double accumulation, no double copy
-      part(out).copy_(merged);
-      if (rows == 0) break;
+    } else {
+      for (std::int64_t r0 = 0; r0 < rows || (rows == 0 && r0 == 0); r0 += block) {
+        const std::int64_t len = std::min(block, rows - r0);
+        auto part = [&](const at::Tensor& t) { return entry.shape.empty() || len == rows ? t : t.narrow(0, r0, len); };
+        const at::Tensor b = to_float32(part(base.tensor(spec.name)));
+        std::vector<at::Tensor> tau;
+        for (std::size_t m = 0; m < members.size(); ++m) tau.push_back(to_float32(part(members[m].tensor(spec.name))).sub_(b));
+        const at::Tensor merged = merge_tensor(r, stats, spec.name, b, tau, r0 * row_elems, job.dare_mask);
+        if (!merged.isfinite().all().item<bool>()) {
+          // Name the input that carries the NaN/Inf when there is one.
+          if (!b.isfinite().all().item<bool>()) fail(base.path(), "'" + spec.name + "'", "has NaN or Inf values");
+          for (std::size_t m = 0; m < members.size(); ++m) {
+            if (!tau[m].isfinite().all().item<bool>()) {
+              fail(members[m].path(), "'" + spec.name + "'", "has NaN or Inf values, so the merge would too");
+            }
+          }
+          fail(job.out_dir, "'" + spec.name + "'", "the merged tensor has NaN or Inf values (" + describe + ")");
+        }
+        l2_sq += (merged - b).pow(2).sum(at::kDouble).item<double>();  // double accumulation, no double copy
+        part(out).copy_(merged);
+        if (rows == 0) break;
+      }
     }
     rep.bytes_read += entry.nbytes() * (1 + members.size());
     writer.write(spec.name, out);
