@@ -169,6 +169,22 @@ inline void widen(const In* in, float* out, std::int64_t n) {
   for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<float>(in[j]);
 }
 
+// Narrowing from float32 with round-to-nearest-even, as c10::BFloat16/ATen's .to() do for finite
+// values (NaN is never stored: a non-finite result fails the merge). Branch-free, so it vectorizes.
+inline void store(c10::BFloat16* out, const float* in, std::int64_t n) {
+  auto* __restrict o = reinterpret_cast<std::uint16_t*>(out);
+  const float* __restrict v = in;
+  for (std::int64_t j = 0; j < n; ++j) {
+    std::uint32_t u;
+    std::memcpy(&u, &v[j], 4);
+    o[j] = static_cast<std::uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+  }
+}
+template <typename Out>
+inline void store(Out* out, const float* in, std::int64_t n) {
+  for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<Out>(in[j]);
+}
+
 // Blocks of kBlock elements: each model's block is added to the accumulator in turn, so the
 // inner loops are contiguous (vectorized) while every element sees the same float operations in
 // the same order as task_arithmetic_into.
@@ -195,13 +211,20 @@ StreamStats ta_stream(Out* out, const In* base, const std::vector<const In*>& mo
           const float wi = w[i];
           for (std::int64_t j = 0; j < len; ++j) pa[j] += (px[j] - pb[j]) * wi;
         }
+        float* __restrict vs = x.data();  // the model block is consumed: reuse it for the result
+        for (std::int64_t j = 0; j < len; ++j) vs[j] = pb[j] + (pa[j] / divisor) * lam;
+        std::int64_t bad = 0;
         for (std::int64_t j = 0; j < len; ++j) {
-          const float v = b0[j] + (acc[j] / divisor) * lam;
-          const float d = v - b0[j];
-          st.sq_change += static_cast<double>(d) * d;
-          st.non_finite += !std::isfinite(v);
-          out[b + j] = static_cast<Out>(v);  // c10 types round to nearest even, as ATen's .to()
+          std::uint32_t bits;
+          std::memcpy(&bits, &vs[j], 4);
+          bad += (bits & 0x7F800000u) == 0x7F800000u;  // NaN or Inf: the caller fails the merge
         }
+        st.non_finite += bad;
+        for (std::int64_t j = 0; j < len; ++j) {
+          const float d = vs[j] - pb[j];
+          st.sq_change += static_cast<double>(d) * d;
+        }
+        store(out + b, vs, len);
       }
       part[static_cast<std::size_t>(c)] = st;
     }

@@ -98,3 +98,41 @@ TEST_F(ResidentVsStreaming, ResidentMergeReusesTheOutputBuffers) {
 
 }  // namespace
 }  // namespace ms::merge
+
+namespace ms::merge {
+namespace {
+
+// bfloat16 checkpoints: the fused streaming kernel widens, merges and rounds back itself; its bytes
+// must equal the resident float32 result rounded by ATen (round to nearest even).
+TEST(StreamingBf16, FusedTaskArithmeticRoundsLikeATen) {
+  test::TempDir dir;
+  testbed::SyntheticFamilyOptions o;
+  o.checkpoints = 3;
+  o.dtype = "bfloat16";
+  testbed::write_synthetic_family(dir / "fam", o);
+  MergeRequest r;
+  r.method = find_method("task_arithmetic");
+  r.params = validate_params(r.method->params, {{"lambda", "0.9"}}, "", "");
+  std::vector<std::string> cks;
+  for (int i = 0; i < 3; ++i) {
+    r.members.push_back({"ft", i, 0.3 + 0.1 * i, 1.0});
+    cks.push_back(dir / ("fam/ft-0" + std::to_string(i)));
+  }
+  StreamingJob job;
+  job.request = r;
+  job.base_path = dir / "fam/base";
+  job.member_paths = cks;
+  job.out_dir = dir / "out";
+  merge_streaming(job);
+  const ResidentModels resident(dir / "fam/base", cks);
+  LocalReducer local;
+  std::map<std::string, at::Tensor> out;
+  resident.merge(r, out, local);
+  const auto written = io::HfModel::open(job.out_dir);
+  for (const auto& name : resident.tensor_names()) {
+    EXPECT_TRUE(written.tensor(name).equal(out.at(name).to(at::kBFloat16))) << name;
+  }
+}
+
+}  // namespace
+}  // namespace ms::merge
