@@ -28,19 +28,17 @@ std::uint32_t kth_largest_abs_bits(const float* x, std::int64_t n, std::int64_t 
   std::uint32_t high_bits = 0;
   const int chunks = std::max(1, at::get_num_threads());
   for (int pass = 0; pass < 2; ++pass) {
-    std::vector<std::vector<std::int64_t>> hs(static_cast<std::size_t>(chunks));
-    at::parallel_for(0, chunks, 1, [&](std::int64_t c0, std::int64_t c1) {
-      for (std::int64_t c = c0; c < c1; ++c) {
-        auto& h = hs[static_cast<std::size_t>(c)];
-        h.assign(65536, 0);
-        const std::int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
-        if (pass == 0) {
-          for (std::int64_t i = b; i < e; ++i) ++h[abs_bits(x[i]) >> 16];
-        } else {
-          for (std::int64_t i = b; i < e; ++i) {
-            const std::uint32_t v = abs_bits(x[i]);
-            if ((v >> 16) == high_bits) ++h[v & 0xFFFF];
-          }
+    // One histogram per worker thread (at::parallel_for over tiny ranges may not split, so the
+    // range is the elements); integer counts, so the split never changes the result.
+    std::vector<std::vector<std::int64_t>> hs(static_cast<std::size_t>(chunks), std::vector<std::int64_t>(65536, 0));
+    at::parallel_for(0, n, 1 << 16, [&](std::int64_t b, std::int64_t e) {
+      auto& h = hs[static_cast<std::size_t>(at::get_thread_num()) % hs.size()];
+      if (pass == 0) {
+        for (std::int64_t i = b; i < e; ++i) ++h[abs_bits(x[i]) >> 16];
+      } else {
+        for (std::int64_t i = b; i < e; ++i) {
+          const std::uint32_t v = abs_bits(x[i]);
+          if ((v >> 16) == high_bits) ++h[v & 0xFFFF];
         }
       }
     });
@@ -193,44 +191,48 @@ StreamStats ta_stream(Out* out, const In* base, const std::vector<const In*>& mo
                       const std::vector<float>& w, float divisor, float lam) {
   constexpr std::int64_t kBlock = 4096;
   const std::size_t m = models.size();
-  const int chunks = std::max(1, at::get_num_threads());
-  std::vector<StreamStats> part(static_cast<std::size_t>(chunks));
-  at::parallel_for(0, chunks, 1, [&](std::int64_t c0, std::int64_t c1) {
+  const std::int64_t nblocks = (n + kBlock - 1) / kBlock;
+  // Per-block partial sums, added up in block order: the same L2 whatever the thread count.
+  std::vector<double> sq(static_cast<std::size_t>(nblocks), 0.0);
+  std::vector<std::int64_t> bad(static_cast<std::size_t>(nblocks), 0);
+  at::parallel_for(0, nblocks, 16, [&](std::int64_t blk0, std::int64_t blk1) {
     std::vector<float> b0(kBlock), x(kBlock), acc(kBlock);
-    for (std::int64_t c = c0; c < c1; ++c) {
-      StreamStats st;
-      for (std::int64_t b = n * c / chunks, e = n * (c + 1) / chunks; b < e; b += kBlock) {
-        const std::int64_t len = std::min(kBlock, e - b);
-        widen(base + b, b0.data(), len);
-        std::fill(acc.begin(), acc.begin() + len, 0.0f);
-        float* __restrict pa = acc.data();
-        const float* __restrict px = x.data();
-        const float* __restrict pb = b0.data();
-        for (std::size_t i = 0; i < m; ++i) {
-          widen(models[i] + b, x.data(), len);
-          const float wi = w[i];
-          for (std::int64_t j = 0; j < len; ++j) pa[j] += (px[j] - pb[j]) * wi;
-        }
-        float* __restrict vs = x.data();  // the model block is consumed: reuse it for the result
-        for (std::int64_t j = 0; j < len; ++j) vs[j] = pb[j] + (pa[j] / divisor) * lam;
-        std::int64_t bad = 0;
-        for (std::int64_t j = 0; j < len; ++j) {
-          std::uint32_t bits;
-          std::memcpy(&bits, &vs[j], 4);
-          bad += (bits & 0x7F800000u) == 0x7F800000u;  // NaN or Inf: the caller fails the merge
-        }
-        st.non_finite += bad;
-        for (std::int64_t j = 0; j < len; ++j) {
-          const float d = vs[j] - pb[j];
-          st.sq_change += static_cast<double>(d) * d;
-        }
-        store(out + b, vs, len);
+    for (std::int64_t blk = blk0; blk < blk1; ++blk) {
+      const std::int64_t b = blk * kBlock;
+      const std::int64_t len = std::min(kBlock, n - b);
+      widen(base + b, b0.data(), len);
+      float* __restrict pa = acc.data();
+      const float* __restrict px = x.data();
+      const float* __restrict pb = b0.data();
+      std::fill(pa, pa + len, 0.0f);
+      for (std::size_t i = 0; i < m; ++i) {
+        widen(models[i] + b, x.data(), len);
+        const float wi = w[i];
+        for (std::int64_t j = 0; j < len; ++j) pa[j] += (px[j] - pb[j]) * wi;
       }
-      part[static_cast<std::size_t>(c)] = st;
+      float* __restrict vs = x.data();  // the model block is consumed: reuse it for the result
+      for (std::int64_t j = 0; j < len; ++j) vs[j] = pb[j] + (pa[j] / divisor) * lam;
+      std::int64_t nonfinite = 0;
+      for (std::int64_t j = 0; j < len; ++j) {
+        std::uint32_t bits;
+        std::memcpy(&bits, &vs[j], 4);
+        nonfinite += (bits & 0x7F800000u) == 0x7F800000u;  // NaN or Inf: the caller fails the merge
+      }
+      double s2 = 0;
+      for (std::int64_t j = 0; j < len; ++j) {
+        const float d = vs[j] - pb[j];
+        s2 += static_cast<double>(d) * d;
+      }
+      sq[static_cast<std::size_t>(blk)] = s2;
+      bad[static_cast<std::size_t>(blk)] = nonfinite;
+      store(out + b, vs, len);
     }
   });
   StreamStats total;
-  for (const auto& p : part) total.sq_change += p.sq_change, total.non_finite += p.non_finite;
+  for (std::int64_t blk = 0; blk < nblocks; ++blk) {
+    total.sq_change += sq[static_cast<std::size_t>(blk)];
+    total.non_finite += bad[static_cast<std::size_t>(blk)];
+  }
   return total;
 }
 
