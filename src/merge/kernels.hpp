@@ -49,6 +49,12 @@ at::Tensor subspace_boost_svd(const at::Tensor& delta, double beta);       // th
 void task_arithmetic_into(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
                           const std::vector<double>& w, bool normalize, double lambda);
 
+// A float32 copy of a tensor, never the tensor itself: for a float32 checkpoint .to() would
+// return the mapped view, and an in-place op on the result would rewrite the mapping under every
+// later reader. bfloat16 widens by a 16-bit shift, exact and several times faster than this
+// libtorch's generic conversion.
+at::Tensor to_float32(const at::Tensor& t);
+
 // Streaming task arithmetic straight from the checkpoints' bytes, one pass per block: upcast,
 // τᵢ = θᵢ − θ₀, the same float ops as task_arithmetic_into, the output rounded to its dtype, the
 // sum of squared changes (for ‖θ − θ₀‖₂) and a non-finite count, all in one pass.

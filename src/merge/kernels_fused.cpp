@@ -251,6 +251,15 @@ StreamStats ta_stream_out(void* out, c10::ScalarType out_type, const void* base,
 
 }  // namespace
 
+at::Tensor to_float32(const at::Tensor& t) {
+  if (t.scalar_type() != at::kBFloat16 || !t.is_contiguous()) return t.to(at::kFloat, false, /*copy=*/true);
+  at::Tensor out = at::empty(t.sizes(), at::kFloat);
+  const auto* in = static_cast<const c10::BFloat16*>(t.data_ptr());
+  float* o = out.data_ptr<float>();
+  at::parallel_for(0, t.numel(), 1 << 16, [&](std::int64_t b, std::int64_t e) { widen(in + b, o + b, e - b); });
+  return out;
+}
+
 StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const void* base,
                                    const std::vector<const void*>& models, c10::ScalarType in_type, std::int64_t n,
                                    const std::vector<double>& w, bool normalize, double lambda) {

@@ -26,13 +26,9 @@ class FileSource final : public TaskVectorSource {
   FileSource(const io::HfModel& base, const std::vector<io::HfModel>& members)
       : base_(base), members_(members), names_(base.tensor_names()) {}
   const std::vector<std::string>& tensor_names() const override { return names_; }
-  at::Tensor base(const std::string& name) override { return base_.tensor(name).to(at::kFloat); }
-  at::Tensor tau(std::size_t m, const std::string& name) override { return tau(m, name, base(name)); }
-  // τ with θ₀ already upcast (the merge loop converts the base once per tensor, not once per model).
-  at::Tensor tau(std::size_t m, const std::string& name, const at::Tensor& base_f32) {
-    // copy=true: for float32 checkpoints .to() would return the mapped view itself, and sub_
-    // would then rewrite the mapping under every later reader.
-    return members_[m].tensor(name).to(at::kFloat, /*non_blocking=*/false, /*copy=*/true).sub_(base_f32);
+  at::Tensor base(const std::string& name) override { return kernels::to_float32(base_.tensor(name)); }
+  at::Tensor tau(std::size_t m, const std::string& name) override {
+    return kernels::to_float32(members_[m].tensor(name)).sub_(base(name));
   }
   // Drops the mapped pages of a finished tensor from this process (they stay in the page cache),
   // so peak RSS follows the tensors in flight, not every byte read so far.
@@ -78,19 +74,6 @@ void check_members_match_base(const io::HfModel& base, const std::vector<io::HfM
 
 const char* torch_dtype_name(io::DType d) {
   return d == io::DType::BF16 ? "bfloat16" : d == io::DType::F16 ? "float16" : "float32";
-}
-
-// A float32 copy (never the mapped view itself). bfloat16 widens by a 16-bit shift, exactly and
-// several times faster than this libtorch's generic conversion kernel.
-at::Tensor to_float32(const at::Tensor& t) {
-  if (t.scalar_type() != at::kBFloat16 || !t.is_contiguous()) return t.to(at::kFloat, false, /*copy=*/true);
-  at::Tensor out = at::empty(t.sizes(), at::kFloat);
-  const auto* in = static_cast<const std::uint16_t*>(t.data_ptr());
-  auto* o = static_cast<std::uint32_t*>(out.data_ptr());
-  at::parallel_for(0, t.numel(), 1 << 15, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i) o[i] = static_cast<std::uint32_t>(in[i]) << 16;
-  });
-  return out;
 }
 
 }  // namespace
@@ -173,9 +156,9 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
       for (std::int64_t r0 = 0; r0 < rows || (rows == 0 && r0 == 0); r0 += block) {
         const std::int64_t len = std::min(block, rows - r0);
         auto part = [&](const at::Tensor& t) { return entry.shape.empty() || len == rows ? t : t.narrow(0, r0, len); };
-        const at::Tensor b = to_float32(part(base.tensor(spec.name)));
+        const at::Tensor b = kernels::to_float32(part(base.tensor(spec.name)));
         std::vector<at::Tensor> tau;
-        for (std::size_t m = 0; m < members.size(); ++m) tau.push_back(to_float32(part(members[m].tensor(spec.name))).sub_(b));
+        for (std::size_t m = 0; m < members.size(); ++m) tau.push_back(kernels::to_float32(part(members[m].tensor(spec.name))).sub_(b));
         const at::Tensor merged = merge_tensor(r, stats, spec.name, b, tau, r0 * row_elems, job.dare_mask);
         if (!merged.isfinite().all().item<bool>()) {
           // Name the input that carries the NaN/Inf when there is one.

@@ -121,6 +121,25 @@ TEST(MergeProperties, SubspaceBoostingRaisesTheTailOfTheSpectrum) {
   EXPECT_TRUE(other.equal(ta));
 }
 
+// The fused single-pass kernels are the tensor-op formulas, bitwise (same float ops, same order).
+TEST(FusedKernels, TaskArithmeticIntoIsTheTensorOpFormBitwise) {
+  const auto base = random_base({257, 33});
+  const auto tau = random_taus(5, {257, 33}, 31);
+  std::vector<const at::Tensor*> ptrs;
+  for (const auto& t : tau) ptrs.push_back(&t);
+  const std::vector<double> w = {0.3, 0.1, 0.25, 0.2, 0.15};
+  for (bool normalize : {false, true}) {
+    at::Tensor fused = at::empty_like(base);
+    kernels::task_arithmetic_into(fused, base, ptrs, w, normalize, 0.7);
+    const auto parts = kernels::weighted_sum(tau, w, normalize);
+    EXPECT_TRUE(fused.equal(base + parts.normalized() * 0.7)) << normalize;
+  }
+  const auto bf = random_base({1000}).to(at::kBFloat16);
+  EXPECT_TRUE(kernels::to_float32(bf).equal(bf.to(at::kFloat)));
+  const auto f = random_base({10});
+  EXPECT_NE(kernels::to_float32(f).data_ptr(), f.data_ptr());  // always a copy
+}
+
 // The cheaper exact form (Gram matrix + symmetric eigensolver) against the plain SVD form.
 TEST(SpectralForms, GramFormEqualsThePlainSvdForm) {
   for (auto shape : std::vector<std::vector<std::int64_t>>{{64, 64}, {96, 40}, {40, 96}}) {
