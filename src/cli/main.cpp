@@ -22,6 +22,11 @@ const Verb kVerbs[] = {
     {"inspect", ms::cli::run_inspect, "describe a safetensors file or HF model folder and check its integrity"},
     {"merge", ms::cli::run_merge, "merge models from a mergekit-style YAML configuration into a HF folder"},
     {"synth", ms::cli::run_synth, "write a synthetic model family (random base + structured fine-tune deltas)"},
+    {"testbed", ms::cli::run_testbed, "train the built-in model family (base + 12 fine-tunes, task and probe packs)"},
+    {"eval", ms::cli::run_eval, "score a model on task packs (lm-eval semantics) and probe its hidden states"},
+    {"sweep", ms::cli::run_sweep, "run a merging study from a YAML spec (MPI: mpirun -np P mergesweep sweep SPEC)"},
+    {"archive", ms::cli::run_archive, "info, verify, export or merge sweep archives (HDF5)"},
+    {"report", ms::cli::run_report, "tables and figures of the studies from an archive (python3 -m analysis)"},
 };
 
 void print_help() {

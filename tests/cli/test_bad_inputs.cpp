@@ -3,6 +3,7 @@
 // crash, and must leave no half-written output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -17,12 +18,21 @@ struct Case {
   std::vector<std::string> expect, absent;
 };
 
+// cases.json plus one cases-<module>.json per later module (each made by its own script).
 std::vector<Case> load_cases() {
-  const auto j = nlohmann::json::parse(test::read_file(test::source_path("tests/bad-inputs/cases.json")));
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(test::source_path("tests/bad-inputs"))) {
+    const auto name = e.path().filename().string();
+    if (name.rfind("cases", 0) == 0 && e.path().extension() == ".json") files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
   std::vector<Case> out;
-  for (const auto& c : j["cases"]) {
-    out.push_back({c["name"], c["args"], c["exit"], c["expect"].get<std::vector<std::string>>(),
-                   c["absent"].get<std::vector<std::string>>()});
+  for (const auto& f : files) {
+    const auto j = nlohmann::json::parse(test::read_file(f));
+    for (const auto& c : j["cases"]) {
+      out.push_back({c["name"], c["args"], c["exit"], c["expect"].get<std::vector<std::string>>(),
+                     c["absent"].get<std::vector<std::string>>()});
+    }
   }
   return out;
 }

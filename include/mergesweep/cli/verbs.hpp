@@ -7,6 +7,11 @@ namespace ms::cli {
 int run_inspect(int argc, char** argv);
 int run_synth(int argc, char** argv);
 int run_merge(int argc, char** argv);
+int run_eval(int argc, char** argv);
+int run_testbed(int argc, char** argv);
+int run_sweep(int argc, char** argv);
+int run_archive(int argc, char** argv);
+int run_report(int argc, char** argv);
 
 // Sets ATen's intra-op thread count (see compute_threads.cpp).
 void configure_compute_threads();

@@ -1,0 +1,128 @@
+// The HDF5 archive of a sweep: one file, one writer (rank 0), chunked extendible datasets
+// appended and flushed batch by batch, SWMR so readers (h5py, `mergesweep archive info`) can open
+// it while the sweep runs and after a kill. Format in docs/formats.md.
+//
+// Crash safety: every append ends with one row in /commits that records the row count of every
+// table after the batch. Readers trust only rows below the last commit; a writer reopening the
+// file truncates the uncommitted tail first. So a kill at any moment loses at most the batch in
+// flight, and a config is "done" exactly when its /configs row is committed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace ms::archive {
+
+inline constexpr int kFormatVersion = 1;
+
+struct Provenance {
+  std::string spec_text;       // the YAML as given
+  std::string spec_hash;       // sha256 hex of spec_text
+  std::string plan_hash;       // hash of what determines results (base, checkpoints, eval set)
+  std::string version;         // mergesweep version
+  std::string git_revision;
+  std::string host;
+  std::int32_t ranks = 1;
+  std::int32_t group_size = 1;
+  std::string start_time;      // ISO 8601 UTC
+};
+
+struct CheckpointRecord {       // one row per file of the base and of every checkpoint
+  std::int32_t model = 0;       // 0 = base, k = checkpoint k (1-based, spec order)
+  std::string name;             // model label (folder name)
+  std::string path;             // file path as resolved
+  std::string sha256;           // hex
+  std::uint64_t bytes = 0;
+};
+
+struct TaskRecord {             // one row per task pack / probe pack in the eval set
+  std::string name;
+  std::string kind;             // "task" or "probe"
+  std::string path;
+  std::string sha256;
+  std::int64_t items = 0;
+};
+
+struct ConfigRecord {
+  std::uint64_t id = 0;         // stable config id
+  std::string kind;             // "base", "single", "merge"
+  std::string method;           // registry name ("" for base, "none" for single)
+  std::string params;           // canonical JSON of the method parameters
+  std::int32_t n = 0;           // subset size (0 base, 1 single)
+  std::int32_t sample = 0;      // sample index within size n
+  std::vector<std::int32_t> members;  // sorted checkpoint numbers (1-based)
+};
+
+struct ResultRecord {
+  std::uint64_t config_id = 0;
+  std::string task;
+  std::string metric;
+  double value = 0, stderr_ = 0;
+  std::int64_t n = 0;           // items scored
+};
+
+struct ModelStatRecord {
+  std::uint64_t config_id = 0;
+  double l2_from_base = 0;
+  double cos_mean = 0, cos_min = 0, cos_max = 0;  // pairwise task-vector cosines of the members
+  std::map<std::string, double> l2_by_kind;        // columns l2_embed, l2_attn, l2_mlp, ...
+};
+
+struct ProbeRecord {
+  std::uint64_t config_id = 0;
+  std::string probe;
+  std::int32_t layer = 0;
+  double f1_mean = 0, f1_std = 0;
+  std::int32_t seeds = 0;
+};
+
+struct TimingRecord {
+  std::uint64_t config_id = 0;
+  double merge_s = 0, eval_s = 0, probe_s = 0, total_s = 0;
+  std::int32_t group = 0;       // worker group that ran it
+};
+
+// Everything one config produced; appended as a unit.
+struct ConfigResult {
+  ConfigRecord config;
+  std::vector<ResultRecord> results;
+  std::vector<ModelStatRecord> stats;  // 0 or 1
+  std::vector<ProbeRecord> probes;
+  TimingRecord timing;
+};
+
+class Writer {
+ public:
+  // Creates `path` or reopens an existing archive of the same plan (resume). Refuses, with an
+  // error naming the file and the difference, a different plan_hash or changed checkpoint
+  // hashes, and a file another process has open for writing.
+  static std::unique_ptr<Writer> open(const std::string& path, const Provenance& prov,
+                                      const std::vector<CheckpointRecord>& checkpoints,
+                                      const std::vector<TaskRecord>& tasks);
+  ~Writer();  // closes (a clean close clears the open-for-write state)
+
+  const std::set<std::uint64_t>& done() const;  // committed config ids
+  // Appends configs not yet done (others are skipped: de-duplication on write), then commits.
+  void append(const std::vector<ConfigResult>& batch);
+  void close();
+
+ private:
+  Writer();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Read side (committed rows only), for `mergesweep archive` and tests.
+struct Contents {
+  std::map<std::string, std::string> attributes;  // root attributes as strings
+  std::vector<CheckpointRecord> checkpoints;
+  std::vector<TaskRecord> tasks;
+  std::vector<ConfigResult> configs;               // grouped by config, in commit order
+};
+Contents read(const std::string& path);
+
+}  // namespace ms::archive

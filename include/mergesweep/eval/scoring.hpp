@@ -1,0 +1,49 @@
+// Multiple-choice scoring with lm-eval's semantics (requests, left truncation, summed
+// continuation log-likelihood, acc / acc_norm / acc_bytes, is_greedy, standard errors), computed
+// faster: each item's context once for all its choices (KV cache), per-position logsumexp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mergesweep/eval/task_pack.hpp"
+
+namespace ms::model { class Decoder; }
+
+namespace ms::eval {
+
+struct ScoreOptions {
+  std::int64_t max_length = 0;       // 0: the model's max_position_embeddings (lm-eval's default)
+  std::int64_t batch_tokens = 8192;  // upper bound on tokens per forward batch
+};
+
+struct ItemScore {
+  std::vector<double> loglik;        // per choice
+  std::vector<std::uint8_t> greedy;  // per choice: every continuation token is the argmax
+};
+
+// Fixed scoring blocks [begin, end) of item indices: a pure function of the pack and options,
+// so results never depend on how blocks are spread over ranks or on batch size elsewhere.
+std::vector<std::pair<std::size_t, std::size_t>> scoring_blocks(const TaskPack& pack, const ScoreOptions& opts);
+// Scores items [begin, end) (normally one block). Bitwise the same whatever else is scored.
+std::vector<ItemScore> score_items(const model::Decoder& model, const TaskPack& pack, std::size_t begin,
+                                   std::size_t end, const ScoreOptions& opts);
+
+struct Metric {
+  std::string name;   // "acc", "acc_norm", "acc_bytes", "exact_match"
+  double value = 0;
+  double stderr_ = 0;  // lm-eval's standard error of the mean
+};
+
+// Additive per-task tallies: partial tallies from ranks combine exactly (integer counts).
+struct TaskTally {
+  std::int64_t n = 0;
+  std::int64_t acc = 0, acc_norm = 0, acc_bytes = 0, exact_match = 0;
+  void add(const TaskItem& item, const ItemScore& score);
+  void merge(const TaskTally& other);
+  std::vector<Metric> metrics() const;
+};
+
+}  // namespace ms::eval

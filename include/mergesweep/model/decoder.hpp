@@ -1,0 +1,69 @@
+// A decoder-only transformer forward pass in ATen ops, built from a HF config.json and named
+// tensors: Llama (incl. rope_scaling type "llama3", tied embeddings), Mistral, Qwen2 (q/k/v
+// biases), Qwen3 (q_norm/k_norm, explicit head_dim); GQA; float32 or bfloat16 compute.
+// Everything is out-of-place ATen ops, so the same code trains under autograd (the testbed) and
+// scores under at::NoGradGuard (eval, sweep).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mergesweep/io/hf_config.hpp"
+
+namespace ms::model {
+
+// Per-layer keys and values of already-processed positions, for scoring several continuations
+// of one shared context: run the context once, then each continuation against the cache.
+struct KvCache {
+  std::vector<at::Tensor> k, v;  // per layer: [B, num_kv_heads, T_cached, head_dim]
+  std::int64_t length() const;   // T_cached (0 when empty)
+  // The same cache repeated `n` times along the batch (for n continuations of one context).
+  KvCache expand(std::int64_t n) const;
+};
+
+struct ForwardOptions {
+  KvCache* cache = nullptr;               // read (past positions) and extended with this call
+  // When not null, receives the hidden state entering each layer and the final normed output:
+  // hidden->at(0) = embeddings, hidden->at(l) = output of layer l-1, ..., hidden->at(L) = after
+  // the final norm. Size num_hidden_layers + 1.
+  std::vector<at::Tensor>* hidden = nullptr;
+};
+
+class Decoder {
+ public:
+  // Builds from tensors looked up by their HF names. `get` returns an undefined tensor for a
+  // missing name (then an error names `source` and the tensor). Tensors are converted to
+  // `dtype` once (a copy unless they already have it; pass tensors that require grad to train).
+  using TensorGetter = std::function<at::Tensor(const std::string&)>;
+  static std::unique_ptr<Decoder> create(const io::ModelConfig& config, const TensorGetter& get,
+                                         at::ScalarType dtype, const std::string& source);
+  // From a HF model folder (config.json + safetensors).
+  static std::unique_ptr<Decoder> load(const std::string& folder, at::ScalarType dtype);
+  ~Decoder();
+
+  const io::ModelConfig& config() const;
+  at::ScalarType dtype() const;
+  // The tensors in use, by HF name (for training: their .grad()).
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+
+  // ids: int64 [B, T], every id in [0, vocab). Positions continue after the cache's length.
+  // Returns the final normed hidden states [B, T, hidden] in the compute dtype.
+  // Throws ms::Error for out-of-range ids or a sequence longer than max_position_embeddings.
+  at::Tensor forward(const at::Tensor& ids, const ForwardOptions& opts = {}) const;
+  // lm_head (or the tied embedding) applied to hidden states: [..., vocab], compute dtype.
+  at::Tensor logits(const at::Tensor& hidden) const;
+
+ private:
+  Decoder();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The model types this forward supports ("llama", "mistral", "qwen2", "qwen3").
+const std::vector<std::string>& supported_model_types();
+
+}  // namespace ms::model
