@@ -1,0 +1,44 @@
+// MPI backend of dist::Comm and the process-level MPI set-up of a sweep.
+#pragma once
+
+#include <mpi.h>
+
+#include <memory>
+
+#include "mergesweep/dist/comm.hpp"
+
+namespace ms::dist {
+
+// Wraps (does not own) an MPI communicator.
+std::unique_ptr<Comm> make_mpi_comm(MPI_Comm comm);
+
+// MPI_Init_thread (MPI_THREAD_MULTIPLE: rank 0 runs the coordinator on a second thread) and
+// MPI_Finalize. Errors return instead of aborting (MPI_ERRORS_RETURN on the world).
+class MpiSession {
+ public:
+  MpiSession(int* argc, char*** argv);
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+  int world_rank() const noexcept { return rank_; }
+  int world_size() const noexcept { return size_; }
+  // Ends every rank of the job (a dead or hung peer must not leave the others waiting forever).
+  [[noreturn]] static void abort_job(int status);
+
+ private:
+  int rank_ = 0, size_ = 1;
+};
+
+// Worker groups: the world split into consecutive blocks of `group_size` ranks.
+struct Groups {
+  int group_size = 1;
+  int num_groups = 1;
+  int group = 0;         // this rank's group
+  int group_rank = 0;    // rank inside the group (0 = the group's leader)
+  MPI_Comm comm = MPI_COMM_NULL;
+};
+// Collective over MPI_COMM_WORLD. Throws ms::Error when the world size is not a multiple.
+Groups split_groups(int group_size);
+void free_groups(Groups& g);
+
+}  // namespace ms::dist

@@ -1,0 +1,26 @@
+// `mergesweep sweep`: every rank runs run_sweep(); rank 0 also coordinates and writes the archive.
+#pragma once
+
+#include <string>
+
+namespace ms::sweep {
+
+struct RunOptions {
+  std::string spec_path;
+  std::string output;          // overrides the spec's output when set
+  int group_size = 0;          // 0: the spec's schedule.group_size
+  int threads_per_rank = 0;    // 0: the spec's schedule.threads_per_rank
+  double progress_interval = -1;
+  bool quiet = false;
+  bool plan_only = false;      // print the plan and its size, run nothing
+  bool list = false;           // with plan_only: one line per config
+  int slice_index = 0, slice_count = 1;  // run only plan indices with index % count == index
+};
+
+// Returns the process exit status (0 done, 1 failed configs, dist::kExitDrained when stopped by
+// a signal before the end). Throws ms::Error for bad input (spec, models, packs, archive).
+int run_sweep(const RunOptions& opts, int* argc, char*** argv);
+// --plan: prints the plan (no MPI).
+int print_plan(const RunOptions& opts);
+
+}  // namespace ms::sweep

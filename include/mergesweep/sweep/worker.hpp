@@ -1,0 +1,45 @@
+// One rank of a worker group. Holds its shard of the base and of every task vector (balanced by
+// bytes, read once per sweep), the task and probe packs, and runs whole configs with the other
+// ranks of its group: merge its shard, share the merged tensors, split the evaluation items,
+// reduce. Every number it produces is independent of the group size and of which group runs it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mergesweep/archive/archive.hpp"
+#include "mergesweep/sweep/planner.hpp"
+#include "mergesweep/sweep/spec.hpp"
+
+namespace ms::dist { class Comm; }
+
+namespace ms::sweep {
+
+// Which rank of a group of `size` holds each tensor: largest first onto the least loaded rank
+// (ties: lower rank), a pure function of the names and sizes.
+std::vector<int> assign_shards(const std::vector<std::string>& names, const std::vector<std::uint64_t>& bytes, int size);
+
+class Worker {
+ public:
+  Worker(const SweepSpec& spec, dist::Comm& group, int group_index);
+  ~Worker();
+
+  // Collective over the group. `dropped` is set (and the result empty) when a drop signal
+  // arrived mid-config.
+  archive::ConfigResult run(const PlannedConfig& c, bool* dropped);
+  std::uint64_t resident_bytes() const;
+  const std::vector<archive::TaskRecord>& task_records() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Sums that do not depend on the thread count: fixed 4096-element chunks, each summed in double,
+// then the chunks in order.
+double chunked_dot(const float* a, const float* b, std::int64_t n);
+double chunked_sqdiff(const float* a, const float* b, std::int64_t n);
+
+}  // namespace ms::sweep

@@ -1,0 +1,151 @@
+#include "mergesweep/sweep/planner.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/merge/registry.hpp"
+
+namespace ms::sweep {
+namespace {
+
+// Counter-based draw: a pure function of its inputs (no generator state to carry around).
+std::uint64_t draw(std::uint64_t seed, std::uint64_t n, std::uint64_t sample, std::uint64_t attempt, std::uint64_t j) {
+  std::uint64_t h = merge::mix64(seed ^ 0x5eed5eb5e7ULL);
+  for (std::uint64_t v : {n, sample, attempt, j}) h = merge::mix64(h ^ (v + 0x9e3779b97f4a7c15ULL));
+  return h;
+}
+
+void all_combinations(int N, int n, std::vector<std::vector<int>>& out) {
+  std::vector<int> cur(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) cur[i] = i + 1;
+  for (;;) {
+    out.push_back(cur);
+    int i = n - 1;
+    while (i >= 0 && cur[i] == N - n + i + 1) --i;
+    if (i < 0) return;
+    ++cur[i];
+    for (int j = i + 1; j < n; ++j) cur[j] = cur[j - 1] + 1;
+  }
+}
+
+double method_cost(const merge::MethodInfo& m) {
+  switch (m.id) {
+    case merge::MethodId::TsvM: case merge::MethodId::IsoC: case merge::MethodId::IsoCts:
+    case merge::MethodId::TaskArithmeticSb: case merge::MethodId::TiesSb:
+      return 8;
+    case merge::MethodId::Ties: case merge::MethodId::ModelStock: case merge::MethodId::Slerp:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+}  // namespace
+
+double binomial(int N, int n) {
+  if (n < 0 || n > N) return 0;
+  double c = 1;
+  for (int i = 1; i <= n; ++i) c = c * (N - n + i) / i;
+  return c;
+}
+
+std::vector<std::vector<int>> draw_subsets(int N, int n, int samples, std::uint64_t seed) {
+  std::vector<std::vector<int>> out;
+  if (n < 1 || n > N || samples < 1) return out;
+  if (static_cast<double>(samples) >= binomial(N, n)) {
+    all_combinations(N, n, out);
+    return out;
+  }
+  std::set<std::vector<int>> seen;
+  std::vector<int> pool(static_cast<std::size_t>(N));
+  for (int s = 0; s < samples; ++s) {
+    for (std::uint64_t attempt = 0;; ++attempt) {
+      for (int i = 0; i < N; ++i) pool[i] = i + 1;
+      // Partial Fisher-Yates: the first n of a random permutation.
+      for (int j = 0; j < n; ++j) {
+        const auto r = static_cast<int>(draw(seed, static_cast<std::uint64_t>(n), static_cast<std::uint64_t>(s), attempt,
+                                             static_cast<std::uint64_t>(j)) %
+                                        static_cast<std::uint64_t>(N - j));
+        std::swap(pool[j], pool[j + r]);
+      }
+      std::vector<int> subset(pool.begin(), pool.begin() + n);
+      std::sort(subset.begin(), subset.end());
+      if (seen.insert(subset).second) {
+        out.push_back(std::move(subset));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+std::string kind_name(ConfigKind k) {
+  switch (k) {
+    case ConfigKind::Base: return "base";
+    case ConfigKind::Single: return "single";
+    default: return "merge";
+  }
+}
+
+std::uint64_t base_config_id() { return merge::stable_hash("mergesweep/base"); }
+std::uint64_t single_config_id(int checkpoint) {
+  return merge::stable_hash("mergesweep/single/" + std::to_string(checkpoint));
+}
+
+Plan make_plan(const SweepSpec& spec) {
+  Plan plan;
+  const int N = static_cast<int>(spec.checkpoints.size());
+  PlannedConfig base;
+  base.id = base_config_id();
+  base.kind = ConfigKind::Base;
+  plan.configs.push_back(base);
+  for (int k = 1; k <= N; ++k) {
+    PlannedConfig c;
+    c.id = single_config_id(k);
+    c.kind = ConfigKind::Single;
+    c.members = {k};
+    c.n = 1;
+    plan.configs.push_back(c);
+  }
+  plan.num_baselines = plan.configs.size();
+  // Subsets per size are drawn once and shared by every method point.
+  std::map<int, std::vector<std::vector<int>>> subsets;
+  for (const auto& p : spec.methods)
+    for (int n : p.sizes)
+      if (!subsets.count(n)) subsets[n] = draw_subsets(N, n, spec.samples, spec.seed);
+  std::set<std::uint64_t> ids;
+  for (const auto& c : plan.configs) ids.insert(c.id);
+  for (const auto& p : spec.methods) {
+    const double mc = method_cost(*p.method);
+    for (int n : p.sizes) {
+      const auto& subs = subsets[n];
+      for (std::size_t s = 0; s < subs.size(); ++s) {
+        PlannedConfig c;
+        c.kind = ConfigKind::Merge;
+        c.n = n;
+        c.sample = static_cast<int>(s);
+        c.members = subs[s];
+        c.request.method = p.method;
+        c.request.params = p.params;
+        for (int k : c.members) {
+          merge::Member m;
+          m.name = spec.checkpoints[static_cast<std::size_t>(k - 1)];
+          m.index = k - 1;
+          m.weight = p.weight;
+          m.density = p.density;
+          c.request.members.push_back(std::move(m));
+        }
+        c.id = c.request.config_hash();
+        c.cost = mc * n;
+        // The same point listed twice in a spec (or two grids overlapping) runs once.
+        if (!ids.insert(c.id).second) continue;
+        plan.configs.push_back(std::move(c));
+      }
+    }
+  }
+  return plan;
+}
+
+}  // namespace ms::sweep

@@ -1,0 +1,47 @@
+#include "mergesweep/sweep/result_codec.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace ms::sweep {
+
+using nlohmann::json;
+
+std::vector<std::uint8_t> encode_result(const archive::ConfigResult& r) {
+  json j;
+  const auto& c = r.config;
+  j["c"] = {c.id, c.kind, c.method, c.params, c.n, c.sample, c.members};
+  json res = json::array();
+  for (const auto& x : r.results) res.push_back({x.config_id, x.task, x.metric, x.value, x.stderr_, x.n});
+  j["r"] = res;
+  json st = json::array();
+  for (const auto& x : r.stats) st.push_back({x.config_id, x.l2_from_base, x.cos_mean, x.cos_min, x.cos_max, x.l2_by_kind});
+  j["s"] = st;
+  json pr = json::array();
+  for (const auto& x : r.probes) pr.push_back({x.config_id, x.probe, x.layer, x.f1_mean, x.f1_std, x.seeds});
+  j["p"] = pr;
+  const auto& t = r.timing;
+  j["t"] = {t.config_id, t.merge_s, t.eval_s, t.probe_s, t.total_s, t.group};
+  return json::to_cbor(j);
+}
+
+archive::ConfigResult decode_result(const std::vector<std::uint8_t>& bytes) {
+  const json j = json::from_cbor(bytes);
+  archive::ConfigResult r;
+  const auto& c = j.at("c");
+  r.config = {c[0].get<std::uint64_t>(), c[1], c[2], c[3], c[4], c[5], c[6].get<std::vector<std::int32_t>>()};
+  for (const auto& x : j.at("r"))
+    r.results.push_back({x[0].get<std::uint64_t>(), x[1], x[2], x[3], x[4], x[5]});
+  for (const auto& x : j.at("s")) {
+    archive::ModelStatRecord s;
+    s.config_id = x[0];
+    s.l2_from_base = x[1], s.cos_mean = x[2], s.cos_min = x[3], s.cos_max = x[4];
+    s.l2_by_kind = x[5].get<std::map<std::string, double>>();
+    r.stats.push_back(std::move(s));
+  }
+  for (const auto& x : j.at("p")) r.probes.push_back({x[0].get<std::uint64_t>(), x[1], x[2], x[3], x[4], x[5]});
+  const auto& t = j.at("t");
+  r.timing = {t[0].get<std::uint64_t>(), t[1], t[2], t[3], t[4], t[5]};
+  return r;
+}
+
+}  // namespace ms::sweep

@@ -1,0 +1,360 @@
+#include "mergesweep/sweep/worker.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <numeric>
+
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/core/sha256.hpp"
+#include "mergesweep/dist/comm.hpp"
+#include "mergesweep/dist/signals.hpp"
+#include "mergesweep/eval/probes.hpp"
+#include "mergesweep/eval/scoring.hpp"
+#include "mergesweep/eval/task_pack.hpp"
+#include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/merge/model_stats.hpp"
+#include "mergesweep/merge/resident.hpp"
+#include "mergesweep/model/decoder.hpp"
+
+namespace ms::sweep {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+constexpr std::int64_t kChunk = 4096;
+
+template <class F>
+double chunked(std::int64_t n, F&& f) {
+  const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> part(static_cast<std::size_t>(chunks), 0.0);
+  at::parallel_for(0, chunks, 16, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t c = b; c < e; ++c) {
+      const std::int64_t lo = c * kChunk, hi = std::min(n, lo + kChunk);
+      double s = 0;
+      for (std::int64_t i = lo; i < hi; ++i) s += f(i);
+      part[static_cast<std::size_t>(c)] = s;
+    }
+  });
+  double total = 0;
+  for (double p : part) total += p;
+  return total;
+}
+
+// Reducer for whole-model merge statistics (global TIES trim) over the group's ranks.
+class GroupReducer final : public merge::Reducer {
+ public:
+  explicit GroupReducer(dist::Comm& c) : c_(c) {}
+  void allreduce_sum(std::int64_t* d, std::size_t n) override { c_.allreduce_sum(d, n); }
+  void allreduce_sum(double* d, std::size_t n) override { c_.allreduce_sum(d, n); }
+
+ private:
+  dist::Comm& c_;
+};
+
+}  // namespace
+
+double chunked_dot(const float* a, const float* b, std::int64_t n) {
+  return chunked(n, [&](std::int64_t i) { return static_cast<double>(a[i]) * static_cast<double>(b[i]); });
+}
+double chunked_sqdiff(const float* a, const float* b, std::int64_t n) {
+  return chunked(n, [&](std::int64_t i) {
+    const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+    return d * d;
+  });
+}
+
+std::vector<int> assign_shards(const std::vector<std::string>& names, const std::vector<std::uint64_t>& bytes, int size) {
+  std::vector<std::size_t> order(names.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return bytes[a] != bytes[b] ? bytes[a] > bytes[b] : names[a] < names[b];
+  });
+  std::vector<std::uint64_t> load(static_cast<std::size_t>(size), 0);
+  std::vector<int> owner(names.size(), 0);
+  for (std::size_t i : order) {
+    const auto r = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    owner[i] = r;
+    load[static_cast<std::size_t>(r)] += bytes[i];
+  }
+  return owner;
+}
+
+struct Worker::Impl {
+  const SweepSpec& spec;
+  dist::Comm& comm;
+  int group_index = 0;
+  std::vector<std::string> names;            // every tensor of the model, sorted
+  std::vector<int> owner;                    // rank holding names[i]
+  std::vector<std::string> mine;             // names this rank holds
+  std::vector<std::int64_t> numel;
+  std::vector<std::vector<std::int64_t>> shapes;
+  std::unique_ptr<merge::ResidentModels> res;
+  io::ModelConfig config;
+  std::map<std::string, at::Tensor> out;     // merged shard (reused between configs)
+  std::vector<std::vector<double>> gram;     // task-vector dot products over the whole model
+  std::vector<eval::TaskPack> tasks;
+  std::vector<eval::ProbePack> probes;
+  std::vector<archive::TaskRecord> records;
+  eval::ScoreOptions score_opts;
+  at::ScalarType dtype = at::kFloat;
+
+  bool group_drop() {
+    std::int64_t f = dist::drop_requested() ? 1 : 0;
+    if (comm.size() > 1) comm.allreduce_sum(&f, 1);
+    return f > 0;
+  }
+};
+
+Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl_(new Impl{spec, group}) {
+  Impl& w = *impl_;
+  w.group_index = group_index;
+  const io::HfModel base = io::HfModel::open(spec.base);
+  w.config = *base.config();
+  w.names = base.tensor_names();
+  std::vector<std::uint64_t> bytes;
+  for (const auto& n : w.names) {
+    bytes.push_back(base.require(n).nbytes());
+    w.numel.push_back(base.require(n).numel());
+    w.shapes.push_back(base.require(n).shape);
+  }
+  if (group.size() > static_cast<int>(w.names.size()))
+    fail(spec.path, "schedule.group_size", "a group of " + std::to_string(group.size()) + " ranks is larger than the model's " +
+                                               std::to_string(w.names.size()) + " tensors");
+  w.owner = assign_shards(w.names, bytes, group.size());
+  for (std::size_t i = 0; i < w.names.size(); ++i)
+    if (w.owner[i] == group.rank()) w.mine.push_back(w.names[i]);
+  w.res = std::make_unique<merge::ResidentModels>(spec.base, spec.checkpoints, w.mine);
+
+  // Pairwise task-vector dot products, once per sweep (members' cosines are lookups later).
+  const std::size_t N = spec.checkpoints.size();
+  std::vector<double> dots(w.names.size() * N * N, 0.0);
+  for (std::size_t t = 0; t < w.names.size(); ++t) {
+    if (w.owner[t] != group.rank()) continue;
+    for (std::size_t i = 0; i < N; ++i) {
+      const at::Tensor& a = w.res->tau(i, w.names[t]);
+      for (std::size_t j = i; j < N; ++j) {
+        const at::Tensor& b = w.res->tau(j, w.names[t]);
+        dots[(t * N + i) * N + j] = chunked_dot(a.data_ptr<float>(), b.data_ptr<float>(), a.numel());
+      }
+    }
+  }
+  group.allreduce_sum(dots.data(), dots.size());  // one nonzero per slot: exact
+  w.gram.assign(N, std::vector<double>(N, 0.0));
+  for (std::size_t t = 0; t < w.names.size(); ++t)
+    for (std::size_t i = 0; i < N; ++i)
+      for (std::size_t j = i; j < N; ++j) w.gram[i][j] += dots[(t * N + i) * N + j];
+  for (std::size_t i = 0; i < N; ++i)
+    for (std::size_t j = 0; j < i; ++j) w.gram[i][j] = w.gram[j][i];
+
+  w.dtype = spec.eval.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
+  w.score_opts.batch_tokens = spec.eval.batch_tokens;
+  w.score_opts.max_length = spec.eval.max_length;
+  for (const auto& p : spec.eval.tasks) {
+    eval::TaskPack pack = eval::read_task_pack(p);
+    if (pack.vocab_size > w.config.vocab_size)
+      fail(p, "vocab_size", "the pack's vocabulary (" + std::to_string(pack.vocab_size) + ") is larger than the model's (" +
+                                std::to_string(w.config.vocab_size) + ")");
+    if (spec.eval.limit > 0 && static_cast<std::int64_t>(pack.items.size()) > spec.eval.limit)
+      pack.items.resize(static_cast<std::size_t>(spec.eval.limit));
+    w.records.push_back({pack.name, "task", p, sha256_file(p), static_cast<std::int64_t>(pack.items.size())});
+    w.tasks.push_back(std::move(pack));
+  }
+  for (const auto& p : spec.eval.probes) {
+    eval::ProbePack pack = eval::read_probe_pack(p);
+    if (pack.vocab_size > w.config.vocab_size)
+      fail(p, "vocab_size", "the pack's vocabulary is larger than the model's");
+    w.records.push_back({pack.name, "probe", p, sha256_file(p), static_cast<std::int64_t>(pack.sentences.size())});
+    w.probes.push_back(std::move(pack));
+  }
+  for (int l : spec.eval.layers)
+    if (l > w.config.num_hidden_layers)
+      fail(spec.path, "eval.probes.layers", "layer " + std::to_string(l) + " does not exist (the model has layers 0.." +
+                                                std::to_string(w.config.num_hidden_layers) + ", 0 = embeddings)");
+}
+
+Worker::~Worker() = default;
+
+std::uint64_t Worker::resident_bytes() const { return impl_->res->resident_bytes(); }
+const std::vector<archive::TaskRecord>& Worker::task_records() const { return impl_->records; }
+
+archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
+  Impl& w = *impl_;
+  at::NoGradGuard no_grad;
+  *dropped = false;
+  archive::ConfigResult r;
+  r.config.id = c.id;
+  r.config.kind = kind_name(c.kind);
+  r.config.method = c.kind == ConfigKind::Merge ? c.request.method->name : (c.kind == ConfigKind::Single ? "none" : "");
+  r.config.params = c.kind == ConfigKind::Merge ? c.request.params.canonical() : "";
+  r.config.n = c.n;
+  r.config.sample = c.sample;
+  r.config.members.assign(c.members.begin(), c.members.end());
+  r.timing.config_id = c.id;
+  r.timing.group = w.group_index;
+  const auto t0 = Clock::now();
+
+  // 1. This rank's shard of the model.
+  std::map<std::string, at::Tensor>& out = w.out;
+  if (c.kind == ConfigKind::Merge) {
+    GroupReducer reducer(w.comm);
+    w.res->merge(c.request, out, reducer);
+  } else {
+    for (const auto& n : w.mine) {
+      const at::Tensor& b = w.res->base(n);
+      auto it = out.find(n);
+      if (it == out.end() || !it->second.sizes().equals(b.sizes())) it = out.insert_or_assign(n, at::empty_like(b)).first;
+      if (c.kind == ConfigKind::Base) it->second.copy_(b);
+      else at::add_out(it->second, b, w.res->tau(static_cast<std::size_t>(c.members[0] - 1), n));
+    }
+  }
+  r.timing.merge_s = since(t0);
+
+  // 2. Distance from the base, per tensor kind; cosines of the members' task vectors.
+  {
+    static const char* kKinds[] = {"embed", "lm_head", "norm", "attn", "mlp", "other"};
+    std::vector<double> sq(w.names.size(), 0.0);
+    for (std::size_t t = 0; t < w.names.size(); ++t) {
+      if (w.owner[t] != w.comm.rank()) continue;
+      const at::Tensor& m = out.at(w.names[t]);
+      const at::Tensor& b = w.res->base(w.names[t]);
+      sq[t] = chunked_sqdiff(m.data_ptr<float>(), b.data_ptr<float>(), m.numel());
+    }
+    w.comm.allreduce_sum(sq.data(), sq.size());
+    archive::ModelStatRecord st;
+    st.config_id = c.id;
+    double total = 0;
+    std::map<std::string, double> by_kind;
+    for (const char* k : kKinds) by_kind[k] = 0;
+    for (std::size_t t = 0; t < w.names.size(); ++t) {
+      by_kind[merge::tensor_kind(w.names[t])] += sq[t];
+      total += sq[t];
+    }
+    for (const auto& [k, v] : by_kind) st.l2_by_kind[k] = std::sqrt(v);
+    st.l2_from_base = std::sqrt(total);
+    if (c.members.size() >= 2) {
+      double sum = 0, lo = 2, hi = -2;
+      int pairs = 0;
+      for (std::size_t a = 0; a < c.members.size(); ++a) {
+        for (std::size_t b = a + 1; b < c.members.size(); ++b) {
+          const auto i = static_cast<std::size_t>(c.members[a] - 1), j = static_cast<std::size_t>(c.members[b] - 1);
+          const double d = std::sqrt(w.gram[i][i] * w.gram[j][j]);
+          const double cs = d > 0 ? w.gram[i][j] / d : 0.0;
+          sum += cs;
+          lo = std::min(lo, cs);
+          hi = std::max(hi, cs);
+          ++pairs;
+        }
+      }
+      st.cos_mean = sum / pairs;
+      st.cos_min = lo;
+      st.cos_max = hi;
+    } else {
+      st.cos_mean = st.cos_min = st.cos_max = 1.0;
+    }
+    r.stats.push_back(std::move(st));
+  }
+  if (w.group_drop()) {
+    *dropped = true;
+    return {};
+  }
+
+  // 3. The whole merged model on every rank of the group: each owner broadcasts its tensors.
+  std::map<std::string, at::Tensor> full;
+  if (w.comm.size() == 1) {
+    full = out;
+  } else {
+    for (int owner = 0; owner < w.comm.size(); ++owner) {
+      std::int64_t total = 0;
+      for (std::size_t t = 0; t < w.names.size(); ++t)
+        if (w.owner[t] == owner) total += w.numel[t];
+      at::Tensor flat = at::empty({total}, at::kFloat);
+      std::int64_t off = 0;
+      for (std::size_t t = 0; t < w.names.size(); ++t) {
+        if (w.owner[t] != owner) continue;
+        at::Tensor dst = flat.narrow(0, off, w.numel[t]);
+        if (owner == w.comm.rank()) dst.copy_(out.at(w.names[t]).reshape({-1}));
+        off += w.numel[t];
+      }
+      w.comm.broadcast(flat.data_ptr(), static_cast<std::size_t>(total) * sizeof(float), owner);
+      off = 0;
+      for (std::size_t t = 0; t < w.names.size(); ++t) {
+        if (w.owner[t] != owner) continue;
+        full[w.names[t]] = flat.narrow(0, off, w.numel[t]);
+        off += w.numel[t];
+      }
+    }
+    for (std::size_t t = 0; t < w.names.size(); ++t) full[w.names[t]] = full[w.names[t]].view(w.shapes[t]);
+  }
+
+  // 4. Evaluation: fixed scoring blocks dealt round-robin over the group, integer tallies summed.
+  const auto t1 = Clock::now();
+  auto model = model::Decoder::create(
+      w.config, [&](const std::string& n) { auto it = full.find(n); return it == full.end() ? at::Tensor() : it->second; },
+      w.dtype, w.spec.base);
+  std::vector<std::int64_t> tallies(w.tasks.size() * 5, 0);
+  for (std::size_t k = 0; k < w.tasks.size(); ++k) {
+    const auto& pack = w.tasks[k];
+    eval::TaskTally tally;
+    const auto blocks = eval::scoring_blocks(pack, w.score_opts);
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+      if (static_cast<int>(b % static_cast<std::size_t>(w.comm.size())) != w.comm.rank()) continue;
+      const auto scores = eval::score_items(*model, pack, blocks[b].first, blocks[b].second, w.score_opts);
+      for (std::size_t i = 0; i < scores.size(); ++i) tally.add(pack.items[blocks[b].first + i], scores[i]);
+      if (dist::drop_requested() && w.comm.size() == 1) break;
+    }
+    std::int64_t* t = &tallies[k * 5];
+    t[0] = tally.n, t[1] = tally.acc, t[2] = tally.acc_norm, t[3] = tally.acc_bytes, t[4] = tally.exact_match;
+  }
+  w.comm.allreduce_sum(tallies.data(), tallies.size());
+  if (w.group_drop()) {
+    *dropped = true;
+    return {};
+  }
+  for (std::size_t k = 0; k < w.tasks.size(); ++k) {
+    eval::TaskTally tally;
+    const std::int64_t* t = &tallies[k * 5];
+    tally.n = t[0], tally.acc = t[1], tally.acc_norm = t[2], tally.acc_bytes = t[3], tally.exact_match = t[4];
+    for (const auto& m : tally.metrics())
+      r.results.push_back({c.id, w.tasks[k].name, m.name, m.value, m.stderr_, tally.n});
+  }
+  r.timing.eval_s = since(t1);
+
+  // 5. Probes: features once per pack (all layers, one forward), (layer, seed) probes dealt out.
+  const auto t2 = Clock::now();
+  const int seeds = w.spec.eval.probe_seeds;
+  std::vector<int> layers = w.spec.eval.layers;
+  if (layers.empty())
+    for (int l = 0; l <= w.config.num_hidden_layers; ++l) layers.push_back(l);
+  eval::ProbeOptions popts;
+  for (const auto& pack : w.probes) {
+    const at::Tensor feats = eval::pooled_features(*model, pack, layers, w.spec.eval.batch_tokens);
+    std::vector<double> f1(layers.size() * static_cast<std::size_t>(seeds), 0.0);
+    for (std::size_t j = 0; j < f1.size(); ++j) {
+      if (static_cast<int>(j % static_cast<std::size_t>(w.comm.size())) != w.comm.rank()) continue;
+      f1[j] = eval::train_probe(feats[static_cast<std::int64_t>(j / seeds)], pack, static_cast<std::int32_t>(j % seeds), popts);
+    }
+    w.comm.allreduce_sum(f1.data(), f1.size());  // one nonzero per slot: exact
+    for (std::size_t li = 0; li < layers.size(); ++li) {
+      double mean = 0, var = 0;
+      for (int s = 0; s < seeds; ++s) mean += f1[li * seeds + s];
+      mean /= seeds;
+      for (int s = 0; s < seeds; ++s) var += (f1[li * seeds + s] - mean) * (f1[li * seeds + s] - mean);
+      const double sd = seeds > 1 ? std::sqrt(var / (seeds - 1)) : 0.0;
+      r.probes.push_back({c.id, pack.name, layers[li], mean, sd, seeds});
+    }
+    if (w.group_drop()) {
+      *dropped = true;
+      return {};
+    }
+  }
+  r.timing.probe_s = since(t2);
+  r.timing.total_s = since(t0);
+  return r;
+}
+
+}  // namespace ms::sweep
