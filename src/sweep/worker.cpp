@@ -1,6 +1,7 @@
 #include "mergesweep/sweep/worker.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
 
 #include <chrono>
@@ -336,6 +337,7 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
     std::vector<double> f1(layers.size() * static_cast<std::size_t>(seeds), 0.0);
     for (std::size_t j = 0; j < f1.size(); ++j) {
       if (static_cast<int>(j % static_cast<std::size_t>(w.comm.size())) != w.comm.rank()) continue;
+      at::AutoGradMode grad(true);  // probe training needs autograd; the forward above did not
       f1[j] = eval::train_probe(feats[static_cast<std::int64_t>(j / seeds)], pack, static_cast<std::int32_t>(j % seeds), popts);
     }
     w.comm.allreduce_sum(f1.data(), f1.size());  // one nonzero per slot: exact

@@ -68,8 +68,13 @@ def folder(name, files, expect, target=None):
 
 
 def main():
-    shutil.rmtree(IN, ignore_errors=True)
-    os.makedirs(IN)
+    # inputs/<module>/ folders belong to the later modules' own generators (make_bad_inputs_*.py).
+    os.makedirs(IN, exist_ok=True)
+    for entry in os.listdir(IN):
+        if entry in ("model", "eval", "archive", "sweep", "testbed"):
+            continue
+        path = os.path.join(IN, entry)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
     # --- safetensors files -------------------------------------------------------------
     inspect_file("empty", b"", ["too short"])

@@ -1,0 +1,258 @@
+// The sweep engine end to end on a miniature testbed family with real MPI ranks (mpirun):
+// results bitwise the same for any rank count and group size, resume (same spec, extended spec,
+// changed checkpoint), drain on SIGUSR2 / SIGTERM with exit status 75, and SIGKILL of a random
+// rank at a random moment followed by a rerun: every config exactly once, same values.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "common/test_util.hpp"
+#include "mergesweep/archive/archive.hpp"
+
+namespace ms {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string family_dir() {
+  static test::TempDir* dir = new test::TempDir();  // lives for the whole binary
+  static bool made = false;
+  if (!made) {
+    const auto r = test::run_cli("testbed --preset tiny --quiet --seed 3 --out " + (*dir / "tb"));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    made = true;
+  }
+  return *dir / "tb";
+}
+
+std::string spec_text(const std::string& fam, const std::string& out, bool extended = false) {
+  std::string s = "name: mpi-test\nbase: '" + fam + "/base'\ncheckpoints: '" + fam +
+                  "/ft-*'\nsubsets: {sizes: [2, 3], samples: 2, seed: 11}\nmethods:\n"
+                  "  - {method: task_arithmetic, lambda: [0.5, 1.0]}\n"
+                  "  - {method: ties, density: 0.3, trim: global}\n";
+  if (extended) s += "  - {method: tsv_m}\n";
+  s += "eval:\n  tasks: '" + fam + "/tasks/*.h5'\n  probes: {packs: '" + fam +
+       "/probes/[dp]*.h5', layers: [0, 1], seeds: 2}\n  limit: 8\noutput: '" + out + "'\n";
+  return s;
+}
+
+void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+std::string mpirun(int np) {
+  return "mpirun --allow-run-as-root --oversubscribe --bind-to none -np " + std::to_string(np) + " ";
+}
+
+// Runs a shell command line in the background; the pid is the shell's exec'd process.
+struct Proc {
+  pid_t pid = -1;
+  explicit Proc(const std::string& cmd) {
+    pid = fork();
+    if (pid == 0) {
+      setpgid(0, 0);
+      execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  int wait_status() {
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+};
+
+int sh(const std::string& cmd) {
+  const int st = std::system(cmd.c_str());
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+std::string cli() { return MS_CLI; }
+
+struct Row {
+  std::vector<std::tuple<std::string, std::string, double, double, std::int64_t>> results;
+  std::vector<double> stats;
+  std::vector<std::tuple<std::string, int, double, double>> probes;
+  std::string config;
+};
+
+std::map<std::uint64_t, Row> load(const std::string& path) {
+  std::map<std::uint64_t, Row> out;
+  for (const auto& c : archive::read(path).configs) {
+    EXPECT_EQ(out.count(c.config.id), 0u) << "config " << c.config.id << " twice in " << path;
+    Row r;
+    for (const auto& x : c.results) r.results.emplace_back(x.task, x.metric, x.value, x.stderr_, x.n);
+    std::sort(r.results.begin(), r.results.end());
+    for (const auto& s : c.stats) {
+      r.stats = {s.l2_from_base, s.cos_mean, s.cos_min, s.cos_max};
+      for (const auto& [k, v] : s.l2_by_kind) r.stats.push_back(v);
+    }
+    for (const auto& p : c.probes) r.probes.emplace_back(p.probe, p.layer, p.f1_mean, p.f1_std);
+    std::sort(r.probes.begin(), r.probes.end());
+    std::string m;
+    for (int k : c.config.members) m += std::to_string(k) + ",";
+    r.config = c.config.kind + "|" + c.config.method + "|" + c.config.params + "|" + m;
+    out[c.config.id] = std::move(r);
+  }
+  return out;
+}
+
+// Bitwise: doubles compared with ==, not a tolerance.
+void expect_same(const std::map<std::uint64_t, Row>& a, const std::map<std::uint64_t, Row>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (const auto& [id, ra] : a) {
+    auto it = b.find(id);
+    ASSERT_NE(it, b.end()) << what << ": config " << id << " missing";
+    const Row& rb = it->second;
+    EXPECT_EQ(ra.config, rb.config) << what;
+    EXPECT_EQ(ra.results, rb.results) << what << ": results of " << ra.config;
+    EXPECT_EQ(ra.stats, rb.stats) << what << ": model stats of " << ra.config;
+    EXPECT_EQ(ra.probes, rb.probes) << what << ": probes of " << ra.config;
+  }
+}
+
+class SweepMpi : public ::testing::Test {
+ protected:
+  static std::map<std::uint64_t, Row>& reference() {
+    static std::map<std::uint64_t, Row> ref;
+    return ref;
+  }
+  static test::TempDir& dir() {
+    static test::TempDir* d = new test::TempDir();
+    return *d;
+  }
+  // The uninterrupted np=1 run every other run is compared with.
+  static const std::map<std::uint64_t, Row>& ref() {
+    if (reference().empty()) {
+      const std::string out = dir() / "ref.h5";
+      write(dir() / "ref.yaml", spec_text(family_dir(), out));
+      const auto r = test::run_cli("sweep --quiet " + (dir() / "ref.yaml"));
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      reference() = load(out);
+    }
+    return reference();
+  }
+};
+
+TEST_F(SweepMpi, ResultsAreBitwiseTheSameForAnyRankCountAndGroupSize) {
+  const auto& r1 = ref();
+  ASSERT_EQ(r1.size(), 13u + 3u * 4u);  // base + 12 singles; 3 method points x (2 + 2 subsets)
+  for (const auto& [np, g] : std::vector<std::pair<int, int>>{{2, 1}, {2, 2}}) {
+    const std::string out = dir() / ("np" + std::to_string(np) + "g" + std::to_string(g) + ".h5");
+    write(out + ".yaml", spec_text(family_dir(), out));
+    ASSERT_EQ(sh(mpirun(np) + cli() + " sweep --quiet -g " + std::to_string(g) + " " + out + ".yaml"), 0);
+    expect_same(r1, load(out), "np=" + std::to_string(np) + " g=" + std::to_string(g));
+    const auto info = archive::read(out).attributes;
+    EXPECT_EQ(info.at("ranks"), std::to_string(np));
+  }
+}
+
+TEST_F(SweepMpi, ResumeSkipsDoneConfigsAndRunsOnlyWhatAnExtendedSpecAdds) {
+  const std::string out = dir() / "resume.h5";
+  write(dir() / "resume.yaml", spec_text(family_dir(), out));
+  auto r = test::run_cli("sweep " + (dir() / "resume.yaml"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = test::run_cli("sweep " + (dir() / "resume.yaml"));  // nothing left to do
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("0 run, 25 skipped"), std::string::npos) << r.err;
+  write(dir() / "resume.yaml", spec_text(family_dir(), out, /*extended=*/true));
+  r = test::run_cli("sweep " + (dir() / "resume.yaml"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("4 run, 25 skipped"), std::string::npos) << r.err;
+  auto all = load(out);
+  EXPECT_EQ(all.size(), 29u);
+  std::map<std::uint64_t, Row> old;
+  for (const auto& [id, row] : ref()) old[id] = all.at(id);
+  expect_same(ref(), old, "resumed");
+}
+
+TEST_F(SweepMpi, ChangedCheckpointOrSecondWriterIsAClearError) {
+  // A copy of the family with one fine-tune's weights changed: resuming the archive is refused.
+  const std::string fam = dir() / "fam-copy";
+  fs::copy(family_dir(), fam, fs::copy_options::recursive);
+  const std::string out = dir() / "changed.h5";
+  write(dir() / "changed.yaml", spec_text(fam, out));
+  auto r = test::run_cli("sweep --quiet " + (dir() / "changed.yaml"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  {
+    std::fstream f(fam + "/ft-04/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-4, std::ios::end);
+    f.write("\x01\x02\x03\x04", 4);
+  }
+  r = test::run_cli("sweep --quiet " + (dir() / "changed.yaml"));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("ft-04"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("mergesweep: error: "), std::string::npos) << r.err;
+}
+
+// Waits until the archive holds at least `n` committed configs (read while the sweep writes).
+bool wait_for_configs(const std::string& path, std::size_t n, double timeout_s) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < timeout_s) {
+    try {
+      if (fs::exists(path) && archive::read(path).configs.size() >= n) return true;
+    } catch (const std::exception&) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+TEST_F(SweepMpi, SignalsDrainAndExit75ThenTheRerunCompletes) {
+  for (const char* sig : {"USR2", "TERM"}) {
+    const std::string out = dir() / (std::string("sig-") + sig + ".h5");
+    write(out + ".yaml", spec_text(family_dir(), out));
+    Proc p(mpirun(2) + cli() + " sweep --quiet --threads-per-rank 1 " + out + ".yaml");
+    ASSERT_TRUE(wait_for_configs(out, 1, 60)) << sig;
+    // SLURM's warning goes to the launcher, which forwards it; at the time limit every task
+    // gets SIGTERM itself (mpirun's own SIGTERM handling kills the job with its own status).
+    if (std::string(sig) == "USR2") kill(p.pid, SIGUSR2);
+    else sh("pkill -TERM -P " + std::to_string(p.pid) + " -f 'mergesweep sweep'");
+    const int status = p.wait_status();
+    const std::size_t partial = archive::read(out).configs.size();
+    if (partial < ref().size()) {
+      EXPECT_EQ(status, 75) << sig;
+    } else {
+      EXPECT_TRUE(status == 0 || status == 75) << sig << " " << status;
+    }
+    EXPECT_EQ(sh(cli() + " archive verify " + out + " >/dev/null"), 0) << sig;
+    ASSERT_EQ(sh(mpirun(2) + cli() + " sweep --quiet " + out + ".yaml"), 0) << sig;
+    expect_same(ref(), load(out), std::string("after SIG") + sig);
+  }
+}
+
+TEST_F(SweepMpi, KillingARandomRankLosesNoFinishedResult) {
+  const char* env = std::getenv("MS_KILL_TRIALS");
+  const int trials = env ? std::atoi(env) : 5;
+  std::mt19937 rng(20261123);
+  for (int t = 0; t < trials; ++t) {
+    const std::string out = dir() / ("kill-" + std::to_string(t) + ".h5");
+    write(out + ".yaml", spec_text(family_dir(), out));
+    Proc p(mpirun(2) + cli() + " sweep --quiet " + out + ".yaml");
+    // A random moment: before the first commit, or after a random number of committed configs.
+    const std::size_t after = std::uniform_int_distribution<std::size_t>(0, 12)(rng);
+    if (after > 0) wait_for_configs(out, after, 60);
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 400)(rng)));
+    // The ranks are mpirun's children; kill one of them with SIGKILL.
+    const int victim = std::uniform_int_distribution<int>(0, 1)(rng);
+    sh("pids=$(pgrep -P " + std::to_string(p.pid) + " -f 'mergesweep sweep' | sort -n); "
+       "set -- $pids; shift " + std::to_string(victim) + " 2>/dev/null; [ -n \"$1\" ] && kill -KILL $1");
+    const int status = p.wait_status();
+    // mpirun notices the dead rank and ends the job (no hang); or the sweep had already ended.
+    EXPECT_TRUE(status != 0 || archive::read(out).configs.size() == ref().size()) << "trial " << t;
+    if (fs::exists(out)) EXPECT_NO_THROW(archive::read(out)) << "trial " << t << ": archive must always open";
+    ASSERT_EQ(sh(mpirun(2) + cli() + " sweep --quiet " + out + ".yaml"), 0) << "trial " << t;
+    expect_same(ref(), load(out), "kill trial " + std::to_string(t));
+    EXPECT_EQ(sh(cli() + " archive verify " + out + " >/dev/null"), 0) << "trial " << t;
+  }
+}
+
+}  // namespace
+}  // namespace ms
