@@ -22,7 +22,7 @@ std::string describe(const PlannedConfig& c) {
   std::string m;
   for (int k : c.members) m += (m.empty() ? "" : ",") + std::to_string(k);
   if (c.kind != ConfigKind::Merge) return kind_name(c.kind) + (m.empty() ? "" : " {" + m + "}");
-  return c.request.method->name + "(" + c.request.params.canonical() + ") {" + m + "}";
+  return c.method() + "(" + c.params() + ") {" + m + "}";
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <unordered_set>
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/merge/registry.hpp"
@@ -94,6 +95,42 @@ std::uint64_t single_config_id(int checkpoint) {
   return merge::stable_hash("mergesweep/single/" + std::to_string(checkpoint));
 }
 
+namespace {
+std::uint64_t point_hash(const MethodPoint& p) {
+  return merge::stable_hash(p.method->name + "(" + p.canonical + ")|weight=" + merge::format_number(p.weight) +
+                            "|density=" + merge::format_number(p.density));
+}
+std::uint64_t config_id(std::uint64_t point, const std::vector<int>& members) {
+  std::uint64_t mask = 0;
+  for (int k : members) mask |= std::uint64_t{1} << (k - 1);
+  return merge::mix64(point ^ merge::mix64(mask ^ 0x6d65726765737765ULL));
+}
+}  // namespace
+
+std::uint64_t merge_config_id(const MethodPoint& p, const std::vector<int>& members) {
+  return config_id(point_hash(p), members);
+}
+
+std::string PlannedConfig::method() const {
+  return kind == ConfigKind::Merge ? point->method->name : kind == ConfigKind::Single ? "none" : "";
+}
+std::string PlannedConfig::params() const { return kind == ConfigKind::Merge ? point->canonical : ""; }
+
+merge::MergeRequest PlannedConfig::request(const SweepSpec& spec) const {
+  merge::MergeRequest r;
+  r.method = point->method;
+  r.params = point->params;
+  for (int k : members) {
+    merge::Member m;
+    m.name = spec.checkpoints[static_cast<std::size_t>(k - 1)];
+    m.index = k - 1;
+    m.weight = point->weight;
+    m.density = point->density;
+    r.members.push_back(std::move(m));
+  }
+  return r;
+}
+
 Plan make_plan(const SweepSpec& spec) {
   Plan plan;
   const int N = static_cast<int>(spec.checkpoints.size());
@@ -115,10 +152,13 @@ Plan make_plan(const SweepSpec& spec) {
   for (const auto& p : spec.methods)
     for (int n : p.sizes)
       if (!subsets.count(n)) subsets[n] = draw_subsets(N, n, spec.samples, spec.seed);
-  std::set<std::uint64_t> ids;
+  plan.configs.reserve(plan.configs.size() + spec.methods.size() * spec.sizes.size() * static_cast<std::size_t>(spec.samples));
+  std::unordered_set<std::uint64_t> ids;
+  ids.reserve(plan.configs.capacity() * 2);
   for (const auto& c : plan.configs) ids.insert(c.id);
   for (const auto& p : spec.methods) {
     const double mc = method_cost(*p.method);
+    const std::uint64_t ph = point_hash(p);
     for (int n : p.sizes) {
       const auto& subs = subsets[n];
       for (std::size_t s = 0; s < subs.size(); ++s) {
@@ -127,17 +167,8 @@ Plan make_plan(const SweepSpec& spec) {
         c.n = n;
         c.sample = static_cast<int>(s);
         c.members = subs[s];
-        c.request.method = p.method;
-        c.request.params = p.params;
-        for (int k : c.members) {
-          merge::Member m;
-          m.name = spec.checkpoints[static_cast<std::size_t>(k - 1)];
-          m.index = k - 1;
-          m.weight = p.weight;
-          m.density = p.density;
-          c.request.members.push_back(std::move(m));
-        }
-        c.id = c.request.config_hash();
+        c.point = &p;
+        c.id = config_id(ph, c.members);
         c.cost = mc * n;
         // The same point listed twice in a spec (or two grids overlapping) runs once.
         if (!ids.insert(c.id).second) continue;

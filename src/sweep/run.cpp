@@ -125,6 +125,47 @@ struct Quiet : std::exception {};
 
 }  // namespace
 
+void work_loop(Coordinator* coord, dist::Comm& group, bool leader, int world_rank, const WorkFn& work) {
+  std::vector<std::uint8_t> outgoing;  // a remote leader's finished result, sent with its next request
+  std::int64_t prev_index = -1;
+  ItemStatus prev_status = ItemStatus::None;
+  for (;;) {
+    std::int64_t idx = -1;
+    if (leader) {
+      if (world_rank == 0) {
+        idx = coord->next_local();
+      } else {
+        std::vector<std::uint8_t> msg(16);
+        const std::int64_t head[2] = {prev_index, static_cast<std::int64_t>(prev_status)};
+        std::memcpy(msg.data(), head, 16);
+        msg.insert(msg.end(), outgoing.begin(), outgoing.end());
+        MPI_Send(msg.data(), static_cast<int>(msg.size()), MPI_BYTE, 0, kTagWork, MPI_COMM_WORLD);
+        MPI_Recv(&idx, 1, MPI_INT64_T, 0, kTagAssign, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      }
+    }
+    group.broadcast(&idx, sizeof idx, 0);
+    if (idx < 0) break;
+    bool dropped = false;
+    archive::ConfigResult result;
+    std::string failure;
+    try {
+      result = work(idx, &dropped);
+    } catch (const ms::Error& e) {
+      failure = e.what();
+    }
+    const ItemStatus status = !failure.empty() ? ItemStatus::Failed : dropped ? ItemStatus::Dropped : ItemStatus::Done;
+    if (!leader) continue;
+    if (world_rank == 0) {
+      coord->submit_local(idx, status, std::move(result), failure);
+    } else {
+      prev_index = idx;
+      prev_status = status;
+      outgoing = status == ItemStatus::Done ? encode_result(result)
+                                            : std::vector<std::uint8_t>(failure.begin(), failure.end());
+    }
+  }
+}
+
 int print_plan(const RunOptions& opts) {
   const SweepSpec spec = load_spec(opts.spec_path);
   const Plan plan = make_plan(spec);
@@ -134,7 +175,7 @@ int print_plan(const RunOptions& opts) {
   std::map<std::string, std::map<int, int>> counts;
   for (std::size_t i = plan.num_baselines; i < plan.configs.size(); ++i) {
     const auto& c = plan.configs[i];
-    counts[c.request.method->name + "(" + c.request.params.canonical() + ")"][c.n]++;
+    counts[c.method() + "(" + c.params() + ")"][c.n]++;
   }
   std::printf("  baselines: base + %zu single checkpoints\n", plan.num_baselines - 1);
   for (const auto& [m, by_n] : counts) {
@@ -166,8 +207,8 @@ int print_plan(const RunOptions& opts) {
       std::string m;
       for (int k : c.members) m += (m.empty() ? "" : ",") + std::to_string(k);
       std::printf("%016llx %-6s %-18s %-40s n=%-3d sample=%-3d {%s}\n", static_cast<unsigned long long>(c.id),
-                  kind_name(c.kind).c_str(), c.kind == ConfigKind::Merge ? c.request.method->name.c_str() : "-",
-                  c.kind == ConfigKind::Merge ? c.request.params.canonical().c_str() : "-", c.n, c.sample, m.c_str());
+                  kind_name(c.kind).c_str(), c.kind == ConfigKind::Merge ? c.method().c_str() : "-",
+                  c.kind == ConfigKind::Merge ? c.params().c_str() : "-", c.n, c.sample, m.c_str());
     }
   }
   return kExitOk;
@@ -253,45 +294,8 @@ int run_sweep(const RunOptions& opts, int* argc, char*** argv) {
       coord = std::make_unique<Coordinator>(plan, todo, *writer, spec.schedule, groups.num_groups, mode, skipped);
       coord->start();
     }
-    const bool leader = groups.group_rank == 0;
-    std::vector<std::uint8_t> outgoing;  // a remote leader's finished result, sent with its next request
-    std::int64_t prev_index = -1;
-    ItemStatus prev_status = ItemStatus::None;
-    for (;;) {
-      std::int64_t idx = -1;
-      if (leader) {
-        if (rank == 0) {
-          idx = coord->next_local();
-        } else {
-          std::vector<std::uint8_t> msg(16);
-          const std::int64_t head[2] = {prev_index, static_cast<std::int64_t>(prev_status)};
-          std::memcpy(msg.data(), head, 16);
-          msg.insert(msg.end(), outgoing.begin(), outgoing.end());
-          MPI_Send(msg.data(), static_cast<int>(msg.size()), MPI_BYTE, 0, kTagWork, MPI_COMM_WORLD);
-          MPI_Recv(&idx, 1, MPI_INT64_T, 0, kTagAssign, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        }
-      }
-      gcomm->broadcast(&idx, sizeof idx, 0);
-      if (idx < 0) break;
-      bool dropped = false;
-      archive::ConfigResult result;
-      std::string failure;
-      try {
-        result = worker->run(plan.configs[static_cast<std::size_t>(idx)], &dropped);
-      } catch (const ms::Error& e) {
-        failure = e.what();
-      }
-      const ItemStatus status = !failure.empty() ? ItemStatus::Failed : dropped ? ItemStatus::Dropped : ItemStatus::Done;
-      if (!leader) continue;
-      if (rank == 0) {
-        coord->submit_local(idx, status, std::move(result), failure);
-      } else {
-        prev_index = idx;
-        prev_status = status;
-        outgoing = status == ItemStatus::Done ? encode_result(result)
-                                              : std::vector<std::uint8_t>(failure.begin(), failure.end());
-      }
-    }
+    work_loop(coord.get(), *gcomm, groups.group_rank == 0, rank,
+              [&](std::int64_t idx, bool* dropped) { return worker->run(plan.configs[static_cast<std::size_t>(idx)], dropped); });
 
     // 5. Summary and a common exit status.
     std::int64_t status = kExitOk;

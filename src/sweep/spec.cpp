@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <set>
@@ -192,17 +193,20 @@ void parse_methods(const Ctx& c, const YAML::Node& list, SweepSpec& s) {
               params[key] = v;
               continue;
             }
-            const double x = real(c, e[key], where + "." + key, key == "density" ? 1e-9 : -1e6, key == "density" ? 1 : 1e6);
-            (void)x;
+            double x = 0;
             try {
-              (key == "weight" ? p.weight : p.density) = std::stod(v);
+              std::size_t used = 0;
+              x = std::stod(v, &used);
+              if (used != v.size() || !std::isfinite(x)) throw std::invalid_argument(v);
             } catch (const std::exception&) {
-              c.err(e[key], where + "." + key, "'" + v + "' is not a number");
+              c.err(e[key], where + "." + key, "'" + v + "' is not a finite number");
             }
+            (key == "weight" ? p.weight : p.density) = x;
             if (key == "density" && !(p.density > 0 && p.density <= 1))
               c.err(e[key], where + ".density", "must be in (0, 1], got " + v);
           }
           p.params = merge::validate_params(m->params, params, c.file, line_of(e) + where + " (" + name + ")");
+          p.canonical = p.params.canonical();
           s.methods.push_back(std::move(p));
         };
     std::map<std::string, std::string> cur;

@@ -190,8 +190,8 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
   archive::ConfigResult r;
   r.config.id = c.id;
   r.config.kind = kind_name(c.kind);
-  r.config.method = c.kind == ConfigKind::Merge ? c.request.method->name : (c.kind == ConfigKind::Single ? "none" : "");
-  r.config.params = c.kind == ConfigKind::Merge ? c.request.params.canonical() : "";
+  r.config.method = c.method();
+  r.config.params = c.params();
   r.config.n = c.n;
   r.config.sample = c.sample;
   r.config.members.assign(c.members.begin(), c.members.end());
@@ -203,7 +203,7 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
   std::map<std::string, at::Tensor>& out = w.out;
   if (c.kind == ConfigKind::Merge) {
     GroupReducer reducer(w.comm);
-    w.res->merge(c.request, out, reducer);
+    w.res->merge(c.request(w.spec), out, reducer);
   } else {
     for (const auto& n : w.mine) {
       const at::Tensor& b = w.res->base(n);

@@ -73,7 +73,7 @@ TEST(Plan, BaselinesOncePairedSubsetsStableIds) {
   for (const auto& c : plan.configs) {
     EXPECT_TRUE(ids.insert(c.id).second) << "duplicate id";
     if (c.kind == ConfigKind::Merge)
-      subsets_by_point[c.request.method->name + c.request.params.canonical()].insert(c.members);
+      subsets_by_point[c.method() + c.params()].insert(c.members);
   }
   // Paired comparison: every method point sees the same subsets.
   ASSERT_EQ(subsets_by_point.size(), 3u);
@@ -92,12 +92,13 @@ TEST(Plan, BaselinesOncePairedSubsetsStableIds) {
 }
 
 TEST(Plan, TiesDensityGoesToEveryMember) {
-  const Plan plan = make_plan(parse_spec(kSpec, "spec.yaml"));
+  const SweepSpec spec = parse_spec(kSpec, "spec.yaml");
+  const Plan plan = make_plan(spec);
   bool seen = false;
   for (const auto& c : plan.configs) {
-    if (c.kind != ConfigKind::Merge || c.request.method->name != "ties") continue;
+    if (c.kind != ConfigKind::Merge || c.method() != "ties") continue;
     seen = true;
-    for (const auto& m : c.request.members) EXPECT_DOUBLE_EQ(m.density, 0.1);
+    for (const auto& m : c.request(spec).members) EXPECT_DOUBLE_EQ(m.density, 0.1);
   }
   EXPECT_TRUE(seen);
 }
@@ -135,5 +136,18 @@ TEST(Spec, PathsAreRelativeToTheSpecFolder) {
   EXPECT_EQ(spec.output, "/studies/x/out.h5");
 }
 
+}  // namespace
+}  // namespace ms::sweep
+
+namespace ms::sweep {
+namespace {
+TEST(Spec, ListsOfMemberValuesExpandTheGrid) {
+  std::string s = kSpec;
+  s.replace(s.find("density: 0.1"), 12, "density: [0.1, 0.2]");
+  const SweepSpec spec = parse_spec(s, "spec.yaml");
+  ASSERT_EQ(spec.methods.size(), 4u);
+  EXPECT_DOUBLE_EQ(spec.methods[2].density, 0.1);
+  EXPECT_DOUBLE_EQ(spec.methods[3].density, 0.2);
+}
 }  // namespace
 }  // namespace ms::sweep

@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,6 +18,8 @@
 #include "mergesweep/sweep/planner.hpp"
 #include "mergesweep/sweep/progress.hpp"
 #include "mergesweep/sweep/spec.hpp"
+
+namespace ms::dist { class Comm; }
 
 namespace ms::sweep {
 
@@ -68,5 +71,13 @@ class Coordinator {
   double last_commit_ = 0;
   std::string fatal_;
 };
+
+
+
+// The loop every rank runs: group leaders get a config index (rank 0 from `coord` directly,
+// others by message), broadcast it to their group, all run `work`, the leader reports the result.
+// Returns when rank 0 hands out -1 (plan done or a stop signal).
+using WorkFn = std::function<archive::ConfigResult(std::int64_t index, bool* dropped)>;
+void work_loop(Coordinator* coord, dist::Comm& group, bool leader, int world_rank, const WorkFn& work);
 
 }  // namespace ms::sweep

@@ -19,11 +19,16 @@ enum class ConfigKind { Base, Single, Merge };
 struct PlannedConfig {
   std::uint64_t id = 0;
   ConfigKind kind = ConfigKind::Merge;
-  merge::MergeRequest request;      // Merge only; members indexed 0..N-1 (checkpoint k-1)
+  const MethodPoint* point = nullptr;  // Merge only (points into the spec the plan was made from)
   std::vector<int> members;         // sorted checkpoint numbers, 1-based (Single: one)
   int n = 0;                        // subset size (0 base, 1 single)
   int sample = 0;
   double cost = 1;                  // relative cost estimate, for scheduling slow configs first
+
+  std::string method() const;       // registry name; "" for base, "none" for a single checkpoint
+  std::string params() const;       // canonical parameters ("" unless Merge)
+  // The merge to run: members indexed 0..N-1 (checkpoint k-1) with the point's weight/density.
+  merge::MergeRequest request(const SweepSpec& spec) const;
 };
 
 struct Plan {
@@ -41,5 +46,7 @@ Plan make_plan(const SweepSpec& spec);
 std::string kind_name(ConfigKind k);
 std::uint64_t base_config_id();
 std::uint64_t single_config_id(int checkpoint);
+// Stable id of a merge: (method, canonical parameters, member weight and density, sorted subset).
+std::uint64_t merge_config_id(const MethodPoint& p, const std::vector<int>& members);
 
 }  // namespace ms::sweep

@@ -18,6 +18,7 @@ namespace ms::sweep {
 struct MethodPoint {
   const merge::MethodInfo* method = nullptr;
   merge::Params params;
+  std::string canonical;   // params.canonical(), computed once
   double weight = 1.0;
   double density = 1.0;
   std::vector<int> sizes;  // subset sizes for this method (the spec's, or the entry's own)
