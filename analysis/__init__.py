@@ -1,5 +1,6 @@
 """mergesweep analysis: turns sweep archives into the studies' tables and figures.
 
-The archive reader and report arrive with the sweep engine; this package is importable now so
-that `python3 -m pytest analysis` and the project's interpreter set-up are exercised from day one.
+`python3 -m analysis report ARCHIVE --out DIR` (also `mergesweep report`), `export`, `info`,
+`sizing`; modules: reader (HDF5 archive -> DataFrames, committed rows only), stats (the studies'
+statistics, pure functions of DataFrames), figures, report, export, sizing. Guide: docs/analysis.md.
 """

@@ -28,3 +28,10 @@ ms_build() {  # ms_build DIR [cmake args...]
   fi
   cmake --build "$dir" -j "$MS_JOBS"
 }
+
+# OpenMPI refuses to start as root unless told; CI and containers run as root.
+ms_mpi_env() {
+  if [ "$(id -u)" -eq 0 ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  fi
+}

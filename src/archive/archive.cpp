@@ -1,1 +1,357 @@
-// placeholder until the module lands
+// Writer: creates or resumes an archive, appends batches under the /commits protocol (see the
+// header and docs/formats.md), runs SWMR so readers can follow along.
+#include "mergesweep/archive/archive.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "format.hpp"
+#include "h5.hpp"
+#include "lock_file.hpp"
+#include "mergesweep/core/error.hpp"
+
+namespace ms::archive {
+namespace {
+
+using format::Rows;
+
+double now_unix() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+h5::Handle latest_fapl() {
+  h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  // SWMR needs the latest file format (version-3 superblock, SWMR-safe chunk indexes).
+  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  return fapl;
+}
+
+std::string file_name(const std::string& p) { return std::filesystem::path(p).filename().string(); }
+
+// Written once, when the archive is created (attributes cannot change under SWMR).
+void write_root_attributes(hid_t f, const Provenance& p, const std::string& path) {
+  h5::write_attr(f, "format_version", static_cast<long long>(kFormatVersion), path);
+  h5::write_attr(f, "mergesweep_version", p.version, path);
+  h5::write_attr(f, "git_revision", p.git_revision, path);
+  h5::write_attr(f, "spec_text", p.spec_text, path);
+  h5::write_attr(f, "spec_hash", p.spec_hash, path);
+  h5::write_attr(f, "plan_hash", p.plan_hash, path);
+  h5::write_attr(f, "host", p.host, path);
+  h5::write_attr(f, "ranks", static_cast<long long>(p.ranks), path);
+  h5::write_attr(f, "group_size", static_cast<long long>(p.group_size), path);
+  h5::write_attr(f, "start_time", p.start_time, path);
+}
+
+Rows spec_row(const Provenance& p, const std::string& path) {
+  Rows r(format::table("specs"));
+  r.col("start_time").str(p.start_time, "specs", path);
+  r.col("spec_hash").str(p.spec_hash, "specs", path);
+  r.col("plan_hash").str(p.plan_hash, "specs", path);
+  r.col("version").str(p.version, "specs", path);
+  r.col("git_revision").str(p.git_revision, "specs", path);
+  r.col("host").str(p.host, "specs", path);
+  r.col("ranks").i32(p.ranks);
+  r.col("group_size").i32(p.group_size);
+  r.col("spec_text").str(p.spec_text, "specs", path);
+  return r;
+}
+
+Rows checkpoint_rows(const std::vector<CheckpointRecord>& cs, const std::string& path) {
+  Rows r(format::table("checkpoints"));
+  for (const auto& c : cs) {
+    r.col("model").i32(c.model);
+    r.col("name").str(c.name, "checkpoints", path);
+    r.col("path").str(c.path, "checkpoints", path);
+    r.col("sha256").str(c.sha256, "checkpoints", path);
+    r.col("bytes").u64(c.bytes);
+  }
+  return r;
+}
+
+Rows task_rows(const std::vector<TaskRecord>& ts, const std::string& path) {
+  Rows r(format::table("tasks"));
+  for (const auto& t : ts) {
+    r.col("name").str(t.name, "tasks", path);
+    r.col("kind").str(t.kind, "tasks", path);
+    r.col("path").str(t.path, "tasks", path);
+    r.col("sha256").str(t.sha256, "tasks", path);
+    r.col("items").i64(t.items);
+  }
+  return r;
+}
+
+// Checkpoint files are matched by (model, file name): paths may move between runs, bytes may not.
+void check_same_checkpoints(const Rows& old, const std::vector<CheckpointRecord>& now, const std::string& path) {
+  std::map<std::pair<int, std::string>, std::pair<std::string, std::string>> before;  // -> (name, sha)
+  for (std::size_t i = 0; i < old.rows(); ++i)
+    before[{old.col("model").get_i32(i), file_name(old.col("path").get_str(i))}] = {old.col("name").get_str(i),
+                                                                                     old.col("sha256").get_str(i)};
+  for (const auto& c : now) {
+    const auto it = before.find({c.model, file_name(c.path)});
+    if (it == before.end())
+      fail(path, "checkpoints",
+           "checkpoint " + std::to_string(c.model) + " (" + c.name + ") file " + file_name(c.path) +
+               " is not in the archive's checkpoint list: the archive was made from different checkpoints");
+    if (it->second.second != c.sha256)
+      fail(path, "checkpoints",
+           "checkpoint " + std::to_string(c.model) + " (" + c.name + ") file " + c.path +
+               " changed since the archive was written: sha256 was " + it->second.second + ", now " + c.sha256);
+  }
+  if (before.size() != now.size())
+    fail(path, "checkpoints",
+         "the archive records " + std::to_string(before.size()) + " checkpoint files, the spec has " +
+             std::to_string(now.size()));
+}
+
+void check_same_tasks(const Rows& old, const std::vector<TaskRecord>& now, const std::string& path) {
+  std::map<std::string, std::string> before;
+  for (std::size_t i = 0; i < old.rows(); ++i) before[old.col("name").get_str(i)] = old.col("sha256").get_str(i);
+  for (const auto& t : now) {
+    const auto it = before.find(t.name);
+    if (it == before.end())
+      fail(path, "tasks", "task '" + t.name + "' is not in the archive's eval set: the archive was made for another eval set");
+    if (it->second != t.sha256)
+      fail(path, "tasks", "task '" + t.name + "' (" + t.path + ") changed since the archive was written: sha256 was " +
+                              it->second + ", now " + t.sha256);
+  }
+  if (before.size() != now.size())
+    fail(path, "tasks", "the archive records " + std::to_string(before.size()) + " tasks, the spec has " +
+                            std::to_string(now.size()));
+}
+
+}  // namespace
+
+struct Writer::Impl {
+  std::string path;
+  LockFile lock;
+  h5::Handle file;
+  std::map<std::string, std::uint64_t> rows;  // committed row counts
+  std::int64_t seq = 0;                        // rows in /commits
+  std::set<std::uint64_t> done;
+  std::map<std::string, std::vector<h5::Handle>> dsets;  // opened once SWMR has started
+
+  void write(const Rows& r, std::uint64_t offset) {
+    const auto it = dsets.find(r.table->name);
+    if (it != dsets.end()) format::write_rows(it->second, r, offset, path);
+    else format::write_rows(file.get(), r, offset, path);
+  }
+
+  void commit() {
+    Rows c(format::commits_table());
+    c.col("seq").i64(seq + 1);
+    c.col("time").f64(now_unix());
+    for (const auto& t : format::tables()) c.col(t.name).i64(static_cast<std::int64_t>(rows[t.name]));
+    write(c, static_cast<std::uint64_t>(seq));
+    if (H5Fflush(file.get(), H5F_SCOPE_LOCAL) < 0) h5::fail(path, "/commits", "cannot flush the commit");
+    ++seq;
+  }
+
+  // Writes the tables' new rows, flushes, then commits: the data is on disk before the commit row.
+  void append_tables(const std::vector<Rows>& tabs) {
+    for (const auto& r : tabs) write(r, rows[r.table->name]);
+    if (H5Fflush(file.get(), H5F_SCOPE_LOCAL) < 0) h5::fail(path, "", "cannot flush");
+    std::map<std::string, std::uint64_t> saved = rows;
+    for (const auto& r : tabs) rows[r.table->name] += r.rows();
+    try {
+      commit();
+    } catch (...) {
+      rows = saved;  // the next append overwrites the uncommitted rows
+      throw;
+    }
+  }
+};
+
+Writer::Writer() : impl_(std::make_unique<Impl>()) {}
+Writer::~Writer() {
+  try {
+    close();
+  } catch (...) {
+  }
+}
+
+const std::set<std::uint64_t>& Writer::done() const { return impl_->done; }
+
+std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& prov,
+                                     const std::vector<CheckpointRecord>& checkpoints,
+                                     const std::vector<TaskRecord>& tasks) {
+  h5::quiet();
+  std::unique_ptr<Writer> w(new Writer());
+  Impl& m = *w->impl_;
+  m.path = path;
+  // Validate every string before touching the disk.
+  const Rows ck = checkpoint_rows(checkpoints, path), tk = task_rows(tasks, path), sp = spec_row(prov, path);
+  m.lock = LockFile::acquire(path, 2.0);
+
+  bool fresh = false;
+  if (!std::filesystem::exists(path)) {
+    // Build the empty archive under a temporary name: a kill during creation leaves no half file.
+    const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+    try {
+      h5::Handle fapl = latest_fapl();
+      h5::Handle f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+      if (!f.valid()) h5::fail(path, "", "cannot create the archive");
+      m.file = std::move(f);
+      write_root_attributes(m.file.get(), prov, path);
+      for (const auto& t : format::tables()) format::create_table(m.file.get(), t, path);
+      format::create_table(m.file.get(), format::commits_table(), path);
+      for (const auto& t : format::tables()) m.rows[t.name] = 0;
+      m.append_tables({ck, tk, sp});
+      if (H5Fclose(m.file.release()) < 0) h5::fail(path, "", "cannot close the new archive");
+    } catch (...) {
+      m.file.reset();
+      std::remove(tmp.c_str());
+      throw;
+    }
+    std::filesystem::rename(tmp, path);
+    fresh = true;
+  }
+
+  // Check it is an archive before opening it for writing (never modify a foreign HDF5 file). A
+  // file that cannot be opened for reading is left to the write-open below, which clears a dead
+  // writer's mark or reports why it cannot open the file.
+  if (!fresh) {
+    std::string err;
+    h5::Handle probe = format::try_open_read(path, err);
+    if (probe.valid()) format::check_structure(probe.get(), path);
+  }
+
+  // (Re)open for writing. A writer that was killed leaves the superblock marked "open for
+  // write"; we hold the lock, so no writer is alive: clear the mark as `h5clear -s` would.
+  {
+    h5::Handle fapl = latest_fapl();
+    h5::Handle f(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()), H5Fclose);
+    if (!f.valid()) {
+      const std::string first = h5::last_error();
+      hbool_t clear = 1;
+      if (H5Pexist(fapl.get(), "clear_status_flags") > 0) H5Pset(fapl.get(), "clear_status_flags", &clear);
+      H5Eclear2(H5E_DEFAULT);
+      f = h5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()), H5Fclose);
+      if (!f.valid()) {
+        if (H5Fis_hdf5(path.c_str()) <= 0) fail(path, "", "not an HDF5 file: expected a mergesweep archive");
+        H5Eclear2(H5E_DEFAULT);
+        fail(path, "", "cannot open the archive for writing (is another program reading it without SWMR?): " + first);
+      }
+    }
+    m.file = std::move(f);
+  }
+  const hid_t f = m.file.get();
+  // A writer killed mid-flush can leave chunk-index entries (of uncommitted rows) pointing past
+  // the end-of-allocation address its superblock recorded; overwriting those rows then fails with
+  // "addr overflow". The chunks' data precede their index entries on disk, so raising the EOA to
+  // the physical end of file (as h5clear --increment does) covers them.
+  if (H5Fincrement_filesize(f, 0) < 0) h5::fail(path, "", "cannot adjust the end-of-file address");
+  format::check_structure(f, path);
+  const std::string old_plan = h5::read_attr_text(f, "plan_hash", path);
+  if (old_plan != prov.plan_hash)
+    fail(path, "plan_hash",
+         "the archive was written for a different plan (base, checkpoints or eval set): its plan_hash is " + old_plan +
+             ", this spec's is " + prov.plan_hash + "; write to a new archive");
+  std::uint64_t commit_rows = 0;
+  const format::Commit c = format::last_commit(f, path, &commit_rows);
+  m.rows = c.counts;
+  m.seq = c.seq;
+  check_same_checkpoints(format::read_rows(f, format::table("checkpoints"), m.rows["checkpoints"], path), checkpoints, path);
+  check_same_tasks(format::read_rows(f, format::table("tasks"), m.rows["tasks"], path), tasks, path);
+  const Rows ids = format::read_rows(f, format::table("configs"), m.rows["configs"], path);
+  for (std::size_t i = 0; i < ids.rows(); ++i) m.done.insert(ids.col("config_id").get_u64(i));
+  // Rows a killed writer left after its last commit stay until the next appends overwrite them
+  // (appends start at the committed counts); readers never trust them.
+  if (H5Fstart_swmr_write(f) < 0) h5::fail(path, "", "cannot start SWMR writing");
+  for (const auto& t : format::tables()) m.dsets[t.name] = format::open_columns(f, t, path);
+  m.dsets["commits"] = format::open_columns(f, format::commits_table(), path);
+  // A resumed session: /specs gets one row per writer session (the root attributes stay those
+  // of the session that created the archive).
+  if (!fresh) m.append_tables({sp});
+  return w;
+}
+
+void Writer::append(const std::vector<ConfigResult>& batch) {
+  Impl& m = *impl_;
+  if (!m.file.valid()) fail(m.path, "", "archive writer is closed");
+  const std::string& path = m.path;
+  Rows cf(format::table("configs")), rs(format::table("results")), st(format::table("model_stats")),
+      pr(format::table("probes")), tm(format::table("timings"));
+  auto& c_id = cf.col("config_id");
+  auto& c_kind = cf.col("kind");
+  auto& c_method = cf.col("method");
+  auto& c_params = cf.col("params");
+  auto& c_n = cf.col("n");
+  auto& c_sample = cf.col("sample");
+  auto& c_members = cf.col("members");
+  auto& r_id = rs.col("config_id");
+  auto& r_task = rs.col("task");
+  auto& r_metric = rs.col("metric");
+  auto& r_value = rs.col("value");
+  auto& r_stderr = rs.col("stderr");
+  auto& r_n = rs.col("n");
+  std::set<std::uint64_t> added;
+  for (const auto& cr : batch) {
+    const auto& c = cr.config;
+    if (m.done.count(c.id) || !added.insert(c.id).second) continue;  // de-duplication on write
+    c_id.u64(c.id);
+    c_kind.str(c.kind, "configs", path);
+    c_method.str(c.method, "configs", path);
+    c_params.str(c.params, "configs", path);
+    c_n.i32(c.n);
+    c_sample.i32(c.sample);
+    c_members.str(format::members_text(c.members), "configs", path);
+    for (const auto& r : cr.results) {
+      r_id.u64(c.id);
+      r_task.str(r.task, "results", path);
+      r_metric.str(r.metric, "results", path);
+      r_value.f64(r.value);
+      r_stderr.f64(r.stderr_);
+      r_n.i64(r.n);
+    }
+    for (const auto& s : cr.stats) {
+      st.col("config_id").u64(c.id);
+      st.col("l2_from_base").f64(s.l2_from_base);
+      st.col("cos_mean").f64(s.cos_mean);
+      st.col("cos_min").f64(s.cos_min);
+      st.col("cos_max").f64(s.cos_max);
+      for (const auto& [k, v] : s.l2_by_kind) {
+        bool known = false;
+        for (const auto& kk : format::l2_kinds()) known = known || kk == k;
+        if (!known) fail(path, "/model_stats/l2_" + k, "unknown tensor kind '" + k + "' (the archive has columns for embed, lm_head, attn, mlp, norm, other)");
+      }
+      for (const auto& k : format::l2_kinds()) {
+        const auto it = s.l2_by_kind.find(k);
+        st.col("l2_" + k).f64(it == s.l2_by_kind.end() ? std::nan("") : it->second);
+      }
+    }
+    for (const auto& p : cr.probes) {
+      pr.col("config_id").u64(c.id);
+      pr.col("probe").str(p.probe, "probes", path);
+      pr.col("layer").i32(p.layer);
+      pr.col("f1_mean").f64(p.f1_mean);
+      pr.col("f1_std").f64(p.f1_std);
+      pr.col("seeds").i32(p.seeds);
+    }
+    const auto& t = cr.timing;
+    tm.col("config_id").u64(c.id);
+    tm.col("merge_s").f64(t.merge_s);
+    tm.col("eval_s").f64(t.eval_s);
+    tm.col("probe_s").f64(t.probe_s);
+    tm.col("total_s").f64(t.total_s);
+    tm.col("group").i32(t.group);
+  }
+  if (added.empty()) return;
+  m.append_tables({cf, rs, st, pr, tm});
+  m.done.insert(added.begin(), added.end());
+}
+
+void Writer::close() {
+  Impl& m = *impl_;
+  if (!m.file.valid()) return;
+  m.dsets.clear();
+  const hid_t f = m.file.release();  // a failed close is not retried
+  const herr_t rc = H5Fclose(f);
+  m.lock.release();
+  if (rc < 0) h5::fail(m.path, "", "cannot close the archive");
+}
+
+}  // namespace ms::archive

@@ -1,7 +1,196 @@
-// mergesweep archive: placeholder until its module lands.
+// mergesweep archive info|verify|export|merge: look into, check, flatten and combine sweep
+// archives (format in docs/formats.md, "Sweep archive").
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+
+#include "mergesweep/archive/tools.hpp"
 #include "mergesweep/cli/verbs.hpp"
 #include "mergesweep/core/error.hpp"
 
+namespace po = boost::program_options;
+
 namespace ms::cli {
-int run_archive(int, char**) { fail("", "archive", "not built yet"); }
+namespace {
+
+const char* const kOverview =
+    "usage: mergesweep archive <command> [options]   (mergesweep archive <command> --help)\n\n"
+    "commands:\n"
+    "  info ARCHIVE                  provenance, rows per table, configs per method and size, writer state\n"
+    "  verify ARCHIVE                structure and consistency checks; exit 1 listing the problems\n"
+    "  export ARCHIVE --out DIR      tidy CSV (or Parquet) tables for pandas, R, spreadsheets\n"
+    "  merge A B... --out OUT        combine archives of one plan, each config once\n\n"
+    "Archives can be read while a sweep writes them (HDF5 SWMR); only committed rows are shown.\n"
+    "Format: docs/formats.md, section \"Sweep archive\".\n";
+
+// Parses `argv` (argv[0] = the command) with positional names; returns false after --help.
+bool parse(int argc, char** argv, po::options_description& opts, const po::options_description& hidden,
+           const po::positional_options_description& pos, po::variables_map& vm) {
+  po::options_description all;
+  all.add(opts).add(hidden);
+  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return false;
+  }
+  po::notify(vm);
+  for (const auto& name : {"archive", "inputs"})
+    if (hidden.find_nothrow(name, false) && !vm.count(name))
+      throw po::error(std::string("expected ") + (std::string(name) == "archive" ? "ARCHIVE" : "input archives A B..."));
+  return true;
+}
+
+std::string time_text(double unix_s) {
+  if (unix_s <= 0) return "-";
+  const std::time_t t = static_cast<std::time_t>(unix_s);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return b;
+}
+
+int run_info(int argc, char** argv) {
+  std::string path;
+  po::options_description opts(
+      "usage: mergesweep archive info ARCHIVE\n\n"
+      "Prints the provenance (root attributes), the committed rows of every table, the configs per\n"
+      "method and subset size, the writer sessions (/specs) and whether a writer holds the archive\n"
+      "now. Safe while a sweep writes the file.\n\noptions");
+  opts.add_options()("help,h", "show this help")("spec", "also print the spec text");
+  po::options_description hidden;
+  hidden.add_options()("archive", po::value(&path));
+  po::positional_options_description pos;
+  pos.add("archive", 1);
+  po::variables_map vm;
+  if (!parse(argc, argv, opts, hidden, pos, vm)) return kExitOk;
+  const auto s = archive::summarize(path);
+  auto attr = [&](const char* k) {
+    const auto it = s.attributes.find(k);
+    return it == s.attributes.end() ? std::string("-") : it->second;
+  };
+  std::printf("archive: %s\n", path.c_str());
+  std::printf("format_version: %s, written by mergesweep %s (%s)\n", attr("format_version").c_str(),
+              attr("mergesweep_version").c_str(), attr("git_revision").c_str());
+  std::printf("created: %s on %s, %s ranks, group size %s\n", attr("start_time").c_str(), attr("host").c_str(),
+              attr("ranks").c_str(), attr("group_size").c_str());
+  std::printf("plan_hash: %s\nspec_hash: %s\n", attr("plan_hash").c_str(), attr("spec_hash").c_str());
+  std::printf("sessions: %zu\n", s.sessions.size());
+  for (const auto& [t, h] : s.sessions) std::printf("  %s  spec %s\n", t.c_str(), h.substr(0, 16).c_str());
+  std::printf("commits: %lld, last at %s\n", static_cast<long long>(s.commits), time_text(s.last_commit_time).c_str());
+  std::printf("rows (committed):\n");
+  for (const auto& [t, n] : s.rows) {
+    const auto stored = s.stored.at(t);
+    if (stored > n)
+      std::printf("  %-12s %llu (+%llu uncommitted)\n", t.c_str(), static_cast<unsigned long long>(n),
+                  static_cast<unsigned long long>(stored - n));
+    else
+      std::printf("  %-12s %llu\n", t.c_str(), static_cast<unsigned long long>(n));
+  }
+  std::printf("configs by method and subset size n:\n");
+  for (const auto& [m, by] : s.configs_by_method_size) {
+    std::string line;
+    std::uint64_t total = 0;
+    for (const auto& [n, k] : by) {
+      line += " n=" + std::to_string(n) + ":" + std::to_string(k);
+      total += k;
+    }
+    std::printf("  %-18s %6llu  %s\n", m.c_str(), static_cast<unsigned long long>(total), line.c_str());
+  }
+  if (s.writer_pid)
+    std::printf("writer: active (pid %ld holds %s.lock)\n", s.writer_pid, path.c_str());
+  else if (s.open_flag)
+    std::printf("writer: none; the file was not closed cleanly (writer killed): rows after the last commit "
+                "are ignored and dropped when the sweep resumes\n");
+  else
+    std::printf("writer: none (closed cleanly)\n");
+  if (vm.count("spec")) std::printf("spec text:\n%s\n", attr("spec_text").c_str());
+  return kExitOk;
+}
+
+int run_verify(int argc, char** argv) {
+  std::string path;
+  po::options_description opts(
+      "usage: mergesweep archive verify ARCHIVE\n\n"
+      "Checks that ARCHIVE is a readable mergesweep archive of a supported format version: every\n"
+      "group and column present, a complete last commit whose row counts the datasets hold, commit\n"
+      "counts never decreasing, no duplicate config ids, members consistent with n and the\n"
+      "checkpoints, every result/model_stats/probe/timing row referencing a committed config, one\n"
+      "timing row per config, spec_hash = sha256(spec_text). Exit 0 if sound, 1 with the list of\n"
+      "problems otherwise.\n\noptions");
+  opts.add_options()("help,h", "show this help");
+  po::options_description hidden;
+  hidden.add_options()("archive", po::value(&path));
+  po::positional_options_description pos;
+  pos.add("archive", 1);
+  po::variables_map vm;
+  if (!parse(argc, argv, opts, hidden, pos, vm)) return kExitOk;
+  const auto problems = archive::verify(path);
+  if (problems.empty()) {
+    std::printf("%s: ok\n", path.c_str());
+    return kExitOk;
+  }
+  std::string all;
+  for (const auto& p : problems) all += "\n  " + p;
+  fail(path, "verify", std::to_string(problems.size()) + " problem(s):" + all);
+}
+
+int run_export(int argc, char** argv) {
+  std::string path, out, format = "csv";
+  po::options_description opts(
+      "usage: mergesweep archive export ARCHIVE --out DIR [--format csv|parquet]\n\n"
+      "Writes the committed rows as tidy tables in DIR (created if needed): results (one row per\n"
+      "config, task and metric), configs, model_stats, probes, timings (each per-config table starts\n"
+      "with the config columns config_id,kind,method,params,n,sample,members), checkpoints and\n"
+      "tasks. Parquet goes through Python with pandas and pyarrow (python3, or $MS_PYTHON).\n\noptions");
+  opts.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output folder")(
+      "format", po::value(&format)->default_value(format), "csv or parquet");
+  po::options_description hidden;
+  hidden.add_options()("archive", po::value(&path));
+  po::positional_options_description pos;
+  pos.add("archive", 1);
+  po::variables_map vm;
+  if (!parse(argc, argv, opts, hidden, pos, vm)) return kExitOk;
+  const auto files = archive::export_tables(path, out, format);
+  for (const auto& f : files) std::printf("%s\n", f.c_str());
+  return kExitOk;
+}
+
+int run_merge_archives(int argc, char** argv) {
+  std::vector<std::string> inputs;
+  std::string out;
+  po::options_description opts(
+      "usage: mergesweep archive merge A B... --out OUT\n\n"
+      "Combines archives of the same plan (same plan_hash and checkpoint hashes, e.g. the parts of\n"
+      "a sweep run as separate jobs) into the new archive OUT, each config once (the first archive\n"
+      "listed wins). Archives of different plans are refused. OUT must not exist; it is written\n"
+      "under a temporary name and renamed when complete.\n\noptions");
+  opts.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "the new archive");
+  po::options_description hidden;
+  hidden.add_options()("inputs", po::value(&inputs)->multitoken());
+  po::positional_options_description pos;
+  pos.add("inputs", -1);
+  po::variables_map vm;
+  if (!parse(argc, argv, opts, hidden, pos, vm)) return kExitOk;
+  const auto rep = archive::merge_archives(inputs, out);
+  std::printf("%s: %llu configs (%llu duplicates skipped)\n", out.c_str(), static_cast<unsigned long long>(rep.configs),
+              static_cast<unsigned long long>(rep.duplicates));
+  return kExitOk;
+}
+
+}  // namespace
+
+int run_archive(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    std::cout << kOverview;
+    return argc < 2 ? kExitUsage : kExitOk;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "info") return run_info(argc - 1, argv + 1);
+  if (cmd == "verify") return run_verify(argc - 1, argv + 1);
+  if (cmd == "export") return run_export(argc - 1, argv + 1);
+  if (cmd == "merge") return run_merge_archives(argc - 1, argv + 1);
+  throw po::error("unknown command '" + cmd + "' (info, verify, export or merge)");
+}
+
 }  // namespace ms::cli

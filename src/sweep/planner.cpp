@@ -114,7 +114,15 @@ std::uint64_t merge_config_id(const MethodPoint& p, const std::vector<int>& memb
 std::string PlannedConfig::method() const {
   return kind == ConfigKind::Merge ? point->method->name : kind == ConfigKind::Single ? "none" : "";
 }
-std::string PlannedConfig::params() const { return kind == ConfigKind::Merge ? point->canonical : ""; }
+// The method's canonical parameters plus the per-member weight and density when the method uses
+// them (the archive's `params` column: two TIES grids differing only in density stay apart).
+std::string PlannedConfig::params() const {
+  if (kind != ConfigKind::Merge) return "";
+  std::string s = point->canonical;
+  if (point->method->uses_density) s += ",density=" + merge::format_number(point->density);
+  if (point->method->uses_weight) s += ",weight=" + merge::format_number(point->weight);
+  return s;
+}
 
 merge::MergeRequest PlannedConfig::request(const SweepSpec& spec) const {
   merge::MergeRequest r;

@@ -4,7 +4,7 @@
 //
 // Crash safety: every append ends with one row in /commits that records the row count of every
 // table after the batch. Readers trust only rows below the last commit; a writer reopening the
-// file truncates the uncommitted tail first. So a kill at any moment loses at most the batch in
+// file appends from the committed counts, overwriting any uncommitted tail. So a kill at any moment loses at most the batch in
 // flight, and a config is "done" exactly when its /configs row is committed.
 #pragma once
 
@@ -51,7 +51,7 @@ struct ConfigRecord {
   std::uint64_t id = 0;         // stable config id
   std::string kind;             // "base", "single", "merge"
   std::string method;           // registry name ("" for base, "none" for single)
-  std::string params;           // canonical JSON of the method parameters
+  std::string params;           // canonical "name=value,..." of the method parameters (+ density, weight)
   std::int32_t n = 0;           // subset size (0 base, 1 single)
   std::int32_t sample = 0;      // sample index within size n
   std::vector<std::int32_t> members;  // sorted checkpoint numbers (1-based)

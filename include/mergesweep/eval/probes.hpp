@@ -46,4 +46,17 @@ at::Tensor pooled_features(const model::Decoder& model, const ProbePack& pack, c
 // of (features, pack labels/split, seed, options): the same on any rank and thread count.
 double train_probe(const at::Tensor& features, const ProbePack& pack, std::int32_t seed, const ProbeOptions& opts);
 
+// train_probe with everything it found: the best (lowest dev loss) checkpoint and its scores.
+struct ProbeFit {
+  double test_macro_f1 = 0;
+  double best_dev_loss = 0;
+  std::int32_t epochs = 0;       // epochs run (early stopping may end before max_epochs)
+  at::Tensor weight, bias;       // the kept checkpoint: [classes, hidden], [classes] float32
+};
+ProbeFit fit_probe(const at::Tensor& features, const ProbePack& pack, std::int32_t seed, const ProbeOptions& opts);
+
+// Macro-F1 as sklearn's f1_score(average="macro"): mean over the classes present in `gold` or
+// `pred` of 2TP / (2TP + FP + FN).
+double macro_f1(const std::vector<std::int32_t>& gold, const std::vector<std::int32_t>& pred);
+
 }  // namespace ms::eval

@@ -1,0 +1,66 @@
+"""Command line of the analysis package. Exit status: 0 done, 1 unreadable archive or failed
+step (message on stderr), 2 bad command line (as every mergesweep verb)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in the project's one message style (docs/errors.md), exit status 2."""
+
+    def error(self, message):
+        verb = self.prog.split()[-1]
+        print(f"mergesweep: error: {verb}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python3 -m analysis",
+                description="Tables and figures of the merging studies from a mergesweep archive.")
+    sub = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    r = sub.add_parser("report", help="report.md with tables (CSV) and figures (PNG)")
+    r.add_argument("archive")
+    r.add_argument("--out", required=True, help="output folder (created)")
+    r.add_argument("--metric", default="acc", help="task metric to average (default acc; e.g. acc_norm)")
+    r.add_argument("--quiet", action="store_true")
+    e = sub.add_parser("export", help="tidy results and configs tables (CSV or Parquet)")
+    e.add_argument("archive")
+    e.add_argument("--out", required=True, help="output folder (created)")
+    e.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    e.add_argument("--quiet", action="store_true")
+    m = sub.add_parser("summary", help="the systematic study's table on stdout: per method and subset size, "
+                                       "share beating the base, mean gain, mean L2 from the base")
+    m.add_argument("archive")
+    m.add_argument("--metric", default="acc", help="task metric to average (default acc)")
+    i = sub.add_parser("info", help="how many configs are committed (works while a sweep writes)")
+    i.add_argument("archive")
+    sub.add_parser("sizing", help="print the memory and wall-time tables of docs/sizing.md")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)  # exits 2 on a bad command line
+    if args.verb == "sizing":
+        from .sizing import main as sizing_main
+        return sizing_main()
+    from .reader import ArchiveError, read_archive
+    try:
+        if args.verb == "report":
+            from .report import run
+            run(args.archive, args.out, args.metric, args.quiet)
+        elif args.verb == "export":
+            from .export import run
+            run(args.archive, args.out, args.format, args.quiet)
+        elif args.verb == "summary":
+            from .report import summary_text
+            print(summary_text(read_archive(args.archive), args.metric))
+        else:
+            print(read_archive(args.archive).summary())
+    except ArchiveError as e:  # its message starts with the file
+        print(f"mergesweep: error: {e}", file=sys.stderr)
+        return 1
+    except (RuntimeError, OSError, KeyError, ValueError) as e:
+        print(f"mergesweep: error: {args.archive}: {e}", file=sys.stderr)
+        return 1
+    return 0

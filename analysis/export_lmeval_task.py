@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Turn an lm-eval multiple-choice task into a mergesweep task pack (HDF5, docs/formats.md).
+
+The requests are lm-eval's own: the task builds its instances (construct_requests, few-shot
+contexts, target delimiter), and lm-eval's own HFLM code splits each (context, continuation)
+into token ids (_encode_pair: trailing whitespace of the context moves to the continuation,
+encode(context + continuation)[len(encode(context)):], empty context -> [prefix token]). Only the
+model is missing: HFLM's tokenizer-side methods run on an instance that holds a tokenizer, and the
+token lists handed to _loglikelihood_tokens are captured instead of scored.
+
+Needs lm-eval and transformers (a venv under /tmp, never the project's interpreter):
+  python analysis/export_lmeval_task.py --task arc_easy --tokenizer meta-llama/Llama-3.2-1B --out arc_easy.h5
+  python analysis/export_lmeval_task.py --task path/to/task.yaml --tokenizer ./model --out task.h5
+"""
+import argparse
+import collections
+import os
+import sys
+
+import h5py
+import numpy as np
+
+
+def load_task(task_arg, include_path):
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    name = task_arg
+    if task_arg.endswith((".yaml", ".yml")):
+        import yaml
+
+        include_path = include_path or os.path.dirname(os.path.abspath(task_arg))
+        with open(task_arg, encoding="utf-8") as f:
+            # lm-eval YAMLs may carry !function tags; only the task name is needed here.
+            yaml.add_multi_constructor("!", lambda loader, suffix, node: None, Loader=yaml.SafeLoader)
+            name = yaml.safe_load(f)["task"]
+    tm = TaskManager(include_path=include_path) if include_path else TaskManager()
+    tasks = get_task_dict([name], tm)
+    if len(tasks) != 1:
+        sys.exit(f"export_lmeval_task: {task_arg}: a group of {len(tasks)} tasks; export its subtasks one by one")
+    (task_name, task), = tasks.items()
+    return task_name, task
+
+
+def tokenizer_side_hflm(tokenizer_path, add_bos_token, prefix_token_id):
+    """An HFLM that has a tokenizer but no model: enough for lm-eval's request encoding."""
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoTokenizer
+
+    lm = object.__new__(HFLM)
+    lm.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    lm.backend = "causal"
+    lm.add_bos_token = add_bos_token
+    lm.custom_prefix_token_id = prefix_token_id
+    lm.enable_thinking = False
+    captured = []
+    lm._loglikelihood_tokens = lambda requests, disable_tqdm=False, **kw: captured.extend(requests) or [
+        (0.0, False)
+    ] * len(requests)
+    return lm, captured
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", required=True, help="lm-eval task name, or a task YAML file")
+    ap.add_argument("--include-path", help="folder of extra task YAMLs (default: the YAML's folder)")
+    ap.add_argument("--tokenizer", required=True, help="HF tokenizer name or folder (the model's)")
+    ap.add_argument("--out", required=True, help="task pack to write (.h5)")
+    ap.add_argument("--name", help="task name in results (default: the lm-eval task name)")
+    ap.add_argument("--num-fewshot", type=int, default=None, help="few-shot examples (default: the task's)")
+    ap.add_argument("--fewshot-seed", type=int, default=1234, help="lm-eval's default few-shot seed")
+    ap.add_argument("--limit", type=int, default=None, help="first N documents only")
+    ap.add_argument("--add-bos-token", action="store_true", default=None, help="as lm-eval's add_bos_token=True")
+    ap.add_argument("--prefix-token-id", type=int, default=None, help="as lm-eval's prefix_token_id")
+    ap.add_argument("--vocab-size", type=int, default=None,
+                    help="ids must be below this (default: len(tokenizer)); use the model's vocab_size if larger")
+    args = ap.parse_args()
+
+    task_name, task = load_task(args.task, args.include_path)
+    if task.OUTPUT_TYPE != "multiple_choice":
+        sys.exit(f"export_lmeval_task: {task_name}: output_type {task.OUTPUT_TYPE!r}; only multiple_choice is packed")
+    if getattr(task, "multiple_input", False):
+        sys.exit(f"export_lmeval_task: {task_name}: per-choice contexts (multiple_input, e.g. winogrande) "
+                 "do not fit a shared-context pack yet")
+    if "acc_mutual_info" in task._metric_fn_list:
+        sys.exit(f"export_lmeval_task: {task_name}: acc_mutual_info needs unconditional requests; not packed")
+    if args.num_fewshot is not None:
+        task.set_config(key="num_fewshot", value=args.num_fewshot)
+    if hasattr(task, "set_fewshot_seed"):
+        task.set_fewshot_seed(seed=args.fewshot_seed)
+    task.build_all_requests(limit=args.limit, rank=0, world_size=1)
+
+    lm, captured = tokenizer_side_hflm(args.tokenizer, args.add_bos_token, args.prefix_token_id)
+    instances = task.instances
+    lm.loglikelihood(instances, disable_tqdm=True)
+    assert len(captured) == len(instances)
+
+    by_doc = collections.OrderedDict()
+    for inst, (_, ctx_enc, cont_enc) in zip(instances, captured):
+        by_doc.setdefault(inst.doc_id, []).append((inst, ctx_enc, cont_enc))
+
+    vocab = args.vocab_size or len(lm.tokenizer)
+    gold, ctx_tokens, ctx_off, choice_off = [], [], [0], [0]
+    cont_tokens, cont_off, chars, nbytes, texts, doc_ids = [], [0], [], [], [], []
+    for doc_id, reqs in by_doc.items():
+        reqs.sort(key=lambda r: r[0].idx)
+        doc = reqs[0][0].doc
+        choices = task.doc_to_choice(doc)
+        if len(choices) != len(reqs):
+            sys.exit(f"export_lmeval_task: doc {doc_id}: {len(reqs)} requests for {len(choices)} choices")
+        ctx0 = list(reqs[0][1])
+        for inst, ctx_enc, cont_enc in reqs:
+            if list(ctx_enc) != ctx0:
+                sys.exit(f"export_lmeval_task: doc {doc_id}: choices have different context tokens")
+            if len(cont_enc) == 0:
+                sys.exit(f"export_lmeval_task: doc {doc_id} choice {inst.idx}: empty continuation after tokenization")
+        # The gold index exactly as lm-eval's process_results derives it.
+        g = task.doc_to_target(doc)
+        if isinstance(g, list):
+            sys.exit(f"export_lmeval_task: doc {doc_id}: several gold answers (multiple_target) are not packed")
+        if isinstance(g, str):
+            g = choices.index(g) if g in choices else -1
+        if not 0 <= g < len(choices):
+            sys.exit(f"export_lmeval_task: doc {doc_id}: gold {g} is not a choice index")
+        gold.append(g)
+        doc_ids.append(doc_id)
+        ctx_tokens.extend(ctx0)
+        ctx_off.append(len(ctx_tokens))
+        for (inst, _, cont_enc), choice in zip(reqs, choices):
+            cont_tokens.extend(cont_enc)
+            cont_off.append(len(cont_tokens))
+            chars.append(len(choice))                   # code points, as lm-eval's len(str)
+            nbytes.append(len(choice.encode("utf-8")))
+            texts.append(choice)
+        choice_off.append(len(chars))
+    bad = [t for t in ctx_tokens + cont_tokens if not 0 <= t < vocab]
+    if bad:
+        sys.exit(f"export_lmeval_task: token id {bad[0]} outside [0, {vocab}); pass --vocab-size")
+
+    version = ""
+    try:
+        version = str(task.VERSION if task.VERSION is not None else task.config.metadata.get("version", ""))
+    except Exception:
+        version = str((getattr(task.config, "metadata", None) or {}).get("version", ""))
+    out = args.out
+    tmp = os.path.join(os.path.dirname(os.path.abspath(out)), "." + os.path.basename(out) + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        s = h5py.string_dtype("utf-8")
+        f.attrs["format"] = "mergesweep-task-pack"
+        f.attrs["format_version"] = np.int64(1)
+        f.attrs["name"] = args.name or task_name
+        f.attrs["source_task"] = task_name
+        f.attrs["task_version"] = version
+        f.attrs["tokenizer"] = args.tokenizer
+        f.attrs["num_fewshot"] = np.int64(task.config.num_fewshot or 0)
+        f.attrs["vocab_size"] = np.int64(vocab)
+        f["gold"] = np.asarray(gold, dtype=np.int32)
+        f["context_tokens"] = np.asarray(ctx_tokens, dtype=np.int32)
+        f["context_offsets"] = np.asarray(ctx_off, dtype=np.int64)
+        f["choice_offsets"] = np.asarray(choice_off, dtype=np.int64)
+        f["continuation_tokens"] = np.asarray(cont_tokens, dtype=np.int32)
+        f["continuation_offsets"] = np.asarray(cont_off, dtype=np.int64)
+        f["choice_chars"] = np.asarray(chars, dtype=np.int64)
+        f["choice_bytes"] = np.asarray(nbytes, dtype=np.int64)
+        f.create_dataset("choice_text", data=np.array(texts, dtype=object), dtype=s)
+        f["doc_id"] = np.asarray(doc_ids, dtype=np.int64)
+    os.replace(tmp, out)
+    print(f"export_lmeval_task: {task_name}: {len(gold)} items, {len(chars)} choices -> {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

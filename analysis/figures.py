@@ -1,0 +1,75 @@
+"""The report's figures as PNG (matplotlib, Agg backend: no display needed)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def accuracy_vs_n(table: pd.DataFrame, base_score: float, path: str, value: str = "acc",
+                  ylabel: str = "mean accuracy over tasks") -> str:
+    """One line per method: mean over the subsets of each size n, a band of ± one std; the base
+    as a dashed line."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, g in table.groupby("method", sort=True):
+        g = g.sort_values("n")
+        mu, sd = g[f"{value}_mean"].to_numpy(float), g[f"{value}_std"].to_numpy(float)
+        sd = np.nan_to_num(sd)
+        line, = ax.plot(g["n"], mu, marker="o", label=method)
+        ax.fill_between(g["n"], mu - sd, mu + sd, color=line.get_color(), alpha=0.15)
+    if base_score == base_score and value == "acc":
+        ax.axhline(base_score, color="k", ls="--", lw=1, label="base")
+    if value != "acc":
+        ax.axhline(0, color="k", ls="--", lw=1)
+    ax.set_xlabel("checkpoints merged (n)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def l2_vs_gain(gains: pd.DataFrame, path: str, threshold: float | None = None) -> str:
+    """Every merge: L2 from the base (log scale) against its gain over the base."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    d = gains.dropna(subset=["l2", "gain_base"])
+    d = d[d["l2"] > 0]
+    for method, g in d.groupby("label", sort=True):
+        ax.scatter(g["l2"], g["gain_base"], s=14, alpha=0.7, label=method)
+    ax.axhline(0, color="k", lw=1, ls="--")
+    if threshold is not None and threshold == threshold and threshold > 0:
+        ax.axvline(threshold, color="grey", lw=1, ls=":", label=f"best split L2={threshold:.3g}")
+    if len(d):
+        ax.set_xscale("log")
+    ax.set_xlabel("L2 distance from the base")
+    ax.set_ylabel("gain over the base (mean accuracy)")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def correlation_heatmap(corr: pd.DataFrame, path: str, value: str = "spearman_rho",
+                        title: str = "") -> str:
+    """Probe task (rows) by layer (columns), colour = correlation with benchmark accuracy."""
+    piv = corr.pivot_table(index="probe", columns="layer", values=value, aggfunc="mean")
+    fig, ax = plt.subplots(figsize=(max(5, 0.45 * piv.shape[1] + 3), max(3, 0.35 * piv.shape[0] + 1.5)))
+    im = ax.imshow(piv.to_numpy(float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    ax.set_xticks(range(piv.shape[1]))
+    ax.set_xticklabels([str(c) for c in piv.columns], fontsize=8)
+    ax.set_yticks(range(piv.shape[0]))
+    ax.set_yticklabels(piv.index, fontsize=8)
+    ax.set_xlabel("layer")
+    ax.set_title(title or value, fontsize=10)
+    fig.colorbar(im, ax=ax, label=value)
+    return _save(fig, path)

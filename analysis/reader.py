@@ -1,0 +1,235 @@
+"""Reads a sweep archive (HDF5, docs/formats.md) into pandas DataFrames, committed rows only.
+
+Layout read here: one group per table (/configs, /results, /model_stats, /probes, /timings,
+/checkpoints, /tasks), one 1-D dataset per column, and /commits, a table whose last row holds the
+committed row count of every other table. Rows at or beyond that count belong to a batch still
+being written (or lost in a kill) and are ignored, so an archive can be read while a sweep runs.
+
+The file is opened with SWMR when it allows (the engine writes with SWMR), else read-only without
+file locking, so that a reader never blocks, or is blocked by, the writer.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+TABLES = ("checkpoints", "tasks", "specs", "configs", "results", "model_stats", "probes", "timings")
+
+
+SUPPORTED_VERSIONS = ("1",)
+
+
+class ArchiveError(Exception):
+    """An archive that cannot be read; the message names the file and what is wrong."""
+
+
+@dataclass
+class Archive:
+    path: str
+    attributes: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)  # name -> DataFrame (committed rows)
+    commits: int = 0                            # number of committed batches
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.tables.get(name, pd.DataFrame())
+
+    @property
+    def configs(self) -> pd.DataFrame:
+        return self.table("configs")
+
+    @property
+    def results(self) -> pd.DataFrame:
+        return self.table("results")
+
+    @property
+    def model_stats(self) -> pd.DataFrame:
+        return self.table("model_stats")
+
+    @property
+    def probes(self) -> pd.DataFrame:
+        return self.table("probes")
+
+    @property
+    def timings(self) -> pd.DataFrame:
+        return self.table("timings")
+
+    @property
+    def n_configs(self) -> int:
+        return len(self.configs)
+
+    def summary(self) -> str:
+        c = self.configs
+        kinds = c["kind"].value_counts().to_dict() if "kind" in c else {}
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
+        planned = self.attributes.get("planned_configs")
+        of = f" of {planned} planned" if planned not in (None, "") else ""
+        return (f"{self.path}: {self.n_configs} configs committed{of} ({parts or 'none'}), "
+                f"{len(self.results)} results, {len(self.probes)} probe rows, {self.commits} commits")
+
+
+def _decode(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return v
+
+
+def _column(ds, n: int):
+    """The first n values of a 1-D dataset as a list or array, strings decoded."""
+    data = ds[:n] if ds.shape and ds.shape[0] >= n else ds[()]
+    data = data[:n]
+    if data.dtype.kind in ("S", "O", "U"):
+        out = [_decode(v) for v in data]
+        # variable-length integer arrays (members) come back as numpy arrays
+        return [list(map(int, v)) if isinstance(v, np.ndarray) else v for v in out]
+    if data.dtype.names:  # compound: not expected, flatten to tuples
+        return [tuple(r) for r in data]
+    return np.asarray(data)
+
+
+def _attr(v):
+    v = _decode(v)
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    if isinstance(v, (np.integer, np.floating)):
+        v = v.item()
+    return v
+
+
+def _open(path: str):
+    import h5py
+
+    if not os.path.exists(path):
+        raise ArchiveError(f"{path}: no such file")
+    errors = []
+    for kwargs in ({"swmr": True}, {"locking": False}, {}):
+        try:
+            return h5py.File(path, "r", **kwargs)
+        except (OSError, TypeError, ValueError) as e:  # not SWMR-capable, or locked, or old h5py
+            errors.append(str(e))
+    raise ArchiveError(f"{path}: cannot open as an HDF5 file ({errors[0]})")
+
+
+def _refresh(ds):
+    if hasattr(ds, "refresh"):
+        try:
+            ds.refresh()  # SWMR: see rows appended since the file was opened
+        except Exception:  # refresh needs SWMR mode; harmless otherwise
+            pass
+    return ds
+
+
+def _committed_counts(f) -> tuple[dict, int]:
+    """Row count per table from the last complete /commits row, as the engine's reader does
+    (src/archive/format.cpp, last_commit): scanning backwards, a row counts when its `seq` equals
+    its 1-based row number and no count exceeds the length of that table's datasets.
+    Returns ({table: rows}, commits) or ({}, 0) when nothing is committed yet."""
+    if "commits" not in f:
+        raise ArchiveError(f"{f.filename}: /commits: missing (not a mergesweep archive?)")
+    g = f["commits"]
+    cols = {name: _refresh(ds) for name, ds in g.items()}
+    if "seq" not in cols:
+        raise ArchiveError(f"{f.filename}: /commits/seq: missing (not a mergesweep archive?)")
+    n = min(ds.shape[0] for ds in cols.values())
+    if n == 0:
+        return {}, 0
+    data = {name: np.asarray(ds[:n]) for name, ds in cols.items()}
+    tables = [t for t in cols if t not in ("seq", "time")]
+    lengths = {}
+    for t in tables:
+        if t not in f or not hasattr(f[t], "items"):
+            raise ArchiveError(f"{f.filename}: /{t}: table missing (named in /commits)")
+        ls = [_refresh(ds).shape[0] for ds in f[t].values() if hasattr(ds, "shape")]
+        lengths[t] = min(ls) if ls else 0
+    for i in range(n - 1, -1, -1):
+        if int(data["seq"][i]) != i + 1:
+            continue
+        counts = {t: int(data[t][i]) for t in tables}
+        if all(0 <= counts[t] <= lengths[t] for t in tables):
+            return counts, i + 1
+    return {}, 0
+
+
+def read_archive(path: str) -> Archive:
+    """Everything committed in the archive at `path`."""
+    path = str(path)
+    with _open(path) as f:
+        attrs = {k: _attr(v) for k, v in f.attrs.items()}
+        if "format_version" not in attrs:
+            raise ArchiveError(f"{path}: format_version: root attribute missing: not a mergesweep archive")
+        if str(attrs["format_version"]) not in SUPPORTED_VERSIONS:
+            raise ArchiveError(f"{path}: format_version: archive format version {attrs['format_version']} "
+                               f"is not supported (this reader reads {', '.join(SUPPORTED_VERSIONS)})")
+        counts, ncommits = _committed_counts(f)
+        tables = {}
+        for name, obj in f.items():
+            if name == "commits" or not hasattr(obj, "items"):
+                continue
+            n = counts.get(name, 0)
+            cols = {}
+            for col, ds in obj.items():
+                if not hasattr(ds, "shape") or len(ds.shape) != 1:
+                    continue
+                _refresh(ds)
+                if ds.shape[0] < n:
+                    raise ArchiveError(f"{path}: /{name}/{col}: {ds.shape[0]} rows, "
+                                       f"but /commits says {n} are committed")
+                cols[col] = _column(ds, n)
+            tables[name] = pd.DataFrame(cols)
+    return Archive(path=path, attributes=attrs, tables=_normalize(tables), commits=ncommits)
+
+
+def _members(v):
+    if isinstance(v, list):
+        return tuple(int(x) for x in v)
+    if isinstance(v, str):
+        s = v.strip()
+        if not s:
+            return ()
+        if s.startswith("["):
+            return tuple(int(x) for x in json.loads(s))
+        return tuple(int(x) for x in s.replace(";", ",").split(",") if x.strip())
+    if isinstance(v, (int, np.integer)):
+        return (int(v),)
+    return tuple(v)
+
+
+def _normalize(tables: dict) -> dict:
+    """Common column names and types whatever the writer's small spelling choices."""
+    t = dict(tables)
+    c = t.get("configs")
+    if c is not None and len(c.columns):
+        c = c.rename(columns={"config_id": "id"})
+        if "members" in c:
+            c["members"] = [_members(v) for v in c["members"]]
+        if "params" not in c:
+            c["params"] = "{}"
+        c["params"] = c["params"].fillna("")
+        t["configs"] = c
+    for name in ("results", "model_stats", "probes", "timings"):
+        d = t.get(name)
+        if d is not None and len(d.columns):
+            d = d.rename(columns={"config": "config_id", "id": "config_id", "stderr_": "stderr"})
+            if name == "results" and "n" in d:
+                d = d.rename(columns={"n": "items"})  # items scored, not the subset size
+            t[name] = d
+    for name in ("results", "model_stats", "probes", "timings"):
+        d = t.get(name)
+        if d is not None and "config_id" in d:
+            d["config_id"] = d["config_id"].astype("uint64")
+    if c is not None and "id" in c:
+        t["configs"]["id"] = t["configs"]["id"].astype("uint64")
+    return t
+
+
+def expand_params(configs: pd.DataFrame) -> pd.DataFrame:
+    """configs with one column per method parameter (from the canonical JSON in `params`)."""
+    from .stats import parse_params
+
+    rows = [parse_params(p) for p in configs.get("params", pd.Series([], dtype=object))]
+    params = pd.DataFrame(rows, index=configs.index)
+    params.columns = [f"param_{k}" for k in params.columns]
+    return pd.concat([configs, params], axis=1)

@@ -1,0 +1,243 @@
+"""`python3 -m analysis report ARCHIVE --out DIR`: the studies' tables and figures as one
+report.md with tables/*.csv and figures/*.png beside it (guide: docs/analysis.md)."""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pandas as pd
+
+from . import figures, stats
+from .reader import Archive, read_archive
+
+
+def md_table(df: pd.DataFrame, digits: int = 4, max_rows: int = 200) -> str:
+    """A GitHub-markdown table (no tabulate dependency); floats rounded to `digits` significant."""
+    if df is None or len(df) == 0:
+        return "_(no rows)_\n"
+
+    def cell(v):
+        if isinstance(v, (float, np.floating)):
+            if math.isnan(v):
+                return ""
+            return f"{v:.{digits}g}"
+        if isinstance(v, tuple):
+            return ",".join(map(str, v))
+        return str(v).replace("|", "\\|")
+
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.head(max_rows).iterrows():
+        lines.append("| " + " | ".join(cell(r[c]) for c in cols) + " |")
+    if len(df) > max_rows:
+        lines.append(f"\n_({len(df) - max_rows} more rows in the CSV)_")
+    return "\n".join(lines) + "\n"
+
+
+def mean_pm_std(df: pd.DataFrame, cols, digits=3) -> pd.DataFrame:
+    """Replaces X_mean/X_std pairs by one "mean ± std" text column X."""
+    out = df.copy()
+    for c in cols:
+        mu, sd = out.pop(f"{c}_mean"), out.pop(f"{c}_std")
+        out[c] = [("" if mu_ != mu_ else f"{mu_:.{digits}f}") +
+                  ("" if sd_ != sd_ else f" ± {sd_:.{digits}f}") for mu_, sd_ in zip(mu, sd)]
+    return out
+
+
+class _Writer:
+    def __init__(self, out: str):
+        self.out = out
+        self.parts: list[str] = []
+        os.makedirs(os.path.join(out, "tables"), exist_ok=True)
+        os.makedirs(os.path.join(out, "figures"), exist_ok=True)
+
+    def text(self, s: str):
+        self.parts.append(s.rstrip("\n") + "\n")
+
+    def table(self, name: str, df: pd.DataFrame, shown: pd.DataFrame | None = None, **kw):
+        df.to_csv(os.path.join(self.out, "tables", f"{name}.csv"), index=False)
+        self.parts.append(md_table(df if shown is None else shown, **kw))
+        self.parts.append(f"[tables/{name}.csv](tables/{name}.csv)\n")
+
+    def figure(self, name: str, fn, *args, caption: str = "", **kw):
+        path = os.path.join(self.out, "figures", f"{name}.png")
+        fn(*args, path, **kw)
+        self.parts.append(f"![{caption or name}](figures/{name}.png)\n")
+
+    def save(self) -> str:
+        path = os.path.join(self.out, "report.md")
+        with open(path + ".tmp", "w") as f:
+            f.write("\n".join(self.parts))
+        os.replace(path + ".tmp", path)
+        return path
+
+
+def build_report(archive: Archive, out: str, metric: str = "acc") -> str:
+    w = _Writer(out)
+    a = archive
+    w.text("# mergesweep report\n")
+    w.text(f"Archive `{a.path}`: **{a.n_configs} configs committed**"
+           + (f" of {a.attributes['planned_configs']} planned" if a.attributes.get("planned_configs") else "")
+           + f", {a.commits} commits. Metric: `{metric}`, mean over tasks.\n")
+    prov = {k: a.attributes.get(k) for k in ("mergesweep_version", "git_revision", "host", "ranks",
+                                              "group_size", "start_time", "spec_hash")
+            if a.attributes.get(k) not in (None, "")}
+    if prov:
+        w.text(md_table(pd.DataFrame({"attribute": list(prov), "value": [str(v) for v in prov.values()]})))
+    configs, results = a.configs, a.results
+    if len(configs) == 0 or len(results) == 0:
+        w.text("No committed results yet.\n")
+        return w.save()
+
+    tasks = stats.benchmark_tasks(results, metric)
+    if not tasks:
+        w.text(f"No task reports the metric `{metric}`; metrics present: "
+               f"{', '.join(sorted(results['metric'].unique()))}.\n")
+        return w.save()
+    scores = stats.config_scores(configs, results, metric, tasks)
+    wide = stats.task_scores(results, metric, tasks)
+    l2 = None
+    ms = a.model_stats
+    if len(ms) and "l2_from_base" in ms:
+        l2 = ms.groupby("config_id")["l2_from_base"].mean()
+    base = scores.loc[scores["kind"] == "base", "score"]
+    base_score = float(base.iloc[0]) if len(base) else math.nan
+    w.text(f"Tasks ({len(tasks)}): {', '.join(tasks)}.\n")
+
+    # --- base and single checkpoints
+    w.text("## Base and single checkpoints\n")
+    ref = scores[scores["kind"].isin(["base", "single"])].copy()
+    ref["model"] = ["base" if k == "base" else f"checkpoint {m[0]}" for k, m in zip(ref["kind"], ref["members"])]
+    ref["_order"] = [0 if k == "base" else m[0] for k, m in zip(ref["kind"], ref["members"])]
+    ref = ref.sort_values("_order")
+    ref_tab = pd.concat([ref[["model", "score"]], wide.reindex(ref.index)], axis=1).reset_index(drop=True)
+    w.table("reference_models", ref_tab)
+
+    gains = stats.merge_gains(scores)
+    if l2 is not None:
+        gains["l2"] = l2.reindex(gains.index)
+    if len(gains):
+        # --- systematic study
+        w.text("## Systematic study: merges by method and subset size\n")
+        w.text("`share_beats_base`: share of subsets whose mean accuracy beats the base; "
+               "`gain_base`: accuracy minus the base's; `gain_best`: minus the best single "
+               "checkpoint of the subset (constructive interference when > 0; "
+               "`share_beats_best` is its share); mean ± std over the subsets.\n")
+        tab = stats.systematic_table(scores, l2)
+        shown = mean_pm_std(tab, ["gain_base", "gain_best", "acc"] + (["l2"] if l2 is not None else []))
+        w.table("systematic", tab, shown)
+        w.figure("accuracy_vs_n", figures.accuracy_vs_n, tab, base_score,
+                 caption="mean accuracy vs n per method (band: ± std)")
+        w.figure("gain_best_vs_n", figures.accuracy_vs_n, tab, base_score, value="gain_best",
+                 ylabel="gain over the best single checkpoint", caption="gain over the best single vs n")
+
+        w.text("### Per task\n")
+        pt = stats.per_task_table(configs, results, metric, tasks)
+        nmax = pt["n"].max() if len(pt) else None
+        piv = pt[pt["n"] == nmax].pivot_table(index="method", columns="task", values="gain_base_mean")
+        w.text(f"Mean gain over the base per task at the largest n ({nmax}); every n in the CSV.\n")
+        w.table("per_task", pt, piv.reset_index())
+
+        if l2 is not None and gains["l2"].notna().any():
+            w.text("## L2 distance from the base as a predictor of success\n")
+            s = stats.l2_success(gains)
+            w.figure("l2_vs_gain", figures.l2_vs_gain, gains, threshold=s.get("threshold_l2"),
+                     caption="L2 from base vs gain over base")
+            w.table("l2_success", pd.DataFrame([s]),
+                    pd.DataFrame({"statistic": list(s), "value": list(s.values())}))
+            w.text(_l2_sentence(s))
+            per_method = gains.groupby("label").agg(l2_mean=("l2", "mean"), l2_std=("l2", "std"),
+                                                    share_beats_base=("beats_base", "mean"),
+                                                    merges=("l2", "size")).reset_index()
+            w.table("l2_by_method", per_method.rename(columns={"label": "method"}))
+
+    # --- pipeline study
+    pr = a.probes
+    if len(pr):
+        w.text("## Behaviour vs internals (pipeline study)\n")
+        w.text("Correlation across all configs (base, single checkpoints, merges) between the "
+               "benchmark accuracy (mean over tasks, and each task in the CSV) and the probes' "
+               "test macro-F1 (mean over seeds), for every probe task and every layer.\n")
+        corr = stats.probe_correlations(scores, pr, wide)
+        mean_corr = corr[corr["benchmark"] == "mean"]
+        allp = mean_corr[mean_corr["probe"] == "(all probes)"].drop(columns=["benchmark", "probe"])
+        w.text("Mean F1 over all probes, per layer:\n")
+        w.table("probe_correlations", corr, allp)
+        last = mean_corr["layer"].max()
+        w.text(f"Per probe task at the last layer ({last}), as the pipeline paper reports:\n")
+        w.text(md_table(mean_corr[mean_corr["layer"] == last].drop(columns=["benchmark"])))
+        for v in ("spearman_rho", "pearson_r"):
+            w.figure(f"probe_corr_{v}", figures.correlation_heatmap, mean_corr, value=v,
+                     title=f"{v}: benchmark mean accuracy vs probe macro-F1",
+                     caption=f"{v} per probe and layer")
+        w.text("Merges relative to their parents (single checkpoints of the subset), benchmark "
+               "accuracy and mean probe F1 at the last layer:\n")
+        w.table("between_parents", stats.between_parents(scores, pr))
+
+    # --- cost
+    tm = a.timings
+    if len(tm) and "total_s" in tm:
+        w.text("## Cost per config\n")
+        t = tm.merge(scores[["label"]], left_on="config_id", right_index=True, how="left")
+        cols = [c for c in ("merge_s", "eval_s", "probe_s", "total_s") if c in t]
+        w.table("timings", t.groupby("label")[cols].mean().reset_index().rename(columns={"label": "method"}))
+    return w.save()
+
+
+def _l2_sentence(s: dict) -> str:
+    parts = []
+    if s.get("spearman_rho") == s.get("spearman_rho"):
+        parts.append(f"Spearman rho(L2, gain over base) = {s['spearman_rho']:.3f} "
+                     f"(p = {s['spearman_p']:.3g}, {s['merges']} merges)")
+    if s.get("logit_separated"):
+        parts.append(f"success is perfectly separated by L2 (threshold {s['threshold_l2']:.4g}), "
+                     "so the logistic fit has no finite maximum")
+    elif s.get("logit_b") == s.get("logit_b"):
+        half = s["l2_at_half"]
+        inside = s.get("l2_min", 0) <= half <= s.get("l2_max", math.inf)
+        parts.append(f"logistic regression of success on log10 L2: slope {s['logit_b']:.3f} "
+                     f"(p = {s['logit_p_b']:.3g}), 50% success at L2 ≈ {half:.4g}"
+                     + ("" if inside else " (outside the observed L2 range)"))
+    if s.get("auc_low_l2") == s.get("auc_low_l2"):
+        parts.append(f"AUC of low L2 for success = {s['auc_low_l2']:.3f}")
+        t = s["threshold_l2"]
+        if s.get("l2_min", -math.inf) < t < s.get("l2_max", math.inf):
+            parts.append(f"the best split, success iff L2 < {t:.4g}, classifies "
+                         f"{100 * s['threshold_accuracy']:.0f}% of merges")
+        else:
+            parts.append("no L2 split classifies better than calling every merge a "
+                         + ("success" if t > s.get("l2_max", math.inf) else "failure"))
+    return ("; ".join(parts) + ".\n") if parts else ""
+
+
+def run(archive_path: str, out: str, metric: str = "acc", quiet: bool = False) -> str:
+    a = read_archive(archive_path)
+    if not quiet:
+        print(a.summary())
+    path = build_report(a, out, metric)
+    if not quiet:
+        print(f"report: {path}")
+    return path
+
+
+def summary_text(archive: Archive, metric: str = "acc") -> str:
+    """The demo's terminal table: per method and n, the share of subsets beating the base, the
+    mean gain over the base (accuracy points) and the mean L2 distance from the base."""
+    configs, results = archive.configs, archive.results
+    tasks = stats.benchmark_tasks(results, metric) if len(results) else []
+    if not tasks:
+        return f"{archive.path}: no committed results with metric '{metric}' yet"
+    scores = stats.config_scores(configs, results, metric, tasks)
+    ms = archive.model_stats
+    l2 = ms.groupby("config_id")["l2_from_base"].mean() if len(ms) and "l2_from_base" in ms else None
+    tab = stats.systematic_table(scores, l2)
+    base = scores.loc[scores["kind"] == "base", "score"]
+    lines = [f"{archive.n_configs} configs in {archive.path}; metric {metric}, mean over {len(tasks)} tasks"
+             + (f"; base {float(base.iloc[0]):.4f}" if len(base) else "")]
+    lines.append(f"{'method':<44} {'n':>3} {'subsets':>7} {'P(beat base)':>12} {'mean gain':>10} {'mean L2':>9}")
+    for _, r in tab.iterrows():
+        l2s = f"{r['l2_mean']:9.3f}" if "l2_mean" in tab and not math.isnan(r["l2_mean"]) else f"{'-':>9}"
+        lines.append(f"{str(r['method'])[:44]:<44} {int(r['n']):>3} {int(r['configs']):>7} "
+                     f"{r['share_beats_base']:>12.2f} {r['gain_base_mean']:>+10.4f} {l2s}")
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""Memory per rank, group size and wall time of the studies' sweeps (docs/sizing.md).
+
+`python3 -m analysis sizing` prints the tables of docs/sizing.md; a test checks that the
+document shows exactly what this prints, so the numbers cannot drift from the model.
+
+The model of memory on each rank of a worker group of g ranks:
+  resident   = P x 4 bytes x (1 base + K task vectors) / g     float32, sharded by tensor bytes
+  merge out  = P x 4 bytes / g                                 the rank's float32 shard of the merge
+  merged     = P x b                                           the full merged model after the
+                                                               allgather, in the eval dtype (b = 2, bf16)
+  activations= T x (V + 4 H + 2 I) x 4 bytes                   T = batch_tokens; logits of one
+             + T x S x A x 4 bytes                             batch, hidden and MLP buffers, one
+                                                               layer's attention scores (S = 2048)
+Budgets: 90% of the device (80 GB GPU: 72 GB; 256 GB CPU node: 230 GB), leaving room for the
+runtime (CUDA context, allocator slack, MPI buffers). GB = 1e9 bytes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    params: int          # total parameters (config.json of the Hugging Face model)
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    vocab: int
+    checkpoints: int     # K: task vectors held resident
+    configs: int         # planned configs of its job spec (baselines + merges)
+
+
+# Parameter counts and shapes from the models' config.json (safetensors totals).
+MODELS = [
+    Model("llama-3.2-3b-instruct", 3_212_749_824, 3072, 8192, 28, 24, 128_256, 12, 545),
+    Model("llama-3.1-8b-instruct", 8_030_261_248, 4096, 14336, 32, 32, 128_256, 12, 545),
+    Model("qwen3-4b", 4_022_468_096, 2560, 9728, 36, 32, 151_936, 12, 545),
+    Model("qwen3-8b", 8_190_735_360, 4096, 12288, 36, 32, 151_936, 12, 545),
+    Model("qwen2.5-7b (pipeline)", 7_615_616_512, 3584, 18944, 28, 28, 152_064, 3, 19),
+]
+
+GPU_BUDGET = 0.9 * 80e9
+CPU_BUDGET = 0.9 * 256e9
+BATCH_TOKENS = 8192
+SEQ = 2048
+EVAL_BYTES = 2
+# Measured here (bench_merge_resident, 2 cores, float32 resident): task arithmetic ~0.58 s per
+# merge of a 250M-parameter model. Merges are memory-bound, so time scales with P / g per rank.
+TA_MERGE_S_PER_PARAM = 0.58 / 250e6
+
+
+def activations(m: Model, batch_tokens: int = BATCH_TOKENS) -> float:
+    return batch_tokens * (m.vocab + 4 * m.hidden + 2 * m.intermediate) * 4 + batch_tokens * SEQ * m.heads * 4
+
+
+def per_rank(m: Model, g: int, batch_tokens: int = BATCH_TOKENS) -> float:
+    """Predicted peak bytes on one rank of a group of g."""
+    return (m.params * 4 * (1 + m.checkpoints) / g + m.params * 4 / g + m.params * EVAL_BYTES
+            + activations(m, batch_tokens))
+
+
+def min_group(m: Model, budget: float) -> int | None:
+    """Smallest g whose per-rank memory fits the budget (None: even the fixed part does not)."""
+    fixed = m.params * EVAL_BYTES + activations(m)
+    if fixed >= budget:
+        return None
+    return max(1, math.ceil(m.params * 4 * (2 + m.checkpoints) / (budget - fixed)))
+
+
+def pow2(g: int | None) -> int | None:
+    return None if g is None else 1 << (g - 1).bit_length()
+
+
+def gb(x: float) -> str:
+    return f"{x / 1e9:.1f}"
+
+
+def memory_table() -> str:
+    rows = ["| model | params | K | resident f32 (g=1) | merged + activations | per rank at g=1 | "
+            "min g on 80 GB GPU | use g (GPU) | per rank at that g | min g on 256 GB CPU node | per rank at that g |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m in MODELS:
+        gg = min_group(m, GPU_BUDGET)
+        gc = min_group(m, CPU_BUDGET)
+        use = pow2(gg)
+        rows.append(f"| {m.name} | {m.params / 1e9:.2f}B | {m.checkpoints} | "
+                    f"{gb(m.params * 4 * (1 + m.checkpoints))} GB | "
+                    f"{gb(m.params * EVAL_BYTES + activations(m))} GB | {gb(per_rank(m, 1))} GB | "
+                    f"{gg} | {use} | {gb(per_rank(m, use))} GB | {gc} | {gb(per_rank(m, gc))} GB |")
+    return "\n".join(rows) + "\n"
+
+
+def walltime_table(t_config_s=(60.0, 300.0), gpus: int = 32) -> str:
+    """Hours for the whole plan with `gpus` ranks in groups of the GPU group size, for per-config
+    costs t (seconds of one group per config: merge + benchmarks + probes)."""
+    head = " | ".join(f"t = {t:g} s/config" for t in t_config_s)
+    rows = [f"| model | configs | g | groups on {gpus} GPUs | TA merge per config (compute bound, 2-core rate) | {head} |",
+            "|---|---|---|---|---|" + "---|" * len(t_config_s)]
+    for m in MODELS:
+        g = pow2(min_group(m, GPU_BUDGET))
+        groups = max(1, gpus // g)
+        merge_s = TA_MERGE_S_PER_PARAM * m.params / g
+        cells = " | ".join(f"{math.ceil(m.configs / groups) * t / 3600:.1f} h" for t in t_config_s)
+        rows.append(f"| {m.name} | {m.configs} | {g} | {groups} | {merge_s:.1f} s | {cells} |")
+    return "\n".join(rows) + "\n"
+
+
+def main() -> int:
+    print("### Memory per rank\n")
+    print(memory_table())
+    print("### Wall time\n")
+    print(walltime_table())
+    return 0

@@ -1,0 +1,97 @@
+"""The job specs of the two studies: valid keys, methods and parameters that the engine's
+registry knows, the study's grid, and plan sizes equal to the ones docs/sizing.md is computed
+for. (The engine's own `mergesweep sweep --plan` needs the model folders, which users fill in.)"""
+import glob
+import math
+import pathlib
+import re
+
+import pytest
+
+yaml = pytest.importorskip("yaml")  # Debian python3-yaml
+
+from analysis import sizing  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TOP_KEYS = {"name", "base", "checkpoints", "subsets", "methods", "eval", "output", "schedule"}
+
+
+def registry():
+    """method -> parameter names, read from src/merge/registry.cpp (plus weight/density)."""
+    src = (ROOT / "src/merge/registry.cpp").read_text()
+    helpers = {"lambda()": "lambda", "seed()": "seed", "rescale()": "rescale", "alpha()": "alpha",
+               "beta()": "beta", "sb_order()": "sb_order", "trim()": "trim"}
+    out = {}
+    for m in re.finditer(r'm\.push_back\(\{MethodId::\w+, "(\w+)",(.*?)\}\}\);', src, re.S):
+        body = m.group(2)
+        names = set(re.findall(r'(?:num|flag|choice)\("(\w+)"', body))
+        names |= {v for k, v in helpers.items() if k in body}
+        out[m.group(1)] = names | {"weight", "density"}
+    return out
+
+
+def plan_size(spec):
+    N = len(spec["checkpoints"])
+    total = 1 + N
+    for e in spec["methods"]:
+        grid = 1
+        for k, v in e.items():
+            if k not in ("method", "sizes") and isinstance(v, list):
+                grid *= len(v)
+        sizes = e.get("sizes", spec["subsets"]["sizes"])
+        total += grid * sum(min(spec["subsets"]["samples"], math.comb(N, n)) for n in sizes)
+    return total
+
+
+SPECS = sorted(glob.glob(str(ROOT / "jobs" / "*-study" / "*.yaml")))
+
+
+def test_there_are_the_specs_of_both_studies():
+    names = {pathlib.Path(p).name for p in SPECS}
+    assert {"llama-3.2-3b-instruct.yaml", "llama-3.1-8b-instruct.yaml", "qwen3-4b.yaml",
+            "qwen3-8b.yaml", "qwen2.5-7b.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: pathlib.Path(p).name)
+def test_spec_uses_known_keys_methods_and_parameters(path):
+    spec = yaml.safe_load(open(path))
+    assert set(spec) <= TOP_KEYS
+    reg = registry()
+    assert len(reg) >= 12
+    for e in spec["methods"]:
+        assert e["method"] in reg, e
+        unknown = set(e) - {"method", "sizes"} - reg[e["method"]]
+        assert not unknown, f"{e['method']}: unknown parameters {unknown}"
+
+
+@pytest.mark.parametrize("path", [p for p in SPECS if "systematic" in p], ids=lambda p: pathlib.Path(p).name)
+def test_systematic_grid(path):
+    spec = yaml.safe_load(open(path))
+    assert spec["subsets"]["sizes"] == [2, 4, 6, 8, 10, 12] and spec["subsets"]["samples"] == 15
+    assert len(spec["checkpoints"]) == 12 and len(spec["eval"]["tasks"]) == 16
+    methods = {e["method"]: e for e in spec["methods"]}
+    assert set(methods) == {"task_arithmetic", "ties", "model_stock", "tsv_m", "iso_c",
+                            "task_arithmetic_sb", "ties_sb"}
+    assert methods["ties"]["density"] == 0.1 and methods["ties_sb"]["beta"] == 0.2
+    assert all(e.get("lambda", 1.0) == 1.0 for e in spec["methods"])
+    # the study's task arithmetic averages the task vectors (alpha_i = 1/n); the engine's default
+    # (mergekit's) sums them
+    assert methods["task_arithmetic"]["normalize"] is True
+    assert methods["task_arithmetic_sb"]["normalize"] is True
+
+
+def test_sizing_uses_the_plan_sizes_of_the_specs():
+    by_name = {m.name.split(" ")[0]: m for m in sizing.MODELS}
+    for path in SPECS:
+        stem = pathlib.Path(path).stem
+        if stem not in by_name:
+            continue
+        spec = yaml.safe_load(open(path))
+        assert plan_size(spec) == by_name[stem].configs, stem
+        assert len(spec["checkpoints"]) == by_name[stem].checkpoints
+
+
+def test_sizing_doc_shows_what_the_model_computes():
+    doc = (ROOT / "docs" / "sizing.md").read_text()
+    assert sizing.memory_table() in doc
+    assert sizing.walltime_table() in doc

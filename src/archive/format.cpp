@@ -1,0 +1,419 @@
+#include "format.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sys/stat.h>
+
+#include "lock_file.hpp"
+#include "mergesweep/archive/archive.hpp"
+#include "mergesweep/core/error.hpp"
+
+namespace ms::archive::format {
+namespace {
+
+Column u64(const char* n) { return {n, Type::U64, 0}; }
+Column i64(const char* n) { return {n, Type::I64, 0}; }
+Column i32(const char* n) { return {n, Type::I32, 0}; }
+Column f64(const char* n) { return {n, Type::F64, 0}; }
+Column str(const char* n, std::size_t len) { return {n, Type::Str, len}; }
+
+// String widths are part of the format (docs/formats.md): changing one needs a format_version bump.
+std::vector<Table> make_tables() {
+  std::vector<Table> t;
+  t.push_back({"checkpoints", {i32("model"), str("name", 256), str("path", 4096), str("sha256", 64), u64("bytes")}});
+  t.push_back({"tasks", {str("name", 256), str("kind", 16), str("path", 4096), str("sha256", 64), i64("items")}});
+  t.push_back({"specs",
+               {str("start_time", 32), str("spec_hash", 64), str("plan_hash", 64), str("version", 64),
+                str("git_revision", 64), str("host", 256), i32("ranks"), i32("group_size"), str("spec_text", 65536)}});
+  t.push_back({"configs",
+               {u64("config_id"), str("kind", 16), str("method", 64), str("params", 1024), i32("n"), i32("sample"),
+                str("members", 1024)}});
+  t.push_back({"results",
+               {u64("config_id"), str("task", 128), str("metric", 64), f64("value"), f64("stderr"), i64("n")}});
+  std::vector<Column> stats = {u64("config_id"), f64("l2_from_base"), f64("cos_mean"), f64("cos_min"), f64("cos_max")};
+  for (const auto& k : l2_kinds()) stats.push_back({"l2_" + k, Type::F64, 0});
+  t.push_back({"model_stats", stats});
+  t.push_back({"probes", {u64("config_id"), str("probe", 128), i32("layer"), f64("f1_mean"), f64("f1_std"), i32("seeds")}});
+  t.push_back({"timings",
+               {u64("config_id"), f64("merge_s"), f64("eval_s"), f64("probe_s"), f64("total_s"), i32("group")}});
+  return t;
+}
+
+Table make_commits() {
+  Table c{"commits", {i64("seq"), f64("time")}};
+  for (const auto& t : tables()) c.columns.push_back(i64(t.name.c_str()));
+  return c;
+}
+
+h5::Handle open_dataset(hid_t file, const Table& t, const Column& c, const std::string& path) {
+  const std::string p = column_path(t, c);
+  if (!h5::exists(file, "/" + t.name)) fail(path, "/" + t.name, "missing group: not a complete mergesweep archive");
+  if (!h5::exists(file, p)) fail(path, p, "missing column dataset: not a complete mergesweep archive");
+  h5::Handle d(H5Dopen2(file, p.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!d.valid()) h5::fail(path, p, "cannot open dataset");
+  return d;
+}
+
+std::uint64_t length_of(hid_t d, const std::string& path, const std::string& p) {
+  h5::Handle space(H5Dget_space(d), H5Sclose);
+  if (H5Sget_simple_extent_ndims(space.get()) != 1) fail(path, p, "expected a 1-D dataset");
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+  return n;
+}
+
+h5::Handle mem_type(const Column& c) {
+  if (c.type == Type::Str) return file_type(c);
+  return h5::Handle(H5Tcopy(native_type(c.type)), H5Tclose);
+}
+
+}  // namespace
+
+const std::vector<std::string>& l2_kinds() {
+  static const std::vector<std::string> k = {"embed", "lm_head", "attn", "mlp", "norm", "other"};
+  return k;
+}
+
+const std::vector<Table>& tables() {
+  static const std::vector<Table> t = make_tables();
+  return t;
+}
+
+const Table& commits_table() {
+  static const Table c = make_commits();
+  return c;
+}
+
+const Table& table(const std::string& name) {
+  for (const auto& t : tables())
+    if (t.name == name) return t;
+  if (name == "commits") return commits_table();
+  throw Error("", name, "no such archive table");
+}
+
+std::size_t elem_size(const Column& c) {
+  switch (c.type) {
+    case Type::U64:
+    case Type::I64:
+    case Type::F64:
+      return 8;
+    case Type::I32:
+      return 4;
+    case Type::Str:
+      return c.len;
+  }
+  return 0;
+}
+
+hid_t native_type(Type t) {
+  switch (t) {
+    case Type::U64:
+      return H5T_NATIVE_UINT64;
+    case Type::I64:
+      return H5T_NATIVE_INT64;
+    case Type::I32:
+      return H5T_NATIVE_INT32;
+    case Type::F64:
+      return H5T_NATIVE_DOUBLE;
+    case Type::Str:
+      break;
+  }
+  return -1;
+}
+
+h5::Handle file_type(const Column& c) {
+  switch (c.type) {
+    case Type::U64:
+      return h5::Handle(H5Tcopy(H5T_STD_U64LE), H5Tclose);
+    case Type::I64:
+      return h5::Handle(H5Tcopy(H5T_STD_I64LE), H5Tclose);
+    case Type::I32:
+      return h5::Handle(H5Tcopy(H5T_STD_I32LE), H5Tclose);
+    case Type::F64:
+      return h5::Handle(H5Tcopy(H5T_IEEE_F64LE), H5Tclose);
+    case Type::Str: {
+      h5::Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
+      H5Tset_size(t.get(), c.len);
+      H5Tset_strpad(t.get(), H5T_STR_NULLPAD);
+      H5Tset_cset(t.get(), H5T_CSET_UTF8);
+      return t;
+    }
+  }
+  return {};
+}
+
+// About 64 KiB per chunk: partially filled chunks are rewritten at every flush, so smaller is
+// cheaper per commit; larger means fewer chunk-index entries. 64 KiB is both cheap and few.
+std::size_t chunk_rows(const Column& c) {
+  return std::clamp<std::size_t>(4096 / elem_size(c), 1, 8192);
+}
+
+void ColumnBuf::put(const void* p, std::size_t n) {
+  const std::size_t at = data.size();
+  data.resize(at + n);
+  std::memcpy(data.data() + at, p, n);
+  ++rows;
+}
+
+void ColumnBuf::str(const std::string& s, const std::string& table, const std::string& file) {
+  if (s.size() > col->len) {
+    fail(file, "/" + table + "/" + col->name,
+         std::to_string(s.size()) + "-byte value exceeds the archive's fixed width of " + std::to_string(col->len) +
+             " bytes (value begins '" + s.substr(0, 40) + "')");
+  }
+  if (s.find('\0') != std::string::npos) fail(file, "/" + table + "/" + col->name, "value contains a NUL byte");
+  const std::size_t at = data.size();
+  data.resize(at + col->len, '\0');
+  std::memcpy(data.data() + at, s.data(), s.size());
+  ++rows;
+}
+
+std::string ColumnBuf::get_str(std::size_t i) const {
+  const char* p = data.data() + i * col->len;
+  return std::string(p, strnlen(p, col->len));
+}
+
+Rows::Rows(const Table& t) : table(&t) {
+  for (const auto& c : t.columns) {
+    cols.emplace_back();
+    cols.back().col = &c;
+  }
+}
+
+ColumnBuf& Rows::col(const std::string& name) {
+  for (auto& c : cols)
+    if (c.col->name == name) return c;
+  throw Error("", table->name + "/" + name, "no such column");
+}
+
+const ColumnBuf& Rows::col(const std::string& name) const { return const_cast<Rows*>(this)->col(name); }
+
+std::string column_path(const Table& t, const Column& c) { return "/" + t.name + "/" + c.name; }
+
+void create_table(hid_t file, const Table& t, const std::string& path) {
+  h5::Handle g(H5Gcreate2(file, ("/" + t.name).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  if (!g.valid()) h5::fail(path, "/" + t.name, "cannot create group");
+  std::string names;
+  for (const auto& c : t.columns) names += (names.empty() ? "" : ",") + c.name;
+  // Column order for readers that want the table as the writer sees it.
+  h5::write_attr(g.get(), "columns", names, path);
+  for (const auto& c : t.columns) {
+    const hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = chunk_rows(c);
+    h5::Handle space(H5Screate_simple(1, &dims, &maxdims), H5Sclose);
+    h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    H5Pset_chunk(dcpl.get(), 1, &chunk);
+    // Fill values mark rows that were never written: /commits trusts only rows with seq > 0 and
+    // counts >= 0, so a commit row seen half-written (one column on disk, another not) is skipped.
+    if (t.name == "commits" && c.type == Type::I64 && c.name != "seq") {
+      const std::int64_t fill = -1;
+      H5Pset_fill_value(dcpl.get(), H5T_NATIVE_INT64, &fill);
+    }
+    h5::Handle ft = file_type(c);
+    h5::Handle d(H5Dcreate2(g.get(), c.name.c_str(), ft.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                 H5Dclose);
+    if (!d.valid()) h5::fail(path, column_path(t, c), "cannot create dataset");
+  }
+}
+
+std::vector<std::uint64_t> column_lengths(hid_t file, const Table& t, const std::string& path) {
+  std::vector<std::uint64_t> out;
+  for (const auto& c : t.columns) {
+    auto d = open_dataset(file, t, c, path);
+    out.push_back(length_of(d.get(), path, column_path(t, c)));
+  }
+  return out;
+}
+
+Rows read_rows(hid_t file, const Table& t, std::uint64_t n, const std::string& path) {
+  Rows rows(t);
+  for (auto& buf : rows.cols) {
+    const Column& c = *buf.col;
+    const std::string p = column_path(t, c);
+    auto d = open_dataset(file, t, c, path);
+    const std::uint64_t len = length_of(d.get(), path, p);
+    if (len < n) fail(path, p, "has " + std::to_string(len) + " rows but the last commit records " + std::to_string(n));
+    buf.data.assign(n * elem_size(c), '\0');
+    buf.rows = n;
+    if (n == 0) continue;
+    h5::Handle fspace(H5Dget_space(d.get()), H5Sclose);
+    const hsize_t start = 0, count = n;
+    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr);
+    h5::Handle mspace(H5Screate_simple(1, &count, nullptr), H5Sclose);
+    h5::Handle mt = mem_type(c);
+    if (c.type == Type::Str) {
+      // Fixed-length strings of any width convert; the character set must match the file's.
+      h5::Handle ft(H5Dget_type(d.get()), H5Tclose);
+      if (H5Tget_class(ft.get()) != H5T_STRING || H5Tis_variable_str(ft.get()) > 0)
+        fail(path, p, "expected fixed-length strings (the archive format stores no variable-length strings)");
+      H5Tset_cset(mt.get(), H5Tget_cset(ft.get()));
+    }
+    if (H5Dread(d.get(), mt.get(), mspace.get(), fspace.get(), H5P_DEFAULT, buf.data.data()) < 0)
+      h5::fail(path, p, "cannot read rows");
+  }
+  return rows;
+}
+
+std::vector<h5::Handle> open_columns(hid_t file, const Table& t, const std::string& path) {
+  std::vector<h5::Handle> out;
+  for (const auto& c : t.columns) out.push_back(open_dataset(file, t, c, path));
+  return out;
+}
+
+void write_rows(const std::vector<h5::Handle>& dsets, const Rows& rows, std::uint64_t offset, const std::string& path) {
+  const std::uint64_t n = rows.rows();
+  const Table& t = *rows.table;
+  for (std::size_t k = 0; k < rows.cols.size(); ++k) {
+    const auto& buf = rows.cols[k];
+    const Column& c = *buf.col;
+    const hid_t d = dsets.at(k).get();
+    // Only ever grow: rows past the last commit (a killed writer's tail) are overwritten in place.
+    // Shrinking with H5Dset_extent and appending again hit an HDF5 1.10.8 bug ("addr overflow"
+    // at the next flush) in the kill tests.
+    const hsize_t total = std::max<hsize_t>(offset + n, length_of(d, path, column_path(t, c)));
+    if (H5Dset_extent(d, &total) < 0) h5::fail(path, column_path(t, c), "cannot extend dataset");
+    if (n == 0) continue;
+    h5::Handle fspace(H5Dget_space(d), H5Sclose);
+    const hsize_t start = offset, count = n;
+    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr);
+    h5::Handle mspace(H5Screate_simple(1, &count, nullptr), H5Sclose);
+    if (c.type == Type::Str) {
+      h5::Handle mt = mem_type(c);
+      if (H5Dwrite(d, mt.get(), mspace.get(), fspace.get(), H5P_DEFAULT, buf.data.data()) < 0)
+        h5::fail(path, column_path(t, c), "cannot write rows");
+    } else if (H5Dwrite(d, native_type(c.type), mspace.get(), fspace.get(), H5P_DEFAULT, buf.data.data()) < 0) {
+      h5::fail(path, column_path(t, c), "cannot write rows");
+    }
+  }
+}
+
+void write_rows(hid_t file, const Rows& rows, std::uint64_t offset, const std::string& path) {
+  write_rows(open_columns(file, *rows.table, path), rows, offset, path);
+}
+
+Commit last_commit(hid_t file, const std::string& path, std::uint64_t* commit_rows_total) {
+  const Table& ct = commits_table();
+  const auto lens = column_lengths(file, ct, path);
+  const std::uint64_t n = *std::min_element(lens.begin(), lens.end());
+  if (commit_rows_total) *commit_rows_total = *std::max_element(lens.begin(), lens.end());
+  std::map<std::string, std::uint64_t> data_len;
+  for (const auto& t : tables()) {
+    const auto l = column_lengths(file, t, path);
+    data_len[t.name] = *std::min_element(l.begin(), l.end());
+  }
+  const Rows rows = read_rows(file, ct, n, path);
+  for (std::uint64_t i = n; i-- > 0;) {
+    Commit c;
+    c.seq = rows.col("seq").get_i64(i);
+    c.time = rows.col("time").get_f64(i);
+    if (c.seq != static_cast<std::int64_t>(i + 1)) continue;
+    bool ok = true;
+    for (const auto& t : tables()) {
+      const std::int64_t v = rows.col(t.name).get_i64(i);
+      if (v < 0 || static_cast<std::uint64_t>(v) > data_len[t.name]) ok = false;
+      c.counts[t.name] = v < 0 ? 0 : static_cast<std::uint64_t>(v);
+    }
+    if (ok) return c;
+  }
+  fail(path, "/commits", "no complete commit: the archive was never committed (killed while being created?)");
+}
+
+void check_structure(hid_t file, const std::string& path) {
+  if (!h5::has_attr(file, "format_version"))
+    fail(path, "format_version", "root attribute missing: not a mergesweep archive");
+  const std::string v = h5::read_attr_text(file, "format_version", path);
+  if (v != std::to_string(kFormatVersion))
+    fail(path, "format_version", "archive format version " + v + " is not supported (this mergesweep reads version " +
+                                     std::to_string(kFormatVersion) + ")");
+  for (const char* a : {"plan_hash", "spec_text", "spec_hash"})
+    if (!h5::has_attr(file, a)) fail(path, a, "root attribute missing: not a complete mergesweep archive");
+  for (const auto& t : tables()) column_lengths(file, t, path);
+  column_lengths(file, commits_table(), path);
+}
+
+namespace {
+
+// A writer killed between opening the file and starting SWMR leaves the superblock marked "open
+// for write" (non-SWMR), which no reader can open. With the writer lock free, nobody is writing:
+// clear the mark as `h5clear -s` does (the data below the last commit is untouched).
+bool clear_stale_mark(const std::string& path) {
+  LockFile lock = LockFile::acquire(path);
+  h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  hbool_t clear = 1;
+  if (H5Pexist(fapl.get(), "clear_status_flags") <= 0 || H5Pset(fapl.get(), "clear_status_flags", &clear) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return false;
+  }
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get());
+  if (f < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return false;
+  }
+  return H5Fclose(f) >= 0;
+}
+
+}  // namespace
+
+h5::Handle try_open_read(const std::string& path, std::string& err) {
+  h5::Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT), H5Fclose);
+  if (f.valid()) return f;
+  err = h5::last_error();
+  f = h5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (f.valid()) return f;
+  const std::string plain = h5::last_error();
+  if (!plain.empty()) err = plain;
+  return f;
+}
+
+h5::Handle open_read(const std::string& path) {
+  h5::quiet();
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) fail(path, "", "no such file");
+  if (S_ISDIR(st.st_mode)) fail(path, "", "is a folder, expected an archive (.h5 file)");
+  std::string err;
+  h5::Handle f = try_open_read(path, err);
+  if (f.valid()) return f;
+  const htri_t is = H5Fis_hdf5(path.c_str());
+  H5Eclear2(H5E_DEFAULT);
+  if (is <= 0) fail(path, "", "not an HDF5 file (no HDF5 signature): expected a mergesweep archive");
+  if (err.find("open for write") != std::string::npos || err.find("SWMR writing") != std::string::npos) {
+    if (LockFile::holder(path) != 0)
+      fail(path, "", "a writer is opening this archive right now; retry in a moment");
+    try {
+      if (clear_stale_mark(path)) {
+        f = try_open_read(path, err);
+        if (f.valid()) return f;
+      }
+    } catch (const Error&) {
+      fail(path, "", "a writer is opening this archive right now; retry in a moment");
+    }
+  }
+  fail(path, "", "cannot open the HDF5 file (damaged or truncated?): " + err);
+}
+
+std::string members_text(const std::vector<std::int32_t>& m) {
+  std::string s;
+  for (std::size_t i = 0; i < m.size(); ++i) s += (i ? "," : "") + std::to_string(m[i]);
+  return s;
+}
+
+std::vector<std::int32_t> parse_members(const std::string& s, const std::string& path) {
+  std::vector<std::int32_t> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    try {
+      std::size_t used = 0;
+      const std::string part = s.substr(i, j - i);
+      out.push_back(std::stoi(part, &used));
+      if (used != part.size()) throw std::invalid_argument(part);
+    } catch (const std::exception&) {
+      fail(path, "/configs/members", "'" + s + "' is not a comma-separated list of integers");
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace ms::archive::format

@@ -1,0 +1,119 @@
+// The archive's table layout (one group per table, one 1-D chunked extendible dataset per
+// column) and the column buffers both the writer and the reader use. docs/formats.md describes
+// the same layout for analysts; keep the two in step.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "h5.hpp"
+
+namespace ms::archive::format {
+
+enum class Type { U64, I64, I32, F64, Str };
+
+struct Column {
+  std::string name;
+  Type type;
+  std::size_t len = 0;  // Str: fixed length in bytes (UTF-8, NUL-padded)
+};
+
+struct Table {
+  std::string name;  // group name under the root
+  std::vector<Column> columns;
+};
+
+// The data tables, in the order they are written; then "commits" (commits_table()).
+const std::vector<Table>& tables();
+const Table& commits_table();  // seq, time, then one row count per data table (same names)
+const Table& table(const std::string& name);
+
+// The l2_by_kind keys the model_stats table has columns for (l2_<kind>).
+const std::vector<std::string>& l2_kinds();
+
+std::size_t elem_size(const Column& c);
+hid_t native_type(Type t);              // the predefined native memory type (Str: none)
+h5::Handle file_type(const Column& c);  // the on-disk type (a copy; close it)
+std::size_t chunk_rows(const Column& c);
+
+// One column's values for a run of rows, in the on-disk element layout.
+struct ColumnBuf {
+  const Column* col = nullptr;
+  std::vector<char> data;
+  std::size_t rows = 0;
+
+  void u64(std::uint64_t v) { put(&v, 8); }
+  void i64(std::int64_t v) { put(&v, 8); }
+  void i32(std::int32_t v) { put(&v, 4); }
+  void f64(double v) { put(&v, 8); }
+  // Throws ms::Error(file, "/table/column", ...) when longer than the column's width.
+  void str(const std::string& s, const std::string& table, const std::string& file);
+
+  std::uint64_t get_u64(std::size_t i) const { return get<std::uint64_t>(i); }
+  std::int64_t get_i64(std::size_t i) const { return get<std::int64_t>(i); }
+  std::int32_t get_i32(std::size_t i) const { return get<std::int32_t>(i); }
+  double get_f64(std::size_t i) const { return get<double>(i); }
+  std::string get_str(std::size_t i) const;
+
+ private:
+  void put(const void* p, std::size_t n);
+  template <class T>
+  T get(std::size_t i) const {
+    T v;
+    std::memcpy(&v, data.data() + i * sizeof(T), sizeof(T));
+    return v;
+  }
+};
+
+// Rows of one table, column by column.
+struct Rows {
+  const Table* table = nullptr;
+  std::vector<ColumnBuf> cols;
+  explicit Rows(const Table& t);
+  ColumnBuf& col(const std::string& name);
+  const ColumnBuf& col(const std::string& name) const;
+  std::size_t rows() const { return cols.empty() ? 0 : cols.front().rows; }
+};
+
+// Group/dataset path of a column: "/results/value".
+std::string column_path(const Table& t, const Column& c);
+
+// Creates the group and its empty extendible datasets.
+void create_table(hid_t file, const Table& t, const std::string& path);
+// Current length of each column's dataset (throws naming a missing group/column or a 2-D one).
+std::vector<std::uint64_t> column_lengths(hid_t file, const Table& t, const std::string& path);
+// Reads rows [0, n) of every column.
+Rows read_rows(hid_t file, const Table& t, std::uint64_t n, const std::string& path);
+// Extends every column to at least `offset + rows.rows()` (never shrinks) and writes the rows at
+// `offset`, overwriting any uncommitted rows there.
+void write_rows(hid_t file, const Rows& rows, std::uint64_t offset, const std::string& path);
+// The same through datasets opened once (open_columns), for the writer's hot path.
+std::vector<h5::Handle> open_columns(hid_t file, const Table& t, const std::string& path);
+void write_rows(const std::vector<h5::Handle>& dsets, const Rows& rows, std::uint64_t offset, const std::string& path);
+
+// The last complete /commits row: row counts of every data table after that commit.
+struct Commit {
+  std::int64_t seq = 0;  // 1-based row number in /commits; 0: none found
+  double time = 0;       // Unix seconds
+  std::map<std::string, std::uint64_t> counts;
+};
+// Scans /commits backwards for the last row that is complete and consistent with the datasets'
+// lengths (a row whose seq is unwritten or whose counts exceed the data is ignored).
+Commit last_commit(hid_t file, const std::string& path, std::uint64_t* commit_rows_total = nullptr);
+
+// Checks the root attributes and every group/column exist (format_version supported).
+void check_structure(hid_t file, const std::string& path);
+
+// Opens for reading: SWMR read first (works while a writer appends and after a writer was
+// killed), then a plain read-only open. Errors name the file and say why (not HDF5, truncated...).
+h5::Handle open_read(const std::string& path);
+// One attempt of the above without recovery: an invalid handle and `err` set on failure.
+h5::Handle try_open_read(const std::string& path, std::string& err);
+
+std::string members_text(const std::vector<std::int32_t>& m);  // "1,4,7"
+std::vector<std::int32_t> parse_members(const std::string& s, const std::string& path);
+
+}  // namespace ms::archive::format

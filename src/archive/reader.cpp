@@ -1,0 +1,91 @@
+// read(): the committed rows of an archive, grouped by config. Opens with SWMR read so it works
+// while a sweep writes the file and after a writer was killed.
+#include <cmath>
+#include <unordered_map>
+
+#include "format.hpp"
+#include "mergesweep/archive/archive.hpp"
+#include "mergesweep/core/error.hpp"
+
+namespace ms::archive {
+
+namespace {
+const char* const kAttributes[] = {"format_version", "mergesweep_version", "git_revision", "spec_text", "spec_hash",
+                                   "plan_hash",      "host",               "ranks",        "group_size", "start_time"};
+}
+
+Contents read(const std::string& path) {
+  using format::Rows;
+  h5::Handle file = format::open_read(path);
+  const hid_t f = file.get();
+  format::check_structure(f, path);
+  Contents out;
+  for (const char* a : kAttributes)
+    if (h5::has_attr(f, a)) out.attributes[a] = h5::read_attr_text(f, a, path);
+  const format::Commit c = format::last_commit(f, path);
+  auto rows = [&](const char* t) { return format::read_rows(f, format::table(t), c.counts.at(t), path); };
+
+  const Rows ck = rows("checkpoints");
+  for (std::size_t i = 0; i < ck.rows(); ++i)
+    out.checkpoints.push_back({ck.col("model").get_i32(i), ck.col("name").get_str(i), ck.col("path").get_str(i),
+                               ck.col("sha256").get_str(i), ck.col("bytes").get_u64(i)});
+  const Rows tk = rows("tasks");
+  for (std::size_t i = 0; i < tk.rows(); ++i)
+    out.tasks.push_back({tk.col("name").get_str(i), tk.col("kind").get_str(i), tk.col("path").get_str(i),
+                         tk.col("sha256").get_str(i), tk.col("items").get_i64(i)});
+
+  const Rows cf = rows("configs");
+  std::unordered_map<std::uint64_t, std::size_t> index;
+  out.configs.reserve(cf.rows());
+  for (std::size_t i = 0; i < cf.rows(); ++i) {
+    ConfigResult r;
+    auto& k = r.config;
+    k.id = cf.col("config_id").get_u64(i);
+    k.kind = cf.col("kind").get_str(i);
+    k.method = cf.col("method").get_str(i);
+    k.params = cf.col("params").get_str(i);
+    k.n = cf.col("n").get_i32(i);
+    k.sample = cf.col("sample").get_i32(i);
+    k.members = format::parse_members(cf.col("members").get_str(i), path);
+    if (!index.emplace(k.id, out.configs.size()).second) continue;  // a duplicate: verify reports it
+    out.configs.push_back(std::move(r));
+  }
+  // Rows of configs that are not committed are skipped here; `mergesweep archive verify` reports them.
+  auto owner = [&](const Rows& t, std::size_t i) -> ConfigResult* {
+    const auto it = index.find(t.col("config_id").get_u64(i));
+    return it == index.end() ? nullptr : &out.configs[it->second];
+  };
+  const Rows rs = rows("results");
+  for (std::size_t i = 0; i < rs.rows(); ++i)
+    if (auto* o = owner(rs, i))
+      o->results.push_back({o->config.id, rs.col("task").get_str(i), rs.col("metric").get_str(i),
+                            rs.col("value").get_f64(i), rs.col("stderr").get_f64(i), rs.col("n").get_i64(i)});
+  const Rows st = rows("model_stats");
+  for (std::size_t i = 0; i < st.rows(); ++i)
+    if (auto* o = owner(st, i)) {
+      ModelStatRecord s;
+      s.config_id = o->config.id;
+      s.l2_from_base = st.col("l2_from_base").get_f64(i);
+      s.cos_mean = st.col("cos_mean").get_f64(i);
+      s.cos_min = st.col("cos_min").get_f64(i);
+      s.cos_max = st.col("cos_max").get_f64(i);
+      for (const auto& k : format::l2_kinds()) {
+        const double v = st.col("l2_" + k).get_f64(i);
+        if (!std::isnan(v)) s.l2_by_kind[k] = v;
+      }
+      o->stats.push_back(std::move(s));
+    }
+  const Rows pr = rows("probes");
+  for (std::size_t i = 0; i < pr.rows(); ++i)
+    if (auto* o = owner(pr, i))
+      o->probes.push_back({o->config.id, pr.col("probe").get_str(i), pr.col("layer").get_i32(i),
+                           pr.col("f1_mean").get_f64(i), pr.col("f1_std").get_f64(i), pr.col("seeds").get_i32(i)});
+  const Rows tm = rows("timings");
+  for (std::size_t i = 0; i < tm.rows(); ++i)
+    if (auto* o = owner(tm, i))
+      o->timing = {o->config.id,          tm.col("merge_s").get_f64(i), tm.col("eval_s").get_f64(i),
+                   tm.col("probe_s").get_f64(i), tm.col("total_s").get_f64(i), tm.col("group").get_i32(i)};
+  return out;
+}
+
+}  // namespace ms::archive

@@ -1,0 +1,385 @@
+// info / verify / export / merge of whole archives (the `mergesweep archive` verb's logic).
+#include "mergesweep/archive/tools.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "format.hpp"
+#include "lock_file.hpp"
+#include "mergesweep/archive/archive.hpp"
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/core/sha256.hpp"
+
+namespace fs = std::filesystem;
+
+namespace ms::archive {
+namespace {
+
+using format::Rows;
+
+// Superblock v2/v3 (the only ones this format writes) keep the consistency flags at byte 11.
+bool superblock_open_flag(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char b[12] = {0};
+  if (!in.read(reinterpret_cast<char*>(b), sizeof b)) return false;
+  static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  if (std::memcmp(b, sig, 8) != 0 || b[8] < 2) return false;
+  return (b[11] & 0x05) != 0;  // bit 0: open for write, bit 2: open for SWMR write
+}
+
+std::string num(double v) {
+  if (std::isnan(v)) return "";
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
+std::string csv(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string o = "\"";
+  for (char ch : s) o += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return o + "\"";
+}
+
+std::string config_cols(const ConfigRecord& c) {
+  return std::to_string(c.id) + "," + csv(c.kind) + "," + csv(c.method) + "," + csv(c.params) + "," +
+         std::to_string(c.n) + "," + std::to_string(c.sample) + "," + csv(format::members_text(c.members));
+}
+const char* const kConfigHeader = "config_id,kind,method,params,n,sample,members";
+
+// Writes a file under a temporary name in the same folder, then renames it into place.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp-" + std::to_string(::getpid())) {
+    out_.open(tmp_, std::ios::binary | std::ios::trunc);
+    if (!out_) fail(path_, "", "cannot create the file");
+  }
+  ~AtomicFile() {
+    if (!done_) {
+      out_.close();
+      std::remove(tmp_.c_str());
+    }
+  }
+  std::ofstream& out() { return out_; }
+  void commit() {
+    out_.close();
+    if (!out_) fail(path_, "", "write failed");
+    fs::rename(tmp_, path_);
+    done_ = true;
+  }
+
+ private:
+  std::string path_, tmp_;
+  std::ofstream out_;
+  bool done_ = false;
+};
+
+void need(bool ok, std::vector<std::string>& problems, const std::string& what) {
+  if (!ok) problems.push_back(what);
+}
+
+Provenance provenance_of(const Contents& c) {
+  auto a = [&](const char* k) {
+    const auto it = c.attributes.find(k);
+    return it == c.attributes.end() ? std::string() : it->second;
+  };
+  Provenance p;
+  p.spec_text = a("spec_text");
+  p.spec_hash = a("spec_hash");
+  p.plan_hash = a("plan_hash");
+  p.version = a("mergesweep_version");
+  p.git_revision = a("git_revision");
+  p.host = a("host");
+  p.start_time = a("start_time");
+  try {
+    p.ranks = std::stoi(a("ranks"));
+    p.group_size = std::stoi(a("group_size"));
+  } catch (const std::exception&) {
+  }
+  return p;
+}
+
+}  // namespace
+
+Summary summarize(const std::string& path) {
+  Summary s;
+  {
+    h5::Handle file = format::open_read(path);
+    const hid_t f = file.get();
+    format::check_structure(f, path);
+    const format::Commit c = format::last_commit(f, path);
+    s.commits = c.seq;
+    s.last_commit_time = c.time;
+    for (const auto& t : format::tables()) {
+      s.rows.emplace_back(t.name, c.counts.at(t.name));
+      const auto l = format::column_lengths(f, t, path);
+      s.stored[t.name] = *std::max_element(l.begin(), l.end());
+    }
+    const Rows sp = format::read_rows(f, format::table("specs"), c.counts.at("specs"), path);
+    for (std::size_t i = 0; i < sp.rows(); ++i)
+      s.sessions.emplace_back(sp.col("start_time").get_str(i), sp.col("spec_hash").get_str(i));
+    const Rows cf = format::read_rows(f, format::table("configs"), c.counts.at("configs"), path);
+    for (std::size_t i = 0; i < cf.rows(); ++i) {
+      std::string m = cf.col("method").get_str(i);
+      if (m.empty()) m = cf.col("kind").get_str(i);
+      ++s.configs_by_method_size[m][cf.col("n").get_i32(i)];
+    }
+  }
+  const Contents attrs_only = [&] {
+    Contents c;
+    h5::Handle file = format::open_read(path);
+    for (const char* a : {"format_version", "mergesweep_version", "git_revision", "spec_hash", "plan_hash", "host",
+                          "ranks", "group_size", "start_time", "spec_text"})
+      if (h5::has_attr(file.get(), a)) c.attributes[a] = h5::read_attr_text(file.get(), a, path);
+    return c;
+  }();
+  s.attributes = attrs_only.attributes;
+  s.writer_pid = LockFile::holder(path);
+  s.open_flag = superblock_open_flag(path);
+  return s;
+}
+
+std::vector<std::string> verify(const std::string& path) {
+  std::vector<std::string> problems;
+  h5::Handle file = format::open_read(path);
+  const hid_t f = file.get();
+  format::check_structure(f, path);
+  std::uint64_t commit_rows = 0;
+  const format::Commit c = format::last_commit(f, path, &commit_rows);
+
+  // Every committed /commits row is complete and the counts never decrease.
+  const Rows cm = format::read_rows(f, format::commits_table(), static_cast<std::uint64_t>(c.seq), path);
+  std::map<std::string, std::int64_t> prev;
+  for (std::size_t i = 0; i < cm.rows(); ++i) {
+    need(cm.col("seq").get_i64(i) == static_cast<std::int64_t>(i + 1), problems,
+         "/commits/seq: row " + std::to_string(i) + " is " + std::to_string(cm.col("seq").get_i64(i)) + ", expected " +
+             std::to_string(i + 1));
+    for (const auto& t : format::tables()) {
+      const std::int64_t v = cm.col(t.name).get_i64(i);
+      if (v < prev[t.name])
+        problems.push_back("/commits/" + t.name + ": row " + std::to_string(i) + " records " + std::to_string(v) +
+                           " rows, fewer than the previous commit's " + std::to_string(prev[t.name]));
+      prev[t.name] = v;
+    }
+  }
+
+  const std::string spec_text = h5::read_attr_text(f, "spec_text", path);
+  const std::string spec_hash = h5::read_attr_text(f, "spec_hash", path);
+  need(sha256_hex(spec_text.data(), spec_text.size()) == spec_hash, problems,
+       "spec_hash attribute is not the sha256 of the spec_text attribute");
+
+  auto rows = [&](const char* t) { return format::read_rows(f, format::table(t), c.counts.at(t), path); };
+  const Rows ck = rows("checkpoints");
+  std::int32_t models = 0;
+  for (std::size_t i = 0; i < ck.rows(); ++i) {
+    models = std::max(models, ck.col("model").get_i32(i));
+    const std::string h = ck.col("sha256").get_str(i);
+    need(h.size() == 64 && h.find_first_not_of("0123456789abcdef") == std::string::npos, problems,
+         "/checkpoints/sha256: row " + std::to_string(i) + " is not a sha256 hex digest: '" + h + "'");
+  }
+
+  const Rows cf = rows("configs");
+  std::unordered_set<std::uint64_t> ids;
+  for (std::size_t i = 0; i < cf.rows(); ++i) {
+    const std::uint64_t id = cf.col("config_id").get_u64(i);
+    const std::string where = "/configs row " + std::to_string(i) + " (config " + std::to_string(id) + ")";
+    need(ids.insert(id).second, problems, where + ": duplicate config id");
+    const std::string kind = cf.col("kind").get_str(i);
+    need(kind == "base" || kind == "single" || kind == "merge", problems,
+         where + ": kind '" + kind + "' is not base, single or merge");
+    std::vector<std::int32_t> mem;
+    try {
+      mem = format::parse_members(cf.col("members").get_str(i), path);
+    } catch (const Error& e) {
+      problems.push_back(where + ": " + e.detail());
+    }
+    need(static_cast<std::int32_t>(mem.size()) == cf.col("n").get_i32(i), problems,
+         where + ": n is " + std::to_string(cf.col("n").get_i32(i)) + " but members lists " + std::to_string(mem.size()));
+    for (auto m : mem)
+      need(m >= 1 && m <= models, problems,
+           where + ": member " + std::to_string(m) + " is not a checkpoint of the archive (1.." + std::to_string(models) + ")");
+  }
+
+  std::unordered_map<std::uint64_t, int> timings, stats;
+  for (const char* t : {"results", "model_stats", "probes", "timings"}) {
+    const Rows r = rows(t);
+    std::size_t orphans = 0;
+    std::uint64_t first = 0;
+    for (std::size_t i = 0; i < r.rows(); ++i) {
+      const std::uint64_t id = r.col("config_id").get_u64(i);
+      if (!ids.count(id)) {
+        if (orphans++ == 0) first = id;
+        continue;
+      }
+      if (std::string(t) == "timings") ++timings[id];
+      if (std::string(t) == "model_stats") ++stats[id];
+    }
+    if (orphans)
+      problems.push_back("/" + std::string(t) + ": " + std::to_string(orphans) +
+                         " committed rows reference configs that are not in /configs (first: config " +
+                         std::to_string(first) + ")");
+  }
+  std::size_t no_timing = 0, multi = 0;
+  for (auto id : ids) {
+    if (timings[id] != 1) ++no_timing;
+    if (stats[id] > 1) ++multi;
+  }
+  need(no_timing == 0, problems, "/timings: " + std::to_string(no_timing) + " configs do not have exactly one timing row");
+  need(multi == 0, problems, "/model_stats: " + std::to_string(multi) + " configs have more than one row");
+  return problems;
+}
+
+std::vector<std::string> export_tables(const std::string& path, const std::string& out_dir, const std::string& fmt) {
+  if (fmt != "csv" && fmt != "parquet") fail("", "--format", "'" + fmt + "' is not csv or parquet");
+  const char* py_env = std::getenv("MS_PYTHON");
+  const std::string py = py_env && *py_env ? py_env : "python3";
+  if (fmt == "parquet") {
+    // Check before any work: parquet needs pyarrow in the Python that runs the conversion.
+    const std::string check = "'" + py + "' -c 'import pandas, pyarrow' >/dev/null 2>&1";
+    if (std::system(check.c_str()) != 0)
+      fail("", "--format parquet",
+           "needs Python with pandas and pyarrow (" + py + " cannot import them; set MS_PYTHON to another "
+           "interpreter, or export CSV: --format csv)");
+  }
+  const Contents c = read(path);
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (!fs::is_directory(out_dir)) fail(out_dir, "--out", "cannot create the output folder");
+  std::vector<std::string> written;
+  auto file = [&](const std::string& name, auto&& body) {
+    AtomicFile af(out_dir + "/" + name);
+    body(af.out());
+    af.commit();
+    written.push_back(out_dir + "/" + name);
+  };
+  file("checkpoints.csv", [&](std::ostream& o) {
+    o << "model,name,path,sha256,bytes\n";
+    for (const auto& k : c.checkpoints)
+      o << k.model << "," << csv(k.name) << "," << csv(k.path) << "," << k.sha256 << "," << k.bytes << "\n";
+  });
+  file("tasks.csv", [&](std::ostream& o) {
+    o << "name,kind,path,sha256,items\n";
+    for (const auto& t : c.tasks) o << csv(t.name) << "," << csv(t.kind) << "," << csv(t.path) << "," << t.sha256 << "," << t.items << "\n";
+  });
+  file("configs.csv", [&](std::ostream& o) {
+    o << kConfigHeader << "\n";
+    for (const auto& r : c.configs) o << config_cols(r.config) << "\n";
+  });
+  file("results.csv", [&](std::ostream& o) {
+    o << kConfigHeader << ",task,metric,value,stderr,items\n";
+    for (const auto& r : c.configs) {
+      const std::string cc = config_cols(r.config);
+      for (const auto& x : r.results)
+        o << cc << "," << csv(x.task) << "," << csv(x.metric) << "," << num(x.value) << "," << num(x.stderr_) << ","
+          << x.n << "\n";
+    }
+  });
+  file("model_stats.csv", [&](std::ostream& o) {
+    o << kConfigHeader << ",l2_from_base,cos_mean,cos_min,cos_max";
+    for (const auto& k : format::l2_kinds()) o << ",l2_" << k;
+    o << "\n";
+    for (const auto& r : c.configs)
+      for (const auto& s : r.stats) {
+        o << config_cols(r.config) << "," << num(s.l2_from_base) << "," << num(s.cos_mean) << "," << num(s.cos_min)
+          << "," << num(s.cos_max);
+        for (const auto& k : format::l2_kinds()) {
+          const auto it = s.l2_by_kind.find(k);
+          o << "," << (it == s.l2_by_kind.end() ? std::string() : num(it->second));
+        }
+        o << "\n";
+      }
+  });
+  file("probes.csv", [&](std::ostream& o) {
+    o << kConfigHeader << ",probe,layer,f1_mean,f1_std,seeds\n";
+    for (const auto& r : c.configs)
+      for (const auto& p : r.probes)
+        o << config_cols(r.config) << "," << csv(p.probe) << "," << p.layer << "," << num(p.f1_mean) << ","
+          << num(p.f1_std) << "," << p.seeds << "\n";
+  });
+  file("timings.csv", [&](std::ostream& o) {
+    o << kConfigHeader << ",merge_s,eval_s,probe_s,total_s,group\n";
+    for (const auto& r : c.configs) {
+      const auto& t = r.timing;
+      o << config_cols(r.config) << "," << num(t.merge_s) << "," << num(t.eval_s) << "," << num(t.probe_s) << ","
+        << num(t.total_s) << "," << t.group << "\n";
+    }
+  });
+  if (fmt == "csv") return written;
+
+  // Parquet: pandas reads each CSV (config_id as uint64) and pyarrow writes it; the CSVs are removed.
+  const std::string script =
+      "import sys, os, pandas as pd\n"
+      "for p in sys.argv[1:]:\n"
+      "    df = pd.read_csv(p, dtype={'config_id': 'uint64', 'params': str, 'members': str}, keep_default_na=False,"
+      " na_values=[''])\n"
+      "    df.to_parquet(p[:-4] + '.parquet', index=False)\n"
+      "    os.remove(p)\n";
+  std::string cmd = "'" + py + "' -c \"$MS_EXPORT_SCRIPT\"";
+  for (const auto& w : written) cmd += " '" + w + "'";
+  ::setenv("MS_EXPORT_SCRIPT", script.c_str(), 1);
+  if (std::system(cmd.c_str()) != 0) fail(out_dir, "--format parquet", "the conversion to Parquet failed (" + py + ")");
+  for (auto& w : written) w = w.substr(0, w.size() - 4) + ".parquet";
+  return written;
+}
+
+MergeReport merge_archives(const std::vector<std::string>& inputs, const std::string& out) {
+  if (inputs.empty()) fail("", "merge", "no input archives");
+  if (fs::exists(out)) fail(out, "--out", "already exists; merge writes a new archive and never overwrites one");
+  std::vector<Contents> all;
+  for (const auto& in : inputs) all.push_back(read(in));
+  const Contents& first = all.front();
+  // Same plan: same plan_hash and the same checkpoint bytes (matched by model and file name).
+  std::map<std::pair<int, std::string>, std::string> ref;
+  for (const auto& k : first.checkpoints) ref[{k.model, fs::path(k.path).filename().string()}] = k.sha256;
+  for (std::size_t i = 1; i < all.size(); ++i) {
+    const auto& a = all[i];
+    const std::string p0 = first.attributes.at("plan_hash"), pi = a.attributes.at("plan_hash");
+    if (p0 != pi)
+      fail(inputs[i], "plan_hash",
+           "comes from a different plan than " + inputs[0] + " (plan_hash " + pi + " vs " + p0 +
+               "); only archives of one plan can be merged");
+    std::map<std::pair<int, std::string>, std::string> mine;
+    for (const auto& k : a.checkpoints) mine[{k.model, fs::path(k.path).filename().string()}] = k.sha256;
+    if (mine != ref)
+      fail(inputs[i], "checkpoints",
+           "checkpoint hashes differ from " + inputs[0] + " although plan_hash matches; refusing to merge");
+  }
+  const std::string tmp = out + ".tmp-merge-" + std::to_string(::getpid());
+  MergeReport rep;
+  try {
+    auto w = Writer::open(tmp, provenance_of(first), first.checkpoints, first.tasks);
+    std::vector<ConfigResult> batch;
+    std::set<std::uint64_t> seen;
+    for (const auto& a : all)
+      for (const auto& r : a.configs) {
+        if (!seen.insert(r.config.id).second) {
+          ++rep.duplicates;
+          continue;
+        }
+        batch.push_back(r);
+        if (batch.size() >= 512) {
+          w->append(batch);
+          batch.clear();
+        }
+      }
+    w->append(batch);
+    rep.configs = w->done().size();
+    w->close();
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  fs::rename(tmp, out);
+  return rep;
+}
+
+}  // namespace ms::archive

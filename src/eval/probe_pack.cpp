@@ -1,0 +1,124 @@
+// Probe pack files (HDF5): tokenized sentences as one flat array with offsets, a label and a
+// split per sentence, the class names. Layout (format_version 1) in docs/formats.md, "Probe packs".
+#include <cstdio>
+#include <limits>
+
+#include "h5_util.hpp"
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/eval/probes.hpp"
+#include "mergesweep/io/fs_util.hpp"
+#include "pack_checks.hpp"
+
+namespace ms::eval {
+namespace {
+
+constexpr const char* kFormat = "mergesweep-probe-pack";
+constexpr std::int64_t kFormatVersion = 1;
+
+const char* split_name(Split s) { return s == Split::kTrain ? "train" : s == Split::kDev ? "dev" : "test"; }
+
+void validate(const ProbePack& pack, const std::string& path) {
+  if (pack.vocab_size <= 0 || pack.vocab_size > std::numeric_limits<std::int32_t>::max())
+    fail(path, "attribute vocab_size", "must be in [1, 2^31-1], found " + std::to_string(pack.vocab_size));
+  const std::size_t n = pack.sentences.size();
+  if (n == 0) fail(path, "offsets", "the pack has no sentences");
+  if (pack.labels.size() != n)
+    fail(path, "labels", "has " + std::to_string(pack.labels.size()) + " entries, expected one per sentence (" +
+                             std::to_string(n) + ")");
+  if (pack.split.size() != n)
+    fail(path, "split", "has " + std::to_string(pack.split.size()) + " entries, expected one per sentence (" +
+                            std::to_string(n) + ")");
+  const std::size_t k = pack.label_names.size();
+  if (k < 2) fail(path, "label_names", "a probe needs at least 2 classes, found " + std::to_string(k));
+  std::size_t count[3] = {0, 0, 0};
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string at = "sentence " + std::to_string(i);
+    if (pack.sentences[i].empty()) fail(path, "offsets", at + ": empty sentence (needs at least one token)");
+    detail::check_ids(pack.sentences[i], pack.vocab_size, path, "tokens", at);
+    if (pack.labels[i] < 0 || static_cast<std::size_t>(pack.labels[i]) >= k)
+      fail(path, "labels", at + ": label " + std::to_string(pack.labels[i]) + " is not a class index in [0, " +
+                               std::to_string(k) + ")");
+    const auto s = static_cast<unsigned>(pack.split[i]);
+    if (s > 2) fail(path, "split", at + ": value " + std::to_string(s) + " is not 0 (train), 1 (dev) or 2 (test)");
+    ++count[s];
+  }
+  for (unsigned s = 0; s < 3; ++s) {
+    if (count[s] == 0)
+      fail(path, "split", std::string("no ") + split_name(static_cast<Split>(s)) +
+                              " sentences (a probe trains on train, stops early on dev, scores on test)");
+  }
+}
+
+}  // namespace
+
+ProbePack read_probe_pack(const std::string& path) {
+  h5::Handle f = h5::open_read(path);
+  const hid_t id = f.get();
+  const std::string format = h5::read_string_attr(id, "format", path);
+  if (format != kFormat) fail(path, "attribute format", "expected '" + std::string(kFormat) + "', found '" + format + "'");
+  const std::int64_t version = h5::read_int_attr(id, "format_version", path);
+  if (version != kFormatVersion)
+    fail(path, "attribute format_version", "unsupported version " + std::to_string(version) + "; this mergesweep reads " +
+                                               std::to_string(kFormatVersion));
+  ProbePack pack;
+  pack.path = path;
+  pack.name = h5::read_string_attr(id, "name", path);
+  pack.tokenizer = h5::read_string_attr(id, "tokenizer", path);
+  pack.vocab_size = h5::read_int_attr(id, "vocab_size", path);
+  const auto tokens = h5::read_i32(id, "tokens", path);
+  const auto offsets = h5::read_i64(id, "offsets", path);
+  pack.labels = h5::read_i32(id, "labels", path);
+  const auto split = h5::read_u8(id, "split", path);
+  pack.label_names = h5::read_strings(id, "label_names", path);
+  f.close();
+
+  const std::size_t n = pack.labels.size();
+  detail::check_offsets(offsets, n, tokens.size(), path, "offsets", "sentence");
+  pack.sentences.resize(n);
+  for (std::size_t i = 0; i < n; ++i)
+    pack.sentences[i].assign(tokens.begin() + offsets[i], tokens.begin() + offsets[i + 1]);
+  pack.split.reserve(split.size());
+  for (std::size_t i = 0; i < split.size(); ++i) {
+    if (split[i] > 2)
+      fail(path, "split", "sentence " + std::to_string(i) + ": value " + std::to_string(split[i]) +
+                              " is not 0 (train), 1 (dev) or 2 (test)");
+    pack.split.push_back(static_cast<Split>(split[i]));
+  }
+  validate(pack, path);
+  return pack;
+}
+
+void write_probe_pack(const std::string& path, const ProbePack& pack) {
+  validate(pack, path);
+  std::vector<std::int32_t> tokens;
+  std::vector<std::int64_t> offsets{0};
+  std::vector<std::uint8_t> split;
+  for (const auto& s : pack.sentences) {
+    tokens.insert(tokens.end(), s.begin(), s.end());
+    offsets.push_back(static_cast<std::int64_t>(tokens.size()));
+  }
+  for (Split s : pack.split) split.push_back(static_cast<std::uint8_t>(s));
+  const std::string tmp = io::temp_sibling(path);
+  try {
+    h5::Handle f = h5::create_truncate(tmp, path);
+    const hid_t id = f.get();
+    h5::write_string_attr(id, "format", kFormat, path);
+    h5::write_int_attr(id, "format_version", kFormatVersion, path);
+    h5::write_string_attr(id, "name", pack.name, path);
+    h5::write_string_attr(id, "tokenizer", pack.tokenizer, path);
+    h5::write_int_attr(id, "vocab_size", pack.vocab_size, path);
+    h5::write_i32(id, "tokens", tokens, path);
+    h5::write_i64(id, "offsets", offsets, path);
+    h5::write_i32(id, "labels", pack.labels, path);
+    h5::write_u8(id, "split", split, path);
+    h5::write_strings(id, "label_names", pack.label_names, path);
+    if (H5Fflush(id, H5F_SCOPE_GLOBAL) < 0) fail(path, "", "cannot flush the HDF5 file");
+    f.close();
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  io::rename_into_place(tmp, path);
+}
+
+}  // namespace ms::eval

@@ -1,0 +1,294 @@
+// Multiple-choice scoring with lm-eval's semantics, computed per item with a shared context:
+//   lm-eval input for one choice: (ctx + cont)[-(max_length+1):][:-1]; score = sum over the
+//   continuation positions of log_softmax(logits)[token]; is_greedy = every token is the argmax.
+// Here the context (minus its last token) runs once into a KV cache; then every choice's
+// [last context token, cont[:-1]] runs as one batch against the cache repeated per choice. The
+// positions and tokens are the same as lm-eval's, so the scores are too (up to float rounding).
+// A choice whose whole sequence is longer than max_length + 1 has its context truncated from the
+// left, so it no longer shares the prefix: it runs alone on exactly lm-eval's truncated input.
+// Log-probabilities are gathered only where needed: logits of the scored positions only, then
+// logit[token] - logsumexp(logits) per position (never a [B, T, V] log_softmax).
+// Every forward depends only on one item (and the options), so results are bitwise the same
+// whatever blocks are scored together, in which order and on which rank.
+#include "mergesweep/eval/scoring.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/model/decoder.hpp"
+
+namespace ms::eval {
+namespace {
+
+// Scored positions per lm_head call: bounds the [P, vocab] logits (a fixed constant, not an
+// option, so results never depend on it changing).
+constexpr std::int64_t kLogitRows = 512;
+
+std::int64_t effective_max_length(const model::Decoder& model, const ScoreOptions& opts, const std::string& path) {
+  const std::int64_t model_max = model.config().max_position_embeddings;
+  if (opts.max_length < 0) fail(path, "max_length", "must be >= 0 (0 = the model's max_position_embeddings)");
+  if (opts.max_length == 0) {
+    if (model_max <= 0) fail(path, "max_length", "the model's config.json has no max_position_embeddings; set a max length");
+    return model_max;
+  }
+  if (model_max > 0 && opts.max_length > model_max)
+    fail(path, "max_length",
+         std::to_string(opts.max_length) + " exceeds the model's max_position_embeddings " + std::to_string(model_max));
+  return opts.max_length;
+}
+
+at::Tensor ids_tensor(const std::vector<std::vector<std::int64_t>>& rows, std::int64_t width) {
+  at::Tensor t = at::zeros({static_cast<std::int64_t>(rows.size()), width}, at::kLong);
+  auto* p = t.data_ptr<std::int64_t>();
+  for (std::size_t r = 0; r < rows.size(); ++r) std::copy(rows[r].begin(), rows[r].end(), p + r * width);
+  return t;
+}
+
+// Log-probabilities of `targets` and whether each is the argmax, from hidden states [P, H] of the
+// scored positions (in order). Returns float32 log-probs [P] and bool greedy [P] on the CPU.
+std::pair<at::Tensor, at::Tensor> gather_logprobs(const model::Decoder& model, const at::Tensor& hidden,
+                                                  const std::vector<std::int64_t>& targets) {
+  const std::int64_t p = hidden.size(0);
+  at::Tensor tgt = at::from_blob(const_cast<std::int64_t*>(targets.data()), {p}, at::kLong).to(hidden.device());
+  std::vector<at::Tensor> lp, gr;
+  for (std::int64_t s = 0; s < p; s += kLogitRows) {
+    const std::int64_t e = std::min(p, s + kLogitRows);
+    at::Tensor logits = model.logits(hidden.slice(0, s, e)).to(at::kFloat);  // [rows, V]
+    at::Tensor t = tgt.slice(0, s, e);
+    at::Tensor picked = logits.gather(1, t.unsqueeze(1)).squeeze(1);
+    lp.push_back(picked - at::logsumexp(logits, {1}));
+    gr.push_back(logits.argmax(1).eq(t));
+  }
+  return {at::cat(lp).cpu().contiguous(), at::cat(gr).cpu().contiguous()};
+}
+
+struct Sink {
+  ItemScore* score;
+  std::size_t choice;
+};
+
+// Adds per-token log-probs (float32, summed in double in token order) to each choice's score.
+void accumulate(const at::Tensor& lp, const at::Tensor& greedy, const std::vector<Sink>& sinks,
+                const std::vector<std::int64_t>& lengths) {
+  const float* l = lp.data_ptr<float>();
+  const bool* g = greedy.data_ptr<bool>();
+  std::int64_t pos = 0;
+  for (std::size_t k = 0; k < sinks.size(); ++k) {
+    double sum = 0;
+    bool all = true;
+    for (std::int64_t t = 0; t < lengths[k]; ++t, ++pos) {
+      sum += static_cast<double>(l[pos]);
+      all = all && g[pos];
+    }
+    sinks[k].score->loglik[sinks[k].choice] = sum;
+    sinks[k].score->greedy[sinks[k].choice] = all ? 1 : 0;
+  }
+}
+
+// One choice on its own: lm-eval's truncated input, scored positions are the last |cont|.
+void score_alone(const model::Decoder& model, const TaskItem& item, std::size_t c, std::int64_t max_len,
+                 const at::Device& device, ItemScore& out) {
+  const auto& cont = item.choices[c].continuation;
+  std::vector<std::int64_t> whole(item.context.begin(), item.context.end());
+  whole.insert(whole.end(), cont.begin(), cont.end());
+  const std::int64_t total = static_cast<std::int64_t>(whole.size());
+  const std::int64_t start = std::max<std::int64_t>(0, total - (max_len + 1));
+  std::vector<std::int64_t> inp(whole.begin() + start, whole.end() - 1);
+  const std::int64_t n = static_cast<std::int64_t>(inp.size());
+  const std::int64_t k = static_cast<std::int64_t>(cont.size());
+  at::Tensor hidden = model.forward(ids_tensor({inp}, n).to(device)).squeeze(0);  // [n, H]
+  at::Tensor scored = hidden.slice(0, n - k, n);
+  std::vector<std::int64_t> targets(cont.begin(), cont.end());
+  auto [lp, gr] = gather_logprobs(model, scored, targets);
+  accumulate(lp, gr, {{&out, c}}, {k});
+}
+
+}  // namespace
+
+std::vector<std::pair<std::size_t, std::size_t>> scoring_blocks(const TaskPack& pack, const ScoreOptions& opts) {
+  // Consecutive items, each block up to batch_tokens tokens (context + all continuations), at
+  // least one item: a pure function of the pack and the options.
+  const std::int64_t budget = std::max<std::int64_t>(1, opts.batch_tokens);
+  std::vector<std::pair<std::size_t, std::size_t>> blocks;
+  std::size_t begin = 0;
+  std::int64_t used = 0;
+  for (std::size_t i = 0; i < pack.items.size(); ++i) {
+    std::int64_t t = static_cast<std::int64_t>(pack.items[i].context.size());
+    for (const auto& ch : pack.items[i].choices) t += static_cast<std::int64_t>(ch.continuation.size());
+    if (i > begin && used + t > budget) {
+      blocks.emplace_back(begin, i);
+      begin = i;
+      used = 0;
+    }
+    used += t;
+  }
+  if (begin < pack.items.size()) blocks.emplace_back(begin, pack.items.size());
+  return blocks;
+}
+
+std::vector<ItemScore> score_items(const model::Decoder& model, const TaskPack& pack, std::size_t begin,
+                                   std::size_t end, const ScoreOptions& opts) {
+  if (begin > end || end > pack.items.size())
+    fail(pack.path, "", "item range [" + std::to_string(begin) + ", " + std::to_string(end) + ") outside the pack's " +
+                            std::to_string(pack.items.size()) + " items");
+  const std::int64_t vocab = model.config().vocab_size;
+  if (pack.vocab_size > vocab)
+    fail(pack.path, "attribute vocab_size",
+         "the pack's token ids go up to " + std::to_string(pack.vocab_size) + " but the model has " +
+             std::to_string(vocab) + " embeddings (a pack made for another tokenizer?)");
+  const std::int64_t max_len = effective_max_length(model, opts, pack.path);
+  const std::int64_t budget = std::max<std::int64_t>(1, opts.batch_tokens);
+  at::NoGradGuard no_grad;
+  const auto params = model.named_parameters();
+  const at::Device device = params.empty() ? at::Device(at::kCPU) : params.front().second.device();
+
+  std::vector<ItemScore> out(end - begin);
+  for (std::size_t i = begin; i < end; ++i) {
+    const TaskItem& item = pack.items[i];
+    ItemScore& score = out[i - begin];
+    score.loglik.assign(item.choices.size(), 0.0);
+    score.greedy.assign(item.choices.size(), 0);
+    const std::int64_t lc = static_cast<std::int64_t>(item.context.size());
+
+    std::vector<std::size_t> shared;
+    for (std::size_t c = 0; c < item.choices.size(); ++c) {
+      const std::int64_t k = static_cast<std::int64_t>(item.choices[c].continuation.size());
+      if (k > max_len)
+        fail(pack.path, "continuation_tokens",
+             "item " + std::to_string(i) + " choice " + std::to_string(c) + ": " + std::to_string(k) +
+                 " continuation tokens do not fit the maximum length " + std::to_string(max_len));
+      if (lc + k <= max_len + 1) {
+        shared.push_back(c);
+      } else {
+        score_alone(model, item, c, max_len, device, score);
+      }
+    }
+    if (shared.empty()) continue;
+
+    // The context without its last token, once.
+    model::KvCache cache;
+    if (lc > 1) {
+      std::vector<std::int64_t> pre(item.context.begin(), item.context.end() - 1);
+      model::ForwardOptions fo;
+      fo.cache = &cache;
+      model.forward(ids_tensor({pre}, lc - 1).to(device), fo);
+    }
+    // Choices in sub-batches of at most `budget` padded tokens (at least one choice each).
+    std::size_t s = 0;
+    while (s < shared.size()) {
+      std::size_t e = s;
+      std::int64_t width = 0;
+      while (e < shared.size()) {
+        const std::int64_t k = static_cast<std::int64_t>(item.choices[shared[e]].continuation.size());
+        const std::int64_t w = std::max(width, k);
+        if (e > s && w * static_cast<std::int64_t>(e + 1 - s) > budget) break;
+        width = w;
+        ++e;
+      }
+      // Rows: [last context token, cont[:-1]], right-padded with the last context token (padding
+      // sits after every scored position, so causal attention never lets it be seen).
+      std::vector<std::vector<std::int64_t>> rows;
+      std::vector<std::int64_t> index, targets, lengths;
+      std::vector<Sink> sinks;
+      for (std::size_t r = s; r < e; ++r) {
+        const auto& cont = item.choices[shared[r]].continuation;
+        std::vector<std::int64_t> row{item.context.back()};
+        row.insert(row.end(), cont.begin(), cont.end() - 1);
+        const std::int64_t k = static_cast<std::int64_t>(cont.size());
+        for (std::int64_t t = 0; t < k; ++t) index.push_back(static_cast<std::int64_t>(r - s) * width + t);
+        targets.insert(targets.end(), cont.begin(), cont.end());
+        lengths.push_back(k);
+        sinks.push_back({&score, shared[r]});
+        row.resize(width, item.context.back());
+        rows.push_back(std::move(row));
+      }
+      const std::int64_t n = static_cast<std::int64_t>(rows.size());
+      model::KvCache expanded;
+      model::ForwardOptions fo;
+      if (lc > 1) {
+        expanded = cache.expand(n);
+        fo.cache = &expanded;
+      }
+      at::Tensor ids = ids_tensor(rows, width).to(device);
+      at::Tensor hidden = model.forward(ids, fo);                            // [n, width, H]
+      at::Tensor flat = hidden.reshape({n * width, hidden.size(2)});
+      at::Tensor idx = at::from_blob(index.data(), {static_cast<std::int64_t>(index.size())}, at::kLong)
+                           .to(flat.device());
+      auto [lp, gr] = gather_logprobs(model, flat.index_select(0, idx), targets);
+      accumulate(lp, gr, sinks, lengths);
+      s = e;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// numpy.argmax over doubles: the first maximum; a NaN counts as the maximum (the first NaN wins).
+std::size_t np_argmax(const std::vector<double>& v) {
+  std::size_t best = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (std::isnan(v[i])) return i;
+    if (v[i] > v[best]) best = i;
+  }
+  return best;
+}
+
+}  // namespace
+
+void TaskTally::add(const TaskItem& item, const ItemScore& score) {
+  const std::size_t c = item.choices.size();
+  if (score.loglik.size() != c || score.greedy.size() != c)
+    fail("", "scores", "an item with " + std::to_string(c) + " choices got " + std::to_string(score.loglik.size()) +
+                           " scores");
+  std::vector<double> norm(c), per_byte(c);
+  for (std::size_t k = 0; k < c; ++k) {
+    // lm-eval divides by float(len(choice)); IEEE division as numpy does it (x/0 = -inf or NaN).
+    norm[k] = score.loglik[k] / static_cast<double>(item.choices[k].chars);
+    per_byte[k] = score.loglik[k] / static_cast<double>(item.choices[k].bytes);
+  }
+  const auto gold = static_cast<std::size_t>(item.gold);
+  ++n;
+  acc += np_argmax(score.loglik) == gold;
+  acc_norm += np_argmax(norm) == gold;
+  acc_bytes += np_argmax(per_byte) == gold;
+  exact_match += score.greedy[gold] != 0;
+}
+
+void TaskTally::merge(const TaskTally& other) {
+  n += other.n;
+  acc += other.acc;
+  acc_norm += other.acc_norm;
+  acc_bytes += other.acc_bytes;
+  exact_match += other.exact_match;
+}
+
+std::vector<Metric> TaskTally::metrics() const {
+  // lm-eval: mean = sum / n; stderr = sample standard deviation (ddof = 1) / sqrt(n). For 0/1
+  // values with k ones the squared deviations sum to k (1 - mean)^2 + (n - k) mean^2.
+  auto metric = [this](const char* name, std::int64_t k) {
+    Metric m;
+    m.name = name;
+    if (n == 0) {
+      m.value = m.stderr_ = std::nan("");
+      return m;
+    }
+    const double dn = static_cast<double>(n);
+    const double mean = static_cast<double>(k) / dn;
+    m.value = mean;
+    if (n < 2) {
+      m.stderr_ = std::nan("");  // lm-eval reports N/A for a single item
+    } else {
+      const double ss = static_cast<double>(k) * (1.0 - mean) * (1.0 - mean) + static_cast<double>(n - k) * mean * mean;
+      m.stderr_ = std::sqrt(ss / (dn - 1.0)) / std::sqrt(dn);
+    }
+    return m;
+  };
+  return {metric("acc", acc), metric("acc_norm", acc_norm), metric("acc_bytes", acc_bytes),
+          metric("exact_match", exact_match)};
+}
+
+}  // namespace ms::eval

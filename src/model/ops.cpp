@@ -1,0 +1,122 @@
+#include "ops.hpp"
+
+#include <ATen/ATen.h>
+#include <torch/version.h>
+
+#include <cmath>
+#include <limits>
+
+namespace ms::model::detail {
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
+  // Mean of squares in float32 even for bf16 inputs (bf16 sums lose too much); the scaled value
+  // is cast back before the weight multiplies it, as transformers' LlamaRMSNorm does.
+  const at::Tensor xf = x.to(at::kFloat);
+  const at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return w * normed.to(x.scalar_type());
+}
+
+at::Tensor rope_inv_freq(const RopeSpec& rope, std::int64_t head_dim) {
+  // inv_freq = 1 / theta^(2i/D), in float32 like transformers (the table values match bit for bit).
+  const at::Tensor exponent = at::arange(0, head_dim, 2, at::TensorOptions().dtype(at::kLong)).to(at::kFloat) /
+                              static_cast<double>(head_dim);
+  at::Tensor inv_freq = at::pow(rope.theta, exponent).reciprocal();
+  if (rope.type == "linear") return inv_freq / rope.factor;
+  if (rope.type != "llama3") return inv_freq;
+  // Llama 3.1 frequency scaling: long wavelengths divided by `factor`, short ones kept, the band
+  // between interpolated smoothly (transformers' _compute_llama3_parameters).
+  const double old_len = static_cast<double>(rope.original_max_position);
+  const double low_freq_wavelen = old_len / rope.low_freq_factor;
+  const double high_freq_wavelen = old_len / rope.high_freq_factor;
+  // Python's `scalar / tensor` is tensor.reciprocal() * scalar; written the same way so the
+  // band thresholds below compare the same float32 values.
+  const at::Tensor wavelen = inv_freq.reciprocal() * (2 * M_PI);
+  at::Tensor scaled = at::where(wavelen > low_freq_wavelen, inv_freq / rope.factor, inv_freq);
+  const at::Tensor smooth =
+      (wavelen.reciprocal() * old_len - rope.low_freq_factor) / (rope.high_freq_factor - rope.low_freq_factor);
+  const at::Tensor smoothed = (1 - smooth) * scaled / rope.factor + smooth * scaled;
+  const at::Tensor is_medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+  return at::where(is_medium, smoothed, scaled);
+}
+
+RopeTables::RopeTables(at::Tensor inv_freq, std::int64_t max_positions)
+    : inv_freq_(std::move(inv_freq)), max_positions_(max_positions) {}
+
+std::pair<at::Tensor, at::Tensor> RopeTables::get(std::int64_t start, std::int64_t count, at::ScalarType dtype) const {
+  const std::int64_t need = start + count;
+  std::shared_ptr<const Table> t;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!table_ || table_->n < need) {
+      // Grow to the next power of two (at most max_positions when known), so a sweep of growing
+      // lengths rebuilds the table a few times, not once per length.
+      std::int64_t n = 64;
+      while (n < need) n *= 2;
+      if (max_positions_ > 0 && n > max_positions_) n = std::max(need, max_positions_);
+      auto fresh = std::make_shared<Table>();
+      const at::Tensor pos = at::arange(n, inv_freq_.options().dtype(at::kLong)).to(at::kFloat);
+      const at::Tensor freqs = at::outer(pos, inv_freq_);  // [n, D/2]: one product each, as transformers
+      const at::Tensor emb = at::cat({freqs, freqs}, -1);  // [n, D]
+      fresh->cos = emb.cos();
+      fresh->sin = emb.sin();
+      fresh->n = n;
+      table_ = std::move(fresh);
+    }
+    t = table_;
+  }
+  return {t->cos.narrow(0, start, count).to(dtype), t->sin.narrow(0, start, count).to(dtype)};
+}
+
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const std::int64_t half = x.size(-1) / 2;
+  const at::Tensor rotated = at::cat({x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)}, -1);
+  return x * cos + rotated * sin;
+}
+
+at::Tensor causal_mask(std::int64_t past, std::int64_t T, std::int64_t sliding_window, at::ScalarType dtype,
+                       const at::Device& device) {
+  const std::int64_t S = past + T;
+  if (T == 1 && (sliding_window <= 0 || S <= sliding_window)) return {};
+  const auto opts = at::TensorOptions().dtype(at::kLong).device(device);
+  const at::Tensor q_pos = at::arange(past, S, opts).unsqueeze(1);  // [T, 1]
+  const at::Tensor k_pos = at::arange(S, opts).unsqueeze(0);        // [1, S]
+  at::Tensor hidden = k_pos > q_pos;
+  if (sliding_window > 0) hidden = hidden.logical_or(q_pos - k_pos >= sliding_window);
+  return at::zeros({T, S}, opts.dtype(dtype)).masked_fill(hidden, -std::numeric_limits<double>::infinity());
+}
+
+at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                             bool plain_causal) {
+  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const std::int64_t KV = k.size(1), S = k.size(2), G = H / KV;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+  // torch >= 2.5: the fused kernel (flash / memory-efficient on GPU) never materializes the
+  // [B, H, T, S] scores and takes grouped K/V as they are. Its causal flag means the square mask,
+  // so with cached positions or a window the explicit mask goes in instead.
+  (void)G;
+  (void)S;
+  const at::Tensor fused = plain_causal
+      ? at::scaled_dot_product_attention(q, k, v, c10::nullopt, 0.0, /*is_causal=*/true, c10::nullopt, /*enable_gqa=*/true)
+      : at::scaled_dot_product_attention(q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt, 0.0,
+                                         /*is_causal=*/false, c10::nullopt, /*enable_gqa=*/true);
+  return fused.transpose(1, 2).reshape({B, T, H * D});
+#else
+  (void)plain_causal;
+  // Query head h = kv·G + g uses key/value head kv (transformers' repeat_kv order): fold the G
+  // query heads of one kv head into the row dimension and multiply against K/V once.
+  const at::Tensor qg = q.reshape({B, KV, G * T, D});
+  at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(D)));
+  if (mask.defined()) scores = (scores.view({B, KV, G, T, S}) + mask).view({B, KV, G * T, S});
+  // Softmax in float32 (bf16 exp sums drift), as transformers' eager attention does.
+  const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  const at::Tensor out = at::matmul(probs, v);  // [B, KV, G·T, D]
+  return out.view({B, H, T, D}).transpose(1, 2).reshape({B, T, H * D});
+#endif
+}
+
+at::Tensor swiglu(const at::Tensor& x, const at::Tensor& gate_w, const at::Tensor& gate_b, const at::Tensor& up_w,
+                  const at::Tensor& up_b, const at::Tensor& down_w, const at::Tensor& down_b) {
+  return at::linear(at::silu(at::linear(x, gate_w, gate_b)) * at::linear(x, up_w, up_b), down_w, down_b);
+}
+
+}  // namespace ms::model::detail

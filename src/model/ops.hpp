@@ -1,0 +1,58 @@
+// The decoder's building blocks, one function per op, all out-of-place so autograd runs through
+// them. Shapes: B batch, T new positions, S = past + T key positions, C hidden, H query heads,
+// KV key/value heads, G = H / KV, D head_dim. Internal to ms_model.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include "arch.hpp"
+
+namespace ms::model::detail {
+
+// transformers' RMSNorm: statistics in float32, scaled by the weight in the input dtype.
+// x: [..., N], w: [N].
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps);
+
+// Inverse frequencies [D/2] (float32), computed with the same float32 ops as transformers.
+at::Tensor rope_inv_freq(const RopeSpec& rope, std::int64_t head_dim);
+
+// cos/sin tables [n, D] in float32 for positions 0..n-1, grown on demand and shared between
+// threads (a table only ever grows; readers keep the one they got).
+class RopeTables {
+ public:
+  RopeTables(at::Tensor inv_freq, std::int64_t max_positions);
+  // Rows [start, start + count) of cos and sin, cast to `dtype`: [count, D].
+  std::pair<at::Tensor, at::Tensor> get(std::int64_t start, std::int64_t count, at::ScalarType dtype) const;
+
+ private:
+  struct Table { at::Tensor cos, sin; std::int64_t n = 0; };
+  at::Tensor inv_freq_;
+  std::int64_t max_positions_;
+  mutable std::mutex mutex_;
+  mutable std::shared_ptr<const Table> table_;
+};
+
+// x: [B, heads, T, D]; cos, sin: [T, D] in x's dtype. x·cos + rotate_half(x)·sin.
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+// Additive mask [T, S] (0 where query t may see key s, -inf elsewhere), or undefined when every
+// query sees every key (a single new position without a sliding window limit).
+at::Tensor causal_mask(std::int64_t past, std::int64_t T, std::int64_t sliding_window, at::ScalarType dtype,
+                       const at::Device& device);
+
+// Scaled dot-product attention with grouped queries, without repeating K/V:
+// q: [B, H, T, D], k, v: [B, KV, S, D], mask: [T, S] or undefined. Returns [B, T, H·D].
+// `plain_causal`: the mask is the square causal one (S == T, no window), which fused kernels
+// (torch >= 2.5) can apply without it.
+at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                             bool plain_causal = false);
+
+// SwiGLU: down(silu(gate(x)) · up(x)). Biases may be undefined.
+at::Tensor swiglu(const at::Tensor& x, const at::Tensor& gate_w, const at::Tensor& gate_b, const at::Tensor& up_w,
+                  const at::Tensor& up_b, const at::Tensor& down_w, const at::Tensor& down_b);
+
+}  // namespace ms::model::detail

@@ -1,0 +1,49 @@
+// A small portable random source for the testbed's data. std::uniform_int_distribution and friends
+// differ between standard libraries, so every draw here is defined by this file alone: SplitMix64
+// steps, unbiased bounded integers by rejection. Each stream is a pure function of (seed, purpose).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ms::testbed {
+
+class Rng {
+ public:
+  explicit Rng(std::uint64_t state) : s_(state) {}
+  // A stream for (seed, purpose, index): the purpose string and index are hashed into the state.
+  static Rng for_purpose(std::uint64_t seed, const std::string& purpose, std::uint64_t index = 0) {
+    std::uint64_t h = 0xCBF29CE484222325ull;
+    for (unsigned char c : purpose) h = (h ^ c) * 0x100000001B3ull;  // FNV-1a
+    Rng r(seed * 0x9E3779B97F4A7C15ull ^ h ^ (index * 0xD1B54A32D192ED03ull));
+    r.next();
+    return r;
+  }
+  std::uint64_t next() {
+    std::uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, n), n > 0, without modulo bias.
+  std::uint64_t below(std::uint64_t n) {
+    const std::uint64_t limit = ~0ull - (~0ull % n);
+    std::uint64_t x;
+    do x = next(); while (x >= limit);
+    return x % n;
+  }
+  // Uniform in [lo, hi].
+  int range(int lo, int hi) { return lo + static_cast<int>(below(static_cast<std::uint64_t>(hi - lo + 1))); }
+  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
+  template <class T>
+  void shuffle(std::vector<T>& v) {
+    for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[below(i)]);
+  }
+
+ private:
+  std::uint64_t s_;
+};
+
+}  // namespace ms::testbed

@@ -1,0 +1,260 @@
+// mergesweep testbed: tokenizer, packs, base training, fine-tunes, HF folders, testbed.json.
+// Everything is written under a temporary sibling of the output folder and renamed at the end.
+#include "mergesweep/testbed/testbed.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/core/version.hpp"
+#include "mergesweep/eval/probes.hpp"
+#include "mergesweep/eval/task_pack.hpp"
+#include "mergesweep/io/fs_util.hpp"
+#include "mergesweep/io/hf_model.hpp"
+#include "packs.hpp"
+#include "trainer.hpp"
+
+namespace ms::testbed {
+namespace {
+
+// ATen's thread count changes how reductions split, hence the bits of the result: training runs
+// with a fixed count (restored afterwards, even on error).
+class ThreadScope {
+ public:
+  explicit ThreadScope(int n) : saved_(at::get_num_threads()) { at::set_num_threads(n); }
+  ~ThreadScope() { at::set_num_threads(saved_); }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int saved_;
+};
+
+std::vector<FineTuneSpec> default_fine_tunes(int moderate_steps, int long_steps) {
+  std::vector<FineTuneSpec> v;
+  // ft-00..07: one family each, moderate learning rate, some replay of the whole mixture.
+  for (const auto& f : task_families()) v.push_back({{f.name}, 0.8, 3e-3, moderate_steps});
+  // ft-08..11: two families each, a high learning rate, longer, no replay: they drift further
+  // from the base, so their task vectors are larger and interfere more when merged.
+  const char* pairs[][2] = {{"arith", "sequence"}, {"copy", "reverse"}, {"sort", "count"}, {"brackets", "lookup"}};
+  for (const auto& p : pairs) v.push_back({{p[0], p[1]}, 1.0, 6e-3, long_steps});
+  return v;
+}
+
+void check_options(const TestbedOptions& o) {
+  auto positive = [](int v, const char* what) {
+    if (v <= 0) fail("", what, "must be positive, found " + std::to_string(v));
+  };
+  positive(o.hidden, "hidden");
+  positive(o.layers, "layers");
+  positive(o.heads, "heads");
+  positive(o.kv_heads, "kv_heads");
+  positive(o.batch, "batch");
+  positive(o.train_threads, "train_threads");
+  if (o.hidden % o.heads != 0 || (o.hidden / o.heads) % 2 != 0)
+    fail("", "heads", "hidden size must split into heads of an even size");
+  if (o.heads % o.kv_heads != 0) fail("", "kv_heads", "must divide the number of heads");
+  if (o.task_items <= 0 || o.task_items % 4 != 0) fail("", "task_items", "must be a positive multiple of 4");
+  if (o.probe_train <= 0 || o.probe_dev <= 0 || o.probe_test <= 0) fail("", "probe sizes", "must be positive");
+  if (o.dtype != "float32" && o.dtype != "bfloat16") fail("", "dtype", "'" + o.dtype + "' is not float32 or bfloat16");
+  if (o.fine_tunes.empty() || o.fine_tunes.size() > 100) fail("", "fine_tunes", "need 1 to 100 fine-tunes");
+  for (const auto& ft : o.fine_tunes) {
+    if (ft.families.empty()) fail("", "fine_tunes", "a fine-tune emphasises no family");
+    for (const auto& f : ft.families) task_family(f);
+  }
+}
+
+std::vector<double> fine_tune_mixture(const FineTuneSpec& ft) {
+  const auto& fams = task_families();
+  std::vector<double> w(fams.size(), (1.0 - ft.emphasis) / static_cast<double>(fams.size()));
+  for (std::size_t i = 0; i < fams.size(); ++i) {
+    for (const auto& f : ft.families) {
+      if (fams[i].name == f) w[i] += ft.emphasis / static_cast<double>(ft.families.size());
+    }
+  }
+  return w;
+}
+
+void write_model(const std::string& dir, const Params& params, const TestbedOptions& o, const std::string& config,
+                 const CharTokenizer& tok) {
+  const at::ScalarType type = o.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
+  std::vector<io::TensorSpec> specs;
+  for (const auto& [n, t] : params)
+    specs.push_back({n, type == at::kBFloat16 ? io::DType::BF16 : io::DType::F32, t.sizes().vec()});
+  io::HfModelWriter w(dir, specs, 5'000'000'000ull);
+  for (const auto& [n, t] : params) w.write(n, t.detach().to(type).contiguous());
+  w.set_config_text(config);
+  w.add_text_file("generation_config.json", "{\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2,\n  \"pad_token_id\": 0\n}\n");
+  w.add_text_file("tokenizer.json", tok.tokenizer_json());
+  w.add_text_file("tokenizer_config.json", tok.tokenizer_config_json(o.max_positions));
+  w.add_text_file("special_tokens_map.json", tok.special_tokens_map_json());
+  w.commit();
+}
+
+// The weights as written (bf16 rounding included), for the accuracies recorded in testbed.json.
+Params as_written(const Params& p, const TestbedOptions& o) {
+  if (o.dtype != "bfloat16") return p;
+  Params out;
+  for (const auto& [n, t] : p) out.emplace_back(n, t.to(at::kBFloat16).to(at::kFloat));
+  return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+TestbedOptions testbed_preset(const std::string& name) {
+  TestbedOptions o;
+  if (name == "default") {
+    o.fine_tunes = default_fine_tunes(200, 350);
+    return o;
+  }
+  if (name == "tiny") {
+    o.hidden = 32;
+    o.intermediate = 64;
+    o.layers = 1;
+    o.heads = 2;
+    o.kv_heads = 1;
+    o.batch = 32;
+    o.base_steps = 20;
+    o.task_items = 16;
+    o.probe_train = 24;
+    o.probe_dev = 8;
+    o.probe_test = 12;
+    o.fine_tunes = default_fine_tunes(10, 10);
+    return o;
+  }
+  fail("", "--preset", "unknown preset '" + name + "'; expected default or tiny");
+}
+
+void write_testbed(const std::string& out_dir, const TestbedOptions& o) {
+  check_options(o);
+  if (io::path_exists(out_dir)) fail(out_dir, "", "already exists; refusing to overwrite");
+  const auto t_start = std::chrono::steady_clock::now();
+  auto say = [&](const std::string& s) {
+    if (o.progress) o.progress(s);
+  };
+  const CharTokenizer tok;
+  const std::string config_text = llama_config_text(o, tok.vocab_size());
+  const io::ModelConfig cfg = io::parse_model_config(config_text, "testbed config.json");
+  const auto& fams = task_families();
+
+  const std::string tmp = io::temp_sibling(out_dir);
+  std::filesystem::create_directories(tmp + "/tasks");
+  std::filesystem::create_directories(tmp + "/probes");
+  try {
+    ThreadScope threads(o.train_threads);
+    // Packs first: their prompts are held out of every training batch.
+    std::vector<std::set<std::string>> held_out(fams.size());
+    std::vector<eval::TaskPack> packs;
+    for (std::size_t f = 0; f < fams.size(); ++f) {
+      packs.push_back(make_task_pack(fams[f], tok, o.task_items, o.seed, &held_out[f]));
+      eval::write_task_pack(tmp + "/tasks/" + fams[f].name + ".h5", packs.back());
+    }
+    for (const auto& prop : probe_properties()) {
+      eval::write_probe_pack(tmp + "/probes/" + prop.name + ".h5",
+                             make_probe_pack(prop, tok, o.probe_train, o.probe_dev, o.probe_test, o.seed));
+    }
+    say("wrote " + std::to_string(fams.size()) + " task packs and " + std::to_string(probe_properties().size()) +
+        " probe packs");
+
+    nlohmann::ordered_json accuracy;
+    auto record = [&](const std::string& name, const Params& p) {
+      const Params w = as_written(p, o);
+      nlohmann::ordered_json row;
+      std::string line = name + " acc:";
+      for (std::size_t f = 0; f < fams.size(); ++f) {
+        const double a = choice_accuracy(w, cfg, packs[f]);
+        row[fams[f].name] = a;
+        char buf[48];
+        std::snprintf(buf, sizeof buf, " %s %.2f", fams[f].name.c_str(), a);
+        line += buf;
+      }
+      accuracy[name] = row;
+      say(line);
+    };
+    auto step_log = [&](const std::string& name, int total) {
+      return [&, name, total](int step, double loss) {
+        if ((step + 1) % 100 == 0 || step + 1 == total) {
+          char buf[96];
+          std::snprintf(buf, sizeof buf, "%s step %d/%d loss %.4f (%.0f s)", name.c_str(), step + 1, total, loss,
+                        seconds_since(t_start));
+          say(buf);
+        }
+      };
+    };
+
+    // Base: a brief run on the uniform mixture, so every family is learnt only partly.
+    Params base = init_params(cfg, o.seed);
+    const BatchSource base_data(tok, std::vector<double>(fams.size(), 1.0), held_out, o.seed, "train/base");
+    const TrainSpec base_spec{o.base_steps, o.base_lr, o.weight_decay, 0.1, o.batch};
+    const double base_loss = train(base, cfg, base_data, base_spec, step_log("base", o.base_steps));
+    write_model(tmp + "/base", base, o, config_text, tok);
+    record("base", base);
+
+    nlohmann::ordered_json fts = nlohmann::ordered_json::array();
+    for (std::size_t k = 0; k < o.fine_tunes.size(); ++k) {
+      const FineTuneSpec& ft = o.fine_tunes[k];
+      char name[16];
+      std::snprintf(name, sizeof name, "ft-%02zu", k);
+      Params p = clone_params(base);
+      const BatchSource data(tok, fine_tune_mixture(ft), held_out, o.seed, std::string("train/") + name);
+      const TrainSpec spec{ft.steps, ft.lr, o.weight_decay, 0.1, o.batch};
+      const double loss = train(p, cfg, data, spec, step_log(name, ft.steps));
+      write_model(tmp + "/" + name, p, o, config_text, tok);
+      record(name, p);
+      fts.push_back({{"name", name}, {"families", ft.families}, {"emphasis", ft.emphasis}, {"lr", ft.lr},
+                     {"steps", ft.steps}, {"final_loss", loss}});
+    }
+
+    nlohmann::ordered_json j;
+    j["format"] = "mergesweep-testbed";
+    j["format_version"] = 1;
+    j["seed"] = o.seed;
+    j["model"] = {{"architecture", "LlamaForCausalLM"}, {"hidden_size", o.hidden}, {"intermediate_size", o.intermediate},
+                  {"num_hidden_layers", o.layers}, {"num_attention_heads", o.heads},
+                  {"num_key_value_heads", o.kv_heads}, {"vocab_size", tok.vocab_size()},
+                  {"max_position_embeddings", o.max_positions}, {"dtype", o.dtype}};
+    std::int64_t n_params = 0;
+    for (const auto& [n, t] : base) n_params += t.numel();
+    j["model"]["parameters"] = n_params;
+    j["training"] = {{"optimizer", "AdamW (betas 0.9/0.98, eps 1e-8, grad-norm clip 1.0, no decay on norms)"},
+                     {"schedule", "10% linear warm-up, cosine decay to 10% of the peak"},
+                     {"batch", o.batch}, {"weight_decay", o.weight_decay}, {"threads", o.train_threads},
+                     {"loss", "cross-entropy on the answer tokens (' ' + answer)"}};
+    j["base"] = {{"steps", o.base_steps}, {"lr", o.base_lr}, {"mixture", "uniform over families"}, {"final_loss", base_loss}};
+    j["fine_tunes"] = fts;
+    nlohmann::ordered_json fam = nlohmann::ordered_json::array();
+    for (const auto& f : fams)
+      fam.push_back({{"name", f.name}, {"description", f.description}, {"task_pack", "tasks/" + f.name + ".h5"},
+                     {"items", o.task_items}, {"choices", 4}});
+    j["families"] = fam;
+    nlohmann::ordered_json pr = nlohmann::ordered_json::array();
+    for (const auto& p : probe_properties())
+      pr.push_back({{"name", p.name}, {"description", p.description}, {"probe_pack", "probes/" + p.name + ".h5"},
+                    {"labels", p.label_names}, {"train", o.probe_train}, {"dev", o.probe_dev}, {"test", o.probe_test}});
+    j["probes"] = pr;
+    j["tokenizer"] = {{"type", "character-level WordLevel"}, {"vocab_size", tok.vocab_size()},
+                      {"specials", {"<pad>", "<s>", "</s>", "<unk>"}}, {"adds_bos", false}};
+    j["accuracy"] = accuracy;  // acc of every model on every task pack (testbed's own scorer)
+    j["mergesweep_version"] = kVersion;
+    io::write_text_file(tmp + "/testbed.json", j.dump(2) + "\n");
+    io::rename_into_place(tmp, out_dir);
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "done in %.1f s", seconds_since(t_start));
+    say(buf);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace ms::testbed

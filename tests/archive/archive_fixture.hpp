@@ -1,0 +1,26 @@
+// Synthetic sweep records for the archive tests: config i is a pure function of i, so any reader
+// (this process, a forked one, an h5py script) can check every committed row it sees.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mergesweep/archive/archive.hpp"
+
+namespace ms::archive::test {
+
+inline constexpr int kTasks = 3;         // results per config: kTasks x 2 metrics
+inline constexpr int kProbes = 2;
+
+std::uint64_t config_id(int i);          // spread over the full 64-bit range
+ConfigResult make_config(int i);         // config.sample == i
+std::vector<ConfigResult> make_batch(int first, int count);
+// "" when `r` is exactly make_config(r.config.sample), else what differs.
+std::string check_config(const ConfigResult& r);
+
+Provenance make_prov(const std::string& plan = "plan-A", const std::string& spec = "name: demo\n");
+std::vector<CheckpointRecord> make_checkpoints(const std::string& changed_sha_of_model2 = "");
+std::vector<TaskRecord> make_tasks();
+
+}  // namespace ms::archive::test

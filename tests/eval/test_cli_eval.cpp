@@ -1,0 +1,87 @@
+// `mergesweep eval` end to end: the table, the JSON (equal to the library's tallies), --limit,
+// probes over chosen layers, and command-line errors.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/test_util.hpp"
+#include "mergesweep/eval/probes.hpp"
+#include "mergesweep/eval/scoring.hpp"
+#include "mergesweep/model/decoder.hpp"
+
+namespace ms::eval {
+namespace {
+
+const std::string kDir = "tests/fixtures/lmeval";
+
+TEST(EvalVerb, TableAndJsonMatchTheLibrary) {
+  test::TempDir tmp;
+  const auto r = test::run_cli("eval " + kDir + "/model --tasks " + kDir + "/ms_parity.h5 --json '" + (tmp / "r.json") +
+                                   "' --batch-tokens 300",
+                               MS_SOURCE_DIR);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("|Tasks"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("acc_norm"), std::string::npos);
+  EXPECT_EQ(r.out.find("acc_bytes"), std::string::npos);  // only with --all-metrics
+  const auto j = nlohmann::json::parse(test::read_file(tmp / "r.json"));
+  const TaskPack pack = read_task_pack(test::source_path(kDir + "/ms_parity.h5"));
+  const auto model = model::Decoder::load(test::source_path(kDir + "/model"), at::kFloat);
+  TaskTally t;
+  const auto s = score_items(*model, pack, 0, pack.items.size(), {});
+  for (std::size_t i = 0; i < s.size(); ++i) t.add(pack.items[i], s[i]);
+  const auto& res = j["results"]["ms_parity"];
+  EXPECT_EQ(res["n"].get<std::int64_t>(), 41);
+  for (const auto& m : t.metrics()) {
+    EXPECT_EQ(res[m.name].get<double>(), m.value) << m.name;
+    EXPECT_EQ(res[m.name + "_stderr"].get<double>(), m.stderr_) << m.name;
+  }
+}
+
+TEST(EvalVerb, LimitAndProbes) {
+  test::TempDir tmp;
+  // A probe pack over the fixture tokenizer's ids: the class is whether token 100 appears.
+  ProbePack p;
+  p.name = "has_100";
+  p.tokenizer = "fixture";
+  p.vocab_size = 320;
+  p.label_names = {"no", "yes"};
+  for (int i = 0; i < 90; ++i) {
+    std::vector<std::int32_t> s;
+    for (int t = 0; t < 3 + i % 5; ++t) s.push_back(2 + (i * 31 + t * 17) % 90);
+    if (i % 2) s[static_cast<std::size_t>(i) % s.size()] = 100;
+    p.sentences.push_back(s);
+    p.labels.push_back(i % 2);
+    p.split.push_back(i % 6 < 4 ? Split::kTrain : i % 6 == 4 ? Split::kDev : Split::kTest);
+  }
+  write_probe_pack(tmp / "probe.h5", p);
+  const auto r = test::run_cli("eval " + kDir + "/model --tasks " + kDir + "/ms_parity.h5 --limit 5 --probes '" +
+                                   (tmp / "probe.h5") + "' --layers 0,2 --seeds 2 --json '" + (tmp / "r.json") + "'",
+                               MS_SOURCE_DIR);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("|Probe"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(test::read_file(tmp / "r.json"));
+  EXPECT_EQ(j["results"]["ms_parity"]["n"].get<int>(), 5);
+  const auto& layers = j["probes"]["has_100"]["layers"];
+  ASSERT_EQ(layers.size(), 2u);
+  EXPECT_EQ(layers["0"]["macro_f1"].size(), 2u);
+  EXPECT_TRUE(layers.contains("2"));
+}
+
+TEST(EvalVerb, CommandLineErrors) {
+  const std::string base = "eval " + kDir + "/model --tasks " + kDir + "/ms_parity.h5 ";
+  auto r = test::run_cli(base + "--layers 0,9 --probes x.h5", MS_SOURCE_DIR);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("x.h5: no such file"), std::string::npos) << r.err;
+  r = test::run_cli(base + "--dtype float64", MS_SOURCE_DIR);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--dtype"), std::string::npos) << r.err;
+  r = test::run_cli("eval " + kDir + "/model", MS_SOURCE_DIR);
+  EXPECT_EQ(r.exit_code, 2);
+  r = test::run_cli("eval --help", MS_SOURCE_DIR);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("--tasks"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ms::eval

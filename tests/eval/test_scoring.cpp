@@ -1,0 +1,214 @@
+// Scoring against a naive reference computed here: each choice's full lm-eval input
+// ((ctx + cont)[-(max_length+1):][:-1]) in its own forward, a full log_softmax, the last |cont|
+// positions gathered. Plus: bitwise independence from how items are grouped into calls.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "common/test_util.hpp"
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/eval/scoring.hpp"
+#include "mergesweep/model/decoder.hpp"
+
+namespace ms::eval {
+namespace {
+
+std::string fixture(const std::string& name) { return test::source_path("tests/fixtures/model/" + name); }
+
+// Deterministic pseudo-random ids (a simple LCG: the test needs variety, not quality).
+struct Lcg {
+  std::uint64_t s;
+  std::int32_t next(std::int32_t n) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<std::int32_t>((s >> 33) % static_cast<std::uint64_t>(n));
+  }
+};
+
+// Items with contexts of 1..`max_ctx` tokens and 1..4 choices of 1..`max_cont` tokens.
+TaskPack random_pack(std::int64_t vocab, int items, int max_ctx, int max_cont, std::uint64_t seed) {
+  Lcg g{seed};
+  TaskPack p;
+  p.name = "random";
+  p.vocab_size = vocab;
+  for (int i = 0; i < items; ++i) {
+    TaskItem it;
+    const int lc = 1 + g.next(max_ctx);
+    for (int t = 0; t < lc; ++t) it.context.push_back(g.next(static_cast<std::int32_t>(vocab)));
+    const int nc = 1 + g.next(4);
+    for (int c = 0; c < nc; ++c) {
+      Choice ch;
+      const int k = 1 + g.next(max_cont);
+      for (int t = 0; t < k; ++t) ch.continuation.push_back(g.next(static_cast<std::int32_t>(vocab)));
+      ch.chars = 1 + g.next(9);
+      ch.bytes = ch.chars + g.next(3);
+      it.choices.push_back(ch);
+    }
+    it.gold = g.next(nc);
+    p.items.push_back(it);
+  }
+  return p;
+}
+
+// lm-eval's computation for one request, written out plainly.
+std::pair<double, bool> naive(const model::Decoder& m, const std::vector<std::int32_t>& ctx,
+                              const std::vector<std::int32_t>& cont, std::int64_t max_len) {
+  at::NoGradGuard g;
+  std::vector<std::int64_t> whole(ctx.begin(), ctx.end());
+  whole.insert(whole.end(), cont.begin(), cont.end());
+  const std::int64_t start = std::max<std::int64_t>(0, static_cast<std::int64_t>(whole.size()) - (max_len + 1));
+  std::vector<std::int64_t> inp(whole.begin() + start, whole.end() - 1);
+  const auto n = static_cast<std::int64_t>(inp.size());
+  at::Tensor ids = at::from_blob(inp.data(), {1, n}, at::kLong).clone();
+  at::Tensor logp = at::log_softmax(m.logits(m.forward(ids)).to(at::kFloat), -1)[0];  // [n, V]
+  const auto k = static_cast<std::int64_t>(cont.size());
+  at::Tensor sl = logp.slice(0, n - k, n);
+  at::Tensor tgt = at::tensor(std::vector<std::int64_t>(cont.begin(), cont.end()), at::kLong);
+  const double ll = sl.gather(1, tgt.unsqueeze(1)).sum().item<double>();
+  const bool greedy = sl.argmax(1).eq(tgt).all().item<bool>();
+  return {ll, greedy};
+}
+
+void expect_matches_naive(const model::Decoder& m, const TaskPack& p, const ScoreOptions& o, std::int64_t max_len) {
+  const auto got = score_items(m, p, 0, p.items.size(), o);
+  ASSERT_EQ(got.size(), p.items.size());
+  for (std::size_t i = 0; i < p.items.size(); ++i) {
+    for (std::size_t c = 0; c < p.items[i].choices.size(); ++c) {
+      const auto [ll, greedy] = naive(m, p.items[i].context, p.items[i].choices[c].continuation, max_len);
+      EXPECT_NEAR(got[i].loglik[c], ll, 2e-4 + 1e-5 * std::abs(ll)) << "item " << i << " choice " << c;
+      EXPECT_EQ(got[i].greedy[c] != 0, greedy) << "item " << i << " choice " << c;
+    }
+  }
+}
+
+class Scoring : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Scoring, MatchesNaiveFullForward) {
+  const auto m = model::Decoder::load(fixture(GetParam()), at::kFloat);
+  // Contexts up to 40 and continuations up to 12 tokens: all fit the 64 positions.
+  expect_matches_naive(*m, random_pack(m->config().vocab_size, 30, 40, 12, 7), {}, m->config().max_position_embeddings);
+}
+
+TEST_P(Scoring, LeftTruncationAsLmEval) {
+  const auto m = model::Decoder::load(fixture(GetParam()), at::kFloat);
+  // Contexts up to 80 tokens against 64 positions, and a shorter max_length of 20: some choices
+  // share the context, some are cut into it and run alone, some sit exactly at max_length + 1.
+  const TaskPack p = random_pack(m->config().vocab_size, 25, 80, 10, 11);
+  expect_matches_naive(*m, p, {}, 64);
+  ScoreOptions o;
+  o.max_length = 20;
+  expect_matches_naive(*m, p, o, 20);
+  TaskPack edge = random_pack(m->config().vocab_size, 1, 1, 1, 3);
+  edge.items[0].context.assign(17, 5);  // 17 + 4 = 21 = max_length + 1: shared, no truncation
+  edge.items[0].choices = {{{1, 2, 3, 4}, 1, 1}, {{9, 8, 7, 6, 5}, 1, 1}, {{3}, 1, 1}};
+  edge.items[0].gold = 0;
+  expect_matches_naive(*m, edge, o, 20);
+}
+
+TEST_P(Scoring, GreedyContinuationIsGreedy) {
+  const auto m = model::Decoder::load(fixture(GetParam()), at::kFloat);
+  // Choice 0 is the model's own greedy decoding of 6 tokens after the context, so it is greedy;
+  // choice 1 differs in its last token, so it is not.
+  TaskPack p = random_pack(m->config().vocab_size, 1, 10, 1, 21);
+  std::vector<std::int64_t> seq(p.items[0].context.begin(), p.items[0].context.end());
+  std::vector<std::int32_t> cont;
+  at::NoGradGuard g;
+  for (int t = 0; t < 6; ++t) {
+    const at::Tensor ids = at::from_blob(seq.data(), {1, static_cast<std::int64_t>(seq.size())}, at::kLong).clone();
+    const auto next = m->logits(m->forward(ids))[0][-1].argmax().item<std::int64_t>();
+    seq.push_back(next);
+    cont.push_back(static_cast<std::int32_t>(next));
+  }
+  std::vector<std::int32_t> other = cont;
+  other.back() = (other.back() + 1) % static_cast<std::int32_t>(m->config().vocab_size);
+  p.items[0].choices = {{cont, 3, 3}, {other, 3, 3}};
+  p.items[0].gold = 0;
+  const auto s = score_items(*m, p, 0, 1, {});
+  EXPECT_EQ(s[0].greedy[0], 1);
+  EXPECT_EQ(s[0].greedy[1], 0);
+  TaskTally t;
+  t.add(p.items[0], s[0]);
+  EXPECT_EQ(t.exact_match, 1);
+  expect_matches_naive(*m, p, {}, m->config().max_position_embeddings);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Scoring, ::testing::Values("llama_untied", "qwen3"));
+
+bool same_bits(const std::vector<ItemScore>& a, const std::vector<ItemScore>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i].greedy != b[i].greedy || a[i].loglik.size() != b[i].loglik.size()) return false;
+    if (std::memcmp(a[i].loglik.data(), b[i].loglik.data(), a[i].loglik.size() * sizeof(double)) != 0) return false;
+  }
+  return true;
+}
+
+TEST(ScoringBlocks, BitwiseTheSameHoweverItemsAreGrouped) {
+  const auto m = model::Decoder::load(fixture("llama_untied"), at::kFloat);
+  const TaskPack p = random_pack(m->config().vocab_size, 40, 30, 8, 5);
+  ScoreOptions o;
+  o.batch_tokens = 100;
+  const auto blocks = scoring_blocks(p, o);
+  ASSERT_GT(blocks.size(), 3u);
+  // Blocks tile the items in order.
+  std::size_t next = 0;
+  for (auto [b, e] : blocks) {
+    EXPECT_EQ(b, next);
+    EXPECT_LT(b, e);
+    next = e;
+  }
+  EXPECT_EQ(next, p.items.size());
+  EXPECT_EQ(scoring_blocks(p, o), blocks);  // a pure function
+
+  const auto whole = score_items(*m, p, 0, p.items.size(), o);
+  // Blocks scored in reverse order (as another rank might), and items one at a time.
+  std::vector<ItemScore> by_block(p.items.size()), by_item(p.items.size());
+  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) {
+    const auto part = score_items(*m, p, it->first, it->second, o);
+    std::copy(part.begin(), part.end(), by_block.begin() + static_cast<std::ptrdiff_t>(it->first));
+  }
+  for (std::size_t i = p.items.size(); i-- > 0;) by_item[i] = score_items(*m, p, i, i + 1, o)[0];
+  EXPECT_TRUE(same_bits(whole, by_block));
+  EXPECT_TRUE(same_bits(whole, by_item));
+  // A different block size changes the blocks, not the scores (no item's choices are split
+  // at either size: every item here has at most 4 x 8 continuation tokens).
+  ScoreOptions big = o;
+  big.batch_tokens = 4096;
+  EXPECT_NE(scoring_blocks(p, big), blocks);
+  EXPECT_TRUE(same_bits(whole, score_items(*m, p, 0, p.items.size(), big)));
+  // A budget that splits the choices of an item into several forwards still scores the same
+  // requests (up to float rounding).
+  ScoreOptions tiny = o;
+  tiny.batch_tokens = 8;
+  const auto split = score_items(*m, p, 0, p.items.size(), tiny);
+  for (std::size_t i = 0; i < p.items.size(); ++i)
+    for (std::size_t c = 0; c < split[i].loglik.size(); ++c)
+      EXPECT_NEAR(split[i].loglik[c], whole[i].loglik[c], 1e-4);
+}
+
+TEST(ScoringErrors, VocabMismatchAndOverlongContinuation) {
+  const auto m = model::Decoder::load(fixture("llama_untied"), at::kFloat);
+  TaskPack p = random_pack(m->config().vocab_size, 2, 5, 3, 1);
+  p.path = "pack.h5";
+  p.vocab_size = m->config().vocab_size + 1;
+  try {
+    score_items(*m, p, 0, 2, {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another tokenizer"), std::string::npos) << e.what();
+  }
+  p.vocab_size = m->config().vocab_size;
+  p.items[1].choices[0].continuation.assign(70, 3);
+  try {
+    score_items(*m, p, 0, 2, {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("item 1 choice 0: 70 continuation tokens"), std::string::npos) << e.what();
+  }
+  ScoreOptions o;
+  o.max_length = 65;
+  EXPECT_THROW(score_items(*m, p, 0, 1, o), Error);
+}
+
+}  // namespace
+}  // namespace ms::eval
