@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -28,6 +29,18 @@ h5::Handle latest_fapl() {
   // SWMR needs the latest file format (version-3 superblock, SWMR-safe chunk indexes).
   H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
   return fapl;
+}
+
+// A SIGKILL can cut a write() between two memory pages (the kernel checks for fatal signals page
+// by page), so a metadata block that straddles a 4 KiB boundary can be left half old, half new:
+// its checksum then fails forever and what it indexes (committed rows too) is lost. Paged file
+// space keeps every metadata block smaller than a page inside one page.
+constexpr hsize_t kPage = 4096;
+h5::Handle paged_fcpl() {
+  h5::Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  H5Pset_file_space_strategy(fcpl.get(), H5F_FSPACE_STRATEGY_PAGE, 0, 1);
+  H5Pset_file_space_page_size(fcpl.get(), kPage);
+  return fcpl;
 }
 
 std::string file_name(const std::string& p) { return std::filesystem::path(p).filename().string(); }
@@ -192,7 +205,7 @@ std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& 
     const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
     try {
       h5::Handle fapl = latest_fapl();
-      h5::Handle f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+      h5::Handle f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, paged_fcpl().get(), fapl.get()), H5Fclose);
       if (!f.valid()) h5::fail(path, "", "cannot create the archive");
       m.file = std::move(f);
       write_root_attributes(m.file.get(), prov, path);
@@ -243,7 +256,19 @@ std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& 
   // the end-of-allocation address its superblock recorded; overwriting those rows then fails with
   // "addr overflow". The chunks' data precede their index entries on disk, so raising the EOA to
   // the physical end of file (as h5clear --increment does) covers them.
-  if (H5Fincrement_filesize(f, 0) < 0) h5::fail(path, "", "cannot adjust the end-of-file address");
+  {
+    // Paged files keep the EOA on a page boundary; the dead writer's last write may end mid-page.
+    hsize_t size = 0, page = 0;
+    haddr_t eoa = 0;
+    h5::Handle fcpl(H5Fget_create_plist(f), H5Pclose);
+    if (H5Fget_filesize(f, &size) < 0 || H5Fget_eoa(f, &eoa) < 0 ||
+        H5Pget_file_space_page_size(fcpl.get(), &page) < 0)
+      h5::fail(path, "", "cannot read the end-of-file address");
+    hsize_t end = std::max<hsize_t>(size, eoa);
+    if (page > 0 && end % page) end += page - end % page;
+    if (H5Fincrement_filesize(f, end - std::max<hsize_t>(size, eoa)) < 0)
+      h5::fail(path, "", "cannot adjust the end-of-file address");
+  }
   format::check_structure(f, path);
   const std::string old_plan = h5::read_attr_text(f, "plan_hash", path);
   if (old_plan != prov.plan_hash)

@@ -349,13 +349,27 @@ bool clear_stale_mark(const std::string& path) {
     H5Eclear2(H5E_DEFAULT);
     return false;
   }
+  // Closing a file opened for write truncates it to its end-of-allocation address, and the one in
+  // the superblock can lag the data (a writer killed mid-flush, then a writer killed before SWMR
+  // started): truncating there cut off chunks and index blocks the dead writers had written, so
+  // the next writer failed with "addr overflow". Raise the EOA to the end of file first.
+  if (H5Fincrement_filesize(f, 0) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    H5Fclose(f);
+    return false;
+  }
   return H5Fclose(f) >= 0;
 }
 
 }  // namespace
 
 h5::Handle try_open_read(const std::string& path, std::string& err) {
-  h5::Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT), H5Fclose);
+  // A SWMR reader retries a metadata block whose checksum fails (a writer may be rewriting it),
+  // sleeping 1 ns, 2 ns, 4 ns, ... up to 100 times: on a block that stays bad (a writer killed in
+  // the middle of writing it) that never ends. 26 attempts wait about 0.1 s in all, then fail.
+  h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_metadata_read_attempts(fapl.get(), 26);
+  h5::Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()), H5Fclose);
   if (f.valid()) return f;
   err = h5::last_error();
   f = h5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);

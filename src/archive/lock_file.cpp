@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <thread>
 #include <cstring>
@@ -94,12 +96,13 @@ long LockFile::holder(const std::string& archive) {
     long pid = 0;
     if (!(ss >> num >> kind >> adv >> mode >> pid >> dev)) continue;
     if (kind != "FLOCK") continue;
-    const auto colon = dev.rfind(':');
-    if (colon == std::string::npos) continue;
-    try {
-      if (std::stoull(dev.substr(colon + 1)) == static_cast<unsigned long long>(st.st_ino)) return pid;
-    } catch (const std::exception&) {
-    }
+    // "MAJOR:MINOR:INODE", device numbers in hex: match the device too, or a lock on a file with
+    // the same inode number on another file system would be taken for ours.
+    unsigned maj = 0, mnr = 0;
+    unsigned long long ino = 0;
+    if (std::sscanf(dev.c_str(), "%x:%x:%llu", &maj, &mnr, &ino) != 3) continue;
+    if (ino == static_cast<unsigned long long>(st.st_ino) && maj == major(st.st_dev) && mnr == minor(st.st_dev))
+      return pid;
   }
   return 0;
 }

@@ -174,6 +174,7 @@ int run_eval(int argc, char** argv) {
   const auto model = model::Decoder::load(model_path, dtype);
   const int num_layers = static_cast<int>(model->config().num_hidden_layers);
   const std::vector<int> layers = parse_layers(layers_text, num_layers);
+  for (const auto& pack : task_packs) eval::check_pack_vocab(pack, model->config().vocab_size);
   if (!quiet) std::fprintf(stderr, "mergesweep eval: loaded %s (%s) in %.2f s\n", model_path.c_str(), dtype_text.c_str(), seconds_since(t_load));
 
   nlohmann::ordered_json j;

@@ -10,6 +10,7 @@
 #include "mergesweep/eval/probes.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <cmath>

@@ -13,6 +13,7 @@
 #include "mergesweep/eval/scoring.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <cmath>
@@ -129,16 +130,19 @@ std::vector<std::pair<std::size_t, std::size_t>> scoring_blocks(const TaskPack& 
   return blocks;
 }
 
+void check_pack_vocab(const TaskPack& pack, std::int64_t vocab) {
+  if (pack.vocab_size > vocab)
+    fail(pack.path, "attribute vocab_size",
+         "the pack's token ids go up to " + std::to_string(pack.vocab_size) + " but the model has " +
+             std::to_string(vocab) + " embeddings (a pack made for another tokenizer?)");
+}
+
 std::vector<ItemScore> score_items(const model::Decoder& model, const TaskPack& pack, std::size_t begin,
                                    std::size_t end, const ScoreOptions& opts) {
   if (begin > end || end > pack.items.size())
     fail(pack.path, "", "item range [" + std::to_string(begin) + ", " + std::to_string(end) + ") outside the pack's " +
                             std::to_string(pack.items.size()) + " items");
-  const std::int64_t vocab = model.config().vocab_size;
-  if (pack.vocab_size > vocab)
-    fail(pack.path, "attribute vocab_size",
-         "the pack's token ids go up to " + std::to_string(pack.vocab_size) + " but the model has " +
-             std::to_string(vocab) + " embeddings (a pack made for another tokenizer?)");
+  check_pack_vocab(pack, model.config().vocab_size);
   const std::int64_t max_len = effective_max_length(model, opts, pack.path);
   const std::int64_t budget = std::max<std::int64_t>(1, opts.batch_tokens);
   at::NoGradGuard no_grad;

@@ -2,6 +2,7 @@
 // linearly separable property probes to ~1 and shuffled labels to ~chance; training is a pure
 // function of its inputs and seed (bitwise the same with 1 or 2 threads).
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 

@@ -2,6 +2,7 @@
 // ((ctx + cont)[-(max_length+1):][:-1]) in its own forward, a full log_softmax, the last |cont|
 // positions gathered. Plus: bitwise independence from how items are grouped into calls.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include <cstring>

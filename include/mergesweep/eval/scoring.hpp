@@ -27,6 +27,8 @@ struct ItemScore {
 // Fixed scoring blocks [begin, end) of item indices: a pure function of the pack and options,
 // so results never depend on how blocks are spread over ranks or on batch size elsewhere.
 std::vector<std::pair<std::size_t, std::size_t>> scoring_blocks(const TaskPack& pack, const ScoreOptions& opts);
+// Refuses a pack whose ids may reach past the model's embeddings (named in the error).
+void check_pack_vocab(const TaskPack& pack, std::int64_t model_vocab);
 // Scores items [begin, end) (normally one block). Bitwise the same whatever else is scored.
 std::vector<ItemScore> score_items(const model::Decoder& model, const TaskPack& pack, std::size_t begin,
                                    std::size_t end, const ScoreOptions& opts);
