@@ -20,6 +20,7 @@
 #        LMEVAL    lm_eval executable (default: on PATH); (3) is skipped without it
 #        PROBE_SEEDS probe seeds per layer in the spec and in `mergesweep eval` (default 5)
 #        BENCH_OUT scratch folder (default ROOT/bench/out/sweep)
+#        OMP_NUM_THREADS threads of every tool outside the sweep (default 1, as threads_per_rank)
 # Every timed step is a fresh process or a fresh archive; nothing is cached between runs except
 # the testbed family and the lm-eval task files.
 set -euo pipefail
@@ -33,6 +34,9 @@ SEEDS="${PROBE_SEEDS:-5}"
 OUT="${BENCH_OUT:-$ROOT/bench/out/sweep}"
 PY="$ROOT/.venv/bin/python"; [ -x "$PY" ] || PY=python3
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1  # reference tools stay local
+# One thread everywhere, as the sweep's threads_per_rank 1: the same compute for every tool (and
+# ATen's default of one thread per core is slow on a machine shared with other jobs).
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 MPIRUN=(mpirun --oversubscribe --bind-to none)
 
@@ -98,7 +102,7 @@ separate_run() {  # separate_run SPEC PROBES(yes|no) -> seconds on stdout: every
   local eval_args=(--tasks "${TASKS[@]}")
   [ "$probes" = yes ] && eval_args+=(--probes "${PROBES[@]}" --layers all --seeds "$SEEDS")
   rm -rf "$dir"; mkdir -p "$dir"
-  "$MS" sweep "$spec" --plan --list | awk '$2 == "base" || $2 == "single" || $2 == "merge"' > "$dir/plan.txt"
+  "$MS" sweep "$spec" --plan --list | awk 'length($1) == 16 && $1 ~ /^[0-9a-f]+$/' > "$dir/plan.txt"
   t0=$(now)
   while read -r id kind method _ n _ members; do
     members="${members#\{}"; members="${members%\}}"

@@ -9,6 +9,10 @@ MS_PY="$MS_VENV/bin/python"
 MS_JOBS="${MS_JOBS:-$(nproc)}"
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+# Hash paths relative to the checkout (and ignore the build folder in debug info), so a fresh
+# clone elsewhere, as CI makes, reuses the cache instead of recompiling everything.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$MS_ROOT}"
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 
 ms_setup_python() {
   if [ ! -x "$MS_PY" ]; then

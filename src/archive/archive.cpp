@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include "format.hpp"
 #include "h5.hpp"
@@ -41,6 +42,20 @@ h5::Handle paged_fcpl() {
   H5Pset_file_space_strategy(fcpl.get(), H5F_FSPACE_STRATEGY_PAGE, 0, 1);
   H5Pset_file_space_page_size(fcpl.get(), kPage);
   return fcpl;
+}
+
+// HDF5 (1.10.7+) holds a shared flock on the file while a reader opens it, even a SWMR reader: a
+// reader opening the file at this moment makes a write open fail with "unable to lock file".
+// It lets go within milliseconds, so retry for 2 s (a reader without SWMR keeps it: then fail).
+h5::Handle open_rdwr(const std::string& path, hid_t fapl, std::string& err) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (true) {
+    h5::Handle f(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl), H5Fclose);
+    if (f.valid()) return f;
+    err = h5::last_error();
+    if (err.find("unable to lock file") == std::string::npos || std::chrono::steady_clock::now() >= deadline) return f;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 std::string file_name(const std::string& p) { return std::filesystem::path(p).filename().string(); }
@@ -236,13 +251,13 @@ std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& 
   // write"; we hold the lock, so no writer is alive: clear the mark as `h5clear -s` would.
   {
     h5::Handle fapl = latest_fapl();
-    h5::Handle f(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()), H5Fclose);
+    std::string first, second;
+    h5::Handle f = open_rdwr(path, fapl.get(), first);
     if (!f.valid()) {
-      const std::string first = h5::last_error();
       hbool_t clear = 1;
       if (H5Pexist(fapl.get(), "clear_status_flags") > 0) H5Pset(fapl.get(), "clear_status_flags", &clear);
       H5Eclear2(H5E_DEFAULT);
-      f = h5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()), H5Fclose);
+      f = open_rdwr(path, fapl.get(), second);
       if (!f.valid()) {
         if (H5Fis_hdf5(path.c_str()) <= 0) fail(path, "", "not an HDF5 file: expected a mergesweep archive");
         H5Eclear2(H5E_DEFAULT);

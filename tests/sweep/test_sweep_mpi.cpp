@@ -211,6 +211,11 @@ TEST_F(SweepMpi, SignalsDrainAndExit75ThenTheRerunCompletes) {
     write(out + ".yaml", spec_text(family_dir(), out));
     Proc p(mpirun(2) + cli() + " sweep --quiet --threads-per-rank 1 " + out + ".yaml");
     ASSERT_TRUE(wait_for_configs(out, 1, 60)) << sig;
+    if (std::string(sig) == "USR2") {  // a second sweep on the same archive is refused meanwhile
+      const auto second = test::run_cli("sweep --quiet " + out + ".yaml");
+      EXPECT_EQ(second.exit_code, 1) << second.err;
+      EXPECT_NE(second.err.find("another process is writing"), std::string::npos) << second.err;
+    }
     // SLURM's warning goes to the launcher, which forwards it; at the time limit every task
     // gets SIGTERM itself (mpirun's own SIGTERM handling kills the job with its own status).
     if (std::string(sig) == "USR2") kill(p.pid, SIGUSR2);
