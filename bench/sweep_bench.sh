@@ -120,7 +120,7 @@ separate_run() {  # separate_run SPEC PROBES(yes|no) -> seconds on stdout: every
   elapsed "$t0" "$t1"
 }
 
-echo "sweep bench: $(nproc) cores, load average$(uptime | sed 's/.*load average//'), testbed $TB"
+echo "sweep bench: $(nproc --all) cores, load average$(uptime | sed 's/.*load average//'), testbed $TB"
 echo "  mergesweep $MS"
 spec small yes
 spec small-tasks no
