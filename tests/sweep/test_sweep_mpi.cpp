@@ -182,6 +182,16 @@ TEST_F(SweepMpi, ChangedCheckpointOrSecondWriterIsAClearError) {
   auto r = test::run_cli("sweep --quiet " + (dir() / "changed.yaml"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   {
+    // Another writer holds the archive's lock (as a running sweep does): a sweep is refused.
+    Proc holder("flock " + out + ".lock sleep 30");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const auto second = test::run_cli("sweep --quiet " + (dir() / "changed.yaml"));
+    EXPECT_EQ(second.exit_code, 1) << second.err;
+    EXPECT_NE(second.err.find("another process is writing"), std::string::npos) << second.err;
+    kill(-holder.pid, SIGKILL);
+    holder.wait_status();
+  }
+  {
     std::fstream f(fam + "/ft-04/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(-4, std::ios::end);
     f.write("\x01\x02\x03\x04", 4);
@@ -211,11 +221,6 @@ TEST_F(SweepMpi, SignalsDrainAndExit75ThenTheRerunCompletes) {
     write(out + ".yaml", spec_text(family_dir(), out));
     Proc p(mpirun(2) + cli() + " sweep --quiet --threads-per-rank 1 " + out + ".yaml");
     ASSERT_TRUE(wait_for_configs(out, 1, 60)) << sig;
-    if (std::string(sig) == "USR2") {  // a second sweep on the same archive is refused meanwhile
-      const auto second = test::run_cli("sweep --quiet " + out + ".yaml");
-      EXPECT_EQ(second.exit_code, 1) << second.err;
-      EXPECT_NE(second.err.find("another process is writing"), std::string::npos) << second.err;
-    }
     // SLURM's warning goes to the launcher, which forwards it; at the time limit every task
     // gets SIGTERM itself (mpirun's own SIGTERM handling kills the job with its own status).
     if (std::string(sig) == "USR2") kill(p.pid, SIGUSR2);
