@@ -17,7 +17,8 @@ def tour_block() -> str:
 def test_quick_tour_runs(cli, tmp_path):
     script = tour_block()
     assert "mergesweep sweep" in script and "mergesweep report" in script
-    script = script.replace("B=build/bin", f"B={pathlib.Path(cli).parent}").replace("/tmp/", f"{tmp_path}/")
+    # /tmp/ first: the build itself may live under /tmp (a CI clone).
+    script = script.replace("/tmp/", f"{tmp_path}/").replace("B=build/bin", f"B={pathlib.Path(cli).parent}")
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMPI_MCA_rmaps_base_oversubscribe="1")
     r = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
