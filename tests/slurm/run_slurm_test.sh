@@ -221,8 +221,9 @@ fi
 
 # --- the small study: the testbed's tiny family, merged and scored on its packs ----------------
 "$ROOT/tests/slurm/make_study.sh" "$MS" "$W" 4 "2, 4, 6" >"$W/make_study.log" 2>&1 || die "make_study.sh failed (see $W/make_study.log)"
-# The requeue study (193 configs) needs more than the 10-40 s before the first signal.
-"$ROOT/tests/slurm/make_study.sh" "$MS" "$W" "${MS_SLURM_REQUEUE_SAMPLES:-15}" "2, 4, 6, 8" requeue \
+# The requeue study must outlast the 10-40 s before the first signal even on an idle machine:
+# 1273 configs (about 100 s of work for 2 ranks here when idle; 193 configs took only 16 s).
+"$ROOT/tests/slurm/make_study.sh" "$MS" "$W" "${MS_SLURM_REQUEUE_SAMPLES:-60}" "2, 3, 4, 5, 6, 8, 10" requeue \
   >>"$W/make_study.log" 2>&1 || die "make_study.sh failed (see $W/make_study.log)"
 SPEC="$W/study.yaml"
 PY="${MS_PY:-$ROOT/.venv/bin/python}"
