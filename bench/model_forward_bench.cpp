@@ -1,8 +1,11 @@
 // Decoder forward throughput on a random Llama-shaped model (no files needed). Baselines measured
 // in the same run: the bare projection GEMMs of the same shapes (the irreducible cost; the ratio
 // is the forward's overhead), and attention with K/V repeated per query head (what the grouped
-// matmul avoids).
-//   bench_model_forward [B] [T] [layers]
+// matmul avoids). Achieved GFLOP/s count 2·P FLOPs per token (P = the weights a token multiplies:
+// every projection and lm_head), for the forward and for the bare GEMMs of the same shapes.
+//   bench_model_forward [B] [T] [layers] [hidden] [intermediate]
+// Threads as every entry point sets them (model/compute_threads.hpp); OMP_NUM_THREADS=1
+// OPENBLAS_NUM_THREADS=1 for one thread.
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>  // at::NoGradGuard (not via ATen.h in torch 2.x)
 
@@ -13,6 +16,7 @@
 #include <functional>
 #include <map>
 
+#include "mergesweep/model/compute_threads.hpp"
 #include "mergesweep/model/decoder.hpp"
 #include "model/ops.hpp"
 
@@ -41,13 +45,14 @@ int main(int argc, char** argv) {
   const std::int64_t B = argc > 1 ? std::atoll(argv[1]) : 4;
   const std::int64_t T = argc > 2 ? std::atoll(argv[2]) : 256;
   const std::int64_t layers = argc > 3 ? std::atoll(argv[3]) : 4;
+  const auto split = ms::model::configure_compute_threads();
   ms::io::ModelConfig c;
   c.model_type = "llama";
-  c.hidden_size = 512;
-  c.intermediate_size = 1408;
+  c.hidden_size = argc > 4 ? std::atoll(argv[4]) : 512;
+  c.intermediate_size = argc > 5 ? std::atoll(argv[5]) : 1408;
   c.num_hidden_layers = layers;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 2;
+  c.num_attention_heads = c.hidden_size / 64;
+  c.num_key_value_heads = std::max<std::int64_t>(1, c.num_attention_heads / 4);
   c.head_dim = 64;
   c.vocab_size = 32000;
   c.max_position_embeddings = 4096;
@@ -91,6 +96,13 @@ int main(int argc, char** argv) {
     const at::Tensor mask = ms::model::detail::causal_mask(0, T, 0, dtype, at::kCPU);
     const double grouped = seconds_of([&] { ms::model::detail::grouped_attention(q, k, v, mask); }, 5) * layers;
     const double repeated = seconds_of([&] { repeated_attention(q, k, v, mask); }, 5) * layers;
+    double weights = 0;  // P: what each token multiplies
+    for (const auto& [name, w] : params)
+      if (w.dim() == 2) weights += static_cast<double>(w.numel());
+    const double flops = 2.0 * weights * static_cast<double>(B * T);
+    std::printf("%-8s threads aten %d blas %d, P %.1fM: forward %.1f GFLOP/s, projection GEMMs alone %.1f GFLOP/s "
+                "(%.0f%%)\n", c10::toString(dtype), split.aten, split.blas, weights / 1e6, flops / fwd / 1e9,
+                flops / gemm / 1e9, 100.0 * gemm / fwd);
     std::printf("%-8s B=%lld T=%lld layers=%lld: forward+logits %.1f ms (%.0f tok/s); projection GEMMs alone %.1f ms "
                 "(forward/gemm %.2f); attention grouped %.1f ms vs repeated K/V %.1f ms (%.2fx)\n",
                 c10::toString(dtype), (long long)B, (long long)T, (long long)layers, fwd * 1e3, B * T / fwd, gemm * 1e3,

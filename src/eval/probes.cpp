@@ -50,8 +50,7 @@ at::Tensor pooled_features(const model::Decoder& model, const ProbePack& pack, c
                                     " tokens, more than the model's max_position_embeddings " + std::to_string(max_pos));
   }
   at::NoGradGuard no_grad;
-  const auto params = model.named_parameters();
-  const at::Device device = params.empty() ? at::Device(at::kCPU) : params.front().second.device();
+  const at::Device device = model.device();
   at::Tensor out = at::empty({static_cast<std::int64_t>(use.size()), n, h}, at::kFloat);
   float* o = out.data_ptr<float>();
   const std::int64_t budget = std::max<std::int64_t>(1, batch_tokens);
@@ -98,7 +97,7 @@ at::Tensor pooled_features(const model::Decoder& model, const ProbePack& pack, c
     }
     s = e;
   }
-  return out;
+  return out.to(device);  // probes train where the model runs (a no-op on the CPU)
 }
 
 double macro_f1(const std::vector<std::int32_t>& gold, const std::vector<std::int32_t>& pred) {

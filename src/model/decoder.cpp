@@ -147,11 +147,16 @@ std::unique_ptr<Decoder> Decoder::create(const io::ModelConfig& config, const Te
   return d;
 }
 
-std::unique_ptr<Decoder> Decoder::load(const std::string& folder, at::ScalarType dtype) {
+std::unique_ptr<Decoder> Decoder::load(const std::string& folder, at::ScalarType dtype, const at::Device& device) {
   const io::HfModel model = io::HfModel::open(folder);
   if (!model.config()) fail(folder, "", "not a model folder (config.json and safetensors expected)");
-  // Views into the mapped files; each keeps its mapping alive after `model` goes.
-  auto get = [&model](const std::string& name) { return model.find(name) ? model.tensor(name) : at::Tensor(); };
+  // Views into the mapped files (each keeps its mapping alive after `model` goes), copied only
+  // when the device or the dtype differs.
+  auto get = [&](const std::string& name) {
+    if (!model.find(name)) return at::Tensor();
+    const at::Tensor t = model.tensor(name);
+    return device.is_cpu() ? t : t.to(device, at::isFloatingType(t.scalar_type()) ? dtype : t.scalar_type());
+  };
   return create(*model.config(), get, dtype, model.path());
 }
 

@@ -37,8 +37,9 @@ struct ProbeOptions {
   std::int32_t patience = 5;  // early stopping on dev loss, best checkpoint kept
 };
 
-// Mean-pooled hidden states: [layers.size(), N, hidden] float32. Layer l is hidden->at(l) of the
-// decoder (0 = embeddings, L = final normed output); `layers` empty means all 0..L.
+// Mean-pooled hidden states: [layers.size(), N, hidden] float32 on the model's device, each mean a
+// fixed-order sum in double. Layer l is hidden->at(l) of the decoder (0 = embeddings, L = final
+// normed output); `layers` empty means all 0..L.
 at::Tensor pooled_features(const model::Decoder& model, const ProbePack& pack, const std::vector<int>& layers,
                            std::int64_t batch_tokens = 8192);
 

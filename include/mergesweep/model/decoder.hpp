@@ -48,8 +48,9 @@ class Decoder {
   using TensorGetter = std::function<at::Tensor(const std::string&)>;
   static std::unique_ptr<Decoder> create(const io::ModelConfig& config, const TensorGetter& get,
                                          at::ScalarType dtype, const std::string& source);
-  // From a HF model folder (config.json + safetensors).
-  static std::unique_ptr<Decoder> load(const std::string& folder, at::ScalarType dtype);
+  // From a HF model folder (config.json + safetensors), weights placed on `device`.
+  static std::unique_ptr<Decoder> load(const std::string& folder, at::ScalarType dtype,
+                                       const at::Device& device = at::Device(at::kCPU));
   ~Decoder();
 
   const io::ModelConfig& config() const;

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""`mergesweep eval` against `lm_eval` itself: same model, same local tasks, same machine, one run,
+whole-process wall time (start-up and model load included, as a user sees them).
+
+  /tmp/lmeval/bin/python bench/eval_vs_lmeval.py --mergesweep build/bin/mergesweep [--items 500]
+
+Needs a venv with lm-eval (and its accelerate, datasets), transformers, tokenizers, torch: the
+reference tools, never the tests. It
+1. writes two local lm-eval tasks over generated text: a 0-shot multiple-choice task (`--items`
+   documents) and an MMLU-style 5-shot task (a description and the dev split's first 5 documents
+   as examples: lm-eval's `first_n` sampler, as MMLU uses its dev split; `--fewshot-items`);
+2. trains a byte-level BPE tokenizer on the text and saves a random Llama of about 100M parameters
+   (`--hidden`, `--layers`, `--ffn`) with transformers;
+3. exports both tasks as mergesweep packs with analysis/export_lmeval_task.py (lm-eval's own
+   requests);
+4. runs `lm_eval --model hf --batch_size 16` (auto first probes a full-length batch, which on a
+   CPU costs minutes) and `mergesweep eval` (no thread variables set: the
+   defaults a user gets) on each task, plus `mergesweep eval --per-item` (the reference path) and,
+   when given, a baseline binary (`--baseline`, e.g. the previous release);
+5. prints wall time, request tokens/s (sum of context + continuation tokens over lm-eval's
+   requests) and the ratio to lm-eval, and checks that acc and acc_norm agree.
+`--threads-sweep` also times `mergesweep eval` under explicit OMP_NUM_THREADS/OPENBLAS_NUM_THREADS
+settings and reports how the default compares with the best of them.
+"""
+import argparse
+import glob
+import importlib.util
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORDS = ("river market early fox summer bridge rain quick brown jumps over light city late price dog when of the "
+         "a rises winter stone garden silver window paper music quiet green orange table number letter").split()
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+TASK_YAML = """task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    dev: {dev}
+    test: {test}
+test_split: test
+fewshot_split: dev
+{fewshot}output_type: multiple_choice
+doc_to_text: question
+doc_to_choice: choices
+doc_to_target: gold
+metric_list:
+  - metric: acc
+  - metric: acc_norm
+metadata:
+  version: 1.0
+"""
+FEWSHOT = """fewshot_config:
+  sampler: first_n
+num_fewshot: 5
+description: "The following are multiple choice questions about word games.\\n\\n"
+"""
+
+
+def docs(n, rng):
+    out = []
+    for i in range(n):
+        q = " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 24)))
+        choices = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 4))) for _ in range(4)]
+        out.append({"id": i, "question": f"Question: {q}\nAnswer:", "choices": choices, "gold": rng.randrange(4)})
+    return out
+
+
+def write_task(work, name, n, fewshot, rng):
+    paths = {}
+    for split, count in (("dev", 5), ("test", n)):
+        paths[split] = os.path.join(work, f"{name}_{split}.jsonl")
+        with open(paths[split], "w") as f:
+            f.writelines(json.dumps(d) + "\n" for d in docs(count, rng))
+    with open(os.path.join(work, f"{name}.yaml"), "w") as f:
+        f.write(TASK_YAML.format(name=name, dev=paths["dev"], test=paths["test"], fewshot=FEWSHOT if fewshot else ""))
+    return [json.loads(line) for p in paths.values() for line in open(p)]
+
+
+def build_model(work, texts, args):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    spec = importlib.util.spec_from_file_location("fx", os.path.join(ROOT, "tests/fixtures/lmeval/make_fixture.py"))
+    fx = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fx)
+    out = os.path.join(work, "model")
+    fast = fx.train_tokenizer(texts, out, vocab_size=args.vocab)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=args.hidden, intermediate_size=args.ffn,
+                      num_hidden_layers=args.layers, num_attention_heads=args.hidden // 64,
+                      num_key_value_heads=args.hidden // 64, max_position_embeddings=1024, bos_token_id=0,
+                      eos_token_id=1, tie_word_embeddings=False)
+    model = LlamaForCausalLM(cfg).to(torch.float32)
+    model.save_pretrained(out, safe_serialization=True)
+    return out, sum(p.numel() for p in model.parameters())
+
+
+def clean_env(extra=None):
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    env.update(extra or {})
+    return env
+
+
+def timed(cmd, env, cwd=None):
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def request_tokens(pack):
+    import h5py
+
+    with h5py.File(pack) as f:
+        ctx_off, ch_off = f["context_offsets"][:], f["choice_offsets"][:]
+        cont_off = f["continuation_offsets"][:]
+    total = 0
+    for i in range(len(ctx_off) - 1):
+        n_ctx = int(ctx_off[i + 1] - ctx_off[i])
+        for c in range(int(ch_off[i]), int(ch_off[i + 1])):
+            total += n_ctx + int(cont_off[c + 1] - cont_off[c])
+    return total
+
+
+def run_lm_eval(work, model, task, batch_size):
+    out = os.path.join(work, "out-" + task)
+    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32",
+           "--tasks", task, "--include_path", work, "--device", "cpu", "--batch_size", batch_size, "--output_path", out]
+    seconds = timed(cmd, clean_env())
+    res_file = sorted(glob.glob(os.path.join(out, "**", "results_*.json"), recursive=True))[-1]
+    with open(res_file) as f:
+        res = json.load(f)["results"][task]
+    return seconds, {"acc": res["acc,none"], "acc_norm": res["acc_norm,none"]}
+
+
+def run_mergesweep(binary, work, model, pack, extra=(), env_extra=None):
+    out = os.path.join(work, "ms.json")
+    seconds = timed([binary, "eval", model, "--tasks", pack, "--json", out, "-q", *extra], clean_env(env_extra))
+    with open(out) as f:
+        res = next(iter(json.load(f)["results"].values()))
+    return seconds, {"acc": res["acc"], "acc_norm": res["acc_norm"]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mergesweep", required=True)
+    ap.add_argument("--baseline", help="another mergesweep binary to time on the same tasks")
+    ap.add_argument("--items", type=int, default=500)
+    ap.add_argument("--fewshot-items", type=int, default=200)
+    ap.add_argument("--hidden", type=int, default=768)
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--ffn", type=int, default=2560)
+    ap.add_argument("--vocab", type=int, default=8000)
+    ap.add_argument("--work", help="scratch folder (default: a new temporary one)")
+    ap.add_argument("--threads-sweep", action="store_true")
+    ap.add_argument("--lm-eval-batch-size", default="16",
+                    help="lm_eval --batch_size (auto probes a full max_length batch first, minutes on a CPU)")
+    args = ap.parse_args()
+    binary = os.path.abspath(args.mergesweep)
+    work = args.work or tempfile.mkdtemp(prefix="ms-eval-vs-lmeval-")
+    os.makedirs(work, exist_ok=True)
+    rng = random.Random(11)
+    texts = []
+    for name, n, fewshot in (("bench_0shot", args.items, False), ("bench_5shot", args.fewshot_items, True)):
+        for d in write_task(work, name, n, fewshot, rng):
+            texts += [d["question"]] + [" " + c for c in d["choices"]]
+    model, nparams = build_model(work, texts, args)
+    print(f"model: random Llama, {nparams / 1e6:.1f}M parameters, float32; {os.cpu_count()} cores; work {work}")
+    rows = []
+    for task in ("bench_0shot", "bench_5shot"):
+        pack = os.path.join(work, task + ".h5")
+        subprocess.run([sys.executable, os.path.join(ROOT, "analysis", "export_lmeval_task.py"), "--task",
+                        os.path.join(work, task + ".yaml"), "--tokenizer", model, "--out", pack], check=True,
+                       stderr=subprocess.DEVNULL)
+        tokens = request_tokens(pack)
+        runs = [(f"lm_eval --batch_size {args.lm_eval_batch_size}",
+                 run_lm_eval(work, model, task, args.lm_eval_batch_size)),
+                ("mergesweep eval", run_mergesweep(binary, work, model, pack)),
+                ("mergesweep eval --per-item", run_mergesweep(binary, work, model, pack, ["--per-item"]))]
+        if args.baseline:
+            runs.append(("baseline mergesweep eval", run_mergesweep(os.path.abspath(args.baseline), work, model, pack)))
+        if args.threads_sweep:
+            for omp, blas in ((1, 1), (1, 2), (2, 1), (2, 2)):
+                env = {"OMP_NUM_THREADS": str(omp), "OPENBLAS_NUM_THREADS": str(blas)}
+                runs.append((f"mergesweep eval OMP={omp} BLAS={blas}", run_mergesweep(binary, work, model, pack, [], env)))
+        ref_s, ref_m = runs[0][1]
+        for label, (s, m) in runs:
+            same = abs(m["acc"] - ref_m["acc"]) < 1e-12 and abs(m["acc_norm"] - ref_m["acc_norm"]) < 1e-12
+            rows.append((task, label, s, tokens / s, ref_s / s, m["acc"], "yes" if same else "NO"))
+    print(f"\n| task | run | wall s | request tokens/s | speed-up vs lm_eval | acc | same acc/acc_norm as lm_eval |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.0f} | {r[4]:.2f}x | {r[5]:.4f} | {r[6]} |")
+    if args.threads_sweep:
+        for task in ("bench_0shot", "bench_5shot"):
+            mine = [r for r in rows if r[0] == task]
+            default = next(r[2] for r in mine if r[1] == "mergesweep eval")
+            best = min(r[2] for r in mine if "OMP=" in r[1])
+            print(f"{task}: default threads {default:.1f} s, best explicit {best:.1f} s "
+                  f"({'within' if default <= 1.1 * best else 'NOT within'} 10%)")
+
+
+if __name__ == "__main__":
+    main()
