@@ -114,7 +114,7 @@ Summary summarize(const std::string& path) {
   Summary s;
   {
     h5::Handle file = format::open_read(path);
-    const hid_t f = file.get();
+    const h5::Handle& f = file;
     format::check_structure(f, path);
     const format::Commit c = format::last_commit(f, path);
     s.commits = c.seq;
@@ -139,7 +139,7 @@ Summary summarize(const std::string& path) {
     h5::Handle file = format::open_read(path);
     for (const char* a : {"format_version", "mergesweep_version", "git_revision", "spec_hash", "plan_hash", "host",
                           "ranks", "group_size", "start_time", "spec_text"})
-      if (h5::has_attr(file.get(), a)) c.attributes[a] = h5::read_attr_text(file.get(), a, path);
+      if (h5::has_attr(file, a)) c.attributes[a] = h5::read_attr_text(file, a, path);
     return c;
   }();
   s.attributes = attrs_only.attributes;
@@ -151,7 +151,7 @@ Summary summarize(const std::string& path) {
 std::vector<std::string> verify(const std::string& path) {
   std::vector<std::string> problems;
   h5::Handle file = format::open_read(path);
-  const hid_t f = file.get();
+  const h5::Handle& f = file;
   format::check_structure(f, path);
   std::uint64_t commit_rows = 0;
   const format::Commit c = format::last_commit(f, path, &commit_rows);

@@ -6,7 +6,7 @@
 #include <map>
 
 #include "common/test_util.hpp"
-#include "eval/h5_util.hpp"
+#include "h5/h5.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/eval/probes.hpp"
 #include "mergesweep/eval/task_pack.hpp"
