@@ -7,6 +7,7 @@
 #include "lock_file.hpp"
 #include "mergesweep/archive/archive.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/model/arch_table.hpp"
 
 namespace ms::archive::format {
 namespace {
@@ -54,10 +55,7 @@ h5::Handle open_dataset(const h5::Handle& file, const Table& t, const Column& c,
 
 }  // namespace
 
-const std::vector<std::string>& l2_kinds() {
-  static const std::vector<std::string> k = {"embed", "lm_head", "attn", "mlp", "norm", "other"};
-  return k;
-}
+const std::vector<std::string>& l2_kinds() { return model::tensor_kind_names(); }
 
 const std::vector<Table>& tables() {
   static const std::vector<Table> t = make_tables();
