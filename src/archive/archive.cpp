@@ -148,6 +148,14 @@ struct Writer::Impl {
   std::set<std::uint64_t> done;
   std::map<std::string, std::vector<h5::Handle>> dsets;  // opened once SWMR has started
 
+  // Builds the empty archive (root attributes, tables, the first rows) under a temporary name,
+  // so a kill during creation leaves no half file, then renames it to `path`.
+  void create(const Provenance& prov, const std::vector<Rows>& first_rows);
+  // Checks the open archive belongs to this plan and loads what is committed: row counts, the
+  // commit sequence, the done config ids.
+  void load_committed(const Provenance& prov, const std::vector<CheckpointRecord>& checkpoints,
+                      const std::vector<TaskRecord>& tasks);
+
   void write(const Rows& r, std::uint64_t offset) {
     const auto it = dsets.find(r.table->name);
     if (it != dsets.end()) format::write_rows(it->second, r, offset, path);
@@ -189,61 +197,44 @@ Writer::~Writer() {
 
 const std::set<std::uint64_t>& Writer::done() const { return impl_->done; }
 
-std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& prov,
-                                     const std::vector<CheckpointRecord>& checkpoints,
-                                     const std::vector<TaskRecord>& tasks) {
-  h5::silence_errors();
-  std::unique_ptr<Writer> w(new Writer());
-  Impl& m = *w->impl_;
-  m.path = path;
-  // Validate every string before touching the disk.
-  const Rows ck = checkpoint_rows(checkpoints, path), tk = task_rows(tasks, path), sp = spec_row(prov, path);
-  m.lock = LockFile::acquire(path, 2.0);
-
-  bool fresh = false;
-  if (!std::filesystem::exists(path)) {
-    // Build the empty archive under a temporary name: a kill during creation leaves no half file.
-    const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-    try {
-      m.file = h5::create_paged_latest(tmp, kPage, path);
-      write_root_attributes(m.file, prov, path);
-      for (const auto& t : format::tables()) format::create_table(m.file, t, path);
-      format::create_table(m.file, format::commits_table(), path);
-      for (const auto& t : format::tables()) m.rows[t.name] = 0;
-      m.append_tables({ck, tk, sp});
-      h5::close_file(m.file, path, "cannot close the new archive");
-    } catch (...) {
-      m.file.close();
-      std::remove(tmp.c_str());
-      throw;
-    }
-    std::filesystem::rename(tmp, path);
-    fresh = true;
+void Writer::Impl::create(const Provenance& prov, const std::vector<Rows>& first_rows) {
+  Impl& m = *this;
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  try {
+    m.file = h5::create_paged_latest(tmp, kPage, path);
+    write_root_attributes(m.file, prov, path);
+    for (const auto& t : format::tables()) format::create_table(m.file, t, path);
+    format::create_table(m.file, format::commits_table(), path);
+    for (const auto& t : format::tables()) m.rows[t.name] = 0;
+    m.append_tables(first_rows);
+    h5::close_file(m.file, path, "cannot close the new archive");
+  } catch (...) {
+    m.file.close();
+    std::remove(tmp.c_str());
+    throw;
   }
+  std::filesystem::rename(tmp, path);
+}
 
-  // Check it is an archive before opening it for writing (never modify a foreign HDF5 file). A
-  // file that cannot be opened for reading is left to the write-open below, which clears a dead
-  // writer's mark or reports why it cannot open the file.
-  if (!fresh) {
-    std::string err;
-    h5::Handle probe = format::try_open_read(path, err);
-    if (probe.valid()) format::check_structure(probe, path);
-  }
+namespace {
 
-  // (Re)open for writing. A writer that was killed leaves the superblock marked "open for
-  // write"; we hold the lock, so no writer is alive: clear the mark as `h5clear -s` would.
-  {
-    std::string first, second;
-    h5::Handle f = open_rdwr(path, /*clear_status_flags=*/false, first);
-    if (!f.valid()) {
-      f = open_rdwr(path, /*clear_status_flags=*/true, second);
-      if (!f.valid()) {
-        if (!h5::is_hdf5(path)) fail(path, "", "not an HDF5 file: expected a mergesweep archive");
-        fail(path, "", "cannot open the archive for writing (is another program reading it without SWMR?): " + first);
-      }
-    }
-    m.file = std::move(f);
-  }
+// (Re)opens for writing. A writer that was killed leaves the superblock marked "open for
+// write"; we hold the lock, so no writer is alive: clear the mark as `h5clear -s` would.
+h5::Handle open_for_writing(const std::string& path) {
+  std::string first, second;
+  h5::Handle f = open_rdwr(path, /*clear_status_flags=*/false, first);
+  if (f.valid()) return f;
+  f = open_rdwr(path, /*clear_status_flags=*/true, second);
+  if (f.valid()) return f;
+  if (!h5::is_hdf5(path)) fail(path, "", "not an HDF5 file: expected a mergesweep archive");
+  fail(path, "", "cannot open the archive for writing (is another program reading it without SWMR?): " + first);
+}
+
+}  // namespace
+
+void Writer::Impl::load_committed(const Provenance& prov, const std::vector<CheckpointRecord>& checkpoints,
+                                  const std::vector<TaskRecord>& tasks) {
+  Impl& m = *this;
   const h5::Handle& f = m.file;
   // A writer killed mid-flush can leave chunk-index entries (of uncommitted rows) pointing past
   // the end-of-allocation address its superblock recorded; overwriting those rows then fails with
@@ -265,11 +256,37 @@ std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& 
   check_same_tasks(format::read_rows(f, format::table("tasks"), m.rows["tasks"], path), tasks, path);
   const Rows ids = format::read_rows(f, format::table("configs"), m.rows["configs"], path);
   for (std::size_t i = 0; i < ids.rows(); ++i) m.done.insert(ids.col("config_id").get_u64(i));
+}
+
+std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& prov,
+                                     const std::vector<CheckpointRecord>& checkpoints,
+                                     const std::vector<TaskRecord>& tasks) {
+  h5::silence_errors();
+  std::unique_ptr<Writer> w(new Writer());
+  Impl& m = *w->impl_;
+  m.path = path;
+  // Validate every string before touching the disk.
+  const Rows ck = checkpoint_rows(checkpoints, path), tk = task_rows(tasks, path), sp = spec_row(prov, path);
+  m.lock = LockFile::acquire(path, 2.0);
+
+  const bool fresh = !std::filesystem::exists(path);
+  if (fresh) {
+    m.create(prov, {ck, tk, sp});
+  } else {
+    // Check it is an archive before opening it for writing (never modify a foreign HDF5 file). A
+    // file that cannot be opened for reading is left to the write-open below, which clears a dead
+    // writer's mark or reports why it cannot open the file.
+    std::string err;
+    h5::Handle probe = format::try_open_read(path, err);
+    if (probe.valid()) format::check_structure(probe, path);
+  }
+  m.file = open_for_writing(path);
+  m.load_committed(prov, checkpoints, tasks);
   // Rows a killed writer left after its last commit stay until the next appends overwrite them
   // (appends start at the committed counts); readers never trust them.
-  h5::start_swmr_write(f, path);
-  for (const auto& t : format::tables()) m.dsets[t.name] = format::open_columns(f, t, path);
-  m.dsets["commits"] = format::open_columns(f, format::commits_table(), path);
+  h5::start_swmr_write(m.file, path);
+  for (const auto& t : format::tables()) m.dsets[t.name] = format::open_columns(m.file, t, path);
+  m.dsets["commits"] = format::open_columns(m.file, format::commits_table(), path);
   // A resumed session: /specs gets one row per writer session (the root attributes stay those
   // of the session that created the archive).
   if (!fresh) m.append_tables({sp});

@@ -1,6 +1,9 @@
 #include "pack_file.hpp"
 
+#include <cstdio>
+
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/io/fs_util.hpp"
 #include "pack_checks.hpp"
 
 namespace ms::eval::detail {
@@ -16,11 +19,21 @@ h5::Handle open_pack(const std::string& path, const char* format, std::int64_t v
   return f;
 }
 
-h5::Handle create_pack(const std::string& tmp, const std::string& path, const char* format, std::int64_t version) {
-  h5::Handle f = h5::create_truncate(tmp, path);
-  h5::write_string_attr(f, "format", format, path);
-  h5::write_int_attr(f, "format_version", version, path);
-  return f;
+void write_pack(const std::string& path, const char* format, std::int64_t version,
+                const std::function<void(const h5::Handle&)>& body) {
+  const std::string tmp = io::temp_sibling(path);
+  try {
+    h5::Handle f = h5::create_truncate(tmp, path);
+    h5::write_string_attr(f, "format", format, path);
+    h5::write_int_attr(f, "format_version", version, path);
+    body(f);
+    h5::flush(f, path, "");
+    f.close();
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  io::rename_into_place(tmp, path);
 }
 
 std::vector<std::int64_t> read_offsets(const h5::Handle& f, const char* offsets_name, std::size_t rows,

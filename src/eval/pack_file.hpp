@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,8 +14,10 @@ namespace ms::eval::detail {
 
 // Opens a pack read-only and checks its `format` and `format_version` attributes.
 h5::Handle open_pack(const std::string& path, const char* format, std::int64_t version);
-// Creates `tmp` (shown as `path` in errors) and writes the `format` and `format_version` attributes.
-h5::Handle create_pack(const std::string& tmp, const std::string& path, const char* format, std::int64_t version);
+// Writes a pack under a temporary name in the same folder, then renames it to `path` (removed on
+// failure): the `format` and `format_version` attributes, then whatever `body` writes.
+void write_pack(const std::string& path, const char* format, std::int64_t version,
+                const std::function<void(const h5::Handle&)>& body);
 
 // n rows of a ragged array: row i is values[offsets[i], offsets[i+1]).
 template <class T>

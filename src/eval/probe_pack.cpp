@@ -84,9 +84,7 @@ void write_probe_pack(const std::string& path, const ProbePack& pack) {
   for (const auto& s : pack.sentences) sentences.push_row(s);
   std::vector<std::uint8_t> split;
   for (Split s : pack.split) split.push_back(static_cast<std::uint8_t>(s));
-  const std::string tmp = io::temp_sibling(path);
-  try {
-    h5::Handle f = detail::create_pack(tmp, path, kFormat, kFormatVersion);
+  detail::write_pack(path, kFormat, kFormatVersion, [&](const h5::Handle& f) {
     h5::write_string_attr(f, "name", pack.name, path);
     h5::write_string_attr(f, "tokenizer", pack.tokenizer, path);
     h5::write_int_attr(f, "vocab_size", pack.vocab_size, path);
@@ -94,13 +92,7 @@ void write_probe_pack(const std::string& path, const ProbePack& pack) {
     h5::write_i32(f, "labels", pack.labels, path);
     h5::write_u8(f, "split", split, path);
     h5::write_strings(f, "label_names", pack.label_names, path);
-    h5::flush(f, path, "");
-    f.close();
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-  io::rename_into_place(tmp, path);
+  });
 }
 
 }  // namespace ms::eval

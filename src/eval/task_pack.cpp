@@ -108,9 +108,7 @@ void write_task_pack(const std::string& path, const TaskPack& pack) {
     }
     choice_off.push_back(static_cast<std::int64_t>(chars.size()));
   }
-  const std::string tmp = io::temp_sibling(path);
-  try {
-    h5::Handle f = detail::create_pack(tmp, path, kFormat, kFormatVersion);
+  detail::write_pack(path, kFormat, kFormatVersion, [&](const h5::Handle& f) {
     h5::write_string_attr(f, "name", pack.name, path);
     h5::write_string_attr(f, "source_task", pack.source_task, path);
     h5::write_string_attr(f, "task_version", pack.task_version, path);
@@ -123,13 +121,7 @@ void write_task_pack(const std::string& path, const TaskPack& pack) {
     detail::write_ragged_i32(f, "continuation_tokens", "continuation_offsets", cont, path);
     h5::write_i64(f, "choice_chars", chars, path);
     h5::write_i64(f, "choice_bytes", bytes, path);
-    h5::flush(f, path, "");
-    f.close();
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-  io::rename_into_place(tmp, path);
+  });
 }
 
 }  // namespace ms::eval

@@ -22,7 +22,7 @@ class Handle {
  public:
   using Closer = herr_t (*)(hid_t);
   Handle() = default;
-  Handle(hid_t id, Closer close) : id_(id), close_(close) {}
+  Handle(hid_t id, Closer closer) : id_(id), close_(closer) {}
   Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
   Handle& operator=(Handle&& o) noexcept;
   Handle(const Handle&) = delete;
