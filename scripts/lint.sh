@@ -26,7 +26,7 @@ echo "== cppcheck"
 # Warnings and performance only (style is not checked); the dependencies' headers are not ours.
 cppcheck --quiet --project="$DB" --enable=warning,performance --inline-suppr \
   --suppress=missingIncludeSystem --suppress='*:/usr/*' --suppress='*:*/build/*' \
-  --file-filter="$MS_ROOT/src/*" -j "$MS_JOBS" --error-exitcode=1 2> "$MS_BUILD/cppcheck.log" || status=1
+  --file-filter='src/*' -j "$MS_JOBS" --error-exitcode=1 2> "$MS_BUILD/cppcheck.log" || status=1
 echo "cppcheck: $(grep -c '' "$MS_BUILD/cppcheck.log" || true) line(s) of findings (log: $MS_BUILD/cppcheck.log)"
 head -50 "$MS_BUILD/cppcheck.log" || true
 exit $status

@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "format.hpp"
+#include "mergesweep/archive/archive.hpp"
 #include "mergesweep/archive/tools.hpp"
 #include "mergesweep/core/error.hpp"
 
@@ -74,6 +75,7 @@ class AtomicFile {
 // when `quiet`. Returns the exit status (127 when it cannot be started).
 int run_program(const std::vector<std::string>& argv, bool quiet) {
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   posix_spawn_file_actions_t actions;
@@ -122,6 +124,7 @@ std::vector<std::string> to_parquet(const std::vector<std::string>& csv_files, c
   if (run_program(argv, /*quiet=*/false) != 0)
     fail(out_dir, "--format parquet", "the conversion to Parquet failed (" + py + ")");
   std::vector<std::string> out;
+  out.reserve(csv_files.size());
   for (const auto& w : csv_files) out.push_back(w.substr(0, w.size() - 4) + ".parquet");
   return out;
 }

@@ -218,6 +218,7 @@ MergeReport merge_archives(const std::vector<std::string>& inputs, const std::st
   if (inputs.empty()) fail("", "merge", "no input archives");
   if (fs::exists(out)) fail(out, "--out", "already exists; merge writes a new archive and never overwrites one");
   std::vector<Contents> all;
+  all.reserve(inputs.size());
   for (const auto& in : inputs) all.push_back(read(in));
   const Contents& first = all.front();
   // Same plan: same plan_hash and the same checkpoint bytes (matched by model and file name).
