@@ -1,5 +1,5 @@
 // `mergesweep archive export`: the committed rows as tidy CSV (or Parquet) tables. The layout is
-// the one documented in docs/formats.md ("Tools", export); analysis/ reads it, never writes another.
+// the one documented in docs/formats.md ("`mergesweep archive`", export); analysis/ reads it, never writes another.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
