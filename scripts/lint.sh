@@ -24,7 +24,9 @@ grep -E ": (warning|error): .*\[[a-z]+-[a-z0-9.-]+\]$" "$MS_BUILD/clang-tidy.log
 
 echo "== cppcheck"
 # Warnings and performance only (style is not checked); the dependencies' headers are not ours.
-cppcheck --quiet --project="$DB" --enable=warning,performance --inline-suppr \
+# (The project path is given relative to the checkout: cppcheck matches --file-filter against the
+# file names as it derives them from it.)
+cppcheck --quiet --project="$(realpath --relative-to="$MS_ROOT" "$DB")" --enable=warning,performance --inline-suppr \
   --suppress=missingIncludeSystem --suppress='*:/usr/*' --suppress='*:*/build/*' \
   --file-filter='src/*' -j "$MS_JOBS" --error-exitcode=1 2> "$MS_BUILD/cppcheck.log" || status=1
 echo "cppcheck: $(grep -c '' "$MS_BUILD/cppcheck.log" || true) line(s) of findings (log: $MS_BUILD/cppcheck.log)"
