@@ -24,11 +24,6 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output folder (created)")
     r.add_argument("--metric", default="acc", help="task metric to average (default acc; e.g. acc_norm)")
     r.add_argument("--quiet", action="store_true")
-    e = sub.add_parser("export", help="tidy results and configs tables (CSV or Parquet)")
-    e.add_argument("archive")
-    e.add_argument("--out", required=True, help="output folder (created)")
-    e.add_argument("--format", choices=["csv", "parquet"], default="csv")
-    e.add_argument("--quiet", action="store_true")
     m = sub.add_parser("summary", help="the systematic study's table on stdout: per method and subset size, "
                                        "share beating the base, mean gain, mean L2 from the base")
     m.add_argument("archive")
@@ -49,9 +44,6 @@ def main(argv=None) -> int:
         if args.verb == "report":
             from .report import run
             run(args.archive, args.out, args.metric, args.quiet)
-        elif args.verb == "export":
-            from .export import run
-            run(args.archive, args.out, args.format, args.quiet)
         elif args.verb == "summary":
             from .report import summary_text
             print(summary_text(read_archive(args.archive), args.metric))

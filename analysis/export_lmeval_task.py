@@ -8,7 +8,7 @@ encode(context + continuation)[len(encode(context)):], empty context -> [prefix 
 model is missing: HFLM's tokenizer-side methods run on an instance that holds a tokenizer, and the
 token lists handed to _loglikelihood_tokens are captured instead of scored.
 
-Needs lm-eval and transformers (a venv under /tmp, never the project's interpreter):
+Needs lm-eval and transformers (a separate venv, never the project's interpreter):
   python analysis/export_lmeval_task.py --task arc_easy --tokenizer meta-llama/Llama-3.2-1B --out arc_easy.h5
   python analysis/export_lmeval_task.py --task path/to/task.yaml --tokenizer ./model --out task.h5
 """
@@ -59,7 +59,7 @@ def tokenizer_side_hflm(tokenizer_path, add_bos_token, prefix_token_id):
     return lm, captured
 
 
-def main():
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", required=True, help="lm-eval task name, or a task YAML file")
     ap.add_argument("--include-path", help="folder of extra task YAMLs (default: the YAML's folder)")
@@ -73,8 +73,11 @@ def main():
     ap.add_argument("--prefix-token-id", type=int, default=None, help="as lm-eval's prefix_token_id")
     ap.add_argument("--vocab-size", type=int, default=None,
                     help="ids must be below this (default: len(tokenizer)); use the model's vocab_size if larger")
-    args = ap.parse_args()
+    return ap.parse_args(argv)
 
+
+def prepare_task(args):
+    """The lm-eval task with its requests built; refuses what a shared-context pack cannot hold."""
     task_name, task = load_task(args.task, args.include_path)
     if task.OUTPUT_TYPE != "multiple_choice":
         sys.exit(f"export_lmeval_task: {task_name}: output_type {task.OUTPUT_TYPE!r}; only multiple_choice is packed")
@@ -88,21 +91,40 @@ def main():
     if hasattr(task, "set_fewshot_seed"):
         task.set_fewshot_seed(seed=args.fewshot_seed)
     task.build_all_requests(limit=args.limit, rank=0, world_size=1)
+    return task_name, task
 
-    lm, captured = tokenizer_side_hflm(args.tokenizer, args.add_bos_token, args.prefix_token_id)
+
+def requests_by_doc(task, lm, captured):
+    """lm-eval's own (context, continuation) token lists, grouped by document, choices in order."""
     instances = task.instances
     lm.loglikelihood(instances, disable_tqdm=True)
     assert len(captured) == len(instances)
-
     by_doc = collections.OrderedDict()
     for inst, (_, ctx_enc, cont_enc) in zip(instances, captured):
         by_doc.setdefault(inst.doc_id, []).append((inst, ctx_enc, cont_enc))
-
-    vocab = args.vocab_size or len(lm.tokenizer)
-    gold, ctx_tokens, ctx_off, choice_off = [], [], [0], [0]
-    cont_tokens, cont_off, chars, nbytes, texts, doc_ids = [], [0], [], [], [], []
-    for doc_id, reqs in by_doc.items():
+    for reqs in by_doc.values():
         reqs.sort(key=lambda r: r[0].idx)
+    return by_doc
+
+
+def gold_index(task, doc, doc_id, choices):
+    """The gold index exactly as lm-eval's process_results derives it."""
+    g = task.doc_to_target(doc)
+    if isinstance(g, list):
+        sys.exit(f"export_lmeval_task: doc {doc_id}: several gold answers (multiple_target) are not packed")
+    if isinstance(g, str):
+        g = choices.index(g) if g in choices else -1
+    if not 0 <= g < len(choices):
+        sys.exit(f"export_lmeval_task: doc {doc_id}: gold {g} is not a choice index")
+    return g
+
+
+def pack_arrays(task, by_doc, vocab):
+    """The pack's flat arrays (docs/formats.md, "Task packs") from the grouped requests."""
+    a = {k: [] for k in ("gold", "context_tokens", "continuation_tokens", "choice_chars", "choice_bytes",
+                         "choice_text", "doc_id")}
+    a.update(context_offsets=[0], choice_offsets=[0], continuation_offsets=[0])
+    for doc_id, reqs in by_doc.items():
         doc = reqs[0][0].doc
         choices = task.doc_to_choice(doc)
         if len(choices) != len(reqs):
@@ -113,58 +135,58 @@ def main():
                 sys.exit(f"export_lmeval_task: doc {doc_id}: choices have different context tokens")
             if len(cont_enc) == 0:
                 sys.exit(f"export_lmeval_task: doc {doc_id} choice {inst.idx}: empty continuation after tokenization")
-        # The gold index exactly as lm-eval's process_results derives it.
-        g = task.doc_to_target(doc)
-        if isinstance(g, list):
-            sys.exit(f"export_lmeval_task: doc {doc_id}: several gold answers (multiple_target) are not packed")
-        if isinstance(g, str):
-            g = choices.index(g) if g in choices else -1
-        if not 0 <= g < len(choices):
-            sys.exit(f"export_lmeval_task: doc {doc_id}: gold {g} is not a choice index")
-        gold.append(g)
-        doc_ids.append(doc_id)
-        ctx_tokens.extend(ctx0)
-        ctx_off.append(len(ctx_tokens))
-        for (inst, _, cont_enc), choice in zip(reqs, choices):
-            cont_tokens.extend(cont_enc)
-            cont_off.append(len(cont_tokens))
-            chars.append(len(choice))                   # code points, as lm-eval's len(str)
-            nbytes.append(len(choice.encode("utf-8")))
-            texts.append(choice)
-        choice_off.append(len(chars))
-    bad = [t for t in ctx_tokens + cont_tokens if not 0 <= t < vocab]
+        a["gold"].append(gold_index(task, doc, doc_id, choices))
+        a["doc_id"].append(doc_id)
+        a["context_tokens"].extend(ctx0)
+        a["context_offsets"].append(len(a["context_tokens"]))
+        for (_, _, cont_enc), choice in zip(reqs, choices):
+            a["continuation_tokens"].extend(cont_enc)
+            a["continuation_offsets"].append(len(a["continuation_tokens"]))
+            a["choice_chars"].append(len(choice))                   # code points, as lm-eval's len(str)
+            a["choice_bytes"].append(len(choice.encode("utf-8")))
+            a["choice_text"].append(choice)
+        a["choice_offsets"].append(len(a["choice_chars"]))
+    bad = [t for t in a["context_tokens"] + a["continuation_tokens"] if not 0 <= t < vocab]
     if bad:
         sys.exit(f"export_lmeval_task: token id {bad[0]} outside [0, {vocab}); pass --vocab-size")
+    return a
 
-    version = ""
+
+def task_version(task):
     try:
-        version = str(task.VERSION if task.VERSION is not None else task.config.metadata.get("version", ""))
+        return str(task.VERSION if task.VERSION is not None else task.config.metadata.get("version", ""))
     except Exception:
-        version = str((getattr(task.config, "metadata", None) or {}).get("version", ""))
-    out = args.out
+        return str((getattr(task.config, "metadata", None) or {}).get("version", ""))
+
+
+def write_pack(out, attrs, a):
+    """Writes under a temporary name in the same folder, then renames."""
     tmp = os.path.join(os.path.dirname(os.path.abspath(out)), "." + os.path.basename(out) + ".tmp")
     with h5py.File(tmp, "w") as f:
-        s = h5py.string_dtype("utf-8")
-        f.attrs["format"] = "mergesweep-task-pack"
-        f.attrs["format_version"] = np.int64(1)
-        f.attrs["name"] = args.name or task_name
-        f.attrs["source_task"] = task_name
-        f.attrs["task_version"] = version
-        f.attrs["tokenizer"] = args.tokenizer
-        f.attrs["num_fewshot"] = np.int64(task.config.num_fewshot or 0)
-        f.attrs["vocab_size"] = np.int64(vocab)
-        f["gold"] = np.asarray(gold, dtype=np.int32)
-        f["context_tokens"] = np.asarray(ctx_tokens, dtype=np.int32)
-        f["context_offsets"] = np.asarray(ctx_off, dtype=np.int64)
-        f["choice_offsets"] = np.asarray(choice_off, dtype=np.int64)
-        f["continuation_tokens"] = np.asarray(cont_tokens, dtype=np.int32)
-        f["continuation_offsets"] = np.asarray(cont_off, dtype=np.int64)
-        f["choice_chars"] = np.asarray(chars, dtype=np.int64)
-        f["choice_bytes"] = np.asarray(nbytes, dtype=np.int64)
-        f.create_dataset("choice_text", data=np.array(texts, dtype=object), dtype=s)
-        f["doc_id"] = np.asarray(doc_ids, dtype=np.int64)
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        for k, dtype in (("gold", np.int32), ("context_tokens", np.int32), ("context_offsets", np.int64),
+                         ("choice_offsets", np.int64), ("continuation_tokens", np.int32),
+                         ("continuation_offsets", np.int64), ("choice_chars", np.int64), ("choice_bytes", np.int64)):
+            f[k] = np.asarray(a[k], dtype=dtype)
+        f.create_dataset("choice_text", data=np.array(a["choice_text"], dtype=object),
+                         dtype=h5py.string_dtype("utf-8"))
+        f["doc_id"] = np.asarray(a["doc_id"], dtype=np.int64)
     os.replace(tmp, out)
-    print(f"export_lmeval_task: {task_name}: {len(gold)} items, {len(chars)} choices -> {out}", file=sys.stderr)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    task_name, task = prepare_task(args)
+    lm, captured = tokenizer_side_hflm(args.tokenizer, args.add_bos_token, args.prefix_token_id)
+    vocab = args.vocab_size or len(lm.tokenizer)
+    a = pack_arrays(task, requests_by_doc(task, lm, captured), vocab)
+    attrs = {"format": "mergesweep-task-pack", "format_version": np.int64(1), "name": args.name or task_name,
+             "source_task": task_name, "task_version": task_version(task), "tokenizer": args.tokenizer,
+             "num_fewshot": np.int64(task.config.num_fewshot or 0), "vocab_size": np.int64(vocab)}
+    write_pack(args.out, attrs, a)
+    print(f"export_lmeval_task: {task_name}: {len(a['gold'])} items, {len(a['choice_chars'])} choices -> {args.out}",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

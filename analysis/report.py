@@ -73,9 +73,7 @@ class _Writer:
         return path
 
 
-def build_report(archive: Archive, out: str, metric: str = "acc") -> str:
-    w = _Writer(out)
-    a = archive
+def _header(w: _Writer, a: Archive, metric: str) -> None:
     w.text("# mergesweep report\n")
     w.text(f"Archive `{a.path}`: **{a.n_configs} configs committed**"
            + (f" of {a.attributes['planned_configs']} planned" if a.attributes.get("planned_configs") else "")
@@ -85,27 +83,9 @@ def build_report(archive: Archive, out: str, metric: str = "acc") -> str:
             if a.attributes.get(k) not in (None, "")}
     if prov:
         w.text(md_table(pd.DataFrame({"attribute": list(prov), "value": [str(v) for v in prov.values()]})))
-    configs, results = a.configs, a.results
-    if len(configs) == 0 or len(results) == 0:
-        w.text("No committed results yet.\n")
-        return w.save()
 
-    tasks = stats.benchmark_tasks(results, metric)
-    if not tasks:
-        w.text(f"No task reports the metric `{metric}`; metrics present: "
-               f"{', '.join(sorted(results['metric'].unique()))}.\n")
-        return w.save()
-    scores = stats.config_scores(configs, results, metric, tasks)
-    wide = stats.task_scores(results, metric, tasks)
-    l2 = None
-    ms = a.model_stats
-    if len(ms) and "l2_from_base" in ms:
-        l2 = ms.groupby("config_id")["l2_from_base"].mean()
-    base = scores.loc[scores["kind"] == "base", "score"]
-    base_score = float(base.iloc[0]) if len(base) else math.nan
-    w.text(f"Tasks ({len(tasks)}): {', '.join(tasks)}.\n")
 
-    # --- base and single checkpoints
+def _reference_models(w: _Writer, scores: pd.DataFrame, wide: pd.DataFrame) -> None:
     w.text("## Base and single checkpoints\n")
     ref = scores[scores["kind"].isin(["base", "single"])].copy()
     ref["model"] = ["base" if k == "base" else f"checkpoint {m[0]}" for k, m in zip(ref["kind"], ref["members"])]
@@ -114,74 +94,108 @@ def build_report(archive: Archive, out: str, metric: str = "acc") -> str:
     ref_tab = pd.concat([ref[["model", "score"]], wide.reindex(ref.index)], axis=1).reset_index(drop=True)
     w.table("reference_models", ref_tab)
 
+
+def _systematic_study(w: _Writer, a: Archive, scores, l2, base_score: float, metric: str, tasks) -> pd.DataFrame:
+    """Merges by method and subset size, overall and per task; returns the merges' gains."""
     gains = stats.merge_gains(scores)
     if l2 is not None:
         gains["l2"] = l2.reindex(gains.index)
-    if len(gains):
-        # --- systematic study
-        w.text("## Systematic study: merges by method and subset size\n")
-        w.text("`share_beats_base`: share of subsets whose mean accuracy beats the base; "
-               "`gain_base`: accuracy minus the base's; `gain_best`: minus the best single "
-               "checkpoint of the subset (constructive interference when > 0; "
-               "`share_beats_best` is its share); mean ± std over the subsets.\n")
-        tab = stats.systematic_table(scores, l2)
-        shown = mean_pm_std(tab, ["gain_base", "gain_best", "acc"] + (["l2"] if l2 is not None else []))
-        w.table("systematic", tab, shown)
-        w.figure("accuracy_vs_n", figures.accuracy_vs_n, tab, base_score,
-                 caption="mean accuracy vs n per method (band: ± std)")
-        w.figure("gain_best_vs_n", figures.accuracy_vs_n, tab, base_score, value="gain_best",
-                 ylabel="gain over the best single checkpoint", caption="gain over the best single vs n")
+    if not len(gains):
+        return gains
+    w.text("## Systematic study: merges by method and subset size\n")
+    w.text("`share_beats_base`: share of subsets whose mean accuracy beats the base; "
+           "`gain_base`: accuracy minus the base's; `gain_best`: minus the best single "
+           "checkpoint of the subset (constructive interference when > 0; "
+           "`share_beats_best` is its share); mean ± std over the subsets.\n")
+    tab = stats.systematic_table(scores, l2)
+    shown = mean_pm_std(tab, ["gain_base", "gain_best", "acc"] + (["l2"] if l2 is not None else []))
+    w.table("systematic", tab, shown)
+    w.figure("accuracy_vs_n", figures.accuracy_vs_n, tab, base_score,
+             caption="mean accuracy vs n per method (band: ± std)")
+    w.figure("gain_best_vs_n", figures.accuracy_vs_n, tab, base_score, value="gain_best",
+             ylabel="gain over the best single checkpoint", caption="gain over the best single vs n")
 
-        w.text("### Per task\n")
-        pt = stats.per_task_table(configs, results, metric, tasks)
-        nmax = pt["n"].max() if len(pt) else None
-        piv = pt[pt["n"] == nmax].pivot_table(index="method", columns="task", values="gain_base_mean")
-        w.text(f"Mean gain over the base per task at the largest n ({nmax}); every n in the CSV.\n")
-        w.table("per_task", pt, piv.reset_index())
+    w.text("### Per task\n")
+    pt = stats.per_task_table(a.configs, a.results, metric, tasks)
+    nmax = pt["n"].max() if len(pt) else None
+    piv = pt[pt["n"] == nmax].pivot_table(index="method", columns="task", values="gain_base_mean")
+    w.text(f"Mean gain over the base per task at the largest n ({nmax}); every n in the CSV.\n")
+    w.table("per_task", pt, piv.reset_index())
+    return gains
 
-        if l2 is not None and gains["l2"].notna().any():
-            w.text("## L2 distance from the base as a predictor of success\n")
-            s = stats.l2_success(gains)
-            w.figure("l2_vs_gain", figures.l2_vs_gain, gains, threshold=s.get("threshold_l2"),
-                     caption="L2 from base vs gain over base")
-            w.table("l2_success", pd.DataFrame([s]),
-                    pd.DataFrame({"statistic": list(s), "value": list(s.values())}))
-            w.text(_l2_sentence(s))
-            per_method = gains.groupby("label").agg(l2_mean=("l2", "mean"), l2_std=("l2", "std"),
-                                                    share_beats_base=("beats_base", "mean"),
-                                                    merges=("l2", "size")).reset_index()
-            w.table("l2_by_method", per_method.rename(columns={"label": "method"}))
 
-    # --- pipeline study
-    pr = a.probes
-    if len(pr):
-        w.text("## Behaviour vs internals (pipeline study)\n")
-        w.text("Correlation across all configs (base, single checkpoints, merges) between the "
-               "benchmark accuracy (mean over tasks, and each task in the CSV) and the probes' "
-               "test macro-F1 (mean over seeds), for every probe task and every layer.\n")
-        corr = stats.probe_correlations(scores, pr, wide)
-        mean_corr = corr[corr["benchmark"] == "mean"]
-        allp = mean_corr[mean_corr["probe"] == "(all probes)"].drop(columns=["benchmark", "probe"])
-        w.text("Mean F1 over all probes, per layer:\n")
-        w.table("probe_correlations", corr, allp)
-        last = mean_corr["layer"].max()
-        w.text(f"Per probe task at the last layer ({last}), as the pipeline paper reports:\n")
-        w.text(md_table(mean_corr[mean_corr["layer"] == last].drop(columns=["benchmark"])))
-        for v in ("spearman_rho", "pearson_r"):
-            w.figure(f"probe_corr_{v}", figures.correlation_heatmap, mean_corr, value=v,
-                     title=f"{v}: benchmark mean accuracy vs probe macro-F1",
-                     caption=f"{v} per probe and layer")
-        w.text("Merges relative to their parents (single checkpoints of the subset), benchmark "
-               "accuracy and mean probe F1 at the last layer:\n")
-        w.table("between_parents", stats.between_parents(scores, pr))
+def _l2_study(w: _Writer, gains: pd.DataFrame) -> None:
+    w.text("## L2 distance from the base as a predictor of success\n")
+    s = stats.l2_success(gains)
+    w.figure("l2_vs_gain", figures.l2_vs_gain, gains, threshold=s.get("threshold_l2"),
+             caption="L2 from base vs gain over base")
+    w.table("l2_success", pd.DataFrame([s]),
+            pd.DataFrame({"statistic": list(s), "value": list(s.values())}))
+    w.text(_l2_sentence(s))
+    per_method = gains.groupby("label").agg(l2_mean=("l2", "mean"), l2_std=("l2", "std"),
+                                            share_beats_base=("beats_base", "mean"),
+                                            merges=("l2", "size")).reset_index()
+    w.table("l2_by_method", per_method.rename(columns={"label": "method"}))
 
-    # --- cost
-    tm = a.timings
-    if len(tm) and "total_s" in tm:
-        w.text("## Cost per config\n")
-        t = tm.merge(scores[["label"]], left_on="config_id", right_index=True, how="left")
-        cols = [c for c in ("merge_s", "eval_s", "probe_s", "total_s") if c in t]
-        w.table("timings", t.groupby("label")[cols].mean().reset_index().rename(columns={"label": "method"}))
+
+def _pipeline_study(w: _Writer, scores: pd.DataFrame, pr: pd.DataFrame, wide: pd.DataFrame) -> None:
+    w.text("## Behaviour vs internals (pipeline study)\n")
+    w.text("Correlation across all configs (base, single checkpoints, merges) between the "
+           "benchmark accuracy (mean over tasks, and each task in the CSV) and the probes' "
+           "test macro-F1 (mean over seeds), for every probe task and every layer.\n")
+    corr = stats.probe_correlations(scores, pr, wide)
+    mean_corr = corr[corr["benchmark"] == "mean"]
+    allp = mean_corr[mean_corr["probe"] == "(all probes)"].drop(columns=["benchmark", "probe"])
+    w.text("Mean F1 over all probes, per layer:\n")
+    w.table("probe_correlations", corr, allp)
+    last = mean_corr["layer"].max()
+    w.text(f"Per probe task at the last layer ({last}), as the pipeline paper reports:\n")
+    w.text(md_table(mean_corr[mean_corr["layer"] == last].drop(columns=["benchmark"])))
+    for v in ("spearman_rho", "pearson_r"):
+        w.figure(f"probe_corr_{v}", figures.correlation_heatmap, mean_corr, value=v,
+                 title=f"{v}: benchmark mean accuracy vs probe macro-F1",
+                 caption=f"{v} per probe and layer")
+    w.text("Merges relative to their parents (single checkpoints of the subset), benchmark "
+           "accuracy and mean probe F1 at the last layer:\n")
+    w.table("between_parents", stats.between_parents(scores, pr))
+
+
+def _cost(w: _Writer, tm: pd.DataFrame, scores: pd.DataFrame) -> None:
+    w.text("## Cost per config\n")
+    t = tm.merge(scores[["label"]], left_on="config_id", right_index=True, how="left")
+    cols = [c for c in ("merge_s", "eval_s", "probe_s", "total_s") if c in t]
+    w.table("timings", t.groupby("label")[cols].mean().reset_index().rename(columns={"label": "method"}))
+
+
+def build_report(archive: Archive, out: str, metric: str = "acc") -> str:
+    w = _Writer(out)
+    a = archive
+    _header(w, a, metric)
+    configs, results = a.configs, a.results
+    if len(configs) == 0 or len(results) == 0:
+        w.text("No committed results yet.\n")
+        return w.save()
+    tasks = stats.benchmark_tasks(results, metric)
+    if not tasks:
+        w.text(f"No task reports the metric `{metric}`; metrics present: "
+               f"{', '.join(sorted(results['metric'].unique()))}.\n")
+        return w.save()
+    scores = stats.config_scores(configs, results, metric, tasks)
+    wide = stats.task_scores(results, metric, tasks)
+    ms = a.model_stats
+    l2 = ms.groupby("config_id")["l2_from_base"].mean() if len(ms) and "l2_from_base" in ms else None
+    base = scores.loc[scores["kind"] == "base", "score"]
+    base_score = float(base.iloc[0]) if len(base) else math.nan
+    w.text(f"Tasks ({len(tasks)}): {', '.join(tasks)}.\n")
+
+    _reference_models(w, scores, wide)
+    gains = _systematic_study(w, a, scores, l2, base_score, metric, tasks)
+    if len(gains) and l2 is not None and gains["l2"].notna().any():
+        _l2_study(w, gains)
+    if len(a.probes):
+        _pipeline_study(w, scores, a.probes, wide)
+    if len(a.timings) and "total_s" in a.timings:
+        _cost(w, a.timings, scores)
     return w.save()
 
 

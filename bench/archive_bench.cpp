@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
       w->close();
       const double rows = static_cast<double>(batches.size() * batch * results);
       std::printf("%-10d %-8d %-8zu %12.0f %12.0f %10.2f %10.1f\n", results, batch, batches.size() * batch, rows / s,
-                  batches.size() * batch / s, 1e3 * s / batches.size(), std::filesystem::file_size(path) / 1e6);
+                  static_cast<double>(batches.size() * batch) / s, 1e3 * s / static_cast<double>(batches.size()),
+                  static_cast<double>(std::filesystem::file_size(path)) / 1e6);
     }
   }
   std::filesystem::remove(path);

@@ -97,9 +97,10 @@ int main(int argc, char** argv) {
   }
   std::remove(path.c_str());
 
-  const double gbps_memcpy = total / median(t_memcpy) / 1e9;
-  const double gbps_read = total / median(t_read) / 1e9;
-  std::printf("bench_io_read: %d tensors, %.3f GB, %d reps (medians), %d ATen threads\n", count, total / 1e9, reps,
+  const auto total_bytes = static_cast<double>(total);
+  const double gbps_memcpy = total_bytes / median(t_memcpy) / 1e9;
+  const double gbps_read = total_bytes / median(t_read) / 1e9;
+  std::printf("bench_io_read: %d tensors, %.3f GB, %d reps (medians), %d ATen threads\n", count, total_bytes / 1e9, reps,
               at::get_num_threads());
   std::printf("  memcpy baseline          %7.2f GB/s\n", gbps_memcpy);
   std::printf("  mmap + view + reduce     %7.2f GB/s   ratio %.2f (goal >= 0.80)   checksum %.1f\n", gbps_read,

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   auto t0 = Clock::now();
   const ms::merge::ResidentModels models(paths[0], cks);
   const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  const double gb = models.resident_bytes() / 1e9;
+  const double gb = static_cast<double>(models.resident_bytes()) / 1e9;
   std::printf("bench_merge_resident: %zu checkpoints resident (%.2f GB float32, loaded in %.1f s), subset n=%d, %d threads\n",
               cks.size(), gb, load_s, n, at::get_num_threads());
 
@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
   t0 = Clock::now();
   for (int i = 0; i < n + 2; ++i) std::memcpy(dst.data(), src.data(), model_bytes);
   const double memcpy_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("  memcpy of the same %.2f GB: %.3f s (%.1f GB/s)\n", touched / 1e9, memcpy_s, touched / 1e9 / memcpy_s);
+  const double touched_gb = static_cast<double>(touched) / 1e9;
+  std::printf("  memcpy of the same %.2f GB: %.3f s (%.1f GB/s)\n", touched_gb, memcpy_s, touched_gb / memcpy_s);
 
   ms::merge::LocalReducer local;
   std::map<std::string, at::Tensor> out;
@@ -67,7 +68,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < reps; ++i) models.merge(r, out, local);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count() / reps;
     std::printf("  %-20s %8.3f s/merge  %7.2f merges/s  %6.1f GB/s effective  ratio to memcpy %.2f\n", name.c_str(), s,
-                1.0 / s, touched / 1e9 / s, memcpy_s / s);
+                1.0 / s, static_cast<double>(touched) / 1e9 / s, memcpy_s / s);
   }
   return 0;
 }

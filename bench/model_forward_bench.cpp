@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
     const at::Tensor q = at::randn({B, c.num_attention_heads, T, c.head_dim}).to(dtype);
     const at::Tensor k = at::randn({B, c.num_key_value_heads, T, c.head_dim}).to(dtype), v = at::randn_like(k);
     const at::Tensor mask = ms::model::detail::causal_mask(0, T, 0, dtype, at::kCPU);
-    const double grouped = seconds_of([&] { ms::model::detail::grouped_attention(q, k, v, mask); }, 5) * layers;
-    const double repeated = seconds_of([&] { repeated_attention(q, k, v, mask); }, 5) * layers;
+    const double grouped = seconds_of([&] { ms::model::detail::grouped_attention(q, k, v, mask); }, 5) * static_cast<double>(layers);
+    const double repeated = seconds_of([&] { repeated_attention(q, k, v, mask); }, 5) * static_cast<double>(layers);
     double weights = 0;  // P: what each token multiplies
     for (const auto& [name, w] : params)
       if (w.dim() == 2) weights += static_cast<double>(w.numel());
@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
                 flops / gemm / 1e9, 100.0 * gemm / fwd);
     std::printf("%-8s B=%lld T=%lld layers=%lld: forward+logits %.1f ms (%.0f tok/s); projection GEMMs alone %.1f ms "
                 "(forward/gemm %.2f); attention grouped %.1f ms vs repeated K/V %.1f ms (%.2fx)\n",
-                c10::toString(dtype), (long long)B, (long long)T, (long long)layers, fwd * 1e3, B * T / fwd, gemm * 1e3,
+                c10::toString(dtype), (long long)B, (long long)T, (long long)layers, fwd * 1e3, static_cast<double>(B * T) / fwd, gemm * 1e3,
                 fwd / gemm, grouped * 1e3, repeated * 1e3, repeated / grouped);
   }
   return 0;

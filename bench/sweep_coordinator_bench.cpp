@@ -109,9 +109,9 @@ int main(int argc, char** argv) {
     w2->close();
     const double bs = std::chrono::duration<double>(Clock::now() - b0).count();
     std::printf("planner: %zu configs in %.3f s = %.2f M configs/s (goal >= 1 M/s)\n", plan.configs.size(), plan_s,
-                plan.configs.size() / plan_s / 1e6);
+                static_cast<double>(plan.configs.size()) / plan_s / 1e6);
     std::printf("coordinator + archive, %d ranks, trivial work: %zu configs, %.0f rows in %.2f s = %.0f rows/s, %.0f configs/s "
-                "(goal >= 10000 rows/s)\n", mpi.world_size(), st.run, rows, s, rows / s, st.run / s);
+                "(goal >= 10000 rows/s)\n", mpi.world_size(), st.run, rows, s, rows / s, static_cast<double>(st.run) / s);
     std::printf("baseline, archive writer alone: %.0f rows/s; coordinator/baseline ratio %.2f\n", rows / bs, (rows / s) / (rows / bs));
     std::filesystem::remove(out + ".base.h5");
   }

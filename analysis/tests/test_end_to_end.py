@@ -1,12 +1,11 @@
-"""The report and export end to end, on an archive the engine itself makes in the test: the
+"""The report end to end, on an archive the engine itself makes in the test: the
 testbed's tiny family (`mergesweep testbed --preset tiny`), a small spec
 (tests/slurm/make_study.sh), `mergesweep sweep`, then `mergesweep report` (the C++ verb that runs
-this package) and `python3 -m analysis export`. The report's numbers are checked against the
+this package). The report's numbers are checked against the
 archive as `mergesweep archive export` (the engine's own reader) flattens it.
 
 Skips, saying why, while the engine's verbs are not built; scripts/test.sh builds them (MS_BUILD).
 """
-import math
 import os
 import pathlib
 import re
@@ -111,15 +110,3 @@ def test_report_from_an_engine_made_archive(study, tmp_path):
     assert corr["layer"].nunique() >= 1 and "(all probes)" in set(corr["probe"])
 
 
-def test_export_tidy_from_an_engine_made_archive(study, tmp_path):
-    exe, d, archive, _ = study
-    r = subprocess.run([sys.executable, "-m", "analysis", "export", str(archive), "--out", str(tmp_path)],
-                       capture_output=True, text=True, env=_env())
-    assert r.returncode == 0, r.stderr
-    t = pd.read_csv(tmp_path / "results.csv")
-    assert not t.duplicated(["config_id", "task", "metric", "layer"]).any()
-    c = pd.read_csv(tmp_path / "configs.csv")
-    from check_archive import planned
-    assert len(c) == planned(str(d / "study.yaml"))[0]
-    assert set(t["config_id"]) == set(c["config_id"])
-    assert not math.isnan(t.loc[t["metric"] == "acc", "value"].mean())

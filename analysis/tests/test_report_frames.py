@@ -1,11 +1,11 @@
-"""The report and export built from hand-made frames (the archive-reading path is covered by
+"""The report built from hand-made frames (the archive-reading path is covered by
 test_end_to_end.py on an engine-made archive)."""
 import os
 
 import pandas as pd
 import pytest
 
-from analysis import export, report
+from analysis import report
 from analysis.reader import Archive
 from analysis.tests.frames import study
 
@@ -37,12 +37,3 @@ def test_report_on_an_archive_without_results(tmp_path):
     assert "No committed results yet" in md
 
 
-def test_tidy_export_has_one_row_per_config_task_metric():
-    configs, results, l2, probes, timings = study()
-    t = export.tidy_results(configs, results, probes)
-    assert len(t) == len(results) + len(probes)
-    assert not t.duplicated(["config_id", "task", "metric", "layer"]).any()
-    row = t[(t["config_id"] == f"{10:016x}") & (t["task"] == "A") & (t["metric"] == "acc")]
-    assert row["value"].tolist() == [0.8] and row["members"].tolist() == ["1,2"]
-    p = t[t["task"] == "probe:syntax"]
-    assert set(p["metric"]) == {"macro_f1"} and set(p["layer"]) == {0, 1}

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "format.hpp"
-#include "h5.hpp"
+#include "h5/h5.hpp"
 #include "lock_file.hpp"
 #include "mergesweep/core/error.hpp"
 
@@ -25,34 +25,20 @@ double now_unix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-h5::Handle latest_fapl() {
-  h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  // SWMR needs the latest file format (version-3 superblock, SWMR-safe chunk indexes).
-  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-  return fapl;
-}
-
 // A SIGKILL can cut a write() between two memory pages (the kernel checks for fatal signals page
 // by page), so a metadata block that straddles a 4 KiB boundary can be left half old, half new:
 // its checksum then fails forever and what it indexes (committed rows too) is lost. Paged file
 // space keeps every metadata block smaller than a page inside one page.
-constexpr hsize_t kPage = 4096;
-h5::Handle paged_fcpl() {
-  h5::Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
-  H5Pset_file_space_strategy(fcpl.get(), H5F_FSPACE_STRATEGY_PAGE, 0, 1);
-  H5Pset_file_space_page_size(fcpl.get(), kPage);
-  return fcpl;
-}
+constexpr std::size_t kPage = 4096;
 
 // HDF5 (1.10.7+) holds a shared flock on the file while a reader opens it, even a SWMR reader: a
 // reader opening the file at this moment makes a write open fail with "unable to lock file".
 // It lets go within milliseconds, so retry for 2 s (a reader without SWMR keeps it: then fail).
-h5::Handle open_rdwr(const std::string& path, hid_t fapl, std::string& err) {
+h5::Handle open_rdwr(const std::string& path, bool clear_status_flags, std::string& err) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (true) {
-    h5::Handle f(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl), H5Fclose);
+    h5::Handle f = h5::try_open_rdwr(path, clear_status_flags, err);
     if (f.valid()) return f;
-    err = h5::last_error();
     if (err.find("unable to lock file") == std::string::npos || std::chrono::steady_clock::now() >= deadline) return f;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -61,16 +47,16 @@ h5::Handle open_rdwr(const std::string& path, hid_t fapl, std::string& err) {
 std::string file_name(const std::string& p) { return std::filesystem::path(p).filename().string(); }
 
 // Written once, when the archive is created (attributes cannot change under SWMR).
-void write_root_attributes(hid_t f, const Provenance& p, const std::string& path) {
-  h5::write_attr(f, "format_version", static_cast<long long>(kFormatVersion), path);
+void write_root_attributes(const h5::Handle& f, const Provenance& p, const std::string& path) {
+  h5::write_attr(f, "format_version", static_cast<std::int64_t>(kFormatVersion), path);
   h5::write_attr(f, "mergesweep_version", p.version, path);
   h5::write_attr(f, "git_revision", p.git_revision, path);
   h5::write_attr(f, "spec_text", p.spec_text, path);
   h5::write_attr(f, "spec_hash", p.spec_hash, path);
   h5::write_attr(f, "plan_hash", p.plan_hash, path);
   h5::write_attr(f, "host", p.host, path);
-  h5::write_attr(f, "ranks", static_cast<long long>(p.ranks), path);
-  h5::write_attr(f, "group_size", static_cast<long long>(p.group_size), path);
+  h5::write_attr(f, "ranks", static_cast<std::int64_t>(p.ranks), path);
+  h5::write_attr(f, "group_size", static_cast<std::int64_t>(p.group_size), path);
   h5::write_attr(f, "start_time", p.start_time, path);
 }
 
@@ -162,10 +148,18 @@ struct Writer::Impl {
   std::set<std::uint64_t> done;
   std::map<std::string, std::vector<h5::Handle>> dsets;  // opened once SWMR has started
 
+  // Builds the empty archive (root attributes, tables, the first rows) under a temporary name,
+  // so a kill during creation leaves no half file, then renames it to `path`.
+  void create(const Provenance& prov, const std::vector<Rows>& first_rows);
+  // Checks the open archive belongs to this plan and loads what is committed: row counts, the
+  // commit sequence, the done config ids.
+  void load_committed(const Provenance& prov, const std::vector<CheckpointRecord>& checkpoints,
+                      const std::vector<TaskRecord>& tasks);
+
   void write(const Rows& r, std::uint64_t offset) {
     const auto it = dsets.find(r.table->name);
     if (it != dsets.end()) format::write_rows(it->second, r, offset, path);
-    else format::write_rows(file.get(), r, offset, path);
+    else format::write_rows(file, r, offset, path);
   }
 
   void commit() {
@@ -174,14 +168,14 @@ struct Writer::Impl {
     c.col("time").f64(now_unix());
     for (const auto& t : format::tables()) c.col(t.name).i64(static_cast<std::int64_t>(rows[t.name]));
     write(c, static_cast<std::uint64_t>(seq));
-    if (H5Fflush(file.get(), H5F_SCOPE_LOCAL) < 0) h5::fail(path, "/commits", "cannot flush the commit");
+    h5::flush(file, path, "/commits");
     ++seq;
   }
 
   // Writes the tables' new rows, flushes, then commits: the data is on disk before the commit row.
   void append_tables(const std::vector<Rows>& tabs) {
     for (const auto& r : tabs) write(r, rows[r.table->name]);
-    if (H5Fflush(file.get(), H5F_SCOPE_LOCAL) < 0) h5::fail(path, "", "cannot flush");
+    h5::flush(file, path, "");
     std::map<std::string, std::uint64_t> saved = rows;
     for (const auto& r : tabs) rows[r.table->name] += r.rows();
     try {
@@ -203,87 +197,51 @@ Writer::~Writer() {
 
 const std::set<std::uint64_t>& Writer::done() const { return impl_->done; }
 
-std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& prov,
-                                     const std::vector<CheckpointRecord>& checkpoints,
-                                     const std::vector<TaskRecord>& tasks) {
-  h5::quiet();
-  std::unique_ptr<Writer> w(new Writer());
-  Impl& m = *w->impl_;
-  m.path = path;
-  // Validate every string before touching the disk.
-  const Rows ck = checkpoint_rows(checkpoints, path), tk = task_rows(tasks, path), sp = spec_row(prov, path);
-  m.lock = LockFile::acquire(path, 2.0);
-
-  bool fresh = false;
-  if (!std::filesystem::exists(path)) {
-    // Build the empty archive under a temporary name: a kill during creation leaves no half file.
-    const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-    try {
-      h5::Handle fapl = latest_fapl();
-      h5::Handle f(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, paged_fcpl().get(), fapl.get()), H5Fclose);
-      if (!f.valid()) h5::fail(path, "", "cannot create the archive");
-      m.file = std::move(f);
-      write_root_attributes(m.file.get(), prov, path);
-      for (const auto& t : format::tables()) format::create_table(m.file.get(), t, path);
-      format::create_table(m.file.get(), format::commits_table(), path);
-      for (const auto& t : format::tables()) m.rows[t.name] = 0;
-      m.append_tables({ck, tk, sp});
-      if (H5Fclose(m.file.release()) < 0) h5::fail(path, "", "cannot close the new archive");
-    } catch (...) {
-      m.file.reset();
-      std::remove(tmp.c_str());
-      throw;
-    }
-    std::filesystem::rename(tmp, path);
-    fresh = true;
+void Writer::Impl::create(const Provenance& prov, const std::vector<Rows>& first_rows) {
+  Impl& m = *this;
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  try {
+    m.file = h5::create_paged_latest(tmp, kPage, path);
+    write_root_attributes(m.file, prov, path);
+    for (const auto& t : format::tables()) format::create_table(m.file, t, path);
+    format::create_table(m.file, format::commits_table(), path);
+    for (const auto& t : format::tables()) m.rows[t.name] = 0;
+    m.append_tables(first_rows);
+    h5::close_file(m.file, path, "cannot close the new archive");
+  } catch (...) {
+    m.file.close();
+    std::remove(tmp.c_str());
+    throw;
   }
+  std::filesystem::rename(tmp, path);
+}
 
-  // Check it is an archive before opening it for writing (never modify a foreign HDF5 file). A
-  // file that cannot be opened for reading is left to the write-open below, which clears a dead
-  // writer's mark or reports why it cannot open the file.
-  if (!fresh) {
-    std::string err;
-    h5::Handle probe = format::try_open_read(path, err);
-    if (probe.valid()) format::check_structure(probe.get(), path);
-  }
+namespace {
 
-  // (Re)open for writing. A writer that was killed leaves the superblock marked "open for
-  // write"; we hold the lock, so no writer is alive: clear the mark as `h5clear -s` would.
-  {
-    h5::Handle fapl = latest_fapl();
-    std::string first, second;
-    h5::Handle f = open_rdwr(path, fapl.get(), first);
-    if (!f.valid()) {
-      hbool_t clear = 1;
-      if (H5Pexist(fapl.get(), "clear_status_flags") > 0) H5Pset(fapl.get(), "clear_status_flags", &clear);
-      H5Eclear2(H5E_DEFAULT);
-      f = open_rdwr(path, fapl.get(), second);
-      if (!f.valid()) {
-        if (H5Fis_hdf5(path.c_str()) <= 0) fail(path, "", "not an HDF5 file: expected a mergesweep archive");
-        H5Eclear2(H5E_DEFAULT);
-        fail(path, "", "cannot open the archive for writing (is another program reading it without SWMR?): " + first);
-      }
-    }
-    m.file = std::move(f);
-  }
-  const hid_t f = m.file.get();
+// (Re)opens for writing. A writer that was killed leaves the superblock marked "open for
+// write"; we hold the lock, so no writer is alive: clear the mark as `h5clear -s` would.
+h5::Handle open_for_writing(const std::string& path) {
+  std::string first, second;
+  h5::Handle f = open_rdwr(path, /*clear_status_flags=*/false, first);
+  if (f.valid()) return f;
+  f = open_rdwr(path, /*clear_status_flags=*/true, second);
+  if (f.valid()) return f;
+  if (!h5::is_hdf5(path)) fail(path, "", "not an HDF5 file: expected a mergesweep archive");
+  fail(path, "", "cannot open the archive for writing (is another program reading it without SWMR?): " + first);
+}
+
+}  // namespace
+
+void Writer::Impl::load_committed(const Provenance& prov, const std::vector<CheckpointRecord>& checkpoints,
+                                  const std::vector<TaskRecord>& tasks) {
+  Impl& m = *this;
+  const h5::Handle& f = m.file;
   // A writer killed mid-flush can leave chunk-index entries (of uncommitted rows) pointing past
   // the end-of-allocation address its superblock recorded; overwriting those rows then fails with
   // "addr overflow". The chunks' data precede their index entries on disk, so raising the EOA to
   // the physical end of file (as h5clear --increment does) covers them.
-  {
-    // Paged files keep the EOA on a page boundary; the dead writer's last write may end mid-page.
-    hsize_t size = 0, page = 0;
-    haddr_t eoa = 0;
-    h5::Handle fcpl(H5Fget_create_plist(f), H5Pclose);
-    if (H5Fget_filesize(f, &size) < 0 || H5Fget_eoa(f, &eoa) < 0 ||
-        H5Pget_file_space_page_size(fcpl.get(), &page) < 0)
-      h5::fail(path, "", "cannot read the end-of-file address");
-    hsize_t end = std::max<hsize_t>(size, eoa);
-    if (page > 0 && end % page) end += page - end % page;
-    if (H5Fincrement_filesize(f, end - std::max<hsize_t>(size, eoa)) < 0)
-      h5::fail(path, "", "cannot adjust the end-of-file address");
-  }
+  if (!h5::raise_eoa_to_end_of_file(f, /*round_to_page=*/true))
+    h5::fail(path, "", "cannot adjust the end-of-file address");
   format::check_structure(f, path);
   const std::string old_plan = h5::read_attr_text(f, "plan_hash", path);
   if (old_plan != prov.plan_hash)
@@ -298,11 +256,37 @@ std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& 
   check_same_tasks(format::read_rows(f, format::table("tasks"), m.rows["tasks"], path), tasks, path);
   const Rows ids = format::read_rows(f, format::table("configs"), m.rows["configs"], path);
   for (std::size_t i = 0; i < ids.rows(); ++i) m.done.insert(ids.col("config_id").get_u64(i));
+}
+
+std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& prov,
+                                     const std::vector<CheckpointRecord>& checkpoints,
+                                     const std::vector<TaskRecord>& tasks) {
+  h5::silence_errors();
+  std::unique_ptr<Writer> w(new Writer());
+  Impl& m = *w->impl_;
+  m.path = path;
+  // Validate every string before touching the disk.
+  const Rows ck = checkpoint_rows(checkpoints, path), tk = task_rows(tasks, path), sp = spec_row(prov, path);
+  m.lock = LockFile::acquire(path, 2.0);
+
+  const bool fresh = !std::filesystem::exists(path);
+  if (fresh) {
+    m.create(prov, {ck, tk, sp});
+  } else {
+    // Check it is an archive before opening it for writing (never modify a foreign HDF5 file). A
+    // file that cannot be opened for reading is left to the write-open below, which clears a dead
+    // writer's mark or reports why it cannot open the file.
+    std::string err;
+    h5::Handle probe = format::try_open_read(path, err);
+    if (probe.valid()) format::check_structure(probe, path);
+  }
+  m.file = open_for_writing(path);
+  m.load_committed(prov, checkpoints, tasks);
   // Rows a killed writer left after its last commit stay until the next appends overwrite them
   // (appends start at the committed counts); readers never trust them.
-  if (H5Fstart_swmr_write(f) < 0) h5::fail(path, "", "cannot start SWMR writing");
-  for (const auto& t : format::tables()) m.dsets[t.name] = format::open_columns(f, t, path);
-  m.dsets["commits"] = format::open_columns(f, format::commits_table(), path);
+  h5::start_swmr_write(m.file, path);
+  for (const auto& t : format::tables()) m.dsets[t.name] = format::open_columns(m.file, t, path);
+  m.dsets["commits"] = format::open_columns(m.file, format::commits_table(), path);
   // A resumed session: /specs gets one row per writer session (the root attributes stay those
   // of the session that created the archive).
   if (!fresh) m.append_tables({sp});
@@ -388,10 +372,13 @@ void Writer::close() {
   Impl& m = *impl_;
   if (!m.file.valid()) return;
   m.dsets.clear();
-  const hid_t f = m.file.release();  // a failed close is not retried
-  const herr_t rc = H5Fclose(f);
+  try {
+    h5::close_file(m.file, m.path, "cannot close the archive");  // a failed close is not retried
+  } catch (...) {
+    m.lock.release();
+    throw;
+  }
   m.lock.release();
-  if (rc < 0) h5::fail(m.path, "", "cannot close the archive");
 }
 
 }  // namespace ms::archive

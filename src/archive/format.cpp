@@ -7,6 +7,7 @@
 #include "lock_file.hpp"
 #include "mergesweep/archive/archive.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/model/arch_table.hpp"
 
 namespace ms::archive::format {
 namespace {
@@ -45,34 +46,16 @@ Table make_commits() {
   return c;
 }
 
-h5::Handle open_dataset(hid_t file, const Table& t, const Column& c, const std::string& path) {
+h5::Handle open_dataset(const h5::Handle& file, const Table& t, const Column& c, const std::string& path) {
   const std::string p = column_path(t, c);
   if (!h5::exists(file, "/" + t.name)) fail(path, "/" + t.name, "missing group: not a complete mergesweep archive");
   if (!h5::exists(file, p)) fail(path, p, "missing column dataset: not a complete mergesweep archive");
-  h5::Handle d(H5Dopen2(file, p.c_str(), H5P_DEFAULT), H5Dclose);
-  if (!d.valid()) h5::fail(path, p, "cannot open dataset");
-  return d;
-}
-
-std::uint64_t length_of(hid_t d, const std::string& path, const std::string& p) {
-  h5::Handle space(H5Dget_space(d), H5Sclose);
-  if (H5Sget_simple_extent_ndims(space.get()) != 1) fail(path, p, "expected a 1-D dataset");
-  hsize_t n = 0;
-  H5Sget_simple_extent_dims(space.get(), &n, nullptr);
-  return n;
-}
-
-h5::Handle mem_type(const Column& c) {
-  if (c.type == Type::Str) return file_type(c);
-  return h5::Handle(H5Tcopy(native_type(c.type)), H5Tclose);
+  return h5::open_dataset(file, p, path);
 }
 
 }  // namespace
 
-const std::vector<std::string>& l2_kinds() {
-  static const std::vector<std::string> k = {"embed", "lm_head", "attn", "mlp", "norm", "other"};
-  return k;
-}
+const std::vector<std::string>& l2_kinds() { return model::tensor_kind_names(); }
 
 const std::vector<Table>& tables() {
   static const std::vector<Table> t = make_tables();
@@ -105,41 +88,20 @@ std::size_t elem_size(const Column& c) {
   return 0;
 }
 
-hid_t native_type(Type t) {
-  switch (t) {
+h5::ElemType elem_type(const Column& c) {
+  switch (c.type) {
     case Type::U64:
-      return H5T_NATIVE_UINT64;
+      return {h5::Elem::U64};
     case Type::I64:
-      return H5T_NATIVE_INT64;
+      return {h5::Elem::I64};
     case Type::I32:
-      return H5T_NATIVE_INT32;
+      return {h5::Elem::I32};
     case Type::F64:
-      return H5T_NATIVE_DOUBLE;
+      return {h5::Elem::F64};
     case Type::Str:
       break;
   }
-  return -1;
-}
-
-h5::Handle file_type(const Column& c) {
-  switch (c.type) {
-    case Type::U64:
-      return h5::Handle(H5Tcopy(H5T_STD_U64LE), H5Tclose);
-    case Type::I64:
-      return h5::Handle(H5Tcopy(H5T_STD_I64LE), H5Tclose);
-    case Type::I32:
-      return h5::Handle(H5Tcopy(H5T_STD_I32LE), H5Tclose);
-    case Type::F64:
-      return h5::Handle(H5Tcopy(H5T_IEEE_F64LE), H5Tclose);
-    case Type::Str: {
-      h5::Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
-      H5Tset_size(t.get(), c.len);
-      H5Tset_strpad(t.get(), H5T_STR_NULLPAD);
-      H5Tset_cset(t.get(), H5T_CSET_UTF8);
-      return t;
-    }
-  }
-  return {};
+  return {h5::Elem::FixedString, c.len};
 }
 
 // About 64 KiB per chunk: partially filled chunks are rewritten at every flush, so smaller is
@@ -190,107 +152,63 @@ const ColumnBuf& Rows::col(const std::string& name) const { return const_cast<Ro
 
 std::string column_path(const Table& t, const Column& c) { return "/" + t.name + "/" + c.name; }
 
-void create_table(hid_t file, const Table& t, const std::string& path) {
-  h5::Handle g(H5Gcreate2(file, ("/" + t.name).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-  if (!g.valid()) h5::fail(path, "/" + t.name, "cannot create group");
+void create_table(const h5::Handle& file, const Table& t, const std::string& path) {
+  h5::Handle g = h5::create_group(file, "/" + t.name, path);
   std::string names;
   for (const auto& c : t.columns) names += (names.empty() ? "" : ",") + c.name;
   // Column order for readers that want the table as the writer sees it.
-  h5::write_attr(g.get(), "columns", names, path);
+  h5::write_attr(g, "columns", names, path);
   for (const auto& c : t.columns) {
-    const hsize_t dims = 0, maxdims = H5S_UNLIMITED, chunk = chunk_rows(c);
-    h5::Handle space(H5Screate_simple(1, &dims, &maxdims), H5Sclose);
-    h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-    H5Pset_chunk(dcpl.get(), 1, &chunk);
     // Fill values mark rows that were never written: /commits trusts only rows with seq > 0 and
     // counts >= 0, so a commit row seen half-written (one column on disk, another not) is skipped.
-    if (t.name == "commits" && c.type == Type::I64 && c.name != "seq") {
-      const std::int64_t fill = -1;
-      H5Pset_fill_value(dcpl.get(), H5T_NATIVE_INT64, &fill);
-    }
-    h5::Handle ft = file_type(c);
-    h5::Handle d(H5Dcreate2(g.get(), c.name.c_str(), ft.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                 H5Dclose);
-    if (!d.valid()) h5::fail(path, column_path(t, c), "cannot create dataset");
+    const std::int64_t fill = -1;
+    const bool marks_unwritten = t.name == "commits" && c.type == Type::I64 && c.name != "seq";
+    h5::create_column(g, c.name, elem_type(c), chunk_rows(c), marks_unwritten ? &fill : nullptr, path,
+                      column_path(t, c));
   }
 }
 
-std::vector<std::uint64_t> column_lengths(hid_t file, const Table& t, const std::string& path) {
+std::vector<std::uint64_t> column_lengths(const h5::Handle& file, const Table& t, const std::string& path) {
   std::vector<std::uint64_t> out;
-  for (const auto& c : t.columns) {
-    auto d = open_dataset(file, t, c, path);
-    out.push_back(length_of(d.get(), path, column_path(t, c)));
-  }
+  for (const auto& c : t.columns) out.push_back(h5::length_1d(open_dataset(file, t, c, path), path, column_path(t, c)));
   return out;
 }
 
-Rows read_rows(hid_t file, const Table& t, std::uint64_t n, const std::string& path) {
+Rows read_rows(const h5::Handle& file, const Table& t, std::uint64_t n, const std::string& path) {
   Rows rows(t);
   for (auto& buf : rows.cols) {
     const Column& c = *buf.col;
     const std::string p = column_path(t, c);
-    auto d = open_dataset(file, t, c, path);
-    const std::uint64_t len = length_of(d.get(), path, p);
+    const h5::Handle d = open_dataset(file, t, c, path);
+    const std::uint64_t len = h5::length_1d(d, path, p);
     if (len < n) fail(path, p, "has " + std::to_string(len) + " rows but the last commit records " + std::to_string(n));
     buf.data.assign(n * elem_size(c), '\0');
     buf.rows = n;
-    if (n == 0) continue;
-    h5::Handle fspace(H5Dget_space(d.get()), H5Sclose);
-    const hsize_t start = 0, count = n;
-    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr);
-    h5::Handle mspace(H5Screate_simple(1, &count, nullptr), H5Sclose);
-    h5::Handle mt = mem_type(c);
-    if (c.type == Type::Str) {
-      // Fixed-length strings of any width convert; the character set must match the file's.
-      h5::Handle ft(H5Dget_type(d.get()), H5Tclose);
-      if (H5Tget_class(ft.get()) != H5T_STRING || H5Tis_variable_str(ft.get()) > 0)
-        fail(path, p, "expected fixed-length strings (the archive format stores no variable-length strings)");
-      H5Tset_cset(mt.get(), H5Tget_cset(ft.get()));
-    }
-    if (H5Dread(d.get(), mt.get(), mspace.get(), fspace.get(), H5P_DEFAULT, buf.data.data()) < 0)
-      h5::fail(path, p, "cannot read rows");
+    h5::read_column(d, elem_type(c), 0, n, buf.data.data(), path, p);
   }
   return rows;
 }
 
-std::vector<h5::Handle> open_columns(hid_t file, const Table& t, const std::string& path) {
+std::vector<h5::Handle> open_columns(const h5::Handle& file, const Table& t, const std::string& path) {
   std::vector<h5::Handle> out;
   for (const auto& c : t.columns) out.push_back(open_dataset(file, t, c, path));
   return out;
 }
 
 void write_rows(const std::vector<h5::Handle>& dsets, const Rows& rows, std::uint64_t offset, const std::string& path) {
-  const std::uint64_t n = rows.rows();
   const Table& t = *rows.table;
   for (std::size_t k = 0; k < rows.cols.size(); ++k) {
     const auto& buf = rows.cols[k];
-    const Column& c = *buf.col;
-    const hid_t d = dsets.at(k).get();
-    // Only ever grow: rows past the last commit (a killed writer's tail) are overwritten in place.
-    // Shrinking with H5Dset_extent and appending again hit an HDF5 1.10.8 bug ("addr overflow"
-    // at the next flush) in the kill tests.
-    const hsize_t total = std::max<hsize_t>(offset + n, length_of(d, path, column_path(t, c)));
-    if (H5Dset_extent(d, &total) < 0) h5::fail(path, column_path(t, c), "cannot extend dataset");
-    if (n == 0) continue;
-    h5::Handle fspace(H5Dget_space(d), H5Sclose);
-    const hsize_t start = offset, count = n;
-    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr);
-    h5::Handle mspace(H5Screate_simple(1, &count, nullptr), H5Sclose);
-    if (c.type == Type::Str) {
-      h5::Handle mt = mem_type(c);
-      if (H5Dwrite(d, mt.get(), mspace.get(), fspace.get(), H5P_DEFAULT, buf.data.data()) < 0)
-        h5::fail(path, column_path(t, c), "cannot write rows");
-    } else if (H5Dwrite(d, native_type(c.type), mspace.get(), fspace.get(), H5P_DEFAULT, buf.data.data()) < 0) {
-      h5::fail(path, column_path(t, c), "cannot write rows");
-    }
+    h5::write_column(dsets.at(k), elem_type(*buf.col), offset, rows.rows(), buf.data.data(), path,
+                     column_path(t, *buf.col));
   }
 }
 
-void write_rows(hid_t file, const Rows& rows, std::uint64_t offset, const std::string& path) {
+void write_rows(const h5::Handle& file, const Rows& rows, std::uint64_t offset, const std::string& path) {
   write_rows(open_columns(file, *rows.table, path), rows, offset, path);
 }
 
-Commit last_commit(hid_t file, const std::string& path, std::uint64_t* commit_rows_total) {
+Commit last_commit(const h5::Handle& file, const std::string& path, std::uint64_t* commit_rows_total) {
   const Table& ct = commits_table();
   const auto lens = column_lengths(file, ct, path);
   const std::uint64_t n = *std::min_element(lens.begin(), lens.end());
@@ -317,7 +235,7 @@ Commit last_commit(hid_t file, const std::string& path, std::uint64_t* commit_ro
   fail(path, "/commits", "no complete commit: the archive was never committed (killed while being created?)");
 }
 
-void check_structure(hid_t file, const std::string& path) {
+void check_structure(const h5::Handle& file, const std::string& path) {
   if (!h5::has_attr(file, "format_version"))
     fail(path, "format_version", "root attribute missing: not a mergesweep archive");
   const std::string v = h5::read_attr_text(file, "format_version", path);
@@ -337,28 +255,20 @@ namespace {
 // clear the mark as `h5clear -s` does (the data below the last commit is untouched).
 bool clear_stale_mark(const std::string& path) {
   LockFile lock = LockFile::acquire(path);
-  h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-  hbool_t clear = 1;
-  if (H5Pexist(fapl.get(), "clear_status_flags") <= 0 || H5Pset(fapl.get(), "clear_status_flags", &clear) < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    return false;
-  }
-  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get());
-  if (f < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    return false;
-  }
+  std::string err;
+  h5::Handle f = h5::try_open_rdwr(path, /*clear_status_flags=*/true, err);
+  if (!f.valid()) return false;
   // Closing a file opened for write truncates it to its end-of-allocation address, and the one in
   // the superblock can lag the data (a writer killed mid-flush, then a writer killed before SWMR
   // started): truncating there cut off chunks and index blocks the dead writers had written, so
   // the next writer failed with "addr overflow". Raise the EOA to the end of file first.
-  if (H5Fincrement_filesize(f, 0) < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    H5Fclose(f);
+  if (!h5::raise_eoa_to_end_of_file(f, /*round_to_page=*/false)) return false;
+  try {
+    h5::close_file(f, path, "cannot close the archive");
+  } catch (const Error&) {
     return false;
   }
-  return H5Fclose(f) >= 0;
+  return true;
 }
 
 }  // namespace
@@ -367,29 +277,23 @@ h5::Handle try_open_read(const std::string& path, std::string& err) {
   // A SWMR reader retries a metadata block whose checksum fails (a writer may be rewriting it),
   // sleeping 1 ns, 2 ns, 4 ns, ... up to 100 times: on a block that stays bad (a writer killed in
   // the middle of writing it) that never ends. 26 attempts wait about 0.1 s in all, then fail.
-  h5::Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  H5Pset_metadata_read_attempts(fapl.get(), 26);
-  h5::Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()), H5Fclose);
+  h5::Handle f = h5::try_open_read(path, 26, err);
   if (f.valid()) return f;
-  err = h5::last_error();
-  f = h5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  if (f.valid()) return f;
-  const std::string plain = h5::last_error();
-  if (!plain.empty()) err = plain;
+  std::string plain;
+  f = h5::try_open_read(path, 0, plain);
+  if (!f.valid() && !plain.empty()) err = plain;
   return f;
 }
 
 h5::Handle open_read(const std::string& path) {
-  h5::quiet();
+  h5::silence_errors();
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) fail(path, "", "no such file");
   if (S_ISDIR(st.st_mode)) fail(path, "", "is a folder, expected an archive (.h5 file)");
   std::string err;
   h5::Handle f = try_open_read(path, err);
   if (f.valid()) return f;
-  const htri_t is = H5Fis_hdf5(path.c_str());
-  H5Eclear2(H5E_DEFAULT);
-  if (is <= 0) fail(path, "", "not an HDF5 file (no HDF5 signature): expected a mergesweep archive");
+  if (!h5::is_hdf5(path)) fail(path, "", "not an HDF5 file (no HDF5 signature): expected a mergesweep archive");
   if (err.find("open for write") != std::string::npos || err.find("SWMR writing") != std::string::npos) {
     if (LockFile::holder(path) != 0)
       fail(path, "", "a writer is opening this archive right now; retry in a moment");

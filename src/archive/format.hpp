@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "h5.hpp"
+#include "h5/h5.hpp"
 
 namespace ms::archive::format {
 
@@ -35,8 +35,7 @@ const Table& table(const std::string& name);
 const std::vector<std::string>& l2_kinds();
 
 std::size_t elem_size(const Column& c);
-hid_t native_type(Type t);              // the predefined native memory type (Str: none)
-h5::Handle file_type(const Column& c);  // the on-disk type (a copy; close it)
+h5::ElemType elem_type(const Column& c);  // the HDF5 layer's element type of a column
 std::size_t chunk_rows(const Column& c);
 
 // One column's values for a run of rows, in the on-disk element layout.
@@ -82,16 +81,16 @@ struct Rows {
 std::string column_path(const Table& t, const Column& c);
 
 // Creates the group and its empty extendible datasets.
-void create_table(hid_t file, const Table& t, const std::string& path);
+void create_table(const h5::Handle& file, const Table& t, const std::string& path);
 // Current length of each column's dataset (throws naming a missing group/column or a 2-D one).
-std::vector<std::uint64_t> column_lengths(hid_t file, const Table& t, const std::string& path);
+std::vector<std::uint64_t> column_lengths(const h5::Handle& file, const Table& t, const std::string& path);
 // Reads rows [0, n) of every column.
-Rows read_rows(hid_t file, const Table& t, std::uint64_t n, const std::string& path);
+Rows read_rows(const h5::Handle& file, const Table& t, std::uint64_t n, const std::string& path);
 // Extends every column to at least `offset + rows.rows()` (never shrinks) and writes the rows at
 // `offset`, overwriting any uncommitted rows there.
-void write_rows(hid_t file, const Rows& rows, std::uint64_t offset, const std::string& path);
+void write_rows(const h5::Handle& file, const Rows& rows, std::uint64_t offset, const std::string& path);
 // The same through datasets opened once (open_columns), for the writer's hot path.
-std::vector<h5::Handle> open_columns(hid_t file, const Table& t, const std::string& path);
+std::vector<h5::Handle> open_columns(const h5::Handle& file, const Table& t, const std::string& path);
 void write_rows(const std::vector<h5::Handle>& dsets, const Rows& rows, std::uint64_t offset, const std::string& path);
 
 // The last complete /commits row: row counts of every data table after that commit.
@@ -102,10 +101,10 @@ struct Commit {
 };
 // Scans /commits backwards for the last row that is complete and consistent with the datasets'
 // lengths (a row whose seq is unwritten or whose counts exceed the data is ignored).
-Commit last_commit(hid_t file, const std::string& path, std::uint64_t* commit_rows_total = nullptr);
+Commit last_commit(const h5::Handle& file, const std::string& path, std::uint64_t* commit_rows_total = nullptr);
 
 // Checks the root attributes and every group/column exist (format_version supported).
-void check_structure(hid_t file, const std::string& path);
+void check_structure(const h5::Handle& file, const std::string& path);
 
 // Opens for reading: SWMR read first (works while a writer appends and after a writer was
 // killed), then a plain read-only open. Errors name the file and say why (not HDF5, truncated...).

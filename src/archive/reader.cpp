@@ -17,7 +17,7 @@ const char* const kAttributes[] = {"format_version", "mergesweep_version", "git_
 Contents read(const std::string& path) {
   using format::Rows;
   h5::Handle file = format::open_read(path);
-  const hid_t f = file.get();
+  const h5::Handle& f = file;
   format::check_structure(f, path);
   Contents out;
   for (const char* a : kAttributes)

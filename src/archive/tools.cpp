@@ -36,53 +36,6 @@ bool superblock_open_flag(const std::string& path) {
   return (b[11] & 0x05) != 0;  // bit 0: open for write, bit 2: open for SWMR write
 }
 
-std::string num(double v) {
-  if (std::isnan(v)) return "";
-  char b[40];
-  std::snprintf(b, sizeof b, "%.17g", v);
-  return b;
-}
-
-std::string csv(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string o = "\"";
-  for (char ch : s) o += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return o + "\"";
-}
-
-std::string config_cols(const ConfigRecord& c) {
-  return std::to_string(c.id) + "," + csv(c.kind) + "," + csv(c.method) + "," + csv(c.params) + "," +
-         std::to_string(c.n) + "," + std::to_string(c.sample) + "," + csv(format::members_text(c.members));
-}
-const char* const kConfigHeader = "config_id,kind,method,params,n,sample,members";
-
-// Writes a file under a temporary name in the same folder, then renames it into place.
-class AtomicFile {
- public:
-  explicit AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp-" + std::to_string(::getpid())) {
-    out_.open(tmp_, std::ios::binary | std::ios::trunc);
-    if (!out_) fail(path_, "", "cannot create the file");
-  }
-  ~AtomicFile() {
-    if (!done_) {
-      out_.close();
-      std::remove(tmp_.c_str());
-    }
-  }
-  std::ofstream& out() { return out_; }
-  void commit() {
-    out_.close();
-    if (!out_) fail(path_, "", "write failed");
-    fs::rename(tmp_, path_);
-    done_ = true;
-  }
-
- private:
-  std::string path_, tmp_;
-  std::ofstream out_;
-  bool done_ = false;
-};
-
 void need(bool ok, std::vector<std::string>& problems, const std::string& what) {
   if (!ok) problems.push_back(what);
 }
@@ -114,7 +67,7 @@ Summary summarize(const std::string& path) {
   Summary s;
   {
     h5::Handle file = format::open_read(path);
-    const hid_t f = file.get();
+    const h5::Handle& f = file;
     format::check_structure(f, path);
     const format::Commit c = format::last_commit(f, path);
     s.commits = c.seq;
@@ -139,7 +92,7 @@ Summary summarize(const std::string& path) {
     h5::Handle file = format::open_read(path);
     for (const char* a : {"format_version", "mergesweep_version", "git_revision", "spec_hash", "plan_hash", "host",
                           "ranks", "group_size", "start_time", "spec_text"})
-      if (h5::has_attr(file.get(), a)) c.attributes[a] = h5::read_attr_text(file.get(), a, path);
+      if (h5::has_attr(file, a)) c.attributes[a] = h5::read_attr_text(file, a, path);
     return c;
   }();
   s.attributes = attrs_only.attributes;
@@ -148,16 +101,12 @@ Summary summarize(const std::string& path) {
   return s;
 }
 
-std::vector<std::string> verify(const std::string& path) {
-  std::vector<std::string> problems;
-  h5::Handle file = format::open_read(path);
-  const hid_t f = file.get();
-  format::check_structure(f, path);
-  std::uint64_t commit_rows = 0;
-  const format::Commit c = format::last_commit(f, path, &commit_rows);
+namespace {
 
-  // Every committed /commits row is complete and the counts never decrease.
-  const Rows cm = format::read_rows(f, format::commits_table(), static_cast<std::uint64_t>(c.seq), path);
+using Problems = std::vector<std::string>;
+
+// Every committed /commits row is complete and the counts never decrease.
+void verify_commits(const Rows& cm, Problems& problems) {
   std::map<std::string, std::int64_t> prev;
   for (std::size_t i = 0; i < cm.rows(); ++i) {
     need(cm.col("seq").get_i64(i) == static_cast<std::int64_t>(i + 1), problems,
@@ -171,14 +120,10 @@ std::vector<std::string> verify(const std::string& path) {
       prev[t.name] = v;
     }
   }
+}
 
-  const std::string spec_text = h5::read_attr_text(f, "spec_text", path);
-  const std::string spec_hash = h5::read_attr_text(f, "spec_hash", path);
-  need(sha256_hex(spec_text.data(), spec_text.size()) == spec_hash, problems,
-       "spec_hash attribute is not the sha256 of the spec_text attribute");
-
-  auto rows = [&](const char* t) { return format::read_rows(f, format::table(t), c.counts.at(t), path); };
-  const Rows ck = rows("checkpoints");
+// The checkpoints' hashes are sha256 digests; returns the highest model number.
+std::int32_t verify_checkpoints(const Rows& ck, Problems& problems) {
   std::int32_t models = 0;
   for (std::size_t i = 0; i < ck.rows(); ++i) {
     models = std::max(models, ck.col("model").get_i32(i));
@@ -186,8 +131,12 @@ std::vector<std::string> verify(const std::string& path) {
     need(h.size() == 64 && h.find_first_not_of("0123456789abcdef") == std::string::npos, problems,
          "/checkpoints/sha256: row " + std::to_string(i) + " is not a sha256 hex digest: '" + h + "'");
   }
+  return models;
+}
 
-  const Rows cf = rows("configs");
+// Config ids unique, kinds known, members parse, match n and name checkpoints; returns the ids.
+std::unordered_set<std::uint64_t> verify_configs(const Rows& cf, std::int32_t models, const std::string& path,
+                                                 Problems& problems) {
   std::unordered_set<std::uint64_t> ids;
   for (std::size_t i = 0; i < cf.rows(); ++i) {
     const std::uint64_t id = cf.col("config_id").get_u64(i);
@@ -208,7 +157,12 @@ std::vector<std::string> verify(const std::string& path) {
       need(m >= 1 && m <= models, problems,
            where + ": member " + std::to_string(m) + " is not a checkpoint of the archive (1.." + std::to_string(models) + ")");
   }
+  return ids;
+}
 
+// Every per-config row references a committed config; one timing and at most one stats row each.
+template <class ReadRows>
+void verify_references(const ReadRows& rows, const std::unordered_set<std::uint64_t>& ids, Problems& problems) {
   std::unordered_map<std::uint64_t, int> timings, stats;
   for (const char* t : {"results", "model_stats", "probes", "timings"}) {
     const Rows r = rows(t);
@@ -235,106 +189,36 @@ std::vector<std::string> verify(const std::string& path) {
   }
   need(no_timing == 0, problems, "/timings: " + std::to_string(no_timing) + " configs do not have exactly one timing row");
   need(multi == 0, problems, "/model_stats: " + std::to_string(multi) + " configs have more than one row");
-  return problems;
 }
 
-std::vector<std::string> export_tables(const std::string& path, const std::string& out_dir, const std::string& fmt) {
-  if (fmt != "csv" && fmt != "parquet") fail("", "--format", "'" + fmt + "' is not csv or parquet");
-  const char* py_env = std::getenv("MS_PYTHON");
-  const std::string py = py_env && *py_env ? py_env : "python3";
-  if (fmt == "parquet") {
-    // Check before any work: parquet needs pyarrow in the Python that runs the conversion.
-    const std::string check = "'" + py + "' -c 'import pandas, pyarrow' >/dev/null 2>&1";
-    if (std::system(check.c_str()) != 0)
-      fail("", "--format parquet",
-           "needs Python with pandas and pyarrow (" + py + " cannot import them; set MS_PYTHON to another "
-           "interpreter, or export CSV: --format csv)");
-  }
-  const Contents c = read(path);
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (!fs::is_directory(out_dir)) fail(out_dir, "--out", "cannot create the output folder");
-  std::vector<std::string> written;
-  auto file = [&](const std::string& name, auto&& body) {
-    AtomicFile af(out_dir + "/" + name);
-    body(af.out());
-    af.commit();
-    written.push_back(out_dir + "/" + name);
-  };
-  file("checkpoints.csv", [&](std::ostream& o) {
-    o << "model,name,path,sha256,bytes\n";
-    for (const auto& k : c.checkpoints)
-      o << k.model << "," << csv(k.name) << "," << csv(k.path) << "," << k.sha256 << "," << k.bytes << "\n";
-  });
-  file("tasks.csv", [&](std::ostream& o) {
-    o << "name,kind,path,sha256,items\n";
-    for (const auto& t : c.tasks) o << csv(t.name) << "," << csv(t.kind) << "," << csv(t.path) << "," << t.sha256 << "," << t.items << "\n";
-  });
-  file("configs.csv", [&](std::ostream& o) {
-    o << kConfigHeader << "\n";
-    for (const auto& r : c.configs) o << config_cols(r.config) << "\n";
-  });
-  file("results.csv", [&](std::ostream& o) {
-    o << kConfigHeader << ",task,metric,value,stderr,items\n";
-    for (const auto& r : c.configs) {
-      const std::string cc = config_cols(r.config);
-      for (const auto& x : r.results)
-        o << cc << "," << csv(x.task) << "," << csv(x.metric) << "," << num(x.value) << "," << num(x.stderr_) << ","
-          << x.n << "\n";
-    }
-  });
-  file("model_stats.csv", [&](std::ostream& o) {
-    o << kConfigHeader << ",l2_from_base,cos_mean,cos_min,cos_max";
-    for (const auto& k : format::l2_kinds()) o << ",l2_" << k;
-    o << "\n";
-    for (const auto& r : c.configs)
-      for (const auto& s : r.stats) {
-        o << config_cols(r.config) << "," << num(s.l2_from_base) << "," << num(s.cos_mean) << "," << num(s.cos_min)
-          << "," << num(s.cos_max);
-        for (const auto& k : format::l2_kinds()) {
-          const auto it = s.l2_by_kind.find(k);
-          o << "," << (it == s.l2_by_kind.end() ? std::string() : num(it->second));
-        }
-        o << "\n";
-      }
-  });
-  file("probes.csv", [&](std::ostream& o) {
-    o << kConfigHeader << ",probe,layer,f1_mean,f1_std,seeds\n";
-    for (const auto& r : c.configs)
-      for (const auto& p : r.probes)
-        o << config_cols(r.config) << "," << csv(p.probe) << "," << p.layer << "," << num(p.f1_mean) << ","
-          << num(p.f1_std) << "," << p.seeds << "\n";
-  });
-  file("timings.csv", [&](std::ostream& o) {
-    o << kConfigHeader << ",merge_s,eval_s,probe_s,total_s,group\n";
-    for (const auto& r : c.configs) {
-      const auto& t = r.timing;
-      o << config_cols(r.config) << "," << num(t.merge_s) << "," << num(t.eval_s) << "," << num(t.probe_s) << ","
-        << num(t.total_s) << "," << t.group << "\n";
-    }
-  });
-  if (fmt == "csv") return written;
+}  // namespace
 
-  // Parquet: pandas reads each CSV (config_id as uint64) and pyarrow writes it; the CSVs are removed.
-  const std::string script =
-      "import sys, os, pandas as pd\n"
-      "for p in sys.argv[1:]:\n"
-      "    df = pd.read_csv(p, dtype={'config_id': 'uint64', 'params': str, 'members': str}, keep_default_na=False,"
-      " na_values=[''])\n"
-      "    df.to_parquet(p[:-4] + '.parquet', index=False)\n"
-      "    os.remove(p)\n";
-  std::string cmd = "'" + py + "' -c \"$MS_EXPORT_SCRIPT\"";
-  for (const auto& w : written) cmd += " '" + w + "'";
-  ::setenv("MS_EXPORT_SCRIPT", script.c_str(), 1);
-  if (std::system(cmd.c_str()) != 0) fail(out_dir, "--format parquet", "the conversion to Parquet failed (" + py + ")");
-  for (auto& w : written) w = w.substr(0, w.size() - 4) + ".parquet";
-  return written;
+std::vector<std::string> verify(const std::string& path) {
+  Problems problems;
+  h5::Handle file = format::open_read(path);
+  const h5::Handle& f = file;
+  format::check_structure(f, path);
+  std::uint64_t commit_rows = 0;
+  const format::Commit c = format::last_commit(f, path, &commit_rows);
+  verify_commits(format::read_rows(f, format::commits_table(), static_cast<std::uint64_t>(c.seq), path), problems);
+
+  const std::string spec_text = h5::read_attr_text(f, "spec_text", path);
+  const std::string spec_hash = h5::read_attr_text(f, "spec_hash", path);
+  need(sha256_hex(spec_text.data(), spec_text.size()) == spec_hash, problems,
+       "spec_hash attribute is not the sha256 of the spec_text attribute");
+
+  auto rows = [&](const char* t) { return format::read_rows(f, format::table(t), c.counts.at(t), path); };
+  const std::int32_t models = verify_checkpoints(rows("checkpoints"), problems);
+  const auto ids = verify_configs(rows("configs"), models, path, problems);
+  verify_references(rows, ids, problems);
+  return problems;
 }
 
 MergeReport merge_archives(const std::vector<std::string>& inputs, const std::string& out) {
   if (inputs.empty()) fail("", "merge", "no input archives");
   if (fs::exists(out)) fail(out, "--out", "already exists; merge writes a new archive and never overwrites one");
   std::vector<Contents> all;
+  all.reserve(inputs.size());
   for (const auto& in : inputs) all.push_back(read(in));
   const Contents& first = all.front();
   // Same plan: same plan_hash and the same checkpoint bytes (matched by model and file name).

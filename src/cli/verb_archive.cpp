@@ -9,6 +9,7 @@
 #include "mergesweep/archive/tools.hpp"
 #include "mergesweep/cli/verbs.hpp"
 #include "mergesweep/core/error.hpp"
+#include "options.hpp"
 
 namespace po = boost::program_options;
 
@@ -24,23 +25,6 @@ const char* const kOverview =
     "  merge A B... --out OUT        combine archives of one plan, each config once\n\n"
     "Archives can be read while a sweep writes them (HDF5 SWMR); only committed rows are shown.\n"
     "Format: docs/formats.md, section \"Sweep archive\".\n";
-
-// Parses `argv` (argv[0] = the command) with positional names; returns false after --help.
-bool parse(int argc, char** argv, po::options_description& opts, const po::options_description& hidden,
-           const po::positional_options_description& pos, po::variables_map& vm) {
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return false;
-  }
-  po::notify(vm);
-  for (const auto& name : {"archive", "inputs"})
-    if (hidden.find_nothrow(name, false) && !vm.count(name))
-      throw po::error(std::string("expected ") + (std::string(name) == "archive" ? "ARCHIVE" : "input archives A B..."));
-  return true;
-}
 
 std::string time_text(double unix_s) {
   if (unix_s <= 0) return "-";
@@ -58,12 +42,8 @@ int run_info(int argc, char** argv) {
       "method and subset size, the writer sessions (/specs) and whether a writer holds the archive\n"
       "now. Safe while a sweep writes the file.\n\noptions");
   opts.add_options()("help,h", "show this help")("spec", "also print the spec text");
-  po::options_description hidden;
-  hidden.add_options()("archive", po::value(&path));
-  po::positional_options_description pos;
-  pos.add("archive", 1);
   po::variables_map vm;
-  if (!parse(argc, argv, opts, hidden, pos, vm)) return kExitOk;
+  if (!parse_command_line(argc, argv, opts, {{"archive", 1, po::value(&path), "expected ARCHIVE"}}, vm)) return kExitOk;
   const auto s = archive::summarize(path);
   auto attr = [&](const char* k) {
     const auto it = s.attributes.find(k);
@@ -119,12 +99,8 @@ int run_verify(int argc, char** argv) {
       "timing row per config, spec_hash = sha256(spec_text). Exit 0 if sound, 1 with the list of\n"
       "problems otherwise.\n\noptions");
   opts.add_options()("help,h", "show this help");
-  po::options_description hidden;
-  hidden.add_options()("archive", po::value(&path));
-  po::positional_options_description pos;
-  pos.add("archive", 1);
   po::variables_map vm;
-  if (!parse(argc, argv, opts, hidden, pos, vm)) return kExitOk;
+  if (!parse_command_line(argc, argv, opts, {{"archive", 1, po::value(&path), "expected ARCHIVE"}}, vm)) return kExitOk;
   const auto problems = archive::verify(path);
   if (problems.empty()) {
     std::printf("%s: ok\n", path.c_str());
@@ -145,12 +121,8 @@ int run_export(int argc, char** argv) {
       "tasks. Parquet goes through Python with pandas and pyarrow (python3, or $MS_PYTHON).\n\noptions");
   opts.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output folder")(
       "format", po::value(&format)->default_value(format), "csv or parquet");
-  po::options_description hidden;
-  hidden.add_options()("archive", po::value(&path));
-  po::positional_options_description pos;
-  pos.add("archive", 1);
   po::variables_map vm;
-  if (!parse(argc, argv, opts, hidden, pos, vm)) return kExitOk;
+  if (!parse_command_line(argc, argv, opts, {{"archive", 1, po::value(&path), "expected ARCHIVE"}}, vm)) return kExitOk;
   const auto files = archive::export_tables(path, out, format);
   for (const auto& f : files) std::printf("%s\n", f.c_str());
   return kExitOk;
@@ -166,12 +138,10 @@ int run_merge_archives(int argc, char** argv) {
       "listed wins). Archives of different plans are refused. OUT must not exist; it is written\n"
       "under a temporary name and renamed when complete.\n\noptions");
   opts.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "the new archive");
-  po::options_description hidden;
-  hidden.add_options()("inputs", po::value(&inputs)->multitoken());
-  po::positional_options_description pos;
-  pos.add("inputs", -1);
   po::variables_map vm;
-  if (!parse(argc, argv, opts, hidden, pos, vm)) return kExitOk;
+  if (!parse_command_line(argc, argv, opts,
+                          {{"inputs", -1, po::value(&inputs)->multitoken(), "expected input archives A B..."}}, vm))
+    return kExitOk;
   const auto rep = archive::merge_archives(inputs, out);
   std::printf("%s: %llu configs (%llu duplicates skipped)\n", out.c_str(), static_cast<unsigned long long>(rep.configs),
               static_cast<unsigned long long>(rep.duplicates));

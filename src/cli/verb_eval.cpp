@@ -18,6 +18,7 @@
 #include "mergesweep/eval/evaluate.hpp"
 #include "mergesweep/io/fs_util.hpp"
 #include "mergesweep/model/decoder.hpp"
+#include "options.hpp"
 
 namespace po = boost::program_options;
 
@@ -135,24 +136,14 @@ bool parse_eval_cli(int argc, char** argv, EvalCli& c) {
       ("per-item", "score one item per forward (the reference path; slower, same numbers up to rounding)")
       ("probes-one-by-one", "train each (layer, seed) probe on its own (the reference path)")
       ("quiet,q", "no progress on stderr");
-  po::options_description hidden;
-  hidden.add_options()("model", po::value(&c.model_path));
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::positional_options_description pos;
-  pos.add("model", 1);
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
+  if (!parse_command_line(argc, argv, opts,
+                          {{"model", 1, po::value(&c.model_path), "expected MODEL (a Hugging Face model folder)"}}, vm))
     return false;
-  }
   c.all_metrics = vm.count("all-metrics") > 0;
   c.quiet = vm.count("quiet") > 0;
   c.per_item = vm.count("per-item") > 0;
   c.probes_one_by_one = vm.count("probes-one-by-one") > 0;
-  if (c.model_path.empty()) throw po::error("expected MODEL (a Hugging Face model folder)");
   if (c.tasks.empty() && c.probes.empty()) throw po::error("expected --tasks PACK... and/or --probes PACK...");
   if (c.batch_tokens <= 0) fail("", "--batch-tokens", "must be positive, found " + std::to_string(c.batch_tokens));
   if (c.limit < 0) fail("", "--limit", "must be >= 0, found " + std::to_string(c.limit));

@@ -10,6 +10,7 @@
 #include "mergesweep/core/units.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/io/integrity.hpp"
+#include "options.hpp"
 
 namespace po = boost::program_options;
 
@@ -145,20 +146,11 @@ int run_inspect(int argc, char** argv) {
       ("json", "print one JSON document instead of text")
       ("summary", "leave out the per-tensor list")
       ("check-values", "also read every float tensor and report NaN/Inf values (reads all data)");
-  po::options_description hidden;
-  hidden.add_options()("path", po::value<std::string>(), "file or folder");
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::positional_options_description pos;
-  pos.add("path", 1);
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
+  if (!parse_command_line(argc, argv, opts,
+                          {{"path", 1, po::value<std::string>(), "missing PATH (a .safetensors file or a model folder)"}},
+                          vm))
     return kExitOk;
-  }
-  if (!vm.count("path")) throw po::error("missing PATH (a .safetensors file or a model folder)");
   const auto model = io::HfModel::open(vm["path"].as<std::string>());
   const auto report = io::check_integrity(model, vm.count("check-values") > 0);
   if (vm.count("json")) print_json(model, report, !vm.count("summary"));

@@ -38,7 +38,7 @@ std::string find_checkout() {
   while (!dir.empty()) {
     auto slash = dir.find_last_of('/');
     if (slash == std::string::npos) break;
-    dir = dir.substr(0, slash);
+    dir.resize(slash);
     if (is_file((dir.empty() ? "" : dir) + "/analysis/__main__.py")) return dir.empty() ? "/" : dir;
   }
   return "";

@@ -1,12 +1,12 @@
 // mergesweep sweep SPEC: a whole merging study (docs/formats.md "Sweep spec", "Archive").
 #include <boost/program_options.hpp>
 #include <cstdio>
-#include <iostream>
 
 #include "mergesweep/cli/verbs.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/dist/signals.hpp"
 #include "mergesweep/sweep/run.hpp"
+#include "options.hpp"
 
 namespace po = boost::program_options;
 
@@ -39,20 +39,9 @@ int run_sweep(int argc, char** argv) {
       ("slice", po::value(&slice), "I/N: run only plan entries whose index mod N == I (array jobs; merge archives after)")
       ("progress-interval", po::value(&o.progress_interval), "seconds between progress lines when stderr is not a terminal")
       ("quiet,q", po::bool_switch(&o.quiet), "no progress and no summary (errors are still printed)");
-  po::options_description hidden;
-  hidden.add_options()("spec", po::value(&o.spec_path));
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::positional_options_description pos;
-  pos.add("spec", 1);
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
+  if (!parse_command_line(argc, argv, opts, {{"spec", 1, po::value(&o.spec_path), "missing SPEC (a sweep spec YAML file)"}}, vm))
     return kExitOk;
-  }
-  if (o.spec_path.empty()) throw po::error("missing SPEC (a sweep spec YAML file)");
   if (!slice.empty()) {
     const auto slash = slice.find('/');
     try {

@@ -1,12 +1,12 @@
 // mergesweep synth --out DIR: a synthetic (untrained) model family for I/O and merge work.
 #include <boost/program_options.hpp>
 #include <cstdio>
-#include <iostream>
 
 #include "mergesweep/cli/verbs.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/units.hpp"
 #include "mergesweep/testbed/synthetic_family.hpp"
+#include "options.hpp"
 
 namespace po = boost::program_options;
 
@@ -30,12 +30,7 @@ int run_synth(int argc, char** argv) {
       ("dtype", po::value(&o.dtype)->default_value(o.dtype), "bfloat16, float16 or float32")
       ("max-shard-size", po::value(&shard)->default_value(shard), "largest safetensors shard, e.g. 5GB, 500MB, 2GiB");
   po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, opts), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return kExitOk;
-  }
-  po::notify(vm);
+  if (!parse_command_line(argc, argv, opts, {}, vm)) return kExitOk;
   o.max_shard_bytes = parse_byte_size(shard, "--max-shard-size");
   testbed::write_synthetic_family(out, o);
   std::fprintf(stderr, "mergesweep synth: wrote %s/base and %d fine-tunes\n", out.c_str(), o.checkpoints);

@@ -1,11 +1,11 @@
 // mergesweep testbed --out DIR: train the built-in model family (docs/testbed.md).
 #include <boost/program_options.hpp>
 #include <cstdio>
-#include <iostream>
 
 #include "mergesweep/cli/verbs.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/testbed/testbed.hpp"
+#include "options.hpp"
 
 namespace po = boost::program_options;
 
@@ -37,12 +37,7 @@ int run_testbed(int argc, char** argv) {
        "ATen threads while training (0: the preset's fixed count; results depend on it)")
       ("quiet,q", "no progress lines on stderr");
   po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, opts), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return kExitOk;
-  }
-  po::notify(vm);
+  if (!parse_command_line(argc, argv, opts, {}, vm)) return kExitOk;
   testbed::TestbedOptions o = testbed::testbed_preset(preset);
   o.seed = seed;
   o.dtype = dtype;

@@ -3,11 +3,11 @@
 #include <cstdio>
 #include <limits>
 
-#include "h5_util.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/eval/probes.hpp"
 #include "mergesweep/io/fs_util.hpp"
 #include "pack_checks.hpp"
+#include "pack_file.hpp"
 
 namespace ms::eval {
 namespace {
@@ -52,31 +52,21 @@ void validate(const ProbePack& pack, const std::string& path) {
 }  // namespace
 
 ProbePack read_probe_pack(const std::string& path) {
-  h5::Handle f = h5::open_read(path);
-  const hid_t id = f.get();
-  const std::string format = h5::read_string_attr(id, "format", path);
-  if (format != kFormat) fail(path, "attribute format", "expected '" + std::string(kFormat) + "', found '" + format + "'");
-  const std::int64_t version = h5::read_int_attr(id, "format_version", path);
-  if (version != kFormatVersion)
-    fail(path, "attribute format_version", "unsupported version " + std::to_string(version) + "; this mergesweep reads " +
-                                               std::to_string(kFormatVersion));
+  h5::Handle f = detail::open_pack(path, kFormat, kFormatVersion);
   ProbePack pack;
   pack.path = path;
-  pack.name = h5::read_string_attr(id, "name", path);
-  pack.tokenizer = h5::read_string_attr(id, "tokenizer", path);
-  pack.vocab_size = h5::read_int_attr(id, "vocab_size", path);
-  const auto tokens = h5::read_i32(id, "tokens", path);
-  const auto offsets = h5::read_i64(id, "offsets", path);
-  pack.labels = h5::read_i32(id, "labels", path);
-  const auto split = h5::read_u8(id, "split", path);
-  pack.label_names = h5::read_strings(id, "label_names", path);
+  pack.name = h5::read_string_attr(f, "name", path);
+  pack.tokenizer = h5::read_string_attr(f, "tokenizer", path);
+  pack.vocab_size = h5::read_int_attr(f, "vocab_size", path);
+  pack.labels = h5::read_i32(f, "labels", path);
+  const auto split = h5::read_u8(f, "split", path);
+  pack.label_names = h5::read_strings(f, "label_names", path);
+  const std::size_t n = pack.labels.size();
+  const auto sentences = detail::read_ragged_i32(f, "tokens", "offsets", n, path, "sentence");
   f.close();
 
-  const std::size_t n = pack.labels.size();
-  detail::check_offsets(offsets, n, tokens.size(), path, "offsets", "sentence");
   pack.sentences.resize(n);
-  for (std::size_t i = 0; i < n; ++i)
-    pack.sentences[i].assign(tokens.begin() + offsets[i], tokens.begin() + offsets[i + 1]);
+  for (std::size_t i = 0; i < n; ++i) pack.sentences[i] = sentences.row(i);
   pack.split.reserve(split.size());
   for (std::size_t i = 0; i < split.size(); ++i) {
     if (split[i] > 2)
@@ -90,35 +80,19 @@ ProbePack read_probe_pack(const std::string& path) {
 
 void write_probe_pack(const std::string& path, const ProbePack& pack) {
   validate(pack, path);
-  std::vector<std::int32_t> tokens;
-  std::vector<std::int64_t> offsets{0};
+  detail::Ragged<std::int32_t> sentences;
+  for (const auto& s : pack.sentences) sentences.push_row(s);
   std::vector<std::uint8_t> split;
-  for (const auto& s : pack.sentences) {
-    tokens.insert(tokens.end(), s.begin(), s.end());
-    offsets.push_back(static_cast<std::int64_t>(tokens.size()));
-  }
   for (Split s : pack.split) split.push_back(static_cast<std::uint8_t>(s));
-  const std::string tmp = io::temp_sibling(path);
-  try {
-    h5::Handle f = h5::create_truncate(tmp, path);
-    const hid_t id = f.get();
-    h5::write_string_attr(id, "format", kFormat, path);
-    h5::write_int_attr(id, "format_version", kFormatVersion, path);
-    h5::write_string_attr(id, "name", pack.name, path);
-    h5::write_string_attr(id, "tokenizer", pack.tokenizer, path);
-    h5::write_int_attr(id, "vocab_size", pack.vocab_size, path);
-    h5::write_i32(id, "tokens", tokens, path);
-    h5::write_i64(id, "offsets", offsets, path);
-    h5::write_i32(id, "labels", pack.labels, path);
-    h5::write_u8(id, "split", split, path);
-    h5::write_strings(id, "label_names", pack.label_names, path);
-    if (H5Fflush(id, H5F_SCOPE_GLOBAL) < 0) fail(path, "", "cannot flush the HDF5 file");
-    f.close();
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-  io::rename_into_place(tmp, path);
+  detail::write_pack(path, kFormat, kFormatVersion, [&](const h5::Handle& f) {
+    h5::write_string_attr(f, "name", pack.name, path);
+    h5::write_string_attr(f, "tokenizer", pack.tokenizer, path);
+    h5::write_int_attr(f, "vocab_size", pack.vocab_size, path);
+    detail::write_ragged_i32(f, "tokens", "offsets", sentences, path);
+    h5::write_i32(f, "labels", pack.labels, path);
+    h5::write_u8(f, "split", split, path);
+    h5::write_strings(f, "label_names", pack.label_names, path);
+  });
 }
 
 }  // namespace ms::eval

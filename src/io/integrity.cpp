@@ -3,6 +3,8 @@
 #include <cstring>
 #include <set>
 
+#include "mergesweep/model/arch_table.hpp"
+
 namespace ms::io {
 namespace {
 
@@ -57,9 +59,12 @@ IntegrityReport check_integrity(const HfModel& model, bool scan_values) {
                              want + "]");
       }
     };
-    expect_shape("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
-    expect_shape("model.norm.weight", {c.hidden_size});
-    if (!c.tie_word_embeddings) expect_shape("lm_head.weight", {c.vocab_size, c.hidden_size});
+    // The tensors outside the layers, from the architecture table (the layers' count below).
+    model::ArchDims dims;
+    dims.vocab = c.vocab_size;
+    dims.hidden = c.hidden_size;
+    dims.tied = c.tie_word_embeddings;
+    for (const auto& t : model::llama_global_tensors(dims)) expect_shape(t.name, t.shape);
     std::set<std::int64_t> layers;
     for (const auto& name : model.tensor_names()) {
       if (name.rfind("model.layers.", 0) != 0) continue;

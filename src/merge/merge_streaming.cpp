@@ -85,6 +85,101 @@ io::DType parse_output_dtype(const std::string& name, const std::string& file) {
   fail(file, "dtype", "'" + name + "' is not an output dtype; expected bfloat16, float16 or float32");
 }
 
+namespace {
+
+// What one tensor's merge needs besides the tensor: the inputs, the request and its statistics.
+struct TensorMergeContext {
+  const StreamingJob& job;
+  const io::HfModel& base;
+  const std::vector<io::HfModel>& members;
+  const GlobalStats& stats;
+  const std::string& describe;
+};
+
+// Names the input that carries a NaN/Inf when there is one, else blames the merge.
+[[noreturn]] void fail_non_finite(const TensorMergeContext& c, const std::string& name, const std::string& what) {
+  const auto scan = [&](const io::HfModel& model, const char* msg) {
+    const io::TensorEntry& e = model.require(name);
+    if (io::count_non_finite(e.dtype, model.shard_of(name).data(e), e.nbytes()) > 0) fail(model.path(), "'" + name + "'", msg);
+  };
+  scan(c.base, "has NaN or Inf values");
+  for (const auto& m : c.members) scan(m, "has NaN or Inf values, so the merge would too");
+  fail(c.job.out_dir, "'" + name + "'", what + " (" + c.describe + ")");
+}
+
+// The commonest one-off merge reads each input once (see kernels::task_arithmetic_stream).
+// Returns the squared change from the base.
+double merge_task_arithmetic(const TensorMergeContext& c, const io::TensorSpec& spec, at::Tensor& out) {
+  const MergeRequest& r = c.job.request;
+  const io::TensorEntry& entry = c.base.require(spec.name);
+  std::vector<const void*> inputs;
+  for (const auto& m : c.members) inputs.push_back(m.shard_of(spec.name).data(m.require(spec.name)));
+  std::vector<double> w;
+  for (const auto& mem : r.members) w.push_back(mem.weight);
+  const auto st = kernels::task_arithmetic_stream(out.data_ptr(), out.scalar_type(),
+                                                  c.base.shard_of(spec.name).data(entry), inputs,
+                                                  *io::to_scalar_type(entry.dtype), entry.numel(), w,
+                                                  r.params.flag("normalize"), r.params.number("lambda"));
+  if (st.non_finite > 0)
+    fail_non_finite(c, spec.name, std::to_string(st.non_finite) + " merged values are NaN or Inf");
+  return st.sq_change;
+}
+
+// Any method through merge_tensor(). Elementwise methods go through large tensors in row blocks
+// of about kChunkElements: the float32 working set stays in cache and memory stays small
+// whatever the tensor size. DARE masks depend on the element index, so blocks give the same
+// masks as whole tensors. Returns the squared change from the base.
+double merge_in_blocks(const TensorMergeContext& c, const io::TensorSpec& spec, bool elementwise, at::Tensor& out) {
+  constexpr std::int64_t kChunkElements = 1 << 20;
+  const io::TensorEntry& entry = c.base.require(spec.name);
+  const std::int64_t rows = entry.shape.empty() ? 1 : entry.shape[0];
+  const std::int64_t row_elems = rows > 0 ? entry.numel() / rows : 0;
+  const std::int64_t block = elementwise && !entry.shape.empty() && row_elems > 0
+                                 ? std::max<std::int64_t>(1, kChunkElements / row_elems)
+                                 : std::max<std::int64_t>(rows, 1);
+  double sq = 0;
+  for (std::int64_t r0 = 0; r0 < rows || (rows == 0 && r0 == 0); r0 += block) {
+    const std::int64_t len = std::min(block, rows - r0);
+    auto part = [&](const at::Tensor& t) { return entry.shape.empty() || len == rows ? t : t.narrow(0, r0, len); };
+    const at::Tensor b = kernels::to_float32(part(c.base.tensor(spec.name)));
+    std::vector<at::Tensor> tau;
+    for (const auto& m : c.members) tau.push_back(kernels::to_float32(part(m.tensor(spec.name))).sub_(b));
+    const at::Tensor merged = merge_tensor(c.job.request, c.stats, spec.name, b, tau, r0 * row_elems, c.job.dare_mask);
+    if (!merged.isfinite().all().item<bool>()) fail_non_finite(c, spec.name, "the merged tensor has NaN or Inf values");
+    sq += (merged - b).pow(2).sum(at::kDouble).item<double>();  // double accumulation, no double copy
+    part(out).copy_(merged);
+    if (rows == 0) break;
+  }
+  return sq;
+}
+
+// config.json from the base (torch_dtype following the output dtype), the base's other files,
+// and mergesweep_merge.json recording how the merge was made.
+void write_metadata(io::HfModelWriter& writer, const StreamingJob& job, const io::HfModel& base,
+                    std::optional<io::DType> forced, const std::string& describe, double l2_from_base) {
+  const MergeRequest& r = job.request;
+  nlohmann::ordered_json cfg = nlohmann::ordered_json::parse(base.config()->text);
+  if (forced) cfg["torch_dtype"] = torch_dtype_name(*forced);
+  writer.set_config_text(cfg.dump(2) + "\n");
+  writer.copy_passthrough_files(base.path());
+  nlohmann::ordered_json record;
+  record["mergesweep_version"] = kVersion;
+  record["git_revision"] = kGitRevision;
+  record["method"] = r.method->name;
+  record["params"] = r.params.text();
+  record["base"] = job.base_path;
+  nlohmann::ordered_json ms = nlohmann::ordered_json::array();
+  for (std::size_t i = 0; i < r.members.size(); ++i) {
+    ms.push_back({{"path", job.member_paths[i]}, {"weight", r.members[i].weight}, {"density", r.members[i].density}});
+  }
+  record["models"] = ms;
+  record["describe"] = describe;
+  record["l2_from_base"] = l2_from_base;
+  writer.add_text_file("mergesweep_merge.json", record.dump(2) + "\n");
+}
+
+}  // namespace
+
 StreamingReport merge_streaming(const StreamingJob& job, const std::function<void(std::size_t, std::size_t)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   const MergeRequest& r = job.request;
@@ -111,97 +206,23 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
   io::HfModelWriter writer(job.out_dir, specs, job.max_shard_bytes,
                            {{"format", "pt"}, {"mergesweep_merge", describe}});
 
+  const TensorMergeContext ctx{job, base, members, stats, describe};
+  const bool elementwise = effective_scope(*r.method, r.params) == Scope::Elementwise;
   StreamingReport rep;
   double l2_sq = 0;
-  const std::size_t total = specs.size();
-  // Elementwise methods go through large tensors in row blocks of about kChunkElements: the
-  // float32 working set stays in cache and memory stays small whatever the tensor size. DARE
-  // masks depend on the element index, so blocks give the same masks as whole tensors.
-  constexpr std::int64_t kChunkElements = 1 << 20;
-  const bool elementwise = effective_scope(*r.method, r.params) == Scope::Elementwise;
   for (const auto& spec : specs) {
     const io::TensorEntry& entry = base.require(spec.name);
-    const std::int64_t numel = entry.numel();
-    const std::int64_t rows = entry.shape.empty() ? 1 : entry.shape[0];
-    const std::int64_t row_elems = rows > 0 ? numel / rows : 0;
-    const std::int64_t block = elementwise && !entry.shape.empty() && row_elems > 0
-                                   ? std::max<std::int64_t>(1, kChunkElements / row_elems)
-                                   : std::max<std::int64_t>(rows, 1);
     at::Tensor out = at::empty(entry.shape, at::TensorOptions().dtype(*io::to_scalar_type(spec.dtype)));
-    if (r.method->id == MethodId::TaskArithmetic) {
-      // The commonest one-off merge reads each input once (see kernels::task_arithmetic_stream).
-      std::vector<const void*> inputs;
-      for (const auto& m : members) inputs.push_back(m.shard_of(spec.name).data(m.require(spec.name)));
-      std::vector<double> w;
-      for (const auto& mem : r.members) w.push_back(mem.weight);
-      const auto st = kernels::task_arithmetic_stream(out.data_ptr(), out.scalar_type(),
-                                                      base.shard_of(spec.name).data(entry), inputs,
-                                                      *io::to_scalar_type(entry.dtype), numel, w,
-                                                      r.params.flag("normalize"), r.params.number("lambda"));
-      l2_sq += st.sq_change;
-      if (st.non_finite > 0) {
-        // Name the input that carries the NaN/Inf when there is one.
-        const auto scan = [&](const io::HfModel& model, const char* what) {
-          const io::TensorEntry& e = model.require(spec.name);
-          if (io::count_non_finite(e.dtype, model.shard_of(spec.name).data(e), e.nbytes()) > 0) {
-            fail(model.path(), "'" + spec.name + "'", what);
-          }
-        };
-        scan(base, "has NaN or Inf values");
-        for (const auto& m : members) scan(m, "has NaN or Inf values, so the merge would too");
-        fail(job.out_dir, "'" + spec.name + "'",
-             std::to_string(st.non_finite) + " merged values are NaN or Inf (" + describe + ")");
-      }
-    } else {
-      for (std::int64_t r0 = 0; r0 < rows || (rows == 0 && r0 == 0); r0 += block) {
-        const std::int64_t len = std::min(block, rows - r0);
-        auto part = [&](const at::Tensor& t) { return entry.shape.empty() || len == rows ? t : t.narrow(0, r0, len); };
-        const at::Tensor b = kernels::to_float32(part(base.tensor(spec.name)));
-        std::vector<at::Tensor> tau;
-        for (std::size_t m = 0; m < members.size(); ++m) tau.push_back(kernels::to_float32(part(members[m].tensor(spec.name))).sub_(b));
-        const at::Tensor merged = merge_tensor(r, stats, spec.name, b, tau, r0 * row_elems, job.dare_mask);
-        if (!merged.isfinite().all().item<bool>()) {
-          // Name the input that carries the NaN/Inf when there is one.
-          if (!b.isfinite().all().item<bool>()) fail(base.path(), "'" + spec.name + "'", "has NaN or Inf values");
-          for (std::size_t m = 0; m < members.size(); ++m) {
-            if (!tau[m].isfinite().all().item<bool>()) {
-              fail(members[m].path(), "'" + spec.name + "'", "has NaN or Inf values, so the merge would too");
-            }
-          }
-          fail(job.out_dir, "'" + spec.name + "'", "the merged tensor has NaN or Inf values (" + describe + ")");
-        }
-        l2_sq += (merged - b).pow(2).sum(at::kDouble).item<double>();  // double accumulation, no double copy
-        part(out).copy_(merged);
-        if (rows == 0) break;
-      }
-    }
+    l2_sq += r.method->id == MethodId::TaskArithmetic ? merge_task_arithmetic(ctx, spec, out)
+                                                      : merge_in_blocks(ctx, spec, elementwise, out);
     rep.bytes_read += entry.nbytes() * (1 + members.size());
     writer.write(spec.name, out);
     rep.bytes_written += spec.nbytes();
     ++rep.tensors;
     src.release(spec.name);
-    if (progress) progress(rep.tensors, total);
+    if (progress) progress(rep.tensors, specs.size());
   }
-
-  // config.json from the base, with torch_dtype following the output dtype.
-  nlohmann::ordered_json cfg = nlohmann::ordered_json::parse(base.config()->text);
-  if (forced) cfg["torch_dtype"] = torch_dtype_name(*forced);
-  writer.set_config_text(cfg.dump(2) + "\n");
-  writer.copy_passthrough_files(base.path());
-  nlohmann::ordered_json record;
-  record["mergesweep_version"] = kVersion;
-  record["git_revision"] = kGitRevision;
-  record["method"] = r.method->name;
-  record["params"] = r.params.text();
-  record["base"] = job.base_path;
-  nlohmann::ordered_json ms = nlohmann::ordered_json::array();
-  for (std::size_t i = 0; i < r.members.size(); ++i) {
-    ms.push_back({{"path", job.member_paths[i]}, {"weight", r.members[i].weight}, {"density", r.members[i].density}});
-  }
-  record["models"] = ms;
-  record["describe"] = describe;
-  record["l2_from_base"] = std::sqrt(l2_sq);
-  writer.add_text_file("mergesweep_merge.json", record.dump(2) + "\n");
+  write_metadata(writer, job, base, forced, describe, std::sqrt(l2_sq));
   writer.commit();
   rep.l2_from_base = std::sqrt(l2_sq);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -7,11 +7,10 @@
 
 #include "kernels.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/model/arch_table.hpp"
 
 namespace ms::merge {
 namespace {
-
-bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
 std::vector<double> weights_of(const MergeRequest& r) {
   std::vector<double> w;
@@ -70,17 +69,11 @@ at::Tensor scaled_delta(const MergeRequest& r, const std::string& name, const ke
 }  // namespace
 
 bool is_svd_merged(const std::string& name, std::int64_t dim) {
-  return dim == 2 && !contains(name, "embed_tokens") && !contains(name, "lm_head");
+  const model::TensorKind k = model::tensor_kind(name);
+  return dim == 2 && k != model::TensorKind::Embed && k != model::TensorKind::LmHead;
 }
 
-bool is_boosted(const std::string& name) {
-  for (const char* p : {".self_attn.q_proj.weight", ".self_attn.k_proj.weight", ".self_attn.v_proj.weight",
-                        ".self_attn.o_proj.weight", ".mlp.gate_proj.weight", ".mlp.up_proj.weight",
-                        ".mlp.down_proj.weight"}) {
-    if (contains(name, p)) return true;
-  }
-  return false;
-}
+bool is_boosted(const std::string& name) { return model::is_layer_projection(name); }
 
 at::Tensor dare_keep_mask(std::uint64_t seed, std::uint64_t config, int checkpoint_index, const std::string& tensor,
                           std::int64_t element_offset, std::int64_t numel, double density) {

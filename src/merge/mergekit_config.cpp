@@ -1,142 +1,114 @@
 #include "mergesweep/merge/mergekit_config.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 #include <map>
-#include <set>
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/io/fs_util.hpp"
+#include "mergesweep/io/yaml_fields.hpp"
 
 namespace ms::merge {
 namespace {
 
-std::string at_line(const YAML::Node& n) {
-  return n.Mark().line >= 0 ? " (line " + std::to_string(n.Mark().line + 1) + ")" : "";
-}
-
-void check_keys(const YAML::Node& map, const std::set<std::string>& allowed, const std::string& file,
-                const std::string& where) {
-  for (const auto& kv : map) {
-    const std::string key = kv.first.as<std::string>();
-    if (allowed.count(key)) continue;
-    std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    fail(file, where + key, "unsupported key" + at_line(kv.first) + "; supported here: " + list);
-  }
-}
-
 // A parameter value must be a plain scalar: mergekit's gradients and per-tensor filters are refused.
-std::string scalar_text(const YAML::Node& v, const std::string& file, const std::string& field) {
-  if (!v.IsScalar()) {
-    fail(file, field, "must be a single value" + at_line(v) +
-                          "; mergekit gradients (lists) and per-tensor filters are not supported");
+constexpr const char* kNoGradients = "mergekit gradients (lists) and per-tensor filters are not supported";
+
+// Per-model defaults given at the top level, as mergekit takes them.
+struct Defaults {
+  double weight = 1.0, density = 1.0;
+};
+
+void parse_header(const io::YamlFields& y, const YAML::Node& doc, StreamingJob& job) {
+  y.check_keys(doc, "",
+               {"merge_method", "base_model", "models", "parameters", "dtype", "out_dtype", "tokenizer_source",
+                "int8_mask"});
+  if (!doc["merge_method"]) y.fail(doc, "merge_method", "missing (the name of a merge method)");
+  job.source_file = y.file();
+  job.request.method = &require_method(y.scalar(doc["merge_method"], "merge_method", kNoGradients), y.file());
+  if (doc["tokenizer_source"]) {
+    const std::string ts = y.scalar(doc["tokenizer_source"], "tokenizer_source");
+    if (ts != "base") y.fail(doc["tokenizer_source"], "tokenizer_source", "'base' (the only one supported)", "'" + ts + "'");
   }
-  return v.as<std::string>();
+  if (doc["out_dtype"]) job.out_dtype = y.scalar(doc["out_dtype"], "out_dtype");
+  else if (doc["dtype"]) job.out_dtype = y.scalar(doc["dtype"], "dtype");
+  if (!job.out_dtype.empty()) parse_output_dtype(job.out_dtype, y.file());
 }
 
-double number(const std::string& text, const std::string& file, const std::string& field) {
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(text, &used);
-    if (used == text.size()) return v;
-  } catch (const std::exception&) {
+// Top-level parameters: method parameters, plus weight/density defaults for every model.
+Defaults parse_top_parameters(const io::YamlFields& y, const YAML::Node& doc, StreamingJob& job) {
+  const MethodInfo& method = *job.request.method;
+  std::map<std::string, std::string> method_params;
+  Defaults d;
+  if (const YAML::Node params = doc["parameters"]) {
+    if (!params.IsMap()) y.fail(params, "parameters", "a mapping", io::YamlFields::describe(params));
+    for (const auto& kv : params) {
+      const std::string key = kv.first.as<std::string>();
+      const std::string field = "parameters." + key;
+      if (key == "weight" && !method.uses_weight) y.fail(kv.first, field, method.name + " takes no per-model weight");
+      if (key == "density" && !method.uses_density)
+        y.fail(kv.first, field, method.name + " takes no per-model density");
+      const std::string value = y.scalar(kv.second, field, kNoGradients);
+      if (key == "weight") d.weight = y.number(kv.second, field);
+      else if (key == "density") d.density = y.number(kv.second, field);
+      else method_params[key] = value;
+    }
   }
-  fail(file, field, "'" + text + "' is not a number");
+  job.request.params = validate_params(method.params, method_params, y.file(), "method '" + method.name + "'");
+  return d;
 }
 
-bool p_has(const YAML::Node& entry, const char* key) {
-  return entry["parameters"] && entry["parameters"].IsMap() && entry["parameters"][key];
+// One entry of `models`: its path and per-model weight/density.
+Member parse_model(const io::YamlFields& y, const YAML::Node& entry, const std::string& where,
+                   const MethodInfo& method, const Defaults& d) {
+  if (!entry.IsMap() || !entry["model"])
+    y.fail(entry, where, "a mapping with a 'model' path", io::YamlFields::describe(entry));
+  y.check_keys(entry, where + ".", {"model", "parameters"});
+  Member m;
+  m.name = y.scalar(entry["model"], where + ".model");
+  m.weight = d.weight;
+  m.density = d.density;
+  if (const YAML::Node p = entry["parameters"]) {
+    y.check_keys(p, where + ".parameters.", {"weight", "density"});
+    if (p["weight"] && !method.uses_weight)
+      y.fail(p["weight"], where + ".parameters.weight", method.name + " takes no per-model weight");
+    if (p["density"] && !method.uses_density)
+      y.fail(p["density"], where + ".parameters.density", method.name + " takes no per-model density");
+    if (p["weight"]) m.weight = y.number(p["weight"], where + ".parameters.weight");
+    if (p["density"]) m.density = y.number(p["density"], where + ".parameters.density");
+  }
+  return m;
+}
+
+void parse_models(const io::YamlFields& y, const YAML::Node& doc, const Defaults& d, StreamingJob& job) {
+  const MethodInfo& method = *job.request.method;
+  std::string base;
+  if (doc["base_model"]) base = y.scalar(doc["base_model"], "base_model");
+  const YAML::Node models = doc["models"];
+  if (!models || !models.IsSequence() || models.size() == 0)
+    y.fail(models ? models : doc, "models", "a non-empty list of {model: PATH, parameters: {...}}",
+           io::YamlFields::describe(models));
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    Member m = parse_model(y, models[i], "models[" + std::to_string(i) + "]", method, d);
+    m.index = static_cast<int>(i);
+    if (!base.empty() && m.name == base) continue;  // the base listed among the models is the anchor, not a member
+    job.member_paths.push_back(m.name);
+    job.request.members.push_back(m);
+  }
+  if (base.empty()) {
+    if (method.needs_base) y.fail(doc, "base_model", "missing; " + method.name + " needs a base model");
+    base = job.member_paths.front();  // linear without a base: the first model anchors the task vectors
+  }
+  job.base_path = base;
 }
 
 }  // namespace
 
 StreamingJob parse_mergekit_config(const std::string& text, const std::string& file) {
-  YAML::Node doc;
-  try {
-    doc = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    fail(file, "", "invalid YAML at line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
-  if (!doc.IsMap()) fail(file, "", "a merge configuration must be a YAML mapping with merge_method and models");
-  check_keys(doc,
-             {"merge_method", "base_model", "models", "parameters", "dtype", "out_dtype", "tokenizer_source",
-              "int8_mask"},
-             file, "");
-  if (!doc["merge_method"]) fail(file, "merge_method", "missing");
+  const io::YamlFields y(file);
+  const YAML::Node doc = y.load_mapping(text, "a merge configuration (a YAML mapping with merge_method and models)");
   StreamingJob job;
-  job.source_file = file;
-  const MethodInfo& method = require_method(scalar_text(doc["merge_method"], file, "merge_method"), file);
-  job.request.method = &method;
-
-  if (doc["tokenizer_source"]) {
-    const std::string ts = scalar_text(doc["tokenizer_source"], file, "tokenizer_source");
-    if (ts != "base") fail(file, "tokenizer_source", "only 'base' is supported, got '" + ts + "'");
-  }
-  if (doc["out_dtype"]) job.out_dtype = scalar_text(doc["out_dtype"], file, "out_dtype");
-  else if (doc["dtype"]) job.out_dtype = scalar_text(doc["dtype"], file, "dtype");
-  if (!job.out_dtype.empty()) parse_output_dtype(job.out_dtype, file);
-
-  // Top-level parameters: method parameters, plus weight/density defaults for every model.
-  std::map<std::string, std::string> method_params;
-  double default_weight = 1.0, default_density = 1.0;
-  if (const YAML::Node params = doc["parameters"]) {
-    if (!params.IsMap()) fail(file, "parameters", "must be a mapping" + at_line(params));
-    for (const auto& kv : params) {
-      const std::string key = kv.first.as<std::string>();
-      const std::string value = scalar_text(kv.second, file, "parameters." + key);
-      if (key == "weight") default_weight = number(value, file, "parameters.weight");
-      else if (key == "density") default_density = number(value, file, "parameters.density");
-      else method_params[key] = value;
-    }
-  }
-  if (doc["parameters"] && doc["parameters"]["weight"] && !method.uses_weight) {
-    fail(file, "parameters.weight", method.name + " takes no per-model weight");
-  }
-  if (doc["parameters"] && doc["parameters"]["density"] && !method.uses_density) {
-    fail(file, "parameters.density", method.name + " takes no per-model density");
-  }
-  job.request.params = validate_params(method.params, method_params, file, "method '" + method.name + "'");
-
-  std::string base;
-  if (doc["base_model"]) base = scalar_text(doc["base_model"], file, "base_model");
-  if (!doc["models"] || !doc["models"].IsSequence() || doc["models"].size() == 0) {
-    fail(file, "models", "missing or empty; expected a list of {model: PATH, parameters: {...}}");
-  }
-  std::vector<std::string> paths;
-  int index = 0;
-  for (const auto& entry : doc["models"]) {
-    const std::string where = "models[" + std::to_string(index) + "]";
-    if (!entry.IsMap() || !entry["model"]) fail(file, where, "must be a mapping with a 'model' path" + at_line(entry));
-    check_keys(entry, {"model", "parameters"}, file, where + ".");
-    const std::string path = scalar_text(entry["model"], file, where + ".model");
-    Member m;
-    m.name = path;
-    m.index = index++;
-    m.weight = default_weight;
-    m.density = default_density;
-    if (const YAML::Node p = entry["parameters"]) {
-      if (!p.IsMap()) fail(file, where + ".parameters", "must be a mapping" + at_line(p));
-      check_keys(p, {"weight", "density"}, file, where + ".parameters.");
-      if (p["weight"]) m.weight = number(scalar_text(p["weight"], file, where + ".parameters.weight"), file, where + ".parameters.weight");
-      if (p["density"]) m.density = number(scalar_text(p["density"], file, where + ".parameters.density"), file, where + ".parameters.density");
-    }
-    if (!method.uses_weight && p_has(entry, "weight")) {
-      fail(file, where + ".parameters.weight", method.name + " takes no per-model weight");
-    }
-    if (!method.uses_density && p_has(entry, "density")) {
-      fail(file, where + ".parameters.density", method.name + " takes no per-model density");
-    }
-    if (!base.empty() && path == base) continue;  // the base listed among the models is the anchor, not a member
-    job.request.members.push_back(m);
-    paths.push_back(path);
-  }
-  if (base.empty()) {
-    if (method.needs_base) fail(file, "base_model", "missing; " + method.name + " needs a base model");
-    base = paths.front();  // linear without a base: the first model anchors the task vectors
-  }
-  job.base_path = base;
-  job.member_paths = paths;
+  parse_header(y, doc, job);
+  const Defaults defaults = parse_top_parameters(y, doc, job);
+  parse_models(y, doc, defaults, job);
   validate_request(job.request, file);
   return job;
 }

@@ -4,33 +4,25 @@
 
 #include <cmath>
 
+#include "mergesweep/model/arch_table.hpp"
+
 namespace ms::merge {
 
-std::string tensor_kind(const std::string& name) {
-  if (name.find("embed_tokens") != std::string::npos) return "embed";
-  if (name.find("lm_head") != std::string::npos) return "lm_head";
-  if (name.find("norm") != std::string::npos) return "norm";
-  if (name.find("self_attn") != std::string::npos) return "attn";
-  if (name.find("mlp") != std::string::npos) return "mlp";
-  return "other";
-}
+std::string tensor_kind(const std::string& name) { return model::kind_name(model::tensor_kind(name)); }
 
 ModelStats merge_distance(const std::map<std::string, at::Tensor>& merged, const std::map<std::string, at::Tensor>& base,
                           Reducer& reducer) {
-  static const char* kKinds[] = {"embed", "lm_head", "norm", "attn", "mlp", "other"};
-  std::vector<double> sq(6, 0.0);
+  const auto& kinds = model::all_tensor_kinds();
+  std::vector<double> sq(kinds.size(), 0.0);
   for (const auto& [name, t] : merged) {
     const double s = (t.to(at::kDouble) - base.at(name).to(at::kDouble)).pow(2).sum().item<double>();
-    const std::string kind = tensor_kind(name);
-    for (int k = 0; k < 6; ++k) {
-      if (kind == kKinds[k]) sq[k] += s;
-    }
+    sq[static_cast<std::size_t>(model::tensor_kind(name))] += s;
   }
   reducer.allreduce_sum(sq.data(), sq.size());
   ModelStats st;
   double total = 0;
-  for (int k = 0; k < 6; ++k) {
-    st.l2_by_kind[kKinds[k]] = std::sqrt(sq[k]);
+  for (std::size_t k = 0; k < kinds.size(); ++k) {
+    st.l2_by_kind[model::kind_name(kinds[k])] = std::sqrt(sq[k]);
     total += sq[k];
   }
   st.l2_from_base = std::sqrt(total);

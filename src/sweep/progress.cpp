@@ -27,11 +27,12 @@ Progress::Mode Progress::detect(bool quiet) {
 
 std::string Progress::line(std::size_t done, std::size_t failed) const {
   const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const double rate = el > 0 ? done / el * 60.0 : 0.0;
-  const double eta = done > 0 ? el / done * static_cast<double>(total_ - std::min(done, total_)) : NAN;
+  const auto d = static_cast<double>(done), total = static_cast<double>(total_);  // counts far below 2^53
+  const double rate = el > 0 ? d / el * 60.0 : 0.0;
+  const double eta = done > 0 ? el / d * static_cast<double>(total_ - std::min(done, total_)) : NAN;
   char buf[256];
   std::snprintf(buf, sizeof buf, "%zu/%zu configs (%.0f%%), %.1f/min, elapsed %s, ETA %s%s", done, total_,
-                total_ ? 100.0 * done / total_ : 100.0, rate, format_duration(el).c_str(), format_duration(eta).c_str(),
+                total_ ? 100.0 * d / total : 100.0, rate, format_duration(el).c_str(), format_duration(eta).c_str(),
                 failed ? (", " + std::to_string(failed) + " failed").c_str() : "");
   return buf;
 }
@@ -43,7 +44,7 @@ void Progress::update(std::size_t done, std::size_t failed, bool force) {
   if (mode_ == Mode::Bar) {
     if (!force && since < 0.2) return;
     const int width = 30;
-    const int fill = total_ ? static_cast<int>(width * static_cast<double>(done) / total_) : width;
+    const int fill = total_ ? static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total_)) : width;
     std::string bar(static_cast<std::size_t>(fill), '#');
     bar.resize(width, '.');
     std::fprintf(stderr, "\r[%s] %s\033[K", bar.c_str(), line(done, failed).c_str());

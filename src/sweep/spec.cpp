@@ -12,6 +12,7 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/io/fs_util.hpp"
 #include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/io/yaml_fields.hpp"
 #include "mergesweep/merge/registry.hpp"
 
 namespace ms::sweep {
@@ -19,70 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string line_of(const YAML::Node& n) {
-  return n.Mark().line >= 0 ? "line " + std::to_string(n.Mark().line + 1) + ": " : "";
-}
-
-struct Ctx {
-  const std::string& file;
-  [[noreturn]] void err(const YAML::Node& n, const std::string& field, const std::string& what) const {
-    fail(file, field, line_of(n) + what);
-  }
-};
-
-void check_keys(const Ctx& c, const YAML::Node& map, const std::string& where, const std::set<std::string>& allowed) {
-  if (!map.IsMap()) c.err(map, where, "must be a mapping");
-  for (const auto& kv : map) {
-    const std::string key = kv.first.as<std::string>();
-    if (allowed.count(key)) continue;
-    std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    c.err(kv.first, where.empty() ? key : where + "." + key, "unknown key '" + key + "' (expected one of: " + list + ")");
-  }
-}
-
-std::string scalar(const Ctx& c, const YAML::Node& n, const std::string& field) {
-  if (!n.IsScalar()) c.err(n, field, "must be a single value");
-  return n.as<std::string>();
-}
-
-long long integer(const Ctx& c, const YAML::Node& n, const std::string& field, long long lo, long long hi) {
-  const std::string t = scalar(c, n, field);
-  try {
-    std::size_t used = 0;
-    const long long v = std::stoll(t, &used);
-    if (used == t.size() && v >= lo && v <= hi) return v;
-  } catch (const std::exception&) {
-  }
-  c.err(n, field, "'" + t + "' is not an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-}
-
-double real(const Ctx& c, const YAML::Node& n, const std::string& field, double lo, double hi) {
-  const std::string t = scalar(c, n, field);
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(t, &used);
-    if (used == t.size() && v >= lo && v <= hi) return v;
-  } catch (const std::exception&) {
-  }
-  c.err(n, field, "'" + t + "' is not a number in [" + merge::format_number(lo) + ", " + merge::format_number(hi) + "]");
-}
-
-std::vector<int> int_list(const Ctx& c, const YAML::Node& n, const std::string& field, int lo, int hi) {
-  std::vector<int> out;
-  if (n.IsScalar()) {
-    out.push_back(static_cast<int>(integer(c, n, field, lo, hi)));
-  } else if (n.IsSequence() && n.size() > 0) {
-    for (std::size_t i = 0; i < n.size(); ++i)
-      out.push_back(static_cast<int>(integer(c, n[i], field + "[" + std::to_string(i) + "]", lo, hi)));
-  } else {
-    c.err(n, field, "must be a number or a non-empty list of numbers");
-  }
-  std::set<int> seen;
-  for (int v : out)
-    if (!seen.insert(v).second) c.err(n, field, "lists " + std::to_string(v) + " twice");
-  return out;
-}
+// Every YAML error of a spec reads as the merge configurations' do (io::YamlFields).
+using Ctx = io::YamlFields;
 
 std::string resolve(const std::string& dir, const std::string& p) {
   if (p.empty() || p[0] == '/') return p;
@@ -97,9 +36,9 @@ std::vector<std::string> paths(const Ctx& c, const YAML::Node& n, const std::str
   if (n.IsScalar()) {
     pats.push_back(n.as<std::string>());
   } else if (n.IsSequence()) {
-    for (std::size_t i = 0; i < n.size(); ++i) pats.push_back(scalar(c, n[i], field + "[" + std::to_string(i) + "]"));
+    for (std::size_t i = 0; i < n.size(); ++i) pats.push_back(c.scalar(n[i], field + "[" + std::to_string(i) + "]"));
   } else {
-    c.err(n, field, "must be a path, a glob or a list of them");
+    c.fail(n, field, "must be a path, a glob or a list of them");
   }
   std::vector<std::string> out;
   for (const auto& p : pats) {
@@ -113,101 +52,127 @@ std::vector<std::string> paths(const Ctx& c, const YAML::Node& n, const std::str
     std::vector<std::string> hits;
     for (std::size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) hits.emplace_back(g.gl_pathv[i]);
     globfree(&g);
-    if (hits.empty()) c.err(n, field, "the pattern '" + p + "' matches no file (looked for " + full + ")");
+    if (hits.empty()) c.fail(n, field, "the pattern '" + p + "' matches no file (looked for " + full + ")");
     std::sort(hits.begin(), hits.end());
     out.insert(out.end(), hits.begin(), hits.end());
   }
   std::set<std::string> seen;
   for (const auto& p : out)
-    if (!seen.insert(p).second) c.err(n, field, "lists '" + p + "' twice");
+    if (!seen.insert(p).second) c.fail(n, field, "lists '" + p + "' twice");
   return out;
 }
 
 // Keys of a method entry that are per-member values rather than method parameters.
 const std::set<std::string> kMemberKeys = {"weight", "density"};
 
+using Axes = std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+const merge::MethodInfo& method_of_entry(const Ctx& c, const YAML::Node& e, const std::string& where) {
+  if (!e.IsMap() || !e["method"]) c.fail(e, where, "a mapping with 'method: <name>'", Ctx::describe(e));
+  const std::string name = c.scalar(e["method"], where + ".method");
+  const merge::MethodInfo* m = merge::find_method(name);
+  if (m == nullptr) {
+    std::string names;
+    for (const auto& k : merge::all_methods()) names += (names.empty() ? "" : ", ") + k.name;
+    c.fail(e["method"], where + ".method", "unknown method '" + name + "' (known: " + names + ")");
+  }
+  std::set<std::string> allowed = {"method", "sizes"};
+  for (const auto& p : m->params) allowed.insert(p.name);
+  if (m->uses_weight) allowed.insert("weight");
+  if (m->uses_density) allowed.insert("density");
+  c.check_keys(e, where, allowed);
+  return *m;
+}
+
+// The grid's axes: every key but method/sizes with its listed values, in key order (a stable grid order).
+Axes grid_axes(const Ctx& c, const YAML::Node& e, const std::string& where) {
+  Axes axes;
+  for (const auto& kv : e) {
+    const std::string key = kv.first.as<std::string>();
+    if (key == "method" || key == "sizes") continue;
+    std::vector<std::string> vals;
+    if (kv.second.IsSequence()) {
+      if (kv.second.size() == 0) c.fail(kv.second, where + "." + key, "an empty list gives no configurations");
+      for (std::size_t j = 0; j < kv.second.size(); ++j) vals.push_back(c.scalar(kv.second[j], where + "." + key));
+    } else {
+      vals.push_back(c.scalar(kv.second, where + "." + key));
+    }
+    axes.emplace_back(key, vals);
+  }
+  std::sort(axes.begin(), axes.end());
+  return axes;
+}
+
+std::vector<int> entry_sizes(const Ctx& c, const YAML::Node& e, const std::string& where, const merge::MethodInfo& m,
+                             const SweepSpec& s) {
+  std::vector<int> sizes = s.sizes;
+  if (e["sizes"]) sizes = c.int_list(e["sizes"], where + ".sizes", 1, 1 << 20);
+  for (int n : sizes) {
+    if (n > static_cast<int>(s.checkpoints.size()) && !s.checkpoints.empty())
+      c.fail(e, where + ".sizes", "subset size " + std::to_string(n) + " is larger than the number of checkpoints (" +
+                                     std::to_string(s.checkpoints.size()) + ")");
+    if (m.max_models > 0 && n > m.max_models)
+      c.fail(e, where + ".sizes", "method '" + m.name + "' merges at most " + std::to_string(m.max_models) +
+                                     " model(s) but subset size " + std::to_string(n) +
+                                     " is planned (give this entry its own 'sizes')");
+    if (n < m.min_models)
+      c.fail(e, where + ".sizes", "method '" + m.name + "' needs at least " + std::to_string(m.min_models) +
+                                     " models but subset size " + std::to_string(n) + " is planned");
+  }
+  return sizes;
+}
+
+// One grid point: per-member weight/density apart, the rest validated as method parameters.
+MethodPoint grid_point(const Ctx& c, const YAML::Node& e, const std::string& where, const merge::MethodInfo& m,
+                       const std::vector<int>& sizes, const std::map<std::string, std::string>& values) {
+  MethodPoint p;
+  p.method = &m;
+  p.sizes = sizes;
+  p.line = e.Mark().line + 1;
+  std::map<std::string, std::string> params;
+  for (const auto& [key, v] : values) {
+    if (!kMemberKeys.count(key)) {
+      params[key] = v;
+      continue;
+    }
+    double x = 0;
+    try {
+      std::size_t used = 0;
+      x = std::stod(v, &used);
+      if (used != v.size() || !std::isfinite(x)) throw std::invalid_argument(v);
+    } catch (const std::exception&) {
+      c.fail(e[key], where + "." + key, "a finite number", "'" + v + "'");
+    }
+    (key == "weight" ? p.weight : p.density) = x;
+    if (key == "density" && !(p.density > 0 && p.density <= 1))
+      c.fail(e[key], where + ".density", "a number in (0, 1]", v);
+  }
+  p.params = merge::validate_params(m.params, params, c.file(), Ctx::line_prefix(e) + where + " (" + m.name + ")");
+  p.canonical = p.params.canonical();
+  return p;
+}
+
 void parse_methods(const Ctx& c, const YAML::Node& list, SweepSpec& s) {
-  if (!list || !list.IsSequence() || list.size() == 0) c.err(list, "methods", "must be a non-empty list of method entries");
+  if (!list || !list.IsSequence() || list.size() == 0)
+    c.fail(list, "methods", "a non-empty list of method entries", Ctx::describe(list));
   for (std::size_t i = 0; i < list.size(); ++i) {
     const YAML::Node e = list[i];
     const std::string where = "methods[" + std::to_string(i) + "]";
-    if (!e.IsMap() || !e["method"]) c.err(e, where, "each entry needs 'method: <name>'");
-    const std::string name = scalar(c, e["method"], where + ".method");
-    const merge::MethodInfo* m = merge::find_method(name);
-    if (m == nullptr) {
-      std::string names;
-      for (const auto& k : merge::all_methods()) names += (names.empty() ? "" : ", ") + k.name;
-      c.err(e["method"], where + ".method", "unknown method '" + name + "' (known: " + names + ")");
-    }
-    std::set<std::string> allowed = {"method", "sizes"};
-    for (const auto& p : m->params) allowed.insert(p.name);
-    if (m->uses_weight) allowed.insert("weight");
-    if (m->uses_density) allowed.insert("density");
-    check_keys(c, e, where, allowed);
-    // Cartesian product of every listed value, in key order (a stable grid order).
-    std::vector<std::pair<std::string, std::vector<std::string>>> axes;
-    for (const auto& kv : e) {
-      const std::string key = kv.first.as<std::string>();
-      if (key == "method" || key == "sizes") continue;
-      std::vector<std::string> vals;
-      if (kv.second.IsSequence()) {
-        if (kv.second.size() == 0) c.err(kv.second, where + "." + key, "an empty list gives no configurations");
-        for (std::size_t j = 0; j < kv.second.size(); ++j) vals.push_back(scalar(c, kv.second[j], where + "." + key));
-      } else {
-        vals.push_back(scalar(c, kv.second, where + "." + key));
-      }
-      axes.emplace_back(key, vals);
-    }
-    std::sort(axes.begin(), axes.end());
-    std::vector<int> sizes = s.sizes;
-    if (e["sizes"]) sizes = int_list(c, e["sizes"], where + ".sizes", 1, 1 << 20);
-    for (int n : sizes) {
-      if (n > static_cast<int>(s.checkpoints.size()) && !s.checkpoints.empty())
-        c.err(e, where + ".sizes", "subset size " + std::to_string(n) + " is larger than the number of checkpoints (" +
-                                       std::to_string(s.checkpoints.size()) + ")");
-      if (m->max_models > 0 && n > m->max_models)
-        c.err(e, where + ".sizes", "method '" + name + "' merges at most " + std::to_string(m->max_models) +
-                                       " model(s) but subset size " + std::to_string(n) +
-                                       " is planned (give this entry its own 'sizes')");
-      if (n < m->min_models)
-        c.err(e, where + ".sizes", "method '" + name + "' needs at least " + std::to_string(m->min_models) +
-                                       " models but subset size " + std::to_string(n) + " is planned");
-    }
+    const merge::MethodInfo& m = method_of_entry(c, e, where);
+    const Axes axes = grid_axes(c, e, where);
+    const std::vector<int> sizes = entry_sizes(c, e, where, m, s);
+    // Cartesian product of the axes, the last axis fastest.
     std::function<void(std::size_t, std::map<std::string, std::string>&)> expand =
         [&](std::size_t k, std::map<std::string, std::string>& cur) {
-          if (k < axes.size()) {
-            for (const auto& v : axes[k].second) {
-              cur[axes[k].first] = v;
-              expand(k + 1, cur);
-            }
-            cur.erase(axes[k].first);
+          if (k == axes.size()) {
+            s.methods.push_back(grid_point(c, e, where, m, sizes, cur));
             return;
           }
-          MethodPoint p;
-          p.method = m;
-          p.sizes = sizes;
-          p.line = e.Mark().line + 1;
-          std::map<std::string, std::string> params;
-          for (const auto& [key, v] : cur) {
-            if (!kMemberKeys.count(key)) {
-              params[key] = v;
-              continue;
-            }
-            double x = 0;
-            try {
-              std::size_t used = 0;
-              x = std::stod(v, &used);
-              if (used != v.size() || !std::isfinite(x)) throw std::invalid_argument(v);
-            } catch (const std::exception&) {
-              c.err(e[key], where + "." + key, "'" + v + "' is not a finite number");
-            }
-            (key == "weight" ? p.weight : p.density) = x;
-            if (key == "density" && !(p.density > 0 && p.density <= 1))
-              c.err(e[key], where + ".density", "must be in (0, 1], got " + v);
+          for (const auto& v : axes[k].second) {
+            cur[axes[k].first] = v;
+            expand(k + 1, cur);
           }
-          p.params = merge::validate_params(m->params, params, c.file, line_of(e) + where + " (" + name + ")");
-          p.canonical = p.params.canonical();
-          s.methods.push_back(std::move(p));
+          cur.erase(axes[k].first);
         };
     std::map<std::string, std::string> cur;
     expand(0, cur);
@@ -215,64 +180,58 @@ void parse_methods(const Ctx& c, const YAML::Node& list, SweepSpec& s) {
 }
 
 void parse_eval(const Ctx& c, const YAML::Node& e, const std::string& dir, SweepSpec& s, bool expand) {
-  check_keys(c, e, "eval", {"tasks", "probes", "dtype", "batch_tokens", "max_length", "limit"});
+  c.check_keys(e, "eval", {"tasks", "probes", "dtype", "batch_tokens", "max_length", "limit"});
   if (e["tasks"]) s.eval.tasks = paths(c, e["tasks"], "eval.tasks", dir, expand);
   if (const YAML::Node p = e["probes"]) {
-    check_keys(c, p, "eval.probes", {"packs", "layers", "seeds"});
-    if (!p["packs"]) c.err(p, "eval.probes.packs", "is required (probe pack files or globs)");
+    c.check_keys(p, "eval.probes", {"packs", "layers", "seeds"});
+    if (!p["packs"]) c.fail(p, "eval.probes.packs", "is required (probe pack files or globs)");
     s.eval.probes = paths(c, p["packs"], "eval.probes.packs", dir, expand);
     if (p["layers"] && !(p["layers"].IsScalar() && p["layers"].as<std::string>() == "all"))
-      s.eval.layers = int_list(c, p["layers"], "eval.probes.layers", 0, 100000);
-    if (p["seeds"]) s.eval.probe_seeds = static_cast<int>(integer(c, p["seeds"], "eval.probes.seeds", 1, 1000));
+      s.eval.layers = c.int_list(p["layers"], "eval.probes.layers", 0, 100000);
+    if (p["seeds"]) s.eval.probe_seeds = static_cast<int>(c.integer(p["seeds"], "eval.probes.seeds", 1, 1000));
   }
   if (e["dtype"]) {
-    s.eval.dtype = scalar(c, e["dtype"], "eval.dtype");
+    s.eval.dtype = c.scalar(e["dtype"], "eval.dtype");
     if (s.eval.dtype != "float32" && s.eval.dtype != "bfloat16")
-      c.err(e["dtype"], "eval.dtype", "must be float32 or bfloat16, got '" + s.eval.dtype + "'");
+      c.fail(e["dtype"], "eval.dtype", "must be float32 or bfloat16, got '" + s.eval.dtype + "'");
   }
-  if (e["batch_tokens"]) s.eval.batch_tokens = integer(c, e["batch_tokens"], "eval.batch_tokens", 16, 1LL << 30);
-  if (e["max_length"]) s.eval.max_length = integer(c, e["max_length"], "eval.max_length", 0, 1LL << 30);
-  if (e["limit"]) s.eval.limit = integer(c, e["limit"], "eval.limit", 0, 1LL << 40);
+  if (e["batch_tokens"]) s.eval.batch_tokens = c.integer(e["batch_tokens"], "eval.batch_tokens", 16, 1LL << 30);
+  if (e["max_length"]) s.eval.max_length = c.integer(e["max_length"], "eval.max_length", 0, 1LL << 30);
+  if (e["limit"]) s.eval.limit = c.integer(e["limit"], "eval.limit", 0, 1LL << 40);
 }
 
 SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
-  const Ctx c{path};
-  YAML::Node doc;
-  try {
-    doc = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    fail(path, "", "invalid YAML at line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
-  if (!doc.IsMap()) fail(path, "", "a sweep spec is a YAML mapping (see docs/formats.md, 'Sweep spec')");
-  check_keys(c, doc, "", {"name", "base", "checkpoints", "subsets", "methods", "eval", "output", "schedule"});
+  const Ctx c(path);
+  const YAML::Node doc = c.load_mapping(text, "a sweep spec (a YAML mapping, see docs/formats.md, 'Sweep spec')");
+  c.check_keys(doc, "", {"name", "base", "checkpoints", "subsets", "methods", "eval", "output", "schedule"});
   SweepSpec s;
   s.path = path;
   s.text = text;
   const std::string dir = fs::path(path).parent_path().string();
   for (const char* req : {"base", "checkpoints", "subsets", "methods", "output"})
-    if (!doc[req]) c.err(doc, req, std::string("is required"));
-  s.name = doc["name"] ? scalar(c, doc["name"], "name") : fs::path(path).stem().string();
-  s.base = resolve(dir, scalar(c, doc["base"], "base"));
+    if (!doc[req]) c.fail(doc, req, std::string("is required"));
+  s.name = doc["name"] ? c.scalar(doc["name"], "name") : fs::path(path).stem().string();
+  s.base = resolve(dir, c.scalar(doc["base"], "base"));
   s.checkpoints = paths(c, doc["checkpoints"], "checkpoints", dir, expand);
-  if (s.checkpoints.empty()) c.err(doc["checkpoints"], "checkpoints", "lists no checkpoint");
-  if (s.checkpoints.size() > 64) c.err(doc["checkpoints"], "checkpoints", "at most 64 checkpoints are supported");
+  if (s.checkpoints.empty()) c.fail(doc["checkpoints"], "checkpoints", "lists no checkpoint");
+  if (s.checkpoints.size() > 64) c.fail(doc["checkpoints"], "checkpoints", "at most 64 checkpoints are supported");
   const YAML::Node sub = doc["subsets"];
-  check_keys(c, sub, "subsets", {"sizes", "samples", "seed"});
-  if (!sub["sizes"]) c.err(sub, "subsets.sizes", "is required");
-  s.sizes = int_list(c, sub["sizes"], "subsets.sizes", 1, 1 << 20);
-  if (sub["samples"]) s.samples = static_cast<int>(integer(c, sub["samples"], "subsets.samples", 1, 1 << 20));
-  if (sub["seed"]) s.seed = static_cast<std::uint64_t>(integer(c, sub["seed"], "subsets.seed", 0, (1LL << 62)));
+  c.check_keys(sub, "subsets", {"sizes", "samples", "seed"});
+  if (!sub["sizes"]) c.fail(sub, "subsets.sizes", "is required");
+  s.sizes = c.int_list(sub["sizes"], "subsets.sizes", 1, 1 << 20);
+  if (sub["samples"]) s.samples = static_cast<int>(c.integer(sub["samples"], "subsets.samples", 1, 1 << 20));
+  if (sub["seed"]) s.seed = static_cast<std::uint64_t>(c.integer(sub["seed"], "subsets.seed", 0, (1LL << 62)));
   parse_methods(c, doc["methods"], s);
   if (doc["eval"]) parse_eval(c, doc["eval"], dir, s, expand);
-  s.output = resolve(dir, scalar(c, doc["output"], "output"));
+  s.output = resolve(dir, c.scalar(doc["output"], "output"));
   if (const YAML::Node sc = doc["schedule"]) {
-    check_keys(c, sc, "schedule", {"group_size", "threads_per_rank", "progress_interval", "batch_seconds", "peer_timeout"});
-    if (sc["group_size"]) s.schedule.group_size = static_cast<int>(integer(c, sc["group_size"], "schedule.group_size", 1, 1 << 16));
+    c.check_keys(sc, "schedule", {"group_size", "threads_per_rank", "progress_interval", "batch_seconds", "peer_timeout"});
+    if (sc["group_size"]) s.schedule.group_size = static_cast<int>(c.integer(sc["group_size"], "schedule.group_size", 1, 1 << 16));
     if (sc["threads_per_rank"])
-      s.schedule.threads_per_rank = static_cast<int>(integer(c, sc["threads_per_rank"], "schedule.threads_per_rank", 1, 1024));
-    if (sc["progress_interval"]) s.schedule.progress_interval = real(c, sc["progress_interval"], "schedule.progress_interval", 0.1, 1e6);
-    if (sc["batch_seconds"]) s.schedule.batch_seconds = real(c, sc["batch_seconds"], "schedule.batch_seconds", 0, 1e6);
-    if (sc["peer_timeout"]) s.schedule.peer_timeout = real(c, sc["peer_timeout"], "schedule.peer_timeout", 1, 1e9);
+      s.schedule.threads_per_rank = static_cast<int>(c.integer(sc["threads_per_rank"], "schedule.threads_per_rank", 1, 1024));
+    if (sc["progress_interval"]) s.schedule.progress_interval = c.number(sc["progress_interval"], "schedule.progress_interval", 0.1, 1e6);
+    if (sc["batch_seconds"]) s.schedule.batch_seconds = c.number(sc["batch_seconds"], "schedule.batch_seconds", 0, 1e6);
+    if (sc["peer_timeout"]) s.schedule.peer_timeout = c.number(sc["peer_timeout"], "schedule.peer_timeout", 1, 1e9);
   }
   return s;
 }

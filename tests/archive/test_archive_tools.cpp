@@ -143,6 +143,35 @@ TEST(ArchiveTools, ExportWritesTidyTables) {
   EXPECT_NE(e.find("not csv or parquet"), std::string::npos) << e;
 }
 
+// The Parquet conversion runs the interpreter without a shell: an output folder whose name holds a
+// quote and a space (which broke the old shell command) reaches it as one argument per file. A
+// stand-in interpreter records its arguments and renames each CSV as the real one would.
+TEST(ArchiveTools, ExportToParquetPassesPathsWithoutAShell) {
+  ms::test::TempDir tmp;
+  write_archive(tmp / "a.h5", 0, 3);
+  const std::string fake = tmp / "fake-python";
+  {
+    std::ofstream f(fake);
+    f << "#!/bin/sh\n[ \"$1\" = -c ] || exit 3\nshift 2\n"
+         "for p in \"$@\"; do echo \"$p\" >> \"$(dirname \"$p\")/args.txt\"; mv \"$p\" \"${p%.csv}.parquet\"; done\n";
+  }
+  std::filesystem::permissions(fake, std::filesystem::perms::owner_all);
+  const std::string out = tmp / "it's a folder";
+  ::setenv("MS_PYTHON", fake.c_str(), 1);
+  const auto files = export_tables(tmp / "a.h5", out, "parquet");
+  ::unsetenv("MS_PYTHON");
+  ASSERT_EQ(files.size(), 7u);
+  for (const auto& f : files) {
+    EXPECT_EQ(f.rfind(out + "/", 0), 0u) << f;
+    EXPECT_TRUE(std::filesystem::exists(f)) << f;
+  }
+  std::ifstream args(out + "/args.txt");
+  std::vector<std::string> seen;
+  for (std::string l; std::getline(args, l);) seen.push_back(l);
+  ASSERT_EQ(seen.size(), 7u);
+  EXPECT_EQ(seen[0], out + "/checkpoints.csv");
+}
+
 TEST(ArchiveTools, SummaryCountsConfigsPerMethodAndSize) {
   ms::test::TempDir tmp;
   write_archive(tmp / "a.h5", 0, 14);

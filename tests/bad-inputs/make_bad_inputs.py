@@ -236,7 +236,7 @@ def main():
     merge_case("model_stock_one_model", "merge_method: model_stock\nbase_model: inputs/merge/base\n"
                "models:\n  - model: inputs/merge/ft_a\n", ["models", "at least 2 models"])
     merge_case("missing_base", "merge_method: ties\n" + two, ["base_model", "missing"])
-    merge_case("unsupported_key", "merge_method: linear\n" + two + "slices: []\n", ["slices", "unsupported key", "line 5"])
+    merge_case("unsupported_key", "merge_method: linear\n" + two + "slices: []\n", ["slices", "unknown key 'slices'", "line 5"])
     merge_case("gradient_parameter", "merge_method: slerp\nbase_model: inputs/merge/base\n"
                "models:\n  - model: inputs/merge/ft_a\nparameters:\n  t: [0, 0.5, 1]\n", ["parameters.t", "gradients"])
     merge_case("invalid_yaml", "merge_method: [linear\n", ["invalid YAML"])

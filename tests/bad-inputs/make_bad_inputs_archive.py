@@ -2,7 +2,7 @@
 """Bad sweep archives for `mergesweep archive`: tests/bad-inputs/inputs/archive/ and
 cases-archive.json (same schema as cases.json; test_cli runs every case).
 
-Needs h5py (run with /work/main/.venv/bin/python). Files marked [h5py] below are written by h5py
+Needs h5py (run with the project's interpreter, .venv/bin/python of the checkout). Files marked [h5py] below are written by h5py
 following docs/formats.md ("Sweep archive") independently of the C++ writer, so the cases also
 check that the documented layout is what the reader accepts:
   not_hdf5.h5                 plain text                                  (no HDF5 signature)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Bad inputs for `mergesweep report` (which runs python3 -m analysis report):
 tests/bad-inputs/inputs/report/ and cases-report.json (schema of cases.json; test_cli runs them).
-Needs h5py (run with /work/main/.venv/bin/python).
+Needs h5py (run with the project's interpreter, .venv/bin/python of the checkout).
   not_hdf5.h5      plain text
   plain_hdf5.h5    an HDF5 file without the archive's root attributes
   wrong_version.h5 format_version 2

@@ -1,6 +1,10 @@
 // The CLI end to end: help texts, synth determinism, inspect on what synth wrote.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+#include <vector>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -12,13 +16,35 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Every verb (and every archive command) answers --help with exit 0 and names each of its options:
+// the help is the reference a user reads, so an option missing from it is a bug.
 TEST(Cli, HelpExplainsEveryVerb) {
-  const auto r = test::run_cli("--help");
-  EXPECT_EQ(r.exit_code, 0);
-  for (const char* verb : {"inspect", "synth"}) EXPECT_NE(r.out.find(verb), std::string::npos) << verb;
-  const auto i = test::run_cli("inspect --help");
-  EXPECT_EQ(i.exit_code, 0);
-  EXPECT_NE(i.out.find("--check-values"), std::string::npos);
+  const std::map<std::string, std::vector<std::string>> options = {
+      {"inspect", {"--json", "--summary", "--check-values"}},
+      {"merge", {"--max-shard-size", "--quiet"}},
+      {"synth", {"--out", "--preset", "--checkpoints", "--seed", "--dtype", "--max-shard-size"}},
+      {"testbed", {"--out", "--seed", "--preset", "--dtype", "--threads", "--quiet"}},
+      {"eval", {"--tasks", "--probes", "--layers", "--seeds", "--dtype", "--batch-tokens", "--max-length", "--limit",
+                "--json", "--all-metrics", "--quiet"}},
+      {"sweep", {"--output", "--group-size", "--threads-per-rank", "--plan", "--list", "--slice", "--progress-interval",
+                 "--quiet"}},
+      {"archive", {"info", "verify", "export", "merge"}},
+      {"report", {"--out", "--metric", "--quiet"}},
+      {"archive info", {"--spec"}},
+      {"archive verify", {"--help"}},
+      {"archive export", {"--out", "--format"}},
+      {"archive merge", {"--out"}},
+  };
+  const auto top = test::run_cli("--help");
+  EXPECT_EQ(top.exit_code, 0);
+  for (const auto& [verb, opts] : options) {
+    if (verb.find(' ') == std::string::npos)
+      EXPECT_NE(top.out.find("  " + verb + " "), std::string::npos) << "mergesweep --help does not list " << verb;
+    const auto r = test::run_cli(verb + " --help");
+    EXPECT_EQ(r.exit_code, 0) << verb << ": " << r.err;
+    EXPECT_NE(r.out.find("usage"), std::string::npos) << verb << " --help has no usage line:\n" << r.out;
+    for (const auto& o : opts) EXPECT_NE(r.out.find(o), std::string::npos) << verb << " --help does not name " << o;
+  }
   EXPECT_EQ(test::run_cli("").exit_code, 2);
 }
 

@@ -6,7 +6,7 @@
 #include <map>
 
 #include "common/test_util.hpp"
-#include "eval/h5_util.hpp"
+#include "h5/h5.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/eval/probes.hpp"
 #include "mergesweep/eval/task_pack.hpp"
@@ -116,10 +116,10 @@ struct RawTaskPack {
   }
   void write(const std::string& path) const {
     h5::Handle f = h5::create_truncate(path, path);
-    for (const auto& [k, v] : sattr) h5::write_string_attr(f.get(), k.c_str(), v, path);
-    for (const auto& [k, v] : iattr) h5::write_int_attr(f.get(), k.c_str(), v, path);
-    for (const auto& [k, v] : i64) h5::write_i64(f.get(), k.c_str(), v, path);
-    for (const auto& [k, v] : i32) h5::write_i32(f.get(), k.c_str(), v, path);
+    for (const auto& [k, v] : sattr) h5::write_string_attr(f, k, v, path);
+    for (const auto& [k, v] : iattr) h5::write_int_attr(f, k, v, path);
+    for (const auto& [k, v] : i64) h5::write_i64(f, k, v, path);
+    for (const auto& [k, v] : i32) h5::write_i32(f, k, v, path);
   }
 };
 

@@ -104,7 +104,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"missing_field", R"({"a":{"dtype":"F32","shape":[2]}})", 0, 0, "missing field 'data_offsets'"},
         BadCase{"unknown_field", "{\"a\":{" + T + "[0,8],\"extra\":1}}", 8, 0, "unknown field 'extra'"},
         BadCase{"offsets_arity", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", 8, 0, "must be [begin, end]"}),
-    [](const auto& info) { return std::string(info.param.label); });
+    [](const auto& case_info) { return std::string(case_info.param.label); });
 
 TEST(SafetensorsHeader, RejectsFilesShorterThanTheLengthPrefix) {
   std::vector<std::uint8_t> f(5, 0);

@@ -113,7 +113,7 @@ int8_mask: true
 
 TEST(MergekitConfig, RefusesWhatItDoesNotSupportNamingTheKey) {
   EXPECT_NE(error_of([] { parse_mergekit_config("merge_method: linear\nmodels: [{model: a}]\nfoo: 1\n", "c.yaml"); })
-                .find("c.yaml: foo: unsupported key (line 3)"),
+                .find("c.yaml: foo: line 3: unknown key 'foo'"),
             std::string::npos);
   EXPECT_NE(error_of([] {
               parse_mergekit_config("merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 1, x: 2}\n", "c.yaml");

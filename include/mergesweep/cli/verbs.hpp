@@ -3,6 +3,9 @@
 
 namespace ms::cli {
 
+// Runs the verb named by argv[1]; returns the process exit status (docs/errors.md). Never throws.
+int dispatch(int argc, char** argv);
+
 // argv[0] is the verb name. Each returns the process exit status or throws ms::Error.
 int run_inspect(int argc, char** argv);
 int run_synth(int argc, char** argv);

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "mergesweep/core/exit_codes.hpp"  // the exit statuses that go with these errors
+
 namespace ms {
 
 class Error : public std::runtime_error {
@@ -23,10 +25,5 @@ class Error : public std::runtime_error {
 };
 
 [[noreturn]] void fail(const std::string& file, const std::string& field, const std::string& detail);
-
-// The process exit status for each kind of failure (documented in docs/errors.md).
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitError = 1;   // bad input, bad parameters, I/O failure
-inline constexpr int kExitUsage = 2;   // bad command line
 
 }  // namespace ms

@@ -5,11 +5,11 @@
 // dropping. The handlers only set flags; the sweep loops poll them.
 #pragma once
 
+#include "mergesweep/core/exit_codes.hpp"
+
 namespace ms::dist {
 
-// Exit status of a sweep that stopped early on a signal: the archive is consistent and the same
-// command resumes it (EX_TEMPFAIL; slurm/sweep.sbatch requeues on it).
-inline constexpr int kExitDrained = 75;
+using ms::kExitDrained;  // the table of exit statuses is core/exit_codes.hpp
 
 void install_drain_handlers();
 bool stop_requested();   // any of the signals arrived

@@ -1,0 +1,219 @@
+// `mergesweep archive export`: the committed rows as tidy CSV (or Parquet) tables. The layout is
+// the one documented in docs/formats.md ("`mergesweep archive`", export); analysis/ reads it, never writes another.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "format.hpp"
+#include "mergesweep/archive/archive.hpp"
+#include "mergesweep/archive/tools.hpp"
+#include "mergesweep/core/error.hpp"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+
+namespace ms::archive {
+namespace {
+
+std::string num(double v) {
+  if (std::isnan(v)) return "";
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
+std::string csv(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string o = "\"";
+  for (char ch : s) o += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return o + "\"";
+}
+
+std::string config_cols(const ConfigRecord& c) {
+  return std::to_string(c.id) + "," + csv(c.kind) + "," + csv(c.method) + "," + csv(c.params) + "," +
+         std::to_string(c.n) + "," + std::to_string(c.sample) + "," + csv(format::members_text(c.members));
+}
+const char* const kConfigHeader = "config_id,kind,method,params,n,sample,members";
+
+// Writes a file under a temporary name in the same folder, then renames it into place.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp-" + std::to_string(::getpid())) {
+    out_.open(tmp_, std::ios::binary | std::ios::trunc);
+    if (!out_) fail(path_, "", "cannot create the file");
+  }
+  ~AtomicFile() {
+    if (!done_) {
+      out_.close();
+      std::remove(tmp_.c_str());
+    }
+  }
+  std::ofstream& out() { return out_; }
+  void commit() {
+    out_.close();
+    if (!out_) fail(path_, "", "write failed");
+    fs::rename(tmp_, path_);
+    done_ = true;
+  }
+
+ private:
+  std::string path_, tmp_;
+  std::ofstream out_;
+  bool done_ = false;
+};
+
+// Runs `argv` (argv[0] looked up on PATH) without a shell and waits; its output is discarded
+// when `quiet`. Returns the exit status (127 when it cannot be started).
+int run_program(const std::vector<std::string>& argv, bool quiet) {
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (quiet) {
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  }
+  pid_t pid = 0;
+  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return 127;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return 127;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string export_python() {
+  const char* py = std::getenv("MS_PYTHON");
+  return py && *py ? py : "python3";
+}
+
+// Parquet: pandas reads each CSV (config_id as uint64) and pyarrow writes it; the CSVs are removed.
+constexpr const char* kToParquet =
+    "import sys, os, pandas as pd\n"
+    "for p in sys.argv[1:]:\n"
+    "    df = pd.read_csv(p, dtype={'config_id': 'uint64', 'params': str, 'members': str}, keep_default_na=False,"
+    " na_values=[''])\n"
+    "    df.to_parquet(p[:-4] + '.parquet', index=False)\n"
+    "    os.remove(p)\n";
+
+void check_parquet_tools(const std::string& py) {
+  // Before any work: parquet needs pyarrow in the Python that runs the conversion.
+  if (run_program({py, "-c", "import pandas, pyarrow"}, /*quiet=*/true) != 0)
+    fail("", "--format parquet",
+         "needs Python with pandas and pyarrow (" + py + " cannot import them; set MS_PYTHON to another "
+         "interpreter, or export CSV: --format csv)");
+}
+
+std::vector<std::string> to_parquet(const std::vector<std::string>& csv_files, const std::string& out_dir,
+                                    const std::string& py) {
+  std::vector<std::string> argv = {py, "-c", kToParquet};
+  argv.insert(argv.end(), csv_files.begin(), csv_files.end());
+  if (run_program(argv, /*quiet=*/false) != 0)
+    fail(out_dir, "--format parquet", "the conversion to Parquet failed (" + py + ")");
+  std::vector<std::string> out;
+  out.reserve(csv_files.size());
+  for (const auto& w : csv_files) out.push_back(w.substr(0, w.size() - 4) + ".parquet");
+  return out;
+}
+
+// One writer per table of the layout.
+void write_checkpoints(std::ostream& o, const Contents& c) {
+  o << "model,name,path,sha256,bytes\n";
+  for (const auto& k : c.checkpoints)
+    o << k.model << "," << csv(k.name) << "," << csv(k.path) << "," << k.sha256 << "," << k.bytes << "\n";
+}
+
+void write_tasks(std::ostream& o, const Contents& c) {
+  o << "name,kind,path,sha256,items\n";
+  for (const auto& t : c.tasks)
+    o << csv(t.name) << "," << csv(t.kind) << "," << csv(t.path) << "," << t.sha256 << "," << t.items << "\n";
+}
+
+void write_configs(std::ostream& o, const Contents& c) {
+  o << kConfigHeader << "\n";
+  for (const auto& r : c.configs) o << config_cols(r.config) << "\n";
+}
+
+void write_results(std::ostream& o, const Contents& c) {
+  o << kConfigHeader << ",task,metric,value,stderr,items\n";
+  for (const auto& r : c.configs) {
+    const std::string cc = config_cols(r.config);
+    for (const auto& x : r.results)
+      o << cc << "," << csv(x.task) << "," << csv(x.metric) << "," << num(x.value) << "," << num(x.stderr_) << ","
+        << x.n << "\n";
+  }
+}
+
+void write_model_stats(std::ostream& o, const Contents& c) {
+  o << kConfigHeader << ",l2_from_base,cos_mean,cos_min,cos_max";
+  for (const auto& k : format::l2_kinds()) o << ",l2_" << k;
+  o << "\n";
+  for (const auto& r : c.configs)
+    for (const auto& s : r.stats) {
+      o << config_cols(r.config) << "," << num(s.l2_from_base) << "," << num(s.cos_mean) << "," << num(s.cos_min)
+        << "," << num(s.cos_max);
+      for (const auto& k : format::l2_kinds()) {
+        const auto it = s.l2_by_kind.find(k);
+        o << "," << (it == s.l2_by_kind.end() ? std::string() : num(it->second));
+      }
+      o << "\n";
+    }
+}
+
+void write_probes(std::ostream& o, const Contents& c) {
+  o << kConfigHeader << ",probe,layer,f1_mean,f1_std,seeds\n";
+  for (const auto& r : c.configs)
+    for (const auto& p : r.probes)
+      o << config_cols(r.config) << "," << csv(p.probe) << "," << p.layer << "," << num(p.f1_mean) << ","
+        << num(p.f1_std) << "," << p.seeds << "\n";
+}
+
+void write_timings(std::ostream& o, const Contents& c) {
+  o << kConfigHeader << ",merge_s,eval_s,probe_s,total_s,group\n";
+  for (const auto& r : c.configs) {
+    const auto& t = r.timing;
+    o << config_cols(r.config) << "," << num(t.merge_s) << "," << num(t.eval_s) << "," << num(t.probe_s) << ","
+      << num(t.total_s) << "," << t.group << "\n";
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> export_tables(const std::string& path, const std::string& out_dir, const std::string& fmt) {
+  if (fmt != "csv" && fmt != "parquet") fail("", "--format", "'" + fmt + "' is not csv or parquet");
+  const std::string py = export_python();
+  if (fmt == "parquet") check_parquet_tools(py);
+  const Contents c = read(path);
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (!fs::is_directory(out_dir)) fail(out_dir, "--out", "cannot create the output folder");
+  using TableWriter = void (*)(std::ostream&, const Contents&);
+  const std::pair<const char*, TableWriter> files[] = {
+      {"checkpoints.csv", write_checkpoints}, {"tasks.csv", write_tasks},     {"configs.csv", write_configs},
+      {"results.csv", write_results},         {"model_stats.csv", write_model_stats},
+      {"probes.csv", write_probes},           {"timings.csv", write_timings},
+  };
+  std::vector<std::string> written;
+  for (const auto& [name, write] : files) {
+    AtomicFile af(out_dir + "/" + name);
+    write(af.out(), c);
+    af.commit();
+    written.push_back(out_dir + "/" + name);
+  }
+  return fmt == "csv" ? written : to_parquet(written, out_dir, py);
+}
+
+}  // namespace ms::archive
