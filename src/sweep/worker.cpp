@@ -20,6 +20,7 @@
 #include "mergesweep/merge/model_stats.hpp"
 #include "mergesweep/merge/resident.hpp"
 #include "mergesweep/model/decoder.hpp"
+#include "mergesweep/sweep/failure.hpp"
 
 namespace ms::sweep {
 namespace {
@@ -46,12 +47,19 @@ double chunked(std::int64_t n, F&& f) {
   return total;
 }
 
-// Reducer for whole-model merge statistics (global TIES trim) over the group's ranks.
+// Reducer for whole-model merge statistics (global TIES trim) over the group's ranks. A rank
+// that failed earlier in the merge meets the others in their agreement, not in the sum.
 class GroupReducer final : public merge::Reducer {
  public:
   explicit GroupReducer(dist::Comm& c) : c_(c) {}
-  void allreduce_sum(std::int64_t* d, std::size_t n) override { c_.allreduce_sum(d, n); }
-  void allreduce_sum(double* d, std::size_t n) override { c_.allreduce_sum(d, n); }
+  void allreduce_sum(std::int64_t* d, std::size_t n) override {
+    agree_reached(c_, "merge");
+    c_.allreduce_sum(d, n);
+  }
+  void allreduce_sum(double* d, std::size_t n) override {
+    agree_reached(c_, "merge");
+    c_.allreduce_sum(d, n);
+  }
 
  private:
   dist::Comm& c_;
@@ -184,7 +192,17 @@ std::uint64_t Worker::resident_bytes() const { return impl_->res->resident_bytes
 const std::vector<archive::TaskRecord>& Worker::task_records() const { return impl_->records; }
 
 archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
+  try {
+    return run_agreed(c, dropped);
+  } catch (const GroupFailure&) {
+    impl_->out.clear();  // free the merged shard (an out-of-memory may have left it partial)
+    throw;
+  }
+}
+
+archive::ConfigResult Worker::run_agreed(const PlannedConfig& c, bool* dropped) {
   Impl& w = *impl_;
+  const int world_rank = w.group_index * w.comm.size() + w.comm.rank();
   at::NoGradGuard no_grad;
   *dropped = false;
   archive::ConfigResult r;
@@ -201,18 +219,24 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
 
   // 1. This rank's shard of the model.
   std::map<std::string, at::Tensor>& out = w.out;
-  if (c.kind == ConfigKind::Merge) {
-    GroupReducer reducer(w.comm);
-    w.res->merge(c.request(w.spec), out, reducer);
-  } else {
-    for (const auto& n : w.mine) {
-      const at::Tensor& b = w.res->base(n);
-      auto it = out.find(n);
-      if (it == out.end() || !it->second.sizes().equals(b.sizes())) it = out.insert_or_assign(n, at::empty_like(b)).first;
-      if (c.kind == ConfigKind::Base) it->second.copy_(b);
-      else at::add_out(it->second, b, w.res->tau(static_cast<std::size_t>(c.members[0] - 1), n));
+  agreed(w.comm, "merge", [&] {
+    inject_test_failure("merge", c.id, world_rank);
+    if (c.kind == ConfigKind::Merge) {
+      GroupReducer reducer(w.comm);
+      w.res->merge(c.request(w.spec), out, reducer);
+    } else {
+      for (const auto& n : w.mine) {
+        const at::Tensor& b = w.res->base(n);
+        auto it = out.find(n);
+        if (it == out.end() || !it->second.sizes().equals(b.sizes()))
+          it = out.insert_or_assign(n, at::empty_like(b)).first;
+        if (c.kind == ConfigKind::Base)
+          it->second.copy_(b);
+        else
+          at::add_out(it->second, b, w.res->tau(static_cast<std::size_t>(c.members[0] - 1), n));
+      }
     }
-  }
+  });
   r.timing.merge_s = since(t0);
 
   // 2. Distance from the base, per tensor kind; cosines of the members' task vectors.
@@ -269,11 +293,17 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
   if (w.comm.size() == 1) {
     full = out;
   } else {
+    std::vector<at::Tensor> flats(static_cast<std::size_t>(w.comm.size()));
+    agreed(w.comm, "gather", [&] {  // every allocation before the first broadcast
+      for (int owner = 0; owner < w.comm.size(); ++owner) {
+        std::int64_t total = 0;
+        for (std::size_t t = 0; t < w.names.size(); ++t)
+          if (w.owner[t] == owner) total += w.numel[t];
+        flats[static_cast<std::size_t>(owner)] = at::empty({total}, at::kFloat);
+      }
+    });
     for (int owner = 0; owner < w.comm.size(); ++owner) {
-      std::int64_t total = 0;
-      for (std::size_t t = 0; t < w.names.size(); ++t)
-        if (w.owner[t] == owner) total += w.numel[t];
-      at::Tensor flat = at::empty({total}, at::kFloat);
+      at::Tensor& flat = flats[static_cast<std::size_t>(owner)];
       std::int64_t off = 0;
       for (std::size_t t = 0; t < w.names.size(); ++t) {
         if (w.owner[t] != owner) continue;
@@ -281,7 +311,7 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
         if (owner == w.comm.rank()) dst.copy_(out.at(w.names[t]).reshape({-1}));
         off += w.numel[t];
       }
-      w.comm.broadcast(flat.data_ptr(), static_cast<std::size_t>(total) * sizeof(float), owner);
+      w.comm.broadcast(flat.data_ptr(), static_cast<std::size_t>(flat.numel()) * sizeof(float), owner);
       off = 0;
       for (std::size_t t = 0; t < w.names.size(); ++t) {
         if (w.owner[t] != owner) continue;
@@ -294,23 +324,31 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
 
   // 4. Evaluation: fixed scoring blocks dealt round-robin over the group, integer tallies summed.
   const auto t1 = Clock::now();
-  auto model = model::Decoder::create(
-      w.config, [&](const std::string& n) { auto it = full.find(n); return it == full.end() ? at::Tensor() : it->second; },
-      w.dtype, w.spec.base);
+  std::unique_ptr<model::Decoder> model;
   std::vector<std::int64_t> tallies(w.tasks.size() * 5, 0);
-  for (std::size_t k = 0; k < w.tasks.size(); ++k) {
-    const auto& pack = w.tasks[k];
-    eval::TaskTally tally;
-    const auto blocks = eval::scoring_blocks(pack, w.score_opts);
-    for (std::size_t b = 0; b < blocks.size(); ++b) {
-      if (static_cast<int>(b % static_cast<std::size_t>(w.comm.size())) != w.comm.rank()) continue;
-      const auto scores = eval::score_items(*model, pack, blocks[b].first, blocks[b].second, w.score_opts);
-      for (std::size_t i = 0; i < scores.size(); ++i) tally.add(pack.items[blocks[b].first + i], scores[i]);
-      if (dist::drop_requested() && w.comm.size() == 1) break;
+  agreed(w.comm, "eval", [&] {
+    inject_test_failure("eval", c.id, world_rank);
+    model = model::Decoder::create(
+        w.config,
+        [&](const std::string& n) {
+          auto it = full.find(n);
+          return it == full.end() ? at::Tensor() : it->second;
+        },
+        w.dtype, w.spec.base);
+    for (std::size_t k = 0; k < w.tasks.size(); ++k) {
+      const auto& pack = w.tasks[k];
+      eval::TaskTally tally;
+      const auto blocks = eval::scoring_blocks(pack, w.score_opts);
+      for (std::size_t b = 0; b < blocks.size(); ++b) {
+        if (static_cast<int>(b % static_cast<std::size_t>(w.comm.size())) != w.comm.rank()) continue;
+        const auto scores = eval::score_items(*model, pack, blocks[b].first, blocks[b].second, w.score_opts);
+        for (std::size_t i = 0; i < scores.size(); ++i) tally.add(pack.items[blocks[b].first + i], scores[i]);
+        if (dist::drop_requested() && w.comm.size() == 1) break;
+      }
+      std::int64_t* t = &tallies[k * 5];
+      t[0] = tally.n, t[1] = tally.acc, t[2] = tally.acc_norm, t[3] = tally.acc_bytes, t[4] = tally.exact_match;
     }
-    std::int64_t* t = &tallies[k * 5];
-    t[0] = tally.n, t[1] = tally.acc, t[2] = tally.acc_norm, t[3] = tally.acc_bytes, t[4] = tally.exact_match;
-  }
+  });
   w.comm.allreduce_sum(tallies.data(), tallies.size());
   if (w.group_drop()) {
     *dropped = true;
@@ -333,13 +371,16 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
     for (int l = 0; l <= w.config.num_hidden_layers; ++l) layers.push_back(l);
   eval::ProbeOptions popts;
   for (const auto& pack : w.probes) {
-    const at::Tensor feats = eval::pooled_features(*model, pack, layers, w.spec.eval.batch_tokens);
     std::vector<double> f1(layers.size() * static_cast<std::size_t>(seeds), 0.0);
-    for (std::size_t j = 0; j < f1.size(); ++j) {
-      if (static_cast<int>(j % static_cast<std::size_t>(w.comm.size())) != w.comm.rank()) continue;
-      at::AutoGradMode grad(true);  // probe training needs autograd; the forward above did not
-      f1[j] = eval::train_probe(feats[static_cast<std::int64_t>(j / seeds)], pack, static_cast<std::int32_t>(j % seeds), popts);
-    }
+    agreed(w.comm, "probe", [&] {
+      const at::Tensor feats = eval::pooled_features(*model, pack, layers, w.spec.eval.batch_tokens);
+      for (std::size_t j = 0; j < f1.size(); ++j) {
+        if (static_cast<int>(j % static_cast<std::size_t>(w.comm.size())) != w.comm.rank()) continue;
+        at::AutoGradMode grad(true);  // probe training needs autograd; the forward above did not
+        f1[j] = eval::train_probe(feats[static_cast<std::int64_t>(j / seeds)], pack,
+                                  static_cast<std::int32_t>(j % seeds), popts);
+      }
+    });
     w.comm.allreduce_sum(f1.data(), f1.size());  // one nonzero per slot: exact
     for (std::size_t li = 0; li < layers.size(); ++li) {
       double mean = 0, var = 0;

@@ -9,7 +9,7 @@
 
 namespace ms::dist {
 
-// Wraps (does not own) an MPI communicator.
+// Wraps (does not own) an MPI communicator. Its collectives tick note_progress() (signals.hpp).
 std::unique_ptr<Comm> make_mpi_comm(MPI_Comm comm);
 
 // MPI_Init_thread (MPI_THREAD_MULTIPLE: rank 0 runs the coordinator on a second thread) and
@@ -29,12 +29,17 @@ class MpiSession {
   int rank_ = 0, size_ = 1;
 };
 
+// This rank's index among the ranks on its node (collective over MPI_COMM_WORLD): a rank binds
+// GPU node_local_rank() % visible devices.
+int node_local_rank();
+
 // Worker groups: the world split into consecutive blocks of `group_size` ranks.
 struct Groups {
   int group_size = 1;
   int num_groups = 1;
   int group = 0;         // this rank's group
   int group_rank = 0;    // rank inside the group (0 = the group's leader)
+  int world_rank = 0;
   MPI_Comm comm = MPI_COMM_NULL;
 };
 // Collective over MPI_COMM_WORLD. Throws ms::Error when the world size is not a multiple.
