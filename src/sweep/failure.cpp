@@ -82,11 +82,12 @@ void inject_test_failure(const char* phase, std::uint64_t config_id, int world_r
   std::getline(in, kind, ':');
   std::getline(in, where, ':');
   if (where.empty()) where = "merge";
-  if (where != phase || std::stoull(id, nullptr, 16) != config_id || std::stoi(rank) != world_rank) return;
+  if (where != phase || std::stoull(id, nullptr, 16) != config_id) return;
+  if (rank != "any" && std::stoi(rank) != world_rank) return;
   if (kind == "bad_alloc") throw std::bad_alloc();
   if (kind == "torch") TORCH_CHECK(false, "injected c10 failure (MS_TEST_FAIL_CONFIG)");
   if (kind == "slow") {
-    for (int i = 0; i < 60; ++i) {
+    for (int i = 0; i < 160; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       dist::note_progress();
     }

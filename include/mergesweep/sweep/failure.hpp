@@ -43,10 +43,10 @@ void agreed(dist::Comm& comm, const char* phase, const std::function<void()>& fn
 // agree with a rank that failed before it. Throws GroupFailure when one did.
 void agree_reached(dist::Comm& comm, const char* phase);
 
-// Test hook, read once from the environment: MS_TEST_FAIL_CONFIG=<config id hex>:<world
-// rank>:<kind>[:<phase>] makes that rank throw in that phase (default "merge") of that config.
-// Kinds: error, bad_alloc, torch, slow (no failure: 3 s of work that reports progress every
-// 50 ms, for the silence detector).
+// Test hook, read once from the environment: MS_TEST_FAIL_CONFIG=<config id hex>:<world rank or
+// "any">:<kind>[:<phase>] makes that rank throw in that phase ("merge", the default, or "eval")
+// of that config. Kinds: error (ms::Error), bad_alloc, torch (c10::Error), slow (no failure:
+// 8 s of work that reports progress every 50 ms, for the silence detector).
 void inject_test_failure(const char* phase, std::uint64_t config_id, int world_rank);
 
 }  // namespace ms::sweep
