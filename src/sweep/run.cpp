@@ -128,6 +128,12 @@ void agree_or_exit(dist::Comm& world, const std::string& error, int rank) {
 // The message of the exception being handled, for agree_or_exit (bad input, or out of memory
 // while reading the residents: both end the run on every rank).
 std::string current_error() {
+  try {
+    throw;
+  } catch (const GroupFailure& e) {
+    return e.what();  // names the phase, the rank and the kind already
+  } catch (...) {
+  }
   const FailureInfo f = describe_current_exception();
   return f.kind == "error" ? f.message : f.kind + ": " + f.message;
 }

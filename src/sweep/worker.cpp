@@ -137,21 +137,23 @@ Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl
   w.owner = assign_shards(w.names, bytes, group.size());
   for (std::size_t i = 0; i < w.names.size(); ++i)
     if (w.owner[i] == group.rank()) w.mine.push_back(w.names[i]);
-  w.res = std::make_unique<merge::ResidentModels>(spec.base, spec.checkpoints, w.mine);
-
   // Pairwise task-vector dot products, once per sweep (members' cosines are lookups later).
   const std::size_t N = spec.checkpoints.size();
   std::vector<double> dots(w.names.size() * N * N, 0.0);
-  for (std::size_t t = 0; t < w.names.size(); ++t) {
-    if (w.owner[t] != group.rank()) continue;
-    for (std::size_t i = 0; i < N; ++i) {
-      const at::Tensor& a = w.res->tau(i, w.names[t]);
-      for (std::size_t j = i; j < N; ++j) {
-        const at::Tensor& b = w.res->tau(j, w.names[t]);
-        dots[(t * N + i) * N + j] = chunked_dot(a.data_ptr<float>(), b.data_ptr<float>(), a.numel());
+  agreed(group, "residents", [&] {  // a rank out of memory must not strand its peers
+    inject_test_failure("residents", 0, group_index * group.size() + group.rank());
+    w.res = std::make_unique<merge::ResidentModels>(spec.base, spec.checkpoints, w.mine);
+    for (std::size_t t = 0; t < w.names.size(); ++t) {
+      if (w.owner[t] != group.rank()) continue;
+      for (std::size_t i = 0; i < N; ++i) {
+        const at::Tensor& a = w.res->tau(i, w.names[t]);
+        for (std::size_t j = i; j < N; ++j) {
+          const at::Tensor& b = w.res->tau(j, w.names[t]);
+          dots[(t * N + i) * N + j] = chunked_dot(a.data_ptr<float>(), b.data_ptr<float>(), a.numel());
+        }
       }
     }
-  }
+  });
   group.allreduce_sum(dots.data(), dots.size());  // one nonzero per slot: exact
   w.gram.assign(N, std::vector<double>(N, 0.0));
   for (std::size_t t = 0; t < w.names.size(); ++t)

@@ -301,6 +301,16 @@ TEST_F(SweepMpi, AConfigFailingOnOneRankOfAGroupIsRecordedAndTheGroupGoesOn) {
   }
 }
 
+TEST_F(SweepMpi, OutOfMemoryWhileReadingResidentsEndsEveryRankWithOneError) {
+  // Rank 1 of a group of 2 fails before the group's first collective: no rank is left waiting.
+  const std::string out = dir() / "residents.h5";
+  write(out + ".yaml", spec_text(family_dir(), out));
+  const auto [status, err] = sweep_with_failure(mpirun(2), "-g 2 " + out + ".yaml", "0:1:bad_alloc:residents", out + ".log");
+  EXPECT_EQ(status, 1) << err;
+  EXPECT_NE(err.find("mergesweep: error: residents on group rank 1: oom: memory allocation failed"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(out));
+}
+
 TEST_F(SweepMpi, ASilentGroupEndsTheJobWith75AndASlowOneDoesNot) {
   const auto& r1 = ref();
   // Slow but progressing: 8 s in one config with peer_timeout 3 s finishes normally.

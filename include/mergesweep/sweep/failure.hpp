@@ -45,7 +45,7 @@ void agree_reached(dist::Comm& comm, const char* phase);
 
 // Test hook, read once from the environment: MS_TEST_FAIL_CONFIG=<config id hex>:<world rank or
 // "any">:<kind>[:<phase>] makes that rank throw in that phase ("merge", the default, or "eval")
-// of that config. Kinds: error (ms::Error), bad_alloc, torch (c10::Error), slow (no failure:
+// of that config, or (config id 0, phase "residents") while it reads its resident shards. Kinds: error (ms::Error), bad_alloc, torch (c10::Error), slow (no failure:
 // 8 s of work that reports progress every 50 ms, for the silence detector).
 void inject_test_failure(const char* phase, std::uint64_t config_id, int world_rank);
 
