@@ -1,5 +1,5 @@
 // MPI backend: blocking collectives on host memory. MPI counts and displacements are int, so
-// buffers beyond 2 GiB go in chunks (broadcast) or as one chunked broadcast per rank (allgatherv).
+// buffers beyond 1 GiB go in chunks (broadcast) or as one chunked broadcast per rank (allgatherv).
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -13,7 +13,8 @@
 namespace ms::dist {
 namespace {
 
-constexpr std::size_t kChunk = std::size_t{1} << 30;
+// Bytes per MPI call: broadcast chunks, and the largest allgatherv done as one MPI_Allgatherv.
+std::size_t g_max_bytes = std::size_t{1} << 30;
 
 void check_count(std::size_t n, const char* what) {
   if (n > static_cast<std::size_t>(INT_MAX)) fail("", "mpi", std::string(what) + ": " + std::to_string(n) + " elements exceed MPI's int count");
@@ -44,8 +45,9 @@ class MpiComm final : public Comm {
   void broadcast(void* data, std::size_t bytes, int root) override {
     check_root(root);
     auto* p = static_cast<char*>(data);
-    for (std::size_t off = 0; size_ > 1 && off < bytes; off += kChunk) {
-      const std::size_t len = bytes - off < kChunk ? bytes - off : kChunk;
+    const std::size_t chunk = g_max_bytes;
+    for (std::size_t off = 0; size_ > 1 && off < bytes; off += chunk) {
+      const std::size_t len = bytes - off < chunk ? bytes - off : chunk;
       MS_MPI_CHECK(MPI_Bcast(p + off, static_cast<int>(len), MPI_BYTE, root, comm_));
     }
     note_progress();
@@ -60,12 +62,12 @@ class MpiComm final : public Comm {
     auto* out = static_cast<char*>(recv);
     const auto me = static_cast<std::size_t>(rank_);
     const bool in_place = send == out + off[me];
-    if (off.back() <= static_cast<std::size_t>(INT_MAX)) {
+    if (off.back() <= g_max_bytes) {
       std::vector<int> cnt(counts.size()), displ(counts.size());
       for (std::size_t r = 0; r < counts.size(); ++r) cnt[r] = static_cast<int>(counts[r]), displ[r] = static_cast<int>(off[r]);
       MS_MPI_CHECK(MPI_Allgatherv(in_place ? MPI_IN_PLACE : send, cnt[me], MPI_BYTE, recv, cnt.data(), displ.data(), MPI_BYTE, comm_));
     } else {
-      // Beyond int displacements: every rank's block is broadcast from its owner, in chunks.
+      // Beyond one call (int displacements): every rank's block is broadcast from its owner, in chunks.
       if (!in_place && counts[me] > 0) std::memcpy(out + off[me], send, counts[me]);
       for (int r = 0; r < size_; ++r) broadcast(out + off[static_cast<std::size_t>(r)], counts[static_cast<std::size_t>(r)], r);
     }
@@ -86,6 +88,14 @@ class MpiComm final : public Comm {
 };
 
 }  // namespace
+
+namespace detail {
+std::size_t set_mpi_max_bytes_for_tests(std::size_t bytes) {
+  const std::size_t old = g_max_bytes;
+  g_max_bytes = bytes;
+  return old;
+}
+}  // namespace detail
 
 std::unique_ptr<Comm> make_mpi_comm(MPI_Comm comm) { return std::make_unique<MpiComm>(comm); }
 

@@ -155,6 +155,17 @@ TEST(DistMpi, CollectivesOnSplitGroups) {
   EXPECT_THROW(split_groups(world()->size() + 1), ms::Error);
 }
 
+TEST(DistMpi, BuffersBeyondOneMpiCallGoInChunks) {
+  // 7 bytes per call: broadcasts of 13 and 4097 bytes take several calls; allgathers beyond 7
+  // bytes in all take one chunked broadcast per rank instead of one MPI_Allgatherv.
+  const std::size_t old = detail::set_mpi_max_bytes_for_tests(7);
+  auto c = world();
+  check_broadcast(*c);
+  check_allgather(*c);
+  check_unequal_allgathers(*c);
+  detail::set_mpi_max_bytes_for_tests(old);
+}
+
 TEST(DistMpi, CountsMustMatchTheGroup) {
   auto c = world();
   std::vector<std::uint8_t> buf(8);

@@ -46,4 +46,10 @@ struct Groups {
 Groups split_groups(int group_size);
 void free_groups(Groups& g);
 
+namespace detail {
+// Tests only: the MPI backend's bytes per call (default 1 GiB), so small buffers exercise the
+// chunked paths that real sizes take beyond MPI's int counts. Returns the previous value.
+std::size_t set_mpi_max_bytes_for_tests(std::size_t bytes);
+}  // namespace detail
+
 }  // namespace ms::dist
