@@ -5,6 +5,8 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/dist/check.hpp"
 #include "mergesweep/dist/comm.hpp"
+#include "mergesweep/dist/mpi_comm.hpp"
+#include "mergesweep/dist/nccl_comm.hpp"
 
 namespace ms::dist {
 namespace detail {
@@ -48,6 +50,14 @@ Verdict agree(Comm& comm, const std::string& local_error) {
   v.error = comm.rank() == v.failed_rank ? local_error : std::string(static_cast<std::size_t>(len), '\0');
   if (len > 0) comm.host_broadcast(v.error.data(), v.error.size(), v.failed_rank);
   return v;
+}
+
+std::unique_ptr<Comm> make_world_comm() { return make_mpi_comm(MPI_COMM_WORLD); }
+
+std::unique_ptr<Comm> make_group_comm(const Groups& g, const std::string& backend, double nccl_timeout_s) {
+  if (backend == "nccl") return make_nccl_comm(g.comm, nccl_timeout_s);
+  if (backend != "mpi") fail("", "schedule.comm", "unknown backend '" + backend + "'; expected mpi or nccl");
+  return make_mpi_comm(g.comm);
 }
 
 }  // namespace ms::dist

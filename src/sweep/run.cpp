@@ -150,7 +150,7 @@ struct Session {
     gcomm.reset();
     try {
       dist::free_groups(groups);
-    } catch (const std::exception&) {  // destructor: MPI_Finalize follows and frees it anyway
+    } catch (const std::exception&) {  // destructor: finalizing MPI frees it anyway
     }
   }
 };
@@ -200,8 +200,7 @@ void join_group(Session& s, dist::Comm& world) {
   }
   agree_or_exit(world, error, world.rank());
   try {
-    s.gcomm = backend == "nccl" ? dist::make_nccl_comm(s.groups.comm, s.spec.schedule.peer_timeout)
-                                : dist::make_mpi_comm(s.groups.comm);
+    s.gcomm = dist::make_group_comm(s.groups, backend, s.spec.schedule.peer_timeout);
     s.worker = std::make_unique<Worker>(s.spec, *s.gcomm, s.groups.group);
   } catch (...) {
     error = current_error();
@@ -347,7 +346,7 @@ int print_plan(const RunOptions& opts) {
 int run_sweep(const RunOptions& opts, int* argc, char*** argv) {
   dist::install_drain_handlers();
   dist::MpiSession mpi(argc, argv);
-  auto world = dist::make_mpi_comm(MPI_COMM_WORLD);
+  auto world = dist::make_world_comm();
   const auto wall0 = std::chrono::steady_clock::now();
   try {
     Session s;

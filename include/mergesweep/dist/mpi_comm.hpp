@@ -4,10 +4,14 @@
 #include <mpi.h>
 
 #include <memory>
+#include <string>
 
 #include "mergesweep/dist/comm.hpp"
 
 namespace ms::dist {
+
+// The whole job (MPI_COMM_WORLD) as a Comm.
+std::unique_ptr<Comm> make_world_comm();
 
 // Wraps (does not own) an MPI communicator. Its collectives tick note_progress() (signals.hpp).
 std::unique_ptr<Comm> make_mpi_comm(MPI_Comm comm);
@@ -45,6 +49,9 @@ struct Groups {
 // Collective over MPI_COMM_WORLD. Throws ms::Error when the world size is not a multiple.
 Groups split_groups(int group_size);
 void free_groups(Groups& g);
+// The group's collectives on `backend` ("mpi" or "nccl"; see nccl_comm.hpp for the NCCL timeout).
+// Collective over the group.
+std::unique_ptr<Comm> make_group_comm(const Groups& g, const std::string& backend, double nccl_timeout_s);
 
 namespace detail {
 // Tests only: the MPI backend's bytes per call (default 1 GiB), so small buffers exercise the
