@@ -134,8 +134,13 @@ void Coordinator::loop() {
   try {
     serve();
   } catch (const std::exception& e) {
+    std::exception_ptr first;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      first = fatal_;
+    }
     std::fprintf(stderr, "\nmergesweep: error: %s\nmergesweep: error: the coordinator cannot reach the worker groups: %s\n",
-                 what_of(fatal_).c_str(), e.what());
+                 what_of(first).c_str(), e.what());
     dist::MpiSession::abort_job(kExitError);
   }
 }
@@ -173,8 +178,10 @@ void Coordinator::handle_request(const dist::WorkReport& rep) {
         if (status == ItemStatus::Failed) error.assign(rep.payload.begin(), rep.payload.end());
         accept_locked(rep.group, rep.index, status, std::move(r), error);
       }
-    } catch (...) {
-      record_fatal_locked(std::current_exception());  // the group still gets its (stop) reply
+    } catch (const std::exception& e) {  // the group still gets its (stop) reply
+      record_fatal_locked(std::make_exception_ptr(
+          ms::Error("", "coordinator", "the report of worker group " + std::to_string(rep.group) + " (world rank " +
+                                           std::to_string(rep.group * group_size_) + ") could not be taken: " + e.what())));
     }
     reply = next_locked(rep.group);
   }
@@ -263,6 +270,8 @@ void work_loop(Coordinator* coord, dist::Comm& group, bool leader, int world_ran
       prev_status = status;
       outgoing = status == ItemStatus::Done ? encode_result(result)
                                             : std::vector<std::uint8_t>(failure.begin(), failure.end());
+      if (status == ItemStatus::Done && inject_corrupt_report(result.config.id, world_rank))
+        outgoing.resize(outgoing.size() / 2);
     }
   }
 }

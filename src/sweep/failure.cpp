@@ -69,31 +69,56 @@ void agree_reached(dist::Comm& comm, const char* phase) {
   if (!v.ok) throw from_verdict(v, phase);
 }
 
-void inject_test_failure(const char* phase, std::uint64_t config_id, int world_rank) {
-  static const std::string spec = [] {
+namespace {
+
+// MS_TEST_FAIL_CONFIG, parsed once.
+struct TestFailure {
+  bool set = false;
+  std::string id, rank, kind, phase = "merge";
+  bool matches(const char* p, std::uint64_t config_id, int world_rank) const {
+    return set && phase == p && (id == "any" || std::stoull(id, nullptr, 16) == config_id) &&
+           (rank == "any" || std::stoi(rank) == world_rank);
+  }
+};
+
+const TestFailure& test_failure() {
+  static const TestFailure f = [] {
+    TestFailure t;
     const char* e = std::getenv("MS_TEST_FAIL_CONFIG");
-    return std::string(e ? e : "");
+    if (e == nullptr || *e == '\0') return t;
+    std::istringstream in(e);
+    std::getline(in, t.id, ':');
+    std::getline(in, t.rank, ':');
+    std::getline(in, t.kind, ':');
+    std::string phase;
+    if (std::getline(in, phase, ':') && !phase.empty()) t.phase = phase;
+    t.set = true;
+    return t;
   }();
-  if (spec.empty()) return;
-  std::istringstream in(spec);
-  std::string id, rank, kind, where = "merge";
-  std::getline(in, id, ':');
-  std::getline(in, rank, ':');
-  std::getline(in, kind, ':');
-  std::getline(in, where, ':');
-  if (where.empty()) where = "merge";
-  if (where != phase || std::stoull(id, nullptr, 16) != config_id) return;
-  if (rank != "any" && std::stoi(rank) != world_rank) return;
-  if (kind == "bad_alloc") throw std::bad_alloc();
-  if (kind == "torch") TORCH_CHECK(false, "injected c10 failure (MS_TEST_FAIL_CONFIG)");
-  if (kind == "slow") {
+  return f;
+}
+
+}  // namespace
+
+void inject_test_failure(const char* phase, std::uint64_t config_id, int world_rank) {
+  const TestFailure& f = test_failure();
+  if (!f.matches(phase, config_id, world_rank)) return;
+  if (f.kind == "bad_alloc") throw std::bad_alloc();
+  if (f.kind == "torch") TORCH_CHECK(false, "injected c10 failure (MS_TEST_FAIL_CONFIG)");
+  if (f.kind == "slow") {
     for (int i = 0; i < 160; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       dist::note_progress();
     }
     return;
   }
-  fail("MS_TEST_FAIL_CONFIG", phase, "injected failure of config " + id + " on world rank " + rank);
+  if (f.kind == "error")
+    fail("MS_TEST_FAIL_CONFIG", phase, "injected failure of config " + f.id + " on world rank " + f.rank);
+}
+
+bool inject_corrupt_report(std::uint64_t config_id, int world_rank) {
+  const TestFailure& f = test_failure();
+  return f.kind == "corrupt_report" && f.matches("report", config_id, world_rank);
 }
 
 }  // namespace ms::sweep

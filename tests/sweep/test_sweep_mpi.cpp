@@ -311,6 +311,23 @@ TEST_F(SweepMpi, OutOfMemoryWhileReadingResidentsEndsEveryRankWithOneError) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+TEST_F(SweepMpi, ACoordinatorFailureStopsEveryGroupAndReachesRankZero) {
+  // A remote leader's report arrives truncated: the coordinator thread cannot decode it. It stops
+  // handing out work; every rank ends, rank 0 prints the error and the job exits 1 (not a crash).
+  const std::string out = dir() / "coordinator.h5";
+  write(out + ".yaml", spec_text(family_dir(), out));
+  const auto [status, err] = sweep_with_failure(mpirun(2), out + ".yaml", "any:1:corrupt_report:report", out + ".log");
+  EXPECT_EQ(status, 1) << err;
+  EXPECT_NE(err.find("mergesweep: error: "), std::string::npos) << err;
+  EXPECT_NE(err.find("coordinator: the report of worker group 1 (world rank 1) could not be taken: "), std::string::npos) << err;
+  EXPECT_NE(err.find("parse_error"), std::string::npos) << err;
+  EXPECT_EQ(err.find("terminate called"), std::string::npos) << err;
+  EXPECT_EQ(err.find("signal"), std::string::npos) << err;
+  EXPECT_EQ(sh(cli() + " archive verify " + out + " >/dev/null"), 0);
+  ASSERT_EQ(sh(mpirun(2) + cli() + " sweep --quiet " + out + ".yaml"), 0);
+  expect_same(ref(), load(out), "after a coordinator failure");
+}
+
 TEST_F(SweepMpi, ASilentGroupEndsTheJobWith75AndASlowOneDoesNot) {
   const auto& r1 = ref();
   // Slow but progressing: 8 s in one config with peer_timeout 3 s finishes normally.

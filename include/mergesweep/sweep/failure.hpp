@@ -43,10 +43,13 @@ void agreed(dist::Comm& comm, const char* phase, const std::function<void()>& fn
 // agree with a rank that failed before it. Throws GroupFailure when one did.
 void agree_reached(dist::Comm& comm, const char* phase);
 
-// Test hook, read once from the environment: MS_TEST_FAIL_CONFIG=<config id hex>:<world rank or
-// "any">:<kind>[:<phase>] makes that rank throw in that phase ("merge", the default, or "eval")
-// of that config, or (config id 0, phase "residents") while it reads its resident shards. Kinds: error (ms::Error), bad_alloc, torch (c10::Error), slow (no failure:
-// 8 s of work that reports progress every 50 ms, for the silence detector).
+// Test hooks, read once from the environment: MS_TEST_FAIL_CONFIG=<config id hex or "any">:<world
+// rank or "any">:<kind>[:<phase>] makes that rank throw in that phase ("merge", the default, or
+// "eval") of that config, or (config id 0, phase "residents") while it reads its resident shards.
+// Kinds: error (ms::Error), bad_alloc, torch (c10::Error), slow (no failure: 8 s of work that
+// reports progress every 50 ms, for the silence detector), corrupt_report (phase "report": a
+// remote leader's result reaches the coordinator truncated).
 void inject_test_failure(const char* phase, std::uint64_t config_id, int world_rank);
+bool inject_corrupt_report(std::uint64_t config_id, int world_rank);
 
 }  // namespace ms::sweep
