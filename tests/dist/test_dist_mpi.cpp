@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <numeric>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "mergesweep/dist/mpi_comm.hpp"
 #include "mergesweep/dist/nccl_comm.hpp"
 #include "mergesweep/dist/signals.hpp"
+#include "mergesweep/dist/work_channel.hpp"
 
 #if MS_TEST_CUDA
 #include <cuda_runtime.h>
@@ -198,6 +200,68 @@ TEST(DistMpi, CollectivesTickProgress) {
   EXPECT_GE(progress_count(), before + 2);
   EXPECT_FALSE(poll_drop_between_blocks());
   EXPECT_GE(progress_count(), before + 3);
+}
+
+// The coordinator protocol with groups of one: every rank but 0 is a leader and asks for three
+// items, reporting each with a payload of its own size (the first one empty); rank 0 serves.
+// Leaders make progress while they "work", so their heartbeats reach rank 0.
+std::vector<std::uint8_t> report_payload(int rank, std::int64_t index) {
+  std::vector<std::uint8_t> p(static_cast<std::size_t>(index) * 37);
+  for (std::size_t i = 0; i < p.size(); ++i) p[i] = pattern(rank, i);
+  return p;
+}
+
+TEST(DistWorkChannel, RequestsReportsAndHeartbeats) {
+  auto c = world();
+  constexpr std::int64_t kItems = 3;
+  if (c->rank() == 0) {
+    WorkServer server(1);
+    std::vector<std::int64_t> next(static_cast<std::size_t>(c->size()), 0), beats(next.size(), 0);
+    int stopped = 0;
+    while (stopped < c->size() - 1) {
+      WorkReport rep;
+      const auto ev = server.poll(&rep);
+      if (ev == WorkServer::Event::None) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+        continue;
+      }
+      ASSERT_GE(rep.group, 1);
+      const auto g = static_cast<std::size_t>(rep.group);
+      if (ev == WorkServer::Event::Beat) {
+        ++beats[g];
+        continue;
+      }
+      EXPECT_EQ(rep.index, next[g] - 1) << "group " << rep.group;
+      if (rep.index >= 0) {
+        EXPECT_EQ(rep.status, rep.index + 10);
+        EXPECT_EQ(rep.payload, report_payload(rep.group, rep.index));
+      } else {
+        EXPECT_TRUE(rep.payload.empty());
+      }
+      const std::int64_t reply = next[g] < kItems ? next[g]++ : -1;
+      if (reply < 0) ++stopped;
+      server.assign(rep.group, reply);
+    }
+    for (std::size_t g = 1; g < beats.size(); ++g) EXPECT_GE(beats[g], 1) << "no heartbeat from group " << g;
+    c->barrier();  // every leader has stopped its heartbeats
+    server.drain_beats();
+  } else {
+    {
+      WorkClient client(0.01);
+      std::int64_t prev = -1;
+      for (;;) {
+        const std::int64_t idx = client.request(prev, prev >= 0 ? prev + 10 : 0,
+                                                prev >= 0 ? report_payload(c->rank(), prev) : std::vector<std::uint8_t>{});
+        if (idx < 0) break;
+        for (int i = 0; i < 10; ++i) {  // work that makes progress
+          note_progress();
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        prev = idx;
+      }
+    }
+    c->barrier();
+  }
 }
 
 TEST(DistNccl, MakingOneWithoutAGpuIsAClearError) {
