@@ -8,7 +8,7 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/dist/check.hpp"
 #include "mergesweep/dist/mpi_comm.hpp"
-#include "mergesweep/dist/signals.hpp"
+#include "mergesweep/dist/progress.hpp"
 
 namespace ms::dist {
 namespace {

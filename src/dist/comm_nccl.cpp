@@ -10,7 +10,7 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/dist/check.hpp"
 #include "mergesweep/dist/mpi_comm.hpp"
-#include "mergesweep/dist/signals.hpp"
+#include "mergesweep/dist/progress.hpp"
 
 #if MS_HAVE_NCCL
 #include <cuda_runtime.h>

@@ -11,7 +11,6 @@ namespace {
 std::atomic<int> g_signal{0};
 std::atomic<int> g_count{0};
 std::atomic<bool> g_drop{false};
-std::atomic<std::uint64_t> g_progress{0};
 
 void on_signal(int sig) {
   g_signal.store(sig);
@@ -36,14 +35,6 @@ int last_signal() { return g_signal.load(); }
 void request_stop(bool drop) {
   g_count.fetch_add(1);
   if (drop) g_drop.store(true);
-}
-
-void note_progress() { g_progress.fetch_add(1, std::memory_order_relaxed); }
-std::uint64_t progress_count() { return g_progress.load(std::memory_order_relaxed); }
-
-bool poll_drop_between_blocks() {
-  note_progress();
-  return drop_requested();
 }
 
 }  // namespace ms::dist

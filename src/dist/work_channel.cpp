@@ -6,7 +6,7 @@
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/dist/check.hpp"
-#include "mergesweep/dist/signals.hpp"
+#include "mergesweep/dist/progress.hpp"
 
 namespace ms::dist {
 namespace {

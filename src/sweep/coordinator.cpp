@@ -6,6 +6,7 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/dist/comm.hpp"
 #include "mergesweep/dist/mpi_comm.hpp"
+#include "mergesweep/dist/progress.hpp"
 #include "mergesweep/dist/signals.hpp"
 #include "mergesweep/sweep/failure.hpp"
 #include "mergesweep/sweep/result_codec.hpp"

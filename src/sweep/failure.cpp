@@ -10,7 +10,7 @@
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/dist/comm.hpp"
-#include "mergesweep/dist/signals.hpp"
+#include "mergesweep/dist/progress.hpp"
 
 namespace ms::sweep {
 namespace {

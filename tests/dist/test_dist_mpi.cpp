@@ -17,7 +17,7 @@
 #include "mergesweep/dist/comm.hpp"
 #include "mergesweep/dist/mpi_comm.hpp"
 #include "mergesweep/dist/nccl_comm.hpp"
-#include "mergesweep/dist/signals.hpp"
+#include "mergesweep/dist/progress.hpp"
 #include "mergesweep/dist/work_channel.hpp"
 
 #if MS_TEST_CUDA
@@ -53,7 +53,9 @@ struct Buffer {
   std::uint8_t* data() { return dev ? static_cast<std::uint8_t*>(dev) : host.data(); }
   std::vector<std::uint8_t> read() {
 #if MS_TEST_CUDA
-    if (dev) EXPECT_EQ(cudaMemcpy(host.data(), dev, host.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+    if (dev) {
+      EXPECT_EQ(cudaMemcpy(host.data(), dev, host.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+    }
 #endif
     return host;
   }

@@ -396,7 +396,9 @@ TEST_F(SweepMpi, KillingARandomRankLosesNoFinishedResult) {
     const int status = p.wait_status();
     // mpirun notices the dead rank and ends the job (no hang); or the sweep had already ended.
     EXPECT_TRUE(status != 0 || archive::read(out).configs.size() == ref().size()) << "trial " << t;
-    if (fs::exists(out)) EXPECT_NO_THROW(archive::read(out)) << "trial " << t << ": archive must always open";
+    if (fs::exists(out)) {
+      EXPECT_NO_THROW(archive::read(out)) << "trial " << t << ": archive must always open";
+    }
     ASSERT_EQ(sh(mpirun(2) + cli() + " sweep --quiet " + out + ".yaml"), 0) << "trial " << t;
     expect_same(ref(), load(out), "kill trial " + std::to_string(t));
     EXPECT_EQ(sh(cli() + " archive verify " + out + " >/dev/null"), 0) << "trial " << t;

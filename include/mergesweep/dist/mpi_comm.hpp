@@ -13,7 +13,7 @@ namespace ms::dist {
 // The whole job (MPI_COMM_WORLD) as a Comm.
 std::unique_ptr<Comm> make_world_comm();
 
-// Wraps (does not own) an MPI communicator. Its collectives tick note_progress() (signals.hpp).
+// Wraps (does not own) an MPI communicator. Its collectives tick note_progress() (progress.hpp).
 std::unique_ptr<Comm> make_mpi_comm(MPI_Comm comm);
 
 // MPI_Init_thread (MPI_THREAD_MULTIPLE: rank 0 runs the coordinator on a second thread) and
