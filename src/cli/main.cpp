@@ -7,6 +7,7 @@
 #include <string>
 
 #include "mergesweep/cli/verbs.hpp"
+#include "mergesweep/model/compute_threads.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/version.hpp"
 
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
   for (const auto& v : kVerbs) {
     if (std::strcmp(argv[1], v.name) != 0) continue;
     try {
-      ms::cli::configure_compute_threads();
+      ms::model::configure_compute_threads();
       return v.run(argc - 1, argv + 1);
     } catch (const ms::Error& e) {
       std::fprintf(stderr, "mergesweep: error: %s\n", e.what());

@@ -9,13 +9,13 @@
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <sstream>
 
 #include "mergesweep/cli/verbs.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/version.hpp"
-#include "mergesweep/eval/probes.hpp"
-#include "mergesweep/eval/scoring.hpp"
+#include "mergesweep/eval/evaluate.hpp"
 #include "mergesweep/io/fs_util.hpp"
 #include "mergesweep/model/decoder.hpp"
 
@@ -90,42 +90,53 @@ std::string table(const std::vector<std::string>& head, const std::vector<bool>&
   return out;
 }
 
-}  // namespace
-
-int run_eval(int argc, char** argv) {
+struct EvalCli {
   std::string model_path, layers_text = "all", dtype_text = "float32", json_out;
   std::vector<std::string> tasks, probes;
   std::int64_t batch_tokens = 8192, limit = 0, max_length = 0;
   int seeds = 5;
-  po::options_description opts(
-      "usage: mergesweep eval MODEL --tasks PACK... [--probes PACK...] [options]\n\n"
-      "Scores a Hugging Face model folder (llama, mistral, qwen2, qwen3) on task packs with lm-eval's\n"
-      "log-likelihood multiple-choice semantics: each choice's continuation log-likelihood summed over\n"
-      "its tokens, input (context + continuation)[-(max_length+1):][:-1]; acc = argmax is gold,\n"
-      "acc_norm = argmax of loglik / code points of the choice, acc_bytes = per UTF-8 byte,\n"
-      "exact_match = the gold continuation is the greedy one; stderr = sample std / sqrt(n). Each\n"
-      "item's context runs once for all its choices (KV cache); results do not depend on batching.\n"
-      "Probe packs: sentences mean-pooled at each layer, a linear probe per (layer, seed), test\n"
-      "macro-F1 mean and std over the seeds. Packs: docs/formats.md; semantics: docs/eval.md.\n\n"
-      "options");
+  bool all_metrics = false, quiet = false, per_item = false, probes_one_by_one = false;
+  at::ScalarType dtype = at::kFloat;
+};
+
+constexpr const char* kEvalUsage =
+    "usage: mergesweep eval MODEL --tasks PACK... [--probes PACK...] [options]\n\n"
+    "Scores a Hugging Face model folder (llama, mistral, qwen2, qwen3) on task packs with lm-eval's\n"
+    "log-likelihood multiple-choice semantics: each choice's continuation log-likelihood summed over\n"
+    "its tokens, input (context + continuation)[-(max_length+1):][:-1]; acc = argmax is gold,\n"
+    "acc_norm = argmax of loglik / code points of the choice, acc_bytes = per UTF-8 byte,\n"
+    "exact_match = the gold continuation is the greedy one; stderr = sample std / sqrt(n). Items\n"
+    "are scored in fixed blocks of --batch-tokens; inside a block every shared prefix (a few-shot\n"
+    "header, an item's context) runs once and many items share each forward.\n"
+    "Probe packs: sentences mean-pooled at each layer, a linear probe per (layer, seed), all trained\n"
+    "as one batch, test macro-F1 mean and std over the seeds. Packs: docs/formats.md; semantics:\n"
+    "docs/eval.md. Threads: OMP_NUM_THREADS (ATen) and OPENBLAS_NUM_THREADS (BLAS) override the\n"
+    "default split (docs/model.md).\n\n"
+    "options";
+
+// Parses and checks the command line; false when --help was printed.
+bool parse_eval_cli(int argc, char** argv, EvalCli& c) {
+  po::options_description opts(kEvalUsage);
   opts.add_options()
       ("help,h", "show this help")
-      ("tasks,t", po::value(&tasks)->multitoken(), "task packs (.h5), one or more")
-      ("probes,p", po::value(&probes)->multitoken(), "probe packs (.h5), zero or more")
-      ("layers", po::value(&layers_text)->default_value(layers_text),
+      ("tasks,t", po::value(&c.tasks)->multitoken(), "task packs (.h5), one or more")
+      ("probes,p", po::value(&c.probes)->multitoken(), "probe packs (.h5), zero or more")
+      ("layers", po::value(&c.layers_text)->default_value(c.layers_text),
        "probe layers: all, last, or a list such as 0,3,5 (0 = embeddings, L = final norm)")
-      ("seeds", po::value(&seeds)->default_value(seeds), "probe seeds 0..N-1 per layer (Holmes: 5)")
-      ("dtype", po::value(&dtype_text)->default_value(dtype_text), "compute dtype: float32 or bfloat16")
-      ("batch-tokens", po::value(&batch_tokens)->default_value(batch_tokens),
-       "tokens per scoring block and per probe forward batch")
-      ("max-length", po::value(&max_length)->default_value(max_length),
+      ("seeds", po::value(&c.seeds)->default_value(c.seeds), "probe seeds 0..N-1 per layer (Holmes: 5)")
+      ("dtype", po::value(&c.dtype_text)->default_value(c.dtype_text), "compute dtype: float32 or bfloat16")
+      ("batch-tokens", po::value(&c.batch_tokens)->default_value(c.batch_tokens),
+       "tokens per scoring block and per forward batch")
+      ("max-length", po::value(&c.max_length)->default_value(c.max_length),
        "truncation length (0 = the model's max_position_embeddings, as lm-eval)")
-      ("limit", po::value(&limit)->default_value(limit), "score only the first N items of each task (0 = all)")
-      ("json", po::value(&json_out), "also write the results as JSON to this file")
+      ("limit", po::value(&c.limit)->default_value(c.limit), "score only the first N items of each task (0 = all)")
+      ("json", po::value(&c.json_out), "also write the results as JSON to this file")
       ("all-metrics", "table shows acc_bytes and exact_match too (JSON always has every metric)")
+      ("per-item", "score one item per forward (the reference path; slower, same numbers up to rounding)")
+      ("probes-one-by-one", "train each (layer, seed) probe on its own (the reference path)")
       ("quiet,q", "no progress on stderr");
   po::options_description hidden;
-  hidden.add_options()("model", po::value(&model_path));
+  hidden.add_options()("model", po::value(&c.model_path));
   po::options_description all;
   all.add(opts).add(hidden);
   po::positional_options_description pos;
@@ -135,149 +146,149 @@ int run_eval(int argc, char** argv) {
   po::notify(vm);
   if (vm.count("help")) {
     std::cout << opts << "\n";
-    return kExitOk;
+    return false;
   }
-  if (model_path.empty()) throw po::error("expected MODEL (a Hugging Face model folder)");
-  if (tasks.empty() && probes.empty()) throw po::error("expected --tasks PACK... and/or --probes PACK...");
-  if (batch_tokens <= 0) fail("", "--batch-tokens", "must be positive, found " + std::to_string(batch_tokens));
-  if (limit < 0) fail("", "--limit", "must be >= 0, found " + std::to_string(limit));
-  if (max_length < 0) fail("", "--max-length", "must be >= 0, found " + std::to_string(max_length));
-  if (seeds <= 0) fail("", "--seeds", "must be positive, found " + std::to_string(seeds));
-  at::ScalarType dtype;
-  if (dtype_text == "float32") {
-    dtype = at::kFloat;
-  } else if (dtype_text == "bfloat16") {
-    dtype = at::kBFloat16;
-  } else {
-    fail("", "--dtype", "'" + dtype_text + "' is not float32 or bfloat16");
-  }
-  if (!json_out.empty()) {
+  c.all_metrics = vm.count("all-metrics") > 0;
+  c.quiet = vm.count("quiet") > 0;
+  c.per_item = vm.count("per-item") > 0;
+  c.probes_one_by_one = vm.count("probes-one-by-one") > 0;
+  if (c.model_path.empty()) throw po::error("expected MODEL (a Hugging Face model folder)");
+  if (c.tasks.empty() && c.probes.empty()) throw po::error("expected --tasks PACK... and/or --probes PACK...");
+  if (c.batch_tokens <= 0) fail("", "--batch-tokens", "must be positive, found " + std::to_string(c.batch_tokens));
+  if (c.limit < 0) fail("", "--limit", "must be >= 0, found " + std::to_string(c.limit));
+  if (c.max_length < 0) fail("", "--max-length", "must be >= 0, found " + std::to_string(c.max_length));
+  if (c.seeds <= 0) fail("", "--seeds", "must be positive, found " + std::to_string(c.seeds));
+  if (c.dtype_text == "float32") c.dtype = at::kFloat;
+  else if (c.dtype_text == "bfloat16") c.dtype = at::kBFloat16;
+  else fail("", "--dtype", "'" + c.dtype_text + "' is not float32 or bfloat16");
+  if (!c.json_out.empty()) {
     // Fail before hours of scoring, not after: the JSON's folder must exist.
-    const auto slash = json_out.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : json_out.substr(0, slash + 1);
-    if (!io::is_directory(dir)) fail(json_out, "--json", "folder '" + dir + "' does not exist");
+    const auto slash = c.json_out.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : c.json_out.substr(0, slash + 1);
+    if (!io::is_directory(dir)) fail(c.json_out, "--json", "folder '" + dir + "' does not exist");
   }
-  const bool quiet = vm.count("quiet") > 0;
-  const bool tty = ::isatty(STDERR_FILENO);
+  return true;
+}
 
-  // Packs first: a bad pack fails before the model is read.
-  std::vector<eval::TaskPack> task_packs;
-  for (const auto& t : tasks) {
-    task_packs.push_back(eval::read_task_pack(t));
-    if (limit > 0 && static_cast<std::int64_t>(task_packs.back().items.size()) > limit)
-      task_packs.back().items.resize(static_cast<std::size_t>(limit));
-  }
-  std::vector<eval::ProbePack> probe_packs;
-  for (const auto& p : probes) probe_packs.push_back(eval::read_probe_pack(p));
+nlohmann::ordered_json stderr_json(double v) {
+  return std::isnan(v) ? nlohmann::ordered_json("N/A") : nlohmann::ordered_json(v);
+}
 
-  const auto t_load = Clock::now();
-  const auto model = model::Decoder::load(model_path, dtype);
-  const int num_layers = static_cast<int>(model->config().num_hidden_layers);
-  const std::vector<int> layers = parse_layers(layers_text, num_layers);
-  for (const auto& pack : task_packs) eval::check_pack_vocab(pack, model->config().vocab_size);
-  if (!quiet) std::fprintf(stderr, "mergesweep eval: loaded %s (%s) in %.2f s\n", model_path.c_str(), dtype_text.c_str(), seconds_since(t_load));
-
-  nlohmann::ordered_json j;
-  j["model"] = model_path;
-  j["dtype"] = dtype_text;
-  j["mergesweep_version"] = std::string(kVersion) + " (" + kGitRevision + ")";
-  j["batch_tokens"] = batch_tokens;
-  j["max_length"] = max_length ? max_length : model->config().max_position_embeddings;
-  j["limit"] = limit;
-  j["results"] = nlohmann::ordered_json::object();
+// The task table (lm-eval's layout) and the JSON "results".
+void report_tasks(const EvalCli& c, const std::vector<eval::TaskPack>& packs, const eval::EvalResult& res,
+                  nlohmann::ordered_json& j) {
   std::vector<std::vector<std::string>> rows;
-  const bool all_metrics = vm.count("all-metrics") > 0;
-
-  eval::ScoreOptions so;
-  so.batch_tokens = batch_tokens;
-  so.max_length = max_length;
-  for (const auto& pack : task_packs) {
-    const auto t0 = Clock::now();
-    const auto blocks = eval::scoring_blocks(pack, so);
-    eval::TaskTally tally;
-    std::int64_t tokens = 0;
-    double last = 0;
-    for (std::size_t bi = 0; bi < blocks.size(); ++bi) {
-      const auto [b, e] = blocks[bi];
-      const auto scores = eval::score_items(*model, pack, b, e, so);
-      for (std::size_t i = b; i < e; ++i) {
-        tally.add(pack.items[i], scores[i - b]);
-        tokens += static_cast<std::int64_t>(pack.items[i].context.size());
-        for (const auto& ch : pack.items[i].choices) tokens += static_cast<std::int64_t>(ch.continuation.size());
-      }
-      const double s = seconds_since(t0);
-      if (!quiet && (bi + 1 == blocks.size() || s - last >= (tty ? 0.5 : 5.0))) {
-        last = s;
-        std::fprintf(stderr, tty ? "\r%s: %zu/%zu items, %.0f tokens/s   " : "%s: %zu/%zu items, %.0f tokens/s\n",
-                     pack.name.c_str(), e, pack.items.size(), tokens / std::max(s, 1e-9));
-      }
-    }
-    if (!quiet && tty) std::fprintf(stderr, "\n");
+  j["results"] = nlohmann::ordered_json::object();
+  for (std::size_t k = 0; k < res.tasks.size(); ++k) {
+    const eval::TaskPack& pack = packs[k];
+    const eval::TaskResult& t = res.tasks[k];
     nlohmann::ordered_json r;
     r["source_task"] = pack.source_task;
     r["version"] = pack.task_version;
     r["num_fewshot"] = pack.num_fewshot;
     r["tokenizer"] = pack.tokenizer;
     r["pack"] = pack.path;
-    r["n"] = tally.n;
+    r["n"] = t.tally.n;
     bool first = true;
-    for (const auto& m : tally.metrics()) {
+    for (const auto& m : t.tally.metrics()) {
       r[m.name] = m.value;
-      r[m.name + "_stderr"] = std::isnan(m.stderr_) ? nlohmann::ordered_json("N/A") : nlohmann::ordered_json(m.stderr_);
-      if (!all_metrics && (m.name == "acc_bytes" || m.name == "exact_match")) continue;
-      rows.push_back({first ? pack.name : "", first ? pack.task_version : "", "none",
-                      std::to_string(pack.num_fewshot), m.name, fixed(m.value), "±", fixed(m.stderr_)});
+      r[m.name + "_stderr"] = stderr_json(m.stderr_);
+      if (!c.all_metrics && (m.name == "acc_bytes" || m.name == "exact_match")) continue;
+      rows.push_back({first ? pack.name : "", first ? pack.task_version : "", "none", std::to_string(pack.num_fewshot),
+                      m.name, fixed(m.value), "±", fixed(m.stderr_)});
       first = false;
     }
-    r["seconds"] = seconds_since(t0);
-    r["tokens"] = tokens;
+    r["seconds"] = t.seconds;
+    r["tokens"] = t.tokens;
     j["results"][pack.name] = r;
   }
   if (!rows.empty())
     std::cout << table({"Tasks", "Version", "Filter", "n-shot", "Metric", "Value", "", "Stderr"},
                        {false, true, false, true, false, true, false, true}, rows);
+}
 
-  if (!probe_packs.empty()) {
-    j["probes"] = nlohmann::ordered_json::object();
-    std::vector<std::vector<std::string>> prow;
-    const eval::ProbeOptions po_;
-    for (const auto& pack : probe_packs) {
-      const auto t0 = Clock::now();
-      const at::Tensor feats = eval::pooled_features(*model, pack, layers, batch_tokens);
-      std::vector<int> used = layers;
-      if (used.empty())
-        for (int l = 0; l <= num_layers; ++l) used.push_back(l);
-      nlohmann::ordered_json pj;
-      pj["label_names"] = pack.label_names;
-      pj["n"] = pack.sentences.size();
-      pj["layers"] = nlohmann::ordered_json::object();
-      for (std::size_t li = 0; li < used.size(); ++li) {
-        std::vector<double> f1;
-        for (int s = 0; s < seeds; ++s) f1.push_back(eval::train_probe(feats[static_cast<std::int64_t>(li)], pack, s, po_));
-        double mean = 0;
-        for (double v : f1) mean += v;
-        mean /= static_cast<double>(f1.size());
-        double ss = 0;
-        for (double v : f1) ss += (v - mean) * (v - mean);
-        const double sd = f1.size() > 1 ? std::sqrt(ss / static_cast<double>(f1.size() - 1)) : std::nan("");
-        pj["layers"][std::to_string(used[li])] = {{"macro_f1_mean", mean},
-                                                   {"macro_f1_std", std::isnan(sd) ? nlohmann::json("N/A") : nlohmann::json(sd)},
-                                                   {"macro_f1", f1}};
-        prow.push_back({li == 0 ? pack.name : "", std::to_string(used[li]), "macro_f1", fixed(mean), "±", fixed(sd),
-                        std::to_string(seeds)});
-        if (!quiet)
-          std::fprintf(stderr, tty ? "\r%s: layer %d done (%zu/%zu), %.1f s   " : "%s: layer %d done (%zu/%zu), %.1f s\n",
-                       pack.name.c_str(), used[li], li + 1, used.size(), seconds_since(t0));
-      }
-      if (!quiet && tty) std::fprintf(stderr, "\n");
-      pj["seconds"] = seconds_since(t0);
-      j["probes"][pack.name] = pj;
+// The probe table and the JSON "probes".
+void report_probes(const EvalCli& c, const std::vector<eval::ProbePack>& packs, const eval::EvalResult& res,
+                   nlohmann::ordered_json& j) {
+  if (res.probes.empty()) return;
+  std::vector<std::vector<std::string>> rows;
+  j["probes"] = nlohmann::ordered_json::object();
+  for (std::size_t k = 0; k < res.probes.size(); ++k) {
+    const eval::ProbeResult& p = res.probes[k];
+    nlohmann::ordered_json pj;
+    pj["label_names"] = packs[k].label_names;
+    pj["n"] = packs[k].sentences.size();
+    pj["layers"] = nlohmann::ordered_json::object();
+    for (std::size_t li = 0; li < p.layers.size(); ++li) {
+      const eval::ProbeLayerResult& l = p.layers[li];
+      pj["layers"][std::to_string(l.layer)] = {
+          {"macro_f1_mean", l.mean}, {"macro_f1_std", stderr_json(l.std)}, {"macro_f1", l.macro_f1}};
+      rows.push_back({li == 0 ? p.name : "", std::to_string(l.layer), "macro_f1", fixed(l.mean), "±", fixed(l.std),
+                      std::to_string(c.seeds)});
     }
-    if (!rows.empty()) std::cout << "\n";
-    std::cout << table({"Probe", "Layer", "Metric", "Value", "", "Std", "Seeds"},
-                       {false, true, false, true, false, true, true}, prow);
+    pj["seconds"] = p.seconds;
+    j["probes"][p.name] = pj;
   }
-  if (!json_out.empty()) io::write_text_file(json_out, j.dump(2) + "\n");
+  if (!res.tasks.empty()) std::cout << "\n";
+  std::cout << table({"Probe", "Layer", "Metric", "Value", "", "Std", "Seeds"},
+                     {false, true, false, true, false, true, true}, rows);
+}
+
+// Progress on stderr: a rewritten line on a terminal, a line every 5 s otherwise.
+eval::EvalProgress progress_printer(bool quiet) {
+  if (quiet) return {};
+  const bool tty = ::isatty(STDERR_FILENO);
+  auto last = std::make_shared<double>(-1e9);
+  return [tty, last](const eval::TaskResult& t, std::size_t done, std::size_t items) {
+    const bool end = done == items;
+    if (!end && t.seconds - *last < (tty ? 0.5 : 5.0)) return;
+    *last = end ? -1e9 : t.seconds;
+    std::fprintf(stderr, tty ? "\r%s: %zu/%zu items, %.0f tokens/s   %s" : "%s: %zu/%zu items, %.0f tokens/s\n%s",
+                 t.name.c_str(), done, items, static_cast<double>(t.tokens) / std::max(t.seconds, 1e-9),
+                 tty && end ? "\n" : "");
+  };
+}
+
+}  // namespace
+
+int run_eval(int argc, char** argv) {
+  EvalCli c;
+  if (!parse_eval_cli(argc, argv, c)) return kExitOk;
+  // Packs first: a bad pack fails before the model is read.
+  std::vector<eval::TaskPack> task_packs;
+  for (const auto& t : c.tasks) {
+    task_packs.push_back(eval::read_task_pack(t));
+    if (c.limit > 0 && static_cast<std::int64_t>(task_packs.back().items.size()) > c.limit)
+      task_packs.back().items.resize(static_cast<std::size_t>(c.limit));
+  }
+  std::vector<eval::ProbePack> probe_packs;
+  for (const auto& p : c.probes) probe_packs.push_back(eval::read_probe_pack(p));
+
+  const auto t_load = Clock::now();
+  const auto model = model::Decoder::load(c.model_path, c.dtype);
+  eval::EvalOptions eo;
+  eo.layers = parse_layers(c.layers_text, static_cast<int>(model->config().num_hidden_layers));
+  eo.probe_seeds = c.seeds;
+  eo.score.batch_tokens = c.batch_tokens;
+  eo.score.max_length = c.max_length;
+  eo.score.packed = !c.per_item;
+  eo.batched_probes = !c.probes_one_by_one;
+  for (const auto& pack : task_packs) eval::check_pack_vocab(pack, model->config().vocab_size);
+  if (!c.quiet)
+    std::fprintf(stderr, "mergesweep eval: loaded %s (%s) in %.2f s\n", c.model_path.c_str(), c.dtype_text.c_str(),
+                 seconds_since(t_load));
+
+  const eval::EvalResult res = eval::evaluate(*model, task_packs, probe_packs, eo, {}, progress_printer(c.quiet));
+  nlohmann::ordered_json j;
+  j["model"] = c.model_path;
+  j["dtype"] = c.dtype_text;
+  j["mergesweep_version"] = std::string(kVersion) + " (" + kGitRevision + ")";
+  j["batch_tokens"] = c.batch_tokens;
+  j["max_length"] = c.max_length ? c.max_length : model->config().max_position_embeddings;
+  j["limit"] = c.limit;
+  report_tasks(c, task_packs, res, j);
+  report_probes(c, probe_packs, res, j);
+  if (!c.json_out.empty()) io::write_text_file(c.json_out, j.dump(2) + "\n");
   return kExitOk;
 }
 

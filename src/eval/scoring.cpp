@@ -1,15 +1,18 @@
-// Multiple-choice scoring with lm-eval's semantics, computed per item with a shared context:
+// Multiple-choice scoring with lm-eval's semantics:
 //   lm-eval input for one choice: (ctx + cont)[-(max_length+1):][:-1]; score = sum over the
 //   continuation positions of log_softmax(logits)[token]; is_greedy = every token is the argmax.
-// Here the context (minus its last token) runs once into a KV cache; then every choice's
-// [last context token, cont[:-1]] runs as one batch against the cache repeated per choice. The
-// positions and tokens are the same as lm-eval's, so the scores are too (up to float rounding).
+// Two paths compute it. The default packs a block's sequences into prefix trees
+// (scoring_packed.cpp). The per-item reference path (ScoreOptions::packed = false, here) runs the
+// context (minus its last token) once into a KV cache, then every choice's [last context token,
+// cont[:-1]] as one batch against the cache repeated per choice. Both see lm-eval's positions and
+// tokens, so the scores are lm-eval's (up to float rounding).
 // A choice whose whole sequence is longer than max_length + 1 has its context truncated from the
 // left, so it no longer shares the prefix: it runs alone on exactly lm-eval's truncated input.
 // Log-probabilities are gathered only where needed: logits of the scored positions only, then
 // logit[token] - logsumexp(logits) per position (never a [B, T, V] log_softmax).
-// Every forward depends only on one item (and the options), so results are bitwise the same
-// whatever blocks are scored together, in which order and on which rank.
+// Per item, every forward depends only on that item, so its results are bitwise the same however
+// items are grouped; packed, they depend on the range scored together, which callers fix
+// (scoring_blocks) so that results never depend on the rank count.
 #include "mergesweep/eval/scoring.hpp"
 
 #include <ATen/ATen.h>
@@ -20,13 +23,16 @@
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/model/decoder.hpp"
+#include "scoring_detail.hpp"
 
 namespace ms::eval {
-namespace {
+namespace detail {
 
+namespace {
 // Scored positions per lm_head call: bounds the [P, vocab] logits (a fixed constant, not an
 // option, so results never depend on it changing).
 constexpr std::int64_t kLogitRows = 512;
+}  // namespace
 
 std::int64_t effective_max_length(const model::Decoder& model, const ScoreOptions& opts, const std::string& path) {
   const std::int64_t model_max = model.config().max_position_embeddings;
@@ -66,11 +72,6 @@ std::pair<at::Tensor, at::Tensor> gather_logprobs(const model::Decoder& model, c
   return {at::cat(lp).cpu().contiguous(), at::cat(gr).cpu().contiguous()};
 }
 
-struct Sink {
-  ItemScore* score;
-  std::size_t choice;
-};
-
 // Adds per-token log-probs (float32, summed in double in token order) to each choice's score.
 void accumulate(const at::Tensor& lp, const at::Tensor& greedy, const std::vector<Sink>& sinks,
                 const std::vector<std::int64_t>& lengths) {
@@ -107,7 +108,15 @@ void score_alone(const model::Decoder& model, const TaskItem& item, std::size_t 
   accumulate(lp, gr, {{&out, c}}, {k});
 }
 
-}  // namespace
+}  // namespace detail
+
+using detail::accumulate;
+using detail::effective_max_length;
+using detail::gather_logprobs;
+using detail::ids_tensor;
+using detail::score_alone;
+using detail::score_packed;
+using detail::Sink;
 
 std::vector<std::pair<std::size_t, std::size_t>> scoring_blocks(const TaskPack& pack, const ScoreOptions& opts) {
   // Consecutive items, each block up to batch_tokens tokens (context + all continuations), at
@@ -137,6 +146,83 @@ void check_pack_vocab(const TaskPack& pack, std::int64_t vocab) {
              std::to_string(vocab) + " embeddings (a pack made for another tokenizer?)");
 }
 
+namespace {
+
+void check_continuation_fits(const TaskPack& pack, std::size_t i, std::int64_t max_len) {
+  const TaskItem& item = pack.items[i];
+  for (std::size_t c = 0; c < item.choices.size(); ++c) {
+    const std::int64_t k = static_cast<std::int64_t>(item.choices[c].continuation.size());
+    if (k > max_len)
+      fail(pack.path, "continuation_tokens",
+           "item " + std::to_string(i) + " choice " + std::to_string(c) + ": " + std::to_string(k) +
+               " continuation tokens do not fit the maximum length " + std::to_string(max_len));
+  }
+}
+
+// The per-item path: the context (minus its last token) once into a KV cache, then the choices
+// that fit in sub-batches of at most `budget` padded tokens against the cache.
+void score_item_cached(const model::Decoder& model, const TaskItem& item, std::int64_t max_len, std::int64_t budget,
+                       const at::Device& device, ItemScore& score) {
+  const std::int64_t lc = static_cast<std::int64_t>(item.context.size());
+  std::vector<std::size_t> shared;
+  for (std::size_t c = 0; c < item.choices.size(); ++c) {
+    if (lc + static_cast<std::int64_t>(item.choices[c].continuation.size()) <= max_len + 1) shared.push_back(c);
+    else score_alone(model, item, c, max_len, device, score);
+  }
+  if (shared.empty()) return;
+  model::KvCache cache;
+  if (lc > 1) {
+    std::vector<std::int64_t> pre(item.context.begin(), item.context.end() - 1);
+    model::ForwardOptions fo;
+    fo.cache = &cache;
+    model.forward(ids_tensor({pre}, lc - 1).to(device), fo);
+  }
+  std::size_t s = 0;
+  while (s < shared.size()) {
+    std::size_t e = s;
+    std::int64_t width = 0;
+    while (e < shared.size()) {
+      const std::int64_t k = static_cast<std::int64_t>(item.choices[shared[e]].continuation.size());
+      const std::int64_t w = std::max(width, k);
+      if (e > s && w * static_cast<std::int64_t>(e + 1 - s) > budget) break;
+      width = w;
+      ++e;
+    }
+    // Rows: [last context token, cont[:-1]], right-padded with the last context token (padding
+    // sits after every scored position, so causal attention never lets it be seen).
+    std::vector<std::vector<std::int64_t>> rows;
+    std::vector<std::int64_t> index, targets, lengths;
+    std::vector<Sink> sinks;
+    for (std::size_t r = s; r < e; ++r) {
+      const auto& cont = item.choices[shared[r]].continuation;
+      std::vector<std::int64_t> row{item.context.back()};
+      row.insert(row.end(), cont.begin(), cont.end() - 1);
+      const std::int64_t k = static_cast<std::int64_t>(cont.size());
+      for (std::int64_t t = 0; t < k; ++t) index.push_back(static_cast<std::int64_t>(r - s) * width + t);
+      targets.insert(targets.end(), cont.begin(), cont.end());
+      lengths.push_back(k);
+      sinks.push_back({&score, shared[r]});
+      row.resize(static_cast<std::size_t>(width), item.context.back());
+      rows.push_back(std::move(row));
+    }
+    const std::int64_t n = static_cast<std::int64_t>(rows.size());
+    model::KvCache expanded;
+    model::ForwardOptions fo;
+    if (lc > 1) {
+      expanded = cache.expand(n);
+      fo.cache = &expanded;
+    }
+    at::Tensor hidden = model.forward(ids_tensor(rows, width).to(device), fo);  // [n, width, H]
+    at::Tensor flat = hidden.reshape({n * width, hidden.size(2)});
+    at::Tensor idx = at::from_blob(index.data(), {static_cast<std::int64_t>(index.size())}, at::kLong).to(flat.device());
+    auto [lp, gr] = gather_logprobs(model, flat.index_select(0, idx), targets);
+    accumulate(lp, gr, sinks, lengths);
+    s = e;
+  }
+}
+
+}  // namespace
+
 std::vector<ItemScore> score_items(const model::Decoder& model, const TaskPack& pack, std::size_t begin,
                                    std::size_t end, const ScoreOptions& opts) {
   if (begin > end || end > pack.items.size())
@@ -144,88 +230,20 @@ std::vector<ItemScore> score_items(const model::Decoder& model, const TaskPack& 
                             std::to_string(pack.items.size()) + " items");
   check_pack_vocab(pack, model.config().vocab_size);
   const std::int64_t max_len = effective_max_length(model, opts, pack.path);
-  const std::int64_t budget = std::max<std::int64_t>(1, opts.batch_tokens);
   at::NoGradGuard no_grad;
-  const auto params = model.named_parameters();
-  const at::Device device = params.empty() ? at::Device(at::kCPU) : params.front().second.device();
-
   std::vector<ItemScore> out(end - begin);
   for (std::size_t i = begin; i < end; ++i) {
-    const TaskItem& item = pack.items[i];
-    ItemScore& score = out[i - begin];
-    score.loglik.assign(item.choices.size(), 0.0);
-    score.greedy.assign(item.choices.size(), 0);
-    const std::int64_t lc = static_cast<std::int64_t>(item.context.size());
-
-    std::vector<std::size_t> shared;
-    for (std::size_t c = 0; c < item.choices.size(); ++c) {
-      const std::int64_t k = static_cast<std::int64_t>(item.choices[c].continuation.size());
-      if (k > max_len)
-        fail(pack.path, "continuation_tokens",
-             "item " + std::to_string(i) + " choice " + std::to_string(c) + ": " + std::to_string(k) +
-                 " continuation tokens do not fit the maximum length " + std::to_string(max_len));
-      if (lc + k <= max_len + 1) {
-        shared.push_back(c);
-      } else {
-        score_alone(model, item, c, max_len, device, score);
-      }
-    }
-    if (shared.empty()) continue;
-
-    // The context without its last token, once.
-    model::KvCache cache;
-    if (lc > 1) {
-      std::vector<std::int64_t> pre(item.context.begin(), item.context.end() - 1);
-      model::ForwardOptions fo;
-      fo.cache = &cache;
-      model.forward(ids_tensor({pre}, lc - 1).to(device), fo);
-    }
-    // Choices in sub-batches of at most `budget` padded tokens (at least one choice each).
-    std::size_t s = 0;
-    while (s < shared.size()) {
-      std::size_t e = s;
-      std::int64_t width = 0;
-      while (e < shared.size()) {
-        const std::int64_t k = static_cast<std::int64_t>(item.choices[shared[e]].continuation.size());
-        const std::int64_t w = std::max(width, k);
-        if (e > s && w * static_cast<std::int64_t>(e + 1 - s) > budget) break;
-        width = w;
-        ++e;
-      }
-      // Rows: [last context token, cont[:-1]], right-padded with the last context token (padding
-      // sits after every scored position, so causal attention never lets it be seen).
-      std::vector<std::vector<std::int64_t>> rows;
-      std::vector<std::int64_t> index, targets, lengths;
-      std::vector<Sink> sinks;
-      for (std::size_t r = s; r < e; ++r) {
-        const auto& cont = item.choices[shared[r]].continuation;
-        std::vector<std::int64_t> row{item.context.back()};
-        row.insert(row.end(), cont.begin(), cont.end() - 1);
-        const std::int64_t k = static_cast<std::int64_t>(cont.size());
-        for (std::int64_t t = 0; t < k; ++t) index.push_back(static_cast<std::int64_t>(r - s) * width + t);
-        targets.insert(targets.end(), cont.begin(), cont.end());
-        lengths.push_back(k);
-        sinks.push_back({&score, shared[r]});
-        row.resize(width, item.context.back());
-        rows.push_back(std::move(row));
-      }
-      const std::int64_t n = static_cast<std::int64_t>(rows.size());
-      model::KvCache expanded;
-      model::ForwardOptions fo;
-      if (lc > 1) {
-        expanded = cache.expand(n);
-        fo.cache = &expanded;
-      }
-      at::Tensor ids = ids_tensor(rows, width).to(device);
-      at::Tensor hidden = model.forward(ids, fo);                            // [n, width, H]
-      at::Tensor flat = hidden.reshape({n * width, hidden.size(2)});
-      at::Tensor idx = at::from_blob(index.data(), {static_cast<std::int64_t>(index.size())}, at::kLong)
-                           .to(flat.device());
-      auto [lp, gr] = gather_logprobs(model, flat.index_select(0, idx), targets);
-      accumulate(lp, gr, sinks, lengths);
-      s = e;
-    }
+    check_continuation_fits(pack, i, max_len);
+    out[i - begin].loglik.assign(pack.items[i].choices.size(), 0.0);
+    out[i - begin].greedy.assign(pack.items[i].choices.size(), 0);
   }
+  if (opts.packed) {
+    score_packed(model, pack, begin, end, max_len, opts, out);
+    return out;
+  }
+  const std::int64_t budget = std::max<std::int64_t>(1, opts.batch_tokens);
+  for (std::size_t i = begin; i < end; ++i)
+    score_item_cached(model, pack.items[i], max_len, budget, model.device(), out[i - begin]);
   return out;
 }
 

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <tuple>
+
 #include "arch.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/io/hf_model.hpp"
@@ -76,7 +78,8 @@ struct Decoder::Impl {
     return t;
   }
 
-  void check_ids(const at::Tensor& ids, std::int64_t past) const;
+  void check_ids(const at::Tensor& ids, std::int64_t past, const ForwardOptions& opts) const;
+  void check_packed(const at::Tensor& ids, std::int64_t past, const ForwardOptions& opts) const;
   at::Tensor layer_forward(const Layer& L, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                            const at::Tensor& mask, bool plain_causal, at::Tensor* k_cache, at::Tensor* v_cache) const;
 };
@@ -87,6 +90,8 @@ Decoder::~Decoder() = default;
 const io::ModelConfig& Decoder::config() const { return impl_->config; }
 at::ScalarType Decoder::dtype() const { return impl_->dtype; }
 std::vector<std::pair<std::string, at::Tensor>> Decoder::named_parameters() const { return impl_->named; }
+at::Device Decoder::device() const { return impl_->embed.device(); }
+std::int64_t Decoder::sliding_window() const { return impl_->arch.sliding_window; }
 
 std::unique_ptr<Decoder> Decoder::create(const io::ModelConfig& config, const TensorGetter& get, at::ScalarType dtype,
                                          const std::string& source) {
@@ -152,7 +157,7 @@ std::unique_ptr<Decoder> Decoder::load(const std::string& folder, at::ScalarType
 
 // -------------------------------------------------------------------------------------- forward
 
-void Decoder::Impl::check_ids(const at::Tensor& ids, std::int64_t past) const {
+void Decoder::Impl::check_ids(const at::Tensor& ids, std::int64_t past, const ForwardOptions& opts) const {
   if (ids.dim() != 2 || ids.scalar_type() != at::kLong) {
     fail(source, "input_ids", "must be an int64 tensor [batch, length], got " + std::string(c10::toString(ids.scalar_type())) +
                                   " " + shape_text(ids.sizes()));
@@ -166,6 +171,7 @@ void Decoder::Impl::check_ids(const at::Tensor& ids, std::int64_t past) const {
                                   std::to_string(config.vocab_size) + ") for vocab_size " +
                                   std::to_string(config.vocab_size));
   }
+  if (opts.positions.defined() || opts.visible.defined()) return check_packed(ids, past, opts);
   const std::int64_t total = past + ids.size(1);
   if (config.max_position_embeddings > 0 && total > config.max_position_embeddings) {
     fail(source, "input_ids", "sequence of " + std::to_string(total) + " positions (" + std::to_string(past) +
@@ -173,6 +179,20 @@ void Decoder::Impl::check_ids(const at::Tensor& ids, std::int64_t past) const {
                                   " new) exceeds max_position_embeddings " +
                                   std::to_string(config.max_position_embeddings));
   }
+}
+
+void Decoder::Impl::check_packed(const at::Tensor& ids, std::int64_t past, const ForwardOptions& opts) const {
+  const std::int64_t B = ids.size(0), T = ids.size(1);
+  if (!opts.positions.defined() || !opts.visible.defined())
+    fail(source, "positions", "packed inputs need both positions [B, T] and visible [B, T, S]");
+  if (opts.positions.sizes() != at::IntArrayRef({B, T}) || opts.positions.scalar_type() != at::kLong)
+    fail(source, "positions", "must be int64 " + shape_text({B, T}) + ", got " + shape_text(opts.positions.sizes()));
+  if (opts.visible.sizes() != at::IntArrayRef({B, T, past + T}) || opts.visible.scalar_type() != at::kBool)
+    fail(source, "visible", "must be bool " + shape_text({B, T, past + T}) + ", got " + shape_text(opts.visible.sizes()));
+  const std::int64_t lo = opts.positions.min().item<std::int64_t>(), hi = opts.positions.max().item<std::int64_t>();
+  if (lo < 0 || (config.max_position_embeddings > 0 && hi >= config.max_position_embeddings))
+    fail(source, "positions", "position " + std::to_string(lo < 0 ? lo : hi) + " is outside [0, " +
+                                  std::to_string(config.max_position_embeddings) + ") (max_position_embeddings)");
 }
 
 // x: [B, T, C] -> [B, T, C]. Pre-norm attention block then pre-norm SwiGLU block, each residual.
@@ -217,7 +237,7 @@ at::Tensor Decoder::forward(const at::Tensor& ids_in, const ForwardOptions& opts
                                    std::to_string(n_layers));
   }
   const std::int64_t past = cache ? cache->length() : 0;
-  m.check_ids(ids_in, past);
+  m.check_ids(ids_in, past, opts);
   const at::Tensor ids = ids_in.to(m.embed.device());
   const std::int64_t B = ids.size(0), T = ids.size(1);
   if (cache && past > 0 && cache->k[0].size(0) != B) {
@@ -229,10 +249,17 @@ at::Tensor Decoder::forward(const at::Tensor& ids_in, const ForwardOptions& opts
     cache->v.resize(n_layers);
   }
 
-  // Shared by every layer: RoPE rows for positions past..past+T-1 and one mask for this shape.
-  const auto [cos, sin] = m.rope->get(past, T, m.dtype);
-  const at::Tensor mask = detail::causal_mask(past, T, m.arch.sliding_window, m.dtype, m.embed.device());
-  const bool plain_causal = past == 0 && (m.arch.sliding_window <= 0 || T <= m.arch.sliding_window);
+  // Shared by every layer: RoPE rows for the new positions and one mask for this shape.
+  at::Tensor cos, sin, mask;
+  bool plain_causal = false;
+  if (opts.positions.defined()) {
+    std::tie(cos, sin) = m.rope->gather(opts.positions.to(m.embed.device()), m.dtype);  // [B, 1, T, D]
+    mask = detail::additive_mask(opts.visible.to(m.embed.device()), m.dtype);          // [B, 1, T, S]
+  } else {
+    std::tie(cos, sin) = m.rope->get(past, T, m.dtype);
+    mask = detail::causal_mask(past, T, m.arch.sliding_window, m.dtype, m.embed.device());
+    plain_causal = past == 0 && (m.arch.sliding_window <= 0 || T <= m.arch.sliding_window);
+  }
 
   at::Tensor x = at::embedding(m.embed, ids);  // [B, T, C]
   if (opts.hidden) {

@@ -42,29 +42,38 @@ at::Tensor rope_inv_freq(const RopeSpec& rope, std::int64_t head_dim) {
 RopeTables::RopeTables(at::Tensor inv_freq, std::int64_t max_positions)
     : inv_freq_(std::move(inv_freq)), max_positions_(max_positions) {}
 
-std::pair<at::Tensor, at::Tensor> RopeTables::get(std::int64_t start, std::int64_t count, at::ScalarType dtype) const {
-  const std::int64_t need = start + count;
-  std::shared_ptr<const Table> t;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!table_ || table_->n < need) {
-      // Grow to the next power of two (at most max_positions when known), so a sweep of growing
-      // lengths rebuilds the table a few times, not once per length.
-      std::int64_t n = 64;
-      while (n < need) n *= 2;
-      if (max_positions_ > 0 && n > max_positions_) n = std::max(need, max_positions_);
-      auto fresh = std::make_shared<Table>();
-      const at::Tensor pos = at::arange(n, inv_freq_.options().dtype(at::kLong)).to(at::kFloat);
-      const at::Tensor freqs = at::outer(pos, inv_freq_);  // [n, D/2]: one product each, as transformers
-      const at::Tensor emb = at::cat({freqs, freqs}, -1);  // [n, D]
-      fresh->cos = emb.cos();
-      fresh->sin = emb.sin();
-      fresh->n = n;
-      table_ = std::move(fresh);
-    }
-    t = table_;
+std::shared_ptr<const RopeTables::Table> RopeTables::at_least(std::int64_t need) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!table_ || table_->n < need) {
+    // Grow to the next power of two (at most max_positions when known), so a sweep of growing
+    // lengths rebuilds the table a few times, not once per length.
+    std::int64_t n = 64;
+    while (n < need) n *= 2;
+    if (max_positions_ > 0 && n > max_positions_) n = std::max(need, max_positions_);
+    auto fresh = std::make_shared<Table>();
+    const at::Tensor pos = at::arange(n, inv_freq_.options().dtype(at::kLong)).to(at::kFloat);
+    const at::Tensor freqs = at::outer(pos, inv_freq_);  // [n, D/2]: one product each, as transformers
+    const at::Tensor emb = at::cat({freqs, freqs}, -1);  // [n, D]
+    fresh->cos = emb.cos();
+    fresh->sin = emb.sin();
+    fresh->n = n;
+    table_ = std::move(fresh);
   }
+  return table_;
+}
+
+std::pair<at::Tensor, at::Tensor> RopeTables::get(std::int64_t start, std::int64_t count, at::ScalarType dtype) const {
+  const auto t = at_least(start + count);
   return {t->cos.narrow(0, start, count).to(dtype), t->sin.narrow(0, start, count).to(dtype)};
+}
+
+std::pair<at::Tensor, at::Tensor> RopeTables::gather(const at::Tensor& positions, at::ScalarType dtype) const {
+  const std::int64_t B = positions.size(0), T = positions.size(1);
+  const auto t = at_least(positions.max().item<std::int64_t>() + 1);
+  const at::Tensor flat = positions.reshape({-1});
+  const std::int64_t D = t->cos.size(1);
+  return {t->cos.index_select(0, flat).view({B, 1, T, D}).to(dtype),
+          t->sin.index_select(0, flat).view({B, 1, T, D}).to(dtype)};
 }
 
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
@@ -83,6 +92,12 @@ at::Tensor causal_mask(std::int64_t past, std::int64_t T, std::int64_t sliding_w
   at::Tensor hidden = k_pos > q_pos;
   if (sliding_window > 0) hidden = hidden.logical_or(q_pos - k_pos >= sliding_window);
   return at::zeros({T, S}, opts.dtype(dtype)).masked_fill(hidden, -std::numeric_limits<double>::infinity());
+}
+
+at::Tensor additive_mask(const at::Tensor& visible, at::ScalarType dtype) {
+  return at::zeros(visible.sizes(), visible.options().dtype(dtype))
+      .masked_fill(visible.logical_not(), -std::numeric_limits<double>::infinity())
+      .unsqueeze(1);
 }
 
 at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
@@ -106,7 +121,11 @@ at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& k, const at:
   // query heads of one kv head into the row dimension and multiply against K/V once.
   const at::Tensor qg = q.reshape({B, KV, G * T, D});
   at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(D)));
-  if (mask.defined()) scores = (scores.view({B, KV, G, T, S}) + mask).view({B, KV, G * T, S});
+  if (mask.defined()) {
+    // [T, S] broadcasts as is; a per-row [B, 1, T, S] mask gains the group axis.
+    const at::Tensor m = mask.dim() == 4 ? mask.unsqueeze(2) : mask;
+    scores = (scores.view({B, KV, G, T, S}) + m).view({B, KV, G * T, S});
+  }
   // Softmax in float32 (bf16 exp sums drift), as transformers' eager attention does.
   const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
   const at::Tensor out = at::matmul(probs, v);  // [B, KV, G·T, D]

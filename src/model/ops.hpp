@@ -27,6 +27,9 @@ class RopeTables {
   RopeTables(at::Tensor inv_freq, std::int64_t max_positions);
   // Rows [start, start + count) of cos and sin, cast to `dtype`: [count, D].
   std::pair<at::Tensor, at::Tensor> get(std::int64_t start, std::int64_t count, at::ScalarType dtype) const;
+  // Rows at arbitrary positions [B, T] (int64, on the tables' device): cos and sin [B, 1, T, D],
+  // broadcasting over the heads of [B, heads, T, D].
+  std::pair<at::Tensor, at::Tensor> gather(const at::Tensor& positions, at::ScalarType dtype) const;
 
  private:
   struct Table { at::Tensor cos, sin; std::int64_t n = 0; };
@@ -34,6 +37,7 @@ class RopeTables {
   std::int64_t max_positions_;
   mutable std::mutex mutex_;
   mutable std::shared_ptr<const Table> table_;
+  std::shared_ptr<const Table> at_least(std::int64_t need) const;
 };
 
 // x: [B, heads, T, D]; cos, sin: [T, D] in x's dtype. x·cos + rotate_half(x)·sin.
@@ -44,8 +48,11 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 at::Tensor causal_mask(std::int64_t past, std::int64_t T, std::int64_t sliding_window, at::ScalarType dtype,
                        const at::Device& device);
 
+// Additive mask [B, 1, T, S] (0 where visible, -inf elsewhere) from a bool visibility [B, T, S].
+at::Tensor additive_mask(const at::Tensor& visible, at::ScalarType dtype);
+
 // Scaled dot-product attention with grouped queries, without repeating K/V:
-// q: [B, H, T, D], k, v: [B, KV, S, D], mask: [T, S] or undefined. Returns [B, T, H·D].
+// q: [B, H, T, D], k, v: [B, KV, S, D], mask: [T, S], [B, 1, T, S] or undefined. Returns [B, T, H·D].
 // `plain_causal`: the mask is the square causal one (S == T, no window), which fused kernels
 // (torch >= 2.5) can apply without it.
 at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,

@@ -21,6 +21,7 @@
 #include "mergesweep/dist/mpi_comm.hpp"
 #include "mergesweep/dist/nccl_comm.hpp"
 #include "mergesweep/dist/signals.hpp"
+#include "mergesweep/model/compute_threads.hpp"
 #include "mergesweep/sweep/coordinator.hpp"
 #include "mergesweep/sweep/failure.hpp"
 #include "mergesweep/sweep/planner.hpp"
@@ -32,13 +33,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// ATen (OpenMP) and OpenBLAS (its own pthread pool) threads per rank. Results of BLAS and LAPACK
-// calls may depend on the thread count, so it is fixed by the spec, not by the rank count.
-void set_threads(int n) {
-  at::set_num_threads(n);
-  using SetFn = void (*)(int);
-  if (auto* f = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(n);
-}
+// ATen and BLAS threads per rank (model/compute_threads.hpp). Results of BLAS and LAPACK calls
+// may depend on the thread count, so it is fixed by the spec, not by the rank count.
+void set_threads(int n) { model::apply_thread_split({n, n}); }
 
 std::vector<std::string> model_files(const std::string& dir) {
   std::vector<std::string> out;

@@ -12,9 +12,9 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/sha256.hpp"
 #include "mergesweep/dist/comm.hpp"
+#include "mergesweep/dist/progress.hpp"
 #include "mergesweep/dist/signals.hpp"
-#include "mergesweep/eval/probes.hpp"
-#include "mergesweep/eval/scoring.hpp"
+#include "mergesweep/eval/evaluate.hpp"
 #include "mergesweep/eval/task_pack.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/model_stats.hpp"
@@ -109,8 +109,27 @@ struct Worker::Impl {
   std::vector<eval::TaskPack> tasks;
   std::vector<eval::ProbePack> probes;
   std::vector<archive::TaskRecord> records;
-  eval::ScoreOptions score_opts;
+  eval::EvalOptions eval_opts;
   at::ScalarType dtype = at::kFloat;
+
+  // The group's share of one evaluation: sums over the group (each after the group's success
+  // agreement: failure.hpp), stop on a drop request. The stop check runs between scoring rounds
+  // on every rank, so it also reports progress to the silence detector.
+  eval::EvalShare share() {
+    eval::EvalShare s;
+    s.rank = comm.rank();
+    s.size = comm.size();
+    s.sum_int = [this](std::int64_t* d, std::size_t n) {
+      agree_reached(comm, "eval");
+      comm.allreduce_sum(d, n);
+    };
+    s.sum_double = [this](double* d, std::size_t n) {
+      agree_reached(comm, "eval");
+      comm.allreduce_sum(d, n);
+    };
+    s.stop = [] { return dist::poll_drop_between_blocks(); };
+    return s;
+  }
 
   bool group_drop() {
     std::int64_t f = dist::drop_requested() ? 1 : 0;
@@ -163,8 +182,10 @@ Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl
     for (std::size_t j = 0; j < i; ++j) w.gram[i][j] = w.gram[j][i];
 
   w.dtype = spec.eval.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
-  w.score_opts.batch_tokens = spec.eval.batch_tokens;
-  w.score_opts.max_length = spec.eval.max_length;
+  w.eval_opts.score.batch_tokens = spec.eval.batch_tokens;
+  w.eval_opts.score.max_length = spec.eval.max_length;
+  w.eval_opts.layers = spec.eval.layers;
+  w.eval_opts.probe_seeds = spec.eval.probe_seeds;
   for (const auto& p : spec.eval.tasks) {
     eval::TaskPack pack = eval::read_task_pack(p);
     if (pack.vocab_size > w.config.vocab_size)
@@ -324,80 +345,32 @@ archive::ConfigResult Worker::run_agreed(const PlannedConfig& c, bool* dropped) 
     for (std::size_t t = 0; t < w.names.size(); ++t) full[w.names[t]] = full[w.names[t]].view(w.shapes[t]);
   }
 
-  // 4. Evaluation: fixed scoring blocks dealt round-robin over the group, integer tallies summed.
-  const auto t1 = Clock::now();
-  std::unique_ptr<model::Decoder> model;
-  std::vector<std::int64_t> tallies(w.tasks.size() * 5, 0);
+  // 4. Evaluation and probes, shared by the group (eval::evaluate deals the fixed blocks). Its
+  // sums between rounds check the group's agreement first (share()), so a rank failing mid-way
+  // meets its peers there.
+  eval::EvalResult ev;
   agreed(w.comm, "eval", [&] {
     inject_test_failure("eval", c.id, world_rank);
-    model = model::Decoder::create(
+    auto model = model::Decoder::create(
         w.config,
         [&](const std::string& n) {
           auto it = full.find(n);
           return it == full.end() ? at::Tensor() : it->second;
         },
         w.dtype, w.spec.base);
-    for (std::size_t k = 0; k < w.tasks.size(); ++k) {
-      const auto& pack = w.tasks[k];
-      eval::TaskTally tally;
-      const auto blocks = eval::scoring_blocks(pack, w.score_opts);
-      for (std::size_t b = 0; b < blocks.size(); ++b) {
-        if (static_cast<int>(b % static_cast<std::size_t>(w.comm.size())) != w.comm.rank()) continue;
-        const auto scores = eval::score_items(*model, pack, blocks[b].first, blocks[b].second, w.score_opts);
-        for (std::size_t i = 0; i < scores.size(); ++i) tally.add(pack.items[blocks[b].first + i], scores[i]);
-        if (dist::drop_requested() && w.comm.size() == 1) break;
-      }
-      std::int64_t* t = &tallies[k * 5];
-      t[0] = tally.n, t[1] = tally.acc, t[2] = tally.acc_norm, t[3] = tally.acc_bytes, t[4] = tally.exact_match;
-    }
+    ev = eval::evaluate(*model, w.tasks, w.probes, w.eval_opts, w.share());
   });
-  w.comm.allreduce_sum(tallies.data(), tallies.size());
-  if (w.group_drop()) {
+  if (ev.stopped) {
     *dropped = true;
     return {};
   }
-  for (std::size_t k = 0; k < w.tasks.size(); ++k) {
-    eval::TaskTally tally;
-    const std::int64_t* t = &tallies[k * 5];
-    tally.n = t[0], tally.acc = t[1], tally.acc_norm = t[2], tally.acc_bytes = t[3], tally.exact_match = t[4];
-    for (const auto& m : tally.metrics())
-      r.results.push_back({c.id, w.tasks[k].name, m.name, m.value, m.stderr_, tally.n});
-  }
-  r.timing.eval_s = since(t1);
-
-  // 5. Probes: features once per pack (all layers, one forward), (layer, seed) probes dealt out.
-  const auto t2 = Clock::now();
-  const int seeds = w.spec.eval.probe_seeds;
-  std::vector<int> layers = w.spec.eval.layers;
-  if (layers.empty())
-    for (int l = 0; l <= w.config.num_hidden_layers; ++l) layers.push_back(l);
-  eval::ProbeOptions popts;
-  for (const auto& pack : w.probes) {
-    std::vector<double> f1(layers.size() * static_cast<std::size_t>(seeds), 0.0);
-    agreed(w.comm, "probe", [&] {
-      const at::Tensor feats = eval::pooled_features(*model, pack, layers, w.spec.eval.batch_tokens);
-      for (std::size_t j = 0; j < f1.size(); ++j) {
-        if (static_cast<int>(j % static_cast<std::size_t>(w.comm.size())) != w.comm.rank()) continue;
-        at::AutoGradMode grad(true);  // probe training needs autograd; the forward above did not
-        f1[j] = eval::train_probe(feats[static_cast<std::int64_t>(j / seeds)], pack,
-                                  static_cast<std::int32_t>(j % seeds), popts);
-      }
-    });
-    w.comm.allreduce_sum(f1.data(), f1.size());  // one nonzero per slot: exact
-    for (std::size_t li = 0; li < layers.size(); ++li) {
-      double mean = 0, var = 0;
-      for (int s = 0; s < seeds; ++s) mean += f1[li * seeds + s];
-      mean /= seeds;
-      for (int s = 0; s < seeds; ++s) var += (f1[li * seeds + s] - mean) * (f1[li * seeds + s] - mean);
-      const double sd = seeds > 1 ? std::sqrt(var / (seeds - 1)) : 0.0;
-      r.probes.push_back({c.id, pack.name, layers[li], mean, sd, seeds});
-    }
-    if (w.group_drop()) {
-      *dropped = true;
-      return {};
-    }
-  }
-  r.timing.probe_s = since(t2);
+  for (const auto& t : ev.tasks)
+    for (const auto& m : t.tally.metrics()) r.results.push_back({c.id, t.name, m.name, m.value, m.stderr_, t.tally.n});
+  for (const auto& p : ev.probes)
+    for (const auto& l : p.layers)
+      r.probes.push_back({c.id, p.name, l.layer, l.mean, l.std, w.spec.eval.probe_seeds});
+  r.timing.eval_s = ev.eval_seconds;
+  r.timing.probe_s = ev.probe_seconds;
   r.timing.total_s = since(t0);
   return r;
 }

@@ -14,14 +14,19 @@
 namespace ms::eval {
 namespace {
 
-TEST(LmEvalParity, PerItemLoglikelihoodsAndMetrics) {
+class LmEvalParity : public ::testing::TestWithParam<bool> {};
+
+// Both scoring paths: prefix-tree batches (the default) and one item per forward.
+TEST_P(LmEvalParity, PerItemLoglikelihoodsAndMetrics) {
   const std::string dir = test::source_path("tests/fixtures/lmeval");
   const auto expected = nlohmann::json::parse(test::read_file(dir + "/expected.json"));
   const TaskPack pack = read_task_pack(dir + "/ms_parity.h5");
   const auto model = model::Decoder::load(dir + "/model", at::kFloat);
   ASSERT_EQ(pack.items.size(), expected["items"].size());
 
-  const auto scores = score_items(*model, pack, 0, pack.items.size(), {});
+  ScoreOptions o;
+  o.packed = GetParam();
+  const auto scores = score_items(*model, pack, 0, pack.items.size(), o);
   TaskTally tally;
   for (std::size_t i = 0; i < pack.items.size(); ++i) {
     const auto& want = expected["items"][i];
@@ -45,6 +50,9 @@ TEST(LmEvalParity, PerItemLoglikelihoodsAndMetrics) {
     EXPECT_NEAR(m.stderr_, expected["metrics"][m.name + "_stderr"].get<double>(), 1e-9) << m.name;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Paths, LmEvalParity, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "Packed" : "PerItem"; });
 
 }  // namespace
 }  // namespace ms::eval

@@ -1,6 +1,8 @@
 // Scoring against a naive reference computed here: each choice's full lm-eval input
 // ((ctx + cont)[-(max_length+1):][:-1]) in its own forward, a full log_softmax, the last |cont|
-// positions gathered. Plus: bitwise independence from how items are grouped into calls.
+// positions gathered, for both paths (prefix-tree batches and per item). Plus: the per-item path is
+// bitwise independent of how items are grouped into calls; the packed path shares prefixes
+// (few-shot headers) and agrees with the per-item path.
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
@@ -95,7 +97,7 @@ TEST_P(Scoring, LeftTruncationAsLmEval) {
   // Contexts up to 80 tokens against 64 positions, and a shorter max_length of 20: some choices
   // share the context, some are cut into it and run alone, some sit exactly at max_length + 1.
   const TaskPack p = random_pack(m->config().vocab_size, 25, 80, 10, 11);
-  expect_matches_naive(*m, p, {}, 64);
+  expect_matches_naive(*m, p, {}, m->config().max_position_embeddings);
   ScoreOptions o;
   o.max_length = 20;
   expect_matches_naive(*m, p, o, 20);
@@ -133,7 +135,15 @@ TEST_P(Scoring, GreedyContinuationIsGreedy) {
   expect_matches_naive(*m, p, {}, m->config().max_position_embeddings);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Scoring, ::testing::Values("llama_untied", "qwen3"));
+TEST_P(Scoring, PerItemPathMatchesNaiveToo) {
+  const auto m = model::Decoder::load(fixture(GetParam()), at::kFloat);
+  ScoreOptions o;
+  o.packed = false;
+  expect_matches_naive(*m, random_pack(m->config().vocab_size, 12, 40, 12, 7), o, m->config().max_position_embeddings);
+}
+
+// mistral's fixture has a sliding window of 6 positions, so its packed rows must hide old keys.
+INSTANTIATE_TEST_SUITE_P(Fixtures, Scoring, ::testing::Values("llama_untied", "llama3_tied", "mistral", "qwen2", "qwen3"));
 
 bool same_bits(const std::vector<ItemScore>& a, const std::vector<ItemScore>& b) {
   if (a.size() != b.size()) return false;
@@ -144,11 +154,12 @@ bool same_bits(const std::vector<ItemScore>& a, const std::vector<ItemScore>& b)
   return true;
 }
 
-TEST(ScoringBlocks, BitwiseTheSameHoweverItemsAreGrouped) {
+TEST(ScoringBlocks, PerItemPathBitwiseTheSameHoweverItemsAreGrouped) {
   const auto m = model::Decoder::load(fixture("llama_untied"), at::kFloat);
   const TaskPack p = random_pack(m->config().vocab_size, 40, 30, 8, 5);
   ScoreOptions o;
   o.batch_tokens = 100;
+  o.packed = false;
   const auto blocks = scoring_blocks(p, o);
   ASSERT_GT(blocks.size(), 3u);
   // Blocks tile the items in order.
@@ -209,6 +220,79 @@ TEST(ScoringErrors, VocabMismatchAndOverlongContinuation) {
   ScoreOptions o;
   o.max_length = 65;
   EXPECT_THROW(score_items(*m, p, 0, 1, o), Error);
+}
+
+}  // namespace
+}  // namespace ms::eval
+
+namespace ms::eval {
+namespace {
+
+// A k-shot style pack: every context starts with the same `header` tokens (as lm-eval's first_n
+// few-shot sampler makes them), then its own question.
+TaskPack header_pack(std::int64_t vocab, int items, int header, std::uint64_t seed) {
+  TaskPack p = random_pack(vocab, items, 12, 5, seed);
+  Lcg g{seed + 99};
+  std::vector<std::int32_t> head;
+  for (int t = 0; t < header; ++t) head.push_back(g.next(static_cast<std::int32_t>(vocab)));
+  for (auto& it : p.items) it.context.insert(it.context.begin(), head.begin(), head.end());
+  return p;
+}
+
+void expect_close(const std::vector<ItemScore>& a, const std::vector<ItemScore>& b, double tol) {
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].loglik.size(), b[i].loglik.size());
+    for (std::size_t c = 0; c < a[i].loglik.size(); ++c) {
+      EXPECT_NEAR(a[i].loglik[c], b[i].loglik[c], tol * (1 + std::abs(b[i].loglik[c]))) << "item " << i << " choice " << c;
+      EXPECT_EQ(a[i].greedy[c], b[i].greedy[c]) << "item " << i << " choice " << c;
+    }
+  }
+}
+
+class PackedScoring : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PackedScoring, SharedHeaderGivesThePerItemScores) {
+  const auto m = model::Decoder::load(fixture(GetParam()), at::kFloat);
+  // A 30-token header on 60 items: one trunk for the whole range and many rows of trees.
+  const TaskPack p = header_pack(m->config().vocab_size, 60, 30, 3);
+  ScoreOptions per_item, packed;
+  per_item.packed = false;
+  expect_close(score_items(*m, p, 0, p.items.size(), packed), score_items(*m, p, 0, p.items.size(), per_item), 1e-5);
+  // Small forward batches (many batches of few rows) change nothing but rounding.
+  packed.batch_tokens = 64;
+  expect_close(score_items(*m, p, 0, p.items.size(), packed), score_items(*m, p, 0, p.items.size(), per_item), 1e-5);
+}
+
+TEST_P(PackedScoring, HeadersThatDifferBetweenItemsShareWithinRows) {
+  const auto m = model::Decoder::load(fixture(GetParam()), at::kFloat);
+  // Two "subjects" with their own header in one range: no common trunk, the rows' tries share.
+  TaskPack a = header_pack(m->config().vocab_size, 10, 20, 4), b = header_pack(m->config().vocab_size, 10, 20, 5);
+  a.items.insert(a.items.end(), b.items.begin(), b.items.end());
+  ScoreOptions per_item;
+  per_item.packed = false;
+  expect_close(score_items(*m, a, 0, a.items.size(), {}), score_items(*m, a, 0, a.items.size(), per_item), 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, PackedScoring, ::testing::Values("llama_untied", "mistral", "qwen3"));
+
+TEST(PackedScoring, ABlockScoresTheSameBitsInAnyOrder) {
+  const auto m = model::Decoder::load(fixture("qwen2"), at::kFloat);
+  const TaskPack p = header_pack(m->config().vocab_size, 30, 16, 8);
+  ScoreOptions o;
+  o.batch_tokens = 300;
+  const auto blocks = scoring_blocks(p, o);
+  ASSERT_GT(blocks.size(), 2u);
+  std::vector<ItemScore> forward(p.items.size()), backward(p.items.size());
+  for (const auto& [b, e] : blocks) {
+    const auto s = score_items(*m, p, b, e, o);
+    std::copy(s.begin(), s.end(), forward.begin() + static_cast<std::ptrdiff_t>(b));
+  }
+  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) {
+    const auto s = score_items(*m, p, it->first, it->second, o);
+    std::copy(s.begin(), s.end(), backward.begin() + static_cast<std::ptrdiff_t>(it->first));
+  }
+  EXPECT_TRUE(same_bits(forward, backward));
 }
 
 }  // namespace

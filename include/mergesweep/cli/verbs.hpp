@@ -13,7 +13,4 @@ int run_sweep(int argc, char** argv);
 int run_archive(int argc, char** argv);
 int run_report(int argc, char** argv);
 
-// Sets ATen's intra-op thread count (see compute_threads.cpp).
-void configure_compute_threads();
-
 }  // namespace ms::cli

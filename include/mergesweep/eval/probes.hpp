@@ -55,6 +55,17 @@ struct ProbeFit {
 };
 ProbeFit fit_probe(const at::Tensor& features, const ProbePack& pack, std::int32_t seed, const ProbeOptions& opts);
 
+// Many probes trained as one batched model (a bmm over probes): job j trains on
+// features[jobs[j].layer] ([layers, N, hidden], as pooled_features returns) with its seed, and
+// keeps its own shuffles, dropout draws, early stopping and result, so each result is fit_probe's
+// for that (layer, seed) up to float rounding. Runs on the features' device.
+struct ProbeJob {
+  std::int64_t layer = 0;  // index into the features' first dimension
+  std::int32_t seed = 0;
+};
+std::vector<ProbeFit> fit_probes(const at::Tensor& features, const ProbePack& pack, const std::vector<ProbeJob>& jobs,
+                                 const ProbeOptions& opts);
+
 // Macro-F1 as sklearn's f1_score(average="macro"): mean over the classes present in `gold` or
 // `pred` of 2TP / (2TP + FP + FN).
 double macro_f1(const std::vector<std::int32_t>& gold, const std::vector<std::int32_t>& pred);

@@ -1,6 +1,7 @@
 // Multiple-choice scoring with lm-eval's semantics (requests, left truncation, summed
 // continuation log-likelihood, acc / acc_norm / acc_bytes, is_greedy, standard errors), computed
-// faster: each item's context once for all its choices (KV cache), per-position logsumexp.
+// faster: a block's sequences packed into prefix trees (a shared few-shot header or context runs
+// once, many items per forward), log-probs gathered only where scored.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +17,10 @@ namespace ms::eval {
 
 struct ScoreOptions {
   std::int64_t max_length = 0;       // 0: the model's max_position_embeddings (lm-eval's default)
-  std::int64_t batch_tokens = 8192;  // upper bound on tokens per forward batch
+  std::int64_t batch_tokens = 8192;  // tokens per scoring block and upper bound per forward batch
+  // true: prefix-tree batches over the scored range; false: the per-item reference path (one
+  // item's context, then its choices, per forward), kept for tests and comparisons.
+  bool packed = true;
 };
 
 struct ItemScore {
@@ -29,7 +33,8 @@ struct ItemScore {
 std::vector<std::pair<std::size_t, std::size_t>> scoring_blocks(const TaskPack& pack, const ScoreOptions& opts);
 // Refuses a pack whose ids may reach past the model's embeddings (named in the error).
 void check_pack_vocab(const TaskPack& pack, std::int64_t model_vocab);
-// Scores items [begin, end) (normally one block). Bitwise the same whatever else is scored.
+// Scores items [begin, end) (normally one block: packed results are a pure function of the
+// range; per item, of each item alone).
 std::vector<ItemScore> score_items(const model::Decoder& model, const TaskPack& pack, std::size_t begin,
                                    std::size_t end, const ScoreOptions& opts);
 

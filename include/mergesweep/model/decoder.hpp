@@ -31,6 +31,13 @@ struct ForwardOptions {
   // hidden->at(0) = embeddings, hidden->at(l) = output of layer l-1, ..., hidden->at(L) = after
   // the final norm. Size num_hidden_layers + 1.
   std::vector<at::Tensor>* hidden = nullptr;
+  // Packed inputs (several sequences sharing prefixes in one row, as eval's prefix trees do):
+  // `positions` int64 [B, T] gives each new token's position (default: past..past+T-1), and
+  // `visible` bool [B, T, past + T] says which cached and new keys each new token attends to
+  // (default: causal, with the sliding window). Both or neither. The sliding window is not
+  // applied to an explicit `visible`: the caller, who knows the positions, includes it.
+  at::Tensor positions;
+  at::Tensor visible;
 };
 
 class Decoder {
@@ -47,6 +54,10 @@ class Decoder {
 
   const io::ModelConfig& config() const;
   at::ScalarType dtype() const;
+  // The device the weights are on (every forward and its outputs run there).
+  at::Device device() const;
+  // Mistral's attention window (0 = none): a key more than this many positions back is hidden.
+  std::int64_t sliding_window() const;
   // The tensors in use, by HF name (for training: their .grad()).
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
 

@@ -1,0 +1,73 @@
+// One evaluation of one model on task packs and probe packs, for the `eval` verb and the sweep's
+// worker groups alike. Task items are scored in fixed blocks (scoring_blocks: a pure function of
+// the pack and batch_tokens) dealt round-robin over the ranks that share the evaluation; integer
+// tallies and probe scores are summed over them, so results never depend on the rank count.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mergesweep/eval/probes.hpp"
+#include "mergesweep/eval/scoring.hpp"
+#include "mergesweep/eval/task_pack.hpp"
+
+namespace ms::model { class Decoder; }
+
+namespace ms::eval {
+
+struct EvalOptions {
+  ScoreOptions score;
+  ProbeOptions probe;
+  std::vector<int> layers;  // probe layers (0 = embeddings, L = final norm); empty = all
+  int probe_seeds = 5;      // seeds 0..probe_seeds-1 per layer
+  bool batched_probes = true;  // false: one probe per training run (the reference path)
+};
+
+// How the ranks of a group share one evaluation. The defaults are one rank alone.
+struct EvalShare {
+  int rank = 0, size = 1;
+  // Sums over the group's ranks, in place (needed when size > 1).
+  std::function<void(std::int64_t*, std::size_t)> sum_int;
+  std::function<void(double*, std::size_t)> sum_double;
+  // Asked between scoring rounds and probe packs on every rank; when any rank says true, every
+  // rank stops (the group agrees by one sum) and the result is marked stopped.
+  std::function<bool()> stop;
+};
+
+struct TaskResult {
+  std::string name;
+  TaskTally tally;           // whole group
+  std::int64_t tokens = 0;   // tokens this rank scored (context + continuations, as requested)
+  double seconds = 0;
+};
+
+struct ProbeLayerResult {
+  int layer = 0;
+  std::vector<double> macro_f1;  // per seed
+  double mean = 0;
+  double std = 0;                // sample std (ddof 1) over seeds; NaN for a single seed
+};
+
+struct ProbeResult {
+  std::string name;
+  std::vector<ProbeLayerResult> layers;
+  double seconds = 0;
+};
+
+struct EvalResult {
+  std::vector<TaskResult> tasks;
+  std::vector<ProbeResult> probes;
+  bool stopped = false;  // `stop` said so: the results are incomplete
+  double eval_seconds = 0, probe_seconds = 0;
+};
+
+// Called after each scoring round with the task and items scored so far on this rank.
+using EvalProgress = std::function<void(const TaskResult& running, std::size_t items_done, std::size_t items)>;
+
+EvalResult evaluate(const model::Decoder& model, const std::vector<TaskPack>& tasks,
+                    const std::vector<ProbePack>& probes, const EvalOptions& opts, const EvalShare& share = {},
+                    const EvalProgress& progress = {});
+
+}  // namespace ms::eval

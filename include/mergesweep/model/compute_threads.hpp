@@ -1,0 +1,31 @@
+// The one owner of compute threads. A process computes with two thread pools that do not know
+// each other: ATen's intra-op pool (OpenMP: elementwise ops, reductions, at::parallel_for) and the
+// BLAS library's own pool (OpenBLAS's pthreads: every GEMM, LAPACK). Left alone they multiply: each
+// ATen thread's GEMM asks BLAS for all cores, and OpenMP threads spin-wait on the cores BLAS
+// needs, which made `mergesweep eval` 3-4x slower on 2 cores. Every entry point (each CLI verb,
+// each sweep rank, the benchmarks) sets both pools here and nowhere else. docs/model.md
+// ("Threads") has the measurements behind the default split.
+#pragma once
+
+namespace ms::model {
+
+struct ThreadSplit {
+  int aten = 1;  // ATen intra-op (OpenMP) threads
+  int blas = 1;  // BLAS threads
+};
+
+// Cores this process may run on (its affinity mask: MPI launchers and SLURM bind ranks).
+int usable_cores();
+
+// The split for `cores` cores: see compute_threads.cpp for the measured choice.
+ThreadSplit default_thread_split(int cores);
+
+// Sets both pools.
+void apply_thread_split(const ThreadSplit& split);
+
+// Entry-point set-up: the default split for this process's cores, each pool overridden by the
+// user's OMP_NUM_THREADS / OPENBLAS_NUM_THREADS when set, plus allocator settings for
+// tensor-sized buffers. Returns the split in force.
+ThreadSplit configure_compute_threads();
+
+}  // namespace ms::model
