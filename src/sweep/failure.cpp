@@ -105,10 +105,10 @@ void inject_test_failure(const char* phase, std::uint64_t config_id, int world_r
   if (!f.matches(phase, config_id, world_rank)) return;
   if (f.kind == "bad_alloc") throw std::bad_alloc();
   if (f.kind == "torch") TORCH_CHECK(false, "injected c10 failure (MS_TEST_FAIL_CONFIG)");
-  if (f.kind == "slow") {
-    for (int i = 0; i < 160; ++i) {
+  if (f.kind == "slow" || f.kind == "hang") {  // 8 s with progress, or 120 s (the job ends first) without
+    for (int i = 0; i < (f.kind == "slow" ? 160 : 2400); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      dist::note_progress();
+      if (f.kind == "slow") dist::note_progress();
     }
     return;
   }

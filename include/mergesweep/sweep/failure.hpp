@@ -47,8 +47,8 @@ void agree_reached(dist::Comm& comm, const char* phase);
 // rank or "any">:<kind>[:<phase>] makes that rank throw in that phase ("merge", the default, or
 // "eval") of that config, or (config id 0, phase "residents") while it reads its resident shards.
 // Kinds: error (ms::Error), bad_alloc, torch (c10::Error), slow (no failure: 8 s of work that
-// reports progress every 50 ms, for the silence detector), corrupt_report (phase "report": a
-// remote leader's result reaches the coordinator truncated).
+// reports progress every 50 ms), hang (120 s without progress), for the silence detector;
+// corrupt_report (phase "report": a remote leader's result reaches the coordinator truncated).
 void inject_test_failure(const char* phase, std::uint64_t config_id, int world_rank);
 bool inject_corrupt_report(std::uint64_t config_id, int world_rank);
 
