@@ -81,12 +81,13 @@ int main(int argc, char** argv) {
     std::filesystem::remove(out);
     writer = archive::Writer::open(out, prov, {}, {});
     sweep::Schedule sched;
-    coord = std::make_unique<sweep::Coordinator>(plan, todo, *writer, sched, groups.num_groups, sweep::Progress::Mode::Quiet, 0);
+    coord = std::make_unique<sweep::Coordinator>(plan, todo, *writer, sched, groups.num_groups, groups.group_size,
+                                                  sweep::Progress::Mode::Quiet, 0);
     coord->start();
   }
   world->barrier();
   const auto t0 = Clock::now();
-  sweep::work_loop(coord.get(), *gcomm, true, mpi.world_rank(),
+  sweep::work_loop(coord.get(), *gcomm, true, mpi.world_rank(), /*beat_interval_s=*/1.0,
                    [&](std::int64_t idx, bool*) { return fake(plan.configs[static_cast<std::size_t>(idx)]); });
   if (mpi.world_rank() == 0) {
     const auto st = coord->finish();

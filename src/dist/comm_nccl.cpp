@@ -1,10 +1,16 @@
-// NCCL backend. Buffers passed to broadcast() are device memory; the scalar allreduces stage
-// host values through a small device buffer. Every call synchronizes the device first (work
-// queued by libtorch on its own stream must be done before NCCL reads it) and waits for its own
-// stream after, polling ncclCommGetAsyncError so a dead peer ends in an error, not a hang.
+// NCCL backend. Buffers of broadcast/allgather/allgatherv are device memory on this rank's GPU
+// (checked: a host pointer is an error naming the call). Host data (the scalar allreduces,
+// host_broadcast) goes over MPI on a duplicate of the group's communicator. Every device call
+// synchronizes the device first (work queued by libtorch on its own stream must be done before
+// NCCL reads it) and waits for its own stream after, polling ncclCommGetAsyncError so a dead
+// peer ends in an error, not a hang. After an abort the communicator is gone: later calls fail
+// and the destructor does not destroy it again.
 #include "mergesweep/dist/nccl_comm.hpp"
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/dist/check.hpp"
+#include "mergesweep/dist/mpi_comm.hpp"
+#include "mergesweep/dist/progress.hpp"
 
 #if MS_HAVE_NCCL
 #include <cuda_runtime.h>
@@ -13,6 +19,22 @@
 #include <chrono>
 #include <string>
 #include <thread>
+
+namespace ms::dist::detail {
+namespace {
+void cuda_check(cudaError_t rc, const char* call, const char* file, int line) {
+  if (rc != cudaSuccess)
+    fail("", "cuda", std::string(call) + " failed (" + source_name(file) + ":" + std::to_string(line) + "): " + cudaGetErrorString(rc));
+}
+void nccl_check(ncclResult_t rc, const char* call, const char* file, int line) {
+  if (rc != ncclSuccess)
+    fail("", "nccl", std::string(call) + " failed (" + source_name(file) + ":" + std::to_string(line) + "): " + ncclGetErrorString(rc));
+}
+}  // namespace
+}  // namespace ms::dist::detail
+
+#define MS_CUDA_CHECK(call) ::ms::dist::detail::cuda_check((call), #call, __FILE__, __LINE__)
+#define MS_NCCL_CHECK(call) ::ms::dist::detail::nccl_check((call), #call, __FILE__, __LINE__)
 #endif
 
 namespace ms::dist {
@@ -20,105 +42,138 @@ namespace ms::dist {
 #if MS_HAVE_NCCL
 namespace {
 
-void cuda_check(cudaError_t rc, const char* what) {
-  if (rc != cudaSuccess) fail("", "cuda", std::string(what) + ": " + cudaGetErrorString(rc));
-}
-void nccl_check(ncclResult_t rc, const char* what) {
-  if (rc != ncclSuccess) fail("", "nccl", std::string(what) + ": " + ncclGetErrorString(rc));
-}
-
 class NcclComm final : public Comm {
  public:
   NcclComm(MPI_Comm mpi, double timeout_s) : timeout_s_(timeout_s) {
-    MPI_Comm_rank(mpi, &rank_);
-    MPI_Comm_size(mpi, &size_);
-    // The GPU from the node-local rank (portable across launchers; SLURM may renumber devices).
-    MPI_Comm local;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
-    int local_rank = 0;
-    MPI_Comm_rank(local, &local_rank);
-    MPI_Comm_free(&local);
+    MS_MPI_CHECK(MPI_Comm_dup(mpi, &host_comm_));
+    host_ = make_mpi_comm(host_comm_);
+    rank_ = host_->rank();
+    size_ = host_->size();
+    const int local_rank = node_local_rank();
     int devices = 0;
     if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) fail("", "nccl", "no CUDA device is visible");
-    cuda_check(cudaSetDevice(local_rank % devices), "cudaSetDevice");
+    device_ = local_rank % devices;
+    MS_CUDA_CHECK(cudaSetDevice(device_));
     ncclUniqueId id;
-    if (rank_ == 0) nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
-    MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, mpi);
-    nccl_check(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
-    cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-    cuda_check(cudaMalloc(&scratch_, kScratch), "cudaMalloc");
+    if (rank_ == 0) MS_NCCL_CHECK(ncclGetUniqueId(&id));
+    MS_MPI_CHECK(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, host_comm_));
+    MS_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+    MS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   }
   ~NcclComm() override {
-    cudaFree(scratch_);
-    cudaStreamDestroy(stream_);
-    ncclCommDestroy(comm_);
+    // Destructor: nothing to throw to. An aborted communicator (comm_ == nullptr) is already freed.
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    if (comm_ != nullptr) ncclCommDestroy(comm_);
+    host_.reset();
+    if (host_comm_ != MPI_COMM_NULL) MPI_Comm_free(&host_comm_);
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string backend() const override { return "nccl"; }
+  Memory buffer_memory() const override { return Memory::Device; }
 
-  void allreduce_sum(std::int64_t* data, std::size_t n) override { host_allreduce(data, n, ncclInt64, 8); }
-  void allreduce_sum(double* data, std::size_t n) override { host_allreduce(data, n, ncclFloat64, 8); }
+  void allreduce_sum(std::int64_t* data, std::size_t n) override { host_->allreduce_sum(data, n); }
+  void allreduce_sum(double* data, std::size_t n) override { host_->allreduce_sum(data, n); }
+  void host_broadcast(void* data, std::size_t bytes, int root) override { host_->host_broadcast(data, bytes, root); }
+
   void broadcast(void* data, std::size_t bytes, int root) override {
-    cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-    nccl_check(ncclBroadcast(data, data, bytes, ncclChar, root, comm_, stream_), "ncclBroadcast");
+    if (root < 0 || root >= size_) fail("", "nccl", "broadcast: root " + std::to_string(root) + " outside the group");
+    require_device(data, bytes, "broadcast");
+    if (bytes == 0) return;
+    begin();
+    MS_NCCL_CHECK(ncclBroadcast(data, data, bytes, ncclChar, root, comm_, stream_));
     wait();
   }
-  void barrier() override {
-    std::int64_t x = 0;
-    allreduce_sum(&x, 1);
+  void allgather(const void* send, void* recv, std::size_t bytes) override {
+    require_device(send, bytes, "allgather (send)");
+    require_device(recv, bytes * static_cast<std::size_t>(size_), "allgather (recv)");
+    if (bytes == 0) return;
+    begin();
+    MS_NCCL_CHECK(ncclAllGather(send, recv, bytes, ncclChar, comm_, stream_));
+    wait();
   }
+  // NCCL has no allgatherv: one broadcast per rank with data, fused in a group call.
+  void allgatherv(const void* send, void* recv, const std::vector<std::size_t>& counts) override {
+    if (counts.size() != static_cast<std::size_t>(size_)) fail("", "nccl", "allgatherv: one count per rank expected");
+    const auto off = allgatherv_offsets(counts);
+    auto* out = static_cast<char*>(recv);
+    require_device(send, counts[static_cast<std::size_t>(rank_)], "allgatherv (send)");
+    require_device(recv, off.back(), "allgatherv (recv)");
+    if (off.back() == 0) return;
+    begin();
+    MS_NCCL_CHECK(ncclGroupStart());
+    for (int r = 0; r < size_; ++r) {
+      const auto ru = static_cast<std::size_t>(r);
+      if (counts[ru] == 0) continue;
+      const void* src = r == rank_ ? send : out + off[ru];
+      MS_NCCL_CHECK(ncclBroadcast(src, out + off[ru], counts[ru], ncclChar, r, comm_, stream_));
+    }
+    MS_NCCL_CHECK(ncclGroupEnd());
+    wait();
+  }
+  void barrier() override { host_->barrier(); }
 
  private:
-  static constexpr std::size_t kScratch = std::size_t{1} << 20;
-
-  void host_allreduce(void* data, std::size_t n, ncclDataType_t type, std::size_t elem) {
-    auto* p = static_cast<char*>(data);
-    const std::size_t per = kScratch / elem;
-    for (std::size_t off = 0; off < n; off += per) {
-      const std::size_t len = n - off < per ? n - off : per;
-      cuda_check(cudaMemcpyAsync(scratch_, p + off * elem, len * elem, cudaMemcpyHostToDevice, stream_), "cudaMemcpy");
-      nccl_check(ncclAllReduce(scratch_, scratch_, len, type, ncclSum, comm_, stream_), "ncclAllReduce");
-      cuda_check(cudaMemcpyAsync(p + off * elem, scratch_, len * elem, cudaMemcpyDeviceToHost, stream_), "cudaMemcpy");
-      wait();
+  void require_device(const void* p, std::size_t bytes, const char* what) const {
+    if (bytes == 0) return;
+    cudaPointerAttributes a{};
+    const bool ok = p != nullptr && cudaPointerGetAttributes(&a, p) == cudaSuccess &&
+                    (a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged) && a.device == device_;
+    if (!ok) {
+      cudaGetLastError();  // clear the sticky-free error a host pointer may leave
+      fail("", "nccl", std::string(what) + ": the buffer is not memory of this rank's GPU " + std::to_string(device_) +
+                           " (the NCCL backend carries device buffers; host data goes over MPI)");
     }
   }
-
+  void begin() {
+    if (comm_ == nullptr) fail("", "nccl", "the communicator was aborted after an earlier failed collective");
+    MS_CUDA_CHECK(cudaDeviceSynchronize());
+  }
   // NCCL calls return before the GPU is done; a dead peer would make the stream wait forever.
   void wait() {
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
       const cudaError_t q = cudaStreamQuery(stream_);
-      if (q == cudaSuccess) return;
-      if (q != cudaErrorNotReady) cuda_check(q, "cudaStreamQuery");
+      if (q == cudaSuccess) break;
+      if (q != cudaErrorNotReady) MS_CUDA_CHECK(q);
       ncclResult_t async = ncclSuccess;
-      ncclCommGetAsyncError(comm_, &async);
+      MS_NCCL_CHECK(ncclCommGetAsyncError(comm_, &async));
       const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (async != ncclSuccess || waited > timeout_s_) {
-        ncclCommAbort(comm_);
+        ncclCommAbort(comm_);  // frees the communicator: never destroy it again
+        comm_ = nullptr;
         fail("", "nccl", async != ncclSuccess ? std::string("collective failed: ") + ncclGetErrorString(async)
                                               : "collective timed out after " + std::to_string(waited) + " s (dead peer?)");
       }
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
+    note_progress();
   }
 
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, device_ = 0;
   double timeout_s_;
+  MPI_Comm host_comm_ = MPI_COMM_NULL;
+  std::unique_ptr<Comm> host_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
-  void* scratch_ = nullptr;
 };
 
 }  // namespace
 
 bool nccl_built() { return true; }
 std::unique_ptr<Comm> make_nccl_comm(MPI_Comm comm, double timeout_s) { return std::make_unique<NcclComm>(comm, timeout_s); }
+
+bool cuda_device_visible() {
+  int devices = 0;
+  return cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0;
+}
 #else
 bool nccl_built() { return false; }
 std::unique_ptr<Comm> make_nccl_comm(MPI_Comm, double) {
-  fail("", "--backend", "this build has no NCCL backend (the CUDA toolkit with NCCL was not found at configure time)");
+  fail("", "schedule.comm", "nccl: this build has no NCCL backend (the CUDA toolkit with NCCL was not found at configure "
+                            "time); use comm: mpi");
 }
+bool cuda_device_visible() { return false; }
 #endif
 
 }  // namespace ms::dist

@@ -1,14 +1,14 @@
 #include "mergesweep/sweep/coordinator.hpp"
 
-#include <mpi.h>
-
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/dist/comm.hpp"
 #include "mergesweep/dist/mpi_comm.hpp"
+#include "mergesweep/dist/progress.hpp"
 #include "mergesweep/dist/signals.hpp"
+#include "mergesweep/sweep/failure.hpp"
 #include "mergesweep/sweep/result_codec.hpp"
 
 namespace ms::sweep {
@@ -25,16 +25,29 @@ std::string describe(const PlannedConfig& c) {
   return c.method() + "(" + c.params() + ") {" + m + "}";
 }
 
+std::string what_of(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception of unknown type";
+  }
+}
+
 }  // namespace
 
 Coordinator::Coordinator(const Plan& plan, std::vector<std::size_t> todo, archive::Writer& writer, const Schedule& sched,
-                         int num_groups, Progress::Mode mode, std::size_t skipped)
+                         int num_groups, int group_size, Progress::Mode mode, std::size_t skipped)
     : plan_(plan),
       todo_(std::move(todo)),
       writer_(writer),
       sched_(sched),
       num_groups_(num_groups),
+      group_size_(group_size),
+      server_(group_size),
       stopped_(static_cast<std::size_t>(num_groups), false),
+      last_progress_(static_cast<std::size_t>(num_groups), now_s()),
       progress_(todo_.size(), mode, sched.progress_interval) {
   stats_.planned = plan.configs.size();
   stats_.skipped = skipped;
@@ -51,12 +64,14 @@ void Coordinator::start() {
 
 std::int64_t Coordinator::next_locked(int group) {
   if (dist::stop_requested()) stats_.stopped_by_signal = true;
-  if (stats_.stopped_by_signal || cursor_ >= todo_.size()) {
+  if (stats_.stopped_by_signal || fatal_ || cursor_ >= todo_.size()) {
     stopped_[static_cast<std::size_t>(group)] = true;
+    in_flight_.erase(group);
     return -1;
   }
   const auto idx = static_cast<std::int64_t>(todo_[cursor_++]);
-  in_flight_[group] = {idx, now_s()};
+  in_flight_[group] = idx;
+  last_progress_[static_cast<std::size_t>(group)] = now_s();
   return idx;
 }
 
@@ -78,11 +93,21 @@ void Coordinator::accept_locked(int group, std::int64_t index, ItemStatus status
   progress_.update(stats_.run, stats_.failed);
 }
 
+void Coordinator::record_fatal_locked(std::exception_ptr e) {
+  if (!fatal_) fatal_ = e;
+}
+
+// A failed archive write stops the hand-out and is rethrown by finish(); the results of the
+// failed batch are not committed (the rerun redoes them).
 void Coordinator::commit_locked(bool force) {
-  if (pending_.empty()) return;
+  if (pending_.empty() || fatal_) return;
   const double t = now_s();
   if (!force && t - last_commit_ < sched_.batch_seconds && pending_.size() < 4096) return;
-  writer_.append(pending_);
+  try {
+    writer_.append(pending_);
+  } catch (...) {
+    record_fatal_locked(std::current_exception());
+  }
   pending_.clear();
   last_commit_ = t;
 }
@@ -97,68 +122,110 @@ void Coordinator::submit_local(std::int64_t index, ItemStatus status, archive::C
   accept_locked(0, index, status, std::move(result), error);
 }
 
-// Serves the other groups' leaders. Iprobe + short sleeps: a blocking receive would spin a core.
+// An exception stops the hand-out; the groups still get their stop index, then finish() rethrows.
+// Failing again while only handing out stops (MPI itself broken) leaves nothing but ending the job.
 void Coordinator::loop() {
-  int group_size = 1;
-  {
-    int world = 1;
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
-    group_size = world / num_groups_;
+  try {
+    serve();
+    return;
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mu_);
+    record_fatal_locked(std::current_exception());
   }
-  std::vector<std::uint8_t> buf;
-  for (;;) {
-    int flag = 0;
-    MPI_Status st;
-    MPI_Iprobe(MPI_ANY_SOURCE, kTagWork, MPI_COMM_WORLD, &flag, &st);
-    if (flag) {
-      int count = 0;
-      MPI_Get_count(&st, MPI_BYTE, &count);
-      buf.resize(static_cast<std::size_t>(count));
-      MPI_Recv(buf.data(), count, MPI_BYTE, st.MPI_SOURCE, kTagWork, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      const int group = st.MPI_SOURCE / group_size;
-      std::int64_t head[2];
-      std::memcpy(head, buf.data(), sizeof head);
-      std::int64_t reply;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (head[0] >= 0) {
-          const auto status = static_cast<ItemStatus>(head[1]);
-          std::vector<std::uint8_t> payload(buf.begin() + sizeof head, buf.end());
-          archive::ConfigResult r;
-          std::string error;
-          if (status == ItemStatus::Done) r = decode_result(payload);
-          if (status == ItemStatus::Failed) error.assign(payload.begin(), payload.end());
-          accept_locked(group, head[0], status, std::move(r), error);
-        }
-        reply = next_locked(group);
-      }
-      MPI_Send(&reply, 1, MPI_INT64_T, st.MPI_SOURCE, kTagAssign, MPI_COMM_WORLD);
-      continue;
-    }
+  try {
+    serve();
+  } catch (const std::exception& e) {
+    std::exception_ptr first;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      commit_locked(false);
-      progress_.update(stats_.run, stats_.failed);
-      bool all = true;
-      for (int k = 1; k < num_groups_; ++k) all = all && stopped_[static_cast<std::size_t>(k)];
-      if (all) return;
-      // A group silent for longer than peer_timeout holds a dead or hung rank: end the job
-      // rather than wait forever (what is committed stays; the rerun resumes).
-      for (const auto& [grp, item] : in_flight_) {
-        if (now_s() - item.second > sched_.peer_timeout) {
-          commit_locked(true);
-          std::fprintf(stderr, "\nmergesweep: error: worker group %d (world ranks %d..%d) has not finished config %016llx "
-                               "after %.0f s (schedule.peer_timeout); ending the job, rerun to resume\n",
-                       grp, grp * group_size, grp * group_size + group_size - 1,
-                       static_cast<unsigned long long>(plan_.configs[static_cast<std::size_t>(item.first)].id),
-                       sched_.peer_timeout);
-          writer_.close();
-          dist::MpiSession::abort_job(kExitError);
-        }
-      }
+      first = fatal_;
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    std::fprintf(stderr, "\nmergesweep: error: %s\nmergesweep: error: the coordinator cannot reach the worker groups: %s\n",
+                 what_of(first).c_str(), e.what());
+    dist::MpiSession::abort_job(kExitError);
   }
+}
+
+// Serves the other groups' leaders. Iprobe + short sleeps: a blocking receive would spin a core.
+void Coordinator::serve() {
+  for (;;) {
+    dist::WorkReport rep;
+    const auto event = server_.poll(&rep);
+    if (event == dist::WorkServer::Event::Request) {
+      handle_request(rep);
+    } else if (event == dist::WorkServer::Event::Beat) {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_progress_[static_cast<std::size_t>(rep.group)] = now_s();
+    } else {
+      if (idle_checks()) {
+        server_.drain_beats();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+}
+
+void Coordinator::handle_request(const dist::WorkReport& rep) {
+  std::int64_t reply = -1;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    try {
+      if (rep.index >= 0) {
+        const auto status = static_cast<ItemStatus>(rep.status);
+        archive::ConfigResult r;
+        std::string error;
+        if (status == ItemStatus::Done) r = decode_result(rep.payload);
+        if (status == ItemStatus::Failed) error.assign(rep.payload.begin(), rep.payload.end());
+        accept_locked(rep.group, rep.index, status, std::move(r), error);
+      }
+    } catch (const std::exception& e) {  // the group still gets its (stop) reply
+      record_fatal_locked(std::make_exception_ptr(
+          ms::Error("", "coordinator", "the report of worker group " + std::to_string(rep.group) + " (world rank " +
+                                           std::to_string(rep.group * group_size_) + ") could not be taken: " + e.what())));
+    }
+    reply = next_locked(rep.group);
+  }
+  server_.assign(rep.group, reply);
+}
+
+// Between messages: commit, progress line, and the silence detector. Group 0's progress is this
+// process's own count (its leader is rank 0's main thread).
+bool Coordinator::idle_checks() {
+  std::lock_guard<std::mutex> lock(mu_);
+  commit_locked(false);
+  progress_.update(stats_.run, stats_.failed);
+  bool all = true;
+  for (int k = 1; k < num_groups_; ++k) all = all && stopped_[static_cast<std::size_t>(k)];
+  if (all) return true;
+  const double t = now_s();
+  if (const std::uint64_t p = dist::progress_count(); p != local_progress_) {
+    local_progress_ = p;
+    last_progress_[0] = t;
+  }
+  for (const auto& [grp, index] : in_flight_) {
+    const double silent = t - last_progress_[static_cast<std::size_t>(grp)];
+    if (silent > sched_.peer_timeout) end_silent_job(grp, index, silent);
+  }
+  return false;
+}
+
+// A group whose progress stopped holds a dead or hung rank: commit what is finished and end the
+// job with the requeue status (the rerun resumes; the config in flight runs again).
+void Coordinator::end_silent_job(int group, std::int64_t index, double silent_s) {
+  commit_locked(true);
+  std::fprintf(stderr, "\nmergesweep: error: worker group %d (world ranks %d..%d) made no progress on config %016llx for "
+                       "%.0f s (schedule.peer_timeout %.0f s): a rank is hung or dead; ending the job, rerun to resume "
+                       "(exit status %d)\n",
+               group, group * group_size_, group * group_size_ + group_size_ - 1,
+               static_cast<unsigned long long>(plan_.configs[static_cast<std::size_t>(index)].id), silent_s,
+               sched_.peer_timeout, dist::kExitDrained);
+  try {
+    writer_.close();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mergesweep: error: %s\n", e.what());
+  }
+  dist::MpiSession::abort_job(dist::kExitDrained);
 }
 
 RunStats Coordinator::finish() {
@@ -168,7 +235,46 @@ RunStats Coordinator::finish() {
   progress_.finish(stats_.run, stats_.failed);
   stats_.not_started = todo_.size() - std::min(cursor_, todo_.size());
   if (dist::stop_requested()) stats_.stopped_by_signal = true;
+  if (fatal_) std::rethrow_exception(fatal_);
   return stats_;
+}
+
+void work_loop(Coordinator* coord, dist::Comm& group, bool leader, int world_rank, double beat_interval_s,
+               const WorkFn& work) {
+  std::unique_ptr<dist::WorkClient> client;
+  if (leader && world_rank != 0) client = std::make_unique<dist::WorkClient>(beat_interval_s);
+  std::vector<std::uint8_t> outgoing;  // a remote leader's finished result, sent with its next request
+  std::int64_t prev_index = -1;
+  ItemStatus prev_status = ItemStatus::None;
+  for (;;) {
+    std::int64_t idx = -1;
+    if (leader) {
+      idx = world_rank == 0 ? coord->next_local()
+                            : client->request(prev_index, static_cast<std::int64_t>(prev_status), outgoing);
+    }
+    group.host_broadcast(&idx, sizeof idx, 0);
+    if (idx < 0) break;
+    bool dropped = false;
+    archive::ConfigResult result;
+    std::string failure;
+    try {
+      result = work(idx, &dropped);
+    } catch (const GroupFailure& e) {  // every rank of the group throws it: they move on together
+      failure = e.what();
+    }
+    const ItemStatus status = !failure.empty() ? ItemStatus::Failed : dropped ? ItemStatus::Dropped : ItemStatus::Done;
+    if (!leader) continue;
+    if (world_rank == 0) {
+      coord->submit_local(idx, status, std::move(result), failure);
+    } else {
+      prev_index = idx;
+      prev_status = status;
+      outgoing = status == ItemStatus::Done ? encode_result(result)
+                                            : std::vector<std::uint8_t>(failure.begin(), failure.end());
+      if (status == ItemStatus::Done && inject_corrupt_report(result.config.id, world_rank))
+        outgoing.resize(outgoing.size() / 2);
+    }
+  }
 }
 
 }  // namespace ms::sweep

@@ -19,9 +19,11 @@
 #include "mergesweep/core/sha256.hpp"
 #include "mergesweep/core/version.hpp"
 #include "mergesweep/dist/mpi_comm.hpp"
-#include "mergesweep/model/compute_threads.hpp"
+#include "mergesweep/dist/nccl_comm.hpp"
 #include "mergesweep/dist/signals.hpp"
+#include "mergesweep/model/compute_threads.hpp"
 #include "mergesweep/sweep/coordinator.hpp"
+#include "mergesweep/sweep/failure.hpp"
 #include "mergesweep/sweep/planner.hpp"
 #include "mergesweep/sweep/result_codec.hpp"
 #include "mergesweep/sweep/worker.hpp"
@@ -107,6 +109,8 @@ std::vector<archive::CheckpointRecord> hash_models(const SweepSpec& s, dist::Com
 }
 
 // Same verdict on every rank: rank r's error is printed by r; all ranks then stop.
+struct Quiet : std::exception {};  // already reported: exit 1 without printing again
+
 void agree_or_exit(dist::Comm& world, const std::string& error, int rank) {
   std::int64_t bad[2] = {error.empty() ? 0 : 1, (!error.empty() && rank == 0) ? 1 : 0};
   world.allreduce_sum(bad, 2);
@@ -115,53 +119,178 @@ void agree_or_exit(dist::Comm& world, const std::string& error, int rank) {
     std::fprintf(stderr, "mergesweep: error: %s%s\n", rank == 0 ? "" : ("rank " + std::to_string(rank) + ": ").c_str(),
                  error.c_str());
   }
-  throw std::runtime_error("");  // caught below: exit 1 without printing again
+  throw Quiet();
 }
 
-struct Quiet : std::exception {};
+// The message of the exception being handled, for agree_or_exit (bad input, or out of memory
+// while reading the residents: both end the run on every rank).
+std::string current_error() {
+  try {
+    throw;
+  } catch (const GroupFailure& e) {
+    return e.what();  // names the phase, the rank and the kind already
+  } catch (...) {
+  }
+  const FailureInfo f = describe_current_exception();
+  return f.kind == "error" ? f.message : f.kind + ": " + f.message;
+}
 
-}  // namespace
-
-void work_loop(Coordinator* coord, dist::Comm& group, bool leader, int world_rank, const WorkFn& work) {
-  std::vector<std::uint8_t> outgoing;  // a remote leader's finished result, sent with its next request
-  std::int64_t prev_index = -1;
-  ItemStatus prev_status = ItemStatus::None;
-  for (;;) {
-    std::int64_t idx = -1;
-    if (leader) {
-      if (world_rank == 0) {
-        idx = coord->next_local();
-      } else {
-        std::vector<std::uint8_t> msg(16);
-        const std::int64_t head[2] = {prev_index, static_cast<std::int64_t>(prev_status)};
-        std::memcpy(msg.data(), head, 16);
-        msg.insert(msg.end(), outgoing.begin(), outgoing.end());
-        MPI_Send(msg.data(), static_cast<int>(msg.size()), MPI_BYTE, 0, kTagWork, MPI_COMM_WORLD);
-        MPI_Recv(&idx, 1, MPI_INT64_T, 0, kTagAssign, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      }
-    }
-    group.broadcast(&idx, sizeof idx, 0);
-    if (idx < 0) break;
-    bool dropped = false;
-    archive::ConfigResult result;
-    std::string failure;
+// What every rank holds for the run.
+struct Session {
+  SweepSpec spec;
+  Plan plan;
+  dist::Groups groups;
+  std::unique_ptr<dist::Comm> gcomm;
+  std::unique_ptr<Worker> worker;
+  ~Session() {
+    worker.reset();
+    gcomm.reset();
     try {
-      result = work(idx, &dropped);
-    } catch (const ms::Error& e) {
-      failure = e.what();
-    }
-    const ItemStatus status = !failure.empty() ? ItemStatus::Failed : dropped ? ItemStatus::Dropped : ItemStatus::Done;
-    if (!leader) continue;
-    if (world_rank == 0) {
-      coord->submit_local(idx, status, std::move(result), failure);
-    } else {
-      prev_index = idx;
-      prev_status = status;
-      outgoing = status == ItemStatus::Done ? encode_result(result)
-                                            : std::vector<std::uint8_t>(failure.begin(), failure.end());
+      dist::free_groups(groups);
+    } catch (const std::exception&) {  // destructor: finalizing MPI frees it anyway
     }
   }
+};
+
+// The device a rank computes on arrives with device placement (schedule.device); until then
+// every rank computes on the CPU.
+bool device_is_cuda(const SweepSpec&) { return false; }
+
+// schedule.comm: auto = nccl when the device is cuda, else mpi. "" when this rank can build the
+// chosen backend, else the reason (checked on every rank before the collective that makes it).
+std::string group_backend(const SweepSpec& s, std::string* error) {
+  const bool cuda = device_is_cuda(s);
+  const std::string backend = s.schedule.comm == "auto" ? (cuda ? "nccl" : "mpi") : s.schedule.comm;
+  if (backend == "nccl" && !dist::nccl_built())
+    *error = s.path + ": schedule.comm: nccl, but this build has no NCCL backend (built without the CUDA toolkit); use mpi or auto";
+  else if (backend == "nccl" && !cuda)
+    *error = s.path + ": schedule.comm: nccl carries device buffers, but this rank computes on the CPU" +
+             std::string(dist::cuda_device_visible() ? "" : " (no GPU is visible)") + "; use mpi or auto";
+  return backend;
 }
+
+SweepSpec load_agreed(const RunOptions& opts, dist::Comm& world) {
+  SweepSpec spec;
+  std::string error;
+  try {
+    spec = load_spec(opts.spec_path);
+    if (!opts.output.empty()) spec.output = opts.output;
+    if (opts.group_size > 0) spec.schedule.group_size = opts.group_size;
+    if (opts.threads_per_rank > 0) spec.schedule.threads_per_rank = opts.threads_per_rank;
+    if (opts.progress_interval > 0) spec.schedule.progress_interval = opts.progress_interval;
+  } catch (...) {
+    error = current_error();
+  }
+  agree_or_exit(world, error, world.rank());
+  return spec;
+}
+
+// Worker groups, their collective backend, resident shards, packs.
+void join_group(Session& s, dist::Comm& world) {
+  std::string error;
+  std::string backend;
+  try {
+    s.groups = dist::split_groups(s.spec.schedule.group_size);
+    backend = group_backend(s.spec, &error);
+  } catch (...) {
+    error = current_error();
+  }
+  agree_or_exit(world, error, world.rank());
+  try {
+    s.gcomm = dist::make_group_comm(s.groups, backend, s.spec.schedule.peer_timeout);
+    s.worker = std::make_unique<Worker>(s.spec, *s.gcomm, s.groups.group);
+  } catch (...) {
+    error = current_error();
+  }
+  agree_or_exit(world, error, world.rank());
+}
+
+struct Todo {
+  std::unique_ptr<archive::Writer> writer;
+  std::vector<std::size_t> todo;  // plan indices, slowest first
+  std::size_t skipped = 0;
+};
+
+// Rank 0: the archive (resume) and the configs of this slice still to run.
+Todo open_archive(const RunOptions& opts, const Session& s, const std::vector<archive::CheckpointRecord>& checkpoints,
+                  int world_size) {
+  Todo t;
+  archive::Provenance prov;
+  prov.spec_text = s.spec.text;
+  prov.spec_hash = sha256_hex(s.spec.text.data(), s.spec.text.size());
+  prov.plan_hash = plan_hash(s.spec, s.worker->task_records());
+  prov.version = kVersion;
+  prov.git_revision = kGitRevision;
+  prov.host = host_name();
+  prov.ranks = world_size;
+  prov.group_size = s.spec.schedule.group_size;
+  prov.start_time = utc_now();
+  if (!s.spec.output.empty() && fs::path(s.spec.output).has_parent_path())
+    fs::create_directories(fs::path(s.spec.output).parent_path());
+  t.writer = archive::Writer::open(s.spec.output, prov, checkpoints, s.worker->task_records());
+  const auto& configs = s.plan.configs;
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    if (static_cast<int>(i % static_cast<std::size_t>(opts.slice_count)) != opts.slice_index) continue;
+    if (t.writer->done().count(configs[i].id)) ++t.skipped;
+    else t.todo.push_back(i);
+  }
+  std::stable_sort(t.todo.begin(), t.todo.end(), [&](std::size_t a, std::size_t b) { return configs[a].cost > configs[b].cost; });
+  return t;
+}
+
+// Rank 0: the summary line and the run's exit status.
+std::int64_t summarize(const RunOptions& opts, const SweepSpec& spec, const RunStats& st) {
+  if (!opts.quiet || st.stopped_by_signal || st.failed) {
+    std::fprintf(stderr,
+                 "mergesweep: summary: %zu configs planned, %zu run, %zu skipped (already in the archive), %zu failed, "
+                 "%zu dropped, %zu not started; wall time %s; archive %s\n",
+                 st.planned, st.run, st.skipped, st.failed, st.dropped, st.not_started, format_duration(st.wall_s).c_str(),
+                 spec.output.c_str());
+  }
+  if (st.stopped_by_signal && (st.not_started + st.dropped) > 0) {
+    std::fprintf(stderr, "mergesweep: stopped by signal %d; the archive is consistent; rerun the same command to resume "
+                         "(exit status %d)\n", dist::last_signal(), dist::kExitDrained);
+    return dist::kExitDrained;
+  }
+  return st.failed > 0 ? kExitError : kExitOk;
+}
+
+// Heartbeats often enough that a working group is never mistaken for a silent one.
+double beat_interval(const Schedule& s) { return std::clamp(s.peer_timeout / 4, 0.05, 30.0); }
+
+// Every rank: the work loop; rank 0 also coordinates. Returns the common exit status.
+std::int64_t run_configs(const RunOptions& opts, Session& s, Todo& t, dist::Comm& world,
+                         std::chrono::steady_clock::time_point wall0) {
+  const int rank = world.rank();
+  std::unique_ptr<Coordinator> coord;
+  if (rank == 0) {
+    if (!opts.quiet)
+      std::fprintf(stderr, "mergesweep: sweep '%s': %zu configs planned, %zu already in %s, %zu to run on %d rank(s) in %d group(s)\n",
+                   s.spec.name.c_str(), s.plan.configs.size(), t.skipped, s.spec.output.c_str(), t.todo.size(),
+                   world.size(), s.groups.num_groups);
+    coord = std::make_unique<Coordinator>(s.plan, t.todo, *t.writer, s.spec.schedule, s.groups.num_groups,
+                                          s.groups.group_size, Progress::detect(opts.quiet), t.skipped);
+    coord->start();
+  }
+  work_loop(coord.get(), *s.gcomm, s.groups.group_rank == 0, rank, beat_interval(s.spec.schedule),
+            [&](std::int64_t idx, bool* dropped) { return s.worker->run(s.plan.configs[static_cast<std::size_t>(idx)], dropped); });
+  std::int64_t status = kExitOk;
+  if (rank == 0) {
+    try {
+      RunStats st = coord->finish();
+      t.writer->close();
+      st.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+      status = summarize(opts, s.spec, st);
+    } catch (const std::exception& e) {  // an archive write failed: every rank still ends together
+      std::fprintf(stderr, "mergesweep: error: %s\n", e.what());
+      status = kExitError;
+    }
+  }
+  world.host_broadcast(&status, sizeof status, 0);
+  return status;
+}
+
+}  // namespace
 
 int print_plan(const RunOptions& opts) {
   const SweepSpec spec = load_spec(opts.spec_path);
@@ -214,115 +343,33 @@ int print_plan(const RunOptions& opts) {
 int run_sweep(const RunOptions& opts, int* argc, char*** argv) {
   dist::install_drain_handlers();
   dist::MpiSession mpi(argc, argv);
-  const int rank = mpi.world_rank();
-  auto world = dist::make_mpi_comm(MPI_COMM_WORLD);
+  auto world = dist::make_world_comm();
   const auto wall0 = std::chrono::steady_clock::now();
   try {
-    // 1. Spec and models, checked on every rank (files may be node-local).
-    SweepSpec spec;
+    Session s;
+    s.spec = load_agreed(opts, *world);
+    set_threads(s.spec.schedule.threads_per_rank);
+    s.plan = make_plan(s.spec);
+    join_group(s, *world);
+    const auto checkpoints = hash_models(s.spec, *world);
+    Todo t;
     std::string error;
-    try {
-      spec = load_spec(opts.spec_path);
-      if (!opts.output.empty()) spec.output = opts.output;
-      if (opts.group_size > 0) spec.schedule.group_size = opts.group_size;
-      if (opts.threads_per_rank > 0) spec.schedule.threads_per_rank = opts.threads_per_rank;
-      if (opts.progress_interval > 0) spec.schedule.progress_interval = opts.progress_interval;
-    } catch (const ms::Error& e) {
-      error = e.what();
-    }
-    agree_or_exit(*world, error, rank);
-    set_threads(spec.schedule.threads_per_rank);
-    const Plan plan = make_plan(spec);
-
-    // 2. Worker groups, resident shards, packs.
-    dist::Groups groups;
-    std::unique_ptr<dist::Comm> gcomm;
-    std::unique_ptr<Worker> worker;
-    try {
-      groups = dist::split_groups(spec.schedule.group_size);
-      gcomm = dist::make_mpi_comm(groups.comm);
-      worker = std::make_unique<Worker>(spec, *gcomm, groups.group);
-    } catch (const ms::Error& e) {
-      error = e.what();
-    }
-    agree_or_exit(*world, error, rank);
-    const auto checkpoints = hash_models(spec, *world);
-
-    // 3. Rank 0: archive (resume) and the list of configs still to run, slowest first.
-    std::unique_ptr<archive::Writer> writer;
-    std::vector<std::size_t> todo;
-    std::size_t skipped = 0;
-    if (rank == 0) {
+    if (world->rank() == 0) {
       try {
-        archive::Provenance prov;
-        prov.spec_text = spec.text;
-        prov.spec_hash = sha256_hex(spec.text.data(), spec.text.size());
-        prov.plan_hash = plan_hash(spec, worker->task_records());
-        prov.version = kVersion;
-        prov.git_revision = kGitRevision;
-        prov.host = host_name();
-        prov.ranks = mpi.world_size();
-        prov.group_size = spec.schedule.group_size;
-        prov.start_time = utc_now();
-        if (!spec.output.empty() && fs::path(spec.output).has_parent_path())
-          fs::create_directories(fs::path(spec.output).parent_path());
-        writer = archive::Writer::open(spec.output, prov, checkpoints, worker->task_records());
-        for (std::size_t i = 0; i < plan.configs.size(); ++i) {
-          if (static_cast<int>(i % static_cast<std::size_t>(opts.slice_count)) != opts.slice_index) continue;
-          if (writer->done().count(plan.configs[i].id)) ++skipped;
-          else todo.push_back(i);
-        }
-        std::stable_sort(todo.begin(), todo.end(),
-                         [&](std::size_t a, std::size_t b) { return plan.configs[a].cost > plan.configs[b].cost; });
-      } catch (const ms::Error& e) {
-        error = e.what();
+        t = open_archive(opts, s, checkpoints, mpi.world_size());
+      } catch (...) {
+        error = current_error();
       }
     }
-    agree_or_exit(*world, error, rank);
-
-    // 4. Work loop: group leaders ask rank 0 for the next config; each group runs it together.
-    std::unique_ptr<Coordinator> coord;
-    const auto mode = Progress::detect(opts.quiet);
-    if (rank == 0) {
-      if (!opts.quiet)
-        std::fprintf(stderr, "mergesweep: sweep '%s': %zu configs planned, %zu already in %s, %zu to run on %d rank(s) in %d group(s)\n",
-                     spec.name.c_str(), plan.configs.size(), skipped, spec.output.c_str(), todo.size(), mpi.world_size(),
-                     groups.num_groups);
-      coord = std::make_unique<Coordinator>(plan, todo, *writer, spec.schedule, groups.num_groups, mode, skipped);
-      coord->start();
-    }
-    work_loop(coord.get(), *gcomm, groups.group_rank == 0, rank,
-              [&](std::int64_t idx, bool* dropped) { return worker->run(plan.configs[static_cast<std::size_t>(idx)], dropped); });
-
-    // 5. Summary and a common exit status.
-    std::int64_t status = kExitOk;
-    if (rank == 0) {
-      RunStats st = coord->finish();
-      writer->close();
-      st.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-      if (!opts.quiet || st.stopped_by_signal || st.failed) {
-        std::fprintf(stderr,
-                     "mergesweep: summary: %zu configs planned, %zu run, %zu skipped (already in the archive), %zu failed, "
-                     "%zu dropped, %zu not started; wall time %s; archive %s\n",
-                     st.planned, st.run, st.skipped, st.failed, st.dropped, st.not_started,
-                     format_duration(st.wall_s).c_str(), spec.output.c_str());
-      }
-      if (st.stopped_by_signal && (st.not_started + st.dropped) > 0) {
-        std::fprintf(stderr, "mergesweep: stopped by signal %d; the archive is consistent; rerun the same command to resume "
-                             "(exit status %d)\n", dist::last_signal(), dist::kExitDrained);
-        status = dist::kExitDrained;
-      } else if (st.failed > 0) {
-        status = kExitError;
-      }
-    }
-    world->broadcast(&status, sizeof status, 0);
-    dist::free_groups(groups);
-    return static_cast<int>(status);
+    agree_or_exit(*world, error, world->rank());
+    return static_cast<int>(run_configs(opts, s, t, *world, wall0));
+  } catch (const Quiet&) {
+    return kExitError;  // already reported by agree_or_exit
   } catch (const ms::Error&) {
     throw;
-  } catch (const std::runtime_error& e) {
-    if (std::string(e.what()).empty()) return kExitError;  // already reported by agree_or_exit
-    throw;
+  } catch (...) {  // c10::Error, bad_alloc, ...: one error line like every other failure
+    const FailureInfo f = describe_current_exception();
+    throw ms::Error("", "sweep", f.kind + ": " + f.message);
   }
 }
 

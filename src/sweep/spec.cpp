@@ -225,13 +225,18 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
   if (doc["eval"]) parse_eval(c, doc["eval"], dir, s, expand);
   s.output = resolve(dir, c.scalar(doc["output"], "output"));
   if (const YAML::Node sc = doc["schedule"]) {
-    c.check_keys(sc, "schedule", {"group_size", "threads_per_rank", "progress_interval", "batch_seconds", "peer_timeout"});
+    c.check_keys(sc, "schedule", {"group_size", "threads_per_rank", "progress_interval", "batch_seconds", "peer_timeout", "comm"});
     if (sc["group_size"]) s.schedule.group_size = static_cast<int>(c.integer(sc["group_size"], "schedule.group_size", 1, 1 << 16));
     if (sc["threads_per_rank"])
       s.schedule.threads_per_rank = static_cast<int>(c.integer(sc["threads_per_rank"], "schedule.threads_per_rank", 1, 1024));
     if (sc["progress_interval"]) s.schedule.progress_interval = c.number(sc["progress_interval"], "schedule.progress_interval", 0.1, 1e6);
     if (sc["batch_seconds"]) s.schedule.batch_seconds = c.number(sc["batch_seconds"], "schedule.batch_seconds", 0, 1e6);
     if (sc["peer_timeout"]) s.schedule.peer_timeout = c.number(sc["peer_timeout"], "schedule.peer_timeout", 1, 1e9);
+    if (sc["comm"]) {
+      s.schedule.comm = c.scalar(sc["comm"], "schedule.comm");
+      if (s.schedule.comm != "auto" && s.schedule.comm != "mpi" && s.schedule.comm != "nccl")
+        c.fail(sc["comm"], "schedule.comm", "must be auto, mpi or nccl, got '" + s.schedule.comm + "'");
+    }
   }
   return s;
 }

@@ -12,6 +12,7 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/sha256.hpp"
 #include "mergesweep/dist/comm.hpp"
+#include "mergesweep/dist/progress.hpp"
 #include "mergesweep/dist/signals.hpp"
 #include "mergesweep/eval/evaluate.hpp"
 #include "mergesweep/eval/task_pack.hpp"
@@ -19,6 +20,7 @@
 #include "mergesweep/merge/model_stats.hpp"
 #include "mergesweep/merge/resident.hpp"
 #include "mergesweep/model/decoder.hpp"
+#include "mergesweep/sweep/failure.hpp"
 
 namespace ms::sweep {
 namespace {
@@ -45,12 +47,19 @@ double chunked(std::int64_t n, F&& f) {
   return total;
 }
 
-// Reducer for whole-model merge statistics (global TIES trim) over the group's ranks.
+// Reducer for whole-model merge statistics (global TIES trim) over the group's ranks. A rank
+// that failed earlier in the merge meets the others in their agreement, not in the sum.
 class GroupReducer final : public merge::Reducer {
  public:
   explicit GroupReducer(dist::Comm& c) : c_(c) {}
-  void allreduce_sum(std::int64_t* d, std::size_t n) override { c_.allreduce_sum(d, n); }
-  void allreduce_sum(double* d, std::size_t n) override { c_.allreduce_sum(d, n); }
+  void allreduce_sum(std::int64_t* d, std::size_t n) override {
+    agree_reached(c_, "merge");
+    c_.allreduce_sum(d, n);
+  }
+  void allreduce_sum(double* d, std::size_t n) override {
+    agree_reached(c_, "merge");
+    c_.allreduce_sum(d, n);
+  }
 
  private:
   dist::Comm& c_;
@@ -103,14 +112,22 @@ struct Worker::Impl {
   eval::EvalOptions eval_opts;
   at::ScalarType dtype = at::kFloat;
 
-  // The group's share of one evaluation: sums over the group, stop on a drain request.
+  // The group's share of one evaluation: sums over the group (each after the group's success
+  // agreement: failure.hpp), stop on a drop request. The stop check runs between scoring rounds
+  // on every rank, so it also reports progress to the silence detector.
   eval::EvalShare share() {
     eval::EvalShare s;
     s.rank = comm.rank();
     s.size = comm.size();
-    s.sum_int = [this](std::int64_t* d, std::size_t n) { comm.allreduce_sum(d, n); };
-    s.sum_double = [this](double* d, std::size_t n) { comm.allreduce_sum(d, n); };
-    s.stop = [] { return dist::drop_requested(); };
+    s.sum_int = [this](std::int64_t* d, std::size_t n) {
+      agree_reached(comm, "eval");
+      comm.allreduce_sum(d, n);
+    };
+    s.sum_double = [this](double* d, std::size_t n) {
+      agree_reached(comm, "eval");
+      comm.allreduce_sum(d, n);
+    };
+    s.stop = [] { return dist::poll_drop_between_blocks(); };
     return s;
   }
 
@@ -139,21 +156,23 @@ Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl
   w.owner = assign_shards(w.names, bytes, group.size());
   for (std::size_t i = 0; i < w.names.size(); ++i)
     if (w.owner[i] == group.rank()) w.mine.push_back(w.names[i]);
-  w.res = std::make_unique<merge::ResidentModels>(spec.base, spec.checkpoints, w.mine);
-
   // Pairwise task-vector dot products, once per sweep (members' cosines are lookups later).
   const std::size_t N = spec.checkpoints.size();
   std::vector<double> dots(w.names.size() * N * N, 0.0);
-  for (std::size_t t = 0; t < w.names.size(); ++t) {
-    if (w.owner[t] != group.rank()) continue;
-    for (std::size_t i = 0; i < N; ++i) {
-      const at::Tensor& a = w.res->tau(i, w.names[t]);
-      for (std::size_t j = i; j < N; ++j) {
-        const at::Tensor& b = w.res->tau(j, w.names[t]);
-        dots[(t * N + i) * N + j] = chunked_dot(a.data_ptr<float>(), b.data_ptr<float>(), a.numel());
+  agreed(group, "residents", [&] {  // a rank out of memory must not strand its peers
+    inject_test_failure("residents", 0, group_index * group.size() + group.rank());
+    w.res = std::make_unique<merge::ResidentModels>(spec.base, spec.checkpoints, w.mine);
+    for (std::size_t t = 0; t < w.names.size(); ++t) {
+      if (w.owner[t] != group.rank()) continue;
+      for (std::size_t i = 0; i < N; ++i) {
+        const at::Tensor& a = w.res->tau(i, w.names[t]);
+        for (std::size_t j = i; j < N; ++j) {
+          const at::Tensor& b = w.res->tau(j, w.names[t]);
+          dots[(t * N + i) * N + j] = chunked_dot(a.data_ptr<float>(), b.data_ptr<float>(), a.numel());
+        }
       }
     }
-  }
+  });
   group.allreduce_sum(dots.data(), dots.size());  // one nonzero per slot: exact
   w.gram.assign(N, std::vector<double>(N, 0.0));
   for (std::size_t t = 0; t < w.names.size(); ++t)
@@ -196,7 +215,17 @@ std::uint64_t Worker::resident_bytes() const { return impl_->res->resident_bytes
 const std::vector<archive::TaskRecord>& Worker::task_records() const { return impl_->records; }
 
 archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
+  try {
+    return run_agreed(c, dropped);
+  } catch (const GroupFailure&) {
+    impl_->out.clear();  // free the merged shard (an out-of-memory may have left it partial)
+    throw;
+  }
+}
+
+archive::ConfigResult Worker::run_agreed(const PlannedConfig& c, bool* dropped) {
   Impl& w = *impl_;
+  const int world_rank = w.group_index * w.comm.size() + w.comm.rank();
   at::NoGradGuard no_grad;
   *dropped = false;
   archive::ConfigResult r;
@@ -213,18 +242,24 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
 
   // 1. This rank's shard of the model.
   std::map<std::string, at::Tensor>& out = w.out;
-  if (c.kind == ConfigKind::Merge) {
-    GroupReducer reducer(w.comm);
-    w.res->merge(c.request(w.spec), out, reducer);
-  } else {
-    for (const auto& n : w.mine) {
-      const at::Tensor& b = w.res->base(n);
-      auto it = out.find(n);
-      if (it == out.end() || !it->second.sizes().equals(b.sizes())) it = out.insert_or_assign(n, at::empty_like(b)).first;
-      if (c.kind == ConfigKind::Base) it->second.copy_(b);
-      else at::add_out(it->second, b, w.res->tau(static_cast<std::size_t>(c.members[0] - 1), n));
+  agreed(w.comm, "merge", [&] {
+    inject_test_failure("merge", c.id, world_rank);
+    if (c.kind == ConfigKind::Merge) {
+      GroupReducer reducer(w.comm);
+      w.res->merge(c.request(w.spec), out, reducer);
+    } else {
+      for (const auto& n : w.mine) {
+        const at::Tensor& b = w.res->base(n);
+        auto it = out.find(n);
+        if (it == out.end() || !it->second.sizes().equals(b.sizes()))
+          it = out.insert_or_assign(n, at::empty_like(b)).first;
+        if (c.kind == ConfigKind::Base)
+          it->second.copy_(b);
+        else
+          at::add_out(it->second, b, w.res->tau(static_cast<std::size_t>(c.members[0] - 1), n));
+      }
     }
-  }
+  });
   r.timing.merge_s = since(t0);
 
   // 2. Distance from the base, per tensor kind; cosines of the members' task vectors.
@@ -281,11 +316,17 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
   if (w.comm.size() == 1) {
     full = out;
   } else {
+    std::vector<at::Tensor> flats(static_cast<std::size_t>(w.comm.size()));
+    agreed(w.comm, "gather", [&] {  // every allocation before the first broadcast
+      for (int owner = 0; owner < w.comm.size(); ++owner) {
+        std::int64_t total = 0;
+        for (std::size_t t = 0; t < w.names.size(); ++t)
+          if (w.owner[t] == owner) total += w.numel[t];
+        flats[static_cast<std::size_t>(owner)] = at::empty({total}, at::kFloat);
+      }
+    });
     for (int owner = 0; owner < w.comm.size(); ++owner) {
-      std::int64_t total = 0;
-      for (std::size_t t = 0; t < w.names.size(); ++t)
-        if (w.owner[t] == owner) total += w.numel[t];
-      at::Tensor flat = at::empty({total}, at::kFloat);
+      at::Tensor& flat = flats[static_cast<std::size_t>(owner)];
       std::int64_t off = 0;
       for (std::size_t t = 0; t < w.names.size(); ++t) {
         if (w.owner[t] != owner) continue;
@@ -293,7 +334,7 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
         if (owner == w.comm.rank()) dst.copy_(out.at(w.names[t]).reshape({-1}));
         off += w.numel[t];
       }
-      w.comm.broadcast(flat.data_ptr(), static_cast<std::size_t>(total) * sizeof(float), owner);
+      w.comm.broadcast(flat.data_ptr(), static_cast<std::size_t>(flat.numel()) * sizeof(float), owner);
       off = 0;
       for (std::size_t t = 0; t < w.names.size(); ++t) {
         if (w.owner[t] != owner) continue;
@@ -304,11 +345,21 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
     for (std::size_t t = 0; t < w.names.size(); ++t) full[w.names[t]] = full[w.names[t]].view(w.shapes[t]);
   }
 
-  // 4. Evaluation and probes, shared by the group (eval::evaluate deals the fixed blocks).
-  auto model = model::Decoder::create(
-      w.config, [&](const std::string& n) { auto it = full.find(n); return it == full.end() ? at::Tensor() : it->second; },
-      w.dtype, w.spec.base);
-  const eval::EvalResult ev = eval::evaluate(*model, w.tasks, w.probes, w.eval_opts, w.share());
+  // 4. Evaluation and probes, shared by the group (eval::evaluate deals the fixed blocks). Its
+  // sums between rounds check the group's agreement first (share()), so a rank failing mid-way
+  // meets its peers there.
+  eval::EvalResult ev;
+  agreed(w.comm, "eval", [&] {
+    inject_test_failure("eval", c.id, world_rank);
+    auto model = model::Decoder::create(
+        w.config,
+        [&](const std::string& n) {
+          auto it = full.find(n);
+          return it == full.end() ? at::Tensor() : it->second;
+        },
+        w.dtype, w.spec.base);
+    ev = eval::evaluate(*model, w.tasks, w.probes, w.eval_opts, w.share());
+  });
   if (ev.stopped) {
     *dropped = true;
     return {};

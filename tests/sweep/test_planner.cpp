@@ -151,3 +151,17 @@ TEST(Spec, ListsOfMemberValuesExpandTheGrid) {
 }
 }  // namespace
 }  // namespace ms::sweep
+
+namespace ms::sweep {
+namespace {
+TEST(Spec, ScheduleCommIsAutoMpiOrNccl) {
+  EXPECT_EQ(parse_spec(kSpec, "spec.yaml").schedule.comm, "auto");
+  for (const char* c : {"auto", "mpi", "nccl"})
+    EXPECT_EQ(parse_spec(std::string(kSpec) + "schedule: {comm: " + c + "}\n", "spec.yaml").schedule.comm, c);
+  const std::string e = error_of(std::string(kSpec) + "schedule: {comm: gloo}\n");
+  EXPECT_NE(e.find("schedule.comm"), std::string::npos) << e;
+  EXPECT_NE(e.find("must be auto, mpi or nccl, got 'gloo'"), std::string::npos) << e;
+  EXPECT_NE(error_of(std::string(kSpec) + "schedule: {peer_timeout: 0}\n").find("schedule.peer_timeout"), std::string::npos);
+}
+}  // namespace
+}  // namespace ms::sweep

@@ -41,7 +41,8 @@ struct Schedule {
   int threads_per_rank = 1;         // ATen/BLAS threads per rank (results depend on it: keep fixed)
   double progress_interval = 10;    // seconds between progress lines when stderr is not a terminal
   double batch_seconds = 1;         // the archive is committed at least this often while results arrive
-  double peer_timeout = 3600;       // a group silent for longer than this ends the job
+  double peer_timeout = 3600;       // a group whose progress stops this long ends the job (exit 75)
+  std::string comm = "auto";        // group collectives: auto (nccl when the device is cuda) | mpi | nccl
 };
 
 struct SweepSpec {

@@ -27,12 +27,14 @@ class Worker {
   ~Worker();
 
   // Collective over the group. `dropped` is set (and the result empty) when a drop signal
-  // arrived mid-config.
+  // arrived mid-config. Throws GroupFailure (failure.hpp) on every rank when the config failed
+  // on any rank; the worker is then ready for the next config.
   archive::ConfigResult run(const PlannedConfig& c, bool* dropped);
   std::uint64_t resident_bytes() const;
   const std::vector<archive::TaskRecord>& task_records() const;
 
  private:
+  archive::ConfigResult run_agreed(const PlannedConfig& c, bool* dropped);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
