@@ -52,7 +52,7 @@ TEST_P(LmEvalParity, PerItemLoglikelihoodsAndMetrics) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, LmEvalParity, ::testing::Values(true, false),
-                         [](const auto& info) { return info.param ? "Packed" : "PerItem"; });
+                         [](const auto& p) { return p.param ? "Packed" : "PerItem"; });
 
 }  // namespace
 }  // namespace ms::eval
