@@ -128,7 +128,7 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
                                    ? std::max<std::int64_t>(1, kChunkElements / row_elems)
                                    : std::max<std::int64_t>(rows, 1);
     at::Tensor out = at::empty(entry.shape, at::TensorOptions().dtype(*io::to_scalar_type(spec.dtype)));
-    if (r.method->id == MethodId::TaskArithmetic) {
+    if (r.method->id == MethodId::TaskArithmetic && job.device.is_cpu()) {
       // The commonest one-off merge reads each input once (see kernels::task_arithmetic_stream).
       std::vector<const void*> inputs;
       for (const auto& m : members) inputs.push_back(m.shard_of(spec.name).data(m.require(spec.name)));
@@ -156,9 +156,10 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
       for (std::int64_t r0 = 0; r0 < rows || (rows == 0 && r0 == 0); r0 += block) {
         const std::int64_t len = std::min(block, rows - r0);
         auto part = [&](const at::Tensor& t) { return entry.shape.empty() || len == rows ? t : t.narrow(0, r0, len); };
-        const at::Tensor b = kernels::to_float32(part(base.tensor(spec.name)));
+        const at::Tensor b = kernels::to_float32(part(base.tensor(spec.name))).to(job.device);
         std::vector<at::Tensor> tau;
-        for (std::size_t m = 0; m < members.size(); ++m) tau.push_back(kernels::to_float32(part(members[m].tensor(spec.name))).sub_(b));
+        for (std::size_t m = 0; m < members.size(); ++m)
+          tau.push_back(kernels::to_float32(part(members[m].tensor(spec.name))).to(job.device).sub_(b));
         const at::Tensor merged = merge_tensor(r, stats, spec.name, b, tau, r0 * row_elems, job.dare_mask);
         if (!merged.isfinite().all().item<bool>()) {
           // Name the input that carries the NaN/Inf when there is one.
@@ -171,7 +172,7 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
           fail(job.out_dir, "'" + spec.name + "'", "the merged tensor has NaN or Inf values (" + describe + ")");
         }
         l2_sq += (merged - b).pow(2).sum(at::kDouble).item<double>();  // double accumulation, no double copy
-        part(out).copy_(merged);
+        part(out).copy_(merged.to(at::kCPU));
         if (rows == 0) break;
       }
     }

@@ -20,7 +20,9 @@
 #include "mergesweep/core/version.hpp"
 #include "mergesweep/dist/mpi_comm.hpp"
 #include "mergesweep/dist/signals.hpp"
+#include "mergesweep/model/device.hpp"
 #include "mergesweep/sweep/coordinator.hpp"
+#include "mergesweep/sweep/memory_plan.hpp"
 #include "mergesweep/sweep/planner.hpp"
 #include "mergesweep/sweep/result_codec.hpp"
 #include "mergesweep/sweep/worker.hpp"
@@ -201,6 +203,10 @@ int print_plan(const RunOptions& opts) {
     std::printf(", %zu already in %s", done, out.c_str());
   }
   std::printf("\n");
+  // Memory per rank at the group size the run would use, on the device it would use.
+  const int g = opts.group_size > 0 ? opts.group_size : spec.schedule.group_size;
+  const c10::Device device = model::resolve_device(spec.schedule.device, 0, spec.path, "schedule.device");
+  std::printf("%s", describe_memory(plan_memory(spec, read_model_shape(spec.base), g, device, model::local_size_from_env())).c_str());
   if (opts.list) {
     for (std::size_t i = 0; i < plan.configs.size(); ++i) {
       const auto& c = plan.configs[i];

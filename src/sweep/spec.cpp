@@ -10,6 +10,7 @@
 #include <set>
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/units.hpp"
 #include "mergesweep/io/fs_util.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/registry.hpp"
@@ -235,6 +236,24 @@ void parse_eval(const Ctx& c, const YAML::Node& e, const std::string& dir, Sweep
   if (e["limit"]) s.eval.limit = integer(c, e["limit"], "eval.limit", 0, 1LL << 40);
 }
 
+// schedule.device (auto | cpu | cuda) and schedule.memory_per_rank ("40GB", "64GiB", bytes).
+void parse_device_and_memory(const Ctx& c, const YAML::Node& sc, Schedule& out) {
+  if (sc["device"]) {
+    out.device = scalar(c, sc["device"], "schedule.device");
+    if (out.device != "auto" && out.device != "cpu" && out.device != "cuda")
+      c.err(sc["device"], "schedule.device", "must be auto, cpu or cuda, got '" + out.device + "'");
+  }
+  if (sc["memory_per_rank"]) {
+    const std::string text = scalar(c, sc["memory_per_rank"], "schedule.memory_per_rank");
+    try {
+      out.memory_per_rank = parse_byte_size(text, "schedule.memory_per_rank");
+    } catch (const Error&) {
+      c.err(sc["memory_per_rank"], "schedule.memory_per_rank", "must be a size like 40GB or 64GiB, got '" + text + "'");
+    }
+    if (out.memory_per_rank == 0) c.err(sc["memory_per_rank"], "schedule.memory_per_rank", "must be more than 0 bytes");
+  }
+}
+
 SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
   const Ctx c{path};
   YAML::Node doc;
@@ -266,13 +285,15 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
   if (doc["eval"]) parse_eval(c, doc["eval"], dir, s, expand);
   s.output = resolve(dir, scalar(c, doc["output"], "output"));
   if (const YAML::Node sc = doc["schedule"]) {
-    check_keys(c, sc, "schedule", {"group_size", "threads_per_rank", "progress_interval", "batch_seconds", "peer_timeout"});
+    check_keys(c, sc, "schedule",
+               {"group_size", "threads_per_rank", "progress_interval", "batch_seconds", "peer_timeout", "device", "memory_per_rank"});
     if (sc["group_size"]) s.schedule.group_size = static_cast<int>(integer(c, sc["group_size"], "schedule.group_size", 1, 1 << 16));
     if (sc["threads_per_rank"])
       s.schedule.threads_per_rank = static_cast<int>(integer(c, sc["threads_per_rank"], "schedule.threads_per_rank", 1, 1024));
     if (sc["progress_interval"]) s.schedule.progress_interval = real(c, sc["progress_interval"], "schedule.progress_interval", 0.1, 1e6);
     if (sc["batch_seconds"]) s.schedule.batch_seconds = real(c, sc["batch_seconds"], "schedule.batch_seconds", 0, 1e6);
     if (sc["peer_timeout"]) s.schedule.peer_timeout = real(c, sc["peer_timeout"], "schedule.peer_timeout", 1, 1e9);
+    parse_device_and_memory(c, sc, s.schedule);
   }
   return s;
 }

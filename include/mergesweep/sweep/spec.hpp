@@ -42,6 +42,8 @@ struct Schedule {
   double progress_interval = 10;    // seconds between progress lines when stderr is not a terminal
   double batch_seconds = 1;         // the archive is committed at least this often while results arrive
   double peer_timeout = 3600;       // a group silent for longer than this ends the job
+  std::string device = "auto";      // auto | cpu | cuda (auto: cuda when a GPU is visible)
+  std::uint64_t memory_per_rank = 0;  // bytes a rank may use; 0: the device's (GPU) or the cgroup/physical limit
 };
 
 struct SweepSpec {
