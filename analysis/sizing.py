@@ -12,8 +12,8 @@ of a worker group of g ranks, for a model of P parameters stored in b bytes each
                                           embedding): θ₀, the n members' τ, the output and one
                                           temporary, as whole-tensor methods (Model Stock, TSV-M,
                                           Iso-C, Subspace Boosting; TIES on a GPU) hold them
-  merged      = P x e  (+ P x e / g)      the gathered merged model in the eval dtype (e = 2,
-                                          bf16), plus the rank's own part before the gather
+  merged      = P x e                     the gathered merged model in the eval dtype (e = 2,
+                                          bf16); the rank's own part is merged in place into it
   activations = T x (V + 4 H + 2 I) x 4   T = batch_tokens; logits of one batch, hidden and MLP
               + T x S x A x 4             buffers, one layer's attention scores (S = 2048)
   runtime     = 1.5 GB on a GPU, 0.5 GB on a CPU (CUDA context, allocator; libraries)
@@ -76,8 +76,7 @@ def fixed(m: Model, device: str) -> float:
 
 def per_rank(m: Model, g: int, device: str = "gpu") -> float:
     """Predicted peak bytes on one rank of a group of g."""
-    own_part = m.params * EVAL_BYTES / g if g > 1 else 0.0
-    return (m.checkpoints + 1) * m.params * FILE_BYTES / g + own_part + fixed(m, device)
+    return (m.checkpoints + 1) * m.params * FILE_BYTES / g + fixed(m, device)
 
 
 def min_group(m: Model, budget: float, device: str = "gpu") -> int | None:

@@ -63,17 +63,16 @@ std::vector<RankMemory> ranks_of(const SweepSpec& spec, const ModelShape& m, int
   for (auto n : m.numel) P += static_cast<std::uint64_t>(n);
   const std::uint64_t act = activation_bytes(spec, m);
   std::vector<RankMemory> ranks(static_cast<std::size_t>(g));
-  std::vector<std::uint64_t> own_bytes(ranks.size(), 0), own_values(ranks.size(), 0), largest(ranks.size(), 0);
+  std::vector<std::uint64_t> own_bytes(ranks.size(), 0), largest(ranks.size(), 0);
   for (std::size_t t = 0; t < m.names.size(); ++t) {
     const auto r = static_cast<std::size_t>(owner[t]);
     own_bytes[r] += m.bytes[t];
-    own_values[r] += static_cast<std::uint64_t>(m.numel[t]);
     largest[r] = std::max(largest[r], static_cast<std::uint64_t>(m.numel[t]));
   }
   for (std::size_t r = 0; r < ranks.size(); ++r) {
     ranks[r].resident = (K + 1) * own_bytes[r];
     ranks[r].workspace = workspace_bytes(spec, largest[r], cuda);
-    ranks[r].merged = P * e + (g > 1 ? own_values[r] * e : 0);
+    ranks[r].merged = P * e;  // the rank's own part is merged in place into the gathered buffer
     ranks[r].activations = act;
     ranks[r].runtime = cuda ? kRuntimeGpu : kRuntimeCpu;
   }

@@ -137,7 +137,7 @@ struct Worker::Impl {
   // The merged model in the eval dtype, gathered: every rank's tensors in one flat buffer, rank
   // after rank, each rank's in name order (allocated once, reused between configs).
   at::Tensor gathered;
-  at::Tensor shard;                          // this rank's part before the gather (g > 1)
+  at::Tensor shard;                          // this rank's part: a view of `gathered`
   std::vector<std::int64_t> offset;          // names[i] at gathered[offset[i]...]
   std::vector<std::int64_t> rank_begin, rank_count;  // per rank, in elements
   std::vector<std::vector<double>> gram;     // task-vector dot products over the whole model
@@ -203,7 +203,7 @@ void Worker::Impl::lay_out_gather() {
   const auto opts = at::TensorOptions().dtype(dtype).device(res->device());
   gathered = at::empty({cursor}, opts);
   const auto me = static_cast<std::size_t>(comm.rank());
-  shard = g == 1 ? gathered : at::empty({rank_count[me]}, opts);
+  shard = gathered.narrow(0, rank_begin[me], rank_count[me]);  // merged in place, gathered in place
 }
 
 // Merges this rank's tensors; each float32 result gives its squared distance from θ₀ (sq[t]) and
@@ -235,9 +235,9 @@ void Worker::Impl::merge_shard(const PlannedConfig& c, std::vector<double>& sq) 
 // once; the tensors are views of one buffer reused between configs.
 std::map<std::string, at::Tensor> Worker::Impl::gather_merged() {
   if (comm.size() > 1) {
-    // Until dist::Comm has allgatherv: each rank's part broadcast from its owner (same bytes).
-    const auto me = static_cast<std::size_t>(comm.rank());
-    gathered.narrow(0, rank_begin[me], rank_count[me]).copy_(shard);
+    // In place: each rank's part is already at its offset; it is broadcast from its owner (the
+    // bytes of an allgatherv: each part moves once). With dist::Comm::allgatherv (issue 11 part A):
+    //   comm.allgatherv(shard.data_ptr(), gathered.data_ptr(), counts in bytes per rank).
     for (int r = 0; r < comm.size(); ++r) {
       const auto ru = static_cast<std::size_t>(r);
       at::Tensor part = gathered.narrow(0, rank_begin[ru], rank_count[ru]);

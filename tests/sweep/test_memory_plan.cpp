@@ -49,7 +49,7 @@ TEST(MemoryPlan, PartsFollowTheModelOfDocsSizing) {
   const MemoryPlan g = plan_memory(on_gpu, shape(), 2, c10::Device(c10::DeviceType::CUDA, 0), 1);
   EXPECT_EQ(g.ranks[0].workspace, 4u * (4000u + 5u * 4000u));
   EXPECT_EQ(g.ranks[0].runtime, 1'500'000'000u);
-  EXPECT_EQ(p.ranks[0].merged, 8000u * 2u + 4000u * 2u);  // P·e + own part before the gather
+  EXPECT_EQ(p.ranks[0].merged, 8000u * 2u);  // P·e (the rank's own part is merged in place)
   const std::uint64_t act = 64u * (10u + 4u * 8u + 2u * 16u) * 4u + 64u * 32u * 2u * 4u;
   EXPECT_EQ(p.ranks[1].activations, act);
   EXPECT_EQ(p.ranks[0].runtime, 500'000'000u);

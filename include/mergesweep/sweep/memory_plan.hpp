@@ -6,8 +6,8 @@
 //                                      values), the worst of the spec's methods: E for fused TA,
 //                                      2E for fused TIES (CPU), E + (n+2)·min(E, 2²⁰) for
 //                                      elementwise methods (row blocks), (n+3)·E for the others
-//   merged      P · e  (+ P_r · e)     the gathered merged model in the eval dtype (e bytes per
-//                                      value), plus r's own part before the gather when g > 1
+//   merged      P · e                  the gathered merged model in the eval dtype (e bytes per
+//                                      value); r's own part is written in place into it
 //   activations T·(V + 4H + 2I)·4 + T·S·A·4   one batch of T = eval.batch_tokens: logits, hidden
 //                                      and MLP buffers, one layer's attention scores (S: sequence)
 //   runtime     a fixed allowance: 1.5 GB on a GPU (CUDA context, allocator), 0.5 GB on a CPU
