@@ -51,19 +51,23 @@ step "2 build ($BUILD)"
 TORCH_DIR="$("$PY" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "share/cmake/Torch"))' 2>/dev/null)"
 REQUIRE=OFF; [ "$GPUS" -gt 0 ] && REQUIRE=ON
 GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
-if [ -z "$TORCH_DIR" ]; then
-  bad "build: python3 cannot import torch"
+BUILD_TARGETS=(mergesweep test_merge test_sweep test_device bench_merge_resident bench_model_forward)
+if [ -f "$BUILD/CMakeCache.txt" ] && [ -z "$TORCH_DIR" ]; then
+  echo "reusing the configured build in $BUILD (python3 cannot import torch)"
+  cmake --build "$BUILD" -j "$JOBS" --target "${BUILD_TARGETS[@]}" && ok build || bad build
+elif [ -z "$TORCH_DIR" ]; then
+  bad "build: python3 cannot import torch (set MS_PYTHON, or MS_GPU_BUILD to a configured build)"
 elif cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTorch_DIR="$TORCH_DIR" \
-       -DMS_REQUIRE_CUDA=$REQUIRE -DMS_BUILD_BENCH=ON "${EXTRA_CMAKE[@]}" >"$BUILD.configure.log" 2>&1 \
-     && cmake --build "$BUILD" -j "$JOBS" --target mergesweep test_merge test_sweep test_device bench_merge_resident bench_model_forward; then
-  grep "mergesweep:" "$BUILD.configure.log"; ok build
+       -DMS_REQUIRE_CUDA=$REQUIRE -DMS_BUILD_BENCH=ON "${EXTRA_CMAKE[@]}" >"$ROOT/bench/gpu/configure.log" 2>&1 \
+     && cmake --build "$BUILD" -j "$JOBS" --target "${BUILD_TARGETS[@]}"; then
+  grep "mergesweep:" "$ROOT/bench/gpu/configure.log"; ok build
 else
-  tail -30 "$BUILD.configure.log"; bad build
+  tail -30 "$ROOT/bench/gpu/configure.log"; bad build
 fi
 
 step "3 cpu"
 if [ -x "$BUILD/tests/test_merge" ]; then
-  (cd "$BUILD" && CUDA_VISIBLE_DEVICES="" ctest -R "^test_merge$|^test_sweep$" --output-on-failure) && ok cpu || bad cpu
+  (cd "$BUILD" && CUDA_VISIBLE_DEVICES="" ctest -R "^test_merge$|^test_sweep$|^test_device$" --output-on-failure) && ok cpu || bad cpu
 else skip cpu "no build"; fi
 
 if [ "$GPUS" -eq 0 ]; then
@@ -85,7 +89,7 @@ else
   else tail "$T/testbed.log"; bad demo; fi
   step "7 bench"
   "$BUILD/bin/bench_merge_resident" --device cuda "$T/tb/base" "$T"/tb/ft-0* && ok "bench merge" || bad "bench merge"
-  "$BUILD/bin/bench_model_forward" 8 512 && ok "bench eval" || bad "bench eval"
+  "$BUILD/bin/bench_model_forward" 8 512 4 cuda && ok "bench eval" || bad "bench eval"
 fi
 
 echo
