@@ -3,16 +3,22 @@
 `python3 -m analysis sizing` prints the tables of docs/sizing.md; a test checks that the
 document shows exactly what this prints, so the numbers cannot drift from the model.
 
-The model of memory on each rank of a worker group of g ranks:
-  resident   = P x 4 bytes x (1 base + K task vectors) / g     float32, sharded by tensor bytes
-  merge out  = P x 4 bytes / g                                 the rank's float32 shard of the merge
-  merged     = P x b                                           the full merged model after the
-                                                               allgather, in the eval dtype (b = 2, bf16)
-  activations= T x (V + 4 H + 2 I) x 4 bytes                   T = batch_tokens; logits of one
-             + T x S x A x 4 bytes                             batch, hidden and MLP buffers, one
-                                                               layer's attention scores (S = 2048)
-Budgets: 90% of the device (80 GB GPU: 72 GB; 256 GB CPU node: 230 GB), leaving room for the
-runtime (CUDA context, allocator slack, MPI buffers). GB = 1e9 bytes.
+The model is the one `mergesweep sweep --plan` computes from the real tensors
+(src/sweep/memory_plan.cpp); here the shards are taken as balanced (B/g), which the engine's
+byte-balanced assignment of whole tensors approaches for models of hundreds of tensors. Per rank
+of a worker group of g ranks, for a model of P parameters stored in b bytes each (B = P·b):
+  resident    = (K + 1) x B / g           base and K checkpoints in their file dtype (bf16: b = 2)
+  workspace   = (n + 3) x 4 x E           float32 for the largest tensor (E = V x H, the
+                                          embedding): θ₀, the n members' τ, the output and one
+                                          temporary, as whole-tensor methods (Model Stock, TSV-M,
+                                          Iso-C, Subspace Boosting; TIES on a GPU) hold them
+  merged      = P x e                     the gathered merged model in the eval dtype (e = 2,
+                                          bf16); the rank's own part is merged in place into it
+  activations = T x (V + 4 H + 2 I) x 4   T = batch_tokens; logits of one batch, hidden and MLP
+              + T x S x A x 4             buffers, one layer's attention scores (S = 2048)
+  runtime     = 1.5 GB on a GPU, 0.5 GB on a CPU (CUDA context, allocator; libraries)
+Budgets: 90% of the device (80 GB GPU: 72 GB; a 256 GB CPU node, one rank: 230 GB).
+GB = 1e9 bytes.
 """
 from __future__ import annotations
 
@@ -29,24 +35,27 @@ class Model:
     layers: int
     heads: int
     vocab: int
-    checkpoints: int     # K: task vectors held resident
+    checkpoints: int     # K: checkpoints held resident
     configs: int         # planned configs of its job spec (baselines + merges)
+    largest_subset: int  # n: the largest subset one merge reads
 
 
 # Parameter counts and shapes from the models' config.json (safetensors totals).
 MODELS = [
-    Model("llama-3.2-3b-instruct", 3_212_749_824, 3072, 8192, 28, 24, 128_256, 12, 545),
-    Model("llama-3.1-8b-instruct", 8_030_261_248, 4096, 14336, 32, 32, 128_256, 12, 545),
-    Model("qwen3-4b", 4_022_468_096, 2560, 9728, 36, 32, 151_936, 12, 545),
-    Model("qwen3-8b", 8_190_735_360, 4096, 12288, 36, 32, 151_936, 12, 545),
-    Model("qwen2.5-7b (pipeline)", 7_615_616_512, 3584, 18944, 28, 28, 152_064, 3, 19),
+    Model("llama-3.2-3b-instruct", 3_212_749_824, 3072, 8192, 28, 24, 128_256, 12, 545, 12),
+    Model("llama-3.1-8b-instruct", 8_030_261_248, 4096, 14336, 32, 32, 128_256, 12, 545, 12),
+    Model("qwen3-4b", 4_022_468_096, 2560, 9728, 36, 32, 151_936, 12, 545, 12),
+    Model("qwen3-8b", 8_190_735_360, 4096, 12288, 36, 32, 151_936, 12, 545, 12),
+    Model("qwen2.5-7b (pipeline)", 7_615_616_512, 3584, 18944, 28, 28, 152_064, 3, 19, 2),
 ]
 
 GPU_BUDGET = 0.9 * 80e9
 CPU_BUDGET = 0.9 * 256e9
 BATCH_TOKENS = 8192
 SEQ = 2048
-EVAL_BYTES = 2
+FILE_BYTES = 2   # bf16 checkpoints
+EVAL_BYTES = 2   # bf16 evaluation
+RUNTIME = {"gpu": 1.5e9, "cpu": 0.5e9}
 # Measured here (bench_merge_resident, 2 cores, float32 resident): task arithmetic ~0.58 s per
 # merge of a 250M-parameter model. Merges are memory-bound, so time scales with P / g per rank.
 TA_MERGE_S_PER_PARAM = 0.58 / 250e6
@@ -56,18 +65,26 @@ def activations(m: Model, batch_tokens: int = BATCH_TOKENS) -> float:
     return batch_tokens * (m.vocab + 4 * m.hidden + 2 * m.intermediate) * 4 + batch_tokens * SEQ * m.heads * 4
 
 
-def per_rank(m: Model, g: int, batch_tokens: int = BATCH_TOKENS) -> float:
+def workspace(m: Model) -> float:
+    return (m.largest_subset + 3) * 4 * m.vocab * m.hidden
+
+
+def fixed(m: Model, device: str) -> float:
+    """The part that does not shrink with g: merged model, workspace, activations, runtime."""
+    return m.params * EVAL_BYTES + workspace(m) + activations(m) + RUNTIME[device]
+
+
+def per_rank(m: Model, g: int, device: str = "gpu") -> float:
     """Predicted peak bytes on one rank of a group of g."""
-    return (m.params * 4 * (1 + m.checkpoints) / g + m.params * 4 / g + m.params * EVAL_BYTES
-            + activations(m, batch_tokens))
+    return (m.checkpoints + 1) * m.params * FILE_BYTES / g + fixed(m, device)
 
 
-def min_group(m: Model, budget: float) -> int | None:
+def min_group(m: Model, budget: float, device: str = "gpu") -> int | None:
     """Smallest g whose per-rank memory fits the budget (None: even the fixed part does not)."""
-    fixed = m.params * EVAL_BYTES + activations(m)
-    if fixed >= budget:
-        return None
-    return max(1, math.ceil(m.params * 4 * (2 + m.checkpoints) / (budget - fixed)))
+    for g in range(1, 4097):
+        if per_rank(m, g, device) <= budget:
+            return g
+    return None
 
 
 def pow2(g: int | None) -> int | None:
@@ -79,17 +96,18 @@ def gb(x: float) -> str:
 
 
 def memory_table() -> str:
-    rows = ["| model | params | K | resident f32 (g=1) | merged + activations | per rank at g=1 | "
-            "min g on 80 GB GPU | use g (GPU) | per rank at that g | min g on 256 GB CPU node | per rank at that g |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| model | params | K | n | resident bf16 (g=1) | merged + workspace + activations + runtime | "
+            "per rank at g=1 | min g on 80 GB GPU | use g (GPU) | per rank at that g | "
+            "min g on 256 GB CPU node | per rank at that g |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in MODELS:
-        gg = min_group(m, GPU_BUDGET)
-        gc = min_group(m, CPU_BUDGET)
+        gg = min_group(m, GPU_BUDGET, "gpu")
+        gc = min_group(m, CPU_BUDGET, "cpu")
         use = pow2(gg)
-        rows.append(f"| {m.name} | {m.params / 1e9:.2f}B | {m.checkpoints} | "
-                    f"{gb(m.params * 4 * (1 + m.checkpoints))} GB | "
-                    f"{gb(m.params * EVAL_BYTES + activations(m))} GB | {gb(per_rank(m, 1))} GB | "
-                    f"{gg} | {use} | {gb(per_rank(m, use))} GB | {gc} | {gb(per_rank(m, gc))} GB |")
+        rows.append(f"| {m.name} | {m.params / 1e9:.2f}B | {m.checkpoints} | {m.largest_subset} | "
+                    f"{gb(m.params * FILE_BYTES * (1 + m.checkpoints))} GB | {gb(fixed(m, 'gpu'))} GB | "
+                    f"{gb(per_rank(m, 1))} GB | {gg} | {use} | {gb(per_rank(m, use))} GB | "
+                    f"{gc} | {gb(per_rank(m, gc, 'cpu'))} GB |")
     return "\n".join(rows) + "\n"
 
 

@@ -1,11 +1,14 @@
 // Decoder forward throughput on a random Llama-shaped model (no files needed). Baselines measured
 // in the same run: the bare projection GEMMs of the same shapes (the irreducible cost; the ratio
 // is the forward's overhead), and attention with K/V repeated per query head (what the grouped
-// matmul avoids). Achieved GFLOP/s count 2·P FLOPs per token (P = the weights a token multiplies:
-// every projection and lm_head), for the forward and for the bare GEMMs of the same shapes.
-//   bench_model_forward [B] [T] [layers] [hidden] [intermediate]
-// Threads as every entry point sets them (model/compute_threads.hpp); OMP_NUM_THREADS=1
-// OPENBLAS_NUM_THREADS=1 for one thread.
+// matmul avoids).
+// On a GPU it also prints the model FLOPs utilisation: 2 FLOPs per weight per token (lm_head
+// included, embedding lookup not) plus causal attention, against MS_PEAK_TFLOPS (default 989: an
+// H100/H200's dense bf16 peak).
+// Everywhere it prints achieved GFLOP/s (2 FLOPs per weight per token) of the forward and of the
+// bare projection GEMMs of the same shapes, same run. Threads as every entry point sets them
+// (model/compute_threads.hpp): OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 for one thread.
+//   bench_model_forward [B] [T] [layers] [cpu|cuda] [hidden] [intermediate]
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>  // at::NoGradGuard (not via ATen.h in torch 2.x)
 
@@ -18,6 +21,7 @@
 
 #include "mergesweep/model/compute_threads.hpp"
 #include "mergesweep/model/decoder.hpp"
+#include "mergesweep/model/device.hpp"
 #include "model/ops.hpp"
 
 namespace {
@@ -45,11 +49,17 @@ int main(int argc, char** argv) {
   const std::int64_t B = argc > 1 ? std::atoll(argv[1]) : 4;
   const std::int64_t T = argc > 2 ? std::atoll(argv[2]) : 256;
   const std::int64_t layers = argc > 3 ? std::atoll(argv[3]) : 4;
+  const c10::Device device = ms::model::resolve_device(argc > 4 ? argv[4] : "cpu", ms::model::local_rank_from_env(), "", "device");
+  const bool gpu = !device.is_cpu();
+  const auto on = [&](const at::Tensor& t) { return t.to(device); };
+  const auto wait = [&](const at::Tensor& t) {  // a host read waits for the device's queue
+    if (gpu) t.sum().item<double>();
+  };
   const auto split = ms::model::configure_compute_threads();
   ms::io::ModelConfig c;
   c.model_type = "llama";
-  c.hidden_size = argc > 4 ? std::atoll(argv[4]) : 512;
-  c.intermediate_size = argc > 5 ? std::atoll(argv[5]) : 1408;
+  c.hidden_size = argc > 5 ? std::atoll(argv[5]) : 512;
+  c.intermediate_size = argc > 6 ? std::atoll(argv[6]) : 1408;
   c.num_hidden_layers = layers;
   c.num_attention_heads = c.hidden_size / 64;
   c.num_key_value_heads = std::max<std::int64_t>(1, c.num_attention_heads / 4);
@@ -71,42 +81,51 @@ int main(int argc, char** argv) {
     else if (name.find("o_proj") != std::string::npos) shape = {C, H * D};
     else if (name.find("down") != std::string::npos) shape = {C, I};
     else shape = {I, C};
-    return store[name] = at::randn(shape) * 0.05;
+    return store[name] = on(at::randn(shape) * 0.05);
   };
   for (auto dtype : {at::kFloat, at::kBFloat16}) {
     store.clear();
     auto model = ms::model::Decoder::create(c, make, dtype, "bench");
     at::NoGradGuard no_grad;
-    const at::Tensor ids = at::randint(c.vocab_size, {B, T}, at::kLong);
-    const double fwd = seconds_of([&] { model->logits(model->forward(ids)); }, 3);
+    const at::Tensor ids = on(at::randint(c.vocab_size, {B, T}, at::kLong));
+    const double fwd = seconds_of([&] { wait(model->logits(model->forward(ids))); }, 3);
     // Baseline: the same GEMMs, nothing else.
-    const at::Tensor x = at::randn({B, T, c.hidden_size}).to(dtype);
-    const at::Tensor xi = at::randn({B, T, c.intermediate_size}).to(dtype);  // down_proj's input
+    const at::Tensor x = on(at::randn({B, T, c.hidden_size}).to(dtype));
+    const at::Tensor xi = on(at::randn({B, T, c.intermediate_size}).to(dtype));  // down_proj's input
     const auto params = model->named_parameters();
     const double gemm = seconds_of([&] {
       for (const auto& [name, w] : params) {
         if (w.dim() != 2 || name.find("embed") != std::string::npos) continue;
         at::linear(w.size(1) == c.hidden_size ? x : xi, w);  // q/k/v/o/gate/up take C inputs (H·D = C here)
       }
-      at::linear(x, params.front().second);  // lm_head (tied)
+      wait(at::linear(x, params.front().second));  // lm_head (tied)
     }, 3);
     // Attention alone: grouped vs repeated K/V.
-    const at::Tensor q = at::randn({B, c.num_attention_heads, T, c.head_dim}).to(dtype);
-    const at::Tensor k = at::randn({B, c.num_key_value_heads, T, c.head_dim}).to(dtype), v = at::randn_like(k);
-    const at::Tensor mask = ms::model::detail::causal_mask(0, T, 0, dtype, at::kCPU);
-    const double grouped = seconds_of([&] { ms::model::detail::grouped_attention(q, k, v, mask); }, 5) * static_cast<double>(layers);
-    const double repeated = seconds_of([&] { repeated_attention(q, k, v, mask); }, 5) * static_cast<double>(layers);
-    double weights = 0;  // P: what each token multiplies
+    const at::Tensor q = on(at::randn({B, c.num_attention_heads, T, c.head_dim}).to(dtype));
+    const at::Tensor k = on(at::randn({B, c.num_key_value_heads, T, c.head_dim}).to(dtype)), v = at::randn_like(k);
+    const at::Tensor mask = ms::model::detail::causal_mask(0, T, 0, dtype, device);
+    const double grouped =
+        seconds_of([&] { wait(ms::model::detail::grouped_attention(q, k, v, mask)); }, 5) * static_cast<double>(layers);
+    const double repeated = seconds_of([&] { wait(repeated_attention(q, k, v, mask)); }, 5) * static_cast<double>(layers);
+    double weights = 0;  // every 2-D weight a token multiplies (the tied embedding counts once, as lm_head)
     for (const auto& [name, w] : params)
       if (w.dim() == 2) weights += static_cast<double>(w.numel());
-    const double flops = 2.0 * weights * static_cast<double>(B * T);
+    const double tokens = static_cast<double>(B * T);
     std::printf("%-8s threads aten %d blas %d, P %.1fM: forward %.1f GFLOP/s, projection GEMMs alone %.1f GFLOP/s "
-                "(%.0f%%)\n", c10::toString(dtype), split.aten, split.blas, weights / 1e6, flops / fwd / 1e9,
-                flops / gemm / 1e9, 100.0 * gemm / fwd);
+                "(forward at %.0f%% of them)\n", c10::toString(dtype), split.aten, split.blas, weights / 1e6,
+                2.0 * weights * tokens / fwd / 1e9, 2.0 * weights * tokens / gemm / 1e9, 100.0 * gemm / fwd);
     std::printf("%-8s B=%lld T=%lld layers=%lld: forward+logits %.1f ms (%.0f tok/s); projection GEMMs alone %.1f ms "
                 "(forward/gemm %.2f); attention grouped %.1f ms vs repeated K/V %.1f ms (%.2fx)\n",
-                c10::toString(dtype), (long long)B, (long long)T, (long long)layers, fwd * 1e3, static_cast<double>(B * T) / fwd, gemm * 1e3,
+                c10::toString(dtype), (long long)B, (long long)T, (long long)layers, fwd * 1e3, tokens / fwd, gemm * 1e3,
                 fwd / gemm, grouped * 1e3, repeated * 1e3, repeated / grouped);
+    if (gpu) {
+      const double attn = 2.0 * 2.0 * (static_cast<double>(T) / 2.0) * static_cast<double>(c.num_attention_heads * c.head_dim * layers);  // QKᵀ and PV, causal
+      const double flops = (2.0 * weights + attn) * tokens / fwd;
+      const char* peak_env = std::getenv("MS_PEAK_TFLOPS");
+      const double peak = (peak_env ? std::atof(peak_env) : 989.0) * 1e12;
+      std::printf("%-8s on %s: %.1f TFLOP/s, MFU %.1f%% of %.0f TFLOP/s\n", c10::toString(dtype), device.str().c_str(),
+                  flops / 1e12, 100.0 * flops / peak, peak / 1e12);
+    }
   }
   return 0;
 }

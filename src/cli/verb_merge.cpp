@@ -10,6 +10,7 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/units.hpp"
 #include "mergesweep/merge/mergekit_config.hpp"
+#include "mergesweep/model/device.hpp"
 
 namespace po = boost::program_options;
 
@@ -30,7 +31,7 @@ std::string method_table() {
 }  // namespace
 
 int run_merge(int argc, char** argv) {
-  std::string config, out, shard = "5GB";
+  std::string config, out, shard = "5GB", device = "cpu";
   po::options_description opts(
       "usage: mergesweep merge CONFIG OUT [options]\n\n"
       "Runs one merge described by a mergekit YAML configuration (merge_method, base_model, models with\n"
@@ -42,6 +43,8 @@ int run_merge(int argc, char** argv) {
   opts.add_options()
       ("help,h", "show this help and the methods with their parameters")
       ("max-shard-size", po::value(&shard)->default_value(shard), "largest output shard, e.g. 5GB, 500MB, 2GiB")
+      ("device", po::value(&device)->default_value(device),
+       "where tensors are merged: cpu, cuda (GPU local_rank % visible GPUs) or auto (cuda when a GPU is visible)")
       ("quiet,q", "no progress on stderr");
   po::options_description hidden;
   hidden.add_options()("config", po::value(&config))("out", po::value(&out));
@@ -60,6 +63,7 @@ int run_merge(int argc, char** argv) {
   merge::StreamingJob job = merge::read_mergekit_config(config);
   job.out_dir = out;
   job.max_shard_bytes = parse_byte_size(shard, "--max-shard-size");
+  job.device = model::resolve_device(device, model::local_rank_from_env(), "", "--device");
 
   // Progress after the first second: a live line on a terminal, a line every 5 s in a log.
   const auto t0 = std::chrono::steady_clock::now();

@@ -17,7 +17,7 @@ using Hist = std::array<std::int64_t, 256>;
 // Histogram of byte `pass` (0 = most significant) of |x|'s bits, among values whose higher bytes
 // equal `prefix`.
 void histogram(const at::Tensor& t, int pass, std::uint32_t prefix, Hist& h) {
-  const at::Tensor c = t.contiguous();
+  const at::Tensor c = t.to(at::kCPU).contiguous();  // device tensors: counted on the host
   const float* p = c.data_ptr<float>();
   const int shift = 24 - 8 * pass;
   const std::uint32_t high_mask = pass == 0 ? 0u : ~0u << (32 - 8 * pass);

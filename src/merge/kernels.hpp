@@ -30,6 +30,11 @@ Parts weighted_sum(const std::vector<at::Tensor>& tau, const std::vector<double>
 at::Tensor trim_top_k(const at::Tensor& tau, double density);
 // TIES sign election on weighted deltas and the disjoint merge (weighted mean when normalize).
 Parts ties_consensus(const std::vector<at::Tensor>& tau, const std::vector<double>& w, bool normalize);
+// Device-generic twins of the two raw-pointer kernels above, in ATen ops on the inputs' device
+// (what runs for tensors not on the CPU): the same selection and the same float32 operations in
+// the same order, so bitwise equal to them (tests/merge/test_device_twins.cpp).
+at::Tensor trim_top_k_aten(const at::Tensor& tau, double density);
+Parts ties_consensus_aten(const std::vector<at::Tensor>& tau, const std::vector<double>& w, bool normalize);
 // Original TIES (global trim): unweighted election, zeros take the model's majority sign, mean by count.
 at::Tensor ties_original(const std::vector<at::Tensor>& trimmed, double majority_sign);
 
@@ -48,12 +53,20 @@ at::Tensor subspace_boost_svd(const at::Tensor& delta, double beta);       // th
 //   out = base + λ · (Σ wᵢ τᵢ ÷ divisor), divisor = Σ wᵢ when normalize else 1
 void task_arithmetic_into(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
                           const std::vector<double>& w, bool normalize, double lambda);
+// Its device-generic twin (what runs for tensors not on the CPU): the same float32 operations in
+// the same order, in ATen ops. Bitwise equal (tests/merge/test_device_twins.cpp).
+void task_arithmetic_into_aten(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
+                               const std::vector<double>& w, bool normalize, double lambda);
 
 // A float32 copy of a tensor, never the tensor itself: for a float32 checkpoint .to() would
 // return the mapped view, and an in-place op on the result would rewrite the mapping under every
 // later reader. bfloat16 widens by a 16-bit shift, exact and several times faster than this
 // libtorch's generic conversion.
 at::Tensor to_float32(const at::Tensor& t);
+// τ = float32(theta) − float32(base), a fresh float32 tensor on their device. On the CPU with
+// bfloat16 inputs one pass (widen both, subtract); otherwise ATen's widening and subtraction,
+// the same float32 values.
+at::Tensor task_vector(const at::Tensor& theta, const at::Tensor& base);
 
 // Streaming task arithmetic straight from the checkpoints' bytes, one pass per block: upcast,
 // τᵢ = θᵢ − θ₀, the same float ops as task_arithmetic_into, the output rounded to its dtype, the
@@ -76,6 +89,11 @@ struct TrimRule {
 TrimRule make_trim_rule(const at::Tensor& tau, double density);
 void ties_into(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
                const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize, double lambda);
+
+// ties_into reading θᵢ and θ₀ as stored (bfloat16, float16 or float32, all one dtype): each
+// block widened and τ formed in the loop, so no member's τ is ever held whole. Bitwise ties_into.
+void ties_into_stored(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& models,
+                      const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize, double lambda);
 
 // Polar factor U Vᵀ of a matrix (thin SVD), float32.
 at::Tensor polar(const at::Tensor& m);

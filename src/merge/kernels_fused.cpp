@@ -80,6 +80,7 @@ TrimRule make_trim_rule(const at::Tensor& tau, double density) {
 
 void task_arithmetic_into(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
                           const std::vector<double>& w, bool normalize, double lambda) {
+  if (!out.device().is_cpu()) return task_arithmetic_into_aten(out, base, tau, w, normalize, lambda);
   constexpr std::int64_t kBlock = 4096;
   const std::size_t m = tau.size();
   std::vector<const float*> p;
@@ -249,14 +250,103 @@ StreamStats ta_stream_out(void* out, c10::ScalarType out_type, const void* base,
   }
 }
 
+// One element of TIES (the loop body of ties_into): the members' τ at j in v[0..m).
+inline float ties_element(float* v, std::size_t m, std::int64_t j, const std::vector<const TrimRule*>& rules,
+                          const std::vector<float>& wf, bool normalize) {
+  float sum = 0.0f;
+  for (std::size_t i = 0; i < m; ++i) {
+    const float x = v[i];
+    const TrimRule& r = *rules[i];
+    const std::uint32_t bits = abs_bits(x);
+    const bool keep = r.keep_all || bits > r.threshold_bits || (bits == r.threshold_bits && j <= r.last_tie);
+    v[i] = (keep ? x : 0.0f) * wf[i];
+    sum += v[i];
+  }
+  const float gamma = sum >= 0.0f ? 1.0f : -1.0f;
+  float mixed = 0.0f, divisor = 0.0f;
+  for (std::size_t i = 0; i < m; ++i) {
+    const float s = v[i] > 0.0f ? 1.0f : v[i] < 0.0f ? -1.0f : 0.0f;
+    if (s == gamma) {
+      mixed += v[i];
+      divisor += wf[i];
+    }
+  }
+  if (normalize) mixed = mixed / (divisor == 0.0f ? 1.0f : divisor);
+  return mixed;
+}
+
+template <typename In>
+void ties_stored(float* o, const In* base, const std::vector<const In*>& models, std::int64_t n,
+                 const std::vector<const TrimRule*>& rules, const std::vector<float>& wf, bool normalize, float lam) {
+  constexpr std::int64_t kBlock = 4096;
+  const std::size_t m = models.size();
+  const std::int64_t nblocks = (n + kBlock - 1) / kBlock;
+  at::parallel_for(0, nblocks, 4, [&](std::int64_t blk0, std::int64_t blk1) {
+    std::vector<float> b0(kBlock), tau(m * kBlock), v(m);
+    for (std::int64_t blk = blk0; blk < blk1; ++blk) {
+      const std::int64_t s0 = blk * kBlock, len = std::min(kBlock, n - s0);
+      widen(base + s0, b0.data(), len);
+      for (std::size_t i = 0; i < m; ++i) {
+        float* t = tau.data() + i * kBlock;
+        widen(models[i] + s0, t, len);
+        for (std::int64_t j = 0; j < len; ++j) t[j] = t[j] - b0[j];
+      }
+      for (std::int64_t j = 0; j < len; ++j) {
+        for (std::size_t i = 0; i < m; ++i) v[i] = tau[i * kBlock + j];
+        o[s0 + j] = b0[j] + ties_element(v.data(), m, s0 + j, rules, wf, normalize) * lam;
+      }
+    }
+  });
+}
+
+template <typename In>
+void ties_stored_as(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& models,
+                    const std::vector<const TrimRule*>& rules, const std::vector<float>& wf, bool normalize, float lam) {
+  std::vector<const In*> ms;
+  for (const at::Tensor* t : models) ms.push_back(static_cast<const In*>(t->data_ptr()));
+  ties_stored(out.data_ptr<float>(), static_cast<const In*>(base.data_ptr()), ms, out.numel(), rules, wf, normalize, lam);
+}
+
 }  // namespace
 
+void ties_into_stored(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& models,
+                      const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize, double lambda) {
+  std::vector<float> wf;
+  for (double x : w) wf.push_back(static_cast<float>(x));
+  const auto lam = static_cast<float>(lambda);
+  switch (base.scalar_type()) {
+    case at::kBFloat16: return ties_stored_as<c10::BFloat16>(out, base, models, rules, wf, normalize, lam);
+    case at::kHalf: return ties_stored_as<c10::Half>(out, base, models, rules, wf, normalize, lam);
+    default: return ties_stored_as<float>(out, base, models, rules, wf, normalize, lam);
+  }
+}
+
 at::Tensor to_float32(const at::Tensor& t) {
-  if (t.scalar_type() != at::kBFloat16 || !t.is_contiguous()) return t.to(at::kFloat, false, /*copy=*/true);
+  if (!t.device().is_cpu() || t.scalar_type() != at::kBFloat16 || !t.is_contiguous()) return t.to(at::kFloat, false, /*copy=*/true);
   at::Tensor out = at::empty(t.sizes(), at::kFloat);
   const auto* in = static_cast<const c10::BFloat16*>(t.data_ptr());
   float* o = out.data_ptr<float>();
   at::parallel_for(0, t.numel(), 1 << 16, [&](std::int64_t b, std::int64_t e) { widen(in + b, o + b, e - b); });
+  return out;
+}
+
+at::Tensor task_vector(const at::Tensor& theta, const at::Tensor& base) {
+  const bool fused = theta.device().is_cpu() && theta.scalar_type() == at::kBFloat16 &&
+                     base.scalar_type() == at::kBFloat16 && theta.is_contiguous() && base.is_contiguous();
+  if (!fused) return theta.to(at::kFloat) - base.to(at::kFloat);
+  at::Tensor out = at::empty(theta.sizes(), at::kFloat);
+  const auto* th = static_cast<const std::uint16_t*>(theta.data_ptr());
+  const auto* b0 = static_cast<const std::uint16_t*>(base.data_ptr());
+  float* o = out.data_ptr<float>();
+  at::parallel_for(0, theta.numel(), 1 << 16, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t j = b; j < e; ++j) {
+      const std::uint32_t x = static_cast<std::uint32_t>(th[j]) << 16, y = static_cast<std::uint32_t>(b0[j]) << 16;
+      float fx, fy;
+      std::memcpy(&fx, &x, 4);
+      std::memcpy(&fy, &y, 4);
+      o[j] = fx - fy;
+    }
+  });
   return out;
 }
 
@@ -276,6 +366,7 @@ StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const vo
 }
 
 at::Tensor trim_top_k(const at::Tensor& tau, double density) {
+  if (!tau.device().is_cpu()) return trim_top_k_aten(tau, density);
   const TrimRule rule = make_trim_rule(tau, density);
   if (rule.keep_all) return tau;
   const at::Tensor src = tau.contiguous();
@@ -293,6 +384,7 @@ at::Tensor trim_top_k(const at::Tensor& tau, double density) {
 }
 
 Parts ties_consensus(const std::vector<at::Tensor>& tau, const std::vector<double>& w, bool normalize) {
+  if (!tau.at(0).device().is_cpu()) return ties_consensus_aten(tau, w, normalize);
   const std::size_t m = tau.size();
   std::vector<at::Tensor> src;
   std::vector<const float*> p;
@@ -331,6 +423,52 @@ Parts ties_consensus(const std::vector<at::Tensor>& tau, const std::vector<doubl
   });
   if (!normalize) return {raw, at::scalar_tensor(1.0, raw.options())};
   return {raw, div};
+}
+
+at::Tensor trim_top_k_aten(const at::Tensor& tau, double density) {
+  const std::int64_t n = tau.numel();
+  const auto k = std::max<std::int64_t>(1, static_cast<std::int64_t>(density * static_cast<double>(n)));
+  if (density >= 1.0 || k >= n || n == 0) return tau;
+  const at::Tensor x = tau.contiguous().reshape({-1});
+  const at::Tensor mag = x.abs();  // |x| orders like the float bits of |x| the CPU kernel ranks
+  const at::Tensor threshold = std::get<0>(at::topk(mag, k, 0, /*largest=*/true, /*sorted=*/false)).min();
+  const at::Tensor above = mag > threshold;
+  // Ties at the threshold: the first (k − #above) by index, as the CPU kernel keeps them.
+  const at::Tensor at_threshold = mag == threshold;
+  const at::Tensor ties_left = k - above.sum();
+  const at::Tensor keep = above | (at_threshold & (at_threshold.cumsum(0) <= ties_left));
+  return at::where(keep, x, at::zeros_like(x)).view(tau.sizes());
+}
+
+Parts ties_consensus_aten(const std::vector<at::Tensor>& tau, const std::vector<double>& w, bool normalize) {
+  const std::size_t m = tau.size();
+  std::vector<at::Tensor> v;
+  at::Tensor sum = at::zeros_like(tau[0]);
+  for (std::size_t i = 0; i < m; ++i) {
+    v.push_back(tau[i] * static_cast<float>(w[i]));  // weighted, trimmed delta (float32 product)
+    sum = sum + v[i];                                // added in member order, as the CPU loop
+  }
+  const at::Tensor gamma = at::where(sum >= 0, at::ones_like(sum), -at::ones_like(sum));
+  at::Tensor mixed = at::zeros_like(sum), divisor = at::zeros_like(sum);
+  for (std::size_t i = 0; i < m; ++i) {
+    const at::Tensor agree = v[i].sign() == gamma;  // trimmed zeros have sign 0 and never agree
+    mixed = at::where(agree, mixed + v[i], mixed);
+    divisor = at::where(agree, divisor + static_cast<float>(w[i]), divisor);
+  }
+  if (!normalize) return {mixed, at::scalar_tensor(1.0, mixed.options())};
+  return {mixed, at::where(divisor == 0, at::ones_like(divisor), divisor)};
+}
+
+void task_arithmetic_into_aten(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
+                               const std::vector<double>& w, bool normalize, double lambda) {
+  double wsum_d = 0;
+  for (double x : w) wsum_d += x;
+  const float wsum = normalize && wsum_d != 0 ? static_cast<float>(wsum_d) : 1.0f;
+  at::Tensor acc = at::zeros_like(out);
+  for (std::size_t i = 0; i < tau.size(); ++i) acc = acc + *tau[i] * static_cast<float>(w[i]);  // member order
+  // The divisor as a tensor on the device: CUDA turns division by a host scalar into a multiply
+  // by its reciprocal, which can differ from the division in the last bit.
+  out.copy_(base + (acc / at::scalar_tensor(wsum, acc.options())) * static_cast<float>(lambda));
 }
 
 }  // namespace ms::merge::kernels

@@ -141,13 +141,13 @@ double merge_in_blocks(const TensorMergeContext& c, const io::TensorSpec& spec, 
   for (std::int64_t r0 = 0; r0 < rows || (rows == 0 && r0 == 0); r0 += block) {
     const std::int64_t len = std::min(block, rows - r0);
     auto part = [&](const at::Tensor& t) { return entry.shape.empty() || len == rows ? t : t.narrow(0, r0, len); };
-    const at::Tensor b = kernels::to_float32(part(c.base.tensor(spec.name)));
+    const at::Tensor b = kernels::to_float32(part(c.base.tensor(spec.name))).to(c.job.device);
     std::vector<at::Tensor> tau;
-    for (const auto& m : c.members) tau.push_back(kernels::to_float32(part(m.tensor(spec.name))).sub_(b));
+    for (const auto& m : c.members) tau.push_back(kernels::to_float32(part(m.tensor(spec.name))).to(c.job.device).sub_(b));
     const at::Tensor merged = merge_tensor(c.job.request, c.stats, spec.name, b, tau, r0 * row_elems, c.job.dare_mask);
     if (!merged.isfinite().all().item<bool>()) fail_non_finite(c, spec.name, "the merged tensor has NaN or Inf values");
     sq += (merged - b).pow(2).sum(at::kDouble).item<double>();  // double accumulation, no double copy
-    part(out).copy_(merged);
+    part(out).copy_(merged.to(at::kCPU));
     if (rows == 0) break;
   }
   return sq;
@@ -213,8 +213,10 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
   for (const auto& spec : specs) {
     const io::TensorEntry& entry = base.require(spec.name);
     at::Tensor out = at::empty(entry.shape, at::TensorOptions().dtype(*io::to_scalar_type(spec.dtype)));
-    l2_sq += r.method->id == MethodId::TaskArithmetic ? merge_task_arithmetic(ctx, spec, out)
-                                                      : merge_in_blocks(ctx, spec, elementwise, out);
+    // The fused single-pass kernel reads host memory; other devices take the generic path.
+    l2_sq += r.method->id == MethodId::TaskArithmetic && job.device.is_cpu()
+                 ? merge_task_arithmetic(ctx, spec, out)
+                 : merge_in_blocks(ctx, spec, elementwise, out);
     rep.bytes_read += entry.nbytes() * (1 + members.size());
     writer.write(spec.name, out);
     rep.bytes_written += spec.nbytes();

@@ -25,9 +25,12 @@ std::vector<at::Tensor> dare(const MergeRequest& r, const std::string& name, con
   const std::uint64_t config = r.config_hash();
   for (std::size_t i = 0; i < tau.size(); ++i) {
     const double d = r.members[i].density;
-    const at::Tensor keep = mask_fn ? (*mask_fn)(i, name).to(at::kFloat).view(tau[i].sizes())
-                                    : dare_keep_mask(seed, config, r.members[i].index, name, offset, tau[i].numel(), d)
-                                          .view(tau[i].sizes());
+    // The mask is a hash of (seed, config, checkpoint, tensor, element), drawn on the host and
+    // moved to the task vector's device: the same mask on every device.
+    const at::Tensor keep = (mask_fn ? (*mask_fn)(i, name).to(at::kFloat)
+                                     : dare_keep_mask(seed, config, r.members[i].index, name, offset, tau[i].numel(), d))
+                                .view(tau[i].sizes())
+                                .to(tau[i].device());
     const at::Tensor masked = tau[i] * keep;  // drop each entry with probability 1 − d
     const std::string& how = r.params.choice("rescale");
     if (how == "inverse_density") {

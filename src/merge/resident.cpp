@@ -9,16 +9,31 @@
 #include "kernels.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/merge/registry.hpp"
 
 namespace ms::merge {
 
 struct ResidentModels::Impl {
+  ResidentOptions options;
   std::vector<std::string> names;
-  std::map<std::string, at::Tensor> base;
-  std::vector<std::map<std::string, at::Tensor>> tau;  // [checkpoint][name]
+  std::map<std::string, at::Tensor> base;                 // θ₀ (float32 under Float32TaskVectors)
+  std::vector<std::map<std::string, at::Tensor>> models;  // [checkpoint][name]: θᵢ, or τᵢ in float32
   // TIES trims depend only on (checkpoint, density, tensor), never on the subset: computed once.
   std::mutex trim_mu;
   std::map<std::tuple<std::size_t, std::uint64_t, std::string>, kernels::TrimRule> trims;
+  at::Tensor workspace;  // float32, the largest held tensor: the fast paths' output
+
+  bool float32_tau() const { return options.residency == Residency::Float32TaskVectors; }
+
+  at::Tensor widened_base(const std::string& name) const {
+    const at::Tensor& b = base.at(name);
+    if (b.scalar_type() == at::kFloat) return b;
+    return b.device().is_cpu() ? kernels::to_float32(b) : b.to(at::kFloat);
+  }
+  at::Tensor tau(std::size_t ck, const std::string& name) const {
+    if (float32_tau()) return models[ck].at(name);
+    return kernels::task_vector(models[ck].at(name), base.at(name));
+  }
 
   const kernels::TrimRule& trim_rule(std::size_t ck, double density, const std::string& name) {
     std::uint64_t bits;
@@ -26,9 +41,17 @@ struct ResidentModels::Impl {
     std::lock_guard<std::mutex> lock(trim_mu);
     const auto key = std::make_tuple(ck, bits, name);
     auto it = trims.find(key);
-    if (it == trims.end()) it = trims.emplace(key, kernels::make_trim_rule(tau[ck].at(name), density)).first;
+    if (it == trims.end()) it = trims.emplace(key, kernels::make_trim_rule(tau(ck, name), density)).first;
     return it->second;
   }
+
+  // The fast paths' output for one tensor: a view of the workspace.
+  at::Tensor output_for(const at::Tensor& like) {
+    if (!workspace.defined() || workspace.numel() < like.numel())
+      workspace = at::empty({like.numel()}, at::TensorOptions().dtype(at::kFloat).device(like.device()));
+    return workspace.narrow(0, 0, like.numel()).view(like.sizes());
+  }
+  void merge_fast(const MergeRequest& r, const std::string& name, const at::Tensor& out);
 };
 
 namespace {
@@ -48,24 +71,37 @@ class SubsetSource final : public TaskVectorSource {
   const MergeRequest& r_;
 };
 
+// A tensor read into memory the process owns, on `device` (a mapped file view is not resident).
+at::Tensor held(const at::Tensor& t, c10::Device device) {
+  if (device.is_cpu()) return t.clone(at::MemoryFormat::Contiguous);
+  return t.to(device, /*non_blocking=*/false, /*copy=*/true).contiguous();
+}
+
 }  // namespace
 
 ResidentModels::ResidentModels(const std::string& base_path, const std::vector<std::string>& checkpoint_paths,
-                               std::vector<std::string> names)
+                               std::vector<std::string> names, ResidentOptions options)
     : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.options = options;
   const io::HfModel base = io::HfModel::open(base_path);
-  impl_->names = names.empty() ? base.tensor_names() : std::move(names);
-  for (const auto& name : impl_->names) impl_->base[name] = base.tensor(name).to(at::kFloat).contiguous();
+  m.names = names.empty() ? base.tensor_names() : std::move(names);
+  for (const auto& name : m.names) m.base[name] = held(base.tensor(name), options.device);
   for (const auto& path : checkpoint_paths) {
     const io::HfModel ck = io::HfModel::open(path);
-    auto& taus = impl_->tau.emplace_back();
-    for (const auto& name : impl_->names) {
+    auto& held_models = m.models.emplace_back();
+    for (const auto& name : m.names) {
       const io::TensorEntry& b = base.require(name);
       const io::TensorEntry* e = ck.find(name);
       if (e == nullptr) fail(path, "'" + name + "'", "tensor of the base model is missing from this checkpoint");
       if (e->shape != b.shape) fail(path, "'" + name + "'", "shape differs from the base's");
-      taus[name] = ck.tensor(name).to(at::kFloat) - impl_->base[name];
+      held_models[name] = held(ck.tensor(name), options.device);
     }
+  }
+  if (m.float32_tau()) {  // the older layout: τ formed once at load, θ₀ widened
+    for (auto& ck : m.models)
+      for (auto& [name, t] : ck) t = kernels::task_vector(t, m.base.at(name));
+    for (auto& [name, t] : m.base) t = t.scalar_type() == at::kFloat ? t : t.to(at::kFloat);
   }
 }
 
@@ -73,67 +109,117 @@ ResidentModels::~ResidentModels() = default;
 ResidentModels::ResidentModels(ResidentModels&&) noexcept = default;
 
 const std::vector<std::string>& ResidentModels::tensor_names() const { return impl_->names; }
-std::size_t ResidentModels::num_checkpoints() const { return impl_->tau.size(); }
-const at::Tensor& ResidentModels::base(const std::string& name) const { return impl_->base.at(name); }
+std::size_t ResidentModels::num_checkpoints() const { return impl_->models.size(); }
+c10::Device ResidentModels::device() const { return impl_->options.device; }
+at::Tensor ResidentModels::base(const std::string& name) const { return impl_->widened_base(name); }
 
-const at::Tensor& ResidentModels::tau(std::size_t checkpoint, const std::string& name) const {
-  if (checkpoint >= impl_->tau.size()) {
+at::Tensor ResidentModels::tau(std::size_t checkpoint, const std::string& name) const {
+  if (checkpoint >= impl_->models.size()) {
     fail("", "models", "checkpoint index " + std::to_string(checkpoint) + " is out of range (" +
-                           std::to_string(impl_->tau.size()) + " loaded)");
+                           std::to_string(impl_->models.size()) + " loaded)");
   }
-  return impl_->tau[checkpoint].at(name);
+  return impl_->tau(checkpoint, name);
 }
 
 std::uint64_t ResidentModels::resident_bytes() const {
   std::uint64_t n = 0;
-  for (const auto& [_, t] : impl_->base) n += t.numel() * 4;
-  for (const auto& m : impl_->tau)
-    for (const auto& [_, t] : m) n += t.numel() * 4;
+  for (const auto& [_, t] : impl_->base) n += t.nbytes();
+  for (const auto& m : impl_->models)
+    for (const auto& [_, t] : m) n += t.nbytes();
   return n;
 }
 
-void ResidentModels::merge(const MergeRequest& r, std::map<std::string, at::Tensor>& out, Reducer& reducer,
-                           const DareMaskFn* dare_mask) const {
+// Task arithmetic and per-tensor TIES on CPU tensors: in-place fused kernels, bitwise equal to
+// the generic path (tests/merge/test_resident.cpp). They read θᵢ and θ₀ as stored and form τ in
+// their loops, so no member's τ is held whole (only TIES's trim rule, once per tensor, forms one).
+void ResidentModels::Impl::merge_fast(const MergeRequest& r, const std::string& name, const at::Tensor& out) {
+  const bool ta = r.method->id == MethodId::TaskArithmetic;
+  const bool normalize = r.params.flag("normalize");
+  const double lambda = r.params.number("lambda");
+  std::vector<double> w;
+  std::vector<const at::Tensor*> held_models;
+  std::vector<const kernels::TrimRule*> rules;
+  for (const auto& mem : r.members) {
+    const auto ck = static_cast<std::size_t>(mem.index);
+    w.push_back(mem.weight);
+    held_models.push_back(&models[ck].at(name));
+    if (!ta) rules.push_back(&trim_rule(ck, mem.density, name));
+  }
+  const at::Tensor& b = base.at(name);
+  if (float32_tau()) {  // held_models are τ, b is θ₀ in float32: the kernels of the layout before
+    if (ta) kernels::task_arithmetic_into(out, b, held_models, w, normalize, lambda);
+    else kernels::ties_into(out, b, held_models, rules, w, normalize, lambda);
+    return;
+  }
+  if (ta) {
+    std::vector<const void*> ptrs;
+    for (const at::Tensor* t : held_models) ptrs.push_back(t->data_ptr());
+    kernels::task_arithmetic_stream(out.data_ptr(), at::kFloat, b.data_ptr(), ptrs, b.scalar_type(), b.numel(), w,
+                                    normalize, lambda);
+  } else {
+    kernels::ties_into_stored(out, b, held_models, rules, w, normalize, lambda);
+  }
+}
+
+void ResidentModels::merge_each(const MergeRequest& r, Reducer& reducer, const MergedTensorSink& sink,
+                                const DareMaskFn* dare_mask) const {
   validate_request(r, "");
-  for (const auto& m : r.members) tau(static_cast<std::size_t>(m.index), impl_->names.front());  // range check
-  // Fast in-place paths for the sweep's most common methods (bitwise equal to the generic path).
+  for (const auto& m : r.members) {
+    if (static_cast<std::size_t>(m.index) >= impl_->models.size())
+      fail("", "members", "checkpoint index " + std::to_string(m.index) + " is out of range (" +
+                              std::to_string(impl_->models.size()) + " loaded)");
+  }
   const MethodId id = r.method->id;
-  const bool fast_ta = id == MethodId::TaskArithmetic;
-  const bool fast_ties = id == MethodId::Ties && r.params.choice("trim") == "per_tensor";
-  if ((fast_ta || fast_ties) && dare_mask == nullptr) {
-    std::vector<double> w;
-    for (const auto& m : r.members) w.push_back(m.weight);
-    std::vector<const at::Tensor*> taus(r.members.size());
-    std::vector<const kernels::TrimRule*> rules(r.members.size());
+  const bool fast = (id == MethodId::TaskArithmetic || (id == MethodId::Ties && r.params.choice("trim") == "per_tensor")) &&
+                    dare_mask == nullptr && impl_->options.device.is_cpu();
+  if (fast) {
     for (const auto& name : impl_->names) {
-      const at::Tensor& b = impl_->base.at(name);
-      auto it = out.find(name);
-      if (it == out.end() || it->second.sizes() != b.sizes() || !it->second.is_contiguous()) {
-        it = out.insert_or_assign(name, at::empty_like(b)).first;  // the output, allocated once
-      }
-      for (std::size_t i = 0; i < r.members.size(); ++i) {
-        const auto ck = static_cast<std::size_t>(r.members[i].index);
-        taus[i] = &tau(ck, name);
-        if (fast_ties) rules[i] = &impl_->trim_rule(ck, r.members[i].density, name);
-      }
-      if (fast_ta) {
-        kernels::task_arithmetic_into(it->second, b, taus, w, r.params.flag("normalize"), r.params.number("lambda"));
-      } else {
-        kernels::ties_into(it->second, b, taus, rules, w, r.params.flag("normalize"), r.params.number("lambda"));
-      }
+      const at::Tensor out = impl_->output_for(impl_->base.at(name));
+      impl_->merge_fast(r, name, out);
+      sink(name, out);
     }
     return;
   }
   SubsetSource src(*this, r);
   const GlobalStats stats = compute_global_stats(r, src, reducer);
+  // Elementwise methods go through a tensor in row blocks of about kChunkElements (as the
+  // streaming merge does; DARE masks depend on the element index, so blocks give the same masks):
+  // the float32 working set is the output plus the members' τ of one block.
+  constexpr std::int64_t kChunkElements = 1 << 20;
+  const bool elementwise = effective_scope(*r.method, r.params) == Scope::Elementwise;
   std::vector<at::Tensor> taus(r.members.size());
   for (const auto& name : impl_->names) {
-    for (std::size_t i = 0; i < r.members.size(); ++i) taus[i] = tau(static_cast<std::size_t>(r.members[i].index), name);
-    const at::Tensor merged = merge_tensor(r, stats, name, impl_->base.at(name), taus, 0, dare_mask);
-    auto it = out.find(name);
-    if (it != out.end() && it->second.sizes() == merged.sizes()) it->second.copy_(merged);
-    else out[name] = merged;
+    const at::Tensor& held_base = impl_->base.at(name);
+    const std::int64_t rows = held_base.dim() == 0 ? 1 : held_base.size(0);
+    const std::int64_t row_elems = rows > 0 ? held_base.numel() / rows : 0;
+    if (!elementwise || held_base.dim() == 0 || rows == 0 || held_base.numel() <= kChunkElements) {
+      for (std::size_t i = 0; i < r.members.size(); ++i) taus[i] = tau(static_cast<std::size_t>(r.members[i].index), name);
+      sink(name, merge_tensor(r, stats, name, base(name), taus, 0, dare_mask));
+      continue;
+    }
+    const at::Tensor out = impl_->output_for(held_base);
+    const std::int64_t block = std::max<std::int64_t>(1, kChunkElements / std::max<std::int64_t>(1, row_elems));
+    for (std::int64_t r0 = 0; r0 < rows; r0 += block) {
+      const std::int64_t len = std::min(block, rows - r0);
+      const at::Tensor b_part = held_base.narrow(0, r0, len);
+      const at::Tensor b32 = b_part.scalar_type() == at::kFloat ? b_part : kernels::to_float32(b_part.contiguous());
+      for (std::size_t i = 0; i < r.members.size(); ++i) {
+        const at::Tensor& held = impl_->models[static_cast<std::size_t>(r.members[i].index)].at(name);
+        taus[i] = impl_->float32_tau() ? held.narrow(0, r0, len) : kernels::task_vector(held.narrow(0, r0, len), b_part);
+      }
+      out.narrow(0, r0, len).copy_(merge_tensor(r, stats, name, b32, taus, r0 * row_elems, dare_mask));
+    }
+    sink(name, out);
   }
+}
+
+void ResidentModels::merge(const MergeRequest& r, std::map<std::string, at::Tensor>& out, Reducer& reducer,
+                           const DareMaskFn* dare_mask) const {
+  merge_each(r, reducer, [&](const std::string& name, const at::Tensor& merged) {
+    auto it = out.find(name);
+    if (it != out.end() && it->second.sizes() == merged.sizes() && it->second.is_contiguous()) it->second.copy_(merged);
+    else out[name] = merged.clone(at::MemoryFormat::Contiguous);
+  }, dare_mask);
 }
 
 }  // namespace ms::merge

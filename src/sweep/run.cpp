@@ -22,8 +22,10 @@
 #include "mergesweep/dist/nccl_comm.hpp"
 #include "mergesweep/dist/signals.hpp"
 #include "mergesweep/model/compute_threads.hpp"
+#include "mergesweep/model/device.hpp"
 #include "mergesweep/sweep/coordinator.hpp"
 #include "mergesweep/sweep/failure.hpp"
+#include "mergesweep/sweep/memory_plan.hpp"
 #include "mergesweep/sweep/planner.hpp"
 #include "mergesweep/sweep/result_codec.hpp"
 #include "mergesweep/sweep/worker.hpp"
@@ -152,9 +154,10 @@ struct Session {
   }
 };
 
-// The device a rank computes on arrives with device placement (schedule.device); until then
-// every rank computes on the CPU.
-bool device_is_cuda(const SweepSpec&) { return false; }
+// The device this rank computes on (schedule.device, GPU local_rank % visible GPUs).
+bool device_is_cuda(const SweepSpec& s) {
+  return model::resolve_device(s.schedule.device, model::local_rank_from_env(), s.path, "schedule.device").is_cuda();
+}
 
 // schedule.comm: auto = nccl when the device is cuda, else mpi. "" when this rank can build the
 // chosen backend, else the reason (checked on every rank before the collective that makes it).
@@ -327,6 +330,10 @@ int print_plan(const RunOptions& opts) {
     std::printf(", %zu already in %s", done, out.c_str());
   }
   std::printf("\n");
+  // Memory per rank at the group size the run would use, on the device it would use.
+  const int g = opts.group_size > 0 ? opts.group_size : spec.schedule.group_size;
+  const c10::Device device = model::resolve_device(spec.schedule.device, 0, spec.path, "schedule.device");
+  std::printf("%s", describe_memory(plan_memory(spec, read_model_shape(spec.base), g, device, model::local_size_from_env())).c_str());
   if (opts.list) {
     for (std::size_t i = 0; i < plan.configs.size(); ++i) {
       const auto& c = plan.configs[i];

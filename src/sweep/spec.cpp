@@ -10,6 +10,7 @@
 #include <set>
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/units.hpp"
 #include "mergesweep/io/fs_util.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/io/yaml_fields.hpp"
@@ -200,6 +201,24 @@ void parse_eval(const Ctx& c, const YAML::Node& e, const std::string& dir, Sweep
   if (e["limit"]) s.eval.limit = c.integer(e["limit"], "eval.limit", 0, 1LL << 40);
 }
 
+// schedule.device (auto | cpu | cuda) and schedule.memory_per_rank ("40GB", "64GiB", bytes).
+void parse_device_and_memory(const Ctx& c, const YAML::Node& sc, Schedule& out) {
+  if (sc["device"]) {
+    out.device = c.scalar(sc["device"], "schedule.device");
+    if (out.device != "auto" && out.device != "cpu" && out.device != "cuda")
+      c.fail(sc["device"], "schedule.device", "must be auto, cpu or cuda, got '" + out.device + "'");
+  }
+  if (sc["memory_per_rank"]) {
+    const std::string text = c.scalar(sc["memory_per_rank"], "schedule.memory_per_rank");
+    try {
+      out.memory_per_rank = parse_byte_size(text, "schedule.memory_per_rank");
+    } catch (const Error&) {
+      c.fail(sc["memory_per_rank"], "schedule.memory_per_rank", "must be a size like 40GB or 64GiB, got '" + text + "'");
+    }
+    if (out.memory_per_rank == 0) c.fail(sc["memory_per_rank"], "schedule.memory_per_rank", "must be more than 0 bytes");
+  }
+}
+
 SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
   const Ctx c(path);
   const YAML::Node doc = c.load_mapping(text, "a sweep spec (a YAML mapping, see docs/formats.md, 'Sweep spec')");
@@ -225,7 +244,8 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
   if (doc["eval"]) parse_eval(c, doc["eval"], dir, s, expand);
   s.output = resolve(dir, c.scalar(doc["output"], "output"));
   if (const YAML::Node sc = doc["schedule"]) {
-    c.check_keys(sc, "schedule", {"group_size", "threads_per_rank", "progress_interval", "batch_seconds", "peer_timeout", "comm"});
+    c.check_keys(sc, "schedule", {"group_size", "threads_per_rank", "progress_interval", "batch_seconds", "peer_timeout", "comm",
+                                      "device", "memory_per_rank"});
     if (sc["group_size"]) s.schedule.group_size = static_cast<int>(c.integer(sc["group_size"], "schedule.group_size", 1, 1 << 16));
     if (sc["threads_per_rank"])
       s.schedule.threads_per_rank = static_cast<int>(c.integer(sc["threads_per_rank"], "schedule.threads_per_rank", 1, 1024));
@@ -237,6 +257,7 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
       if (s.schedule.comm != "auto" && s.schedule.comm != "mpi" && s.schedule.comm != "nccl")
         c.fail(sc["comm"], "schedule.comm", "must be auto, mpi or nccl, got '" + s.schedule.comm + "'");
     }
+    parse_device_and_memory(c, sc, s.schedule);
   }
   return s;
 }

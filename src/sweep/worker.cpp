@@ -20,7 +20,9 @@
 #include "mergesweep/merge/model_stats.hpp"
 #include "mergesweep/merge/resident.hpp"
 #include "mergesweep/model/decoder.hpp"
+#include "mergesweep/model/device.hpp"
 #include "mergesweep/sweep/failure.hpp"
+#include "mergesweep/sweep/memory_plan.hpp"
 
 namespace ms::sweep {
 namespace {
@@ -77,6 +79,42 @@ double chunked_sqdiff(const float* a, const float* b, std::int64_t n) {
   });
 }
 
+namespace {
+
+bool cpu_float32(const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous(); }
+
+// [chunks, kChunk] in double, zero-padded (padding adds exact zeros).
+at::Tensor in_chunks(const at::Tensor& x) {
+  at::Tensor flat = x.reshape({-1}).to(at::kDouble);
+  const std::int64_t pad = (kChunk - flat.numel() % kChunk) % kChunk;
+  if (pad > 0) flat = at::constant_pad_nd(flat, {0, pad});
+  return flat.view({-1, kChunk});
+}
+double add_in_order(const at::Tensor& per_chunk) {
+  const at::Tensor host = per_chunk.to(at::kCPU).contiguous();
+  const double* p = host.data_ptr<double>();
+  double total = 0;
+  for (std::int64_t i = 0; i < host.numel(); ++i) total += p[i];
+  return total;
+}
+
+}  // namespace
+
+double chunked_dot_aten(const at::Tensor& a, const at::Tensor& b) {
+  return add_in_order((in_chunks(a) * in_chunks(b)).sum(1));
+}
+double chunked_sqdiff_aten(const at::Tensor& a, const at::Tensor& b) {
+  return add_in_order((in_chunks(a) - in_chunks(b)).pow(2).sum(1));
+}
+double chunked_dot(const at::Tensor& a, const at::Tensor& b) {
+  if (cpu_float32(a) && cpu_float32(b)) return chunked_dot(a.data_ptr<float>(), b.data_ptr<float>(), a.numel());
+  return chunked_dot_aten(a, b);
+}
+double chunked_sqdiff(const at::Tensor& a, const at::Tensor& b) {
+  if (cpu_float32(a) && cpu_float32(b)) return chunked_sqdiff(a.data_ptr<float>(), b.data_ptr<float>(), a.numel());
+  return chunked_sqdiff_aten(a, b);
+}
+
 std::vector<int> assign_shards(const std::vector<std::string>& names, const std::vector<std::uint64_t>& bytes, int size) {
   std::vector<std::size_t> order(names.size());
   std::iota(order.begin(), order.end(), 0);
@@ -104,7 +142,12 @@ struct Worker::Impl {
   std::vector<std::vector<std::int64_t>> shapes;
   std::unique_ptr<merge::ResidentModels> res;
   io::ModelConfig config;
-  std::map<std::string, at::Tensor> out;     // merged shard (reused between configs)
+  // The merged model in the eval dtype, gathered: every rank's tensors in one flat buffer, rank
+  // after rank, each rank's in name order (allocated once, reused between configs).
+  at::Tensor gathered;
+  at::Tensor shard;                          // this rank's part: a view of `gathered`
+  std::vector<std::int64_t> offset;          // names[i] at gathered[offset[i]...]
+  std::vector<std::int64_t> rank_begin, rank_count;  // per rank, in elements
   std::vector<std::vector<double>> gram;     // task-vector dot products over the whole model
   std::vector<eval::TaskPack> tasks;
   std::vector<eval::ProbePack> probes;
@@ -131,12 +174,104 @@ struct Worker::Impl {
     return s;
   }
 
+  void compute_gram();
+  void lay_out_gather();
+  void merge_shard(const PlannedConfig& c, std::vector<double>& sq);
+  std::map<std::string, at::Tensor> gather_merged();
+
   bool group_drop() {
     std::int64_t f = dist::drop_requested() ? 1 : 0;
     if (comm.size() > 1) comm.allreduce_sum(&f, 1);
     return f > 0;
   }
 };
+
+// Pairwise task-vector dot products over the whole model, once per sweep (members' cosines are
+// lookups later). τ is formed per tensor (two at a time), never held for the whole model.
+void Worker::Impl::compute_gram() {
+  const std::size_t N = spec.checkpoints.size();
+  std::vector<double> dots(names.size() * N * N, 0.0);
+  for (std::size_t t = 0; t < names.size(); ++t) {
+    if (owner[t] != comm.rank()) continue;
+    for (std::size_t i = 0; i < N; ++i) {
+      const at::Tensor a = res->tau(i, names[t]);
+      for (std::size_t j = i; j < N; ++j) {
+        const at::Tensor b = j == i ? a : res->tau(j, names[t]);
+        dots[(t * N + i) * N + j] = chunked_dot(a, b);
+      }
+    }
+  }
+  comm.allreduce_sum(dots.data(), dots.size());  // one nonzero per slot: exact
+  gram.assign(N, std::vector<double>(N, 0.0));
+  for (std::size_t t = 0; t < names.size(); ++t)
+    for (std::size_t i = 0; i < N; ++i)
+      for (std::size_t j = i; j < N; ++j) gram[i][j] += dots[(t * N + i) * N + j];
+  for (std::size_t i = 0; i < N; ++i)
+    for (std::size_t j = 0; j < i; ++j) gram[i][j] = gram[j][i];
+}
+
+// Where each tensor lands in the gathered buffer: rank after rank, each rank's tensors in name
+// order, so a rank's part is one contiguous run (what an allgatherv moves).
+void Worker::Impl::lay_out_gather() {
+  const int g = comm.size();
+  offset.assign(names.size(), 0);
+  rank_begin.assign(static_cast<std::size_t>(g), 0);
+  rank_count.assign(static_cast<std::size_t>(g), 0);
+  std::int64_t cursor = 0;
+  for (int r = 0; r < g; ++r) {
+    rank_begin[static_cast<std::size_t>(r)] = cursor;
+    for (std::size_t t = 0; t < names.size(); ++t) {
+      if (owner[t] != r) continue;
+      offset[t] = cursor;
+      cursor += numel[t];
+    }
+    rank_count[static_cast<std::size_t>(r)] = cursor - rank_begin[static_cast<std::size_t>(r)];
+  }
+  const auto opts = at::TensorOptions().dtype(dtype).device(res->device());
+  gathered = at::empty({cursor}, opts);
+  const auto me = static_cast<std::size_t>(comm.rank());
+  shard = gathered.narrow(0, rank_begin[me], rank_count[me]);  // merged in place, gathered in place
+}
+
+// Merges this rank's tensors; each float32 result gives its squared distance from θ₀ (sq[t]) and
+// is cast to the eval dtype straight into this rank's part of the gather (the same rounding as
+// .to(dtype): one cast kernel). Nothing of the merged model is kept in float32 beyond one tensor.
+void Worker::Impl::merge_shard(const PlannedConfig& c, std::vector<double>& sq) {
+  std::map<std::string, std::size_t> index;
+  for (std::size_t t = 0; t < names.size(); ++t)
+    if (owner[t] == comm.rank()) index[names[t]] = t;
+  const std::int64_t mine_begin = rank_begin[static_cast<std::size_t>(comm.rank())];
+  const auto take = [&](const std::string& name, const at::Tensor& merged) {
+    const std::size_t t = index.at(name);
+    sq[t] = chunked_sqdiff(merged, res->base(name));
+    shard.narrow(0, offset[t] - mine_begin, numel[t]).copy_(merged.reshape({-1}));
+  };
+  if (c.kind == ConfigKind::Merge) {
+    GroupReducer reducer(comm);
+    res->merge_each(c.request(spec), reducer, take);
+    return;
+  }
+  for (const auto& n : mine) {
+    const at::Tensor b = res->base(n);
+    if (c.kind == ConfigKind::Base) take(n, b);
+    else take(n, at::add(b, res->tau(static_cast<std::size_t>(c.members[0] - 1), n)));
+  }
+}
+
+// The whole merged model on every rank of the group, in the eval dtype: each rank's part moves
+// once; the tensors are views of one buffer reused between configs.
+std::map<std::string, at::Tensor> Worker::Impl::gather_merged() {
+  if (comm.size() > 1) {
+    // In place: each rank's part already sits at its offset (send inside receive, which
+    // allgatherv allows), so each part moves once: B·(g−1)/g bytes received per rank.
+    std::vector<std::size_t> counts;
+    for (std::int64_t n : rank_count) counts.push_back(static_cast<std::size_t>(n) * gathered.element_size());
+    comm.allgatherv(shard.data_ptr(), gathered.data_ptr(), counts);
+  }
+  std::map<std::string, at::Tensor> full;
+  for (std::size_t t = 0; t < names.size(); ++t) full[names[t]] = gathered.narrow(0, offset[t], numel[t]).view(shapes[t]);
+  return full;
+}
 
 Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl_(new Impl{spec, group}) {
   Impl& w = *impl_;
@@ -156,32 +291,18 @@ Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl
   w.owner = assign_shards(w.names, bytes, group.size());
   for (std::size_t i = 0; i < w.names.size(); ++i)
     if (w.owner[i] == group.rank()) w.mine.push_back(w.names[i]);
-  // Pairwise task-vector dot products, once per sweep (members' cosines are lookups later).
-  const std::size_t N = spec.checkpoints.size();
-  std::vector<double> dots(w.names.size() * N * N, 0.0);
+  merge::ResidentOptions ro;
+  ro.device = model::resolve_device(spec.schedule.device, model::local_rank_from_env(), spec.path, "schedule.device");
+  // Refuse before loading anything when the group's shards will not fit this rank's memory.
+  require_fit(plan_memory(spec, read_model_shape(spec.base), group.size(), ro.device, model::local_size_from_env()), spec);
+  w.dtype = spec.eval.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
   agreed(group, "residents", [&] {  // a rank out of memory must not strand its peers
     inject_test_failure("residents", 0, group_index * group.size() + group.rank());
-    w.res = std::make_unique<merge::ResidentModels>(spec.base, spec.checkpoints, w.mine);
-    for (std::size_t t = 0; t < w.names.size(); ++t) {
-      if (w.owner[t] != group.rank()) continue;
-      for (std::size_t i = 0; i < N; ++i) {
-        const at::Tensor& a = w.res->tau(i, w.names[t]);
-        for (std::size_t j = i; j < N; ++j) {
-          const at::Tensor& b = w.res->tau(j, w.names[t]);
-          dots[(t * N + i) * N + j] = chunked_dot(a.data_ptr<float>(), b.data_ptr<float>(), a.numel());
-        }
-      }
-    }
+    w.res = std::make_unique<merge::ResidentModels>(spec.base, spec.checkpoints, w.mine, ro);
+    w.lay_out_gather();
   });
-  group.allreduce_sum(dots.data(), dots.size());  // one nonzero per slot: exact
-  w.gram.assign(N, std::vector<double>(N, 0.0));
-  for (std::size_t t = 0; t < w.names.size(); ++t)
-    for (std::size_t i = 0; i < N; ++i)
-      for (std::size_t j = i; j < N; ++j) w.gram[i][j] += dots[(t * N + i) * N + j];
-  for (std::size_t i = 0; i < N; ++i)
-    for (std::size_t j = 0; j < i; ++j) w.gram[i][j] = w.gram[j][i];
+  w.compute_gram();
 
-  w.dtype = spec.eval.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
   w.eval_opts.score.batch_tokens = spec.eval.batch_tokens;
   w.eval_opts.score.max_length = spec.eval.max_length;
   w.eval_opts.layers = spec.eval.layers;
@@ -218,7 +339,6 @@ archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
   try {
     return run_agreed(c, dropped);
   } catch (const GroupFailure&) {
-    impl_->out.clear();  // free the merged shard (an out-of-memory may have left it partial)
     throw;
   }
 }
@@ -240,38 +360,17 @@ archive::ConfigResult Worker::run_agreed(const PlannedConfig& c, bool* dropped) 
   r.timing.group = w.group_index;
   const auto t0 = Clock::now();
 
-  // 1. This rank's shard of the model.
-  std::map<std::string, at::Tensor>& out = w.out;
+  // 1. This rank's tensors of the merged model, in the eval dtype; their distances from θ₀.
+  std::vector<double> sq(w.names.size(), 0.0);
   agreed(w.comm, "merge", [&] {
     inject_test_failure("merge", c.id, world_rank);
-    if (c.kind == ConfigKind::Merge) {
-      GroupReducer reducer(w.comm);
-      w.res->merge(c.request(w.spec), out, reducer);
-    } else {
-      for (const auto& n : w.mine) {
-        const at::Tensor& b = w.res->base(n);
-        auto it = out.find(n);
-        if (it == out.end() || !it->second.sizes().equals(b.sizes()))
-          it = out.insert_or_assign(n, at::empty_like(b)).first;
-        if (c.kind == ConfigKind::Base)
-          it->second.copy_(b);
-        else
-          at::add_out(it->second, b, w.res->tau(static_cast<std::size_t>(c.members[0] - 1), n));
-      }
-    }
+    w.merge_shard(c, sq);
   });
   r.timing.merge_s = since(t0);
 
   // 2. Distance from the base, per tensor kind; cosines of the members' task vectors.
   {
     static const char* kKinds[] = {"embed", "lm_head", "norm", "attn", "mlp", "other"};
-    std::vector<double> sq(w.names.size(), 0.0);
-    for (std::size_t t = 0; t < w.names.size(); ++t) {
-      if (w.owner[t] != w.comm.rank()) continue;
-      const at::Tensor& m = out.at(w.names[t]);
-      const at::Tensor& b = w.res->base(w.names[t]);
-      sq[t] = chunked_sqdiff(m.data_ptr<float>(), b.data_ptr<float>(), m.numel());
-    }
     w.comm.allreduce_sum(sq.data(), sq.size());
     archive::ModelStatRecord st;
     st.config_id = c.id;
@@ -311,39 +410,8 @@ archive::ConfigResult Worker::run_agreed(const PlannedConfig& c, bool* dropped) 
     return {};
   }
 
-  // 3. The whole merged model on every rank of the group: each owner broadcasts its tensors.
-  std::map<std::string, at::Tensor> full;
-  if (w.comm.size() == 1) {
-    full = out;
-  } else {
-    std::vector<at::Tensor> flats(static_cast<std::size_t>(w.comm.size()));
-    agreed(w.comm, "gather", [&] {  // every allocation before the first broadcast
-      for (int owner = 0; owner < w.comm.size(); ++owner) {
-        std::int64_t total = 0;
-        for (std::size_t t = 0; t < w.names.size(); ++t)
-          if (w.owner[t] == owner) total += w.numel[t];
-        flats[static_cast<std::size_t>(owner)] = at::empty({total}, at::kFloat);
-      }
-    });
-    for (int owner = 0; owner < w.comm.size(); ++owner) {
-      at::Tensor& flat = flats[static_cast<std::size_t>(owner)];
-      std::int64_t off = 0;
-      for (std::size_t t = 0; t < w.names.size(); ++t) {
-        if (w.owner[t] != owner) continue;
-        at::Tensor dst = flat.narrow(0, off, w.numel[t]);
-        if (owner == w.comm.rank()) dst.copy_(out.at(w.names[t]).reshape({-1}));
-        off += w.numel[t];
-      }
-      w.comm.broadcast(flat.data_ptr(), static_cast<std::size_t>(flat.numel()) * sizeof(float), owner);
-      off = 0;
-      for (std::size_t t = 0; t < w.names.size(); ++t) {
-        if (w.owner[t] != owner) continue;
-        full[w.names[t]] = flat.narrow(0, off, w.numel[t]);
-        off += w.numel[t];
-      }
-    }
-    for (std::size_t t = 0; t < w.names.size(); ++t) full[w.names[t]] = full[w.names[t]].view(w.shapes[t]);
-  }
+  // 3. The whole merged model on every rank of the group, in the eval dtype.
+  const std::map<std::string, at::Tensor> full = w.gather_merged();
 
   // 4. Evaluation and probes, shared by the group (eval::evaluate deals the fixed blocks). Its
   // sums between rounds check the group's agreement first (share()), so a rank failing mid-way

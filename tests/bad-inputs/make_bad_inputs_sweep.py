@@ -57,6 +57,9 @@ def main():
     spec("bad_dtype", GOOD + "eval: {dtype: float8}\n", ["eval.dtype", "float8"])
     spec("duplicate_checkpoint", GOOD.replace("../merge/ft_b", "../merge/ft_a"), ["checkpoints", "twice"])
     spec("group_size_not_dividing", GOOD, ["--group-size", "multiple of the group size (3)"], extra="-g 3")
+    spec("bad_device", GOOD + "schedule: {device: tpu}\n", ["schedule.device", "tpu"])
+    spec("memory_does_not_fit", GOOD + "schedule: {memory_per_rank: 1MB}\n",
+         ["schedule.group_size", "may use 1.00 MB", "schedule.memory_per_rank", "no group size fits"], extra="")
     spec("bad_slice", GOOD, ["--slice", "I/N"], exit_code=2, extra="--plan --slice 3/2")
     with open(os.path.join(HERE, "cases-sweep.json"), "w") as f:
         json.dump({"cases": CASES}, f, indent=1)

@@ -136,3 +136,85 @@ TEST(StreamingBf16, FusedTaskArithmeticRoundsLikeATen) {
 
 }  // namespace
 }  // namespace ms::merge
+
+namespace ms::merge {
+namespace {
+
+// Checkpoints held in their file dtype (bfloat16), τ formed per tensor at merge time, against the
+// layout before: θ₀ and every τᵢ widened to float32 once at load. Every method, both TIES trims,
+// both normalizations of the fused paths: the merged tensors must be bitwise the same.
+class FileDtypeResidency : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    testbed::SyntheticFamilyOptions o;
+    o.checkpoints = 4;
+    o.dtype = "bfloat16";
+    o.seed = 11;
+    testbed::write_synthetic_family(*dir_ / "fam", o);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string path(const std::string& p) { return *dir_ / ("fam/" + p); }
+  static std::vector<std::string> checkpoints() { return {path("ft-00"), path("ft-01"), path("ft-02"), path("ft-03")}; }
+  static inline test::TempDir* dir_ = nullptr;
+};
+
+TEST_F(FileDtypeResidency, HoldsHalfTheBytesAndTheSameTaskVectors) {
+  const ResidentModels held(path("base"), checkpoints());
+  ResidentOptions f32;
+  f32.residency = Residency::Float32TaskVectors;
+  const ResidentModels old(path("base"), checkpoints(), {}, f32);
+  EXPECT_EQ(held.resident_bytes() * 2, old.resident_bytes());
+  for (const auto& name : held.tensor_names()) {
+    EXPECT_EQ(held.base(name).scalar_type(), at::kFloat);
+    EXPECT_TRUE(held.base(name).equal(old.base(name))) << name;
+    for (std::size_t k = 0; k < 4; ++k) EXPECT_TRUE(held.tau(k, name).equal(old.tau(k, name))) << k << " " << name;
+  }
+}
+
+TEST_F(FileDtypeResidency, EveryMethodBitwiseEqualToFloat32TaskVectors) {
+  const ResidentModels held(path("base"), checkpoints());
+  ResidentOptions f32;
+  f32.residency = Residency::Float32TaskVectors;
+  const ResidentModels old(path("base"), checkpoints(), {}, f32);
+  LocalReducer local;
+  int compared = 0;
+  for (const auto& info : all_methods()) {
+    std::vector<std::map<std::string, std::string>> variants = {{}};
+    if (info.id == MethodId::Ties) variants = {{{"trim", "global"}}, {{"normalize", "false"}}, {{"lambda", "0.6"}}};
+    if (info.id == MethodId::TaskArithmetic) variants = {{}, {{"normalize", "true"}, {"lambda", "0.7"}}};
+    for (const auto& params : variants) {
+      MergeRequest r;
+      r.method = &info;
+      r.params = validate_params(info.params, params, "", "");
+      const std::vector<int> members = info.id == MethodId::Slerp ? std::vector<int>{2} : std::vector<int>{3, 0, 2};
+      for (int i : members) r.members.push_back({"ft", i, 0.2 + 0.1 * i, 0.4});
+      std::map<std::string, at::Tensor> a, b;
+      held.merge(r, a, local);
+      old.merge(r, b, local);
+      for (const auto& name : held.tensor_names()) {
+        EXPECT_TRUE(a.at(name).equal(b.at(name))) << info.name << " " << r.params.canonical() << " " << name;
+        ++compared;
+      }
+    }
+  }
+  EXPECT_GT(compared, 0);
+}
+
+TEST_F(FileDtypeResidency, MergeEachHandsEveryTensorOnceInNameOrder) {
+  const ResidentModels held(path("base"), checkpoints());
+  LocalReducer local;
+  MergeRequest r;
+  r.method = find_method("task_arithmetic");
+  r.params = validate_params(r.method->params, {}, "", "");
+  r.members.push_back({"ft", 1, 0.5, 1.0});
+  std::vector<std::string> seen;
+  held.merge_each(r, local, [&](const std::string& name, const at::Tensor& t) {
+    EXPECT_EQ(t.scalar_type(), at::kFloat);
+    seen.push_back(name);
+  });
+  EXPECT_EQ(seen, held.tensor_names());
+}
+
+}  // namespace
+}  // namespace ms::merge

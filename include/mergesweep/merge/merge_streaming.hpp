@@ -2,6 +2,8 @@
 // shards, so peak memory is about one output shard plus a few float32 tensors.
 #pragma once
 
+#include <c10/core/Device.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -21,6 +23,10 @@ struct StreamingJob {
   std::uint64_t max_shard_bytes = 5'000'000'000ull;
   std::string source_file;                // the config the job came from, for messages
   const DareMaskFn* dare_mask = nullptr;  // tests only
+  // Where tensors are merged: each tensor (block) is read on the CPU, moved there, merged, and
+  // moved back to be written. The CPU runs the fused task-arithmetic pass; other devices the
+  // generic kernels.
+  c10::Device device = c10::Device(c10::DeviceType::CPU);
 };
 
 struct StreamingReport {

@@ -1,7 +1,16 @@
-// Resident task vectors for sweeps: θ₀ and every τᵢ = θᵢ − θ₀ loaded once, in float32, kept in
-// memory (possibly only the tensors this rank holds), so that each merge is pure compute.
+// Resident models for sweeps: θ₀ and every θᵢ loaded once and kept in memory on one device
+// (possibly only the tensors this rank holds), so that each merge is pure compute.
+//
+// They stay in their file dtype (bfloat16 for real models): memory is (K+1)·B, not (K+1)·2B as
+// float32 task vectors would need. Task vectors are formed per tensor when a merge reads them,
+// τᵢ = float32(θᵢ) − float32(θ₀): both widenings and the float32 subtraction are exact functions of
+// the stored bits, so every merge is bitwise what a float32-resident τ gives (Residency::
+// Float32TaskVectors keeps that older layout for comparison: tests and the bench).
 #pragma once
 
+#include <c10/core/Device.h>
+
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,24 +22,47 @@ namespace at { class Tensor; }
 
 namespace ms::merge {
 
+enum class Residency {
+  FileDtype,           // θ₀ and θᵢ as stored; τ formed per tensor at merge time (the sweep's layout)
+  Float32TaskVectors,  // θ₀ and τᵢ in float32, formed at load (the layout before; 2× the memory for bf16)
+};
+
+struct ResidentOptions {
+  c10::Device device = c10::Device(c10::DeviceType::CPU);
+  Residency residency = Residency::FileDtype;
+};
+
+// Receives each merged tensor (float32, on the resident device) once; the tensor may be a view
+// of a workspace that the next call overwrites, so copy what must outlive the call.
+using MergedTensorSink = std::function<void(const std::string& name, const at::Tensor& merged)>;
+
 class ResidentModels {
  public:
   // Reads `names` (all of the base's tensors when empty) from the base and every checkpoint.
   // Checkpoint k is addressed by Member::index == k in requests.
   ResidentModels(const std::string& base_path, const std::vector<std::string>& checkpoint_paths,
-                 std::vector<std::string> names = {});
+                 std::vector<std::string> names = {}, ResidentOptions options = {});
   ~ResidentModels();
   ResidentModels(ResidentModels&&) noexcept;
 
   const std::vector<std::string>& tensor_names() const;
   std::size_t num_checkpoints() const;
-  const at::Tensor& base(const std::string& name) const;
-  const at::Tensor& tau(std::size_t checkpoint, const std::string& name) const;
+  c10::Device device() const;
+  // θ₀ in float32 (the held tensor itself when it is float32 already: read it, never write it).
+  at::Tensor base(const std::string& name) const;
+  // τ = float32(θ_checkpoint) − float32(θ₀), a fresh float32 tensor (the held one under
+  // Float32TaskVectors: read it, never write it).
+  at::Tensor tau(std::size_t checkpoint, const std::string& name) const;
+  // Bytes held: every resident tensor in the dtype it is held in.
   std::uint64_t resident_bytes() const;
 
-  // Merges every held tensor into `out` (float32; entries are reused when present with the right
-  // shape, so a sweep that keeps `out` between calls does not reallocate the output).
-  // Whole-model statistics go through `reducer`.
+  // Merges every held tensor, handing each to `sink` in name order. Whole-model statistics go
+  // through `reducer` (a collective over the ranks holding the other tensors). Not reentrant:
+  // the CPU fast paths reuse one workspace.
+  void merge_each(const MergeRequest& r, Reducer& reducer, const MergedTensorSink& sink,
+                  const DareMaskFn* dare_mask = nullptr) const;
+  // The same, into `out` (float32; entries are reused when present with the right shape, so a
+  // caller that keeps `out` between calls does not reallocate the output).
   void merge(const MergeRequest& r, std::map<std::string, at::Tensor>& out, Reducer& reducer,
              const DareMaskFn* dare_mask = nullptr) const;
 

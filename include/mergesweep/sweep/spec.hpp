@@ -43,6 +43,8 @@ struct Schedule {
   double batch_seconds = 1;         // the archive is committed at least this often while results arrive
   double peer_timeout = 3600;       // a group whose progress stops this long ends the job (exit 75)
   std::string comm = "auto";        // group collectives: auto (nccl when the device is cuda) | mpi | nccl
+  std::string device = "auto";      // auto | cpu | cuda (auto: cuda when a GPU is visible)
+  std::uint64_t memory_per_rank = 0;  // bytes a rank may use; 0: the device's (GPU) or the cgroup/physical limit
 };
 
 struct SweepSpec {

@@ -13,6 +13,7 @@
 #include "mergesweep/sweep/planner.hpp"
 #include "mergesweep/sweep/spec.hpp"
 
+namespace at { class Tensor; }
 namespace ms::dist { class Comm; }
 
 namespace ms::sweep {
@@ -43,5 +44,13 @@ class Worker {
 // then the chunks in order.
 double chunked_dot(const float* a, const float* b, std::int64_t n);
 double chunked_sqdiff(const float* a, const float* b, std::int64_t n);
+// Tensor forms: the loops above for contiguous float32 CPU tensors, else the device-generic twin.
+double chunked_dot(const at::Tensor& a, const at::Tensor& b);
+double chunked_sqdiff(const at::Tensor& a, const at::Tensor& b);
+// The twins, in ATen ops on the tensors' device: the same 4096-element chunks, each summed in
+// double there, the chunk sums added in order on the host. Equal to the loops up to the order of
+// the additions inside a chunk (tests/sweep/test_chunked.cpp).
+double chunked_dot_aten(const at::Tensor& a, const at::Tensor& b);
+double chunked_sqdiff_aten(const at::Tensor& a, const at::Tensor& b);
 
 }  // namespace ms::sweep

@@ -1,0 +1,158 @@
+#include "mergesweep/sweep/memory_plan.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/core/units.hpp"
+#include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/merge/registry.hpp"
+#include "mergesweep/model/device.hpp"
+#include "mergesweep/sweep/worker.hpp"
+
+namespace ms::sweep {
+namespace {
+
+constexpr std::uint64_t kRuntimeGpu = 1'500'000'000ull;
+constexpr std::uint64_t kRuntimeCpu = 500'000'000ull;
+constexpr std::int64_t kDefaultSequence = 2048;  // scored items are shorter than this
+
+constexpr std::uint64_t kBlockValues = 1u << 20;  // the resident merge's row blocks (elementwise methods)
+
+// Float32 values a merge holds at once for a tensor of E values, the method's largest subset n:
+//  - task arithmetic, per-tensor TIES on the CPU (fused kernels reading the stored dtype): the
+//    output, and for TIES one τ while its trim rule is made;
+//  - elementwise methods: the output and, per row block, θ₀ and the n members' τ and the result;
+//  - the others (whole-tensor statistics, SVDs): θ₀, the n members' τ, the output, a temporary.
+std::uint64_t workspace_values(const MethodPoint& m, int n, std::uint64_t E, bool cuda) {
+  const auto nn = static_cast<std::uint64_t>(n);
+  const bool ties_per_tensor = m.method->id == merge::MethodId::Ties && m.params.choice("trim") == "per_tensor";
+  if (!cuda && m.method->id == merge::MethodId::TaskArithmetic) return E;
+  if (!cuda && ties_per_tensor) return 2 * E;
+  if (merge::effective_scope(*m.method, m.params) == merge::Scope::Elementwise)
+    return E + (nn + 2) * std::min(E, kBlockValues);
+  return (nn + 3) * E;
+}
+
+// The largest workspace over the spec's methods (baselines: θ₀ widened plus one τ).
+std::uint64_t workspace_bytes(const SweepSpec& spec, std::uint64_t E, bool cuda) {
+  std::uint64_t most = 2 * E;
+  const int K = static_cast<int>(spec.checkpoints.size());
+  for (const auto& m : spec.methods) {
+    int n = 1;
+    for (int s : (m.sizes.empty() ? spec.sizes : m.sizes)) n = std::max(n, std::min(s, K));
+    most = std::max(most, workspace_values(m, n, E, cuda));
+  }
+  return 4 * most;
+}
+
+std::uint64_t activation_bytes(const SweepSpec& spec, const ModelShape& m) {
+  const auto T = static_cast<std::uint64_t>(spec.eval.batch_tokens);
+  std::int64_t seq = spec.eval.max_length > 0 ? spec.eval.max_length : std::min(kDefaultSequence, m.max_position);
+  const auto S = static_cast<std::uint64_t>(std::max<std::int64_t>(1, std::min<std::int64_t>(seq, spec.eval.batch_tokens)));
+  return T * static_cast<std::uint64_t>(m.vocab + 4 * m.hidden + 2 * m.intermediate) * 4 +
+         T * S * static_cast<std::uint64_t>(m.heads) * 4;
+}
+
+// Per-rank parts for a group of g (the limit is left to the caller).
+std::vector<RankMemory> ranks_of(const SweepSpec& spec, const ModelShape& m, int g, bool cuda) {
+  const std::vector<int> owner = assign_shards(m.names, m.bytes, g);
+  const std::uint64_t e = spec.eval.dtype == "bfloat16" ? 2 : 4;
+  const std::uint64_t K = spec.checkpoints.size();
+  std::uint64_t P = 0;
+  for (auto n : m.numel) P += static_cast<std::uint64_t>(n);
+  const std::uint64_t act = activation_bytes(spec, m);
+  std::vector<RankMemory> ranks(static_cast<std::size_t>(g));
+  std::vector<std::uint64_t> own_bytes(ranks.size(), 0), largest(ranks.size(), 0);
+  for (std::size_t t = 0; t < m.names.size(); ++t) {
+    const auto r = static_cast<std::size_t>(owner[t]);
+    own_bytes[r] += m.bytes[t];
+    largest[r] = std::max(largest[r], static_cast<std::uint64_t>(m.numel[t]));
+  }
+  for (std::size_t r = 0; r < ranks.size(); ++r) {
+    ranks[r].resident = (K + 1) * own_bytes[r];
+    ranks[r].workspace = workspace_bytes(spec, largest[r], cuda);
+    ranks[r].merged = P * e;  // the rank's own part is merged in place into the gathered buffer
+    ranks[r].activations = act;
+    ranks[r].runtime = cuda ? kRuntimeGpu : kRuntimeCpu;
+  }
+  return ranks;
+}
+
+std::uint64_t peak_of(const std::vector<RankMemory>& ranks) {
+  std::uint64_t p = 0;
+  for (const auto& r : ranks) p = std::max(p, r.total());
+  return p;
+}
+
+}  // namespace
+
+ModelShape read_model_shape(const std::string& base_path) {
+  const io::HfModel base = io::HfModel::open(base_path);
+  if (!base.config()) fail(base_path, "config.json", "is missing (the memory plan needs the model's shape)");
+  ModelShape m;
+  m.names = base.tensor_names();
+  for (const auto& n : m.names) {
+    m.bytes.push_back(base.require(n).nbytes());
+    m.numel.push_back(base.require(n).numel());
+  }
+  const io::ModelConfig& c = *base.config();
+  m.hidden = c.hidden_size, m.intermediate = c.intermediate_size, m.vocab = c.vocab_size;
+  m.heads = c.num_attention_heads, m.max_position = c.max_position_embeddings;
+  return m;
+}
+
+std::uint64_t MemoryPlan::peak() const { return peak_of(ranks); }
+
+MemoryPlan plan_memory(const SweepSpec& spec, const ModelShape& model, int group_size, c10::Device device,
+                       int ranks_per_node) {
+  MemoryPlan p;
+  p.group_size = group_size;
+  p.cuda = device.is_cuda();
+  if (spec.schedule.memory_per_rank > 0) {
+    p.limit = spec.schedule.memory_per_rank;
+    p.limit_source = "schedule.memory_per_rank";
+  } else {
+    std::string source;
+    const std::uint64_t dev = model::device_memory_bytes(device, &source);
+    const int sharing = p.cuda ? 1 : std::max(1, ranks_per_node);
+    p.limit = static_cast<std::uint64_t>(0.9 * static_cast<double>(dev / static_cast<std::uint64_t>(sharing)));
+    p.limit_source = "90% of " + source + " (" + format_bytes(dev) + ")" +
+                     (sharing > 1 ? " shared by " + std::to_string(sharing) + " ranks" : "");
+  }
+  p.ranks = ranks_of(spec, model, group_size, p.cuda);
+  const int most = static_cast<int>(model.names.size());
+  for (int g = 1; g <= most && p.smallest_fitting_group == 0; ++g) {
+    if (peak_of(ranks_of(spec, model, g, p.cuda)) <= p.limit) p.smallest_fitting_group = g;
+  }
+  return p;
+}
+
+std::string describe_memory(const MemoryPlan& p) {
+  std::string s = "memory per rank (g=" + std::to_string(p.group_size) + ", " + (p.cuda ? "cuda" : "cpu") +
+                  "; limit " + format_bytes(p.limit) + ": " + p.limit_source + ")\n";
+  char line[256];
+  for (std::size_t r = 0; r < p.ranks.size(); ++r) {
+    const RankMemory& m = p.ranks[r];
+    std::snprintf(line, sizeof line, "  rank %zu: resident %s + workspace %s + merged model %s + activations %s + runtime %s = %s\n",
+                  r, format_bytes(m.resident).c_str(), format_bytes(m.workspace).c_str(), format_bytes(m.merged).c_str(),
+                  format_bytes(m.activations).c_str(), format_bytes(m.runtime).c_str(), format_bytes(m.total()).c_str());
+    s += line;
+  }
+  s += p.fits() ? "  fits" : "  does NOT fit";
+  if (p.smallest_fitting_group > 0) s += " (smallest group size that fits: " + std::to_string(p.smallest_fitting_group) + ")";
+  else s += " (no group size fits: the merged model, activations and runtime alone exceed the limit)";
+  return s + "\n";
+}
+
+void require_fit(const MemoryPlan& p, const SweepSpec& spec) {
+  if (p.fits()) return;
+  std::string what = "a rank of a group of " + std::to_string(p.group_size) + " needs " + format_bytes(p.peak()) +
+                     " but may use " + format_bytes(p.limit) + " (" + p.limit_source + "); ";
+  what += p.smallest_fitting_group > 0
+              ? "the smallest group size that fits is " + std::to_string(p.smallest_fitting_group)
+              : "no group size fits (lower eval.batch_tokens, or more memory per rank)";
+  fail(spec.path, "schedule.group_size", what + "; `sweep --plan` shows the parts");
+}
+
+}  // namespace ms::sweep

@@ -1,0 +1,84 @@
+// The device-generic twins of the raw-pointer kernels (what runs for tensors on a GPU) run here
+// on the CPU and must equal the fast paths bitwise: same selection, same float32 operations.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "merge/kernels.hpp"
+
+namespace ms::merge::kernels {
+namespace {
+
+// Values with many exact ties in magnitude (so the tie rule at the threshold is exercised) and
+// exact zeros.
+at::Tensor tied_values(std::int64_t n, std::uint64_t seed) {
+  at::manual_seed(seed);
+  return at::randint(-6, 7, {n}, at::kFloat) * 0.25f;
+}
+
+TEST(DeviceTwins, TrimTopKEqualsTheRadixKernel) {
+  for (const double density : {0.05, 0.1, 0.3, 0.5, 0.9, 1.0}) {
+    for (const std::int64_t n : {1, 7, 4096, 100003}) {
+      const at::Tensor x = tied_values(n, 17 + static_cast<std::uint64_t>(n)).view({-1});
+      const at::Tensor fast = trim_top_k(x, density), twin = trim_top_k_aten(x, density);
+      EXPECT_TRUE(fast.equal(twin)) << "density " << density << " n " << n;
+      const auto k = std::max<std::int64_t>(1, static_cast<std::int64_t>(density * n));
+      if (density < 1.0 && k < n) EXPECT_LE(twin.ne(0).sum().item<std::int64_t>(), k);
+    }
+  }
+  // A 2-D tensor keeps its shape.
+  const at::Tensor m = tied_values(64 * 33, 5).view({64, 33});
+  EXPECT_TRUE(trim_top_k(m, 0.2).equal(trim_top_k_aten(m, 0.2)));
+}
+
+TEST(DeviceTwins, TiesConsensusEqualsTheFusedKernel) {
+  for (const bool normalize : {false, true}) {
+    std::vector<at::Tensor> tau;
+    for (int i = 0; i < 5; ++i) tau.push_back(trim_top_k(at::randn({257, 31}), 0.3));
+    tau.push_back(at::zeros({257, 31}));  // a member with nothing left: never agrees
+    const std::vector<double> w = {0.3, 1.0, 0.7, 0.1, 2.5, 1.0};
+    const Parts fast = ties_consensus(tau, w, normalize), twin = ties_consensus_aten(tau, w, normalize);
+    EXPECT_TRUE(fast.raw.equal(twin.raw)) << "normalize " << normalize;
+    EXPECT_TRUE(fast.divisor.equal(twin.divisor)) << "normalize " << normalize;
+  }
+}
+
+TEST(DeviceTwins, TaskArithmeticEqualsTheFusedKernel) {
+  const at::Tensor base = at::randn({3 * 4096 + 5});
+  std::vector<at::Tensor> tau;
+  std::vector<const at::Tensor*> ptrs;
+  for (int i = 0; i < 5; ++i) tau.push_back(0.01 * at::randn({3 * 4096 + 5}));
+  for (const auto& t : tau) ptrs.push_back(&t);
+  const std::vector<double> w = {0.3, 1.0, 0.7, 0.1, 2.5};
+  for (const bool normalize : {false, true}) {
+    at::Tensor a = at::empty_like(base), b = at::empty_like(base);
+    task_arithmetic_into(a, base, ptrs, w, normalize, 0.9);
+    task_arithmetic_into_aten(b, base, ptrs, w, normalize, 0.9);
+    EXPECT_TRUE(a.equal(b)) << "normalize " << normalize;
+  }
+}
+
+TEST(DeviceTwins, StoredTiesAndTaskVectorsEqualTheFloat32Kernels) {
+  const std::int64_t n = 3 * 4096 + 17;
+  const at::Tensor b16 = at::randn({n}).to(at::kBFloat16);
+  std::vector<at::Tensor> models, taus;
+  std::vector<const at::Tensor*> model_ptrs, tau_ptrs;
+  std::vector<TrimRule> rules;
+  for (int i = 0; i < 4; ++i) models.push_back((b16.to(at::kFloat) + 0.01 * at::randn({n})).to(at::kBFloat16));
+  for (const auto& m : models) {
+    taus.push_back(task_vector(m, b16));
+    EXPECT_TRUE(taus.back().equal(m.to(at::kFloat) - b16.to(at::kFloat)));
+    rules.push_back(make_trim_rule(taus.back(), 0.4));
+  }
+  std::vector<const TrimRule*> rule_ptrs;
+  for (int i = 0; i < 4; ++i) model_ptrs.push_back(&models[i]), tau_ptrs.push_back(&taus[i]), rule_ptrs.push_back(&rules[i]);
+  const std::vector<double> w = {0.5, 1.0, 0.25, 0.75};
+  for (const bool normalize : {false, true}) {
+    at::Tensor a = at::empty({n}), b = at::empty({n});
+    ties_into(a, b16.to(at::kFloat), tau_ptrs, rule_ptrs, w, normalize, 0.8);
+    ties_into_stored(b, b16, model_ptrs, rule_ptrs, w, normalize, 0.8);
+    EXPECT_TRUE(a.equal(b)) << "normalize " << normalize;
+  }
+}
+
+}  // namespace
+}  // namespace ms::merge::kernels

@@ -1,0 +1,106 @@
+// The memory plan (sweep --plan, and the refusal before a sweep starts) and the device-generic
+// twins of the worker's chunked sums.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/sweep/memory_plan.hpp"
+#include "mergesweep/sweep/worker.hpp"
+
+namespace ms::sweep {
+namespace {
+
+const char* kSpec = R"(name: t
+base: m/base
+checkpoints: [m/a, m/b, m/c, m/d]
+subsets: {sizes: [2, 3], samples: 2, seed: 7}
+methods:
+  - {method: task_arithmetic}
+eval: {dtype: bfloat16, batch_tokens: 64, max_length: 32}
+output: out.h5
+schedule: {device: cpu, memory_per_rank: 1MB}
+)";
+
+// Four 1000-value bf16 tensors and one 4000-value one: 2 bytes per value.
+ModelShape shape() {
+  ModelShape m;
+  m.names = {"a", "b", "c", "d", "embed"};
+  m.numel = {1000, 1000, 1000, 1000, 4000};
+  for (auto n : m.numel) m.bytes.push_back(static_cast<std::uint64_t>(n) * 2);
+  m.hidden = 8, m.intermediate = 16, m.vocab = 10, m.heads = 2, m.max_position = 128;
+  return m;
+}
+
+TEST(MemoryPlan, PartsFollowTheModelOfDocsSizing) {
+  const SweepSpec spec = parse_spec(kSpec, "spec.yaml");
+  EXPECT_EQ(spec.schedule.device, "cpu");
+  EXPECT_EQ(spec.schedule.memory_per_rank, 1'000'000u);
+  const MemoryPlan p = plan_memory(spec, shape(), 2, c10::Device(c10::DeviceType::CPU), 1);
+  ASSERT_EQ(p.ranks.size(), 2u);
+  // Shards by bytes: rank 0 gets the 8000-byte embed, rank 1 the four 2000-byte tensors.
+  EXPECT_EQ(p.ranks[0].resident, 5u * 8000u);  // (K+1) · B_r
+  EXPECT_EQ(p.ranks[1].resident, 5u * 8000u);
+  // Task arithmetic on the CPU (fused: the output only); baselines hold θ₀ and one τ: 2 · 4 · E_r.
+  EXPECT_EQ(p.ranks[0].workspace, 2u * 4u * 4000u);
+  EXPECT_EQ(p.ranks[1].workspace, 2u * 4u * 1000u);
+  // On a GPU task arithmetic is elementwise in row blocks: E + (n+2)·min(E, 2^20), n = 3.
+  SweepSpec on_gpu = spec;
+  on_gpu.schedule.memory_per_rank = 1;
+  const MemoryPlan g = plan_memory(on_gpu, shape(), 2, c10::Device(c10::DeviceType::CUDA, 0), 1);
+  EXPECT_EQ(g.ranks[0].workspace, 4u * (4000u + 5u * 4000u));
+  EXPECT_EQ(g.ranks[0].runtime, 1'500'000'000u);
+  EXPECT_EQ(p.ranks[0].merged, 8000u * 2u);  // P·e (the rank's own part is merged in place)
+  const std::uint64_t act = 64u * (10u + 4u * 8u + 2u * 16u) * 4u + 64u * 32u * 2u * 4u;
+  EXPECT_EQ(p.ranks[1].activations, act);
+  EXPECT_EQ(p.ranks[0].runtime, 500'000'000u);
+  EXPECT_EQ(p.limit, 1'000'000u);
+  EXPECT_FALSE(p.fits());  // the runtime allowance alone is 500 MB
+  EXPECT_EQ(p.smallest_fitting_group, 0);
+}
+
+TEST(MemoryPlan, RefusesNamingTheNumbersAndTheSmallestGroupThatFits) {
+  SweepSpec spec = parse_spec(kSpec, "spec.yaml");
+  const MemoryPlan g1 = plan_memory(spec, shape(), 1, c10::Device(c10::DeviceType::CPU), 1);
+  // A limit between the g=2 and the g=1 peak: g=1 is refused, g=2 named as the smallest that fits.
+  const MemoryPlan g2 = plan_memory(spec, shape(), 2, c10::Device(c10::DeviceType::CPU), 1);
+  ASSERT_LT(g2.peak(), g1.peak());
+  spec.schedule.memory_per_rank = g2.peak();
+  const MemoryPlan p = plan_memory(spec, shape(), 1, c10::Device(c10::DeviceType::CPU), 1);
+  EXPECT_FALSE(p.fits());
+  EXPECT_EQ(p.smallest_fitting_group, 2);
+  try {
+    require_fit(p, spec);
+    FAIL() << "a plan that does not fit was accepted";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("spec.yaml"), std::string::npos) << what;
+    EXPECT_NE(what.find("smallest group size that fits is 2"), std::string::npos) << what;
+  }
+  EXPECT_NO_THROW(require_fit(plan_memory(spec, shape(), 2, c10::Device(c10::DeviceType::CPU), 1), spec));
+  EXPECT_NE(describe_memory(p).find("does NOT fit"), std::string::npos);
+}
+
+TEST(MemoryPlan, SpecRejectsBadDeviceAndMemory) {
+  std::string bad = kSpec;
+  bad.replace(bad.find("device: cpu"), 11, "device: tpu");
+  EXPECT_THROW(parse_spec(bad, "spec.yaml"), Error);
+  std::string mem = kSpec;
+  mem.replace(mem.find("memory_per_rank: 1MB"), 20, "memory_per_rank: lots");
+  EXPECT_THROW(parse_spec(mem, "spec.yaml"), Error);
+}
+
+TEST(ChunkedSums, AtenTwinsEqualTheLoopsOnTheCpu) {
+  for (const std::int64_t n : {1, 4095, 4096, 4097, 100000}) {
+    const at::Tensor a = at::randn({n}), b = at::randn({n});
+    const double dot = chunked_dot(a.data_ptr<float>(), b.data_ptr<float>(), n);
+    const double sq = chunked_sqdiff(a.data_ptr<float>(), b.data_ptr<float>(), n);
+    EXPECT_NEAR(chunked_dot_aten(a, b), dot, 1e-12 * (1 + std::abs(dot))) << n;
+    EXPECT_NEAR(chunked_sqdiff_aten(a, b), sq, 1e-12 * (1 + sq)) << n;
+    // The tensor forms take the loops for contiguous float32 CPU tensors: bitwise.
+    EXPECT_EQ(chunked_dot(a, b), dot);
+    EXPECT_EQ(chunked_sqdiff(a, b), sq);
+  }
+}
+
+}  // namespace
+}  // namespace ms::sweep
