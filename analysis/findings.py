@@ -325,7 +325,8 @@ def findings(archive: Archive, metric: str = "acc") -> pd.DataFrame:
         return pd.DataFrame([_na("both", "any finding", f"no committed results with metric '{metric}'")],
                             columns=COLUMNS)
     rows = []
-    if gains["n"].nunique() >= 2:
+    multi = gains[gains["n"] >= 2].groupby("method")["n"].nunique()
+    if len(multi) and multi.max() >= 2:  # some method at two subset sizes: a systematic study
         rows += systematic_findings(gains)
     if probes is not None and len(probes) and len(parents_of(scores)):
         rows += pipeline_findings(scores, probes)

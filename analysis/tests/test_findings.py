@@ -202,3 +202,24 @@ def test_findings_l2_auc_matches_the_engine_export(engine_archive, tmp_path):
     assert f"AUC = {auc:.3f}" in row["measured"]
     assert row["reproduced"] == ("yes" if auc >= 0.8 else "no")
     assert not math.isnan(auc)
+
+
+def test_pipeline_demo_spec_on_the_tiny_family(engine_archive, tmp_path):
+    """jobs/pipeline-demo.yaml as shipped (paths pointed at the tiny family): it runs, and its
+    archive gives the four pipeline rows, no systematic row, and the per-method table."""
+    exe, d, _ = engine_archive
+    spec = (ROOT / "jobs" / "pipeline-demo.yaml").read_text()
+    spec = spec.replace("../cache/testbed", str(d / "tb")).replace("../runs/pipeline-demo.h5", "p.h5")
+    (tmp_path / "p.yaml").write_text(spec)
+    r = subprocess.run([exe, "sweep", str(tmp_path / "p.yaml"), "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-m", "analysis", "findings", str(tmp_path / "p.h5"), "--out",
+                        str(tmp_path / "f")], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    tab = pd.read_csv(tmp_path / "f" / "p-findings.csv")
+    assert list(tab["study"]) == ["pipeline"] * 4
+    mt = pd.read_csv(tmp_path / "f" / "p-methods.csv")
+    assert set(mt["method"]) == {"linear", "slerp", "task_arithmetic", "ties", "dare_ties"}
+    assert mt["merges"].sum() == 30  # 3 pairs x 7 method points + 3 models x 3 t
+    assert {"spearman_rho", "spearman_p", "f1_above_parents"} <= set(mt.columns)
