@@ -155,7 +155,7 @@ TEST(Testbed, JsonDescribesTheFamily) {
   EXPECT_EQ(j["fine_tunes"][1]["role"], "math");
   EXPECT_EQ(j["fine_tunes"][1]["families"], nlohmann::json::array({"arith", "sequence", "count"}));
   EXPECT_EQ(j["fine_tunes"][11]["role"], "narrow");
-  EXPECT_EQ(j["fine_tunes"][11]["emphasis"], 1.0);
+  EXPECT_EQ(j["fine_tunes"][11]["emphasis"], 0.85);
   EXPECT_EQ(j["accuracy"].size(), 13u);
   for (const auto& [model, row] : j["accuracy"].items()) {
     for (const auto& [fam, acc] : row.items()) {
