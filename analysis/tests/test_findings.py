@@ -131,7 +131,7 @@ def _run_findings(d, out):
     r = subprocess.run([sys.executable, "-m", "analysis", "findings", str(d / "study.h5"), "--out", str(out)],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
-    return r.stdout, pd.read_csv(out / "study-findings.csv")
+    return r.stdout, pd.read_csv(out / "study-findings.csv", keep_default_na=False)  # "n/a" is a value
 
 
 def _engine_tables(ex):
@@ -217,7 +217,7 @@ def test_pipeline_demo_spec_on_the_tiny_family(engine_archive, tmp_path):
     r = subprocess.run([sys.executable, "-m", "analysis", "findings", str(tmp_path / "p.h5"), "--out",
                         str(tmp_path / "f")], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
-    tab = pd.read_csv(tmp_path / "f" / "p-findings.csv")
+    tab = pd.read_csv(tmp_path / "f" / "p-findings.csv", keep_default_na=False)
     assert list(tab["study"]) == ["pipeline"] * 4
     mt = pd.read_csv(tmp_path / "f" / "p-methods.csv")
     assert set(mt["method"]) == {"linear", "slerp", "task_arithmetic", "ties", "dare_ties"}
