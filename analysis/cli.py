@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
                                        "share beating the base, mean gain, mean L2 from the base")
     m.add_argument("archive")
     m.add_argument("--metric", default="acc", help="task metric to average (default acc)")
+    f = sub.add_parser("findings", help="each finding of the two studies: the claim, the number measured "
+                                        "in the archive, reproduced yes/no")
+    f.add_argument("archive", nargs="+")
+    f.add_argument("--metric", default="acc", help="task metric to average (default acc)")
+    f.add_argument("--out", help="also write ARCHIVE-findings.csv (and -methods.csv) into this folder")
     i = sub.add_parser("info", help="how many configs are committed (works while a sweep writes)")
     i.add_argument("archive")
     sub.add_parser("sizing", help="print the memory and wall-time tables of docs/sizing.md")
@@ -44,6 +49,9 @@ def main(argv=None) -> int:
         if args.verb == "report":
             from .report import run
             run(args.archive, args.out, args.metric, args.quiet)
+        elif args.verb == "findings":
+            from .findings import run as findings_run
+            print(findings_run(args.archive, args.metric, args.out))
         elif args.verb == "summary":
             from .report import summary_text
             print(summary_text(read_archive(args.archive), args.metric))

@@ -20,13 +20,16 @@ int run_testbed(int argc, char** argv) {
       "Trains the built-in model family in libtorch and writes it as Hugging Face folders:\n"
       "  DIR/base            a small Llama base trained briefly on a mixture of 8 synthetic\n"
       "                      character-level task families (mediocre on purpose)\n"
-      "  DIR/ft-00..ft-11    fine-tunes of the base: ft-00..07 one family each (moderate lr),\n"
-      "                      ft-08..11 two families each (high lr, longer: they drift further)\n"
+      "  DIR/ft-00..ft-11    fine-tunes of the base: ft-00..08 continue on the whole mixture with\n"
+      "                      their own emphasis, lr, length and data order (ft-00 instruct, ft-01\n"
+      "                      math, ft-08 code); ft-09..11 narrow: one family, high lr, no replay\n"
       "  DIR/tasks/*.h5      one multiple-choice task pack per family (held-out items, 4 choices)\n"
-      "  DIR/probes/*.h5     probe packs: bracket depth, digit parity, length bucket, majority letter\n"
+      "  DIR/probes/*.h5     probe packs: bracket depth, digit parity, length bucket, majority\n"
+      "                      letter, balanced brackets, sorted letters\n"
       "  DIR/testbed.json    what was made: seed, sizes, training, per-fine-tune emphasis, accuracies\n"
-      "Deterministic: the same seed and options give the same bytes. A few minutes on 2 cores\n"
-      "(preset tiny: seconds, for tests). Written under a temporary name, renamed at the end.\n\noptions");
+      "Deterministic: the same seed and options give the same bytes, however many fine-tunes\n"
+      "train at once (two, each on one thread). A few minutes on 2 cores (preset tiny: seconds,\n"
+      "for tests). Written under a temporary name, renamed at the end.\n\noptions");
   opts.add_options()
       ("help,h", "show this help")
       ("out", po::value(&out)->required(), "output folder (must not exist)")

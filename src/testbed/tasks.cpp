@@ -239,6 +239,62 @@ ProbeSentence majority(Rng& rng, std::int32_t label) {
   }
 }
 
+bool is_balanced(const std::string& s) {
+  std::string stack;
+  for (char c : s) {
+    if (c == '(' || c == '[' || c == '{' || c == '<') {
+      stack += c;
+    } else if (stack.empty() || closer(stack.back()) != c) {
+      return false;
+    } else {
+      stack.pop_back();
+    }
+  }
+  return stack.empty();
+}
+
+// Label 1: a balanced string of 3-6 pairs; label 0: the same kind of string with one closer
+// retyped or two adjacent characters swapped (same length and alphabet, so only structure tells).
+ProbeSentence balanced(Rng& rng, std::int32_t label) {
+  static const char kOpen[] = {'(', '[', '{'};
+  for (;;) {
+    const int pairs = rng.range(3, 6);
+    std::string s, stack;
+    int opened = 0;
+    while (opened < pairs || !stack.empty()) {
+      if (opened < pairs && (stack.empty() || rng.below(2))) {
+        const char o = kOpen[rng.below(3)];
+        s += o;
+        stack += o;
+        ++opened;
+      } else {
+        s += closer(stack.back());
+        stack.pop_back();
+      }
+    }
+    if (label == 1) return {s, 1};
+    const std::string broken = rng.below(2) ? swap_adjacent(rng, s) : [&] {
+      std::string t = s;
+      std::size_t i;
+      do i = rng.below(t.size()); while (t[i] != ')' && t[i] != ']' && t[i] != '}');
+      t[i] = t[i] == ')' ? ']' : t[i] == ']' ? '}' : ')';
+      return t;
+    }();
+    if (!is_balanced(broken)) return {broken, 0};  // a swap can rebalance: '()()' -> '(())'
+  }
+}
+
+// Label 1: 5-9 letters a-j in non-decreasing order; label 0: the same letters, not sorted.
+ProbeSentence sorted(Rng& rng, std::int32_t label) {
+  for (;;) {
+    std::string s = letters(rng, rng.range(5, 9), 'a', 'j');
+    std::string t = s;
+    std::sort(t.begin(), t.end());
+    if (label == 1) return {t, 1};
+    if (s != t) return {s, 0};
+  }
+}
+
 }  // namespace
 
 const std::vector<TaskFamily>& task_families() {
@@ -268,6 +324,9 @@ const std::vector<ProbeProperty>& probe_properties() {
       {"parity", "parity of the number of 1s in a 0/1 string", {"even", "odd"}, parity},
       {"length", "length bucket of a letter string", {"4-9", "10-15", "16-21", "22-27"}, length},
       {"majority", "the most frequent letter of a string over a-c", {"a", "b", "c"}, majority},
+      {"balanced", "whether a bracket string is balanced (or one closer retyped / a pair swapped)", {"no", "yes"},
+       balanced},
+      {"sorted", "whether 5-9 letters a-j are in sorted order", {"no", "yes"}, sorted},
   };
   return kProps;
 }

@@ -5,7 +5,12 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <atomic>
 #include <chrono>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -35,15 +40,31 @@ class ThreadScope {
   int saved_;
 };
 
-std::vector<FineTuneSpec> default_fine_tunes(int moderate_steps, int long_steps) {
-  std::vector<FineTuneSpec> v;
-  // ft-00..07: one family each, moderate learning rate, some replay of the whole mixture.
-  for (const auto& f : task_families()) v.push_back({{f.name}, 0.8, 3e-3, moderate_steps});
-  // ft-08..11: two families each, a high learning rate, longer, no replay: they drift further
-  // from the base, so their task vectors are larger and interfere more when merged.
-  const char* pairs[][2] = {{"arith", "sequence"}, {"copy", "reverse"}, {"sort", "count"}, {"brackets", "lookup"}};
-  for (const auto& p : pairs) v.push_back({{p[0], p[1]}, 1.0, 6e-3, long_steps});
-  return v;
+// The default recipe (docs/testbed.md, "Training", says why). ft-00..08 are general fine-tunes
+// (ft-00 "instruct", ft-01 "math", ft-08 "code": the pipeline demo's parents):
+// the whole mixture with a moderate emphasis on a few families, each with its own learning rate,
+// length and data order, so their task vectors share a general component and differ in
+// specifics. ft-09..11 are narrow: 85% of every batch from one family, decayed schedule: task
+// vectors that forget part of the rest. General ones keep a constant learning rate after warm-up, so
+// each ends at a noisy point of the basin that averaging (the soup) smooths out. `scale`
+// shortens every run (the tiny preset).
+std::vector<FineTuneSpec> default_fine_tunes(double scale) {
+  auto steps = [scale](int n) { return std::max(1, static_cast<int>(n * scale)); };
+  using V = std::vector<std::string>;
+  return {
+      {V{"copy", "reverse", "brackets"}, 0.3, 3.0e-3, steps(240), 1.0, "instruct"},
+      {V{"arith", "sequence", "count"}, 0.5, 3.0e-3, steps(240), 1.0, "math"},
+      {V{"sort"}, 0.4, 2.5e-3, steps(220), 1.0, "general"},
+      {V{"lookup"}, 0.4, 4.0e-3, steps(250), 1.0, "general"},
+      {V{"arith"}, 0.4, 3.5e-3, steps(230), 1.0, "general"},
+      {V{"copy", "sort"}, 0.4, 2.5e-3, steps(260), 1.0, "general"},
+      {V{"reverse"}, 0.4, 3.5e-3, steps(240), 1.0, "general"},
+      {V{"count", "lookup"}, 0.4, 3.0e-3, steps(220), 1.0, "general"},
+      {V{"brackets", "sort"}, 0.5, 4.0e-3, steps(240), 1.0, "code"},
+      {V{"arith"}, 0.85, 4.0e-3, steps(250), 0.1, "narrow"},
+      {V{"reverse"}, 0.85, 4.0e-3, steps(250), 0.1, "narrow"},
+      {V{"brackets"}, 0.85, 4.0e-3, steps(250), 0.1, "narrow"},
+  };
 }
 
 void check_options(const TestbedOptions& o) {
@@ -56,6 +77,7 @@ void check_options(const TestbedOptions& o) {
   positive(o.kv_heads, "kv_heads");
   positive(o.batch, "batch");
   positive(o.train_threads, "train_threads");
+  positive(o.train_workers, "train_workers");
   if (o.hidden % o.heads != 0 || (o.hidden / o.heads) % 2 != 0)
     fail("", "heads", "hidden size must split into heads of an even size");
   if (o.heads % o.kv_heads != 0) fail("", "kv_heads", "must divide the number of heads");
@@ -113,7 +135,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 TestbedOptions testbed_preset(const std::string& name) {
   TestbedOptions o;
   if (name == "default") {
-    o.fine_tunes = default_fine_tunes(200, 350);
+    o.fine_tunes = default_fine_tunes(1.0);
     return o;
   }
   if (name == "tiny") {
@@ -128,17 +150,148 @@ TestbedOptions testbed_preset(const std::string& name) {
     o.probe_train = 24;
     o.probe_dev = 8;
     o.probe_test = 12;
-    o.fine_tunes = default_fine_tunes(10, 10);
+    o.fine_tunes = default_fine_tunes(10.0 / 300);
     return o;
   }
   fail("", "--preset", "unknown preset '" + name + "'; expected default or tiny");
 }
 
+namespace {
+
+using Say = std::function<void(const std::string&)>;
+
+struct TrainedModel {
+  Params params;
+  double final_loss = 0;
+};
+
+std::string fine_tune_name(std::size_t k) {
+  char name[16];
+  std::snprintf(name, sizeof name, "ft-%02zu", k);
+  return name;
+}
+
+std::function<void(int, double)> step_logger(const Say& say, const std::string& name, int total,
+                                             std::chrono::steady_clock::time_point t0) {
+  return [say, name, total, t0](int step, double loss) {
+    if ((step + 1) % 100 == 0 || step + 1 == total) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "%s step %d/%d loss %.4f (%.0f s)", name.c_str(), step + 1, total, loss,
+                    seconds_since(t0));
+      say(buf);
+    }
+  };
+}
+
+// Trains every fine-tune from `base` on `o.train_workers` threads. Each fine-tune is one
+// single-threaded computation (its own data stream, its own ATen thread count), so the result
+// does not depend on how many run at once; the first error is rethrown after all threads end.
+std::vector<TrainedModel> train_fine_tunes(const Params& base, const io::ModelConfig& cfg, const CharTokenizer& tok,
+                                           const std::vector<std::set<std::string>>& held_out,
+                                           const TestbedOptions& o, const Say& say,
+                                           std::chrono::steady_clock::time_point t0) {
+  std::vector<TrainedModel> out(o.fine_tunes.size());
+  std::atomic<std::size_t> next{0};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
+  auto work = [&] {
+    at::set_num_threads(o.train_threads);  // OpenMP's thread count is per thread: set it here too
+    for (std::size_t k = next++; k < o.fine_tunes.size() && !failed; k = next++) {
+      try {
+        const FineTuneSpec& ft = o.fine_tunes[k];
+        const std::string name = fine_tune_name(k);
+        Params p = clone_params(base);
+        const BatchSource data(tok, fine_tune_mixture(ft), held_out, o.seed, "train/" + name);
+        const TrainSpec spec{ft.steps, ft.lr, o.weight_decay, 0.1, o.batch, ft.lr_floor};
+        out[k].final_loss = train(p, cfg, data, spec, step_logger(say, name, ft.steps, t0));
+        out[k].params = std::move(p);
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        failed = true;
+      }
+    }
+  };
+  const int workers = std::min<int>(o.train_workers, static_cast<int>(o.fine_tunes.size()));
+  std::vector<std::thread> threads;
+  for (int w = 1; w < workers; ++w) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
+  return out;
+}
+
+nlohmann::ordered_json testbed_json(const TestbedOptions& o, const CharTokenizer& tok, const Params& base,
+                                    double base_loss, const std::vector<TrainedModel>& fts,
+                                    const nlohmann::ordered_json& accuracy) {
+  nlohmann::ordered_json j;
+  j["format"] = "mergesweep-testbed";
+  j["format_version"] = 1;
+  j["seed"] = o.seed;
+  j["model"] = {{"architecture", "LlamaForCausalLM"}, {"hidden_size", o.hidden}, {"intermediate_size", o.intermediate},
+                {"num_hidden_layers", o.layers}, {"num_attention_heads", o.heads},
+                {"num_key_value_heads", o.kv_heads}, {"vocab_size", tok.vocab_size()},
+                {"max_position_embeddings", o.max_positions}, {"dtype", o.dtype}};
+  std::int64_t n_params = 0;
+  for (const auto& [n, t] : base) n_params += t.numel();
+  j["model"]["parameters"] = n_params;
+  j["training"] = {{"optimizer", "AdamW (betas 0.9/0.98, eps 1e-8, grad-norm clip 1.0, no decay on norms)"},
+                   {"schedule", "10% linear warm-up, cosine decay to lr_floor of the peak"},
+                   {"batch", o.batch}, {"weight_decay", o.weight_decay}, {"threads", o.train_threads},
+                   {"loss", "cross-entropy on the answer tokens (' ' + answer)"}};
+  j["base"] = {{"steps", o.base_steps}, {"lr", o.base_lr}, {"mixture", "uniform over families"}, {"final_loss", base_loss}};
+  nlohmann::ordered_json ftj = nlohmann::ordered_json::array();
+  for (std::size_t k = 0; k < fts.size(); ++k) {
+    const FineTuneSpec& ft = o.fine_tunes[k];
+    ftj.push_back({{"name", fine_tune_name(k)}, {"role", ft.role}, {"families", ft.families},
+                   {"emphasis", ft.emphasis}, {"lr", ft.lr}, {"lr_floor", ft.lr_floor}, {"steps", ft.steps},
+                   {"final_loss", fts[k].final_loss}});
+  }
+  j["fine_tunes"] = ftj;
+  nlohmann::ordered_json fam = nlohmann::ordered_json::array();
+  for (const auto& f : task_families())
+    fam.push_back({{"name", f.name}, {"description", f.description}, {"task_pack", "tasks/" + f.name + ".h5"},
+                   {"items", o.task_items}, {"choices", 4}});
+  j["families"] = fam;
+  nlohmann::ordered_json pr = nlohmann::ordered_json::array();
+  for (const auto& p : probe_properties())
+    pr.push_back({{"name", p.name}, {"description", p.description}, {"probe_pack", "probes/" + p.name + ".h5"},
+                  {"labels", p.label_names}, {"train", o.probe_train}, {"dev", o.probe_dev}, {"test", o.probe_test}});
+  j["probes"] = pr;
+  j["tokenizer"] = {{"type", "character-level WordLevel"}, {"vocab_size", tok.vocab_size()},
+                    {"specials", {"<pad>", "<s>", "</s>", "<unk>"}}, {"adds_bos", false}};
+  j["accuracy"] = accuracy;  // acc of every model on every task pack (testbed's own scorer)
+  j["mergesweep_version"] = kVersion;
+  return j;
+}
+
+// Task packs (whose prompts are then held out of every training batch) and probe packs.
+std::vector<eval::TaskPack> write_packs(const std::string& tmp, const CharTokenizer& tok, const TestbedOptions& o,
+                                        std::vector<std::set<std::string>>& held_out) {
+  const auto& fams = task_families();
+  held_out.assign(fams.size(), {});
+  std::vector<eval::TaskPack> packs;
+  for (std::size_t f = 0; f < fams.size(); ++f) {
+    packs.push_back(make_task_pack(fams[f], tok, o.task_items, o.seed, &held_out[f]));
+    eval::write_task_pack(tmp + "/tasks/" + fams[f].name + ".h5", packs.back());
+  }
+  for (const auto& prop : probe_properties()) {
+    eval::write_probe_pack(tmp + "/probes/" + prop.name + ".h5",
+                           make_probe_pack(prop, tok, o.probe_train, o.probe_dev, o.probe_test, o.seed));
+  }
+  return packs;
+}
+
+}  // namespace
+
 void write_testbed(const std::string& out_dir, const TestbedOptions& o) {
   check_options(o);
   if (io::path_exists(out_dir)) fail(out_dir, "", "already exists; refusing to overwrite");
   const auto t_start = std::chrono::steady_clock::now();
-  auto say = [&](const std::string& s) {
+  auto say_mutex = std::make_shared<std::mutex>();
+  const Say say = [&o, say_mutex](const std::string& s) {
+    const std::lock_guard<std::mutex> lock(*say_mutex);
     if (o.progress) o.progress(s);
   };
   const CharTokenizer tok;
@@ -151,17 +304,8 @@ void write_testbed(const std::string& out_dir, const TestbedOptions& o) {
   std::filesystem::create_directories(tmp + "/probes");
   try {
     ThreadScope threads(o.train_threads);
-    // Packs first: their prompts are held out of every training batch.
-    std::vector<std::set<std::string>> held_out(fams.size());
-    std::vector<eval::TaskPack> packs;
-    for (std::size_t f = 0; f < fams.size(); ++f) {
-      packs.push_back(make_task_pack(fams[f], tok, o.task_items, o.seed, &held_out[f]));
-      eval::write_task_pack(tmp + "/tasks/" + fams[f].name + ".h5", packs.back());
-    }
-    for (const auto& prop : probe_properties()) {
-      eval::write_probe_pack(tmp + "/probes/" + prop.name + ".h5",
-                             make_probe_pack(prop, tok, o.probe_train, o.probe_dev, o.probe_test, o.seed));
-    }
+    std::vector<std::set<std::string>> held_out;
+    const std::vector<eval::TaskPack> packs = write_packs(tmp, tok, o, held_out);
     say("wrote " + std::to_string(fams.size()) + " task packs and " + std::to_string(probe_properties().size()) +
         " probe packs");
 
@@ -180,71 +324,21 @@ void write_testbed(const std::string& out_dir, const TestbedOptions& o) {
       accuracy[name] = row;
       say(line);
     };
-    auto step_log = [&](const std::string& name, int total) {
-      return [&, name, total](int step, double loss) {
-        if ((step + 1) % 100 == 0 || step + 1 == total) {
-          char buf[96];
-          std::snprintf(buf, sizeof buf, "%s step %d/%d loss %.4f (%.0f s)", name.c_str(), step + 1, total, loss,
-                        seconds_since(t_start));
-          say(buf);
-        }
-      };
-    };
 
-    // Base: a brief run on the uniform mixture, so every family is learnt only partly.
+    // Base: the uniform mixture, stopped early, so every family has headroom.
     Params base = init_params(cfg, o.seed);
     const BatchSource base_data(tok, std::vector<double>(fams.size(), 1.0), held_out, o.seed, "train/base");
     const TrainSpec base_spec{o.base_steps, o.base_lr, o.weight_decay, 0.1, o.batch};
-    const double base_loss = train(base, cfg, base_data, base_spec, step_log("base", o.base_steps));
+    const double base_loss = train(base, cfg, base_data, base_spec, step_logger(say, "base", o.base_steps, t_start));
     write_model(tmp + "/base", base, o, config_text, tok);
     record("base", base);
 
-    nlohmann::ordered_json fts = nlohmann::ordered_json::array();
-    for (std::size_t k = 0; k < o.fine_tunes.size(); ++k) {
-      const FineTuneSpec& ft = o.fine_tunes[k];
-      char name[16];
-      std::snprintf(name, sizeof name, "ft-%02zu", k);
-      Params p = clone_params(base);
-      const BatchSource data(tok, fine_tune_mixture(ft), held_out, o.seed, std::string("train/") + name);
-      const TrainSpec spec{ft.steps, ft.lr, o.weight_decay, 0.1, o.batch};
-      const double loss = train(p, cfg, data, spec, step_log(name, ft.steps));
-      write_model(tmp + "/" + name, p, o, config_text, tok);
-      record(name, p);
-      fts.push_back({{"name", name}, {"families", ft.families}, {"emphasis", ft.emphasis}, {"lr", ft.lr},
-                     {"steps", ft.steps}, {"final_loss", loss}});
+    const std::vector<TrainedModel> fts = train_fine_tunes(base, cfg, tok, held_out, o, say, t_start);
+    for (std::size_t k = 0; k < fts.size(); ++k) {
+      write_model(tmp + "/" + fine_tune_name(k), fts[k].params, o, config_text, tok);
+      record(fine_tune_name(k), fts[k].params);
     }
-
-    nlohmann::ordered_json j;
-    j["format"] = "mergesweep-testbed";
-    j["format_version"] = 1;
-    j["seed"] = o.seed;
-    j["model"] = {{"architecture", "LlamaForCausalLM"}, {"hidden_size", o.hidden}, {"intermediate_size", o.intermediate},
-                  {"num_hidden_layers", o.layers}, {"num_attention_heads", o.heads},
-                  {"num_key_value_heads", o.kv_heads}, {"vocab_size", tok.vocab_size()},
-                  {"max_position_embeddings", o.max_positions}, {"dtype", o.dtype}};
-    std::int64_t n_params = 0;
-    for (const auto& [n, t] : base) n_params += t.numel();
-    j["model"]["parameters"] = n_params;
-    j["training"] = {{"optimizer", "AdamW (betas 0.9/0.98, eps 1e-8, grad-norm clip 1.0, no decay on norms)"},
-                     {"schedule", "10% linear warm-up, cosine decay to 10% of the peak"},
-                     {"batch", o.batch}, {"weight_decay", o.weight_decay}, {"threads", o.train_threads},
-                     {"loss", "cross-entropy on the answer tokens (' ' + answer)"}};
-    j["base"] = {{"steps", o.base_steps}, {"lr", o.base_lr}, {"mixture", "uniform over families"}, {"final_loss", base_loss}};
-    j["fine_tunes"] = fts;
-    nlohmann::ordered_json fam = nlohmann::ordered_json::array();
-    for (const auto& f : fams)
-      fam.push_back({{"name", f.name}, {"description", f.description}, {"task_pack", "tasks/" + f.name + ".h5"},
-                     {"items", o.task_items}, {"choices", 4}});
-    j["families"] = fam;
-    nlohmann::ordered_json pr = nlohmann::ordered_json::array();
-    for (const auto& p : probe_properties())
-      pr.push_back({{"name", p.name}, {"description", p.description}, {"probe_pack", "probes/" + p.name + ".h5"},
-                    {"labels", p.label_names}, {"train", o.probe_train}, {"dev", o.probe_dev}, {"test", o.probe_test}});
-    j["probes"] = pr;
-    j["tokenizer"] = {{"type", "character-level WordLevel"}, {"vocab_size", tok.vocab_size()},
-                      {"specials", {"<pad>", "<s>", "</s>", "<unk>"}}, {"adds_bos", false}};
-    j["accuracy"] = accuracy;  // acc of every model on every task pack (testbed's own scorer)
-    j["mergesweep_version"] = kVersion;
+    const auto j = testbed_json(o, tok, base, base_loss, fts, accuracy);
     io::write_text_file(tmp + "/testbed.json", j.dump(2) + "\n");
     io::rename_into_place(tmp, out_dir);
     char buf[96];

@@ -182,7 +182,8 @@ double train(Params& params, const io::ModelConfig& cfg, const BatchSource& data
     const double scale = std::min(1.0, clip / (std::sqrt(sq) + 1e-12));
     const double pi = 3.14159265358979323846;
     const double lr = step < warm ? spec.lr * (step + 1) / warm
-                                  : spec.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(pi * (step - warm) / std::max(1, spec.steps - warm))));
+                                  : spec.lr * (spec.lr_floor + (1 - spec.lr_floor) * 0.5 *
+                                                              (1 + std::cos(pi * (step - warm) / std::max(1, spec.steps - warm))));
     const double c1 = 1 - std::pow(b1, step + 1), c2 = 1 - std::pow(b2, step + 1);
     for (std::size_t i = 0; i < params.size(); ++i) {
       at::Tensor& t = params[i].second;

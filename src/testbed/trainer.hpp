@@ -50,8 +50,9 @@ struct TrainSpec {
   int steps = 0;
   double lr = 1e-3;
   double weight_decay = 0.01;
-  double warmup = 0.1;  // fraction of steps with linear warm-up, then cosine decay to lr/10
+  double warmup = 0.1;    // fraction of steps with linear warm-up, then cosine decay to lr * lr_floor
   int batch = 64;
+  double lr_floor = 0.1;
 };
 
 // Trains `params` in place; returns the mean loss of the last 10% of steps.

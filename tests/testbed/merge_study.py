@@ -16,15 +16,15 @@ import subprocess
 import sys
 
 ALL = [f"ft-{k:02d}" for k in range(12)]
-MODERATE = ALL[:8]  # one family each, moderate lr (ft-08..11 are the high-lr, long ones)
+GENERAL = ALL[:9]  # whole-mixture fine-tunes with an emphasis (ft-09..11 are the narrow, high-lr ones)
 MERGES = {  # name: (method, top-level parameters, per-model parameters, members)
     "ta_all_l1.0": ("task_arithmetic", {"lambda": 1.0}, {}, ALL),
     "ta_all_l0.3": ("task_arithmetic", {"lambda": 0.3}, {}, ALL),
     "ties_all_d0.2_l1.0": ("ties", {"lambda": 1.0}, {"density": 0.2}, ALL),
     "ties_all_d0.2_l0.3": ("ties", {"lambda": 0.3}, {"density": 0.2}, ALL),
-    "ta_moderate8_l0.5": ("task_arithmetic", {"lambda": 0.5}, {}, MODERATE),
-    "ta_copy+count_l1.0": ("task_arithmetic", {"lambda": 1.0}, {}, ["ft-01", "ft-04"]),
-    "ta_copy+count+brackets_l1.0": ("task_arithmetic", {"lambda": 1.0}, {}, ["ft-01", "ft-04", "ft-05"]),
+    "ta_general9_mean": ("task_arithmetic", {"lambda": 1.0, "normalize": "true"}, {}, GENERAL),
+    "ta_all_mean": ("task_arithmetic", {"lambda": 1.0, "normalize": "true"}, {}, ALL),
+    "ta_instruct+math_mean": ("task_arithmetic", {"lambda": 1.0, "normalize": "true"}, {}, ["ft-00", "ft-01"]),
 }
 
 

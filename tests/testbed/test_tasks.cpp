@@ -111,7 +111,7 @@ TEST(Families, AnswersFollowTheRules) {
 }
 
 TEST(Probes, SentencesCarryTheirLabel) {
-  ASSERT_GE(ms::testbed::probe_properties().size(), 4u);
+  ASSERT_GE(ms::testbed::probe_properties().size(), 6u);
   Rng rng(9);
   for (const auto& p : ms::testbed::probe_properties()) {
     for (int label = 0; label < static_cast<int>(p.label_names.size()); ++label) {
@@ -125,6 +125,21 @@ TEST(Probes, SentencesCarryTheirLabel) {
           EXPECT_EQ(m, label + 1) << s.text;
           EXPECT_EQ(d, 0) << s.text;
         }
+        if (p.name == "balanced") {
+          std::string stack;
+          bool ok = true;
+          for (char c : s.text) {
+            if (c == '(' || c == '[' || c == '{') {
+              stack += c;
+            } else if (stack.empty() || std::string(1, stack.back()) + c != (c == ')' ? "()" : c == ']' ? "[]" : "{}")) {
+              ok = false;
+            } else {
+              stack.pop_back();
+            }
+          }
+          EXPECT_EQ(ok && stack.empty(), label == 1) << s.text;
+        }
+        if (p.name == "sorted") EXPECT_EQ(std::is_sorted(s.text.begin(), s.text.end()), label == 1) << s.text;
         if (p.name == "majority") {
           const auto n = std::count(s.text.begin(), s.text.end(), static_cast<char>('a' + label));
           for (char c = 'a'; c <= 'c'; ++c)

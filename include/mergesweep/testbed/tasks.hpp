@@ -37,7 +37,7 @@ struct ProbeProperty {
   std::vector<std::string> label_names;
   ProbeSentence (*generate)(Rng& rng, std::int32_t label);  // a sentence with the given label
 };
-// depth, parity, length, majority.
+// depth, parity, length, majority, balanced, sorted.
 const std::vector<ProbeProperty>& probe_properties();
 
 }  // namespace ms::testbed

@@ -12,11 +12,18 @@
 namespace ms::testbed {
 
 // How one fine-tune is trained from the base.
+// A fine-tune continues training the base on a mixture of ALL families in which `emphasis` of
+// every batch comes from its own families and the rest is uniform, with its own data order
+// (a stream keyed by its name), learning rate and length: like the instruction-tuned checkpoints
+// a study samples from a hub, their task vectors share a general component (more training on
+// the common mixture) and differ in specifics. emphasis 1 makes a narrow specialist.
 struct FineTuneSpec {
-  std::vector<std::string> families;  // the emphasised families (one or two)
+  std::vector<std::string> families;  // the emphasised families
   double emphasis = 0.8;              // fraction of each batch drawn from them; the rest from all
   double lr = 1e-3;
   int steps = 0;
+  double lr_floor = 0.1;              // cosine decay ends at lr * lr_floor (1: constant after warm-up)
+  std::string role = "general";       // what it stands for (general, instruct, math, narrow): testbed.json
 };
 
 struct TestbedOptions {
@@ -26,11 +33,14 @@ struct TestbedOptions {
   int max_positions = 64;
   // Training.
   int batch = 64;
-  int base_steps = 300;
-  double base_lr = 2e-3;
+  int base_steps = 600;
+  double base_lr = 3e-3;
   double weight_decay = 0.01;
   std::vector<FineTuneSpec> fine_tunes;
   int train_threads = 1;  // ATen threads while training (fixed so results do not depend on the host)
+  // Fine-tunes trained at the same time, each on its own thread with `train_threads` ATen threads.
+  // The bytes do not depend on it (each fine-tune is its own computation); 2 uses both cores.
+  int train_workers = 2;
   // Packs.
   int task_items = 160;                      // per family; a multiple of 4 so gold is balanced
   int probe_train = 384, probe_dev = 64, probe_test = 128;
@@ -39,7 +49,8 @@ struct TestbedOptions {
   std::function<void(const std::string&)> progress;
 };
 
-// "default": the embedded family (8 families, 12 fine-tunes); "tiny": a miniature for tests
+// "default": the embedded family (8 families, 12 fine-tunes: 9 general mixtures, 3 narrow
+// high-learning-rate specialists; docs/testbed.md); "tiny": a miniature for tests
 // (same files, smaller model, fewer steps and items; seconds).
 TestbedOptions testbed_preset(const std::string& name);
 
