@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
   const ms::merge::ResidentModels f32(paths[0], cks, {}, old);
   std::printf("bench_merge_resident on %s: %zu checkpoints, held in file dtype %.2f GB (loaded in %.1f s), as float32 "
               "task vectors %.2f GB; subset n=%d, %d threads\n",
-              held.device.str().c_str(), cks.size(), models.resident_bytes() / 1e9, load_s, f32.resident_bytes() / 1e9, n,
+              held.device.str().c_str(), cks.size(), static_cast<double>(models.resident_bytes()) / 1e9, load_s,
+              static_cast<double>(f32.resident_bytes()) / 1e9, n,
               at::get_num_threads());
 
   // Bytes one merge touches at least: n models and the base read (file dtype), the float32 output written.
@@ -85,7 +86,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < reps; ++i) dst.copy_(src);
   sync(dst);
   const double copy_s = seconds_since(t0) / reps;
-  std::printf("  copy of the same %.2f GB on the device: %.4f s (%.1f GB/s)\n", touched / 1e9, copy_s, touched / 1e9 / copy_s);
+  std::printf("  copy of the same %.2f GB on the device: %.4f s (%.1f GB/s)\n", static_cast<double>(touched) / 1e9, copy_s,
+              static_cast<double>(touched) / 1e9 / copy_s);
 
   std::stringstream list(methods);
   for (std::string name; std::getline(list, name, ',');) {
@@ -104,7 +106,7 @@ int main(int argc, char** argv) {
     for (const auto& [k, v] : a) same = same && v.equal(b.at(k));
     std::printf("  %-20s %8.3f s/merge %7.2f merges/s %6.1f GB/s (copy ratio %.2f) | float32 task vectors: %7.2f merges/s"
                 " | bitwise equal: %s\n",
-                name.c_str(), s, 1.0 / s, touched / 1e9 / s, copy_s / s, 1.0 / s_old, same ? "yes" : "NO");
+                name.c_str(), s, 1.0 / s, static_cast<double>(touched) / 1e9 / s, copy_s / s, 1.0 / s_old, same ? "yes" : "NO");
     if (!same) return 1;
   }
   return 0;

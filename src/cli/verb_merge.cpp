@@ -75,7 +75,7 @@ int run_merge(int argc, char** argv) {
     if (vm.count("quiet") || s < 1.0 || (!tty && s - last < 5.0 && done != total)) return;
     last = s;
     shown = true;
-    const double eta = done ? s / done * (total - done) : 0;
+    const double eta = done ? s / static_cast<double>(done) * static_cast<double>(total - done) : 0;
     std::fprintf(stderr, tty ? "\rmerging: %zu/%zu tensors, %.0f s, ETA %.0f s   " : "merging: %zu/%zu tensors, %.0f s, ETA %.0f s\n",
                  done, total, s, eta);
   };

@@ -132,6 +132,7 @@ std::vector<int> assign_shards(const std::vector<std::string>& names, const std:
 }
 
 struct Worker::Impl {
+  Impl(const SweepSpec& s, dist::Comm& c) : spec(s), comm(c) {}
   const SweepSpec& spec;
   dist::Comm& comm;
   int group_index = 0;
@@ -273,7 +274,7 @@ std::map<std::string, at::Tensor> Worker::Impl::gather_merged() {
   return full;
 }
 
-Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl_(new Impl{spec, group}) {
+Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl_(new Impl(spec, group)) {
   Impl& w = *impl_;
   w.group_index = group_index;
   const io::HfModel base = io::HfModel::open(spec.base);

@@ -166,7 +166,7 @@ struct TrainedModel {
 };
 
 std::string fine_tune_name(std::size_t k) {
-  char name[16];
+  char name[32];  // room for any size_t
   std::snprintf(name, sizeof name, "ft-%02zu", k);
   return name;
 }

@@ -161,7 +161,9 @@ TEST(ArchiveProcesses, ReadersInOtherProcessesSeeOnlyCommittedConsistentData) {
       const bool c_done = ::waitpid(c_reader, &st, WNOHANG) == c_reader;
       if (c_done) {
         EXPECT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0) << "C reader";
-        if (py_reader > 0) EXPECT_EQ(wait_exit(py_reader), 0) << "h5py reader";
+        if (py_reader > 0) {
+          EXPECT_EQ(wait_exit(py_reader), 0) << "h5py reader";
+        }
         py_reader = -2;
         break;
       }

@@ -58,7 +58,7 @@ TEST_P(BadInput, FailsCleanlyWithAMessageNamingTheProblem) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Corpus, BadInput, ::testing::ValuesIn(load_cases()),
-                         [](const auto& info) { return info.param.name; });
+                         [](const auto& p) { return p.param.name; });
 
 TEST(BadInputCorpus, HasAtLeastTwentyCases) { EXPECT_GE(load_cases().size(), 20u); }
 

@@ -38,8 +38,9 @@ TEST(Cli, HelpExplainsEveryVerb) {
   const auto top = test::run_cli("--help");
   EXPECT_EQ(top.exit_code, 0);
   for (const auto& [verb, opts] : options) {
-    if (verb.find(' ') == std::string::npos)
+    if (verb.find(' ') == std::string::npos) {
       EXPECT_NE(top.out.find("  " + verb + " "), std::string::npos) << "mergesweep --help does not list " << verb;
+    }
     const auto r = test::run_cli(verb + " --help");
     EXPECT_EQ(r.exit_code, 0) << verb << ": " << r.err;
     EXPECT_NE(r.out.find("usage"), std::string::npos) << verb << " --help has no usage line:\n" << r.out;

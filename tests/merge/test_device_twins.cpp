@@ -21,8 +21,10 @@ TEST(DeviceTwins, TrimTopKEqualsTheRadixKernel) {
       const at::Tensor x = tied_values(n, 17 + static_cast<std::uint64_t>(n)).view({-1});
       const at::Tensor fast = trim_top_k(x, density), twin = trim_top_k_aten(x, density);
       EXPECT_TRUE(fast.equal(twin)) << "density " << density << " n " << n;
-      const auto k = std::max<std::int64_t>(1, static_cast<std::int64_t>(density * n));
-      if (density < 1.0 && k < n) EXPECT_LE(twin.ne(0).sum().item<std::int64_t>(), k);
+      const auto k = std::max<std::int64_t>(1, static_cast<std::int64_t>(density * static_cast<double>(n)));
+      if (density < 1.0 && k < n) {
+        EXPECT_LE(twin.ne(0).sum().item<std::int64_t>(), k);
+      }
     }
   }
   // A 2-D tensor keeps its shape.

@@ -49,7 +49,7 @@ at::Tensor boundary_ties(const MergeRequest& r, const ResidentModels& m, const s
   for (const auto& mem : r.members) {
     const at::Tensor a = m.tau(mem.index, name).abs();
     const std::int64_t n = a.numel();
-    const auto k = std::max<std::int64_t>(1, static_cast<std::int64_t>(mem.density * n));
+    const auto k = std::max<std::int64_t>(1, static_cast<std::int64_t>(mem.density * static_cast<double>(n)));
     if (mem.density >= 1 || k >= n) continue;
     const at::Tensor sorted = std::get<0>(a.flatten().sort(0, /*descending=*/true));
     const float kth = sorted[k - 1].item<float>();
@@ -114,7 +114,7 @@ TEST_P(Parity, MatchesTheReferenceOutput) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::ValuesIn(case_names()),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& p) { return p.param; });
 
 TEST(ParityFixtures, CoverEveryMethod) {
   std::set<std::string> covered;

@@ -263,7 +263,7 @@ TEST(GlobalTrim, ThresholdIsTheExactOrderStatisticAndShardingDoesNotChangeIt) {
     std::vector<at::Tensor> flat;
     for (const auto& n : all.names) flat.push_back(all.tau_[m].at(n).abs().flatten());
     const auto v = at::cat(flat);
-    const std::int64_t total = v.numel(), keep = static_cast<std::int64_t>(0.2 * total);
+    const std::int64_t total = v.numel(), keep = static_cast<std::int64_t>(0.2 * static_cast<double>(total));
     const float kth = std::get<0>(v.kthvalue(total - keep)).item<float>();
     EXPECT_EQ(g.trim_threshold[m], kth);
     // As the paper's code: threshold = kthvalue(P − keep) with a >= mask, which keeps keep + 1.

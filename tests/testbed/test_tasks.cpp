@@ -118,7 +118,9 @@ TEST(Probes, SentencesCarryTheirLabel) {
       for (int i = 0; i < 50; ++i) {
         const auto s = p.generate(rng, label);
         EXPECT_EQ(s.label, label);
-        if (p.name == "parity") EXPECT_EQ(std::count(s.text.begin(), s.text.end(), '1') % 2, label) << s.text;
+        if (p.name == "parity") {
+          EXPECT_EQ(std::count(s.text.begin(), s.text.end(), '1') % 2, label) << s.text;
+        }
         if (p.name == "depth") {
           int d = 0, m = 0;
           for (char c : s.text) m = std::max(m, d += (c == '(' || c == '[' || c == '{') ? 1 : -1);
@@ -139,11 +141,16 @@ TEST(Probes, SentencesCarryTheirLabel) {
           }
           EXPECT_EQ(ok && stack.empty(), label == 1) << s.text;
         }
-        if (p.name == "sorted") EXPECT_EQ(std::is_sorted(s.text.begin(), s.text.end()), label == 1) << s.text;
+        if (p.name == "sorted") {
+          EXPECT_EQ(std::is_sorted(s.text.begin(), s.text.end()), label == 1) << s.text;
+        }
         if (p.name == "majority") {
           const auto n = std::count(s.text.begin(), s.text.end(), static_cast<char>('a' + label));
-          for (char c = 'a'; c <= 'c'; ++c)
-            if (c != 'a' + label) EXPECT_GT(n, std::count(s.text.begin(), s.text.end(), c)) << s.text;
+          for (char c = 'a'; c <= 'c'; ++c) {
+            if (c != 'a' + label) {
+              EXPECT_GT(n, std::count(s.text.begin(), s.text.end(), c)) << s.text;
+            }
+          }
         }
       }
     }

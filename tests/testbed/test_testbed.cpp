@@ -51,7 +51,7 @@ const std::string& shared_family() {
 std::vector<std::string> model_names(std::size_t fine_tunes) {
   std::vector<std::string> v = {"base"};
   for (std::size_t k = 0; k < fine_tunes; ++k) {
-    char b[16];
+    char b[32];
     std::snprintf(b, sizeof b, "ft-%02zu", k);
     v.push_back(b);
   }
