@@ -19,6 +19,7 @@
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/model_stats.hpp"
 #include "mergesweep/merge/resident.hpp"
+#include "mergesweep/model/arch_table.hpp"
 #include "mergesweep/model/decoder.hpp"
 #include "mergesweep/model/device.hpp"
 #include "mergesweep/sweep/failure.hpp"
@@ -176,6 +177,7 @@ struct Worker::Impl {
   }
 
   void compute_gram();
+  archive::ModelStatRecord model_stats(const PlannedConfig& c, std::vector<double>& sq);
   void lay_out_gather();
   void merge_shard(const PlannedConfig& c, std::vector<double>& sq);
   std::map<std::string, at::Tensor> gather_merged();
@@ -274,6 +276,44 @@ std::map<std::string, at::Tensor> Worker::Impl::gather_merged() {
   return full;
 }
 
+// L2 distance of the merged model from θ₀ (total and per tensor kind, from this rank's squared
+// distances summed over the group) and the cosines of the members' task vectors.
+archive::ModelStatRecord Worker::Impl::model_stats(const PlannedConfig& c, std::vector<double>& sq) {
+  comm.allreduce_sum(sq.data(), sq.size());
+  archive::ModelStatRecord st;
+  st.config_id = c.id;
+  double total = 0;
+  std::map<std::string, double> by_kind;
+  for (const auto& k : model::tensor_kind_names()) by_kind[k] = 0;  // every kind, zero or not
+  for (std::size_t t = 0; t < names.size(); ++t) {
+    by_kind[merge::tensor_kind(names[t])] += sq[t];
+    total += sq[t];
+  }
+  for (const auto& [k, v] : by_kind) st.l2_by_kind[k] = std::sqrt(v);
+  st.l2_from_base = std::sqrt(total);
+  if (c.members.size() >= 2) {
+    double sum = 0, lo = 2, hi = -2;
+    int pairs = 0;
+    for (std::size_t a = 0; a < c.members.size(); ++a) {
+      for (std::size_t b = a + 1; b < c.members.size(); ++b) {
+        const auto i = static_cast<std::size_t>(c.members[a] - 1), j = static_cast<std::size_t>(c.members[b] - 1);
+        const double d = std::sqrt(gram[i][i] * gram[j][j]);
+        const double cs = d > 0 ? gram[i][j] / d : 0.0;
+        sum += cs;
+        lo = std::min(lo, cs);
+        hi = std::max(hi, cs);
+        ++pairs;
+      }
+    }
+    st.cos_mean = sum / pairs;
+    st.cos_min = lo;
+    st.cos_max = hi;
+  } else {
+    st.cos_mean = st.cos_min = st.cos_max = 1.0;
+  }
+  return st;
+}
+
 Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl_(new Impl(spec, group)) {
   Impl& w = *impl_;
   w.group_index = group_index;
@@ -370,42 +410,7 @@ archive::ConfigResult Worker::run_agreed(const PlannedConfig& c, bool* dropped) 
   r.timing.merge_s = since(t0);
 
   // 2. Distance from the base, per tensor kind; cosines of the members' task vectors.
-  {
-    static const char* kKinds[] = {"embed", "lm_head", "norm", "attn", "mlp", "other"};
-    w.comm.allreduce_sum(sq.data(), sq.size());
-    archive::ModelStatRecord st;
-    st.config_id = c.id;
-    double total = 0;
-    std::map<std::string, double> by_kind;
-    for (const char* k : kKinds) by_kind[k] = 0;
-    for (std::size_t t = 0; t < w.names.size(); ++t) {
-      by_kind[merge::tensor_kind(w.names[t])] += sq[t];
-      total += sq[t];
-    }
-    for (const auto& [k, v] : by_kind) st.l2_by_kind[k] = std::sqrt(v);
-    st.l2_from_base = std::sqrt(total);
-    if (c.members.size() >= 2) {
-      double sum = 0, lo = 2, hi = -2;
-      int pairs = 0;
-      for (std::size_t a = 0; a < c.members.size(); ++a) {
-        for (std::size_t b = a + 1; b < c.members.size(); ++b) {
-          const auto i = static_cast<std::size_t>(c.members[a] - 1), j = static_cast<std::size_t>(c.members[b] - 1);
-          const double d = std::sqrt(w.gram[i][i] * w.gram[j][j]);
-          const double cs = d > 0 ? w.gram[i][j] / d : 0.0;
-          sum += cs;
-          lo = std::min(lo, cs);
-          hi = std::max(hi, cs);
-          ++pairs;
-        }
-      }
-      st.cos_mean = sum / pairs;
-      st.cos_min = lo;
-      st.cos_max = hi;
-    } else {
-      st.cos_mean = st.cos_min = st.cos_max = 1.0;
-    }
-    r.stats.push_back(std::move(st));
-  }
+  r.stats.push_back(w.model_stats(c, sq));
   if (w.group_drop()) {
     *dropped = true;
     return {};
