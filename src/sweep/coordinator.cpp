@@ -195,9 +195,11 @@ bool Coordinator::idle_checks() {
   std::lock_guard<std::mutex> lock(mu_);
   commit_locked(false);
   progress_.update(stats_.run, stats_.failed);
+  // Served until every remote group has stopped and group 0 (this process) holds no config: a
+  // hung group 0 running the last config must still be seen by the silence detector below.
   bool all = true;
   for (int k = 1; k < num_groups_; ++k) all = all && stopped_[static_cast<std::size_t>(k)];
-  if (all) return true;
+  if (all && (local_done_ || in_flight_.count(0) == 0)) return true;
   const double t = now_s();
   if (const std::uint64_t p = dist::progress_count(); p != local_progress_) {
     local_progress_ = p;
@@ -229,6 +231,10 @@ void Coordinator::end_silent_job(int group, std::int64_t index, double silent_s)
 }
 
 RunStats Coordinator::finish() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    local_done_ = true;
+  }
   if (thread_.joinable()) thread_.join();
   std::lock_guard<std::mutex> lock(mu_);
   commit_locked(true);

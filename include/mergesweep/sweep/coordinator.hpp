@@ -73,6 +73,7 @@ class Coordinator {
   int num_groups_, group_size_;
   dist::WorkServer server_;
   std::vector<bool> stopped_;
+  bool local_done_ = false;  // rank 0's own work loop has returned (finish() was called)
   std::map<int, std::int64_t> in_flight_;  // group -> index
   std::vector<double> last_progress_;      // group -> time its progress last moved
   std::uint64_t local_progress_ = 0;       // group 0's (this process's) progress count, last seen
