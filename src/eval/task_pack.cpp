@@ -18,6 +18,18 @@ constexpr std::int64_t kFormatVersion = 1;
 
 }  // namespace
 
+const char* output_type_name(OutputType t) {
+  switch (t) {
+    case OutputType::MultipleChoice:
+      return "multiple_choice";
+    case OutputType::LoglikelihoodRolling:
+      return "loglikelihood_rolling";
+    case OutputType::GenerateUntil:
+      return "generate_until";
+  }
+  return "?";
+}
+
 void validate_task_pack(const TaskPack& pack, const std::string& path) {
   if (pack.vocab_size <= 0 || pack.vocab_size > std::numeric_limits<std::int32_t>::max())
     fail(path, "attribute vocab_size", "must be in [1, 2^31-1], found " + std::to_string(pack.vocab_size));
@@ -87,7 +99,7 @@ TaskPack read_task_pack(const std::string& path) {
     it.gold = gold[i];
     it.context = context.row(i);
     for (auto c = static_cast<std::size_t>(choice_off[i]); c < static_cast<std::size_t>(choice_off[i + 1]); ++c)
-      it.choices.push_back(Choice{cont.row(c), chars[c], bytes[c]});
+      it.choices.push_back(Choice{cont.row(c), chars[c], bytes[c], {}});
   }
   validate_task_pack(pack, path);
   return pack;

@@ -12,7 +12,7 @@ namespace {
 TaskItem item(std::vector<std::pair<std::int64_t, std::int64_t>> chars_bytes, int gold) {
   TaskItem it;
   it.context = {1};
-  for (auto [c, b] : chars_bytes) it.choices.push_back({{2}, c, b});
+  for (auto [c, b] : chars_bytes) it.choices.push_back({{2}, c, b, {}});
   it.gold = gold;
   return it;
 }

@@ -103,7 +103,7 @@ TEST_P(Scoring, LeftTruncationAsLmEval) {
   expect_matches_naive(*m, p, o, 20);
   TaskPack edge = random_pack(m->config().vocab_size, 1, 1, 1, 3);
   edge.items[0].context.assign(17, 5);  // 17 + 4 = 21 = max_length + 1: shared, no truncation
-  edge.items[0].choices = {{{1, 2, 3, 4}, 1, 1}, {{9, 8, 7, 6, 5}, 1, 1}, {{3}, 1, 1}};
+  edge.items[0].choices = {{{1, 2, 3, 4}, 1, 1, {}}, {{9, 8, 7, 6, 5}, 1, 1, {}}, {{3}, 1, 1, {}}};
   edge.items[0].gold = 0;
   expect_matches_naive(*m, edge, o, 20);
 }
@@ -124,7 +124,7 @@ TEST_P(Scoring, GreedyContinuationIsGreedy) {
   }
   std::vector<std::int32_t> other = cont;
   other.back() = (other.back() + 1) % static_cast<std::int32_t>(m->config().vocab_size);
-  p.items[0].choices = {{cont, 3, 3}, {other, 3, 3}};
+  p.items[0].choices = {{cont, 3, 3, {}}, {other, 3, 3, {}}};
   p.items[0].gold = 0;
   const auto s = score_items(*m, p, 0, 1, {});
   EXPECT_EQ(s[0].greedy[0], 1);

@@ -36,9 +36,23 @@ struct EvalShare {
   std::function<bool()> stop;
 };
 
+// One greedy generation (generate_until): the whole group holds every item's.
+struct Generation {
+  enum class Stop : std::uint8_t { Until, StopToken, Length };  // why decoding ended
+  std::vector<std::int32_t> tokens;  // generated ids, up to the stop (a stop token excluded)
+  std::string text;  // bytes of `tokens` decoded and cut before the first `until` string (lm-eval's response)
+  Stop stop = Stop::Length;
+};
+
 struct TaskResult {
   std::string name;
-  TaskTally tally;           // whole group
+  OutputType output_type = OutputType::MultipleChoice;
+  TaskTally tally;           // whole group (multiple_choice)
+  // loglikelihood_rolling: per document, the summed log-likelihood of its windows (whole group),
+  // and the metrics word_perplexity, byte_perplexity, bits_per_byte computed from them.
+  std::vector<double> doc_loglik;
+  std::vector<Metric> rolling_metrics;
+  std::vector<Generation> generations;  // generate_until: one per item, in pack order (whole group)
   std::int64_t tokens = 0;   // tokens this rank scored (context + continuations, as requested)
   double seconds = 0;
 };

@@ -1,5 +1,8 @@
-// Task packs: pre-tokenized multiple-choice requests exactly as lm-eval builds them (HDF5 file,
-// format in docs/formats.md). Made by analysis/export_lmeval_task.py or by the testbed.
+// Task packs: pre-tokenized lm-eval requests exactly as lm-eval builds them (HDF5 file, format in
+// docs/formats.md "Task packs"). Three output types: multiple_choice (also with one context per
+// choice, lm-eval's multiple_input form such as winogrande), loglikelihood_rolling (perplexity:
+// lm-eval's rolling windows, one item per window) and generate_until (greedy generation).
+// Made by analysis/export_lmeval_task.py or by the testbed.
 #pragma once
 
 #include <cstdint>
@@ -8,16 +11,44 @@
 
 namespace ms::eval {
 
+// lm-eval's output_type of the source task.
+enum class OutputType { MultipleChoice, LoglikelihoodRolling, GenerateUntil };
+const char* output_type_name(OutputType t);  // "multiple_choice", ...
+
 struct Choice {
   std::vector<std::int32_t> continuation;  // lm-eval's continuation tokens for this choice
   std::int64_t chars = 0;                   // Unicode code points of the choice text (acc_norm)
   std::int64_t bytes = 0;                   // UTF-8 bytes of the choice text (acc_bytes)
+  // Per-choice context (lm-eval's multiple_input form: doc_to_choice gives one context per choice
+  // and every choice shares one continuation). Empty: the item's shared context is used.
+  std::vector<std::int32_t> context;
 };
 
 struct TaskItem {
-  std::vector<std::int32_t> context;  // lm-eval's context tokens (shared by every choice)
-  std::vector<Choice> choices;
+  // lm-eval's context tokens shared by every choice (empty when every choice has its own);
+  // for generate_until, the prompt (not yet truncated: that depends on the model's max_length).
+  std::vector<std::int32_t> context;
+  std::vector<Choice> choices;  // generate_until: none; loglikelihood_rolling: exactly one
   std::int32_t gold = 0;
+  std::int64_t doc = 0;  // loglikelihood_rolling: the document this window belongs to
+};
+
+// loglikelihood_rolling: what lm-eval's perplexity metrics weigh a document by.
+struct RollingDoc {
+  std::int64_t words = 0;  // len(re.split(r"\s+", text)) as lm-eval's _count_words
+  std::int64_t bytes = 0;  // UTF-8 bytes of the document text
+};
+
+// generate_until: what greedy decoding needs, as lm-eval's HF backend would decode.
+struct GenerationSpec {
+  std::int64_t max_gen_toks = 0;           // > 0
+  std::vector<std::string> until;          // stop strings (UTF-8, non-empty), checked on decoded bytes
+  std::vector<std::int32_t> stop_token_ids;  // ids that end a sequence (EOS), not part of the text
+  // token_bytes[id]: the bytes the HF tokenizer decodes id to (skip_special_tokens: special
+  // tokens decode to nothing). One entry per id < vocab_size.
+  std::vector<std::string> token_bytes;
+  // SentencePiece decoders strip one leading space of the whole decoded text (Llama 2, Mistral).
+  bool strip_leading_space = false;
 };
 
 struct TaskPack {
@@ -27,7 +58,11 @@ struct TaskPack {
   std::string tokenizer;        // tokenizer name or path the ids belong to
   std::int32_t num_fewshot = 0;
   std::int64_t vocab_size = 0;  // every id must be < this (checked against the model as well)
+  OutputType output_type = OutputType::MultipleChoice;
   std::vector<TaskItem> items;
+  std::vector<RollingDoc> docs;  // loglikelihood_rolling only: items' `doc` index into this
+  std::int64_t rolling_max_length = 0;  // loglikelihood_rolling: the window length the exporter used
+  GenerationSpec generation;     // generate_until only
   std::string path;             // file it was read from
 };
 
