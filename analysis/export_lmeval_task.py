@@ -73,14 +73,18 @@ def parse_args(argv=None):
     ap.add_argument("--prefix-token-id", type=int, default=None, help="as lm-eval's prefix_token_id")
     ap.add_argument("--vocab-size", type=int, default=None,
                     help="ids must be below this (default: len(tokenizer)); use the model's vocab_size if larger")
+    ap.add_argument("--max-gen-toks", type=int, default=256,
+                    help="generate_until: max_gen_toks when the task sets none (lm-eval's HFLM default 256)")
+    ap.add_argument("--stop-token-ids", type=int, nargs="+", default=None,
+                    help="generate_until: ids that end a generation (default: the model's generation_config eos)")
     return ap.parse_args(argv)
 
 
 def prepare_task(args):
     """The lm-eval task with its requests built; refuses what a shared-context pack cannot hold."""
     task_name, task = load_task(args.task, args.include_path)
-    if task.OUTPUT_TYPE != "multiple_choice":
-        sys.exit(f"export_lmeval_task: {task_name}: output_type {task.OUTPUT_TYPE!r}; only multiple_choice is packed")
+    if task.OUTPUT_TYPE not in ("multiple_choice", "generate_until"):
+        sys.exit(f"export_lmeval_task: {task_name}: output_type {task.OUTPUT_TYPE!r} is not packed")
     if getattr(task, "multiple_input", False):
         sys.exit(f"export_lmeval_task: {task_name}: per-choice contexts (multiple_input, e.g. winogrande) "
                  "do not fit a shared-context pack yet")
@@ -179,6 +183,10 @@ def main(argv=None):
     args = parse_args(argv)
     task_name, task = prepare_task(args)
     lm, captured = tokenizer_side_hflm(args.tokenizer, args.add_bos_token, args.prefix_token_id)
+    if task.OUTPUT_TYPE == "generate_until":  # analysis/lmeval_generation.py, beside this script
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import lmeval_generation
+        return lmeval_generation.export(args, task_name, task, lm, task_version(task))
     vocab = args.vocab_size or len(lm.tokenizer)
     a = pack_arrays(task, requests_by_doc(task, lm, captured), vocab)
     attrs = {"format": "mergesweep-task-pack", "format_version": np.int64(1), "name": args.name or task_name,
