@@ -46,6 +46,8 @@ def include_dir(tmp_path):
     """The fixture's task YAMLs with absolute data paths (HF datasets resolves data_files against
     the working directory), with utils.py beside them for `!function`."""
     d = tmp_path / "tasks"
+    if d.exists():
+        return d
     d.mkdir()
     src = FIX / "lmeval_gen"
     for name in TASKS:
