@@ -27,6 +27,11 @@ import numpy as np
 # act when sampling). Anything else (num_beams, repetition_penalty, ...) changes the output.
 GREEDY_KEYS = {"do_sample", "temperature", "until", "max_gen_toks", "top_p", "top_k"}
 BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+# Texts whose decoding post-processing commonly changes (clean_up_tokenization_spaces rewrites
+# " ." and " n't", normalizers touch spaces, accents and newlines): encoded, then decoded.
+PROBE_TEXTS = ["a . b , c ? d ! e", "don ' t , isn 't , I 'm , it 's , we 've , they 're .", " x", "  two  spaces  ",
+               "tab\tand\nnewline\n\n end", "caf\u00e9 na\u00efve \u20ac 5 \U0001F600 \u4e2d\u6587", "A: 1+2=3. Q?",
+               " leading", "trailing ", "\u2581 metaspace char", "<s> not a special token </s>"]
 
 
 def fail(msg):
@@ -196,7 +201,7 @@ def check_sequences(tokenizer, prompts, targets, is_byte, seed=1234):
     rng = random.Random(seed)
     n = len(tokenizer)
     seqs = [[i] for i in range(n)]
-    seqs += [tokenizer.encode(t, add_special_tokens=False) for t in targets]
+    seqs += [tokenizer.encode(t, add_special_tokens=False) for t in list(targets) + PROBE_TEXTS]
     seqs += [p[-k:] for p in prompts for k in (1, 7, 32)]
     seqs += [[rng.randrange(n) for _ in range(rng.randint(2, 48))] for _ in range(400)]
     bytes_ids = [i for i in range(n) if is_byte[i]]

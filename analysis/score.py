@@ -45,6 +45,9 @@ def _committed(f, name, counts, cols):
 def read_state(path):
     """Committed /tasks, scored (config, task) pairs and /generations of the archive at `path`."""
     with _open(path) as f:
+        version = f.attrs.get("format_version")
+        if version is None or int(version) not in (1, 2):
+            raise ArchiveError(f"{path}: format_version: {version!r}; analysis score reads archive versions 1 and 2")
         counts, commits = _committed_counts(f)
         tasks = _committed(f, "tasks", counts, ("name", "kind", "path", "sha256"))
         results = _committed(f, "results", counts, ("config_id", "task"))
@@ -175,8 +178,9 @@ def compute(archive, todo, state, include_path, pack_dir, bootstrap_iters):
         if task not in scorers:
             if task not in pack_of:
                 raise ScoreError(f"{archive}: /generations names task {task!r}, which /tasks does not list")
-            path = _resolve_pack(archive, *pack_of[task][:1], pack_dir)
-            if pack_of[task][1] and _sha256(path) != pack_of[task][1]:
+            recorded, sha = pack_of[task]
+            path = _resolve_pack(archive, recorded, pack_dir)
+            if sha and _sha256(path) != sha:
                 raise ScoreError(f"{path}: sha256 differs from the archive's /tasks row for {task}: "
                                  "not the pack the sweep ran")
             scorers[task] = TaskScorer(archive, path, include_path, bootstrap_iters)

@@ -3,10 +3,8 @@ checked against what lm-eval 0.4.13 itself used (expected.json: its contexts, ta
 exporter's refusals (these need lm-eval: run with MS_LMEVAL_PYTHON, skipped without)."""
 import json
 import os
-import pathlib
 import shutil
 import subprocess
-import sys
 
 import h5py
 import pytest
@@ -125,3 +123,18 @@ def test_exporter_accepts_the_fixture_task_again(tmp_path):
     assert "byte table checked on" in r.stderr
     a, b = read_pack(out), read_pack(FIX / "lmeval_gen_spm" / "ms_gen_reverse.h5")
     assert a == b
+
+
+@pytest.mark.parametrize("kind", ["bpe", "spm"])
+@pytest.mark.parametrize("task", ["ms_gen_arith", "ms_gen_reverse"])
+def test_byte_table_turns_generated_ids_into_lm_evals_responses(kind, task):
+    """gen_ids: transformers' greedy ids for the pack's prompts (the fixture checked they are
+    lm-eval's generations); the byte table and the `until` cut must give lm-eval's response."""
+    p = read_pack(FIX / f"lmeval_gen_{kind}" / f"{task}.h5")
+    with open(FIX / f"lmeval_gen_{kind}" / "expected.json", encoding="utf-8") as f:
+        items = json.load(f)["tasks"][task]["items"]
+    for it in items:
+        text = decode_with_table(it["gen_ids"], p["table"], p["is_byte"], p["attrs"]["strip_leading_space"])
+        for u in p["until"]:
+            text = text.split(u)[0]  # lm-eval's postprocess_generated_text
+        assert text == it["resp"], it["doc_id"]
