@@ -97,6 +97,8 @@ def build(path, packs, configs):
         g.attrs["columns"] = "seq,time," + ",".join(TABLES)
         for c in ["seq", "time"] + TABLES:
             g.create_dataset(c, shape=(0,), maxshape=(None,), dtype="f8" if c == "time" else "i8", chunks=(512,))
+        _append(f, "checkpoints", [{"model": m, "name": f"m{m}", "path": f"/models/m{m}/model.safetensors",
+                                    "sha256": "%064x" % m, "bytes": 1000} for m in range(3)])
         _append(f, "tasks", [{"name": n, "kind": "task", "path": str(p), "sha256": _sha(p), "items": _items(p)}
                              for n, p in packs.items()])
         _append(f, "specs", [{"start_time": "2026-11-30T00:00:00Z", "spec_hash": f.attrs["spec_hash"],
