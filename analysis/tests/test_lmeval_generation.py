@@ -29,7 +29,7 @@ def read_pack(path):
 
 @pytest.mark.parametrize("kind", ["bpe", "spm"])
 @pytest.mark.parametrize("task,max_gen,until", [("ms_gen_arith", 32, ["Question:", "</s>", "<|im_end|>"]),
-                                                ("ms_gen_reverse", 16, ["\n", "</s>"])])
+                                                ("ms_gen_reverse", 6, ["\n", "</s>"])])
 def test_pack_holds_lm_evals_prompts_and_generation_settings(kind, task, max_gen, until):
     p = read_pack(FIX / f"lmeval_gen_{kind}" / f"{task}.h5")
     with open(FIX / f"lmeval_gen_{kind}" / "expected.json", encoding="utf-8") as f:
@@ -138,3 +138,12 @@ def test_byte_table_turns_generated_ids_into_lm_evals_responses(kind, task):
         for u in p["until"]:
             text = text.split(u)[0]  # lm-eval's postprocess_generated_text
         assert text == it["resp"], it["doc_id"]
+
+
+@pytest.mark.parametrize("kind", ["bpe", "spm"])
+def test_fixtures_cover_until_and_length_stops(kind):
+    with open(FIX / f"lmeval_gen_{kind}" / "expected.json", encoding="utf-8") as f:
+        tasks = json.load(f)["tasks"]
+    rev = [len(it["gen_ids"]) for it in tasks["ms_gen_reverse"]["items"]]
+    assert 0 < sum(n == 6 for n in rev) < len(rev)  # some reversals stop on length, others on "\n"
+    assert all(len(it["gen_ids"]) < 32 for it in tasks["ms_gen_arith"]["items"])  # "Question:" stops
