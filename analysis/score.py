@@ -106,11 +106,30 @@ def _sha256(p):
     return h.hexdigest()
 
 
+class TaskManagers:
+    """lm-eval's TaskManager, built once: the --include-path tasks alone first (indexing lm-eval's
+    own ~15k task YAMLs takes seconds), all tasks when the name is not among them."""
+
+    def __init__(self, include_path):
+        self.include_path, self._local, self._all = include_path, None, None
+
+    def find(self, name):
+        from lm_eval.tasks import TaskManager
+
+        if self.include_path:
+            if self._local is None:
+                self._local = TaskManager(include_path=self.include_path, include_defaults=False)
+            if name in self._local.all_tasks:
+                return self._local
+        if self._all is None:
+            self._all = TaskManager(include_path=self.include_path) if self.include_path else TaskManager()
+        return self._all if name in self._all.all_tasks else None
+
 class TaskScorer:
     """lm-eval's task behind one generate_until pack: its docs by the pack's doc_id, its filters,
     process_results and aggregation (lm_eval/evaluator.py after the model ran)."""
 
-    def __init__(self, archive, pack_path, include_path, bootstrap_iters):
+    def __init__(self, pack_path, managers, bootstrap_iters):
         with h5py.File(pack_path, "r") as p:
             a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in p.attrs.items()}
             if a.get("output_type") != "generate_until":
@@ -119,7 +138,7 @@ class TaskScorer:
                 raise ScoreError(f"{pack_path}: doc_id: missing; scoring needs the documents behind the items")
             self.doc_ids = [int(d) for d in p["doc_id"][:]]
         self.source_task = str(a.get("source_task", ""))
-        self.task = self._load(archive, self.source_task, include_path, pack_path)
+        self.task = self._load(self.source_task, managers, pack_path)
         docs = self.task.eval_docs
         if self.doc_ids and max(self.doc_ids) >= len(docs):
             raise ScoreError(f"{pack_path}: doc_id {max(self.doc_ids)}: lm-eval task {self.source_task} has "
@@ -128,18 +147,18 @@ class TaskScorer:
         self.bootstrap_iters = bootstrap_iters
 
     @staticmethod
-    def _load(archive, name, include_path, pack_path):
-        from lm_eval.tasks import TaskManager, get_task_dict
+    def _load(name, managers, pack_path):
+        from lm_eval.tasks import get_task_dict
 
-        tm = TaskManager(include_path=include_path) if include_path else TaskManager()
-        if name not in tm.all_tasks:
-            hint = "" if include_path else "; a local YAML task needs --include-path DIR"
+        tm = managers.find(name)
+        if tm is None:
+            hint = "" if managers.include_path else "; a local YAML task needs --include-path DIR"
             raise ScoreError(f"{pack_path}: source_task {name!r}: not an lm-eval task here{hint}")
-        tasks = get_task_dict([name], tm)
-        (_, task), = tasks.items()
+        (_, task), = get_task_dict([name], tm).items()
         if task.OUTPUT_TYPE != "generate_until":
             raise ScoreError(f"{pack_path}: lm-eval task {name} is {task.OUTPUT_TYPE}, the pack generate_until")
         return task
+
 
     def score(self, responses):
         """[(metric 'NAME,FILTER', value, stderr, n)] for one config: responses[item] is the text
@@ -173,7 +192,7 @@ def compute(archive, todo, state, include_path, pack_dir, bootstrap_iters):
     tasks = state["tasks"]
     pack_of = {n: (p, s) for n, k, p, s in zip(tasks["name"], tasks["kind"], tasks["path"], tasks["sha256"])
                if k == "task"}
-    rows, scorers = [], {}
+    rows, scorers, managers = [], {}, TaskManagers(include_path)
     for (config, task), items in sorted(todo.items()):
         if task not in scorers:
             if task not in pack_of:
@@ -183,7 +202,7 @@ def compute(archive, todo, state, include_path, pack_dir, bootstrap_iters):
             if sha and _sha256(path) != sha:
                 raise ScoreError(f"{path}: sha256 differs from the archive's /tasks row for {task}: "
                                  "not the pack the sweep ran")
-            scorers[task] = TaskScorer(archive, path, include_path, bootstrap_iters)
+            scorers[task] = TaskScorer(path, managers, bootstrap_iters)
         s = scorers[task]
         responses = {i: text.decode("utf-8", "replace") for i, text in items}
         if len(responses) != len(items) or not all(0 <= i < len(s.doc_ids) for i in responses):

@@ -3,7 +3,7 @@
 loading, filters, process_results, aggregation, the commit), on archives of 1 and N configs
 holding the lm-eval fixture's responses for both of its tasks (55 items per config):
 
-  MS_LMEVAL_PYTHON=/path/to/lmeval-venv/bin/python python3 bench/analysis_score_bench.py [N] [bpe|spm]
+  MS_LMEVAL_PYTHON=/path/to/lmeval-venv/bin/python python3 bench/analysis_score_bench.py [N] [bpe|spm]   (default 400 bpe)
 
 Prints the wall time of each run and the marginal cost per 1000 items, (t_N - t_1) / items.
 """
@@ -28,11 +28,12 @@ def timed_score(exe, archive, inc):
                        capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(r.stderr)
+    print("  " + r.stdout.strip())  # its own timing: task loading, filters, metrics, commit
     return time.time() - t
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 400
     kind = sys.argv[2] if len(sys.argv) > 2 else "bpe"
     exe = os.environ.get("MS_LMEVAL_PYTHON", sys.executable)
     fix = ROOT / "tests" / "fixtures" / f"lmeval_gen_{kind}"
