@@ -10,7 +10,7 @@ import h5py
 import pytest
 
 from analysis.lmeval_generation import decode_with_table
-from analysis.tests.test_score import FIX, ROOT, include_dir, lm_eval_python
+from analysis.tests.test_score import FIX, ROOT, include_dir, lm_eval_hf_python
 
 
 def read_pack(path):
@@ -86,9 +86,9 @@ def variant(tmp_path, edit):
     (lambda t: t.replace("max_gen_toks: 32", "max_gen_toks: 32\n  num_beams: 4"), "['num_beams'] change greedy"),
 ])
 def test_exporter_refuses_what_greedy_decoding_cannot_reproduce(tmp_path, edit, msg):
-    exe = lm_eval_python()
+    exe = lm_eval_hf_python()
     if exe is None:
-        pytest.skip("no interpreter with lm-eval (set MS_LMEVAL_PYTHON)")
+        pytest.skip("no interpreter with lm-eval's HF backend (set MS_LMEVAL_HF_PYTHON)")
     r, out = export(exe, tmp_path, variant(tmp_path, edit), FIX / "lmeval_gen_bpe" / "model")
     assert r.returncode != 0 and msg in r.stderr, r.stderr[-2000:]
     assert not out.exists()
@@ -97,9 +97,9 @@ def test_exporter_refuses_what_greedy_decoding_cannot_reproduce(tmp_path, edit, 
 def test_exporter_refuses_a_tokenizer_whose_decode_the_byte_table_misses(tmp_path):
     """clean_up_tokenization_spaces (forced on for BPE) rewrites " ." as "." after decoding: the
     self-check finds a sequence where decode and the byte table differ, and names it."""
-    exe = lm_eval_python()
+    exe = lm_eval_hf_python()
     if exe is None:
-        pytest.skip("no interpreter with lm-eval (set MS_LMEVAL_PYTHON)")
+        pytest.skip("no interpreter with lm-eval's HF backend (set MS_LMEVAL_HF_PYTHON)")
     tok = tmp_path / "tok"
     shutil.copytree(FIX / "lmeval_gen_bpe" / "model", tok)
     cfg = json.loads((tok / "tokenizer_config.json").read_text())
@@ -114,9 +114,9 @@ def test_exporter_refuses_a_tokenizer_whose_decode_the_byte_table_misses(tmp_pat
 
 def test_exporter_accepts_the_fixture_task_again(tmp_path):
     """Re-exporting gives the committed pack's datasets (the exporter is deterministic)."""
-    exe = lm_eval_python()
+    exe = lm_eval_hf_python()
     if exe is None:
-        pytest.skip("no interpreter with lm-eval (set MS_LMEVAL_PYTHON)")
+        pytest.skip("no interpreter with lm-eval's HF backend (set MS_LMEVAL_HF_PYTHON)")
     r, out = export(exe, tmp_path, include_dir(tmp_path) / "ms_gen_reverse.yaml",
                     os.path.relpath(FIX / "lmeval_gen_spm" / "model", ROOT))
     assert r.returncode == 0, r.stderr[-2000:]

@@ -37,6 +37,17 @@ def lm_eval_python():
         return None
 
 
+def lm_eval_hf_python():
+    """An interpreter with lm-eval's HF backend (torch, transformers), which the exporter needs:
+    MS_LMEVAL_HF_PYTHON, else the lm-eval interpreter when it has them (the test setup's lm-eval
+    venv has no torch: scoring needs none)."""
+    exe = os.environ.get("MS_LMEVAL_HF_PYTHON") or lm_eval_python()
+    if exe is None:
+        return None
+    probe = subprocess.run([exe, "-c", "import torch, transformers, lm_eval"], capture_output=True)
+    return exe if probe.returncode == 0 else None
+
+
 def expected(kind):
     with open(FIX / f"lmeval_gen_{kind}" / "expected.json", encoding="utf-8") as f:
         return json.load(f)
