@@ -2,11 +2,12 @@
 // (get_rolling_token_windows + make_disjoint_window, written out below); each document's
 // log-likelihood is the sum of its windows' naive lm-eval scores; the metrics are lm-eval's
 // weighted perplexities; a group of two ranks gives bitwise what one rank does; a pack cut for
-// another max_length is refused.
+// another max_length is refused; `mergesweep eval` shows the metrics and --limit counts documents.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/test_util.hpp"
@@ -141,6 +142,33 @@ TEST(EvaluateRolling, APackCutForAnotherMaxLengthIsRefused) {
     EXPECT_NE(what.find("max_length 20"), std::string::npos) << what;
     EXPECT_NE(what.find("max_length " + std::to_string(m->config().max_position_embeddings)), std::string::npos) << what;
   }
+}
+
+TEST(EvaluateRolling, EvalVerbShowsTheMetricsAndLimitsDocuments) {
+  const std::string dir = "tests/fixtures/lmeval_wino_roll_spm";
+  test::TempDir tmp;
+  const auto r = test::run_cli("eval " + dir + "/model --tasks " + dir + "/ms_roll.h5 " + dir + "/ms_wino.h5 --json '" +
+                                   (tmp / "r.json") + "' --limit 4",
+                               MS_SOURCE_DIR);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* m : {"word_perplexity", "byte_perplexity", "bits_per_byte", "acc_norm"})
+    EXPECT_NE(r.out.find(m), std::string::npos) << m << "\n" << r.out;
+  const auto j = nlohmann::json::parse(test::read_file(tmp / "r.json"));
+  const auto& roll = j["results"]["ms_roll"];
+  EXPECT_EQ(roll["output_type"], "loglikelihood_rolling");
+  EXPECT_EQ(roll["n"].get<std::int64_t>(), 4);  // documents, not windows
+  EXPECT_EQ(roll["word_perplexity_stderr"], "N/A");
+  // The first 4 documents whole, as evaluate() scores them.
+  TaskPack pack = read_task_pack(test::source_path(dir + "/ms_roll.h5"));
+  pack.docs.resize(4);
+  std::size_t keep = 0;
+  while (keep < pack.items.size() && pack.items[keep].doc < 4) ++keep;
+  pack.items.resize(keep);
+  EXPECT_EQ(roll["windows"].get<std::size_t>(), keep);
+  const auto model = model::Decoder::load(test::source_path(dir + "/model"), at::kFloat);
+  const EvalResult want = evaluate(*model, {pack}, {}, {});
+  for (const auto& m : want.tasks[0].rolling_metrics) EXPECT_EQ(roll[m.name].get<double>(), m.value) << m.name;
+  EXPECT_EQ(j["results"]["ms_wino"]["n"].get<std::int64_t>(), 4);
 }
 
 }  // namespace
