@@ -137,6 +137,8 @@ EvalResult evaluate(const model::Decoder& model, const std::vector<TaskPack>& ta
   if (share.size > 1 && (!share.sum_int || !share.sum_double))
     fail("", "evaluate", "a group of " + std::to_string(share.size) + " ranks needs its sum functions");
   if (opts.probe_seeds <= 0) fail("", "probe seeds", "must be positive, found " + std::to_string(opts.probe_seeds));
+  for (const auto& pack : tasks)
+    if (pack.output_type == OutputType::LoglikelihoodRolling) detail::check_rolling_pack(model, pack, opts.score);
   at::NoGradGuard no_grad;
   EvalResult out;
   const auto t0 = Clock::now();

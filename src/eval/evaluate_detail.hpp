@@ -22,6 +22,11 @@ using BlockScores = std::function<void(std::size_t begin, std::size_t end, const
 bool score_rounds(const model::Decoder& model, const TaskPack& pack, const EvalOptions& opts, const EvalShare& share,
                   const EvalProgress& progress, TaskResult& r, const BlockScores& take);
 
+// loglikelihood_rolling: refuses a pack whose windows were cut for another max_length than
+// scoring uses (both named) or whose items are not windows of its documents. Called for every
+// pack before any is scored, so a bad last pack fails before hours of work on the first.
+void check_rolling_pack(const model::Decoder& model, const TaskPack& pack, const ScoreOptions& opts);
+
 // loglikelihood_rolling (evaluate_rolling.cpp): windows scored, summed per document over the
 // group, and lm-eval's word_perplexity, byte_perplexity and bits_per_byte. False when stopped.
 bool score_rolling_task(const model::Decoder& model, const TaskPack& pack, const EvalOptions& opts,

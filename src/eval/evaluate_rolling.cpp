@@ -17,7 +17,6 @@
 #include "scoring_detail.hpp"
 
 namespace ms::eval::detail {
-namespace {
 
 // The pack's windows were cut for one max_length; scored with another, lm-eval's inputs differ.
 void check_rolling_pack(const model::Decoder& model, const TaskPack& pack, const ScoreOptions& opts) {
@@ -41,6 +40,8 @@ void check_rolling_pack(const model::Decoder& model, const TaskPack& pack, const
   }
 }
 
+namespace {
+
 std::vector<Metric> rolling_metrics(const TaskPack& pack, const std::vector<double>& doc_loglik) {
   double loglik = 0;  // in document order, as lm-eval's weighted_mean sums them
   std::int64_t words = 0, bytes = 0;
@@ -60,7 +61,6 @@ std::vector<Metric> rolling_metrics(const TaskPack& pack, const std::vector<doub
 
 bool score_rolling_task(const model::Decoder& model, const TaskPack& pack, const EvalOptions& opts,
                         const EvalShare& share, const EvalProgress& progress, TaskResult& r) {
-  check_rolling_pack(model, pack, opts.score);
   std::vector<double> windows(pack.items.size(), 0.0);
   const bool finished = score_rounds(model, pack, opts, share, progress, r,
                                      [&](std::size_t begin, std::size_t end, const std::vector<ItemScore>& scores) {

@@ -133,8 +133,12 @@ TEST(EvaluateRolling, APackCutForAnotherMaxLengthIsRefused) {
   const auto m = model::Decoder::load(test::source_path("tests/fixtures/model/qwen2"), at::kFloat);
   TaskPack p = rolling_pack(m->config().vocab_size, 3, 20, 7);
   p.path = "wiki.h5";
+  TaskPack first;  // a multiple-choice pack before it: refused before anything is scored
+  first.vocab_size = p.vocab_size;
+  first.items.push_back({{1, 2}, {{{3}, 1, 1, {}}}, 0, 0});
+  int rounds = 0;
   try {
-    evaluate(*m, {p}, {}, options(0));  // 0: the model's max_position_embeddings
+    evaluate(*m, {first, p}, {}, options(0), {}, [&](const TaskResult&, std::size_t, std::size_t) { ++rounds; });
     FAIL() << "scored a pack cut for another max_length";
   } catch (const Error& e) {
     const std::string what = e.what();
@@ -142,6 +146,7 @@ TEST(EvaluateRolling, APackCutForAnotherMaxLengthIsRefused) {
     EXPECT_NE(what.find("max_length 20"), std::string::npos) << what;
     EXPECT_NE(what.find("max_length " + std::to_string(m->config().max_position_embeddings)), std::string::npos) << what;
   }
+  EXPECT_EQ(rounds, 0);
 }
 
 TEST(EvaluateRolling, EvalVerbShowsTheMetricsAndLimitsDocuments) {
