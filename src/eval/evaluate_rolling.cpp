@@ -62,14 +62,14 @@ std::vector<Metric> rolling_metrics(const TaskPack& pack, const std::vector<doub
 bool score_rolling_task(const model::Decoder& model, const TaskPack& pack, const EvalOptions& opts,
                         const EvalShare& share, const EvalProgress& progress, TaskResult& r) {
   std::vector<double> windows(pack.items.size(), 0.0);
-  const bool finished = score_rounds(model, pack, opts, share, progress, r,
-                                     [&](std::size_t begin, std::size_t end, const std::vector<ItemScore>& scores) {
-                                       for (std::size_t i = begin; i < end; ++i) windows[i] = scores[i - begin].loglik[0];
-                                     });
-  if (!finished) return false;
+  const auto take = [&](std::size_t begin, std::size_t end, const std::vector<ItemScore>& scores) {
+    for (std::size_t i = begin; i < end; ++i) windows[i] = scores[i - begin].loglik[0];
+  };
+  if (!score_rounds(model, pack, opts, share, progress, r, take)) return false;
   if (share.size > 1) share.sum_double(windows.data(), windows.size());
   r.doc_loglik.assign(pack.docs.size(), 0.0);
-  for (std::size_t i = 0; i < windows.size(); ++i) r.doc_loglik[static_cast<std::size_t>(pack.items[i].doc)] += windows[i];
+  for (std::size_t i = 0; i < windows.size(); ++i)
+    r.doc_loglik[static_cast<std::size_t>(pack.items[i].doc)] += windows[i];
   r.rolling_metrics = rolling_metrics(pack, r.doc_loglik);
   return true;
 }

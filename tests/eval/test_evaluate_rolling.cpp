@@ -83,7 +83,8 @@ TEST(EvaluateRolling, DocumentLoglikIsTheSumOfItsWindowsAndMetricsAreLmEvals) {
     ASSERT_EQ(t.doc_loglik.size(), p.docs.size());
     std::vector<double> want(p.docs.size(), 0.0);
     for (const auto& it : p.items)
-      want[static_cast<std::size_t>(it.doc)] += test_util::naive_loglik(*m, it.context, it.choices[0].continuation, 20).first;
+      want[static_cast<std::size_t>(it.doc)] +=
+          test_util::naive_loglik(*m, it.context, it.choices[0].continuation, 20).first;
     double ll = 0, words = 0, bytes = 0;
     for (std::size_t d = 0; d < p.docs.size(); ++d) {
       EXPECT_NEAR(t.doc_loglik[d], want[d], 1e-4 + 1e-5 * std::abs(want[d])) << "doc " << d;
@@ -123,7 +124,8 @@ TEST(EvaluateRolling, AGroupOfTwoRanksGivesTheSameBits) {
   for (auto& t : ranks) t.join();
   for (const EvalResult& r : two) {
     EXPECT_EQ(r.tasks[0].doc_loglik, one.tasks[0].doc_loglik);  // bitwise
-    for (std::size_t k = 0; k < 3; ++k) EXPECT_EQ(r.tasks[0].rolling_metrics[k].value, one.tasks[0].rolling_metrics[k].value);
+    for (std::size_t k = 0; k < 3; ++k)
+      EXPECT_EQ(r.tasks[0].rolling_metrics[k].value, one.tasks[0].rolling_metrics[k].value);
   }
   EXPECT_GT(two[0].tasks[0].tokens, 0);
   EXPECT_GT(two[1].tasks[0].tokens, 0);
@@ -144,7 +146,8 @@ TEST(EvaluateRolling, APackCutForAnotherMaxLengthIsRefused) {
     const std::string what = e.what();
     EXPECT_NE(what.find("wiki.h5"), std::string::npos) << what;
     EXPECT_NE(what.find("max_length 20"), std::string::npos) << what;
-    EXPECT_NE(what.find("max_length " + std::to_string(m->config().max_position_embeddings)), std::string::npos) << what;
+    const std::string model_max = "max_length " + std::to_string(m->config().max_position_embeddings);
+    EXPECT_NE(what.find(model_max), std::string::npos) << what;
   }
   EXPECT_EQ(rounds, 0);
 }

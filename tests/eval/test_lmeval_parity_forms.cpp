@@ -91,7 +91,8 @@ TEST_P(LmEvalParityForms, RollingPerplexitiesAreLmEvals) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, LmEvalParityForms,
-                         ::testing::Values(Case{"bpe", true}, Case{"bpe", false}, Case{"spm", true}, Case{"spm", false}),
+                         ::testing::Values(Case{"bpe", true}, Case{"bpe", false}, Case{"spm", true},
+                                           Case{"spm", false}),
                          [](const auto& p) { return p.param.tokenizer + (p.param.packed ? "Packed" : "PerItem"); });
 
 }  // namespace

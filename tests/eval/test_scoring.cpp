@@ -1,6 +1,6 @@
 // Scoring against a naive reference (eval_test_util.hpp): each choice's full lm-eval input
-// ((ctx + cont)[-(max_length+1):][:-1], ctx the choice's own context where it has one) in its own forward, a full log_softmax, the last |cont|
-// positions gathered, for both paths (prefix-tree batches and per item). Plus: the per-item path is
+// ((ctx + cont)[-(max_length+1):][:-1], ctx the choice's own context where it has one) in its own
+// forward, a full log_softmax, the last |cont| positions gathered, for both paths (prefix-tree batches and per item). Plus: the per-item path is
 // bitwise independent of how items are grouped into calls; the packed path shares prefixes
 // (few-shot headers) and agrees with the per-item path.
 #include <ATen/ATen.h>
@@ -54,7 +54,8 @@ void expect_matches_naive(const model::Decoder& m, const TaskPack& p, const Scor
   ASSERT_EQ(got.size(), p.items.size());
   for (std::size_t i = 0; i < p.items.size(); ++i) {
     for (std::size_t c = 0; c < p.items[i].choices.size(); ++c) {
-      const auto [ll, greedy] = naive_loglik(m, choice_context(p.items[i], c), p.items[i].choices[c].continuation, max_len);
+      const auto& cont = p.items[i].choices[c].continuation;
+      const auto [ll, greedy] = naive_loglik(m, choice_context(p.items[i], c), cont, max_len);
       EXPECT_NEAR(got[i].loglik[c], ll, 2e-4 + 1e-5 * std::abs(ll)) << "item " << i << " choice " << c;
       EXPECT_EQ(got[i].greedy[c] != 0, greedy) << "item " << i << " choice " << c;
     }
