@@ -18,6 +18,7 @@
 #include "mergesweep/eval/evaluate.hpp"
 #include "mergesweep/io/fs_util.hpp"
 #include "mergesweep/model/decoder.hpp"
+#include "mergesweep/model/device.hpp"
 #include "options.hpp"
 
 namespace po = boost::program_options;
@@ -92,7 +93,7 @@ std::string table(const std::vector<std::string>& head, const std::vector<bool>&
 }
 
 struct EvalCli {
-  std::string model_path, layers_text = "all", dtype_text = "float32", json_out;
+  std::string model_path, layers_text = "all", dtype_text = "float32", json_out, device_text = "auto";
   std::vector<std::string> tasks, probes;
   std::int64_t batch_tokens = 8192, limit = 0, max_length = 0;
   int seeds = 5;
@@ -129,6 +130,8 @@ bool parse_eval_cli(int argc, char** argv, EvalCli& c) {
        "probe layers: all, last, or a list such as 0,3,5 (0 = embeddings, L = final norm)")
       ("seeds", po::value(&c.seeds)->default_value(c.seeds), "probe seeds 0..N-1 per layer (Holmes: 5)")
       ("dtype", po::value(&c.dtype_text)->default_value(c.dtype_text), "compute dtype: float32 or bfloat16")
+      ("device", po::value(&c.device_text)->default_value(c.device_text),
+       "auto (cuda when a GPU is visible), cpu or cuda; a rank uses GPU local_rank % visible GPUs")
       ("batch-tokens", po::value(&c.batch_tokens)->default_value(c.batch_tokens),
        "tokens per scoring block and per forward batch")
       ("max-length", po::value(&c.max_length)->default_value(c.max_length),
@@ -274,7 +277,8 @@ int run_eval(int argc, char** argv) {
   for (const auto& p : c.probes) probe_packs.push_back(eval::read_probe_pack(p));
 
   const auto t_load = Clock::now();
-  const auto model = model::Decoder::load(c.model_path, c.dtype);
+  const c10::Device device = model::resolve_device(c.device_text, model::local_rank_from_env(), "", "--device");
+  const auto model = model::Decoder::load(c.model_path, c.dtype, device);
   eval::EvalOptions eo;
   eo.layers = parse_layers(c.layers_text, static_cast<int>(model->config().num_hidden_layers));
   eo.probe_seeds = c.seeds;
@@ -284,13 +288,14 @@ int run_eval(int argc, char** argv) {
   eo.batched_probes = !c.probes_one_by_one;
   for (const auto& pack : task_packs) eval::check_pack_vocab(pack, model->config().vocab_size);
   if (!c.quiet)
-    std::fprintf(stderr, "mergesweep eval: loaded %s (%s) in %.2f s\n", c.model_path.c_str(), c.dtype_text.c_str(),
-                 seconds_since(t_load));
+    std::fprintf(stderr, "mergesweep eval: loaded %s (%s, %s) in %.2f s\n", c.model_path.c_str(), c.dtype_text.c_str(),
+                 device.str().c_str(), seconds_since(t_load));
 
   const eval::EvalResult res = eval::evaluate(*model, task_packs, probe_packs, eo, {}, progress_printer(c.quiet));
   nlohmann::ordered_json j;
   j["model"] = c.model_path;
   j["dtype"] = c.dtype_text;
+  j["device"] = device.str();
   j["mergesweep_version"] = std::string(kVersion) + " (" + kGitRevision + ")";
   j["batch_tokens"] = c.batch_tokens;
   j["max_length"] = c.max_length ? c.max_length : model->config().max_position_embeddings;
