@@ -109,7 +109,10 @@ constexpr const char* kEvalUsage =
     "acc_norm = argmax of loglik / code points of the choice, acc_bytes = per UTF-8 byte,\n"
     "exact_match = the gold continuation is the greedy one; stderr = sample std / sqrt(n). Items\n"
     "are scored in fixed blocks of --batch-tokens; inside a block every shared prefix (a few-shot\n"
-    "header, an item's context) runs once and many items share each forward.\n"
+    "header, an item's context) runs once and many items share each forward. Choices with their own\n"
+    "contexts (winogrande) are scored on them. loglikelihood_rolling packs (perplexity): lm-eval's\n"
+    "windows summed per document; word_perplexity, byte_perplexity, bits_per_byte (--limit counts\n"
+    "documents; --max-length must be the pack's).\n"
     "Probe packs: sentences mean-pooled at each layer, a linear probe per (layer, seed), all trained\n"
     "as one batch, test macro-F1 mean and std over the seeds. Packs: docs/formats.md; semantics:\n"
     "docs/eval.md. Threads: OMP_NUM_THREADS (ATen) and OPENBLAS_NUM_THREADS (BLAS) override the\n"
@@ -182,9 +185,12 @@ void report_tasks(const EvalCli& c, const std::vector<eval::TaskPack>& packs, co
     r["num_fewshot"] = pack.num_fewshot;
     r["tokenizer"] = pack.tokenizer;
     r["pack"] = pack.path;
-    r["n"] = t.tally.n;
+    const bool rolling = t.output_type == eval::OutputType::LoglikelihoodRolling;
+    r["output_type"] = eval::output_type_name(t.output_type);
+    r["n"] = rolling ? static_cast<std::int64_t>(t.doc_loglik.size()) : t.tally.n;  // lm-eval: documents
+    if (rolling) r["windows"] = pack.items.size();
     bool first = true;
-    for (const auto& m : t.tally.metrics()) {
+    for (const auto& m : rolling ? t.rolling_metrics : t.tally.metrics()) {
       r[m.name] = m.value;
       r[m.name + "_stderr"] = stderr_json(m.stderr_);
       if (!c.all_metrics && (m.name == "acc_bytes" || m.name == "exact_match")) continue;
@@ -243,6 +249,19 @@ eval::EvalProgress progress_printer(bool quiet) {
   };
 }
 
+// --limit N: the first N items; for loglikelihood_rolling the first N documents (all their windows),
+// as lm-eval's limit counts documents.
+void limit_pack(eval::TaskPack& pack, std::int64_t limit) {
+  if (limit <= 0) return;
+  std::size_t keep = std::min(pack.items.size(), static_cast<std::size_t>(limit));
+  if (pack.output_type == eval::OutputType::LoglikelihoodRolling) {
+    if (static_cast<std::int64_t>(pack.docs.size()) > limit) pack.docs.resize(static_cast<std::size_t>(limit));
+    keep = 0;
+    while (keep < pack.items.size() && pack.items[keep].doc < limit) ++keep;
+  }
+  pack.items.resize(keep);
+}
+
 }  // namespace
 
 int run_eval(int argc, char** argv) {
@@ -252,8 +271,7 @@ int run_eval(int argc, char** argv) {
   std::vector<eval::TaskPack> task_packs;
   for (const auto& t : c.tasks) {
     task_packs.push_back(eval::read_task_pack(t));
-    if (c.limit > 0 && static_cast<std::int64_t>(task_packs.back().items.size()) > c.limit)
-      task_packs.back().items.resize(static_cast<std::size_t>(c.limit));
+    limit_pack(task_packs.back(), c.limit);
   }
   std::vector<eval::ProbePack> probe_packs;
   for (const auto& p : c.probes) probe_packs.push_back(eval::read_probe_pack(p));
