@@ -147,7 +147,9 @@ TEST(SweepGeneration, GenerationsAreArchivedPerConfigBitwiseTheSameForAnyRankCou
       EXPECT_EQ(item, static_cast<std::int64_t>(i));
       EXPECT_LE(tokens.size(), 5u);
       EXPECT_TRUE(stop == "until" || stop == "stop_token" || stop == "length") << stop;
-      if (stop == "length") EXPECT_EQ(tokens.size(), 5u);
+      if (stop == "length") {
+        EXPECT_EQ(tokens.size(), 5u);
+      }
       EXPECT_EQ(text.find('='), std::string::npos) << "the response is cut before the until string";
     }
     for (const auto& r : row.results) EXPECT_NE(std::get<0>(r), "gen_digits") << "no /results rows for generation";
