@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "common/test_util.hpp"
@@ -155,6 +156,16 @@ TEST(SweepGeneration, GenerationsAreArchivedPerConfigBitwiseTheSameForAnyRankCou
     for (const auto& r : row.results) EXPECT_NE(std::get<0>(r), "gen_digits") << "no /results rows for generation";
     EXPECT_FALSE(row.results.empty()) << "the multiple-choice packs still score";
   }
+  // The rows are each config's own: the merged models generate different ids somewhere.
+  std::set<std::vector<std::int32_t>> distinct;
+  std::size_t generated = 0;
+  for (const auto& [id, row] : ref)
+    for (const auto& g : row.generations) {
+      distinct.insert(std::get<3>(g));
+      generated += std::get<3>(g).size();
+    }
+  EXPECT_GT(generated, 0u);
+  EXPECT_GT(distinct.size(), 4u) << "generations identical across configs: not the configs' own";
   for (const auto& [np, g] : std::vector<std::pair<int, int>>{{2, 1}, {2, 2}}) {
     const std::string out = write_spec("np" + std::to_string(np) + "g" + std::to_string(g));
     ASSERT_EQ(sh(mpirun(np) + cli() + " sweep --quiet -g " + std::to_string(g) + " " + out + ".yaml"), 0);
