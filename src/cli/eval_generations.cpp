@@ -17,17 +17,18 @@ void write_generations_jsonl(const std::string& path, const std::vector<eval::Ta
   std::string out;
   for (std::size_t k = 0; k < res.tasks.size(); ++k) {
     const eval::TaskResult& t = res.tasks[k];
+    const auto& doc_ids = packs[k].generation.doc_ids;
     for (std::size_t i = 0; i < t.generations.size(); ++i) {
       const eval::Generation& g = t.generations[i];
       nlohmann::ordered_json line;
       line["task"] = t.name;
       line["item"] = i;
+      if (i < doc_ids.size()) line["doc_id"] = doc_ids[i];
       line["text"] = g.text;
       line["tokens"] = g.tokens;
       line["stop"] = eval::stop_name(g.stop);
       out += line.dump() + "\n";
     }
-    (void)packs;
   }
   io::write_text_file(path, out);
 }

@@ -217,10 +217,13 @@ at::Tensor BlockDecoder::step() {
 std::vector<Generation> generate_items(const model::Decoder& model, const TaskPack& pack,
                                        const std::vector<std::size_t>& items, const ScoreOptions& opts) {
   const std::int64_t max_len = check_generation_pack(pack, model, opts);
-  for (const std::size_t i : items)
+  for (const std::size_t i : items) {
     if (i >= pack.items.size())
       fail(pack.path, "", "item " + std::to_string(i) + " outside the pack's " + std::to_string(pack.items.size()) +
                               " items");
+    if (pack.items[i].context.empty())
+      fail(pack.path, "context_tokens", "item " + std::to_string(i) + ": an empty prompt (nothing to generate from)");
+  }
   if (items.empty()) return {};
   at::NoGradGuard no_grad;
   return BlockDecoder(model, pack, items, max_len).run();

@@ -180,13 +180,15 @@ def main():
     case("eval_probe_bad_label", f"eval {MODEL} --probes {rel}", [rel, "labels", "sentence 2: label 2"])
 
     # generate_until packs: the byte table, until strings, max_gen_toks, prompts, the model.
-    p = gen_pack("gen_short_byte_table.h5",
-                 token_bytes_offsets=np.cumsum([0] + [len(f"<{t}>") if t else 0 for t in range(300)]).astype(np.int64))
-    case("eval_gen_short_byte_table", f"eval {MODEL} --tasks {p}", [p, "token_bytes_offsets"])
+    short = [b""] + [f"<{t}>".encode() for t in range(1, 300)]  # 300 entries for vocab_size 320
+    p = gen_pack("gen_short_byte_table.h5", token_bytes=np.frombuffer(b"".join(short), np.uint8),
+                 token_bytes_offsets=np.cumsum([0] + [len(b) for b in short]).astype(np.int64))
+    case("eval_gen_short_byte_table", f"eval {MODEL} --tasks {p}",
+         [p, "token_bytes_offsets", "300 entries", "vocab_size 320"])
     p = gen_pack("gen_empty_until.h5", until=["\n\n", ""])
-    case("eval_gen_empty_until", f"eval {MODEL} --tasks {p}", [p, "until", "empty"])
+    case("eval_gen_empty_until", f"eval {MODEL} --tasks {p}", [p, "until", "is empty"])
     p = gen_pack("gen_max_gen_toks_0.h5", max_gen_toks=0)
-    case("eval_gen_max_gen_toks_0", f"eval {MODEL} --tasks {p}", [p, "max_gen_toks", "0"])
+    case("eval_gen_max_gen_toks_0", f"eval {MODEL} --tasks {p}", [p, "max_gen_toks", "must be > 0"])
     p = gen_pack("gen_empty_prompt.h5", context_offsets=np.array([0, 2, 2, 6], np.int64))
     case("eval_gen_empty_prompt", f"eval {MODEL} --tasks {p}", [p, "item 1", "empty prompt"])
     # Ids valid for both, but the model can produce ids 300..319 that the pack cannot decode.
