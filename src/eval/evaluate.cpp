@@ -8,20 +8,22 @@
 #include <numeric>
 
 #include "mergesweep/core/error.hpp"
+#include "evaluate_detail.hpp"
 #include "mergesweep/model/decoder.hpp"
 
 namespace ms::eval {
-namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// True on every rank when any rank's `stop` says so (one sum over the group).
-bool group_stops(const EvalShare& share) {
+bool detail::group_stops(const EvalShare& share) {
   std::int64_t flag = share.stop && share.stop() ? 1 : 0;
   if (share.size > 1 && share.sum_int) share.sum_int(&flag, 1);
   return flag > 0;
 }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using detail::group_stops;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::int64_t item_tokens(const TaskItem& item) {
   std::int64_t t = static_cast<std::int64_t>(item.context.size());
@@ -134,7 +136,10 @@ EvalResult evaluate(const model::Decoder& model, const std::vector<TaskPack>& ta
   for (const auto& pack : tasks) {
     TaskResult r;
     r.name = pack.name;
-    const bool finished = score_task(model, pack, opts, share, progress, r);
+    r.output_type = pack.output_type;
+    const bool finished = pack.output_type == OutputType::GenerateUntil
+                              ? detail::generate_task(model, pack, opts, share, progress, r)
+                              : score_task(model, pack, opts, share, progress, r);
     out.tasks.push_back(std::move(r));
     if (!finished) {
       out.stopped = true;
