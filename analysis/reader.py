@@ -1,7 +1,8 @@
 """Reads a sweep archive (HDF5, docs/formats.md) into pandas DataFrames, committed rows only.
 
 Layout read here: one group per table (/configs, /results, /model_stats, /probes, /timings,
-/checkpoints, /tasks), one 1-D dataset per column, and /commits, a table whose last row holds the
+/checkpoints, /tasks; format version 2 adds /generations with the flat /generation_tokens and
+/generation_text), one 1-D dataset per column, and /commits, a table whose last row holds the
 committed row count of every other table. Rows at or beyond that count belong to a batch still
 being written (or lost in a kill) and are ignored, so an archive can be read while a sweep runs.
 
@@ -17,10 +18,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-TABLES = ("checkpoints", "tasks", "specs", "configs", "results", "model_stats", "probes", "timings")
+TABLES = ("checkpoints", "tasks", "specs", "configs", "results", "model_stats", "probes", "timings",
+          "generations", "generation_tokens", "generation_text")  # the last three: version 2
 
+# Runs of these flat tables belong to /generations rows; they are read into its columns.
+_FLAT = ("generation_tokens", "generation_text")
 
-SUPPORTED_VERSIONS = ("1",)
+SUPPORTED_VERSIONS = ("1", "2")
+
+SCORE_COMMAND = "python3 -m analysis score"
 
 
 class ArchiveError(Exception):
@@ -58,6 +64,18 @@ class Archive:
         return self.table("timings")
 
     @property
+    def generations(self) -> pd.DataFrame:
+        """One row per config, generate_until task and item: config_id, task, item, stop,
+        tokens (int32 array), text (the response's exact bytes), response (text decoded as
+        UTF-8, invalid bytes as U+FFFD). Empty for a version-1 archive."""
+        return self.table("generations")
+
+    def unscored(self) -> pd.DataFrame:
+        """Per generate_until task: configs with generations and how many of them have no
+        /results row for the task yet (they await `python3 -m analysis score ARCHIVE`)."""
+        return unscored_configs(self.generations, self.results)
+
+    @property
     def n_configs(self) -> int:
         return len(self.configs)
 
@@ -67,8 +85,38 @@ class Archive:
         parts = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
         planned = self.attributes.get("planned_configs")
         of = f" of {planned} planned" if planned not in (None, "") else ""
-        return (f"{self.path}: {self.n_configs} configs committed{of} ({parts or 'none'}), "
+        text = (f"{self.path}: {self.n_configs} configs committed{of} ({parts or 'none'}), "
                 f"{len(self.results)} results, {len(self.probes)} probe rows, {self.commits} commits")
+        return text + unscored_text(self)
+
+
+def unscored_configs(generations: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """task, configs (with generations), unscored (of those, without a /results row for the task)."""
+    cols = ["task", "configs", "unscored"]
+    if generations is None or not len(generations):
+        return pd.DataFrame(columns=cols)
+    gen = generations[["task", "config_id"]].drop_duplicates()
+    if results is not None and len(results):
+        scored = results[["task", "config_id"]].drop_duplicates().assign(_scored=True)
+        gen = gen.merge(scored, on=["task", "config_id"], how="left")
+    else:
+        gen = gen.assign(_scored=False)
+    gen["_scored"] = gen["_scored"].fillna(False).astype(bool)
+    out = gen.groupby("task").agg(configs=("config_id", "size"), scored=("_scored", "sum")).reset_index()
+    out["unscored"] = out["configs"] - out["scored"].astype(int)
+    return out[cols]
+
+
+def unscored_text(archive: "Archive") -> str:
+    """A line per generate_until task whose generations lack scores, with the command to run."""
+    u = archive.unscored()
+    u = u[u["unscored"] > 0]
+    if not len(u):
+        return ""
+    lines = [f"\n{archive.path}: generations lack scores: " +
+             ", ".join(f"{r.task} {r.unscored} of {r.configs} configs" for r in u.itertuples()),
+             f"score them with: {SCORE_COMMAND} {archive.path}"]
+    return "\n".join(lines)
 
 
 def _decode(v):
@@ -166,7 +214,7 @@ def read_archive(path: str) -> Archive:
         counts, ncommits = _committed_counts(f)
         tables = {}
         for name, obj in f.items():
-            if name == "commits" or not hasattr(obj, "items"):
+            if name == "commits" or name in _FLAT or not hasattr(obj, "items"):
                 continue
             n = counts.get(name, 0)
             cols = {}
@@ -179,7 +227,28 @@ def read_archive(path: str) -> Archive:
                                        f"but /commits says {n} are committed")
                 cols[col] = _column(ds, n)
             tables[name] = pd.DataFrame(cols)
+        if "generations" in tables:
+            tables["generations"] = _with_runs(f, tables["generations"], counts, path)
     return Archive(path=path, attributes=attrs, tables=_normalize(tables), commits=ncommits)
+
+
+def _with_runs(f, gen: pd.DataFrame, counts: dict, path: str) -> pd.DataFrame:
+    """/generations rows with their ids and response bytes cut from the flat tables."""
+    tok = np.asarray(_refresh(f["generation_tokens/token"])[: counts.get("generation_tokens", 0)])
+    txt = np.asarray(_refresh(f["generation_text/byte"])[: counts.get("generation_text", 0)]).tobytes()
+    tokens, text = [], []
+    for tb, nt, xb, nx in zip(gen.get("tokens_begin", []), gen.get("n_tokens", []),
+                              gen.get("text_begin", []), gen.get("text_bytes", [])):
+        if tb < 0 or nt < 0 or tb + nt > len(tok) or xb < 0 or nx < 0 or xb + nx > len(txt):
+            raise ArchiveError(f"{path}: /generations: a row's tokens [{tb}, +{nt}) or text [{xb}, +{nx}) lie "
+                               f"outside the committed /generation_tokens ({len(tok)}) or /generation_text ({len(txt)})")
+        tokens.append(tok[tb:tb + nt].astype(np.int32))
+        text.append(txt[xb:xb + nx])
+    gen = gen.drop(columns=[c for c in ("tokens_begin", "text_begin") if c in gen])
+    gen["tokens"] = tokens
+    gen["text"] = text
+    gen["response"] = [b.decode("utf-8", "replace") for b in text]
+    return gen
 
 
 def _members(v):
@@ -216,7 +285,7 @@ def _normalize(tables: dict) -> dict:
             if name == "results" and "n" in d:
                 d = d.rename(columns={"n": "items"})  # items scored, not the subset size
             t[name] = d
-    for name in ("results", "model_stats", "probes", "timings"):
+    for name in ("results", "model_stats", "probes", "timings", "generations"):
         d = t.get(name)
         if d is not None and "config_id" in d:
             d["config_id"] = d["config_id"].astype("uint64")

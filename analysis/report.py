@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import figures, stats
-from .reader import Archive, read_archive
+from .reader import SCORE_COMMAND, Archive, read_archive, unscored_text
 
 
 def md_table(df: pd.DataFrame, digits: int = 4, max_rows: int = 200) -> str:
@@ -75,9 +75,10 @@ class _Writer:
 
 def _header(w: _Writer, a: Archive, metric: str) -> None:
     w.text("# mergesweep report\n")
+    direction = "" if stats.higher_is_better(metric) else " (lower is better: gains are decreases)"
     w.text(f"Archive `{a.path}`: **{a.n_configs} configs committed**"
            + (f" of {a.attributes['planned_configs']} planned" if a.attributes.get("planned_configs") else "")
-           + f", {a.commits} commits. Metric: `{metric}`, mean over tasks.\n")
+           + f", {a.commits} commits. Metric: `{metric}`, mean over tasks{direction}.\n")
     prov = {k: a.attributes.get(k) for k in ("mergesweep_version", "git_revision", "host", "ranks",
                                               "group_size", "start_time", "spec_hash")
             if a.attributes.get(k) not in (None, "")}
@@ -97,7 +98,8 @@ def _reference_models(w: _Writer, scores: pd.DataFrame, wide: pd.DataFrame) -> N
 
 def _systematic_study(w: _Writer, a: Archive, scores, l2, base_score: float, metric: str, tasks) -> pd.DataFrame:
     """Merges by method and subset size, overall and per task; returns the merges' gains."""
-    gains = stats.merge_gains(scores)
+    higher = stats.higher_is_better(metric)
+    gains = stats.merge_gains(scores, higher)
     if l2 is not None:
         gains["l2"] = l2.reindex(gains.index)
     if not len(gains):
@@ -107,7 +109,7 @@ def _systematic_study(w: _Writer, a: Archive, scores, l2, base_score: float, met
            "`gain_base`: accuracy minus the base's; `gain_best`: minus the best single "
            "checkpoint of the subset (constructive interference when > 0; "
            "`share_beats_best` is its share); mean ± std over the subsets.\n")
-    tab = stats.systematic_table(scores, l2)
+    tab = stats.systematic_table(scores, l2, higher)
     shown = mean_pm_std(tab, ["gain_base", "gain_best", "acc"] + (["l2"] if l2 is not None else []))
     w.table("systematic", tab, shown)
     w.figure("accuracy_vs_n", figures.accuracy_vs_n, tab, base_score,
@@ -167,11 +169,40 @@ def _cost(w: _Writer, tm: pd.DataFrame, scores: pd.DataFrame) -> None:
     w.table("timings", t.groupby("label")[cols].mean().reset_index().rename(columns={"label": "method"}))
 
 
+def _metrics_present(w: _Writer, results: pd.DataFrame) -> None:
+    """Every (task, metric) in the archive, whatever its kind: multiple-choice accuracies, scored
+    generation metrics (METRIC,FILTER), rolling perplexities; the report's --metric picks one."""
+    w.text("## Metrics in the archive\n")
+    w.text("Any of these can be the report's metric (`--metric NAME`); `lower` marks metrics where "
+           "smaller is better (perplexities), for which gains are decreases.\n")
+    g = results.groupby(["task", "metric"])["value"]
+    tab = g.agg(configs="size", mean="mean", min="min", max="max").reset_index()
+    tab["better"] = ["lower" if not stats.higher_is_better(m) else "higher" for m in tab["metric"]]
+    w.table("metrics", tab)
+
+
+def _unscored(w: _Writer, a: Archive) -> None:
+    """Generate_until tasks whose generations have no /results rows yet."""
+    u = a.unscored()
+    if not len(u):
+        return
+    w.text("## Generation tasks\n")
+    lacking = int(u["unscored"].sum())
+    w.text(f"Configs with generations per generate_until task, and how many lack scores "
+           f"(no `/results` row for the task). "
+           + (f"**{lacking} lack scores**: run `{SCORE_COMMAND} {a.path}` where lm-eval is installed.\n"
+              if lacking else "Every generation is scored.\n"))
+    w.table("generation_scores", u)
+
+
 def build_report(archive: Archive, out: str, metric: str = "acc") -> str:
     w = _Writer(out)
     a = archive
     _header(w, a, metric)
+    _unscored(w, a)
     configs, results = a.configs, a.results
+    if len(results):
+        _metrics_present(w, results)
     if len(configs) == 0 or len(results) == 0:
         w.text("No committed results yet.\n")
         return w.save()
@@ -241,17 +272,19 @@ def summary_text(archive: Archive, metric: str = "acc") -> str:
     configs, results = archive.configs, archive.results
     tasks = stats.benchmark_tasks(results, metric) if len(results) else []
     if not tasks:
-        return f"{archive.path}: no committed results with metric '{metric}' yet"
+        return f"{archive.path}: no committed results with metric '{metric}' yet" + unscored_text(archive)
     scores = stats.config_scores(configs, results, metric, tasks)
     ms = archive.model_stats
     l2 = ms.groupby("config_id")["l2_from_base"].mean() if len(ms) and "l2_from_base" in ms else None
-    tab = stats.systematic_table(scores, l2)
+    tab = stats.systematic_table(scores, l2, stats.higher_is_better(metric))
     base = scores.loc[scores["kind"] == "base", "score"]
-    lines = [f"{archive.n_configs} configs in {archive.path}; metric {metric}, mean over {len(tasks)} tasks"
+    lines = [f"{archive.n_configs} configs in {archive.path}; metric {metric}"
+             + ("" if stats.higher_is_better(metric) else " (lower is better; gain = decrease)")
+             + f", mean over {len(tasks)} tasks"
              + (f"; base {float(base.iloc[0]):.4f}" if len(base) else "")]
     lines.append(f"{'method':<44} {'n':>3} {'subsets':>7} {'P(beat base)':>12} {'mean gain':>10} {'mean L2':>9}")
     for _, r in tab.iterrows():
         l2s = f"{r['l2_mean']:9.3f}" if "l2_mean" in tab and not math.isnan(r["l2_mean"]) else f"{'-':>9}"
         lines.append(f"{str(r['method'])[:44]:<44} {int(r['n']):>3} {int(r['configs']):>7} "
                      f"{r['share_beats_base']:>12.2f} {r['gain_base_mean']:>+10.4f} {l2s}")
-    return "\n".join(lines)
+    return "\n".join(lines) + unscored_text(archive)

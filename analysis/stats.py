@@ -82,6 +82,15 @@ def _fmt(v):
     return str(v)
 
 
+# Metrics where a smaller value is better (lm-eval's loglikelihood_rolling metrics). A scored
+# generation metric is named "METRIC,FILTER" (lm-eval's key, e.g. exact_match,strict-match).
+LOWER_IS_BETTER = ("word_perplexity", "byte_perplexity", "bits_per_byte", "perplexity")
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric.split(",")[0] not in LOWER_IS_BETTER
+
+
 def benchmark_tasks(results: pd.DataFrame, metric: str = "acc") -> list:
     """The tasks that report `metric`, sorted."""
     r = results[results["metric"] == metric]
@@ -121,22 +130,25 @@ def config_scores(configs: pd.DataFrame, results: pd.DataFrame, metric: str = "a
 # --------------------------------------------------------------------------------------------
 # the systematic study
 
-def merge_gains(scores: pd.DataFrame) -> pd.DataFrame:
-    """Merges only, with gain over the base and over the best single checkpoint of the subset."""
+def merge_gains(scores: pd.DataFrame, higher: bool = True) -> pd.DataFrame:
+    """Merges only, with gain over the base and over the best single checkpoint of the subset.
+    With higher=False (perplexities) the best is the lowest and a gain is a decrease."""
+    sign = 1.0 if higher else -1.0
+    best = max if higher else min
     base = scores.loc[scores["kind"] == "base", "score"]
     base = float(base.iloc[0]) if len(base) else math.nan
     single = {int(m[0]): s for m, s in zip(scores.loc[scores["kind"] == "single", "members"],
                                            scores.loc[scores["kind"] == "single", "score"])}
     m = scores[scores["kind"] == "merge"].copy()
     m["base_score"] = base
-    m["best_single"] = [max((single.get(int(k), math.nan) for k in mem), default=math.nan)
+    m["best_single"] = [best((single.get(int(k), math.nan) for k in mem), default=math.nan)
                         if all(int(k) in single for k in mem) else math.nan
                         for mem in m["members"]]
-    m["gain_base"] = m["score"] - base
-    m["gain_best"] = m["score"] - m["best_single"]
-    m["rel_gain_best"] = m["gain_best"] / m["best_single"]
-    m["beats_base"] = np.nan if math.isnan(base) else (m["score"] > base).astype(float)
-    m["beats_best"] = (m["score"] > m["best_single"]).astype(float).where(m["best_single"].notna())
+    m["gain_base"] = sign * (m["score"] - base)
+    m["gain_best"] = sign * (m["score"] - m["best_single"])
+    m["rel_gain_best"] = m["gain_best"] / m["best_single"].abs()
+    m["beats_base"] = np.nan if math.isnan(base) else (sign * m["score"] > sign * base).astype(float)
+    m["beats_best"] = (sign * m["score"] > sign * m["best_single"]).astype(float).where(m["best_single"].notna())
     return m
 
 
@@ -145,12 +157,12 @@ def _std(x):
     return float(x.std(ddof=1)) if len(x) > 1 else math.nan
 
 
-def systematic_table(scores: pd.DataFrame, l2: pd.Series | None = None) -> pd.DataFrame:
+def systematic_table(scores: pd.DataFrame, l2: pd.Series | None = None, higher: bool = True) -> pd.DataFrame:
     """Per method label and subset size n: configs, share beating the base, mean ± std gain over
     the base, mean ± std gain over the best single checkpoint of the subset (and the share with
     constructive interference: beating it), mean ± std accuracy, and mean ± std L2 from the base
-    when `l2` (indexed by config id) is given."""
-    m = merge_gains(scores)
+    when `l2` (indexed by config id) is given. higher=False: gains are decreases (perplexities)."""
+    m = merge_gains(scores, higher)
     if l2 is not None:
         m["l2"] = l2.reindex(m.index)
     rows = []
@@ -174,7 +186,9 @@ def systematic_table(scores: pd.DataFrame, l2: pd.Series | None = None) -> pd.Da
 def per_task_table(configs: pd.DataFrame, results: pd.DataFrame, metric: str = "acc",
                    tasks=None) -> pd.DataFrame:
     """Per method label, n and task: mean ± std accuracy, mean gain over the base on that task,
-    share of subsets beating the base on that task."""
+    share of subsets beating the base on that task (for a lower-is-better metric, gain is the
+    decrease and beating means lower)."""
+    sign = 1.0 if higher_is_better(metric) else -1.0
     wide = task_scores(results, metric, tasks)
     lab = method_labels(configs)
     lab.index = configs["id"].values
@@ -189,11 +203,11 @@ def per_task_table(configs: pd.DataFrame, results: pd.DataFrame, metric: str = "
         df = pd.DataFrame({"acc": col, "label": lab.reindex(col.index).values,
                            "n": n.reindex(col.index).values})
         for (label, nn), g in df.groupby(["label", "n"], sort=True):
-            gain = g["acc"] - base[task]
+            gain = sign * (g["acc"] - base[task])
             rows.append({"method": label, "n": int(nn), "task": task, "configs": len(g),
                          "acc_mean": g["acc"].mean(), "acc_std": _std(g["acc"]),
                          "base": base[task], "gain_base_mean": gain.mean(),
-                         "share_beats_base": (g["acc"] > base[task]).mean()
+                         "share_beats_base": (sign * g["acc"] > sign * base[task]).mean()
                          if not math.isnan(base[task]) else math.nan})
     return pd.DataFrame(rows)
 

@@ -1,6 +1,7 @@
 // Archive append throughput: result rows per second the rank-0 writer sustains with tiny work
 // items (each config: R results, 1 model_stats row, P probe rows, 1 timing), batched B configs
-// per append (one commit = two H5Fflush). The sweep needs >= 10k result rows/s.
+// per append (one commit = two H5Fflush). The sweep needs >= 10k result rows/s. Then configs
+// carrying generations (format 2): G generations of T tokens and 3T response bytes each.
 // usage: bench_archive [DIR] (default $TMPDIR or /tmp)
 #include <unistd.h>
 
@@ -30,6 +31,44 @@ ConfigResult config(std::uint64_t i, int results, int probes) {
   for (int p = 0; p < probes; ++p) r.probes.push_back({r.config.id, "probe_pos", p, 0.8, 0.01, 5});
   r.timing = {r.config.id, 0.01, 0.02, 0.0, 0.03, 0};
   return r;
+}
+
+void add_generations(ConfigResult& r, int gens, int tokens) {
+  for (int g = 0; g < gens; ++g) {
+    GenerationRecord x{r.config.id, "gsm8k", g, "until", {}, std::string(static_cast<std::size_t>(3 * tokens), 'x')};
+    for (int t = 0; t < tokens; ++t) x.tokens.push_back(t * 7 + g);
+    r.generations.push_back(std::move(x));
+  }
+}
+
+// Configs with generations: seconds per append and the data rate the writer sustains.
+void bench_generations(const std::string& path, const Provenance& prov, const std::vector<CheckpointRecord>& cks,
+                       const std::vector<TaskRecord>& tasks) {
+  std::printf("\n%-10s %-8s %-8s %-8s %12s %10s %10s %10s\n", "gens/c", "tokens", "batch", "configs", "configs/s",
+              "ms/append", "MB/s", "MB");
+  std::uint64_t next = 1u << 20;
+  for (const auto& [gens, tokens] : std::vector<std::pair<int, int>>{{100, 64}, {1000, 256}}) {
+    for (const int batch : {1, 8}) {
+      std::filesystem::remove(path);
+      auto w = Writer::open(path, prov, cks, tasks);
+      const int total = gens >= 1000 ? 16 : 64;
+      std::vector<std::vector<ConfigResult>> batches;
+      for (int i = 0; i < total; i += batch) {
+        batches.emplace_back();
+        for (int k = 0; k < batch; ++k) {
+          batches.back().push_back(config(next++, 20, 8));
+          add_generations(batches.back().back(), gens, tokens);
+        }
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      for (const auto& b : batches) w->append(b);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      w->close();
+      const double mb = static_cast<double>(std::filesystem::file_size(path)) / 1e6;
+      std::printf("%-10d %-8d %-8d %-8d %12.1f %10.2f %10.1f %10.1f\n", gens, tokens, batch, total,
+                  static_cast<double>(total) / s, 1e3 * s / static_cast<double>(batches.size()), mb / s, mb);
+    }
+  }
 }
 
 }  // namespace
@@ -67,6 +106,7 @@ int main(int argc, char** argv) {
                   static_cast<double>(std::filesystem::file_size(path)) / 1e6);
     }
   }
+  bench_generations(path, prov, cks, tasks);
   std::filesystem::remove(path);
   return 0;
 }

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "batch.hpp"
 #include "format.hpp"
 #include "h5/h5.hpp"
 #include "lock_file.hpp"
@@ -137,6 +138,14 @@ void check_same_tasks(const Rows& old, const std::vector<TaskRecord>& now, const
                             std::to_string(now.size()));
 }
 
+// A writer appends only to an archive of its own version (the tables and /commits columns differ).
+void refuse_other_version(int version, const std::string& path) {
+  if (version == kFormatVersion) return;
+  fail(path, "format_version",
+       "the archive has format version " + std::to_string(version) + " and this mergesweep writes version " +
+           std::to_string(kFormatVersion) + ": it can read the archive but not append to it; write to a new archive");
+}
+
 }  // namespace
 
 struct Writer::Impl {
@@ -242,7 +251,7 @@ void Writer::Impl::load_committed(const Provenance& prov, const std::vector<Chec
   // the physical end of file (as h5clear --increment does) covers them.
   if (!h5::raise_eoa_to_end_of_file(f, /*round_to_page=*/true))
     h5::fail(path, "", "cannot adjust the end-of-file address");
-  format::check_structure(f, path);
+  refuse_other_version(format::check_structure(f, path), path);
   const std::string old_plan = h5::read_attr_text(f, "plan_hash", path);
   if (old_plan != prov.plan_hash)
     fail(path, "plan_hash",
@@ -278,7 +287,7 @@ std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& 
     // writer's mark or reports why it cannot open the file.
     std::string err;
     h5::Handle probe = format::try_open_read(path, err);
-    if (probe.valid()) format::check_structure(probe, path);
+    if (probe.valid()) refuse_other_version(format::check_structure(probe, path), path);
   }
   m.file = open_for_writing(path);
   m.load_committed(prov, checkpoints, tasks);
@@ -296,75 +305,14 @@ std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& 
 void Writer::append(const std::vector<ConfigResult>& batch) {
   Impl& m = *impl_;
   if (!m.file.valid()) fail(m.path, "", "archive writer is closed");
-  const std::string& path = m.path;
-  Rows cf(format::table("configs")), rs(format::table("results")), st(format::table("model_stats")),
-      pr(format::table("probes")), tm(format::table("timings"));
-  auto& c_id = cf.col("config_id");
-  auto& c_kind = cf.col("kind");
-  auto& c_method = cf.col("method");
-  auto& c_params = cf.col("params");
-  auto& c_n = cf.col("n");
-  auto& c_sample = cf.col("sample");
-  auto& c_members = cf.col("members");
-  auto& r_id = rs.col("config_id");
-  auto& r_task = rs.col("task");
-  auto& r_metric = rs.col("metric");
-  auto& r_value = rs.col("value");
-  auto& r_stderr = rs.col("stderr");
-  auto& r_n = rs.col("n");
+  format::Batch rows(m.path, m.rows["generation_tokens"], m.rows["generation_text"]);
   std::set<std::uint64_t> added;
   for (const auto& cr : batch) {
-    const auto& c = cr.config;
-    if (m.done.count(c.id) || !added.insert(c.id).second) continue;  // de-duplication on write
-    c_id.u64(c.id);
-    c_kind.str(c.kind, "configs", path);
-    c_method.str(c.method, "configs", path);
-    c_params.str(c.params, "configs", path);
-    c_n.i32(c.n);
-    c_sample.i32(c.sample);
-    c_members.str(format::members_text(c.members), "configs", path);
-    for (const auto& r : cr.results) {
-      r_id.u64(c.id);
-      r_task.str(r.task, "results", path);
-      r_metric.str(r.metric, "results", path);
-      r_value.f64(r.value);
-      r_stderr.f64(r.stderr_);
-      r_n.i64(r.n);
-    }
-    for (const auto& s : cr.stats) {
-      st.col("config_id").u64(c.id);
-      st.col("l2_from_base").f64(s.l2_from_base);
-      st.col("cos_mean").f64(s.cos_mean);
-      st.col("cos_min").f64(s.cos_min);
-      st.col("cos_max").f64(s.cos_max);
-      for (const auto& [k, v] : s.l2_by_kind) {
-        bool known = false;
-        for (const auto& kk : format::l2_kinds()) known = known || kk == k;
-        if (!known) fail(path, "/model_stats/l2_" + k, "unknown tensor kind '" + k + "' (the archive has columns for embed, lm_head, attn, mlp, norm, other)");
-      }
-      for (const auto& k : format::l2_kinds()) {
-        const auto it = s.l2_by_kind.find(k);
-        st.col("l2_" + k).f64(it == s.l2_by_kind.end() ? std::nan("") : it->second);
-      }
-    }
-    for (const auto& p : cr.probes) {
-      pr.col("config_id").u64(c.id);
-      pr.col("probe").str(p.probe, "probes", path);
-      pr.col("layer").i32(p.layer);
-      pr.col("f1_mean").f64(p.f1_mean);
-      pr.col("f1_std").f64(p.f1_std);
-      pr.col("seeds").i32(p.seeds);
-    }
-    const auto& t = cr.timing;
-    tm.col("config_id").u64(c.id);
-    tm.col("merge_s").f64(t.merge_s);
-    tm.col("eval_s").f64(t.eval_s);
-    tm.col("probe_s").f64(t.probe_s);
-    tm.col("total_s").f64(t.total_s);
-    tm.col("group").i32(t.group);
+    if (m.done.count(cr.config.id) || !added.insert(cr.config.id).second) continue;  // de-duplication on write
+    rows.add(cr);
   }
   if (added.empty()) return;
-  m.append_tables({cf, rs, st, pr, tm});
+  m.append_tables(rows.tables());
   m.done.insert(added.begin(), added.end());
 }
 

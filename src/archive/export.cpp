@@ -101,11 +101,13 @@ std::string export_python() {
 }
 
 // Parquet: pandas reads each CSV (config_id as uint64) and pyarrow writes it; the CSVs are removed.
+// In generations.csv an empty field is an empty text or token list, never a missing value.
 constexpr const char* kToParquet =
     "import sys, os, pandas as pd\n"
     "for p in sys.argv[1:]:\n"
-    "    df = pd.read_csv(p, dtype={'config_id': 'uint64', 'params': str, 'members': str}, keep_default_na=False,"
-    " na_values=[''])\n"
+    "    gen = p.endswith('generations.csv')\n"
+    "    df = pd.read_csv(p, dtype={'config_id': 'uint64', 'params': str, 'members': str, 'tokens': str, 'text': str,"
+    " 'text_hex': str, 'task': str}, keep_default_na=False, na_values=[] if gen else [''])\n"
     "    df.to_parquet(p[:-4] + '.parquet', index=False)\n"
     "    os.remove(p)\n";
 
@@ -190,6 +192,88 @@ void write_timings(std::ostream& o, const Contents& c) {
   }
 }
 
+// Appends code point `cp` as UTF-8.
+void put_utf8(std::string& o, std::uint32_t cp) {
+  if (cp < 0x80) {
+    o += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    o += static_cast<char>(0xC0 | (cp >> 6));
+    o += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    o += static_cast<char>(0xE0 | (cp >> 12));
+    o += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    o += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+}  // namespace
+
+// Bytes as text the way Python's bytes.decode("utf-8", "replace") does: each maximal ill-formed
+// subpart (Unicode's "best practice", table 3-7 of the standard) becomes one U+FFFD. NUL bytes
+// also become U+FFFD: CSV readers (pandas) end a field at NUL. The exact bytes are in text_hex.
+std::string decode_for_csv(const std::string& bytes) {
+  std::string o;
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  const std::size_t n = bytes.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned c = b[i];
+    if (c < 0x80) {
+      if (c == 0) put_utf8(o, 0xFFFD);
+      else o += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {  // no overlong forms (E0), no surrogates (ED)
+      len = 3;
+      lo = c == 0xE0 ? 0xA0 : 0x80;
+      hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {  // no overlong forms (F0), nothing above U+10FFFF (F4)
+      len = 4;
+      lo = c == 0xF0 ? 0x90 : 0x80;
+      hi = c == 0xF4 ? 0x8F : 0xBF;
+    }
+    std::size_t k = 1;  // bytes of a well-formed prefix
+    if (len > 0 && i + 1 < n && b[i + 1] >= lo && b[i + 1] <= hi) {
+      k = 2;
+      while (k < len && i + k < n && b[i + k] >= 0x80 && b[i + k] <= 0xBF) ++k;
+    }
+    if (len > 0 && k == len) o.append(bytes, i, len);
+    else put_utf8(o, 0xFFFD);
+    i += k;
+  }
+  return o;
+}
+
+namespace {
+
+std::string hex_of(const std::string& bytes) {
+  static const char* d = "0123456789abcdef";
+  std::string o;
+  o.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    o += d[c >> 4];
+    o += d[c & 15];
+  }
+  return o;
+}
+
+void write_generations(std::ostream& o, const Contents& c) {
+  o << kConfigHeader << ",task,item,stop,n_tokens,tokens,text_bytes,text,text_hex\n";
+  for (const auto& r : c.configs) {
+    const std::string cc = config_cols(r.config);
+    for (const auto& g : r.generations) {
+      std::string ids;
+      for (std::size_t i = 0; i < g.tokens.size(); ++i) ids += (i ? " " : "") + std::to_string(g.tokens[i]);
+      o << cc << "," << csv(g.task) << "," << g.item << "," << g.stop << "," << g.tokens.size() << "," << ids << ","
+        << g.text.size() << "," << csv(decode_for_csv(g.text)) << "," << hex_of(g.text) << "\n";
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> export_tables(const std::string& path, const std::string& out_dir, const std::string& fmt) {
@@ -205,6 +289,7 @@ std::vector<std::string> export_tables(const std::string& path, const std::strin
       {"checkpoints.csv", write_checkpoints}, {"tasks.csv", write_tasks},     {"configs.csv", write_configs},
       {"results.csv", write_results},         {"model_stats.csv", write_model_stats},
       {"probes.csv", write_probes},           {"timings.csv", write_timings},
+      {"generations.csv", write_generations},
   };
   std::vector<std::string> written;
   for (const auto& [name, write] : files) {

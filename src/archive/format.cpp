@@ -15,6 +15,11 @@ namespace {
 Column u64(const char* n) { return {n, Type::U64, 0}; }
 Column i64(const char* n) { return {n, Type::I64, 0}; }
 Column i32(const char* n) { return {n, Type::I32, 0}; }
+Column u8(const char* n) { return {n, Type::U8, 0}; }
+Column bulk(Column c) {
+  c.chunk_bytes = 65536;
+  return c;
+}
 Column f64(const char* n) { return {n, Type::F64, 0}; }
 Column str(const char* n, std::size_t len) { return {n, Type::Str, len}; }
 
@@ -37,12 +42,28 @@ std::vector<Table> make_tables() {
   t.push_back({"probes", {u64("config_id"), str("probe", 128), i32("layer"), f64("f1_mean"), f64("f1_std"), i32("seeds")}});
   t.push_back({"timings",
                {u64("config_id"), f64("merge_s"), f64("eval_s"), f64("probe_s"), f64("total_s"), i32("group")}});
+  // Version 2: greedy generations (a row's ids and response bytes are runs of the two flat tables).
+  t.push_back({"generations",
+               {u64("config_id"), str("task", 128), i64("item"), str("stop", 16), i64("tokens_begin"), i32("n_tokens"),
+                i64("text_begin"), i32("text_bytes")},
+               2});
+  // Bulk columns (hundreds of KiB per config): 64 KiB chunks keep the chunk index small (every
+  // 4 KiB chunk is an index entry) at the price of rewriting one 64 KiB tail chunk per flush.
+  t.push_back({"generation_tokens", {bulk(i32("token"))}, 2});
+  t.push_back({"generation_text", {bulk(u8("byte"))}, 2});
   return t;
 }
 
-Table make_commits() {
+std::vector<Table> tables_of(int version) {
+  std::vector<Table> out;
+  for (const auto& t : make_tables())
+    if (t.since <= version) out.push_back(t);
+  return out;
+}
+
+Table make_commits(int version) {
   Table c{"commits", {i64("seq"), f64("time")}};
-  for (const auto& t : tables()) c.columns.push_back(i64(t.name.c_str()));
+  for (const auto& t : tables(version)) c.columns.push_back(i64(t.name.c_str()));
   return c;
 }
 
@@ -57,14 +78,19 @@ h5::Handle open_dataset(const h5::Handle& file, const Table& t, const Column& c,
 
 const std::vector<std::string>& l2_kinds() { return model::tensor_kind_names(); }
 
-const std::vector<Table>& tables() {
-  static const std::vector<Table> t = make_tables();
-  return t;
+const std::vector<Table>& tables(int version) {
+  static const std::vector<Table> v1 = tables_of(1), v2 = tables_of(2);
+  static_assert(kFormatVersion == 2, "add the new version's tables here");
+  if (version == 1) return v1;
+  if (version == 2) return v2;
+  throw Error("", "format_version", "no archive format version " + std::to_string(version));
 }
 
-const Table& commits_table() {
-  static const Table c = make_commits();
-  return c;
+const Table& commits_table(int version) {
+  static const Table v1 = make_commits(1), v2 = make_commits(2);
+  if (version == 1) return v1;
+  if (version == 2) return v2;
+  throw Error("", "format_version", "no archive format version " + std::to_string(version));
 }
 
 const Table& table(const std::string& name) {
@@ -82,6 +108,8 @@ std::size_t elem_size(const Column& c) {
       return 8;
     case Type::I32:
       return 4;
+    case Type::U8:
+      return 1;
     case Type::Str:
       return c.len;
   }
@@ -96,6 +124,8 @@ h5::ElemType elem_type(const Column& c) {
       return {h5::Elem::I64};
     case Type::I32:
       return {h5::Elem::I32};
+    case Type::U8:
+      return {h5::Elem::U8};
     case Type::F64:
       return {h5::Elem::F64};
     case Type::Str:
@@ -104,10 +134,11 @@ h5::ElemType elem_type(const Column& c) {
   return {h5::Elem::FixedString, c.len};
 }
 
-// About 64 KiB per chunk: partially filled chunks are rewritten at every flush, so smaller is
-// cheaper per commit; larger means fewer chunk-index entries. 64 KiB is both cheap and few.
+// About 4 KiB per chunk (docs/formats.md, "Chunking and throughput"): partially filled chunks are
+// rewritten at every flush, so smaller is cheaper per commit; larger means fewer chunk-index
+// entries. Bulk columns use 64 KiB (Column::chunk_bytes).
 std::size_t chunk_rows(const Column& c) {
-  return std::clamp<std::size_t>(4096 / elem_size(c), 1, 8192);
+  return std::clamp<std::size_t>(c.chunk_bytes / elem_size(c), 1, 65536);
 }
 
 void ColumnBuf::put(const void* p, std::size_t n) {
@@ -115,6 +146,14 @@ void ColumnBuf::put(const void* p, std::size_t n) {
   data.resize(at + n);
   std::memcpy(data.data() + at, p, n);
   ++rows;
+}
+
+void ColumnBuf::put_many(const void* p, std::size_t count, std::size_t width) {
+  if (count == 0) return;
+  const std::size_t at = data.size();
+  data.resize(at + count * width);
+  std::memcpy(data.data() + at, p, count * width);
+  rows += count;
 }
 
 void ColumnBuf::str(const std::string& s, const std::string& table, const std::string& file) {
@@ -209,23 +248,26 @@ void write_rows(const h5::Handle& file, const Rows& rows, std::uint64_t offset, 
 }
 
 Commit last_commit(const h5::Handle& file, const std::string& path, std::uint64_t* commit_rows_total) {
-  const Table& ct = commits_table();
+  const int version = format_version(file, path);
+  const Table& ct = commits_table(version);
   const auto lens = column_lengths(file, ct, path);
   const std::uint64_t n = *std::min_element(lens.begin(), lens.end());
   if (commit_rows_total) *commit_rows_total = *std::max_element(lens.begin(), lens.end());
   std::map<std::string, std::uint64_t> data_len;
-  for (const auto& t : tables()) {
+  for (const auto& t : tables(version)) {
     const auto l = column_lengths(file, t, path);
     data_len[t.name] = *std::min_element(l.begin(), l.end());
   }
   const Rows rows = read_rows(file, ct, n, path);
   for (std::uint64_t i = n; i-- > 0;) {
     Commit c;
+    c.version = version;
     c.seq = rows.col("seq").get_i64(i);
     c.time = rows.col("time").get_f64(i);
     if (c.seq != static_cast<std::int64_t>(i + 1)) continue;
     bool ok = true;
-    for (const auto& t : tables()) {
+    for (const auto& t : tables()) c.counts[t.name] = 0;  // tables the archive's version lacks: none
+    for (const auto& t : tables(version)) {
       const std::int64_t v = rows.col(t.name).get_i64(i);
       if (v < 0 || static_cast<std::uint64_t>(v) > data_len[t.name]) ok = false;
       c.counts[t.name] = v < 0 ? 0 : static_cast<std::uint64_t>(v);
@@ -235,17 +277,23 @@ Commit last_commit(const h5::Handle& file, const std::string& path, std::uint64_
   fail(path, "/commits", "no complete commit: the archive was never committed (killed while being created?)");
 }
 
-void check_structure(const h5::Handle& file, const std::string& path) {
+int format_version(const h5::Handle& file, const std::string& path) {
   if (!h5::has_attr(file, "format_version"))
     fail(path, "format_version", "root attribute missing: not a mergesweep archive");
   const std::string v = h5::read_attr_text(file, "format_version", path);
-  if (v != std::to_string(kFormatVersion))
-    fail(path, "format_version", "archive format version " + v + " is not supported (this mergesweep reads version " +
-                                     std::to_string(kFormatVersion) + ")");
+  for (int k = 1; k <= kFormatVersion; ++k)
+    if (v == std::to_string(k)) return k;
+  fail(path, "format_version", "archive format version " + v + " is not supported (this mergesweep reads versions 1 to " +
+                                   std::to_string(kFormatVersion) + ")");
+}
+
+int check_structure(const h5::Handle& file, const std::string& path) {
+  const int version = format_version(file, path);
   for (const char* a : {"plan_hash", "spec_text", "spec_hash"})
     if (!h5::has_attr(file, a)) fail(path, a, "root attribute missing: not a complete mergesweep archive");
-  for (const auto& t : tables()) column_lengths(file, t, path);
-  column_lengths(file, commits_table(), path);
+  for (const auto& t : tables(version)) column_lengths(file, t, path);
+  column_lengths(file, commits_table(version), path);
+  return version;
 }
 
 namespace {

@@ -10,26 +10,31 @@
 #include <vector>
 
 #include "h5/h5.hpp"
+#include "mergesweep/archive/archive.hpp"
 
 namespace ms::archive::format {
 
-enum class Type { U64, I64, I32, F64, Str };
+enum class Type { U64, I64, I32, U8, F64, Str };
 
 struct Column {
   std::string name;
   Type type;
   std::size_t len = 0;  // Str: fixed length in bytes (UTF-8, NUL-padded)
+  std::size_t chunk_bytes = 4096;  // physical only (chunk_rows); the layout does not depend on it
 };
 
 struct Table {
   std::string name;  // group name under the root
   std::vector<Column> columns;
+  int since = 1;     // the format version that added the table
 };
 
-// The data tables, in the order they are written; then "commits" (commits_table()).
-const std::vector<Table>& tables();
-const Table& commits_table();  // seq, time, then one row count per data table (same names)
-const Table& table(const std::string& name);
+// The data tables of a format version, in the order they are written; then "commits"
+// (commits_table()). Readers read every version from 1 to kFormatVersion; writers write the latest.
+const std::vector<Table>& tables(int version = kFormatVersion);
+// seq, time, then one row count per data table of that version (same names).
+const Table& commits_table(int version = kFormatVersion);
+const Table& table(const std::string& name);  // any version's table
 
 // The l2_by_kind keys the model_stats table has columns for (l2_<kind>).
 const std::vector<std::string>& l2_kinds();
@@ -47,6 +52,10 @@ struct ColumnBuf {
   void u64(std::uint64_t v) { put(&v, 8); }
   void i64(std::int64_t v) { put(&v, 8); }
   void i32(std::int32_t v) { put(&v, 4); }
+  void u8(std::uint8_t v) { put(&v, 1); }
+  // Many rows at once: every byte of `s` as one row of a U8 column, every id as one I32 row.
+  void bytes(const std::string& s) { put_many(s.data(), s.size(), 1); }
+  void i32s(const std::vector<std::int32_t>& v) { put_many(v.data(), v.size(), 4); }
   void f64(double v) { put(&v, 8); }
   // Throws ms::Error(file, "/table/column", ...) when longer than the column's width.
   void str(const std::string& s, const std::string& table, const std::string& file);
@@ -54,11 +63,13 @@ struct ColumnBuf {
   std::uint64_t get_u64(std::size_t i) const { return get<std::uint64_t>(i); }
   std::int64_t get_i64(std::size_t i) const { return get<std::int64_t>(i); }
   std::int32_t get_i32(std::size_t i) const { return get<std::int32_t>(i); }
+  std::uint8_t get_u8(std::size_t i) const { return get<std::uint8_t>(i); }
   double get_f64(std::size_t i) const { return get<double>(i); }
   std::string get_str(std::size_t i) const;
 
  private:
   void put(const void* p, std::size_t n);
+  void put_many(const void* p, std::size_t count, std::size_t width);
   template <class T>
   T get(std::size_t i) const {
     T v;
@@ -97,14 +108,18 @@ void write_rows(const std::vector<h5::Handle>& dsets, const Rows& rows, std::uin
 struct Commit {
   std::int64_t seq = 0;  // 1-based row number in /commits; 0: none found
   double time = 0;       // Unix seconds
+  int version = kFormatVersion;  // the archive's format version
+  // Every table of the latest version; a table the archive's version lacks counts 0 rows.
   std::map<std::string, std::uint64_t> counts;
 };
 // Scans /commits backwards for the last row that is complete and consistent with the datasets'
 // lengths (a row whose seq is unwritten or whose counts exceed the data is ignored).
 Commit last_commit(const h5::Handle& file, const std::string& path, std::uint64_t* commit_rows_total = nullptr);
 
-// Checks the root attributes and every group/column exist (format_version supported).
-void check_structure(const h5::Handle& file, const std::string& path);
+// The root attribute format_version, checked to be one this build reads (1..kFormatVersion).
+int format_version(const h5::Handle& file, const std::string& path);
+// Checks the root attributes and every group/column of that version exist; returns the version.
+int check_structure(const h5::Handle& file, const std::string& path);
 
 // Opens for reading: SWMR read first (works while a writer appends and after a writer was
 // killed), then a plain read-only open. Errors name the file and say why (not HDF5, truncated...).

@@ -1,6 +1,7 @@
 // read(): the committed rows of an archive, grouped by config. Opens with SWMR read so it works
 // while a sweep writes the file and after a writer was killed.
 #include <cmath>
+#include <functional>
 #include <unordered_map>
 
 #include "format.hpp"
@@ -10,6 +11,38 @@
 namespace ms::archive {
 
 namespace {
+// /generations rows with their runs of /generation_tokens and /generation_text. A run outside
+// the committed rows is an error naming the row (verify reports the same without throwing).
+void read_generations(const h5::Handle& f, const format::Commit& c, const std::string& path,
+                      const std::function<ConfigResult*(const format::Rows&, std::size_t)>& owner) {
+  const auto rows = [&](const char* t) { return format::read_rows(f, format::table(t), c.counts.at(t), path); };
+  const format::Rows g = rows("generations"), tok = rows("generation_tokens"), txt = rows("generation_text");
+  const auto* ids = reinterpret_cast<const std::int32_t*>(tok.col("token").data.data());
+  const char* bytes = txt.col("byte").data.data();
+  for (std::size_t i = 0; i < g.rows(); ++i) {
+    ConfigResult* o = owner(g, i);
+    if (!o) continue;
+    const std::int64_t tb = g.col("tokens_begin").get_i64(i), nt = g.col("n_tokens").get_i32(i);
+    const std::int64_t xb = g.col("text_begin").get_i64(i), nx = g.col("text_bytes").get_i32(i);
+    if (tb < 0 || nt < 0 || static_cast<std::uint64_t>(tb + nt) > tok.rows())
+      fail(path, "/generations/tokens_begin", "row " + std::to_string(i) + ": tokens [" + std::to_string(tb) + ", +" +
+                                                  std::to_string(nt) + ") outside the " + std::to_string(tok.rows()) +
+                                                  " committed rows of /generation_tokens");
+    if (xb < 0 || nx < 0 || static_cast<std::uint64_t>(xb + nx) > txt.rows())
+      fail(path, "/generations/text_begin", "row " + std::to_string(i) + ": bytes [" + std::to_string(xb) + ", +" +
+                                                std::to_string(nx) + ") outside the " + std::to_string(txt.rows()) +
+                                                " committed rows of /generation_text");
+    GenerationRecord r;
+    r.config_id = o->config.id;
+    r.task = g.col("task").get_str(i);
+    r.item = g.col("item").get_i64(i);
+    r.stop = g.col("stop").get_str(i);
+    r.tokens.assign(ids + tb, ids + tb + nt);
+    r.text.assign(bytes + xb, static_cast<std::size_t>(nx));
+    o->generations.push_back(std::move(r));
+  }
+}
+
 const char* const kAttributes[] = {"format_version", "mergesweep_version", "git_revision", "spec_text", "spec_hash",
                                    "plan_hash",      "host",               "ranks",        "group_size", "start_time"};
 }
@@ -85,6 +118,7 @@ Contents read(const std::string& path) {
     if (auto* o = owner(tm, i))
       o->timing = {o->config.id,          tm.col("merge_s").get_f64(i), tm.col("eval_s").get_f64(i),
                    tm.col("probe_s").get_f64(i), tm.col("total_s").get_f64(i), tm.col("group").get_i32(i)};
+  if (c.version >= 2) read_generations(f, c, path, owner);
   return out;
 }
 

@@ -10,9 +10,11 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "batch.hpp"
 #include "format.hpp"
 #include "lock_file.hpp"
 #include "mergesweep/archive/archive.hpp"
@@ -61,6 +63,23 @@ Provenance provenance_of(const Contents& c) {
   return p;
 }
 
+// Which configs have generations of a task, and which of those have a /results row for it.
+std::map<std::string, GenerationTaskStatus> generation_status(const h5::Handle& f, const format::Commit& c,
+                                                              const std::string& path) {
+  const Rows g = format::read_rows(f, format::table("generations"), c.counts.at("generations"), path);
+  const Rows r = format::read_rows(f, format::table("results"), c.counts.at("results"), path);
+  std::set<std::pair<std::string, std::uint64_t>> generated, scored;
+  for (std::size_t i = 0; i < g.rows(); ++i) generated.emplace(g.col("task").get_str(i), g.col("config_id").get_u64(i));
+  for (std::size_t i = 0; i < r.rows(); ++i) scored.emplace(r.col("task").get_str(i), r.col("config_id").get_u64(i));
+  std::map<std::string, GenerationTaskStatus> out;
+  for (const auto& key : generated) {
+    auto& st = out[key.first];
+    ++st.configs;
+    if (!scored.count(key)) ++st.unscored;
+  }
+  return out;
+}
+
 }  // namespace
 
 Summary summarize(const std::string& path) {
@@ -72,7 +91,7 @@ Summary summarize(const std::string& path) {
     const format::Commit c = format::last_commit(f, path);
     s.commits = c.seq;
     s.last_commit_time = c.time;
-    for (const auto& t : format::tables()) {
+    for (const auto& t : format::tables(c.version)) {
       s.rows.emplace_back(t.name, c.counts.at(t.name));
       const auto l = format::column_lengths(f, t, path);
       s.stored[t.name] = *std::max_element(l.begin(), l.end());
@@ -86,6 +105,7 @@ Summary summarize(const std::string& path) {
       if (m.empty()) m = cf.col("kind").get_str(i);
       ++s.configs_by_method_size[m][cf.col("n").get_i32(i)];
     }
+    if (c.version >= 2) s.generations = generation_status(f, c, path);
   }
   const Contents attrs_only = [&] {
     Contents c;
@@ -106,13 +126,13 @@ namespace {
 using Problems = std::vector<std::string>;
 
 // Every committed /commits row is complete and the counts never decrease.
-void verify_commits(const Rows& cm, Problems& problems) {
+void verify_commits(const Rows& cm, int version, Problems& problems) {
   std::map<std::string, std::int64_t> prev;
   for (std::size_t i = 0; i < cm.rows(); ++i) {
     need(cm.col("seq").get_i64(i) == static_cast<std::int64_t>(i + 1), problems,
          "/commits/seq: row " + std::to_string(i) + " is " + std::to_string(cm.col("seq").get_i64(i)) + ", expected " +
              std::to_string(i + 1));
-    for (const auto& t : format::tables()) {
+    for (const auto& t : format::tables(version)) {
       const std::int64_t v = cm.col(t.name).get_i64(i);
       if (v < prev[t.name])
         problems.push_back("/commits/" + t.name + ": row " + std::to_string(i) + " records " + std::to_string(v) +
@@ -162,9 +182,12 @@ std::unordered_set<std::uint64_t> verify_configs(const Rows& cf, std::int32_t mo
 
 // Every per-config row references a committed config; one timing and at most one stats row each.
 template <class ReadRows>
-void verify_references(const ReadRows& rows, const std::unordered_set<std::uint64_t>& ids, Problems& problems) {
+void verify_references(const ReadRows& rows, const std::unordered_set<std::uint64_t>& ids, int version,
+                       Problems& problems) {
   std::unordered_map<std::uint64_t, int> timings, stats;
-  for (const char* t : {"results", "model_stats", "probes", "timings"}) {
+  std::vector<const char*> tables = {"results", "model_stats", "probes", "timings"};
+  if (version >= 2) tables.push_back("generations");
+  for (const char* t : tables) {
     const Rows r = rows(t);
     std::size_t orphans = 0;
     std::uint64_t first = 0;
@@ -191,6 +214,38 @@ void verify_references(const ReadRows& rows, const std::unordered_set<std::uint6
   need(multi == 0, problems, "/model_stats: " + std::to_string(multi) + " configs have more than one row");
 }
 
+// Generation rows: a known stop, an item index, runs inside the committed flat tables, each
+// (config, task, item) once.
+void verify_generations(const Rows& g, std::uint64_t tokens, std::uint64_t text, Problems& problems) {
+  std::set<std::tuple<std::uint64_t, std::string, std::int64_t>> seen;
+  std::size_t bad_stop = 0, bad_run = 0, dup = 0, bad_item = 0;
+  std::string first;
+  const auto note = [&](std::size_t& count, std::size_t i, const std::string& what) {
+    if (count++ == 0 && first.empty()) first = "row " + std::to_string(i) + ": " + what;
+  };
+  for (std::size_t i = 0; i < g.rows(); ++i) {
+    const std::string stop = g.col("stop").get_str(i);
+    if (!format::valid_stop(stop)) note(bad_stop, i, "stop '" + stop + "'");
+    const std::int64_t item = g.col("item").get_i64(i);
+    if (item < 0) note(bad_item, i, "item " + std::to_string(item));
+    const std::int64_t tb = g.col("tokens_begin").get_i64(i), nt = g.col("n_tokens").get_i32(i);
+    const std::int64_t xb = g.col("text_begin").get_i64(i), nx = g.col("text_bytes").get_i32(i);
+    if (tb < 0 || nt < 0 || static_cast<std::uint64_t>(tb + nt) > tokens || xb < 0 || nx < 0 ||
+        static_cast<std::uint64_t>(xb + nx) > text)
+      note(bad_run, i, "tokens [" + std::to_string(tb) + ", +" + std::to_string(nt) + ") of " + std::to_string(tokens) +
+                           ", text [" + std::to_string(xb) + ", +" + std::to_string(nx) + ") of " + std::to_string(text));
+    if (!seen.emplace(g.col("config_id").get_u64(i), g.col("task").get_str(i), item).second)
+      note(dup, i, "config " + std::to_string(g.col("config_id").get_u64(i)) + " task " + g.col("task").get_str(i) +
+                       " item " + std::to_string(item) + " repeated");
+  }
+  need(bad_stop == 0, problems, "/generations/stop: " + std::to_string(bad_stop) + " rows not until, stop_token or length");
+  need(bad_item == 0, problems, "/generations/item: " + std::to_string(bad_item) + " negative item indices");
+  need(bad_run == 0, problems, "/generations: " + std::to_string(bad_run) +
+                                   " rows whose tokens or text lie outside the committed /generation_tokens or /generation_text");
+  need(dup == 0, problems, "/generations: " + std::to_string(dup) + " repeated (config, task, item) rows");
+  need(first.empty(), problems, "/generations: first problem at " + first);
+}
+
 }  // namespace
 
 std::vector<std::string> verify(const std::string& path) {
@@ -200,7 +255,8 @@ std::vector<std::string> verify(const std::string& path) {
   format::check_structure(f, path);
   std::uint64_t commit_rows = 0;
   const format::Commit c = format::last_commit(f, path, &commit_rows);
-  verify_commits(format::read_rows(f, format::commits_table(), static_cast<std::uint64_t>(c.seq), path), problems);
+  verify_commits(format::read_rows(f, format::commits_table(c.version), static_cast<std::uint64_t>(c.seq), path), c.version,
+                 problems);
 
   const std::string spec_text = h5::read_attr_text(f, "spec_text", path);
   const std::string spec_hash = h5::read_attr_text(f, "spec_hash", path);
@@ -210,7 +266,9 @@ std::vector<std::string> verify(const std::string& path) {
   auto rows = [&](const char* t) { return format::read_rows(f, format::table(t), c.counts.at(t), path); };
   const std::int32_t models = verify_checkpoints(rows("checkpoints"), problems);
   const auto ids = verify_configs(rows("configs"), models, path, problems);
-  verify_references(rows, ids, problems);
+  verify_references(rows, ids, c.version, problems);
+  if (c.version >= 2)
+    verify_generations(rows("generations"), c.counts.at("generation_tokens"), c.counts.at("generation_text"), problems);
   return problems;
 }
 

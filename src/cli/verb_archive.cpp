@@ -19,7 +19,8 @@ namespace {
 const char* const kOverview =
     "usage: mergesweep archive <command> [options]   (mergesweep archive <command> --help)\n\n"
     "commands:\n"
-    "  info ARCHIVE                  provenance, rows per table, configs per method and size, writer state\n"
+    "  info ARCHIVE                  provenance, rows per table, configs per method and size, configs\n"
+    "                                lacking scores, writer state (also: summary ARCHIVE)\n"
     "  verify ARCHIVE                structure and consistency checks; exit 1 listing the problems\n"
     "  export ARCHIVE --out DIR      tidy CSV (or Parquet) tables for pandas, R, spreadsheets\n"
     "  merge A B... --out OUT        combine archives of one plan, each config once\n\n"
@@ -34,13 +35,29 @@ std::string time_text(double unix_s) {
   return b;
 }
 
+// Generate_until tasks: configs with generations and those still lacking scores.
+void print_generation_status(const std::string& path, const archive::Summary& s) {
+  if (s.generations.empty()) return;
+  std::uint64_t unscored = 0;
+  std::printf("generations (generate_until tasks): configs, of which lack scores\n");
+  for (const auto& [task, st] : s.generations) {
+    std::printf("  %-18s %6llu  %llu unscored\n", task.c_str(), static_cast<unsigned long long>(st.configs),
+                static_cast<unsigned long long>(st.unscored));
+    unscored += st.unscored;
+  }
+  if (unscored > 0)
+    std::printf("unscored: %llu (config, task) pairs have generations without /results rows; score them with: %s %s\n",
+                static_cast<unsigned long long>(unscored), archive::kScoreCommand, path.c_str());
+}
+
 int run_info(int argc, char** argv) {
   std::string path;
   po::options_description opts(
-      "usage: mergesweep archive info ARCHIVE\n\n"
+      "usage: mergesweep archive info ARCHIVE   (also: mergesweep archive summary ARCHIVE)\n\n"
       "Prints the provenance (root attributes), the committed rows of every table, the configs per\n"
-      "method and subset size, the writer sessions (/specs) and whether a writer holds the archive\n"
-      "now. Safe while a sweep writes the file.\n\noptions");
+      "method and subset size, the writer sessions (/specs), for generate_until tasks the configs\n"
+      "whose generations lack scores (and the command that scores them), and whether a writer\n"
+      "holds the archive now. Safe while a sweep writes the file.\n\noptions");
   opts.add_options()("help,h", "show this help")("spec", "also print the spec text");
   po::variables_map vm;
   if (!parse_command_line(argc, argv, opts, {{"archive", 1, po::value(&path), "expected ARCHIVE"}}, vm)) return kExitOk;
@@ -77,6 +94,7 @@ int run_info(int argc, char** argv) {
     }
     std::printf("  %-18s %6llu  %s\n", m.c_str(), static_cast<unsigned long long>(total), line.c_str());
   }
+  print_generation_status(path, s);
   if (s.writer_pid)
     std::printf("writer: active (pid %ld holds %s.lock)\n", s.writer_pid, path.c_str());
   else if (s.open_flag)
@@ -116,7 +134,8 @@ int run_export(int argc, char** argv) {
   po::options_description opts(
       "usage: mergesweep archive export ARCHIVE --out DIR [--format csv|parquet]\n\n"
       "Writes the committed rows as tidy tables in DIR (created if needed): results (one row per\n"
-      "config, task and metric), configs, model_stats, probes, timings (each per-config table starts\n"
+      "config, task and metric), configs, model_stats, probes, timings, generations (one row per\n"
+      "config, task and item; text decoded, exact bytes in text_hex) (each per-config table starts\n"
       "with the config columns config_id,kind,method,params,n,sample,members), checkpoints and\n"
       "tasks. Parquet goes through Python with pandas and pyarrow (python3, or $MS_PYTHON).\n\noptions");
   opts.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output folder")(
@@ -156,11 +175,11 @@ int run_archive(int argc, char** argv) {
     return argc < 2 ? kExitUsage : kExitOk;
   }
   const std::string cmd = argv[1];
-  if (cmd == "info") return run_info(argc - 1, argv + 1);
+  if (cmd == "info" || cmd == "summary") return run_info(argc - 1, argv + 1);
   if (cmd == "verify") return run_verify(argc - 1, argv + 1);
   if (cmd == "export") return run_export(argc - 1, argv + 1);
   if (cmd == "merge") return run_merge_archives(argc - 1, argv + 1);
-  throw po::error("unknown command '" + cmd + "' (info, verify, export or merge)");
+  throw po::error("unknown command '" + cmd + "' (info, summary, verify, export or merge)");
 }
 
 }  // namespace ms::cli

@@ -12,10 +12,12 @@
 #include <memory>
 #include <sstream>
 
+#include "eval_generations.hpp"
 #include "mergesweep/cli/verbs.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/version.hpp"
 #include "mergesweep/eval/evaluate.hpp"
+#include "mergesweep/eval/generate.hpp"
 #include "mergesweep/io/fs_util.hpp"
 #include "mergesweep/model/decoder.hpp"
 #include "mergesweep/model/device.hpp"
@@ -93,7 +95,7 @@ std::string table(const std::vector<std::string>& head, const std::vector<bool>&
 }
 
 struct EvalCli {
-  std::string model_path, layers_text = "all", dtype_text = "float32", json_out, device_text = "auto";
+  std::string model_path, layers_text = "all", dtype_text = "float32", json_out, generations_out, device_text = "auto";
   std::vector<std::string> tasks, probes;
   std::int64_t batch_tokens = 8192, limit = 0, max_length = 0;
   int seeds = 5;
@@ -113,6 +115,11 @@ constexpr const char* kEvalUsage =
     "contexts (winogrande) are scored on them. loglikelihood_rolling packs (perplexity): lm-eval's\n"
     "windows summed per document; word_perplexity, byte_perplexity, bits_per_byte (--limit counts\n"
     "documents; --max-length must be the pack's).\n"
+    "generate_until packs: greedy decoding as lm-eval's HF backend (prompt cut to its last\n"
+    "max_length - max_gen_toks tokens; stop at a stop token, an `until` string or max_gen_toks),\n"
+    "in fixed blocks of --batch-tokens; the table shows n and generated tokens/s, --json and\n"
+    "--generations hold every item's text, token ids and stop reason (scored afterwards by\n"
+    "python3 -m analysis score).\n"
     "Probe packs: sentences mean-pooled at each layer, a linear probe per (layer, seed), all trained\n"
     "as one batch, test macro-F1 mean and std over the seeds. Packs: docs/formats.md; semantics:\n"
     "docs/eval.md. Threads: OMP_NUM_THREADS (ATen) and OPENBLAS_NUM_THREADS (BLAS) override the\n"
@@ -138,6 +145,8 @@ bool parse_eval_cli(int argc, char** argv, EvalCli& c) {
        "truncation length (0 = the model's max_position_embeddings, as lm-eval)")
       ("limit", po::value(&c.limit)->default_value(c.limit), "score only the first N items of each task (0 = all)")
       ("json", po::value(&c.json_out), "also write the results as JSON to this file")
+      ("generations", po::value(&c.generations_out),
+       "write every generate_until item's generation to this JSON Lines file")
       ("all-metrics", "table shows acc_bytes and exact_match too (JSON always has every metric)")
       ("per-item", "score one item per forward (the reference path; slower, same numbers up to rounding)")
       ("probes-one-by-one", "train each (layer, seed) probe on its own (the reference path)")
@@ -158,11 +167,12 @@ bool parse_eval_cli(int argc, char** argv, EvalCli& c) {
   if (c.dtype_text == "float32") c.dtype = at::kFloat;
   else if (c.dtype_text == "bfloat16") c.dtype = at::kBFloat16;
   else fail("", "--dtype", "'" + c.dtype_text + "' is not float32 or bfloat16");
-  if (!c.json_out.empty()) {
-    // Fail before hours of scoring, not after: the JSON's folder must exist.
-    const auto slash = c.json_out.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : c.json_out.substr(0, slash + 1);
-    if (!io::is_directory(dir)) fail(c.json_out, "--json", "folder '" + dir + "' does not exist");
+  // Fail before hours of scoring, not after: the output folders must exist.
+  for (const auto& [out, flag] : {std::pair{c.json_out, "--json"}, std::pair{c.generations_out, "--generations"}}) {
+    if (out.empty()) continue;
+    const auto slash = out.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : out.substr(0, slash + 1);
+    if (!io::is_directory(dir)) fail(out, flag, "folder '" + dir + "' does not exist");
   }
   return true;
 }
@@ -185,8 +195,22 @@ void report_tasks(const EvalCli& c, const std::vector<eval::TaskPack>& packs, co
     r["num_fewshot"] = pack.num_fewshot;
     r["tokenizer"] = pack.tokenizer;
     r["pack"] = pack.path;
-    const bool rolling = t.output_type == eval::OutputType::LoglikelihoodRolling;
     r["output_type"] = eval::output_type_name(t.output_type);
+    if (t.output_type == eval::OutputType::GenerateUntil) {
+      // Generations are scored afterwards (python3 -m analysis score): here n and the speed.
+      const double per_s = static_cast<double>(t.tokens) / std::max(t.seconds, 1e-9);
+      r["n"] = t.tally.n;
+      r["generated_tokens"] = t.tokens;
+      r["generated_tokens_per_s"] = per_s;
+      r["seconds"] = t.seconds;
+      r["generations"] = generations_json(t);
+      rows.push_back({pack.name, pack.task_version, "none", std::to_string(pack.num_fewshot), "n",
+                      std::to_string(t.tally.n), "", ""});
+      rows.push_back({"", "", "", "", "gen_tokens/s", fixed(per_s, 1), "", ""});
+      j["results"][pack.name] = r;
+      continue;
+    }
+    const bool rolling = t.output_type == eval::OutputType::LoglikelihoodRolling;
     r["n"] = rolling ? static_cast<std::int64_t>(t.doc_loglik.size()) : t.tally.n;  // lm-eval: documents
     if (rolling) r["windows"] = pack.items.size();
     bool first = true;
@@ -243,8 +267,9 @@ eval::EvalProgress progress_printer(bool quiet) {
     const bool end = done == items;
     if (!end && t.seconds - *last < (tty ? 0.5 : 5.0)) return;
     *last = end ? -1e9 : t.seconds;
-    std::fprintf(stderr, tty ? "\r%s: %zu/%zu items, %.0f tokens/s   %s" : "%s: %zu/%zu items, %.0f tokens/s\n%s",
-                 t.name.c_str(), done, items, static_cast<double>(t.tokens) / std::max(t.seconds, 1e-9),
+    const char* what = t.output_type == eval::OutputType::GenerateUntil ? "generated tokens/s" : "tokens/s";
+    std::fprintf(stderr, tty ? "\r%s: %zu/%zu items, %.0f %s   %s" : "%s: %zu/%zu items, %.0f %s\n%s",
+                 t.name.c_str(), done, items, static_cast<double>(t.tokens) / std::max(t.seconds, 1e-9), what,
                  tty && end ? "\n" : "");
   };
 }
@@ -286,7 +311,10 @@ int run_eval(int argc, char** argv) {
   eo.score.max_length = c.max_length;
   eo.score.packed = !c.per_item;
   eo.batched_probes = !c.probes_one_by_one;
-  for (const auto& pack : task_packs) eval::check_pack_vocab(pack, model->config().vocab_size);
+  for (const auto& pack : task_packs) {
+    eval::check_pack_vocab(pack, model->config().vocab_size);
+    if (pack.output_type == eval::OutputType::GenerateUntil) eval::check_generation_pack(pack, *model, eo.score);
+  }
   if (!c.quiet)
     std::fprintf(stderr, "mergesweep eval: loaded %s (%s, %s) in %.2f s\n", c.model_path.c_str(), c.dtype_text.c_str(),
                  device.str().c_str(), seconds_since(t_load));
@@ -303,6 +331,7 @@ int run_eval(int argc, char** argv) {
   report_tasks(c, task_packs, res, j);
   report_probes(c, probe_packs, res, j);
   if (!c.json_out.empty()) io::write_text_file(c.json_out, j.dump(2) + "\n");
+  if (!c.generations_out.empty()) write_generations_jsonl(c.generations_out, task_packs, res);
   return kExitOk;
 }
 

@@ -153,7 +153,8 @@ EvalResult evaluate(const model::Decoder& model, const std::vector<TaskPack>& ta
         finished = detail::score_rolling_task(model, pack, opts, share, progress, r);
         break;
       case OutputType::GenerateUntil:
-        fail(pack.path, "output_type", "generate_until is not evaluated yet");
+        finished = detail::generate_task(model, pack, opts, share, progress, r);
+        break;
     }
     out.tasks.push_back(std::move(r));
     if (!finished) {

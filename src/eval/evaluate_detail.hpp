@@ -1,5 +1,6 @@
 // Pieces of the one evaluation loop (evaluate.cpp) shared by its output types (internal to
-// ms_eval): evaluate() dispatches each pack to the function for its output type.
+// ms_eval): evaluate() dispatches each pack to the function for its output type
+// (evaluate_rolling.cpp: loglikelihood_rolling; evaluate_generate.cpp: generate_until).
 #pragma once
 
 #include <cstddef>
@@ -31,5 +32,11 @@ void check_rolling_pack(const model::Decoder& model, const TaskPack& pack, const
 // group, and lm-eval's word_perplexity, byte_perplexity and bits_per_byte. False when stopped.
 bool score_rolling_task(const model::Decoder& model, const TaskPack& pack, const EvalOptions& opts,
                         const EvalShare& share, const EvalProgress& progress, TaskResult& r);
+
+// One generate_until task: this rank's generation blocks one round at a time (the stop agreement
+// between rounds, as scoring), then every item's tokens gathered to every rank and the texts
+// rebuilt there. Returns false when stopped (then `r` holds no generations).
+bool generate_task(const model::Decoder& model, const TaskPack& pack, const EvalOptions& opts, const EvalShare& share,
+                   const EvalProgress& progress, TaskResult& r);
 
 }  // namespace ms::eval::detail

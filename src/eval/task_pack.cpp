@@ -89,6 +89,19 @@ void read_generation(const h5::Handle& f, const std::string& path, TaskPack& pac
   const std::size_t n_offsets = h5::read_i64(f, "token_bytes_offsets", path).size();
   if (n_offsets == 0) fail(path, "token_bytes_offsets", "empty, expected vocab_size + 1 entries");
   g.token_bytes = detail::read_ragged_bytes(f, "token_bytes", "token_bytes_offsets", n_offsets - 1, path, "token id");
+  // Optional: SentencePiece byte-fallback flags (their decoding differs) and lm-eval's doc ids.
+  if (h5::has_dataset(f, "token_is_byte")) {
+    g.token_is_byte = h5::read_u8(f, "token_is_byte", path);
+    if (g.token_is_byte.size() != g.token_bytes.size())
+      fail(path, "token_is_byte", "has " + std::to_string(g.token_is_byte.size()) + " entries, expected one per token id (" +
+                                      std::to_string(g.token_bytes.size()) + ")");
+  }
+  if (h5::has_dataset(f, "doc_id")) {
+    g.doc_ids = h5::read_i64(f, "doc_id", path);
+    if (g.doc_ids.size() != pack.items.size())
+      fail(path, "doc_id", "has " + std::to_string(g.doc_ids.size()) + " entries, expected one per item (" +
+                               std::to_string(pack.items.size()) + ")");
+  }
 }
 
 void write_items(const h5::Handle& f, const std::string& path, const TaskPack& pack) {
@@ -135,6 +148,8 @@ void write_kind_specific(const h5::Handle& f, const std::string& path, const Tas
     h5::write_strings(f, "until", g.until, path);
     h5::write_i32(f, "stop_token_ids", g.stop_token_ids, path);
     detail::write_ragged_bytes(f, "token_bytes", "token_bytes_offsets", g.token_bytes, path);
+    if (!g.token_is_byte.empty()) h5::write_u8(f, "token_is_byte", g.token_is_byte, path);
+    if (!g.doc_ids.empty()) h5::write_i64(f, "doc_id", g.doc_ids, path);
   }
 }
 

@@ -104,7 +104,7 @@ void write_strings(const Handle& loc, const std::string& name, const std::vector
                    const std::string& file);
 
 // ---- Extendible 1-D columns (the archive's tables) -----------------------------------------
-enum class Elem { U64, I64, I32, F64, FixedString };
+enum class Elem { U64, I64, I32, U8, F64, FixedString };
 struct ElemType {
   Elem kind;
   std::size_t len = 0;  // FixedString: width in bytes (UTF-8, NUL-padded)

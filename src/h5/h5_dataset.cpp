@@ -184,6 +184,9 @@ Handle column_type(ElemType t, bool memory, const std::string& file, const std::
     case Elem::I32:
       base = memory ? H5T_NATIVE_INT32 : H5T_STD_I32LE;
       break;
+    case Elem::U8:
+      base = memory ? H5T_NATIVE_UINT8 : H5T_STD_U8LE;
+      break;
     case Elem::F64:
       base = memory ? H5T_NATIVE_DOUBLE : H5T_IEEE_F64LE;
       break;

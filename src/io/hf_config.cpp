@@ -39,6 +39,21 @@ bool get_bool(const json& doc, const char* key, bool fallback, const std::string
   return doc[key].get<bool>();
 }
 
+// An id or a list of ids (HF configs use both); absent or null: none.
+std::vector<std::int64_t> get_ids(const json& doc, const char* key, const std::string& path) {
+  if (!doc.contains(key) || doc[key].is_null()) return {};
+  const json& v = doc[key];
+  auto id = [&](const json& x) {
+    if (!x.is_number_integer() || x.get<std::int64_t>() < 0)
+      fail(path, key, "must be a token id or a list of token ids, got " + v.dump());
+    return x.get<std::int64_t>();
+  };
+  if (!v.is_array()) return {id(v)};
+  std::vector<std::int64_t> out;
+  for (const auto& x : v) out.push_back(id(x));
+  return out;
+}
+
 }  // namespace
 
 bool ModelConfig::is_known_decoder() const {
@@ -86,6 +101,7 @@ ModelConfig parse_model_config(const std::string& text, const std::string& path)
   c.rope_theta = get_positive_number(doc, "rope_theta", 10000.0, path);
   c.tie_word_embeddings = get_bool(doc, "tie_word_embeddings", false, path);
   c.attention_bias = get_bool(doc, "attention_bias", c.model_type == "qwen2", path);
+  c.eos_token_ids = get_ids(doc, "eos_token_id", path);
   if (doc.contains("torch_dtype") && doc["torch_dtype"].is_string()) c.torch_dtype = doc["torch_dtype"].get<std::string>();
   else if (doc.contains("dtype") && doc["dtype"].is_string()) c.torch_dtype = doc["dtype"].get<std::string>();
   c.rope_scaling_json = doc.contains("rope_scaling") ? doc["rope_scaling"].dump() : "null";

@@ -15,19 +15,31 @@ using detail::ArchSpec;
 
 // ---------------------------------------------------------------------------------------- cache
 
-std::int64_t KvCache::length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
+std::int64_t KvCache::length() const {
+  if (filled >= 0) return filled;
+  return k.empty() || !k[0].defined() ? 0 : k[0].size(2);
+}
 
 KvCache KvCache::expand(std::int64_t n) const {
   // Batch 1 expands as a view (no copy until the next forward concatenates); batch B repeats
   // each row n times in place, so row b·n + j continues context b.
   KvCache out;
-  auto grow = [n](const at::Tensor& t) {
+  const std::int64_t len = length();
+  auto grow = [n, len](const at::Tensor& t) {
     if (!t.defined()) return t;
-    return t.size(0) == 1 ? t.expand({n, t.size(1), t.size(2), t.size(3)}) : t.repeat_interleave(n, 0);
+    const at::Tensor c = t.narrow(2, 0, len);
+    return c.size(0) == 1 ? c.expand({n, c.size(1), c.size(2), c.size(3)}) : c.repeat_interleave(n, 0);
   };
   for (const auto& t : k) out.k.push_back(grow(t));
   for (const auto& t : v) out.v.push_back(grow(t));
   return out;
+}
+
+void KvCache::keep_rows(const at::Tensor& rows) {
+  for (auto& t : k)
+    if (t.defined()) t = t.index_select(0, rows);
+  for (auto& t : v)
+    if (t.defined()) t = t.index_select(0, rows);
 }
 
 // -------------------------------------------------------------------------------------- weights
@@ -81,7 +93,8 @@ struct Decoder::Impl {
   void check_ids(const at::Tensor& ids, std::int64_t past, const ForwardOptions& opts) const;
   void check_packed(const at::Tensor& ids, std::int64_t past, const ForwardOptions& opts) const;
   at::Tensor layer_forward(const Layer& L, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                           const at::Tensor& mask, bool plain_causal, at::Tensor* k_cache, at::Tensor* v_cache) const;
+                           const at::Tensor& mask, bool plain_causal, at::Tensor* k_cache, at::Tensor* v_cache,
+                           std::int64_t filled) const;
 };
 
 Decoder::Decoder() : impl_(std::make_unique<Impl>()) {}
@@ -203,7 +216,7 @@ void Decoder::Impl::check_packed(const at::Tensor& ids, std::int64_t past, const
 // x: [B, T, C] -> [B, T, C]. Pre-norm attention block then pre-norm SwiGLU block, each residual.
 at::Tensor Decoder::Impl::layer_forward(const Layer& L, const at::Tensor& x, const at::Tensor& cos,
                                         const at::Tensor& sin, const at::Tensor& mask, bool plain_causal,
-                                        at::Tensor* k_cache, at::Tensor* v_cache) const {
+                                        at::Tensor* k_cache, at::Tensor* v_cache, std::int64_t filled) const {
   const std::int64_t B = x.size(0), T = x.size(1);
   const std::int64_t H = config.num_attention_heads, KV = config.num_key_value_heads, D = config.head_dim;
   const double eps = config.rms_norm_eps;
@@ -218,7 +231,12 @@ at::Tensor Decoder::Impl::layer_forward(const Layer& L, const at::Tensor& x, con
   }
   q = detail::apply_rope(q.transpose(1, 2), cos, sin);  // [B, H, T, D]
   k = detail::apply_rope(k.transpose(1, 2), cos, sin);  // [B, KV, T, D]
-  if (k_cache) {
+  if (k_cache && filled >= 0) {  // preallocated: write the new positions in place
+    k_cache->narrow(2, filled, T).copy_(k);
+    v_cache->narrow(2, filled, T).copy_(v);
+    k = k_cache->narrow(2, 0, filled + T);
+    v = v_cache->narrow(2, 0, filled + T);
+  } else if (k_cache) {
     if (k_cache->defined() && k_cache->size(2) > 0) {
       k = at::cat({*k_cache, k}, 2);
       v = at::cat({*v_cache, v}, 2);
@@ -245,6 +263,12 @@ at::Tensor Decoder::forward(const at::Tensor& ids_in, const ForwardOptions& opts
   m.check_ids(ids_in, past, opts);
   const at::Tensor ids = ids_in.to(m.embed.device());
   const std::int64_t B = ids.size(0), T = ids.size(1);
+  if (cache && cache->filled >= 0 && !cache->k.empty() &&
+      (cache->k[0].size(0) != B || past + T > cache->k[0].size(2))) {
+    fail(m.source, "kv_cache", "preallocated for batch " + std::to_string(cache->k[0].size(0)) + " and " +
+                                   std::to_string(cache->k[0].size(2)) + " positions; got batch " + std::to_string(B) +
+                                   " and " + std::to_string(past) + " + " + std::to_string(T) + " positions");
+  }
   if (cache && past > 0 && cache->k[0].size(0) != B) {
     fail(m.source, "kv_cache", "batch " + std::to_string(cache->k[0].size(0)) + " differs from input batch " +
                                    std::to_string(B) + " (use KvCache::expand)");
@@ -274,12 +298,25 @@ at::Tensor Decoder::forward(const at::Tensor& ids_in, const ForwardOptions& opts
   }
   for (std::int64_t l = 0; l < n_layers; ++l) {
     x = m.layer_forward(m.layers[l], x, cos, sin, mask, plain_causal, cache ? &cache->k[l] : nullptr,
-                        cache ? &cache->v[l] : nullptr);
+                        cache ? &cache->v[l] : nullptr, cache ? cache->filled : -1);
     if (opts.hidden && l + 1 < n_layers) opts.hidden->push_back(x);
   }
+  if (cache && cache->filled >= 0) cache->filled += T;
   x = detail::rms_norm(x, m.final_norm, m.config.rms_norm_eps);
   if (opts.hidden) opts.hidden->push_back(x);
   return x;
+}
+
+KvCache Decoder::empty_cache(std::int64_t batch, std::int64_t capacity) const {
+  const io::ModelConfig& c = impl_->config;
+  KvCache cache;
+  cache.filled = 0;
+  const auto opts = impl_->embed.options().requires_grad(false);
+  for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    cache.k.push_back(at::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, opts));
+    cache.v.push_back(at::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, opts));
+  }
+  return cache;
 }
 
 at::Tensor Decoder::logits(const at::Tensor& hidden) const { return at::linear(hidden, impl_->lm_head); }

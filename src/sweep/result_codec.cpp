@@ -21,6 +21,12 @@ std::vector<std::uint8_t> encode_result(const archive::ConfigResult& r) {
   j["p"] = pr;
   const auto& t = r.timing;
   j["t"] = {t.config_id, t.merge_s, t.eval_s, t.probe_s, t.total_s, t.group};
+  // Responses travel as CBOR byte strings: any bytes (NUL, invalid UTF-8) arrive unchanged.
+  json gen = json::array();
+  for (const auto& g : r.generations)
+    gen.push_back({g.config_id, g.task, g.item, g.stop, g.tokens,
+                   json::binary(std::vector<std::uint8_t>(g.text.begin(), g.text.end()))});
+  j["g"] = gen;
   return json::to_cbor(j);
 }
 
@@ -41,6 +47,11 @@ archive::ConfigResult decode_result(const std::vector<std::uint8_t>& bytes) {
   for (const auto& x : j.at("p")) r.probes.push_back({x[0].get<std::uint64_t>(), x[1], x[2], x[3], x[4], x[5]});
   const auto& t = j.at("t");
   r.timing = {t[0].get<std::uint64_t>(), t[1], t[2], t[3], t[4], t[5]};
+  for (const auto& x : j.at("g")) {
+    const auto& text = x[5].get_binary();
+    r.generations.push_back({x[0].get<std::uint64_t>(), x[1], x[2], x[3], x[4].get<std::vector<std::int32_t>>(),
+                             std::string(text.begin(), text.end())});
+  }
   return r;
 }
 

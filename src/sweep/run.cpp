@@ -23,7 +23,10 @@
 #include "mergesweep/dist/signals.hpp"
 #include "mergesweep/model/compute_threads.hpp"
 #include "mergesweep/model/device.hpp"
+#include "mergesweep/eval/task_pack.hpp"
 #include "mergesweep/sweep/coordinator.hpp"
+#include "mergesweep/sweep/eval_cost.hpp"
+#include "mergesweep/sweep/eval_rows.hpp"
 #include "mergesweep/sweep/failure.hpp"
 #include "mergesweep/sweep/memory_plan.hpp"
 #include "mergesweep/sweep/planner.hpp"
@@ -293,6 +296,16 @@ std::int64_t run_configs(const RunOptions& opts, Session& s, Todo& t, dist::Comm
   return status;
 }
 
+// The task packs as the workers will evaluate them (eval.limit applied).
+std::vector<eval::TaskPack> read_eval_packs(const SweepSpec& spec) {
+  std::vector<eval::TaskPack> packs;
+  for (const auto& p : spec.eval.tasks) {
+    packs.push_back(eval::read_task_pack(p));
+    apply_limit(packs.back(), spec.eval.limit);
+  }
+  return packs;
+}
+
 }  // namespace
 
 int print_plan(const RunOptions& opts) {
@@ -334,6 +347,7 @@ int print_plan(const RunOptions& opts) {
   const int g = opts.group_size > 0 ? opts.group_size : spec.schedule.group_size;
   const c10::Device device = model::resolve_device(spec.schedule.device, 0, spec.path, "schedule.device");
   std::printf("%s", describe_memory(plan_memory(spec, read_model_shape(spec.base), g, device, model::local_size_from_env())).c_str());
+  std::printf("%s", describe_eval_cost(estimate_eval_cost(read_eval_packs(spec)), plan.configs.size()).c_str());
   if (opts.list) {
     for (std::size_t i = 0; i < plan.configs.size(); ++i) {
       const auto& c = plan.configs[i];

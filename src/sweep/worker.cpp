@@ -22,6 +22,7 @@
 #include "mergesweep/model/arch_table.hpp"
 #include "mergesweep/model/decoder.hpp"
 #include "mergesweep/model/device.hpp"
+#include "mergesweep/sweep/eval_rows.hpp"
 #include "mergesweep/sweep/failure.hpp"
 #include "mergesweep/sweep/memory_plan.hpp"
 
@@ -353,8 +354,7 @@ Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl
     if (pack.vocab_size > w.config.vocab_size)
       fail(p, "vocab_size", "the pack's vocabulary (" + std::to_string(pack.vocab_size) + ") is larger than the model's (" +
                                 std::to_string(w.config.vocab_size) + ")");
-    if (spec.eval.limit > 0 && static_cast<std::int64_t>(pack.items.size()) > spec.eval.limit)
-      pack.items.resize(static_cast<std::size_t>(spec.eval.limit));
+    apply_limit(pack, spec.eval.limit);
     w.records.push_back({pack.name, "task", p, sha256_file(p), static_cast<std::int64_t>(pack.items.size())});
     w.tasks.push_back(std::move(pack));
   }
@@ -438,11 +438,7 @@ archive::ConfigResult Worker::run_agreed(const PlannedConfig& c, bool* dropped) 
     *dropped = true;
     return {};
   }
-  for (const auto& t : ev.tasks)
-    for (const auto& m : t.tally.metrics()) r.results.push_back({c.id, t.name, m.name, m.value, m.stderr_, t.tally.n});
-  for (const auto& p : ev.probes)
-    for (const auto& l : p.layers)
-      r.probes.push_back({c.id, p.name, l.layer, l.mean, l.std, w.spec.eval.probe_seeds});
+  add_eval_rows(c.id, ev, w.spec.eval.probe_seeds, r);
   r.timing.eval_s = ev.eval_seconds;
   r.timing.probe_s = ev.probe_seconds;
   r.timing.total_s = since(t0);

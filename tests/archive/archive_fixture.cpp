@@ -43,8 +43,25 @@ ConfigResult make_config(int i) {
   }
   for (int p = 0; p < kProbes; ++p) r.probes.push_back({c.id, "probe_" + std::to_string(p), p * 2, 0.5 + p, 0.01 * i, 5});
   r.timing = {c.id, 0.1 * i, 0.2, 0.3, 0.6 + 0.1 * i, i % 4};
+  for (int k = 0; k < generations_of(i); ++k) {
+    GenerationRecord g;
+    g.config_id = c.id;
+    g.task = "gen_task";
+    g.item = k;
+    g.stop = k == 0 ? "until" : k == 1 ? "stop_token" : "length";
+    for (int t = 0; t < (i + k) % 5; ++t) g.tokens.push_back(1000 * k + t + i);  // (i + k) % 5 == 0: none
+    switch (k) {
+      case 0: g.text = "ans " + std::to_string(i) + std::string("\0\xff\xfe", 3) + "x"; break;  // NUL, invalid UTF-8
+      case 1: g.text = ""; break;                                                       // empty
+      case 2: g.text = "caf\xc3\xa9 \xc3"; break;                                    // cut multi-byte sequence
+      default: g.text = std::string(300 + i % 50, static_cast<char>('a' + i % 26)); break;
+    }
+    r.generations.push_back(std::move(g));
+  }
   return r;
 }
+
+int generations_of(int i) { return i % 3 == 1 ? 0 : i % 5; }
 
 std::vector<ConfigResult> make_batch(int first, int count) {
   std::vector<ConfigResult> b;
@@ -84,6 +101,14 @@ std::string check_config(const ConfigResult& r) {
   if (x.config_id != y.config_id || x.merge_s != y.merge_s || x.eval_s != y.eval_s || x.probe_s != y.probe_s ||
       x.total_s != y.total_s || x.group != y.group)
     return "timing of " + std::to_string(a.sample);
+  if (r.generations.size() != e.generations.size())
+    return "config " + std::to_string(a.sample) + " has " + std::to_string(r.generations.size()) + " generations";
+  for (std::size_t k = 0; k < e.generations.size(); ++k) {
+    const auto &g = r.generations[k], &h = e.generations[k];
+    if (g.config_id != h.config_id || g.task != h.task || g.item != h.item || g.stop != h.stop ||
+        g.tokens != h.tokens || g.text != h.text)
+      return "generation " + std::to_string(k) + " of config " + std::to_string(a.sample);
+  }
   return "";
 }
 

@@ -15,6 +15,9 @@ inline constexpr int kProbes = 2;
 
 std::uint64_t config_id(int i);          // spread over the full 64-bit range
 ConfigResult make_config(int i);         // config.sample == i
+// Generations of config i (task "gen_task", items 0..): 0 to 4, with empty ones, NUL bytes and
+// invalid UTF-8 in the text.
+int generations_of(int i);
 std::vector<ConfigResult> make_batch(int first, int count);
 // "" when `r` is exactly make_config(r.config.sample), else what differs.
 std::string check_config(const ConfigResult& r);

@@ -7,7 +7,13 @@ import time
 import h5py
 import numpy as np
 
-TABLES = ["checkpoints", "tasks", "specs", "configs", "results", "model_stats", "probes", "timings"]
+TABLES = ["checkpoints", "tasks", "specs", "configs", "results", "model_stats", "probes", "timings",
+          "generations", "generation_tokens", "generation_text"]
+
+
+def generations_of(i):
+    """tests/archive/archive_fixture.cpp: how many generations config i has."""
+    return 0 if i % 3 == 1 else i % 5
 
 
 def committed(f):
@@ -43,7 +49,27 @@ def snapshot(path, per):
         tasks = f["results/task"].asstr()[: c["results"]]
         if len(tasks) and not all(t.startswith("task_") for t in tasks):
             raise AssertionError("bad task names")
+        check_generations(f, c, ids, samples)
         return len(ids)
+
+
+def check_generations(f, c, ids, samples):
+    """Every committed config has all its generations, each run inside the committed flat tables,
+    and a generation's text is the fixture's (item 1 empty, item 0 with a NUL byte)."""
+    g = {k: f["generations/" + k][: c["generations"]] for k in
+         ("config_id", "item", "tokens_begin", "n_tokens", "text_begin", "text_bytes")}
+    want = sum(generations_of(int(s)) for s in samples)
+    if len(g["config_id"]) != want or not np.isin(g["config_id"], ids).all():
+        raise AssertionError(f"{len(g['config_id'])} generations for configs that have {want}")
+    tok_n, txt_n = c["generation_tokens"], c["generation_text"]
+    if len(g["config_id"]) and ((g["tokens_begin"] + g["n_tokens"]).max() > tok_n or
+                                (g["text_begin"] + g["text_bytes"]).max() > txt_n):
+        raise AssertionError("a generation's run lies past the committed flat tables")
+    text = f["generation_text/byte"][:txt_n].tobytes()
+    for item, b, n in zip(g["item"], g["text_begin"], g["text_bytes"]):
+        t = text[b:b + n]
+        if (item == 1 and n != 0) or (item == 0 and (b"\0\xff\xfe" not in t or not t.startswith(b"ans "))):
+            raise AssertionError(f"generation text of item {item} is {t[:20]!r}")
 
 
 def main():

@@ -48,6 +48,43 @@ def task_pack(rel, vocab=320, **override):
     return "inputs/eval/" + rel
 
 
+def gen_pack(rel, vocab=320, **override):
+    """A valid 3-item generate_until pack (format_version 2); `override` replaces datasets/attributes
+    (None drops one)."""
+    table = [b""] + [f"<{t}>".encode() for t in range(1, vocab)]
+    d = {
+        "gold": np.zeros(3, np.int32),
+        "context_tokens": np.array([5, 6, 7, 8, 9, 10], np.int32),
+        "context_offsets": np.array([0, 2, 3, 6], np.int64),
+        "choice_offsets": np.zeros(4, np.int64),
+        "continuation_tokens": np.zeros(0, np.int32),
+        "continuation_offsets": np.zeros(1, np.int64),
+        "choice_chars": np.zeros(0, np.int64),
+        "choice_bytes": np.zeros(0, np.int64),
+        "until": ["\n\n", "Question:"],
+        "stop_token_ids": np.array([1], np.int32),
+        "token_bytes": np.frombuffer(b"".join(table), np.uint8),
+        "token_bytes_offsets": np.cumsum([0] + [len(b) for b in table]).astype(np.int64),
+    }
+    attrs = {"format": "mergesweep-task-pack", "format_version": 2, "output_type": "generate_until", "name": "badgen",
+             "source_task": "handmade", "task_version": "1", "tokenizer": "fixture", "num_fewshot": 0,
+             "vocab_size": vocab, "max_gen_toks": 8, "strip_leading_space": 0}
+    for k, v in override.items():
+        (attrs if k in attrs else d)[k] = v
+    path = os.path.join(IN, rel)
+    with h5py.File(path, "w") as f:
+        for k, v in attrs.items():
+            f.attrs[k] = np.int64(v) if isinstance(v, int) else v
+        for k, v in d.items():
+            if v is None:
+                continue
+            if k == "until":
+                f.create_dataset(k, data=np.array(v, dtype=object), dtype=h5py.string_dtype("utf-8"))
+            else:
+                f[k] = v
+    return "inputs/eval/" + rel
+
+
 def model_folder(rel, config_edit=None, drop=(), keep_only=None):
     """A copy of the fixture model with config.json edited or tensors dropped."""
     src = os.path.join(HERE, MODEL)
@@ -141,6 +178,26 @@ def main():
         f["split"] = np.array([0, 1, 2, 0], np.uint8)
         f.create_dataset("label_names", data=np.array(["a", "b"], dtype=object), dtype=h5py.string_dtype("utf-8"))
     case("eval_probe_bad_label", f"eval {MODEL} --probes {rel}", [rel, "labels", "sentence 2: label 2"])
+
+    # generate_until packs: the byte table, until strings, max_gen_toks, prompts, the model.
+    short = [b""] + [f"<{t}>".encode() for t in range(1, 300)]  # 300 entries for vocab_size 320
+    p = gen_pack("gen_short_byte_table.h5", token_bytes=np.frombuffer(b"".join(short), np.uint8),
+                 token_bytes_offsets=np.cumsum([0] + [len(b) for b in short]).astype(np.int64))
+    case("eval_gen_short_byte_table", f"eval {MODEL} --tasks {p}",
+         [p, "token_bytes_offsets", "300 entries", "vocab_size 320"])
+    p = gen_pack("gen_empty_until.h5", until=["\n\n", ""])
+    case("eval_gen_empty_until", f"eval {MODEL} --tasks {p}", [p, "until", "is empty"])
+    p = gen_pack("gen_max_gen_toks_0.h5", max_gen_toks=0)
+    case("eval_gen_max_gen_toks_0", f"eval {MODEL} --tasks {p}", [p, "max_gen_toks", "must be > 0"])
+    p = gen_pack("gen_empty_prompt.h5", context_offsets=np.array([0, 2, 2, 6], np.int64))
+    case("eval_gen_empty_prompt", f"eval {MODEL} --tasks {p}", [p, "item 1", "empty prompt"])
+    # Ids valid for both, but the model can produce ids 300..319 that the pack cannot decode.
+    p = gen_pack("gen_vocab_300.h5", vocab=300)
+    case("eval_gen_other_vocab", f"eval {MODEL} --tasks {p}",
+         [p, "vocab_size", "the pack has 300 ids, the model 320", "--vocab-size 320"])
+    p = gen_pack("gen_no_room.h5")
+    case("eval_gen_max_length_no_room", f"eval {MODEL} --tasks {p} --max-length 8",
+         [p, "max_gen_toks", "leave no room for the prompt in max_length 8"])
 
     case("eval_bad_layers", f"eval {MODEL} --tasks {PACK} --layers 0,x", ["--layers", "'x' is not a layer"])
     case("eval_bad_json_folder", f"eval {MODEL} --tasks {PACK} --limit 2 --json {{tmp}}/no/such/dir/r.json",

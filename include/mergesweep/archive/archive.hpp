@@ -17,7 +17,9 @@
 
 namespace ms::archive {
 
-inline constexpr int kFormatVersion = 1;
+// Version 2 added the generation tables (docs/formats.md "Format version 2"). Readers read
+// every version from 1; a writer only appends to an archive of its own version.
+inline constexpr int kFormatVersion = 2;
 
 struct Provenance {
   std::string spec_text;       // the YAML as given
@@ -86,6 +88,17 @@ struct TimingRecord {
   std::int32_t group = 0;       // worker group that ran it
 };
 
+// One greedy generation of a generate_until task (rows of /generations with their ids in
+// /generation_tokens and their response bytes in /generation_text).
+struct GenerationRecord {
+  std::uint64_t config_id = 0;
+  std::string task;
+  std::int64_t item = 0;               // index in the task pack
+  std::string stop;                    // why decoding ended: "until", "stop_token" or "length"
+  std::vector<std::int32_t> tokens;    // generated ids
+  std::string text;                    // the response as bytes (any bytes: NUL, invalid UTF-8)
+};
+
 // Everything one config produced; appended as a unit.
 struct ConfigResult {
   ConfigRecord config;
@@ -93,13 +106,14 @@ struct ConfigResult {
   std::vector<ModelStatRecord> stats;  // 0 or 1
   std::vector<ProbeRecord> probes;
   TimingRecord timing;
+  std::vector<GenerationRecord> generations;  // generate_until tasks, in task then item order
 };
 
 class Writer {
  public:
   // Creates `path` or reopens an existing archive of the same plan (resume). Refuses, with an
-  // error naming the file and the difference, a different plan_hash or changed checkpoint
-  // hashes, and a file another process has open for writing.
+  // error naming the file and the difference, another format version (naming both), a different
+  // plan_hash or changed checkpoint hashes, and a file another process has open for writing.
   static std::unique_ptr<Writer> open(const std::string& path, const Provenance& prov,
                                       const std::vector<CheckpointRecord>& checkpoints,
                                       const std::vector<TaskRecord>& tasks);

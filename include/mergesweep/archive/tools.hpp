@@ -9,6 +9,15 @@
 
 namespace ms::archive {
 
+// Per generate_until task: configs with generations, and those of them without a /results row
+// for the task yet (their generations await `python3 -m analysis score ARCHIVE`).
+struct GenerationTaskStatus {
+  std::uint64_t configs = 0;
+  std::uint64_t unscored = 0;
+};
+// The command that scores generations (named wherever unscored configs are reported).
+inline constexpr const char* kScoreCommand = "python3 -m analysis score";
+
 struct Summary {
   std::map<std::string, std::string> attributes;             // root attributes as text
   std::vector<std::pair<std::string, std::uint64_t>> rows;   // committed rows per table, format order
@@ -19,6 +28,7 @@ struct Summary {
   std::vector<std::pair<std::string, std::string>> sessions; // /specs: (start_time, spec_hash)
   long writer_pid = 0;      // live process holding ARCHIVE.lock, 0 if none
   bool open_flag = false;   // superblock marked open for (SWMR) write: a writer is active or was killed
+  std::map<std::string, GenerationTaskStatus> generations;  // task -> status (format version 2)
 };
 Summary summarize(const std::string& path);
 
@@ -27,9 +37,12 @@ Summary summarize(const std::string& path);
 std::vector<std::string> verify(const std::string& path);
 
 // Tidy tables in `out_dir` (created if needed): results, configs, model_stats, probes, timings,
-// checkpoints, tasks. format "csv" or "parquet" (through python3 + pyarrow, error if missing).
+// generations (text decoded; docs/formats.md), checkpoints, tasks. format "csv" or "parquet" (through python3 + pyarrow, error if missing).
 // Returns the files written.
 std::vector<std::string> export_tables(const std::string& path, const std::string& out_dir, const std::string& format);
+
+// A response's bytes as CSV text: Python's bytes.decode("utf-8", "replace"), NUL as U+FFFD too.
+std::string decode_for_csv(const std::string& bytes);
 
 // Combines archives of one plan (same plan_hash and checkpoint hashes) into `out`, each config
 // once (first archive wins). `out` must not exist; it is written under a temporary name.

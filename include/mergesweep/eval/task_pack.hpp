@@ -49,6 +49,12 @@ struct GenerationSpec {
   std::vector<std::string> token_bytes;
   // SentencePiece decoders strip one leading space of the whole decoded text (Llama 2, Mistral).
   bool strip_leading_space = false;
+  // Optional (dataset token_is_byte; empty = none): 1 for SentencePiece byte-fallback tokens
+  // (<0xNN>). A run of them that is not valid UTF-8 decodes to one U+FFFD per token, as the
+  // tokenizers ByteFallback decoder does (other bytes: one U+FFFD per maximal invalid subpart).
+  std::vector<std::uint8_t> token_is_byte;
+  // Optional (dataset doc_id; empty = none): lm-eval's doc_id of each item, for reports.
+  std::vector<std::int64_t> doc_ids;
 };
 
 struct TaskPack {

@@ -24,6 +24,7 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   bool tie_word_embeddings = false;
   bool attention_bias = false;
+  std::vector<std::int64_t> eos_token_ids;  // eos_token_id (an id or a list; empty when absent or null)
   std::string torch_dtype;               // may be empty
   std::string rope_scaling_json;         // "null" when absent
   std::string text;                      // the file as read

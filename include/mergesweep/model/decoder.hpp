@@ -18,11 +18,19 @@ namespace ms::model {
 
 // Per-layer keys and values of already-processed positions, for scoring several continuations
 // of one shared context: run the context once, then each continuation against the cache.
+// Two forms. Grown (the default): k/v hold exactly the cached positions and each forward
+// concatenates its new ones. Preallocated (Decoder::empty_cache, for generation): k/v are buffers
+// [B, num_kv_heads, capacity, head_dim] of which the first `filled` positions are cached, and a
+// forward writes its new positions in place (no copy of the whole cache per decoding step).
 struct KvCache {
-  std::vector<at::Tensor> k, v;  // per layer: [B, num_kv_heads, T_cached, head_dim]
+  std::vector<at::Tensor> k, v;  // per layer: [B, num_kv_heads, T_cached or capacity, head_dim]
+  std::int64_t filled = -1;      // preallocated: positions cached; -1: the grown form
   std::int64_t length() const;   // T_cached (0 when empty)
-  // The same cache repeated `n` times along the batch (for n continuations of one context).
+  // The same cache repeated `n` times along the batch (for n continuations of one context); the
+  // result is in the grown form.
   KvCache expand(std::int64_t n) const;
+  // Keeps the batch rows `rows` (int64 indices on the cache's device), in that order.
+  void keep_rows(const at::Tensor& rows);
 };
 
 struct ForwardOptions {
@@ -66,6 +74,9 @@ class Decoder {
   // Returns the final normed hidden states [B, T, hidden] in the compute dtype.
   // Throws ms::Error for out-of-range ids or a sequence longer than max_position_embeddings.
   at::Tensor forward(const at::Tensor& ids, const ForwardOptions& opts = {}) const;
+  // A preallocated cache (zeros) for `batch` rows of up to `capacity` positions, on the model's
+  // device in the compute dtype.
+  KvCache empty_cache(std::int64_t batch, std::int64_t capacity) const;
   // lm_head (or the tied embedding) applied to hidden states: [..., vocab], compute dtype.
   at::Tensor logits(const at::Tensor& hidden) const;
 

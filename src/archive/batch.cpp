@@ -1,0 +1,102 @@
+#include "batch.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "mergesweep/core/error.hpp"
+
+namespace ms::archive::format {
+
+bool valid_stop(const std::string& s) { return s == "until" || s == "stop_token" || s == "length"; }
+
+Batch::Batch(std::string path, std::uint64_t tokens_at, std::uint64_t text_at)
+    : path_(std::move(path)),
+      tokens_at_(tokens_at),
+      text_at_(text_at),
+      cf_(table("configs")),
+      rs_(table("results")),
+      st_(table("model_stats")),
+      pr_(table("probes")),
+      tm_(table("timings")),
+      gen_(table("generations")),
+      gtok_(table("generation_tokens")),
+      gtxt_(table("generation_text")) {}
+
+std::vector<Rows> Batch::tables() const { return {cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_}; }
+
+void Batch::add_stats(std::uint64_t id, const ModelStatRecord& s) {
+  st_.col("config_id").u64(id);
+  st_.col("l2_from_base").f64(s.l2_from_base);
+  st_.col("cos_mean").f64(s.cos_mean);
+  st_.col("cos_min").f64(s.cos_min);
+  st_.col("cos_max").f64(s.cos_max);
+  for (const auto& [k, v] : s.l2_by_kind) {
+    bool known = false;
+    for (const auto& kk : l2_kinds()) known = known || kk == k;
+    if (!known)
+      fail(path_, "/model_stats/l2_" + k,
+           "unknown tensor kind '" + k + "' (the archive has columns for embed, lm_head, attn, mlp, norm, other)");
+  }
+  for (const auto& k : l2_kinds()) {
+    const auto it = s.l2_by_kind.find(k);
+    st_.col("l2_" + k).f64(it == s.l2_by_kind.end() ? std::nan("") : it->second);
+  }
+}
+
+void Batch::add_generation(std::uint64_t id, const GenerationRecord& g) {
+  if (!valid_stop(g.stop))
+    fail(path_, "/generations/stop", "'" + g.stop + "' is not until, stop_token or length (task " + g.task + ", item " +
+                                         std::to_string(g.item) + ")");
+  constexpr std::size_t kMax = std::numeric_limits<std::int32_t>::max();
+  if (g.tokens.size() > kMax || g.text.size() > kMax)
+    fail(path_, "/generations", "generation of task " + g.task + ", item " + std::to_string(g.item) +
+                                    " is longer than 2^31-1 tokens or bytes");
+  gen_.col("config_id").u64(id);
+  gen_.col("task").str(g.task, "generations", path_);
+  gen_.col("item").i64(g.item);
+  gen_.col("stop").str(g.stop, "generations", path_);
+  gen_.col("tokens_begin").i64(static_cast<std::int64_t>(tokens_at_ + gtok_.rows()));
+  gen_.col("n_tokens").i32(static_cast<std::int32_t>(g.tokens.size()));
+  gen_.col("text_begin").i64(static_cast<std::int64_t>(text_at_ + gtxt_.rows()));
+  gen_.col("text_bytes").i32(static_cast<std::int32_t>(g.text.size()));
+  gtok_.col("token").i32s(g.tokens);
+  gtxt_.col("byte").bytes(g.text);
+}
+
+void Batch::add(const ConfigResult& cr) {
+  const auto& c = cr.config;
+  cf_.col("config_id").u64(c.id);
+  cf_.col("kind").str(c.kind, "configs", path_);
+  cf_.col("method").str(c.method, "configs", path_);
+  cf_.col("params").str(c.params, "configs", path_);
+  cf_.col("n").i32(c.n);
+  cf_.col("sample").i32(c.sample);
+  cf_.col("members").str(members_text(c.members), "configs", path_);
+  for (const auto& r : cr.results) {
+    rs_.col("config_id").u64(c.id);
+    rs_.col("task").str(r.task, "results", path_);
+    rs_.col("metric").str(r.metric, "results", path_);
+    rs_.col("value").f64(r.value);
+    rs_.col("stderr").f64(r.stderr_);
+    rs_.col("n").i64(r.n);
+  }
+  for (const auto& s : cr.stats) add_stats(c.id, s);
+  for (const auto& p : cr.probes) {
+    pr_.col("config_id").u64(c.id);
+    pr_.col("probe").str(p.probe, "probes", path_);
+    pr_.col("layer").i32(p.layer);
+    pr_.col("f1_mean").f64(p.f1_mean);
+    pr_.col("f1_std").f64(p.f1_std);
+    pr_.col("seeds").i32(p.seeds);
+  }
+  const auto& t = cr.timing;
+  tm_.col("config_id").u64(c.id);
+  tm_.col("merge_s").f64(t.merge_s);
+  tm_.col("eval_s").f64(t.eval_s);
+  tm_.col("probe_s").f64(t.probe_s);
+  tm_.col("total_s").f64(t.total_s);
+  tm_.col("group").i32(t.group);
+  for (const auto& g : cr.generations) add_generation(c.id, g);
+}
+
+}  // namespace ms::archive::format
