@@ -95,7 +95,7 @@ std::string table(const std::vector<std::string>& head, const std::vector<bool>&
 }
 
 struct EvalCli {
-  std::string model_path, layers_text = "all", dtype_text = "float32", json_out, generations_out, device_text = "auto";
+  std::string model_path, layers_text = "all", dtype_text = "float32", json_out, device_text = "auto", generations_out;
   std::vector<std::string> tasks, probes;
   std::int64_t batch_tokens = 8192, limit = 0, max_length = 0;
   int seeds = 5;
@@ -195,11 +195,13 @@ void report_tasks(const EvalCli& c, const std::vector<eval::TaskPack>& packs, co
     r["num_fewshot"] = pack.num_fewshot;
     r["tokenizer"] = pack.tokenizer;
     r["pack"] = pack.path;
+    const bool rolling = t.output_type == eval::OutputType::LoglikelihoodRolling;
     r["output_type"] = eval::output_type_name(t.output_type);
+    r["n"] = rolling ? static_cast<std::int64_t>(t.doc_loglik.size()) : t.tally.n;  // lm-eval: documents
+    if (rolling) r["windows"] = pack.items.size();
     if (t.output_type == eval::OutputType::GenerateUntil) {
       // Generations are scored afterwards (python3 -m analysis score): here n and the speed.
       const double per_s = static_cast<double>(t.tokens) / std::max(t.seconds, 1e-9);
-      r["n"] = t.tally.n;
       r["generated_tokens"] = t.tokens;
       r["generated_tokens_per_s"] = per_s;
       r["seconds"] = t.seconds;
@@ -210,9 +212,6 @@ void report_tasks(const EvalCli& c, const std::vector<eval::TaskPack>& packs, co
       j["results"][pack.name] = r;
       continue;
     }
-    const bool rolling = t.output_type == eval::OutputType::LoglikelihoodRolling;
-    r["n"] = rolling ? static_cast<std::int64_t>(t.doc_loglik.size()) : t.tally.n;  // lm-eval: documents
-    if (rolling) r["windows"] = pack.items.size();
     bool first = true;
     for (const auto& m : rolling ? t.rolling_metrics : t.tally.metrics()) {
       r[m.name] = m.value;

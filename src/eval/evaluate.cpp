@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/eval/generate.hpp"
 #include "mergesweep/model/decoder.hpp"
 #include "evaluate_detail.hpp"
 
@@ -137,8 +138,10 @@ EvalResult evaluate(const model::Decoder& model, const std::vector<TaskPack>& ta
   if (share.size > 1 && (!share.sum_int || !share.sum_double))
     fail("", "evaluate", "a group of " + std::to_string(share.size) + " ranks needs its sum functions");
   if (opts.probe_seeds <= 0) fail("", "probe seeds", "must be positive, found " + std::to_string(opts.probe_seeds));
-  for (const auto& pack : tasks)
+  for (const auto& pack : tasks) {
     if (pack.output_type == OutputType::LoglikelihoodRolling) detail::check_rolling_pack(model, pack, opts.score);
+    if (pack.output_type == OutputType::GenerateUntil) check_generation_pack(pack, model, opts.score);
+  }
   at::NoGradGuard no_grad;
   EvalResult out;
   const auto t0 = Clock::now();
@@ -152,9 +155,7 @@ EvalResult evaluate(const model::Decoder& model, const std::vector<TaskPack>& ta
       case OutputType::LoglikelihoodRolling:
         finished = detail::score_rolling_task(model, pack, opts, share, progress, r);
         break;
-      case OutputType::GenerateUntil:
-        finished = detail::generate_task(model, pack, opts, share, progress, r);
-        break;
+      case OutputType::GenerateUntil: finished = detail::generate_task(model, pack, opts, share, progress, r); break;
     }
     out.tasks.push_back(std::move(r));
     if (!finished) {

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "common/test_util.hpp"
@@ -352,6 +354,47 @@ TEST(Generate, EvaluateAGroupOfTwoRanksReportsWhatOneRankDoes) {
   const EvalResult stopped = evaluate(*m, {p}, {}, o, s);
   EXPECT_TRUE(stopped.stopped);
   EXPECT_TRUE(stopped.tasks[0].generations.empty());
+}
+
+TEST(Generate, EvalVerbTableJsonAndGenerationsFile) {
+  // A pack written and read back (format 2, with doc ids), run by `mergesweep eval`: the table
+  // shows n and gen_tokens/s; --json and --generations hold what the library generates.
+  test::TempDir tmp;
+  const std::string model = "tests/fixtures/model/llama_untied";
+  const auto m = load("llama_untied");
+  TaskPack p = gen_pack(m->config().vocab_size, 5, 2, 15, 6, 23);
+  p.name = "gen_cli";
+  p.generation.until = {"<1"};
+  p.generation.doc_ids = {10, 11, 12, 13, 14};
+  write_task_pack(tmp / "gen.h5", p);
+  const TaskPack back = read_task_pack(tmp / "gen.h5");
+  EXPECT_EQ(back.generation.doc_ids, p.generation.doc_ids);
+  const auto r = test::run_cli("eval " + model + " --tasks '" + (tmp / "gen.h5") + "' --json '" + (tmp / "r.json") +
+                                   "' --generations '" + (tmp / "g.jsonl") + "'",
+                               MS_SOURCE_DIR);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("gen_tokens/s"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("generated tokens/s"), std::string::npos) << r.err;
+  const auto want = generate_items(*m, back, all_items(back), {});
+  const auto j = nlohmann::json::parse(test::read_file(tmp / "r.json"))["results"]["gen_cli"];
+  EXPECT_EQ(j["n"].get<std::int64_t>(), 5);
+  EXPECT_EQ(j["output_type"].get<std::string>(), "generate_until");
+  std::istringstream lines(test::read_file(tmp / "g.jsonl"));
+  std::string line;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const auto& g = j["generations"][i];
+    EXPECT_EQ(g["text"].get<std::string>(), want[i].text) << i;
+    EXPECT_EQ(g["tokens"].get<std::vector<std::int32_t>>(), want[i].tokens) << i;
+    EXPECT_EQ(g["stop"].get<std::string>(), stop_name(want[i].stop)) << i;
+    ASSERT_TRUE(std::getline(lines, line));
+    const auto l = nlohmann::json::parse(line);
+    EXPECT_EQ(l["task"].get<std::string>(), "gen_cli");
+    EXPECT_EQ(l["item"].get<std::size_t>(), i);
+    EXPECT_EQ(l["doc_id"].get<std::int64_t>(), 10 + static_cast<std::int64_t>(i));
+    EXPECT_EQ(l["text"].get<std::string>(), want[i].text);
+    EXPECT_EQ(l["tokens"].get<std::vector<std::int32_t>>(), want[i].tokens);
+  }
+  EXPECT_FALSE(std::getline(lines, line));
 }
 
 }  // namespace
