@@ -12,8 +12,10 @@
 
 namespace ms::eval::detail {
 
-// Opens a pack read-only and checks its `format` and `format_version` attributes.
-h5::Handle open_pack(const std::string& path, const char* format, std::int64_t version);
+// Opens a pack read-only and checks its `format` and `format_version` attributes (a version in
+// [min_version, max_version]); `version` receives the version found.
+h5::Handle open_pack(const std::string& path, const char* format, std::int64_t min_version,
+                     std::int64_t max_version, std::int64_t* version = nullptr);
 // Writes a pack under a temporary name in the same folder, then renames it to `path` (removed on
 // failure): the `format` and `format_version` attributes, then whatever `body` writes.
 void write_pack(const std::string& path, const char* format, std::int64_t version,
@@ -44,5 +46,10 @@ Ragged<std::int32_t> read_ragged_i32(const h5::Handle& f, const char* values_nam
                                      std::size_t rows, const std::string& path, const char* unit);
 void write_ragged_i32(const h5::Handle& f, const char* values_name, const char* offsets_name,
                       const Ragged<std::int32_t>& r, const std::string& path);
+// Byte strings stored as uint8 values plus offsets (e.g. a tokenizer's byte table).
+std::vector<std::string> read_ragged_bytes(const h5::Handle& f, const char* values_name, const char* offsets_name,
+                                           std::size_t rows, const std::string& path, const char* unit);
+void write_ragged_bytes(const h5::Handle& f, const char* values_name, const char* offsets_name,
+                        const std::vector<std::string>& rows, const std::string& path);
 
 }  // namespace ms::eval::detail

@@ -52,7 +52,7 @@ void validate(const ProbePack& pack, const std::string& path) {
 }  // namespace
 
 ProbePack read_probe_pack(const std::string& path) {
-  h5::Handle f = detail::open_pack(path, kFormat, kFormatVersion);
+  h5::Handle f = detail::open_pack(path, kFormat, kFormatVersion, kFormatVersion);
   ProbePack pack;
   pack.path = path;
   pack.name = h5::read_string_attr(f, "name", path);

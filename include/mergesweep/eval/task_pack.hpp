@@ -66,6 +66,8 @@ struct TaskPack {
   std::string path;             // file it was read from
 };
 
+// True when the pack's choices carry their own contexts (lm-eval's multiple_input form).
+bool uses_choice_contexts(const TaskPack& pack);
 // Validates structure and ids; errors name the file, the field and the item.
 TaskPack read_task_pack(const std::string& path);
 // Writes to a temporary name, then renames.
