@@ -1,4 +1,4 @@
-"""python3 -m analysis {report,summary,info,sizing} ARCHIVE ... (see docs/analysis.md)."""
+"""python3 -m analysis {report,summary,info,sizing,score} ARCHIVE ... (see docs/analysis.md)."""
 import sys
 
 from .cli import main

@@ -36,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="how many configs are committed (works while a sweep writes)")
     i.add_argument("archive")
     sub.add_parser("sizing", help="print the memory and wall-time tables of docs/sizing.md")
+    s = sub.add_parser("score", help="score the archive's generations with lm-eval's own filters and metrics "
+                                     "(needs lm-eval; docs/eval.md)")
+    s.add_argument("archive")
+    s.add_argument("--include-path", help="folder of local lm-eval task YAMLs (as lm_eval --include_path)")
+    s.add_argument("--pack-dir", help="folder holding the task packs when /tasks paths do not resolve")
+    s.add_argument("--bootstrap-iters", type=int, default=100000,
+                   help="lm-eval's bootstrap_iters for stderrs without a closed form (default 100000, as lm-eval)")
+    s.add_argument("--check", action="store_true", help="only list configs lacking scores; exit 1 if any")
+    s.add_argument("--quiet", action="store_true")
     return p
 
 
@@ -44,6 +53,9 @@ def main(argv=None) -> int:
     if args.verb == "sizing":
         from .sizing import main as sizing_main
         return sizing_main()
+    if args.verb == "score":
+        from .score import main as score_main
+        return score_main(args)
     from .reader import ArchiveError, read_archive
     try:
         if args.verb == "report":

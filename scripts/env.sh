@@ -30,6 +30,20 @@ ms_setup_python() {
   fi
 }
 
+# lm-eval for the tests of `python3 -m analysis score` (it applies lm-eval's own filters and
+# metrics): a venv at .venv-lmeval with lm-eval 0.4.13 and h5py, no torch (scoring needs none).
+# Exports MS_LMEVAL_PYTHON; a caller's own MS_LMEVAL_PYTHON wins. Without PyPI those tests skip.
+ms_setup_lmeval() {
+  if [ -n "${MS_LMEVAL_PYTHON:-}" ]; then return 0; fi
+  local venv="$MS_ROOT/.venv-lmeval"
+  if ! "$venv/bin/python" -c "import lm_eval, h5py" 2>/dev/null; then
+    /usr/bin/python3 -m venv "$venv" \
+      && "$venv/bin/python" -m pip install -q --disable-pip-version-check "lm-eval==0.4.13" h5py 2>/dev/null \
+      || { echo "note: could not pip-install lm-eval; the analysis score tests will be skipped" >&2; return 0; }
+  fi
+  export MS_LMEVAL_PYTHON="$venv/bin/python"
+}
+
 ms_build() {  # ms_build DIR [cmake args...]
   local dir="$1"; shift
   if [ ! -f "$dir/build.ninja" ]; then

@@ -11,6 +11,7 @@ T0=$SECONDS
 
 bash scripts/install-deps.sh
 ms_setup_python
+ms_setup_lmeval
 ms_mpi_env
 
 echo "== build ($MS_BUILD)"

@@ -18,6 +18,7 @@
 #include "mergesweep/eval/evaluate.hpp"
 #include "mergesweep/io/fs_util.hpp"
 #include "mergesweep/model/decoder.hpp"
+#include "mergesweep/model/device.hpp"
 #include "options.hpp"
 
 namespace po = boost::program_options;
@@ -92,7 +93,7 @@ std::string table(const std::vector<std::string>& head, const std::vector<bool>&
 }
 
 struct EvalCli {
-  std::string model_path, layers_text = "all", dtype_text = "float32", json_out;
+  std::string model_path, layers_text = "all", dtype_text = "float32", json_out, device_text = "auto";
   std::vector<std::string> tasks, probes;
   std::int64_t batch_tokens = 8192, limit = 0, max_length = 0;
   int seeds = 5;
@@ -108,7 +109,10 @@ constexpr const char* kEvalUsage =
     "acc_norm = argmax of loglik / code points of the choice, acc_bytes = per UTF-8 byte,\n"
     "exact_match = the gold continuation is the greedy one; stderr = sample std / sqrt(n). Items\n"
     "are scored in fixed blocks of --batch-tokens; inside a block every shared prefix (a few-shot\n"
-    "header, an item's context) runs once and many items share each forward.\n"
+    "header, an item's context) runs once and many items share each forward. Choices with their own\n"
+    "contexts (winogrande) are scored on them. loglikelihood_rolling packs (perplexity): lm-eval's\n"
+    "windows summed per document; word_perplexity, byte_perplexity, bits_per_byte (--limit counts\n"
+    "documents; --max-length must be the pack's).\n"
     "Probe packs: sentences mean-pooled at each layer, a linear probe per (layer, seed), all trained\n"
     "as one batch, test macro-F1 mean and std over the seeds. Packs: docs/formats.md; semantics:\n"
     "docs/eval.md. Threads: OMP_NUM_THREADS (ATen) and OPENBLAS_NUM_THREADS (BLAS) override the\n"
@@ -126,6 +130,8 @@ bool parse_eval_cli(int argc, char** argv, EvalCli& c) {
        "probe layers: all, last, or a list such as 0,3,5 (0 = embeddings, L = final norm)")
       ("seeds", po::value(&c.seeds)->default_value(c.seeds), "probe seeds 0..N-1 per layer (Holmes: 5)")
       ("dtype", po::value(&c.dtype_text)->default_value(c.dtype_text), "compute dtype: float32 or bfloat16")
+      ("device", po::value(&c.device_text)->default_value(c.device_text),
+       "auto (cuda when a GPU is visible), cpu or cuda; a rank uses GPU local_rank % visible GPUs")
       ("batch-tokens", po::value(&c.batch_tokens)->default_value(c.batch_tokens),
        "tokens per scoring block and per forward batch")
       ("max-length", po::value(&c.max_length)->default_value(c.max_length),
@@ -179,9 +185,12 @@ void report_tasks(const EvalCli& c, const std::vector<eval::TaskPack>& packs, co
     r["num_fewshot"] = pack.num_fewshot;
     r["tokenizer"] = pack.tokenizer;
     r["pack"] = pack.path;
-    r["n"] = t.tally.n;
+    const bool rolling = t.output_type == eval::OutputType::LoglikelihoodRolling;
+    r["output_type"] = eval::output_type_name(t.output_type);
+    r["n"] = rolling ? static_cast<std::int64_t>(t.doc_loglik.size()) : t.tally.n;  // lm-eval: documents
+    if (rolling) r["windows"] = pack.items.size();
     bool first = true;
-    for (const auto& m : t.tally.metrics()) {
+    for (const auto& m : rolling ? t.rolling_metrics : t.tally.metrics()) {
       r[m.name] = m.value;
       r[m.name + "_stderr"] = stderr_json(m.stderr_);
       if (!c.all_metrics && (m.name == "acc_bytes" || m.name == "exact_match")) continue;
@@ -240,6 +249,19 @@ eval::EvalProgress progress_printer(bool quiet) {
   };
 }
 
+// --limit N: the first N items; for loglikelihood_rolling the first N documents (all their windows),
+// as lm-eval's limit counts documents.
+void limit_pack(eval::TaskPack& pack, std::int64_t limit) {
+  if (limit <= 0) return;
+  std::size_t keep = std::min(pack.items.size(), static_cast<std::size_t>(limit));
+  if (pack.output_type == eval::OutputType::LoglikelihoodRolling) {
+    if (static_cast<std::int64_t>(pack.docs.size()) > limit) pack.docs.resize(static_cast<std::size_t>(limit));
+    keep = 0;
+    while (keep < pack.items.size() && pack.items[keep].doc < limit) ++keep;
+  }
+  pack.items.resize(keep);
+}
+
 }  // namespace
 
 int run_eval(int argc, char** argv) {
@@ -249,14 +271,14 @@ int run_eval(int argc, char** argv) {
   std::vector<eval::TaskPack> task_packs;
   for (const auto& t : c.tasks) {
     task_packs.push_back(eval::read_task_pack(t));
-    if (c.limit > 0 && static_cast<std::int64_t>(task_packs.back().items.size()) > c.limit)
-      task_packs.back().items.resize(static_cast<std::size_t>(c.limit));
+    limit_pack(task_packs.back(), c.limit);
   }
   std::vector<eval::ProbePack> probe_packs;
   for (const auto& p : c.probes) probe_packs.push_back(eval::read_probe_pack(p));
 
   const auto t_load = Clock::now();
-  const auto model = model::Decoder::load(c.model_path, c.dtype);
+  const c10::Device device = model::resolve_device(c.device_text, model::local_rank_from_env(), "", "--device");
+  const auto model = model::Decoder::load(c.model_path, c.dtype, device);
   eval::EvalOptions eo;
   eo.layers = parse_layers(c.layers_text, static_cast<int>(model->config().num_hidden_layers));
   eo.probe_seeds = c.seeds;
@@ -266,13 +288,14 @@ int run_eval(int argc, char** argv) {
   eo.batched_probes = !c.probes_one_by_one;
   for (const auto& pack : task_packs) eval::check_pack_vocab(pack, model->config().vocab_size);
   if (!c.quiet)
-    std::fprintf(stderr, "mergesweep eval: loaded %s (%s) in %.2f s\n", c.model_path.c_str(), c.dtype_text.c_str(),
-                 seconds_since(t_load));
+    std::fprintf(stderr, "mergesweep eval: loaded %s (%s, %s) in %.2f s\n", c.model_path.c_str(), c.dtype_text.c_str(),
+                 device.str().c_str(), seconds_since(t_load));
 
   const eval::EvalResult res = eval::evaluate(*model, task_packs, probe_packs, eo, {}, progress_printer(c.quiet));
   nlohmann::ordered_json j;
   j["model"] = c.model_path;
   j["dtype"] = c.dtype_text;
+  j["device"] = device.str();
   j["mergesweep_version"] = std::string(kVersion) + " (" + kGitRevision + ")";
   j["batch_tokens"] = c.batch_tokens;
   j["max_length"] = c.max_length ? c.max_length : model->config().max_position_embeddings;

@@ -9,6 +9,7 @@
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/model/decoder.hpp"
+#include "evaluate_detail.hpp"
 
 namespace ms::eval {
 namespace {
@@ -16,18 +17,44 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// True on every rank when any rank's `stop` says so (one sum over the group).
+}  // namespace
+
+namespace detail {
+
 bool group_stops(const EvalShare& share) {
   std::int64_t flag = share.stop && share.stop() ? 1 : 0;
   if (share.size > 1 && share.sum_int) share.sum_int(&flag, 1);
   return flag > 0;
 }
 
-std::int64_t item_tokens(const TaskItem& item) {
-  std::int64_t t = static_cast<std::int64_t>(item.context.size());
-  for (const auto& ch : item.choices) t += static_cast<std::int64_t>(ch.continuation.size());
-  return t;
+bool score_rounds(const model::Decoder& model, const TaskPack& pack, const EvalOptions& opts, const EvalShare& share,
+                  const EvalProgress& progress, TaskResult& r, const BlockScores& take) {
+  const auto t0 = Clock::now();
+  const auto blocks = scoring_blocks(pack, opts.score);
+  const std::size_t ranks = static_cast<std::size_t>(std::max(1, share.size));
+  const std::size_t rounds = (blocks.size() + ranks - 1) / ranks;
+  std::size_t done = 0;
+  for (std::size_t round = 0; round < rounds; ++round) {
+    const std::size_t b = round * ranks + static_cast<std::size_t>(share.rank);
+    if (b < blocks.size()) {
+      const auto [begin, end] = blocks[b];
+      take(begin, end, score_items(model, pack, begin, end, opts.score));
+      for (std::size_t i = begin; i < end; ++i) r.tokens += item_tokens(pack.items[i]);
+      done += end - begin;
+    }
+    r.seconds = since(t0);
+    if (progress) progress(r, done, pack.items.size());
+    if (group_stops(share)) return false;
+  }
+  return true;
 }
+
+}  // namespace detail
+
+namespace {
+
+using detail::group_stops;
+using detail::score_rounds;
 
 // Integer tallies summed over the group: exact, so any split of blocks gives the same metrics.
 void sum_tallies(std::vector<TaskResult>& results, const EvalShare& share) {
@@ -43,31 +70,13 @@ void sum_tallies(std::vector<TaskResult>& results, const EvalShare& share) {
   }
 }
 
-// One task: this rank's blocks, one round at a time (every rank runs the same rounds, so the
-// stop agreement between rounds lines up). Returns false when stopped.
-bool score_task(const model::Decoder& model, const TaskPack& pack, const EvalOptions& opts, const EvalShare& share,
-                const EvalProgress& progress, TaskResult& r) {
-  const auto t0 = Clock::now();
-  const auto blocks = scoring_blocks(pack, opts.score);
-  const std::size_t ranks = static_cast<std::size_t>(std::max(1, share.size));
-  const std::size_t rounds = (blocks.size() + ranks - 1) / ranks;
-  std::size_t done = 0;
-  for (std::size_t round = 0; round < rounds; ++round) {
-    const std::size_t b = round * ranks + static_cast<std::size_t>(share.rank);
-    if (b < blocks.size()) {
-      const auto [begin, end] = blocks[b];
-      const auto scores = score_items(model, pack, begin, end, opts.score);
-      for (std::size_t i = begin; i < end; ++i) {
-        r.tally.add(pack.items[i], scores[i - begin]);
-        r.tokens += item_tokens(pack.items[i]);
-      }
-      done += end - begin;
-    }
-    r.seconds = since(t0);
-    if (progress) progress(r, done, pack.items.size());
-    if (group_stops(share)) return false;
-  }
-  return true;
+// multiple_choice: the blocks' items added to the task's tally (summed over the group later).
+bool score_choice_task(const model::Decoder& model, const TaskPack& pack, const EvalOptions& opts,
+                       const EvalShare& share, const EvalProgress& progress, TaskResult& r) {
+  return score_rounds(model, pack, opts, share, progress, r,
+                      [&](std::size_t begin, std::size_t end, const std::vector<ItemScore>& scores) {
+                        for (std::size_t i = begin; i < end; ++i) r.tally.add(pack.items[i], scores[i - begin]);
+                      });
 }
 
 std::vector<int> probe_layers(const EvalOptions& opts, int num_layers) {
@@ -128,13 +137,24 @@ EvalResult evaluate(const model::Decoder& model, const std::vector<TaskPack>& ta
   if (share.size > 1 && (!share.sum_int || !share.sum_double))
     fail("", "evaluate", "a group of " + std::to_string(share.size) + " ranks needs its sum functions");
   if (opts.probe_seeds <= 0) fail("", "probe seeds", "must be positive, found " + std::to_string(opts.probe_seeds));
+  for (const auto& pack : tasks)
+    if (pack.output_type == OutputType::LoglikelihoodRolling) detail::check_rolling_pack(model, pack, opts.score);
   at::NoGradGuard no_grad;
   EvalResult out;
   const auto t0 = Clock::now();
   for (const auto& pack : tasks) {
     TaskResult r;
     r.name = pack.name;
-    const bool finished = score_task(model, pack, opts, share, progress, r);
+    r.output_type = pack.output_type;
+    bool finished = false;
+    switch (pack.output_type) {
+      case OutputType::MultipleChoice: finished = score_choice_task(model, pack, opts, share, progress, r); break;
+      case OutputType::LoglikelihoodRolling:
+        finished = detail::score_rolling_task(model, pack, opts, share, progress, r);
+        break;
+      case OutputType::GenerateUntil:
+        fail(pack.path, "output_type", "generate_until is not evaluated yet");
+    }
     out.tasks.push_back(std::move(r));
     if (!finished) {
       out.stopped = true;

@@ -4,7 +4,9 @@
 // Two paths compute it. The default packs a block's sequences into prefix trees
 // (scoring_packed.cpp). The per-item reference path (ScoreOptions::packed = false, here) runs the
 // context (minus its last token) once into a KV cache, then every choice's [last context token,
-// cont[:-1]] as one batch against the cache repeated per choice. Both see lm-eval's positions and
+// cont[:-1]] as one batch against the cache repeated per choice. A choice with its own context
+// (lm-eval's multiple_input form) is scored on that context instead of the item's; choices
+// sharing one context share its cache. Both see lm-eval's positions and
 // tokens, so the scores are lm-eval's (up to float rounding).
 // A choice whose whole sequence is longer than max_length + 1 has its context truncated from the
 // left, so it no longer shares the prefix: it runs alone on exactly lm-eval's truncated input.
@@ -94,7 +96,8 @@ void accumulate(const at::Tensor& lp, const at::Tensor& greedy, const std::vecto
 void score_alone(const model::Decoder& model, const TaskItem& item, std::size_t c, std::int64_t max_len,
                  const at::Device& device, ItemScore& out) {
   const auto& cont = item.choices[c].continuation;
-  std::vector<std::int64_t> whole(item.context.begin(), item.context.end());
+  const auto& ctx = choice_context(item, c);
+  std::vector<std::int64_t> whole(ctx.begin(), ctx.end());
   whole.insert(whole.end(), cont.begin(), cont.end());
   const std::int64_t total = static_cast<std::int64_t>(whole.size());
   const std::int64_t start = std::max<std::int64_t>(0, total - (max_len + 1));
@@ -118,6 +121,12 @@ using detail::score_alone;
 using detail::score_packed;
 using detail::Sink;
 
+std::int64_t item_tokens(const TaskItem& item) {
+  std::int64_t t = static_cast<std::int64_t>(item.context.size());
+  for (const auto& ch : item.choices) t += static_cast<std::int64_t>(ch.context.size() + ch.continuation.size());
+  return t;
+}
+
 std::vector<std::pair<std::size_t, std::size_t>> scoring_blocks(const TaskPack& pack, const ScoreOptions& opts) {
   // Consecutive items, each block up to batch_tokens tokens (context + all continuations), at
   // least one item: a pure function of the pack and the options.
@@ -126,8 +135,7 @@ std::vector<std::pair<std::size_t, std::size_t>> scoring_blocks(const TaskPack& 
   std::size_t begin = 0;
   std::int64_t used = 0;
   for (std::size_t i = 0; i < pack.items.size(); ++i) {
-    std::int64_t t = static_cast<std::int64_t>(pack.items[i].context.size());
-    for (const auto& ch : pack.items[i].choices) t += static_cast<std::int64_t>(ch.continuation.size());
+    const std::int64_t t = item_tokens(pack.items[i]);
     if (i > begin && used + t > budget) {
       blocks.emplace_back(begin, i);
       begin = i;
@@ -159,56 +167,44 @@ void check_continuation_fits(const TaskPack& pack, std::size_t i, std::int64_t m
   }
 }
 
-// The per-item path: the context (minus its last token) once into a KV cache, then the choices
-// that fit in sub-batches of at most `budget` padded tokens against the cache.
-void score_item_cached(const model::Decoder& model, const TaskItem& item, std::int64_t max_len, std::int64_t budget,
+// Rows [last context token, cont[:-1]] of the choices `which` (all scored on `ctx`) in
+// sub-batches of at most `budget` padded tokens, against `cache` (ctx[:-1]; unused when ctx is
+// one token).
+void score_rows_cached(const model::Decoder& model, const TaskItem& item, const std::vector<std::int32_t>& ctx,
+                       const std::vector<std::size_t>& which, const model::KvCache& cache, std::int64_t budget,
                        const at::Device& device, ItemScore& score) {
-  const std::int64_t lc = static_cast<std::int64_t>(item.context.size());
-  std::vector<std::size_t> shared;
-  for (std::size_t c = 0; c < item.choices.size(); ++c) {
-    if (lc + static_cast<std::int64_t>(item.choices[c].continuation.size()) <= max_len + 1) shared.push_back(c);
-    else score_alone(model, item, c, max_len, device, score);
-  }
-  if (shared.empty()) return;
-  model::KvCache cache;
-  if (lc > 1) {
-    std::vector<std::int64_t> pre(item.context.begin(), item.context.end() - 1);
-    model::ForwardOptions fo;
-    fo.cache = &cache;
-    model.forward(ids_tensor({pre}, lc - 1).to(device), fo);
-  }
   std::size_t s = 0;
-  while (s < shared.size()) {
+  while (s < which.size()) {
     std::size_t e = s;
     std::int64_t width = 0;
-    while (e < shared.size()) {
-      const std::int64_t k = static_cast<std::int64_t>(item.choices[shared[e]].continuation.size());
+    while (e < which.size()) {
+      const std::int64_t k = static_cast<std::int64_t>(item.choices[which[e]].continuation.size());
       const std::int64_t w = std::max(width, k);
       if (e > s && w * static_cast<std::int64_t>(e + 1 - s) > budget) break;
       width = w;
       ++e;
     }
-    // Rows: [last context token, cont[:-1]], right-padded with the last context token (padding
-    // sits after every scored position, so causal attention never lets it be seen).
+    // Right-padded with the last context token (padding sits after every scored position, so
+    // causal attention never lets it be seen).
     std::vector<std::vector<std::int64_t>> rows;
     std::vector<std::int64_t> index, targets, lengths;
     std::vector<Sink> sinks;
     for (std::size_t r = s; r < e; ++r) {
-      const auto& cont = item.choices[shared[r]].continuation;
-      std::vector<std::int64_t> row{item.context.back()};
+      const auto& cont = item.choices[which[r]].continuation;
+      std::vector<std::int64_t> row{ctx.back()};
       row.insert(row.end(), cont.begin(), cont.end() - 1);
       const std::int64_t k = static_cast<std::int64_t>(cont.size());
       for (std::int64_t t = 0; t < k; ++t) index.push_back(static_cast<std::int64_t>(r - s) * width + t);
       targets.insert(targets.end(), cont.begin(), cont.end());
       lengths.push_back(k);
-      sinks.push_back({&score, shared[r]});
-      row.resize(static_cast<std::size_t>(width), item.context.back());
+      sinks.push_back({&score, which[r]});
+      row.resize(static_cast<std::size_t>(width), ctx.back());
       rows.push_back(std::move(row));
     }
     const std::int64_t n = static_cast<std::int64_t>(rows.size());
     model::KvCache expanded;
     model::ForwardOptions fo;
-    if (lc > 1) {
+    if (ctx.size() > 1) {
       expanded = cache.expand(n);
       fo.cache = &expanded;
     }
@@ -218,6 +214,34 @@ void score_item_cached(const model::Decoder& model, const TaskItem& item, std::i
     auto [lp, gr] = gather_logprobs(model, flat.index_select(0, idx), targets);
     accumulate(lp, gr, sinks, lengths);
     s = e;
+  }
+}
+
+// The per-item path: the choices grouped by the context they are scored on (one group unless
+// the item has per-choice contexts; groups in order of first appearance), each group's context
+// (minus its last token) once into a KV cache, then its choices that fit against it.
+void score_item_cached(const model::Decoder& model, const TaskItem& item, std::int64_t max_len, std::int64_t budget,
+                       const at::Device& device, ItemScore& score) {
+  std::vector<std::pair<const std::vector<std::int32_t>*, std::vector<std::size_t>>> groups;
+  for (std::size_t c = 0; c < item.choices.size(); ++c) {
+    const auto& ctx = choice_context(item, c);
+    if (static_cast<std::int64_t>(ctx.size() + item.choices[c].continuation.size()) > max_len + 1) {
+      score_alone(model, item, c, max_len, device, score);
+      continue;
+    }
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return *x.first == ctx; });
+    if (g == groups.end()) g = groups.insert(groups.end(), {&ctx, {}});
+    g->second.push_back(c);
+  }
+  for (const auto& [ctx, which] : groups) {
+    model::KvCache cache;
+    if (ctx->size() > 1) {
+      std::vector<std::int64_t> pre(ctx->begin(), ctx->end() - 1);
+      model::ForwardOptions fo;
+      fo.cache = &cache;
+      model.forward(ids_tensor({pre}, static_cast<std::int64_t>(pre.size())).to(device), fo);
+    }
+    score_rows_cached(model, item, *ctx, which, cache, budget, device, score);
   }
 }
 

@@ -38,14 +38,15 @@ Request collect(const model::Decoder& model, const TaskPack& pack, std::size_t b
     const std::size_t first = r.seqs.size();
     for (std::size_t c = 0; c < item.choices.size(); ++c) {
       const auto& cont = item.choices[c].continuation;
-      if (static_cast<std::int64_t>(item.context.size() + cont.size()) > max_len + 1) {
+      const auto& ctx = choice_context(item, c);  // per-choice contexts simply start other branches
+      if (static_cast<std::int64_t>(ctx.size() + cont.size()) > max_len + 1) {
         score_alone(model, item, c, max_len, model.device(), out[i - begin]);
         continue;
       }
       ScoredSeq s;
-      s.tokens = item.context;
+      s.tokens = ctx;
       s.tokens.insert(s.tokens.end(), cont.begin(), cont.end() - 1);
-      s.first_scored = item.context.size() - 1;
+      s.first_scored = ctx.size() - 1;
       s.targets = cont;
       r.seqs.push_back(std::move(s));
       r.sinks.push_back({&out[i - begin], c});

@@ -53,6 +53,33 @@ std::uint32_t kth_largest_abs_bits(const float* x, std::int64_t n, std::int64_t 
   return 0;
 }
 
+// One element of TIES: the members' τ at j in v[0..m) (overwritten with the trimmed, weighted
+// values); returns the sign-elected, optionally normalized mix. Shared by ties_into and the
+// stored-dtype twin, so the two kernels cannot drift apart.
+inline float ties_element(float* v, std::size_t m, std::int64_t j, const std::vector<const TrimRule*>& rules,
+                          const std::vector<float>& wf, bool normalize) {
+  float sum = 0.0f;
+  for (std::size_t i = 0; i < m; ++i) {
+    const float x = v[i];
+    const TrimRule& r = *rules[i];
+    const std::uint32_t bits = abs_bits(x);
+    const bool keep = r.keep_all || bits > r.threshold_bits || (bits == r.threshold_bits && j <= r.last_tie);
+    v[i] = (keep ? x : 0.0f) * wf[i];
+    sum += v[i];
+  }
+  const float gamma = sum >= 0.0f ? 1.0f : -1.0f;
+  float mixed = 0.0f, divisor = 0.0f;
+  for (std::size_t i = 0; i < m; ++i) {
+    const float s = v[i] > 0.0f ? 1.0f : v[i] < 0.0f ? -1.0f : 0.0f;
+    if (s == gamma) {
+      mixed += v[i];
+      divisor += wf[i];
+    }
+  }
+  if (normalize) mixed = mixed / (divisor == 0.0f ? 1.0f : divisor);
+  return mixed;
+}
+
 }  // namespace
 
 TrimRule make_trim_rule(const at::Tensor& tau, double density) {
@@ -130,25 +157,8 @@ void ties_into(const at::Tensor& out, const at::Tensor& base, const std::vector<
   at::parallel_for(0, out.numel(), 1 << 14, [&](std::int64_t begin, std::int64_t end) {
     std::vector<float> v(m);
     for (std::int64_t j = begin; j < end; ++j) {
-      float sum = 0.0f;
-      for (std::size_t i = 0; i < m; ++i) {
-        const float x = p[i][j];
-        const TrimRule& r = *rules[i];
-        const std::uint32_t bits = abs_bits(x);
-        const bool keep = r.keep_all || bits > r.threshold_bits || (bits == r.threshold_bits && j <= r.last_tie);
-        v[i] = (keep ? x : 0.0f) * wf[i];
-        sum += v[i];
-      }
-      const float gamma = sum >= 0.0f ? 1.0f : -1.0f;
-      float mixed = 0.0f, divisor = 0.0f;
-      for (std::size_t i = 0; i < m; ++i) {
-        const float s = v[i] > 0.0f ? 1.0f : v[i] < 0.0f ? -1.0f : 0.0f;
-        if (s == gamma) {
-          mixed += v[i];
-          divisor += wf[i];
-        }
-      }
-      if (normalize) mixed = mixed / (divisor == 0.0f ? 1.0f : divisor);
+      for (std::size_t i = 0; i < m; ++i) v[i] = p[i][j];
+      const float mixed = ties_element(v.data(), m, j, rules, wf, normalize);
       o[j] = b[j] + mixed * lam;
     }
   });
@@ -248,31 +258,6 @@ StreamStats ta_stream_out(void* out, c10::ScalarType out_type, const void* base,
     case c10::ScalarType::Half: return ta_stream(static_cast<c10::Half*>(out), b, ms, n, w, divisor, lam);
     default: return ta_stream(static_cast<float*>(out), b, ms, n, w, divisor, lam);
   }
-}
-
-// One element of TIES (the loop body of ties_into): the members' τ at j in v[0..m).
-inline float ties_element(float* v, std::size_t m, std::int64_t j, const std::vector<const TrimRule*>& rules,
-                          const std::vector<float>& wf, bool normalize) {
-  float sum = 0.0f;
-  for (std::size_t i = 0; i < m; ++i) {
-    const float x = v[i];
-    const TrimRule& r = *rules[i];
-    const std::uint32_t bits = abs_bits(x);
-    const bool keep = r.keep_all || bits > r.threshold_bits || (bits == r.threshold_bits && j <= r.last_tie);
-    v[i] = (keep ? x : 0.0f) * wf[i];
-    sum += v[i];
-  }
-  const float gamma = sum >= 0.0f ? 1.0f : -1.0f;
-  float mixed = 0.0f, divisor = 0.0f;
-  for (std::size_t i = 0; i < m; ++i) {
-    const float s = v[i] > 0.0f ? 1.0f : v[i] < 0.0f ? -1.0f : 0.0f;
-    if (s == gamma) {
-      mixed += v[i];
-      divisor += wf[i];
-    }
-  }
-  if (normalize) mixed = mixed / (divisor == 0.0f ? 1.0f : divisor);
-  return mixed;
 }
 
 template <typename In>

@@ -24,7 +24,7 @@ TEST(Cli, HelpExplainsEveryVerb) {
       {"merge", {"--max-shard-size", "--quiet"}},
       {"synth", {"--out", "--preset", "--checkpoints", "--seed", "--dtype", "--max-shard-size"}},
       {"testbed", {"--out", "--seed", "--preset", "--dtype", "--threads", "--quiet"}},
-      {"eval", {"--tasks", "--probes", "--layers", "--seeds", "--dtype", "--batch-tokens", "--max-length", "--limit",
+      {"eval", {"--tasks", "--probes", "--layers", "--seeds", "--dtype", "--device", "--batch-tokens", "--max-length", "--limit",
                 "--json", "--all-metrics", "--quiet"}},
       {"sweep", {"--output", "--group-size", "--threads-per-rank", "--plan", "--list", "--slice", "--progress-interval",
                  "--quiet"}},

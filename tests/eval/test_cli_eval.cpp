@@ -8,6 +8,7 @@
 #include "common/test_util.hpp"
 #include "mergesweep/eval/probes.hpp"
 #include "mergesweep/eval/scoring.hpp"
+#include "mergesweep/model/device.hpp"
 #include "mergesweep/model/decoder.hpp"
 
 namespace ms::eval {
@@ -76,6 +77,16 @@ TEST(EvalVerb, CommandLineErrors) {
   r = test::run_cli(base + "--dtype float64", MS_SOURCE_DIR);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("--dtype"), std::string::npos) << r.err;
+  r = test::run_cli(base + "--device tpu", MS_SOURCE_DIR);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--device"), std::string::npos) << r.err;
+  if (model::visible_cuda_devices() == 0) {  // asking for a GPU that is not there is an error, not a CPU run
+    r = test::run_cli(base + "--device cuda", MS_SOURCE_DIR);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("--device"), std::string::npos) << r.err;
+  }
+  r = test::run_cli(base + "--device cpu --limit 2", MS_SOURCE_DIR);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
   r = test::run_cli("eval " + kDir + "/model", MS_SOURCE_DIR);
   EXPECT_EQ(r.exit_code, 2);
   r = test::run_cli("eval --help", MS_SOURCE_DIR);

@@ -7,12 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <thread>
 
 #include "common/test_util.hpp"
+#include "eval_test_util.hpp"
 #include "mergesweep/eval/evaluate.hpp"
 #include "mergesweep/model/decoder.hpp"
 
@@ -23,13 +22,7 @@ std::unique_ptr<model::Decoder> tiny_model() {
   return model::Decoder::load(test::source_path("tests/fixtures/model/qwen2"), at::kFloat);
 }
 
-struct Lcg {
-  std::uint64_t s;
-  std::int32_t next(std::int32_t n) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<std::int32_t>((s >> 33) % static_cast<std::uint64_t>(n));
-  }
-};
+using test_util::Lcg;
 
 TaskPack task(std::int64_t vocab, int items, std::uint64_t seed) {
   Lcg g{seed};
@@ -99,42 +92,13 @@ TEST(Evaluate, MetricsAreTheTalliesOfTheFixedBlocks) {
   }
 }
 
-// Two ranks as two threads: each sum waits for both contributions, then both read the total.
-class TwoRankSum {
- public:
-  template <class T>
-  void sum(int rank, T* data, std::size_t n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    const std::uint64_t gen = gen_;
-    if (arrived_ == 0) buf_.assign(n, 0.0);
-    for (std::size_t i = 0; i < n; ++i) buf_[i] += static_cast<long double>(data[i]);
-    (void)rank;
-    if (++arrived_ == 2) {
-      result_ = buf_;
-      arrived_ = 0;
-      ++gen_;
-      cv_.notify_all();
-    } else {
-      cv_.wait(lock, [&] { return gen_ != gen; });
-    }
-    for (std::size_t i = 0; i < n; ++i) data[i] = static_cast<T>(result_[i]);
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<long double> buf_, result_;
-  int arrived_ = 0;
-  std::uint64_t gen_ = 0;
-};
-
 TEST(Evaluate, AGroupOfTwoRanksReportsWhatOneRankDoes) {
   const auto m = tiny_model();
   const std::vector<TaskPack> tasks = {task(m->config().vocab_size, 29, 3)};
   const std::vector<ProbePack> probes = {probe(m->config().vocab_size, 60, 4)};
   const EvalOptions o = options();
   const EvalResult one = evaluate(*m, tasks, probes, o);
-  TwoRankSum group;
+  test_util::TwoRankSum group;
   EvalResult two[2];
   std::vector<std::thread> ranks;
   for (int r = 0; r < 2; ++r) {
@@ -142,8 +106,8 @@ TEST(Evaluate, AGroupOfTwoRanksReportsWhatOneRankDoes) {
       EvalShare s;
       s.rank = r;
       s.size = 2;
-      s.sum_int = [&, r](std::int64_t* d, std::size_t n) { group.sum(r, d, n); };
-      s.sum_double = [&, r](double* d, std::size_t n) { group.sum(r, d, n); };
+      s.sum_int = [&](std::int64_t* d, std::size_t n) { group.sum(d, n); };
+      s.sum_double = [&](double* d, std::size_t n) { group.sum(d, n); };
       two[r] = evaluate(*m, tasks, probes, o, s);
     });
   }

@@ -1,6 +1,6 @@
-// Scoring against a naive reference computed here: each choice's full lm-eval input
-// ((ctx + cont)[-(max_length+1):][:-1]) in its own forward, a full log_softmax, the last |cont|
-// positions gathered, for both paths (prefix-tree batches and per item). Plus: the per-item path is
+// Scoring against a naive reference (eval_test_util.hpp): each choice's full lm-eval input
+// ((ctx + cont)[-(max_length+1):][:-1], ctx the choice's own context where it has one) in its own
+// forward, a full log_softmax, the last |cont| positions gathered, for both paths (prefix-tree batches and per item). Plus: the per-item path is
 // bitwise independent of how items are grouped into calls; the packed path shares prefixes
 // (few-shot headers) and agrees with the per-item path.
 #include <ATen/ATen.h>
@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "common/test_util.hpp"
+#include "eval_test_util.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/eval/scoring.hpp"
 #include "mergesweep/model/decoder.hpp"
@@ -19,14 +20,7 @@ namespace {
 
 std::string fixture(const std::string& name) { return test::source_path("tests/fixtures/model/" + name); }
 
-// Deterministic pseudo-random ids (a simple LCG: the test needs variety, not quality).
-struct Lcg {
-  std::uint64_t s;
-  std::int32_t next(std::int32_t n) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<std::int32_t>((s >> 33) % static_cast<std::uint64_t>(n));
-  }
-};
+using test_util::Lcg;
 
 // Items with contexts of 1..`max_ctx` tokens and 1..4 choices of 1..`max_cont` tokens.
 TaskPack random_pack(std::int64_t vocab, int items, int max_ctx, int max_cont, std::uint64_t seed) {
@@ -53,31 +47,15 @@ TaskPack random_pack(std::int64_t vocab, int items, int max_ctx, int max_cont, s
   return p;
 }
 
-// lm-eval's computation for one request, written out plainly.
-std::pair<double, bool> naive(const model::Decoder& m, const std::vector<std::int32_t>& ctx,
-                              const std::vector<std::int32_t>& cont, std::int64_t max_len) {
-  at::NoGradGuard g;
-  std::vector<std::int64_t> whole(ctx.begin(), ctx.end());
-  whole.insert(whole.end(), cont.begin(), cont.end());
-  const std::int64_t start = std::max<std::int64_t>(0, static_cast<std::int64_t>(whole.size()) - (max_len + 1));
-  std::vector<std::int64_t> inp(whole.begin() + start, whole.end() - 1);
-  const auto n = static_cast<std::int64_t>(inp.size());
-  at::Tensor ids = at::from_blob(inp.data(), {1, n}, at::kLong).clone();
-  at::Tensor logp = at::log_softmax(m.logits(m.forward(ids)).to(at::kFloat), -1)[0];  // [n, V]
-  const auto k = static_cast<std::int64_t>(cont.size());
-  at::Tensor sl = logp.slice(0, n - k, n);
-  at::Tensor tgt = at::tensor(std::vector<std::int64_t>(cont.begin(), cont.end()), at::kLong);
-  const double ll = sl.gather(1, tgt.unsqueeze(1)).sum().item<double>();
-  const bool greedy = sl.argmax(1).eq(tgt).all().item<bool>();
-  return {ll, greedy};
-}
+using test_util::naive_loglik;
 
 void expect_matches_naive(const model::Decoder& m, const TaskPack& p, const ScoreOptions& o, std::int64_t max_len) {
   const auto got = score_items(m, p, 0, p.items.size(), o);
   ASSERT_EQ(got.size(), p.items.size());
   for (std::size_t i = 0; i < p.items.size(); ++i) {
     for (std::size_t c = 0; c < p.items[i].choices.size(); ++c) {
-      const auto [ll, greedy] = naive(m, p.items[i].context, p.items[i].choices[c].continuation, max_len);
+      const auto& cont = p.items[i].choices[c].continuation;
+      const auto [ll, greedy] = naive_loglik(m, choice_context(p.items[i], c), cont, max_len);
       EXPECT_NEAR(got[i].loglik[c], ll, 2e-4 + 1e-5 * std::abs(ll)) << "item " << i << " choice " << c;
       EXPECT_EQ(got[i].greedy[c] != 0, greedy) << "item " << i << " choice " << c;
     }
@@ -140,6 +118,57 @@ TEST_P(Scoring, PerItemPathMatchesNaiveToo) {
   ScoreOptions o;
   o.packed = false;
   expect_matches_naive(*m, random_pack(m->config().vocab_size, 12, 40, 12, 7), o, m->config().max_position_embeddings);
+}
+
+// winogrande-style items (lm-eval's multiple_input form): every choice has its own context (an
+// optional header shared by every item, a common sentence start, the choice's own words, the rest
+// of the sentence) and all choices share one continuation. Contexts run up to about `max_ctx`.
+TaskPack per_choice_pack(std::int64_t vocab, int items, int header, int max_ctx, std::uint64_t seed) {
+  Lcg g{seed};
+  TaskPack p = random_pack(vocab, items, 2, 6, seed + 1);
+  const auto tok = [&] { return g.next(static_cast<std::int32_t>(vocab)); };
+  std::vector<std::int32_t> head;
+  for (int t = 0; t < header; ++t) head.push_back(tok());
+  for (auto& it : p.items) {
+    std::vector<std::int32_t> start = head, rest;
+    for (int t = 0, n = g.next(max_ctx / 2); t < n; ++t) start.push_back(tok());
+    for (int t = 0, n = g.next(max_ctx / 4); t < n; ++t) rest.push_back(tok());
+    const std::vector<std::int32_t> cont = it.choices[0].continuation;
+    for (std::size_t c = 0; c < it.choices.size(); ++c) {
+      Choice& ch = it.choices[c];
+      ch.context = start;
+      for (int t = 0, n = 1 + g.next(3); t < n; ++t) ch.context.push_back(tok());
+      ch.context.insert(ch.context.end(), rest.begin(), rest.end());
+      ch.continuation = cont;
+    }
+    it.context.clear();
+  }
+  return p;
+}
+
+TEST_P(Scoring, PerChoiceContextsMatchNaiveOnBothPaths) {
+  const auto m = model::Decoder::load(fixture(GetParam()), at::kFloat);
+  const std::int64_t positions = m->config().max_position_embeddings;
+  ScoreOptions per_item;
+  per_item.packed = false;
+  // Everything fits the 64 positions; then with a 12-token header shared by every item.
+  for (const int header : {0, 12}) {
+    const TaskPack p = per_choice_pack(m->config().vocab_size, 20, header, 40, 31 + static_cast<std::uint64_t>(header));
+    expect_matches_naive(*m, p, {}, positions);
+    expect_matches_naive(*m, p, per_item, positions);
+  }
+  // Left truncation: contexts beyond 64 positions and a max_length of 20 (some choices of an item
+  // cut into their context, some not); and two choices with the same context (they share a cache
+  // on the per-item path, a branch on the packed one).
+  TaskPack p = per_choice_pack(m->config().vocab_size, 16, 8, 90, 41);
+  p.items[0].choices[1].context = p.items[0].choices[0].context;
+  ScoreOptions o;
+  o.max_length = 20;
+  for (const bool packed : {true, false}) {
+    o.packed = per_item.packed = packed;
+    expect_matches_naive(*m, p, per_item, positions);
+    expect_matches_naive(*m, p, o, 20);
+  }
 }
 
 // mistral's fixture has a sliding window of 6 positions, so its packed rows must hide old keys.
@@ -227,6 +256,8 @@ TEST(ScoringErrors, VocabMismatchAndOverlongContinuation) {
 
 namespace ms::eval {
 namespace {
+
+using test_util::Lcg;
 
 // A k-shot style pack: every context starts with the same `header` tokens (as lm-eval's first_n
 // few-shot sampler makes them), then its own question.

@@ -12,16 +12,20 @@
 namespace ms::merge {
 namespace {
 
+// A synthetic family of 4 checkpoints in `dtype` under a new temporary folder (as "fam/").
+test::TempDir* write_family(const char* dtype, std::uint64_t seed) {
+  auto* dir = new test::TempDir();
+  testbed::SyntheticFamilyOptions o;
+  o.checkpoints = 4;
+  o.dtype = dtype;
+  o.seed = seed;
+  testbed::write_synthetic_family(*dir / "fam", o);
+  return dir;
+}
+
 class ResidentVsStreaming : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new test::TempDir();
-    testbed::SyntheticFamilyOptions o;
-    o.checkpoints = 4;
-    o.dtype = "float32";
-    o.seed = 3;
-    testbed::write_synthetic_family(*dir_ / "fam", o);
-  }
+  static void SetUpTestSuite() { dir_ = write_family("float32", 3); }
   static void TearDownTestSuite() { delete dir_; }
   static std::string path(const std::string& p) { return *dir_ / ("fam/" + p); }
   static inline test::TempDir* dir_ = nullptr;
@@ -145,14 +149,7 @@ namespace {
 // both normalizations of the fused paths: the merged tensors must be bitwise the same.
 class FileDtypeResidency : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new test::TempDir();
-    testbed::SyntheticFamilyOptions o;
-    o.checkpoints = 4;
-    o.dtype = "bfloat16";
-    o.seed = 11;
-    testbed::write_synthetic_family(*dir_ / "fam", o);
-  }
+  static void SetUpTestSuite() { dir_ = write_family("bfloat16", 11); }
   static void TearDownTestSuite() { delete dir_; }
   static std::string path(const std::string& p) { return *dir_ / ("fam/" + p); }
   static std::vector<std::string> checkpoints() { return {path("ft-00"), path("ft-01"), path("ft-02"), path("ft-03")}; }

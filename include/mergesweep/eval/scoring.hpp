@@ -28,6 +28,15 @@ struct ItemScore {
   std::vector<std::uint8_t> greedy;  // per choice: every continuation token is the argmax
 };
 
+// The context lm-eval scores choice c on: the choice's own (lm-eval's multiple_input form, e.g.
+// winogrande) or else the item's shared one.
+inline const std::vector<std::int32_t>& choice_context(const TaskItem& item, std::size_t c) {
+  const auto& own = item.choices[c].context;
+  return own.empty() ? item.context : own;
+}
+// Tokens an item asks to score: its shared context, every choice's own context and continuation.
+std::int64_t item_tokens(const TaskItem& item);
+
 // Fixed scoring blocks [begin, end) of item indices: a pure function of the pack and options,
 // so results never depend on how blocks are spread over ranks or on batch size elsewhere.
 std::vector<std::pair<std::size_t, std::size_t>> scoring_blocks(const TaskPack& pack, const ScoreOptions& opts);
