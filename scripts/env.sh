@@ -23,6 +23,11 @@ ms_setup_python() {
     "$MS_PY" -m pip install -q --disable-pip-version-check safetensors 2>/dev/null \
       || echo "note: could not pip-install safetensors; reference-package tests will be skipped" >&2
   fi
+  # tokenizers: analysis/export_probe_pack.py tokenizes with it where transformers is absent.
+  if ! "$MS_PY" -c "import tokenizers" 2>/dev/null; then
+    "$MS_PY" -m pip install -q --disable-pip-version-check tokenizers 2>/dev/null \
+      || echo "note: could not pip-install tokenizers; probe-pack export tests will be skipped" >&2
+  fi
 }
 
 # lm-eval for the tests of `python3 -m analysis score` (it applies lm-eval's own filters and

@@ -47,6 +47,53 @@ eval::TaskPack make_task_pack(const TaskFamily& family, const CharTokenizer& tok
   return pack;
 }
 
+namespace {
+
+// lm-eval's HF backend decodes with skip_special_tokens: the specials give no bytes, every other
+// id its one character.
+eval::GenerationSpec char_generation_spec(const CharTokenizer& tok) {
+  eval::GenerationSpec g;
+  g.max_gen_toks = kMaxGenToks;
+  // "\n" is the task's stop string (what an lm-eval YAML for these tasks says; the alphabet has no
+  // newline, so the model ends its answers with EOS instead), "</s>" the EOS string lm-eval appends.
+  g.until = {"\n", tok.tokens()[CharTokenizer::kEos]};
+  g.stop_token_ids = {CharTokenizer::kEos};
+  for (std::int32_t id = 0; id < tok.vocab_size(); ++id)
+    g.token_bytes.push_back(id < 4 ? std::string() : tok.tokens()[static_cast<std::size_t>(id)]);
+  g.strip_leading_space = false;
+  return g;
+}
+
+}  // namespace
+
+eval::TaskPack make_generation_pack(const TaskFamily& family, const CharTokenizer& tok, int items, std::uint64_t seed,
+                                    std::vector<std::string>* answers, std::set<std::string>* prompts) {
+  Rng rng = Rng::for_purpose(seed, "tasks/" + family.name);
+  eval::TaskPack pack;
+  pack.name = "testbed_" + family.name;
+  pack.source_task = "testbed/" + family.name;
+  pack.task_version = "1";
+  pack.tokenizer = "mergesweep-testbed-char";
+  pack.num_fewshot = 0;
+  pack.vocab_size = tok.vocab_size();
+  pack.output_type = eval::OutputType::GenerateUntil;
+  pack.generation = char_generation_spec(tok);
+  std::set<std::string> seen;
+  std::vector<std::string> targets;
+  for (int tries = 0; static_cast<int>(pack.items.size()) < items; ++tries) {
+    if (tries > items * 1000) fail("", "testbed", "family " + family.name + " cannot make " + std::to_string(items) + " distinct items");
+    Example e = family.generate(rng);
+    if (!seen.insert(e.prompt).second) continue;
+    eval::TaskItem item;
+    item.context = tok.encode(e.prompt);  // the model generates " " + answer, then EOS
+    pack.items.push_back(std::move(item));
+    targets.push_back(e.answer);
+  }
+  if (answers) *answers = std::move(targets);
+  if (prompts) *prompts = std::move(seen);
+  return pack;
+}
+
 eval::ProbePack make_probe_pack(const ProbeProperty& prop, const CharTokenizer& tok, int train, int dev, int test,
                                 std::uint64_t seed) {
   Rng rng = Rng::for_purpose(seed, "probes/" + prop.name);

@@ -190,6 +190,22 @@ Example sequence(Rng& rng) {
   return e;
 }
 
+// ---- generation families: the answer is generated, so no distractors ----
+
+// A different prompt and length range from `reverse`: the held-out items test greedy decoding of
+// the whole string, which multiple choice among near-misses does not.
+Example gen_reverse(Rng& rng) {
+  const std::string w = letters(rng, rng.range(3, 7));
+  return {"reverse:" + w + "=", std::string(w.rbegin(), w.rend()), {}};
+}
+
+Example gen_digitsum(Rng& rng) {
+  const std::string d = letters(rng, rng.range(2, 4), '0', '9');
+  int sum = 0;
+  for (char c : d) sum += c - '0';
+  return {"digitsum:" + d + "=", std::to_string(sum), {}};
+}
+
 // ---- probes -----------------------------------------------------------------------------------
 
 ProbeSentence depth(Rng& rng, std::int32_t label) {
@@ -299,14 +315,16 @@ ProbeSentence sorted(Rng& rng, std::int32_t label) {
 
 const std::vector<TaskFamily>& task_families() {
   static const std::vector<TaskFamily> kFamilies = {
-      {"arith", "two-digit addition: '37+45=' -> '82'", arith},
-      {"copy", "copy 4-7 letters: 'copy:xkqm=' -> 'xkqm'", copy},
-      {"reverse", "reverse 4-7 letters: 'rev:abcd=' -> 'dcba'", reverse},
-      {"sort", "sort 6-9 letters a-p: 'sort:dbca=' -> 'abcd'", sort},
-      {"count", "count a letter in a string over a-c: 'count a:abacab=' -> '3'", count},
-      {"brackets", "close the brackets a prefix left open: 'close:([]{=' -> '})'", brackets},
-      {"lookup", "key-value recall: 'find:a3 c7 b1 d9?c=' -> '7'", lookup},
-      {"sequence", "next term of an arithmetic sequence: 'seq:3,7,11,15=' -> '19'", sequence},
+      {"arith", "two-digit addition: '37+45=' -> '82'", arith, false},
+      {"copy", "copy 4-7 letters: 'copy:xkqm=' -> 'xkqm'", copy, false},
+      {"reverse", "reverse 4-7 letters: 'rev:abcd=' -> 'dcba'", reverse, false},
+      {"sort", "sort 6-9 letters a-p: 'sort:dbca=' -> 'abcd'", sort, false},
+      {"count", "count a letter in a string over a-c: 'count a:abacab=' -> '3'", count, false},
+      {"brackets", "close the brackets a prefix left open: 'close:([]{=' -> '})'", brackets, false},
+      {"lookup", "key-value recall: 'find:a3 c7 b1 d9?c=' -> '7'", lookup, false},
+      {"sequence", "next term of an arithmetic sequence: 'seq:3,7,11,15=' -> '19'", sequence, false},
+      {"gen_reverse", "generate 3-7 letters reversed: 'reverse:abcd=' -> 'dcba'", gen_reverse, true},
+      {"gen_digitsum", "generate the sum of 2-4 digits: 'digitsum:395=' -> '17'", gen_digitsum, true},
   };
   return kFamilies;
 }

@@ -52,8 +52,8 @@ std::vector<FineTuneSpec> default_fine_tunes(double scale) {
   auto steps = [scale](int n) { return std::max(1, static_cast<int>(n * scale)); };
   using V = std::vector<std::string>;
   return {
-      {V{"copy", "reverse", "brackets"}, 0.3, 3.0e-3, steps(240), 1.0, "instruct"},
-      {V{"arith", "sequence", "count"}, 0.5, 3.0e-3, steps(240), 1.0, "math"},
+      {V{"copy", "reverse", "brackets", "gen_reverse"}, 0.3, 3.0e-3, steps(240), 1.0, "instruct"},
+      {V{"arith", "sequence", "count", "gen_digitsum"}, 0.5, 3.0e-3, steps(240), 1.0, "math"},
       {V{"sort"}, 0.4, 2.5e-3, steps(220), 1.0, "general"},
       {V{"lookup"}, 0.4, 4.0e-3, steps(250), 1.0, "general"},
       {V{"arith"}, 0.4, 3.5e-3, steps(230), 1.0, "general"},
@@ -165,6 +165,12 @@ struct TrainedModel {
   double final_loss = 0;
 };
 
+// The folder of a family's pack: multiple-choice packs in tasks/, generation packs in generate/
+// (specs that glob tasks/*.h5 keep their multiple-choice-only eval set).
+std::string pack_path(const TaskFamily& f) {
+  return (f.generation ? "generate/" : "tasks/") + f.name + ".h5";
+}
+
 std::string fine_tune_name(std::size_t k) {
   char name[32];  // room for any size_t
   std::snprintf(name, sizeof name, "ft-%02zu", k);
@@ -224,7 +230,7 @@ std::vector<TrainedModel> train_fine_tunes(const Params& base, const io::ModelCo
 
 nlohmann::ordered_json testbed_json(const TestbedOptions& o, const CharTokenizer& tok, const Params& base,
                                     double base_loss, const std::vector<TrainedModel>& fts,
-                                    const nlohmann::ordered_json& accuracy) {
+                                    const nlohmann::ordered_json& accuracy, const nlohmann::ordered_json& exact) {
   nlohmann::ordered_json j;
   j["format"] = "mergesweep-testbed";
   j["format_version"] = 1;
@@ -239,7 +245,7 @@ nlohmann::ordered_json testbed_json(const TestbedOptions& o, const CharTokenizer
   j["training"] = {{"optimizer", "AdamW (betas 0.9/0.98, eps 1e-8, grad-norm clip 1.0, no decay on norms)"},
                    {"schedule", "10% linear warm-up, cosine decay to lr_floor of the peak"},
                    {"batch", o.batch}, {"weight_decay", o.weight_decay}, {"threads", o.train_threads},
-                   {"loss", "cross-entropy on the answer tokens (' ' + answer)"}};
+                   {"loss", "cross-entropy on the answer tokens (' ' + answer, then EOS for generation families)"}};
   j["base"] = {{"steps", o.base_steps}, {"lr", o.base_lr}, {"mixture", "uniform over families"}, {"final_loss", base_loss}};
   nlohmann::ordered_json ftj = nlohmann::ordered_json::array();
   for (std::size_t k = 0; k < fts.size(); ++k) {
@@ -251,8 +257,9 @@ nlohmann::ordered_json testbed_json(const TestbedOptions& o, const CharTokenizer
   j["fine_tunes"] = ftj;
   nlohmann::ordered_json fam = nlohmann::ordered_json::array();
   for (const auto& f : task_families())
-    fam.push_back({{"name", f.name}, {"description", f.description}, {"task_pack", "tasks/" + f.name + ".h5"},
-                   {"items", o.task_items}, {"choices", 4}});
+    fam.push_back({{"name", f.name}, {"description", f.description}, {"task_pack", pack_path(f)},
+                   {"output_type", f.generation ? "generate_until" : "multiple_choice"}, {"items", o.task_items},
+                   {"choices", f.generation ? 0 : 4}});
   j["families"] = fam;
   nlohmann::ordered_json pr = nlohmann::ordered_json::array();
   for (const auto& p : probe_properties())
@@ -261,26 +268,47 @@ nlohmann::ordered_json testbed_json(const TestbedOptions& o, const CharTokenizer
   j["probes"] = pr;
   j["tokenizer"] = {{"type", "character-level WordLevel"}, {"vocab_size", tok.vocab_size()},
                     {"specials", {"<pad>", "<s>", "</s>", "<unk>"}}, {"adds_bos", false}};
-  j["accuracy"] = accuracy;  // acc of every model on every task pack (testbed's own scorer)
+  j["accuracy"] = accuracy;  // acc of every model on every multiple-choice pack (testbed's own scorer)
+  // Exact match of every model's greedy generations on every generation pack (the testbed's own
+  // decoder): the generated ids before EOS are " " + answer.
+  j["exact_match"] = exact;
   j["mergesweep_version"] = kVersion;
   return j;
 }
 
+// One pack per family, in task_families() order; answers[f]: a generation pack's answers.
+struct Packs {
+  std::vector<eval::TaskPack> packs;
+  std::vector<std::vector<std::string>> answers;
+};
+
 // Task packs (whose prompts are then held out of every training batch) and probe packs.
-std::vector<eval::TaskPack> write_packs(const std::string& tmp, const CharTokenizer& tok, const TestbedOptions& o,
-                                        std::vector<std::set<std::string>>& held_out) {
+Packs write_packs(const std::string& tmp, const CharTokenizer& tok, const TestbedOptions& o,
+                  std::vector<std::set<std::string>>& held_out) {
   const auto& fams = task_families();
   held_out.assign(fams.size(), {});
-  std::vector<eval::TaskPack> packs;
+  Packs out;
+  out.answers.resize(fams.size());
   for (std::size_t f = 0; f < fams.size(); ++f) {
-    packs.push_back(make_task_pack(fams[f], tok, o.task_items, o.seed, &held_out[f]));
-    eval::write_task_pack(tmp + "/tasks/" + fams[f].name + ".h5", packs.back());
+    out.packs.push_back(fams[f].generation
+                            ? make_generation_pack(fams[f], tok, o.task_items, o.seed, &out.answers[f], &held_out[f])
+                            : make_task_pack(fams[f], tok, o.task_items, o.seed, &held_out[f]));
+    eval::write_task_pack(tmp + "/" + pack_path(fams[f]), out.packs.back());
   }
   for (const auto& prop : probe_properties()) {
     eval::write_probe_pack(tmp + "/probes/" + prop.name + ".h5",
                            make_probe_pack(prop, tok, o.probe_train, o.probe_dev, o.probe_test, o.seed));
   }
-  return packs;
+  return out;
+}
+
+// Exact match of greedy generation: the generated ids before the stop token are " " + answer.
+double exact_match(const Params& p, const io::ModelConfig& cfg, const eval::TaskPack& pack,
+                   const std::vector<std::string>& answers, const CharTokenizer& tok) {
+  const auto generated = greedy_generate(p, cfg, pack);
+  std::size_t correct = 0;
+  for (std::size_t i = 0; i < generated.size(); ++i) correct += generated[i] == tok.encode(" " + answers[i]) ? 1 : 0;
+  return generated.empty() ? 0.0 : static_cast<double>(correct) / static_cast<double>(generated.size());
 }
 
 }  // namespace
@@ -302,26 +330,30 @@ void write_testbed(const std::string& out_dir, const TestbedOptions& o) {
   const std::string tmp = io::temp_sibling(out_dir);
   std::filesystem::create_directories(tmp + "/tasks");
   std::filesystem::create_directories(tmp + "/probes");
+  std::filesystem::create_directories(tmp + "/generate");
   try {
     ThreadScope threads(o.train_threads);
     std::vector<std::set<std::string>> held_out;
-    const std::vector<eval::TaskPack> packs = write_packs(tmp, tok, o, held_out);
+    const Packs packs = write_packs(tmp, tok, o, held_out);
     say("wrote " + std::to_string(fams.size()) + " task packs and " + std::to_string(probe_properties().size()) +
         " probe packs");
 
-    nlohmann::ordered_json accuracy;
+    // acc on the multiple-choice packs, exact match of greedy generation on the generation packs.
+    nlohmann::ordered_json accuracy, exact;
     auto record = [&](const std::string& name, const Params& p) {
       const Params w = as_written(p, o);
-      nlohmann::ordered_json row;
+      nlohmann::ordered_json row, em_row;
       std::string line = name + " acc:";
       for (std::size_t f = 0; f < fams.size(); ++f) {
-        const double a = choice_accuracy(w, cfg, packs[f]);
-        row[fams[f].name] = a;
+        const double a = fams[f].generation ? exact_match(w, cfg, packs.packs[f], packs.answers[f], tok)
+                                            : choice_accuracy(w, cfg, packs.packs[f]);
+        (fams[f].generation ? em_row : row)[fams[f].name] = a;
         char buf[48];
         std::snprintf(buf, sizeof buf, " %s %.2f", fams[f].name.c_str(), a);
         line += buf;
       }
       accuracy[name] = row;
+      exact[name] = em_row;
       say(line);
     };
 
@@ -338,7 +370,7 @@ void write_testbed(const std::string& out_dir, const TestbedOptions& o) {
       write_model(tmp + "/" + fine_tune_name(k), fts[k].params, o, config_text, tok);
       record(fine_tune_name(k), fts[k].params);
     }
-    const auto j = testbed_json(o, tok, base, base_loss, fts, accuracy);
+    const auto j = testbed_json(o, tok, base, base_loss, fts, accuracy, exact);
     io::write_text_file(tmp + "/testbed.json", j.dump(2) + "\n");
     io::rename_into_place(tmp, out_dir);
     char buf[96];

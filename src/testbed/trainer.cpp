@@ -109,11 +109,13 @@ Batch BatchSource::batch(int step, int size) const {
     answer_start.push_back(ids.size());
     const auto cont = tok_.encode(" " + e.answer);
     ids.insert(ids.end(), cont.begin(), cont.end());
+    // A generated answer must end: the EOS id follows it and is learnt like the answer's tokens.
+    if (fams[f].generation) ids.push_back(CharTokenizer::kEos);
     longest = std::max(longest, ids.size());
     seqs.push_back(std::move(ids));
   }
-  // Inputs are seq[:-1], targets seq[1:]; the loss covers the continuation " answer" only, so
-  // training optimises exactly what multiple-choice scoring measures.
+  // Inputs are seq[:-1], targets seq[1:]; the loss covers the continuation " answer" (and the EOS
+  // of a generation example) only, so training optimises exactly what the packs measure.
   const std::int64_t T = static_cast<std::int64_t>(longest) - 1;
   at::Tensor ids = at::full({size, T}, CharTokenizer::kPad, at::kLong);
   at::Tensor tgt = at::full({size, T}, CharTokenizer::kPad, at::kLong);

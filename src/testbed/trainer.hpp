@@ -70,4 +70,9 @@ namespace ms::testbed {
 // Multiple-choice accuracy (acc: argmax of the summed continuation log-likelihood, first on
 // ties) by plain full-sequence forwards: the testbed's own check, independent of ms::eval.
 double choice_accuracy(const Params& params, const io::ModelConfig& cfg, const eval::TaskPack& pack);
+// Greedy generation (argmax, first on ties) by plain full-sequence forwards for every item of a
+// generate_until pack, until a stop token id or max_gen_toks: each item's generated ids, the stop
+// token excluded. The testbed's own check, independent of ms::eval's KV-cached decoder.
+std::vector<std::vector<std::int32_t>> greedy_generate(const Params& params, const io::ModelConfig& cfg,
+                                                       const eval::TaskPack& pack);
 }  // namespace ms::testbed

@@ -70,3 +70,43 @@ def test_transformers_scores_match_testbed_json(family):
                     scores.append(sum(logp[len(ctx) - 1 + j, t].item() for j, t in enumerate(cont)))
                 correct += int(max(range(len(scores)), key=lambda c: (scores[c], -c)) == gold)
             assert correct / len(items) == pytest.approx(row[fam], abs=1e-12), (name, fam)
+
+
+def expected_answer(prompt):
+    """The answer a generation item asks for, worked out from its prompt ('reverse:abc=', 'digitsum:39=')."""
+    kind, arg = prompt[:-1].split(":", 1)
+    return arg[::-1] if kind == "reverse" else str(sum(int(c) for c in arg))
+
+
+def test_transformers_greedy_generation_matches_testbed_json(family):
+    """HF greedy generate() on every generation pack reaches the exact match that testbed.json
+    records from the testbed's own decoder, and the pack's byte table decodes what it generates."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    recorded = json.loads((family / "testbed.json").read_text())["exact_match"]
+    tok = tokenizers.Tokenizer.from_file(str(family / "base" / "tokenizer.json"))
+    packs = sorted((family / "generate").glob("*.h5"))
+    assert len(packs) >= 2
+    for pack in packs:
+        with h5py.File(pack, "r") as f:
+            assert f.attrs["output_type"] == "generate_until"
+            max_gen = int(f.attrs["max_gen_toks"])
+            stops = f["stop_token_ids"][()].tolist()
+            o, t = f["context_offsets"][()], f["context_tokens"][()]
+            prompts = [t[o[i]:o[i + 1]].tolist() for i in range(len(o) - 1)]
+            tb, to = f["token_bytes"][()], f["token_bytes_offsets"][()]
+            token_bytes = [bytes(tb[to[i]:to[i + 1]]) for i in range(len(to) - 1)]
+        assert token_bytes == [b"" if i < 4 else tok.id_to_token(i).encode() for i in range(tok.get_vocab_size())]
+        for name, row in recorded.items():
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(family / name), dtype=torch.float32)
+            model.eval()
+            correct = 0
+            for ctx in prompts:
+                with torch.no_grad():
+                    out = model.generate(torch.tensor([ctx]), max_new_tokens=max_gen, do_sample=False,
+                                         eos_token_id=stops, pad_token_id=0)
+                gen = out[0, len(ctx):].tolist()
+                gen = gen[:next((k for k, g in enumerate(gen) if g in stops), len(gen))]
+                text = b"".join(token_bytes[g] for g in gen).decode()
+                correct += int(text == " " + expected_answer(tok.decode(ctx)))
+            assert correct / len(prompts) == pytest.approx(row[pack.stem], abs=1e-12), (name, pack.stem)

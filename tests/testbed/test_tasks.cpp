@@ -56,7 +56,9 @@ TEST(Rng, IsAPureFunctionOfSeedAndPurpose) {
 TEST(Families, ExamplesAreWellFormed) {
   const CharTokenizer tok;
   ASSERT_GE(ms::testbed::task_families().size(), 6u);
+  int generation = 0;
   for (const auto& f : ms::testbed::task_families()) {
+    generation += f.generation ? 1 : 0;
     Rng rng = Rng::for_purpose(1, f.name);
     std::set<std::string> prompts;
     for (int i = 0; i < 2000; ++i) {
@@ -64,6 +66,12 @@ TEST(Families, ExamplesAreWellFormed) {
       SCOPED_TRACE(f.name + ": " + e.prompt + " " + e.answer);
       prompts.insert(e.prompt);
       EXPECT_NO_THROW(tok.encode(e.prompt + " " + e.answer));
+      if (f.generation) {  // answered by generation: no wrong choices, a short answer
+        EXPECT_TRUE(e.distractors.empty());
+        EXPECT_FALSE(e.answer.empty());
+        EXPECT_LE(e.prompt.size() + e.answer.size() + 2, 32u);  // + " " + EOS
+        continue;
+      }
       ASSERT_EQ(e.distractors.size(), 3u);
       std::set<std::string> all(e.distractors.begin(), e.distractors.end());
       all.insert(e.answer);
@@ -74,6 +82,7 @@ TEST(Families, ExamplesAreWellFormed) {
     // The default packs hold 160 items per family out of training: at least as many must remain.
     EXPECT_GT(prompts.size(), 320u) << f.name << " has too few distinct prompts for held-out items";
   }
+  EXPECT_GE(generation, 2) << "the testbed has at least two generation families";
 }
 
 TEST(Families, AnswersFollowTheRules) {
@@ -85,6 +94,20 @@ TEST(Families, AnswersFollowTheRules) {
     e = ms::testbed::task_family("reverse").generate(rng);
     std::string w = e.prompt.substr(4, e.prompt.size() - 5);
     EXPECT_EQ(std::string(w.rbegin(), w.rend()), e.answer);
+    e = ms::testbed::task_family("gen_reverse").generate(rng);
+    ASSERT_EQ(e.prompt.rfind("reverse:", 0), 0u) << e.prompt;
+    w = e.prompt.substr(8, e.prompt.size() - 9);
+    EXPECT_EQ(std::string(w.rbegin(), w.rend()), e.answer);
+    EXPECT_GE(w.size(), 3u);
+    EXPECT_LE(w.size(), 7u);
+    e = ms::testbed::task_family("gen_digitsum").generate(rng);
+    ASSERT_EQ(e.prompt.rfind("digitsum:", 0), 0u) << e.prompt;
+    w = e.prompt.substr(9, e.prompt.size() - 10);
+    int sum = 0;
+    for (char c : w) sum += c - '0';
+    EXPECT_EQ(std::to_string(sum), e.answer) << e.prompt;
+    EXPECT_GE(w.size(), 2u);
+    EXPECT_LE(w.size(), 4u);
     e = ms::testbed::task_family("sort").generate(rng);
     w = e.prompt.substr(5, e.prompt.size() - 6);
     std::sort(w.begin(), w.end());

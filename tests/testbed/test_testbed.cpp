@@ -6,10 +6,12 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "common/test_util.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/eval/evaluate.hpp"
 #include "mergesweep/eval/probes.hpp"
 #include "mergesweep/eval/task_pack.hpp"
 #include "mergesweep/io/hf_model.hpp"
@@ -17,6 +19,7 @@
 #include "mergesweep/testbed/char_tokenizer.hpp"
 #include "mergesweep/testbed/tasks.hpp"
 #include "mergesweep/testbed/testbed.hpp"
+#include "testbed/trainer.hpp"
 
 namespace fs = std::filesystem;
 
@@ -48,6 +51,11 @@ const std::string& shared_family() {
   return path;
 }
 
+// Where a family's pack is: tasks/ (multiple choice) or generate/ (generation).
+std::string pack_of(const ms::testbed::TaskFamily& f) {
+  return shared_family() + (f.generation ? "/generate/" : "/tasks/") + f.name + ".h5";
+}
+
 std::vector<std::string> model_names(std::size_t fine_tunes) {
   std::vector<std::string> v = {"base"};
   for (std::size_t k = 0; k < fine_tunes; ++k) {
@@ -70,8 +78,8 @@ TEST(Testbed, SameSeedSameBytesOtherSeedOtherWeights) {
     EXPECT_TRUE(bytes == b.at(name)) << name << " differs between two runs with the same seed";
   }
   for (const auto& f : ms::testbed::task_families()) {
-    const auto pa = ms::eval::read_task_pack(shared_family() + "/tasks/" + f.name + ".h5");
-    const auto pb = ms::eval::read_task_pack(tmp / "again/tasks/" + f.name + ".h5");
+    const auto pa = ms::eval::read_task_pack(pack_of(f));
+    const auto pb = ms::eval::read_task_pack(tmp / (std::string("again/") + (f.generation ? "generate/" : "tasks/") + f.name + ".h5"));
     ASSERT_EQ(pa.items.size(), pb.items.size());
     for (std::size_t i = 0; i < pa.items.size(); ++i) {
       EXPECT_EQ(pa.items[i].context, pb.items[i].context);
@@ -119,9 +127,11 @@ TEST(Testbed, PacksReadBackBalancedAndValid) {
   const auto o = tiny();
   for (const auto& f : ms::testbed::task_families()) {
     SCOPED_TRACE(f.name);
-    const auto p = ms::eval::read_task_pack(shared_family() + "/tasks/" + f.name + ".h5");
+    const auto p = ms::eval::read_task_pack(pack_of(f));
     EXPECT_EQ(p.vocab_size, tok.vocab_size());
     ASSERT_EQ(static_cast<int>(p.items.size()), o.task_items);
+    EXPECT_EQ(p.output_type, f.generation ? ms::eval::OutputType::GenerateUntil : ms::eval::OutputType::MultipleChoice);
+    if (f.generation) continue;  // GenerationPacksSayHowToDecode
     int per_gold[4] = {0, 0, 0, 0};
     for (const auto& it : p.items) {
       ASSERT_EQ(it.choices.size(), 4u);
@@ -146,6 +156,114 @@ TEST(Testbed, PacksReadBackBalancedAndValid) {
   }
 }
 
+// A generation pack: prompts only, decoded greedily until EOS (the answer's end in training),
+// every id's bytes its character, the specials none.
+TEST(Testbed, GenerationPacksSayHowToDecode) {
+  const ms::testbed::CharTokenizer tok;
+  int packs = 0;
+  for (const auto& f : ms::testbed::task_families()) {
+    if (!f.generation) continue;
+    SCOPED_TRACE(f.name);
+    ++packs;
+    const auto p = ms::eval::read_task_pack(pack_of(f));
+    EXPECT_EQ(p.name, "testbed_" + f.name);
+    const auto& g = p.generation;
+    EXPECT_GT(g.max_gen_toks, 0);
+    EXPECT_EQ(g.until, (std::vector<std::string>{"\n", "</s>"}));
+    EXPECT_EQ(g.stop_token_ids, std::vector<std::int32_t>{ms::testbed::CharTokenizer::kEos});
+    EXPECT_FALSE(g.strip_leading_space);
+    ASSERT_EQ(static_cast<std::int64_t>(g.token_bytes.size()), tok.vocab_size());
+    for (std::int32_t id = 0; id < tok.vocab_size(); ++id) {
+      EXPECT_EQ(g.token_bytes[static_cast<std::size_t>(id)], id < 4 ? "" : tok.tokens()[static_cast<std::size_t>(id)]) << id;
+      if (id >= 4) {
+        EXPECT_EQ(tok.encode(g.token_bytes[static_cast<std::size_t>(id)]), std::vector<std::int32_t>{id});
+      }
+    }
+    std::set<std::vector<std::int32_t>> prompts;
+    for (const auto& it : p.items) {
+      EXPECT_TRUE(it.choices.empty());
+      EXPECT_EQ(tok.decode(it.context).back(), '=');
+      EXPECT_LE(static_cast<std::int64_t>(it.context.size()) + g.max_gen_toks, 64);  // the model's positions
+      prompts.insert(it.context);
+    }
+    EXPECT_EQ(prompts.size(), p.items.size()) << "prompts are distinct";
+  }
+  EXPECT_GE(packs, 2);
+}
+
+// The answer a generation item asks for, worked out from its prompt (independently of the generator).
+std::string expected_answer(const std::string& prompt) {
+  const auto colon = prompt.find(':');
+  const std::string arg = prompt.substr(colon + 1, prompt.size() - colon - 2);
+  if (prompt.rfind("reverse:", 0) == 0) return std::string(arg.rbegin(), arg.rend());
+  int sum = 0;
+  for (char c : arg) sum += c - '0';
+  return std::to_string(sum);
+}
+
+// The testbed's greedy decoder: a batch decodes every item as if alone (right padding under the
+// causal mask), and testbed.json's exact match is the share of generations that are " " + answer.
+TEST(Testbed, GreedyGenerationIsPerItemAndExactMatchIsRecorded) {
+  const ms::testbed::CharTokenizer tok;
+  const auto j = nlohmann::json::parse(ms::test::read_file(shared_family() + "/testbed.json"));
+  const auto cfg = ms::io::parse_model_config(ms::test::read_file(shared_family() + "/ft-00/config.json"), "config.json");
+  for (const std::string model : {"base", "ft-00"}) {
+    const auto hf = ms::io::HfModel::open(shared_family() + "/" + model);
+    ms::testbed::Params params;
+    for (const auto& [name, t] : ms::testbed::init_params(cfg, 0)) params.emplace_back(name, hf.tensor(name).to(at::kFloat));
+    for (const auto& f : ms::testbed::task_families()) {
+      if (!f.generation) continue;
+      SCOPED_TRACE(model + " " + f.name);
+      const auto pack = ms::eval::read_task_pack(pack_of(f));
+      const auto all = ms::testbed::greedy_generate(params, cfg, pack);
+      ASSERT_EQ(all.size(), pack.items.size());
+      int correct = 0;
+      for (std::size_t i = 0; i < pack.items.size(); ++i) {
+        EXPECT_LE(static_cast<std::int64_t>(all[i].size()), pack.generation.max_gen_toks);
+        const std::string prompt = tok.decode(pack.items[i].context);
+        correct += tok.decode(all[i]) == " " + expected_answer(prompt) ? 1 : 0;
+        if (i >= 6) continue;  // alone, a few of them
+        ms::eval::TaskPack one = pack;
+        one.items = {pack.items[i]};
+        EXPECT_EQ(ms::testbed::greedy_generate(params, cfg, one)[0], all[i]) << prompt;
+      }
+      EXPECT_DOUBLE_EQ(j["exact_match"][model][f.name].get<double>(),
+                       static_cast<double>(correct) / static_cast<double>(pack.items.size()));
+    }
+  }
+}
+
+#if __has_include("mergesweep/eval/generate.hpp")  // the engine's generation (ms::eval) is built
+// The engine's greedy generation (ms::eval, KV-cached, in blocks) and the testbed's (full
+// forwards, no cache) agree on the tiny models: the same ids and the response text " " + the
+// decoded ids, cut at EOS.
+TEST(Testbed, EngineGenerationEqualsTheTestbedsOwn) {
+  const auto cfg = ms::io::parse_model_config(ms::test::read_file(shared_family() + "/base/config.json"), "config.json");
+  for (const std::string model : {"base", "ft-01"}) {
+    const auto dec = ms::model::Decoder::load(shared_family() + "/" + model, at::kFloat);
+    const auto hf = ms::io::HfModel::open(shared_family() + "/" + model);
+    ms::testbed::Params params;
+    for (const auto& [name, t] : ms::testbed::init_params(cfg, 0)) params.emplace_back(name, hf.tensor(name).to(at::kFloat));
+    for (const auto& f : ms::testbed::task_families()) {
+      if (!f.generation) continue;
+      SCOPED_TRACE(model + " " + f.name);
+      const auto pack = ms::eval::read_task_pack(pack_of(f));
+      const auto res = ms::eval::evaluate(*dec, {pack}, {}, ms::eval::EvalOptions{});
+      ASSERT_EQ(res.tasks.size(), 1u);
+      const auto& gens = res.tasks[0].generations;
+      const auto own = ms::testbed::greedy_generate(params, cfg, pack);
+      ASSERT_EQ(gens.size(), own.size());
+      for (std::size_t i = 0; i < own.size(); ++i) {
+        EXPECT_EQ(gens[i].tokens, own[i]) << "item " << i;
+        std::string text;
+        for (auto id : own[i]) text += pack.generation.token_bytes[static_cast<std::size_t>(id)];
+        EXPECT_EQ(gens[i].text, text) << "item " << i;
+      }
+    }
+  }
+}
+#endif
+
 TEST(Testbed, JsonDescribesTheFamily) {
   const auto j = nlohmann::json::parse(ms::test::read_file(shared_family() + "/testbed.json"));
   EXPECT_EQ(j["seed"], 3);
@@ -153,15 +271,24 @@ TEST(Testbed, JsonDescribesTheFamily) {
   EXPECT_EQ(j["probes"].size(), ms::testbed::probe_properties().size());
   EXPECT_EQ(j["fine_tunes"][0]["role"], "instruct");
   EXPECT_EQ(j["fine_tunes"][1]["role"], "math");
-  EXPECT_EQ(j["fine_tunes"][1]["families"], nlohmann::json::array({"arith", "sequence", "count"}));
+  EXPECT_EQ(j["fine_tunes"][1]["families"], nlohmann::json::array({"arith", "sequence", "count", "gen_digitsum"}));
   EXPECT_EQ(j["fine_tunes"][11]["role"], "narrow");
   EXPECT_EQ(j["fine_tunes"][11]["emphasis"], 0.85);
   EXPECT_EQ(j["accuracy"].size(), 13u);
-  for (const auto& [model, row] : j["accuracy"].items()) {
-    for (const auto& [fam, acc] : row.items()) {
-      EXPECT_GE(acc.get<double>(), 0.0);
-      EXPECT_LE(acc.get<double>(), 1.0);
+  EXPECT_EQ(j["exact_match"].size(), 13u);
+  for (const char* key : {"accuracy", "exact_match"}) {
+    for (const auto& [model, row] : j[key].items()) {
+      for (const auto& [fam, acc] : row.items()) {
+        EXPECT_EQ(ms::testbed::task_family(fam).generation, std::string(key) == "exact_match") << fam;
+        EXPECT_GE(acc.get<double>(), 0.0);
+        EXPECT_LE(acc.get<double>(), 1.0);
+      }
     }
+  }
+  for (const auto& fam : j["families"]) {
+    const bool gen = ms::testbed::task_family(fam["name"]).generation;
+    EXPECT_EQ(fam["output_type"], gen ? "generate_until" : "multiple_choice");
+    EXPECT_TRUE(fs::exists(shared_family() + "/" + fam["task_pack"].get<std::string>())) << fam["task_pack"];
   }
 }
 
