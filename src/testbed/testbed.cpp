@@ -269,8 +269,8 @@ nlohmann::ordered_json testbed_json(const TestbedOptions& o, const CharTokenizer
   j["tokenizer"] = {{"type", "character-level WordLevel"}, {"vocab_size", tok.vocab_size()},
                     {"specials", {"<pad>", "<s>", "</s>", "<unk>"}}, {"adds_bos", false}};
   j["accuracy"] = accuracy;  // acc of every model on every multiple-choice pack (testbed's own scorer)
-  // Exact match of every model's greedy generations on every generation pack (the testbed's own
-  // decoder): the generated ids before EOS are " " + answer.
+  // Exact match of every model's greedy generations on every generation pack (the engine's
+  // generation): the generated ids before EOS are " " + answer.
   j["exact_match"] = exact;
   j["mergesweep_version"] = kVersion;
   return j;

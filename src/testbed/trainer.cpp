@@ -134,8 +134,6 @@ Batch BatchSource::batch(int step, int size) const {
   return {ids, tgt, mask};
 }
 
-namespace {
-
 std::unique_ptr<model::Decoder> decoder_of(const Params& params, const io::ModelConfig& cfg) {
   // The decoder takes the tensors as they are (already float32): autograd sees through it to the
   // parameters, and in-place optimiser steps on them are what its next forward uses.
@@ -150,7 +148,6 @@ std::unique_ptr<model::Decoder> decoder_of(const Params& params, const io::Model
       at::kFloat, "testbed");
 }
 
-}  // namespace
 
 at::Tensor model_logits(const Params& params, const io::ModelConfig& cfg, const at::Tensor& ids) {
   const auto dec = decoder_of(params, cfg);

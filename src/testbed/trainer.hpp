@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <utility>
@@ -14,6 +15,8 @@
 #include "mergesweep/io/hf_config.hpp"
 #include "mergesweep/testbed/char_tokenizer.hpp"
 #include "mergesweep/testbed/testbed.hpp"
+
+namespace ms::model { class Decoder; }
 
 namespace ms::testbed {
 
@@ -73,6 +76,11 @@ double choice_accuracy(const Params& params, const io::ModelConfig& cfg, const e
 // Greedy generation (argmax, first on ties) by plain full-sequence forwards for every item of a
 // generate_until pack, until a stop token id or max_gen_toks: each item's generated ids, the stop
 // token excluded. The testbed's own check, independent of ms::eval's KV-cached decoder.
+// A decoder over the parameters as they are (float32; autograd sees through it when they require
+// grad): the one forward the trainer, the testbed's checks and the engine share.
+std::unique_ptr<model::Decoder> decoder_of(const Params& params, const io::ModelConfig& cfg);
+// Greedy generations (ids before the stop token) of every item of a generate_until pack, by the
+// engine's generation (eval::generate_items).
 std::vector<std::vector<std::int32_t>> greedy_generate(const Params& params, const io::ModelConfig& cfg,
                                                        const eval::TaskPack& pack);
 }  // namespace ms::testbed
