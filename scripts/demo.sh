@@ -46,6 +46,22 @@ build_binary() {
 build_binary
 MS="$MS_BUILD/bin/mergesweep"
 
+# A testbed cached by an older recipe (testbed.json's recipe_version) is stale: its models and
+# packs are not what this mergesweep trains, and resuming the demo archives on them would be
+# refused (their checkpoints' sha256 changed). Move both aside and train afresh.
+want_recipe="$("$MS" testbed --recipe-version)"
+if [ -d cache/testbed ]; then
+  have_recipe="$("$MS_PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("recipe_version", 1))' cache/testbed/testbed.json 2>/dev/null || echo 0)"
+  if [ "$have_recipe" != "$want_recipe" ]; then
+    stale="cache/stale-recipe-$have_recipe-$(date +%s)"
+    stamp "cache/testbed was trained by testbed recipe $have_recipe; this mergesweep trains recipe $want_recipe: moving it and the demo archives to $stale"
+    mkdir -p "$stale"
+    mv cache/testbed "$stale/testbed"
+    for a in runs/demo.h5 runs/pipeline-demo.h5; do
+      if [ -e "$a" ]; then mv "$a" "$stale/"; fi
+    done
+  fi
+fi
 if [ ! -d cache/testbed ]; then
   stamp "training the testbed family (once; cached in cache/testbed): base, then 12 fine-tunes two at a time"
   mkdir -p cache

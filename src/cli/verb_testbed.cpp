@@ -35,7 +35,8 @@ int run_testbed(int argc, char** argv) {
       "for tests). Written under a temporary name, renamed at the end.\n\noptions");
   opts.add_options()
       ("help,h", "show this help")
-      ("out", po::value(&out)->required(), "output folder (must not exist)")
+      ("out", po::value(&out), "output folder (must not exist)")
+      ("recipe-version", "print the recipe version this mergesweep trains (testbed.json's recipe_version) and exit")
       ("seed", po::value(&seed)->default_value(seed), "random seed (data, initialisation, batches)")
       ("preset", po::value(&preset)->default_value(preset), "default, or tiny (a miniature family for tests)")
       ("dtype", po::value(&dtype)->default_value(dtype), "weights as written: float32 or bfloat16")
@@ -44,6 +45,11 @@ int run_testbed(int argc, char** argv) {
       ("quiet,q", "no progress lines on stderr");
   po::variables_map vm;
   if (!parse_command_line(argc, argv, opts, {}, vm)) return kExitOk;
+  if (vm.count("recipe-version")) {
+    std::printf("%d\n", testbed::testbed_recipe_version());
+    return kExitOk;
+  }
+  if (out.empty()) throw po::error("the option '--out' is required but missing");
   testbed::TestbedOptions o = testbed::testbed_preset(preset);
   o.seed = seed;
   o.dtype = dtype;

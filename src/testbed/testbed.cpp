@@ -234,6 +234,7 @@ nlohmann::ordered_json testbed_json(const TestbedOptions& o, const CharTokenizer
   nlohmann::ordered_json j;
   j["format"] = "mergesweep-testbed";
   j["format_version"] = 1;
+  j["recipe_version"] = testbed_recipe_version();
   j["seed"] = o.seed;
   j["model"] = {{"architecture", "LlamaForCausalLM"}, {"hidden_size", o.hidden}, {"intermediate_size", o.intermediate},
                 {"num_hidden_layers", o.layers}, {"num_attention_heads", o.heads},
@@ -312,6 +313,8 @@ double exact_match(const Params& p, const io::ModelConfig& cfg, const eval::Task
 }
 
 }  // namespace
+
+int testbed_recipe_version() { return 3; }
 
 void write_testbed(const std::string& out_dir, const TestbedOptions& o) {
   check_options(o);

@@ -237,6 +237,7 @@ TEST(Testbed, GreedyGenerationIsPerItemAndExactMatchIsRecorded) {
 TEST(Testbed, JsonDescribesTheFamily) {
   const auto j = nlohmann::json::parse(ms::test::read_file(shared_family() + "/testbed.json"));
   EXPECT_EQ(j["seed"], 3);
+  EXPECT_EQ(j["recipe_version"], ms::testbed::testbed_recipe_version());
   EXPECT_EQ(j["families"].size(), ms::testbed::task_families().size());
   EXPECT_EQ(j["probes"].size(), ms::testbed::probe_properties().size());
   EXPECT_EQ(j["fine_tunes"][0]["role"], "instruct");

@@ -54,6 +54,12 @@ struct TestbedOptions {
 // (same files, smaller model, fewer steps and items; seconds).
 TestbedOptions testbed_preset(const std::string& name);
 
+// The recipe's version, recorded in testbed.json ("recipe_version"): raised whenever the families,
+// the training or the packs change, so a cached testbed of an older recipe is known to be stale
+// (scripts/demo.sh retrains it). 1: narrow fine-tunes; 2: mixture fine-tunes and 6 probe packs;
+// 3: generation families and their generate_until packs.
+int testbed_recipe_version();
+
 // Writes OUT/base, OUT/ft-00.., OUT/tasks/<family>.h5, OUT/probes/<property>.h5 and
 // OUT/testbed.json under a temporary name, renamed into place at the end. `out_dir` must not exist.
 void write_testbed(const std::string& out_dir, const TestbedOptions& options);
