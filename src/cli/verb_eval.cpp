@@ -209,6 +209,11 @@ void report_tasks(const EvalCli& c, const std::vector<eval::TaskPack>& packs, co
       rows.push_back({pack.name, pack.task_version, "none", std::to_string(pack.num_fewshot), "n",
                       std::to_string(t.tally.n), "", ""});
       rows.push_back({"", "", "", "", "gen_tokens/s", fixed(per_s, 1), "", ""});
+      for (const auto& m : t.generation_metrics) {  // the pack's native exact_match, if any
+        r[m.name] = m.value;
+        r[m.name + "_stderr"] = stderr_json(m.stderr_);
+        rows.push_back({"", "", "none", "", m.name, fixed(m.value), "±", fixed(m.stderr_)});
+      }
       j["results"][pack.name] = r;
       continue;
     }
@@ -273,18 +278,6 @@ eval::EvalProgress progress_printer(bool quiet) {
   };
 }
 
-// --limit N: the first N items; for loglikelihood_rolling the first N documents (all their windows),
-// as lm-eval's limit counts documents.
-void limit_pack(eval::TaskPack& pack, std::int64_t limit) {
-  if (limit <= 0) return;
-  std::size_t keep = std::min(pack.items.size(), static_cast<std::size_t>(limit));
-  if (pack.output_type == eval::OutputType::LoglikelihoodRolling) {
-    if (static_cast<std::int64_t>(pack.docs.size()) > limit) pack.docs.resize(static_cast<std::size_t>(limit));
-    keep = 0;
-    while (keep < pack.items.size() && pack.items[keep].doc < limit) ++keep;
-  }
-  pack.items.resize(keep);
-}
 
 }  // namespace
 
@@ -295,7 +288,7 @@ int run_eval(int argc, char** argv) {
   std::vector<eval::TaskPack> task_packs;
   for (const auto& t : c.tasks) {
     task_packs.push_back(eval::read_task_pack(t));
-    limit_pack(task_packs.back(), c.limit);
+    eval::limit_task_pack(task_packs.back(), c.limit);
   }
   std::vector<eval::ProbePack> probe_packs;
   for (const auto& p : c.probes) probe_packs.push_back(eval::read_probe_pack(p));

@@ -164,6 +164,11 @@ EvalResult evaluate(const model::Decoder& model, const std::vector<TaskPack>& ta
     }
   }
   sum_tallies(out.tasks, share);
+  for (std::size_t k = 0; k < out.tasks.size(); ++k) {
+    if (tasks[k].output_type != OutputType::GenerateUntil || !tasks[k].generation.native_exact_match) continue;
+    for (const Metric& m : out.tasks[k].tally.metrics())
+      if (m.name == "exact_match") out.tasks[k].generation_metrics.push_back(m);
+  }
   out.eval_seconds = since(t0);
   const auto t1 = Clock::now();
   for (const auto& pack : probes) {

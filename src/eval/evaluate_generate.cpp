@@ -55,6 +55,9 @@ bool generate_task(const model::Decoder& model, const TaskPack& pack, const Eval
       for (std::size_t k = 0; k < gens.size(); ++k) {
         put(slots, pack, blocks[b][k], gens[k]);
         r.tokens += static_cast<std::int64_t>(gens[k].tokens.size());
+        // Native exact_match: counted by the rank that generated the item (summed over the group
+        // with the other tallies, exactly).
+        if (pack.generation.native_exact_match) r.tally.exact_match += gens[k].text == pack.generation.targets[blocks[b][k]];
       }
       r.tally.n += static_cast<std::int64_t>(gens.size());
       done += gens.size();

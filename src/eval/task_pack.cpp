@@ -4,6 +4,7 @@
 // Structure checks live in task_pack_checks.cpp.
 #include "mergesweep/eval/task_pack.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 
@@ -96,6 +97,12 @@ void read_generation(const h5::Handle& f, const std::string& path, TaskPack& pac
       fail(path, "token_is_byte", "has " + std::to_string(g.token_is_byte.size()) + " entries, expected one per token id (" +
                                       std::to_string(g.token_bytes.size()) + ")");
   }
+  if (h5::has_dataset(f, "target")) g.targets = h5::read_strings(f, "target", path);
+  if (h5::has_attr(f, "native_metric")) {
+    const std::string m = h5::read_string_attr(f, "native_metric", path);
+    if (m != "exact_match") fail(path, "attribute native_metric", "expected exact_match, found '" + m + "'");
+    g.native_exact_match = true;
+  }
   if (h5::has_dataset(f, "doc_id")) {
     g.doc_ids = h5::read_i64(f, "doc_id", path);
     if (g.doc_ids.size() != pack.items.size())
@@ -150,6 +157,8 @@ void write_kind_specific(const h5::Handle& f, const std::string& path, const Tas
     detail::write_ragged_bytes(f, "token_bytes", "token_bytes_offsets", g.token_bytes, path);
     if (!g.token_is_byte.empty()) h5::write_u8(f, "token_is_byte", g.token_is_byte, path);
     if (!g.doc_ids.empty()) h5::write_i64(f, "doc_id", g.doc_ids, path);
+    if (!g.targets.empty()) h5::write_strings(f, "target", g.targets, path);
+    if (g.native_exact_match) h5::write_string_attr(f, "native_metric", "exact_match", path);
   }
 }
 
@@ -165,6 +174,21 @@ const char* output_type_name(OutputType t) {
       return "generate_until";
   }
   return "?";
+}
+
+void limit_task_pack(TaskPack& pack, std::int64_t limit) {
+  if (limit <= 0) return;
+  std::size_t keep = std::min(pack.items.size(), static_cast<std::size_t>(limit));
+  if (pack.output_type == OutputType::LoglikelihoodRolling) {
+    // Items are in document order (item_doc never decreases): the windows of documents < limit.
+    if (static_cast<std::int64_t>(pack.docs.size()) > limit) pack.docs.resize(static_cast<std::size_t>(limit));
+    keep = 0;
+    while (keep < pack.items.size() && pack.items[keep].doc < limit) ++keep;
+  }
+  pack.items.resize(keep);
+  GenerationSpec& g = pack.generation;  // per-item columns of generation packs follow the items
+  if (g.doc_ids.size() > keep) g.doc_ids.resize(keep);
+  if (g.targets.size() > keep) g.targets.resize(keep);
 }
 
 TaskPack read_task_pack(const std::string& path) {

@@ -94,6 +94,11 @@ void check_generation(const TaskPack& pack, const std::string& path) {
     fail(path, "token_bytes_offsets",
          "the byte table has " + std::to_string(g.token_bytes.size()) + " entries, expected one per token id (vocab_size " +
              std::to_string(pack.vocab_size) + "): it does not cover the vocabulary");
+  if (!g.targets.empty() && g.targets.size() != pack.items.size())
+    fail(path, "target", "has " + std::to_string(g.targets.size()) + " entries, expected one per item (" +
+                             std::to_string(pack.items.size()) + ")");
+  if (g.native_exact_match && g.targets.empty())
+    fail(path, "attribute native_metric", "exact_match needs a target per item (dataset target), found none");
   for (std::size_t i = 0; i < pack.items.size(); ++i) {
     const TaskItem& it = pack.items[i];
     const std::string at = "item " + std::to_string(i);

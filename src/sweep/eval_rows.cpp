@@ -26,6 +26,7 @@ void add_task_rows(std::uint64_t id, const eval::TaskResult& t, archive::ConfigR
       return;
     }
     case eval::OutputType::GenerateUntil:
+      for (const auto& m : t.generation_metrics) r.results.push_back({id, t.name, m.name, m.value, m.stderr_, t.tally.n});
       for (std::size_t i = 0; i < t.generations.size(); ++i) {
         const auto& g = t.generations[i];
         r.generations.push_back({id, t.name, static_cast<std::int64_t>(i), stop_name(g.stop), g.tokens, g.text});
@@ -40,19 +41,6 @@ void add_eval_rows(std::uint64_t config_id, const eval::EvalResult& ev, int prob
   for (const auto& t : ev.tasks) add_task_rows(config_id, t, r);
   for (const auto& p : ev.probes)
     for (const auto& l : p.layers) r.probes.push_back({config_id, p.name, l.layer, l.mean, l.std, probe_seeds});
-}
-
-void apply_limit(eval::TaskPack& pack, std::int64_t limit) {
-  if (limit <= 0) return;
-  if (pack.output_type != eval::OutputType::LoglikelihoodRolling) {
-    if (static_cast<std::int64_t>(pack.items.size()) > limit) pack.items.resize(static_cast<std::size_t>(limit));
-    return;
-  }
-  if (static_cast<std::int64_t>(pack.docs.size()) <= limit) return;
-  // Items are in document order (item_doc never decreases): keep the windows of documents < limit.
-  const auto end = std::find_if(pack.items.begin(), pack.items.end(), [&](const eval::TaskItem& it) { return it.doc >= limit; });
-  pack.items.erase(end, pack.items.end());
-  pack.docs.resize(static_cast<std::size_t>(limit));
 }
 
 }  // namespace ms::sweep

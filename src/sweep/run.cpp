@@ -301,7 +301,7 @@ std::vector<eval::TaskPack> read_eval_packs(const SweepSpec& spec) {
   std::vector<eval::TaskPack> packs;
   for (const auto& p : spec.eval.tasks) {
     packs.push_back(eval::read_task_pack(p));
-    apply_limit(packs.back(), spec.eval.limit);
+    eval::limit_task_pack(packs.back(), spec.eval.limit);
   }
   return packs;
 }

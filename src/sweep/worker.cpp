@@ -354,7 +354,7 @@ Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl
     if (pack.vocab_size > w.config.vocab_size)
       fail(p, "vocab_size", "the pack's vocabulary (" + std::to_string(pack.vocab_size) + ") is larger than the model's (" +
                                 std::to_string(w.config.vocab_size) + ")");
-    apply_limit(pack, spec.eval.limit);
+    eval::limit_task_pack(pack, spec.eval.limit);
     w.records.push_back({pack.name, "task", p, sha256_file(p), static_cast<std::int64_t>(pack.items.size())});
     w.tasks.push_back(std::move(pack));
   }

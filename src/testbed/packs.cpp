@@ -88,7 +88,11 @@ eval::TaskPack make_generation_pack(const TaskFamily& family, const CharTokenize
     item.context = tok.encode(e.prompt);  // the model generates " " + answer, then EOS
     pack.items.push_back(std::move(item));
     targets.push_back(e.answer);
+    // The response the engine's exact_match expects: " " + answer, cut at EOS (no lm-eval task
+    // exists for these families, so the engine scores them itself).
+    pack.generation.targets.push_back(" " + e.answer);
   }
+  pack.generation.native_exact_match = true;
   if (answers) *answers = std::move(targets);
   if (prompts) *prompts = std::move(seen);
   return pack;

@@ -114,6 +114,21 @@ TEST(TaskPackV2, GenerationRoundTripKeepsBytesExactly) {
   ASSERT_EQ(q.items.size(), 3u);
   EXPECT_EQ(q.items[2].context, p.items[2].context);
   EXPECT_TRUE(q.items[2].choices.empty());
+  EXPECT_TRUE(q.generation.targets.empty());
+  EXPECT_FALSE(q.generation.native_exact_match);
+}
+
+TEST(TaskPackV2, TargetsAndNativeExactMatchRoundTrip) {
+  TaskPack p = generation_pack();
+  p.generation.targets = {" a", "", "\xc3\xa9\n"};
+  p.generation.native_exact_match = true;
+  const TaskPack q = round_trip(p);
+  EXPECT_EQ(q.generation.targets, p.generation.targets);
+  EXPECT_TRUE(q.generation.native_exact_match);
+  TaskPack cut = q;
+  limit_task_pack(cut, 2);  // per-item columns follow the items
+  EXPECT_EQ(cut.items.size(), 2u);
+  EXPECT_EQ(cut.generation.targets.size(), 2u);
 }
 
 void expect_write_error(TaskPack p, const std::function<void(TaskPack&)>& corrupt, const std::string& field,
@@ -156,6 +171,10 @@ TEST(TaskPackV2, MalformedGeneration) {
                      "does not cover the vocabulary");
   expect_write_error(generation_pack(), [](TaskPack& p) { p.generation.stop_token_ids = {64}; }, "stop_token_ids",
                      "token id 64");
+  expect_write_error(generation_pack(), [](TaskPack& p) { p.generation.native_exact_match = true; },
+                     "attribute native_metric", "needs a target per item");
+  expect_write_error(generation_pack(), [](TaskPack& p) { p.generation.targets = {"x"}; }, "target",
+                     "expected one per item (3)");
   expect_write_error(generation_pack(), [](TaskPack& p) { p.items[1].context.clear(); }, "context_tokens",
                      "item 1: empty prompt");
   expect_write_error(generation_pack(), [](TaskPack& p) { p.items[0].choices.push_back(Choice{{3}, 1, 1, {}}); },

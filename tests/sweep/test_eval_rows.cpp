@@ -89,17 +89,17 @@ eval::TaskPack rolling_pack() {
 
 TEST(EvalRows, LimitOnARollingPackKeepsWholeDocuments) {
   eval::TaskPack p = rolling_pack();
-  apply_limit(p, 2);
+  eval::limit_task_pack(p, 2);
   EXPECT_EQ(p.docs.size(), 2u);
   EXPECT_EQ(p.items.size(), 4u) << "the three windows of document 0 and the one of document 1";
   eval::TaskPack q = rolling_pack();
-  apply_limit(q, 0);
+  eval::limit_task_pack(q, 0);
   EXPECT_EQ(q.items.size(), 6u);
-  apply_limit(q, 5);
+  eval::limit_task_pack(q, 5);
   EXPECT_EQ(q.items.size(), 6u);
   eval::TaskPack mc;
   mc.items.resize(10);
-  apply_limit(mc, 3);
+  eval::limit_task_pack(mc, 3);
   EXPECT_EQ(mc.items.size(), 3u);
 }
 

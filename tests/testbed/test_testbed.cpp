@@ -229,6 +229,14 @@ TEST(Testbed, GreedyGenerationIsPerItemAndExactMatchIsRecorded) {
       }
       EXPECT_DOUBLE_EQ(j["exact_match"][model][f.name].get<double>(),
                        static_cast<double>(correct) / static_cast<double>(pack.items.size()));
+      // The engine's native exact_match (response == target, in evaluate()) is the same share.
+      ASSERT_TRUE(pack.generation.native_exact_match);
+      const auto dec = ms::model::Decoder::load(shared_family() + "/" + model, at::kFloat);
+      const auto res = ms::eval::evaluate(*dec, {pack}, {}, ms::eval::EvalOptions{});
+      ASSERT_EQ(res.tasks[0].generation_metrics.size(), 1u);
+      EXPECT_EQ(res.tasks[0].generation_metrics[0].name, "exact_match");
+      EXPECT_DOUBLE_EQ(res.tasks[0].generation_metrics[0].value,
+                       static_cast<double>(correct) / static_cast<double>(pack.items.size()));
     }
   }
 }

@@ -53,6 +53,8 @@ struct TaskResult {
   std::vector<double> doc_loglik;
   std::vector<Metric> rolling_metrics;
   std::vector<Generation> generations;  // generate_until: one per item, in pack order (whole group)
+  // generate_until packs with native_exact_match: exact_match (response == target), whole group.
+  std::vector<Metric> generation_metrics;
   std::int64_t tokens = 0;   // tokens this rank scored (context + continuations, as requested)
   double seconds = 0;
 };

@@ -55,6 +55,13 @@ struct GenerationSpec {
   std::vector<std::uint8_t> token_is_byte;
   // Optional (dataset doc_id; empty = none): lm-eval's doc_id of each item, for reports.
   std::vector<std::int64_t> doc_ids;
+  // Optional (dataset target; empty = none): each item's reference answer, for people, and for
+  // the engine's own exact_match when `native_exact_match` is set.
+  std::vector<std::string> targets;
+  // Attribute native_metric = "exact_match": the engine scores exact_match itself (response ==
+  // target, byte for byte; lm-eval's exact_match without flags or filters). Set for packs that
+  // have no lm-eval task to score them (the testbed's); lm-eval packs leave it to analysis score.
+  bool native_exact_match = false;
 };
 
 struct TaskPack {
@@ -74,6 +81,9 @@ struct TaskPack {
 
 // True when the pack's choices carry their own contexts (lm-eval's multiple_input form).
 bool uses_choice_contexts(const TaskPack& pack);
+// --limit / eval.limit: the first `limit` items (0: all). For loglikelihood_rolling the limit
+// counts documents, as lm-eval's --limit does: the windows of the first `limit` documents.
+void limit_task_pack(TaskPack& pack, std::int64_t limit);
 // Validates structure and ids; errors name the file, the field and the item.
 TaskPack read_task_pack(const std::string& path);
 // Writes to a temporary name, then renames.

@@ -20,8 +20,4 @@ std::string stop_name(eval::Generation::Stop s);
 // Appends the rows of `ev` to `r` (results, generations, probes), all for config `config_id`.
 void add_eval_rows(std::uint64_t config_id, const eval::EvalResult& ev, int probe_seeds, archive::ConfigResult& r);
 
-// eval.limit: the first `limit` items of a pack (0: all). For loglikelihood_rolling the limit
-// counts documents, as lm-eval's --limit does: the windows of the first `limit` documents.
-void apply_limit(eval::TaskPack& pack, std::int64_t limit);
-
 }  // namespace ms::sweep
