@@ -93,6 +93,10 @@ def prepare_task(args):
         sys.exit(f"export_lmeval_task: {task_name}: output_type {task.OUTPUT_TYPE!r} is not packed")
     if task.OUTPUT_TYPE == "multiple_choice" and "acc_mutual_info" in task._metric_fn_list:
         sys.exit(f"export_lmeval_task: {task_name}: acc_mutual_info needs unconditional requests; not packed")
+    unsupported = sorted(set(task._metric_fn_list) - {"acc", "acc_norm", "acc_bytes", "exact_match"})
+    if task.OUTPUT_TYPE == "multiple_choice" and unsupported:
+        sys.exit(f"export_lmeval_task: {task_name}: metrics {unsupported} are corpus-level aggregations the engine "
+                 "does not compute (it reports acc, acc_norm, acc_bytes, exact_match); not packed")
     if args.num_fewshot is not None:
         task.set_config(key="num_fewshot", value=args.num_fewshot)
     if hasattr(task, "set_fewshot_seed"):
