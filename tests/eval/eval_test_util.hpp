@@ -6,12 +6,15 @@
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "mergesweep/eval/evaluate.hpp"
 #include "mergesweep/model/decoder.hpp"
 
 namespace ms::eval::test_util {
@@ -73,5 +76,26 @@ class TwoRankSum {
   int arrived_ = 0;
   std::uint64_t gen_ = 0;
 };
+
+// evaluate() run by a group of two ranks (two threads summing through a TwoRankSum): what each
+// rank reports, to compare with one rank alone.
+inline std::array<EvalResult, 2> evaluate_as_two_ranks(const model::Decoder& m, const std::vector<TaskPack>& tasks,
+                                                      const std::vector<ProbePack>& probes, const EvalOptions& o) {
+  TwoRankSum group;
+  std::array<EvalResult, 2> two;
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.emplace_back([&, r] {
+      EvalShare s;
+      s.rank = r;
+      s.size = 2;
+      s.sum_int = [&](std::int64_t* d, std::size_t n) { group.sum(d, n); };
+      s.sum_double = [&](double* d, std::size_t n) { group.sum(d, n); };
+      two[static_cast<std::size_t>(r)] = evaluate(m, tasks, probes, o, s);
+    });
+  }
+  for (auto& t : ranks) t.join();
+  return two;
+}
 
 }  // namespace ms::eval::test_util

@@ -98,20 +98,7 @@ TEST(Evaluate, AGroupOfTwoRanksReportsWhatOneRankDoes) {
   const std::vector<ProbePack> probes = {probe(m->config().vocab_size, 60, 4)};
   const EvalOptions o = options();
   const EvalResult one = evaluate(*m, tasks, probes, o);
-  test_util::TwoRankSum group;
-  EvalResult two[2];
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r) {
-    ranks.emplace_back([&, r] {
-      EvalShare s;
-      s.rank = r;
-      s.size = 2;
-      s.sum_int = [&](std::int64_t* d, std::size_t n) { group.sum(d, n); };
-      s.sum_double = [&](double* d, std::size_t n) { group.sum(d, n); };
-      two[r] = evaluate(*m, tasks, probes, o, s);
-    });
-  }
-  for (auto& t : ranks) t.join();
+  const auto two = test_util::evaluate_as_two_ranks(*m, tasks, probes, o);
   for (const EvalResult& r : two) {
     EXPECT_EQ(r.tasks[0].tally.acc, one.tasks[0].tally.acc);
     EXPECT_EQ(r.tasks[0].tally.acc_norm, one.tasks[0].tally.acc_norm);

@@ -108,20 +108,7 @@ TEST(EvaluateRolling, AGroupOfTwoRanksGivesTheSameBits) {
   const TaskPack p = rolling_pack(m->config().vocab_size, 7, 16, 5);
   const EvalOptions o = options(16);
   const EvalResult one = evaluate(*m, {p}, {}, o);
-  test_util::TwoRankSum group;
-  EvalResult two[2];
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r) {
-    ranks.emplace_back([&, r] {
-      EvalShare s;
-      s.rank = r;
-      s.size = 2;
-      s.sum_int = [&](std::int64_t* d, std::size_t n) { group.sum(d, n); };
-      s.sum_double = [&](double* d, std::size_t n) { group.sum(d, n); };
-      two[r] = evaluate(*m, {p}, {}, o, s);
-    });
-  }
-  for (auto& t : ranks) t.join();
+  const auto two = test_util::evaluate_as_two_ranks(*m, {p}, {}, o);
   for (const EvalResult& r : two) {
     EXPECT_EQ(r.tasks[0].doc_loglik, one.tasks[0].doc_loglik);  // bitwise
     for (std::size_t k = 0; k < 3; ++k)

@@ -19,6 +19,7 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/eval/generate.hpp"
 #include "mergesweep/model/decoder.hpp"
+#include "eval_test_util.hpp"
 
 namespace ms::eval {
 namespace {
@@ -280,33 +281,6 @@ TEST(Generate, ChecksNameTheProblem) {
   expect_error(p, "needs a generate_until pack");
 }
 
-// Two ranks as two threads, summing through a shared buffer (as test_evaluate.cpp).
-class TwoRankSum {
- public:
-  template <class T>
-  void sum(T* data, std::size_t n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    const std::uint64_t gen = gen_;
-    if (arrived_ == 0) buf_.assign(n, 0);
-    for (std::size_t i = 0; i < n; ++i) buf_[i] += static_cast<long double>(data[i]);
-    if (++arrived_ == 2) {
-      result_ = buf_;
-      arrived_ = 0;
-      ++gen_;
-      cv_.notify_all();
-    } else {
-      cv_.wait(lock, [&] { return gen_ != gen; });
-    }
-    for (std::size_t i = 0; i < n; ++i) data[i] = static_cast<T>(result_[i]);
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<long double> buf_, result_;
-  int arrived_ = 0;
-  std::uint64_t gen_ = 0;
-};
 
 TEST(Generate, EvaluateAGroupOfTwoRanksReportsWhatOneRankDoes) {
   const auto m = load("mistral");
@@ -325,20 +299,7 @@ TEST(Generate, EvaluateAGroupOfTwoRanksReportsWhatOneRankDoes) {
     generated += static_cast<std::int64_t>(one.tasks[0].generations[i].tokens.size());
   }
   EXPECT_EQ(one.tasks[0].tokens, generated);
-  TwoRankSum group;
-  EvalResult two[2];
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < 2; ++r) {
-    ranks.emplace_back([&, r] {
-      EvalShare s;
-      s.rank = r;
-      s.size = 2;
-      s.sum_int = [&](std::int64_t* d, std::size_t n) { group.sum(d, n); };
-      s.sum_double = [&](double* d, std::size_t n) { group.sum(d, n); };
-      two[r] = evaluate(*m, {p}, {}, o, s);
-    });
-  }
-  for (auto& t : ranks) t.join();
+  const auto two = test_util::evaluate_as_two_ranks(*m, {p}, {}, o);
   for (const EvalResult& r : two) {
     EXPECT_EQ(r.tasks[0].tally.n, 13);
     ASSERT_EQ(r.tasks[0].generations.size(), 13u);
