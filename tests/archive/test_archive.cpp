@@ -18,14 +18,7 @@ namespace {
 
 using namespace ms::archive::test;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ms::test::error_of;
 
 void expect_all_match(const Contents& c) {
   for (const auto& r : c.configs) EXPECT_EQ(check_config(r), "");

@@ -21,14 +21,7 @@ namespace {
 
 using namespace ms::archive::test;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ms::test::error_of;
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;

@@ -19,14 +19,7 @@ namespace {
 
 using namespace ms::archive::test;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ms::test::error_of;
 
 void write_archive(const std::string& path, int first, int count, const std::string& plan = "plan-A") {
   auto w = Writer::open(path, make_prov(plan), make_checkpoints(), make_tasks());

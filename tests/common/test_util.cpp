@@ -1,5 +1,6 @@
 #include "common/test_util.hpp"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include "mergesweep/core/error.hpp"
 
 namespace ms::test {
 
@@ -45,6 +48,16 @@ RunResult run_cli(const std::string& args, const std::string& cwd) {
   r.out = read_file(tmp.path() + "/out");
   r.err = read_file(tmp.path() + "/err");
   return r;
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const ms::Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an ms::Error, nothing was thrown";
+  return "<no error>";
 }
 
 }  // namespace ms::test

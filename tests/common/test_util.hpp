@@ -1,6 +1,7 @@
 // Helpers shared by the GoogleTest suites: temporary folders, running the CLI, reading files.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace ms::test {
@@ -31,5 +32,9 @@ RunResult run_cli(const std::string& args, const std::string& cwd = ".");
 
 std::string read_file(const std::string& path);
 std::string source_path(const std::string& relative);  // inside the repository
+
+// Runs `fn` and returns the text of the ms::Error it throws; when it throws nothing the test fails
+// and the result is "<no error>" (so a check for an expected message fails too).
+std::string error_of(const std::function<void()>& fn);
 
 }  // namespace ms::test

@@ -1,21 +1,14 @@
 // The one YAML helper: every error reads "<file>: <key>: line N: expected X, got Y".
 #include <gtest/gtest.h>
 
+#include "common/test_util.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/io/yaml_fields.hpp"
 
 namespace ms::io {
 namespace {
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using ms::test::error_of;
 
 TEST(YamlFields, TypeErrorsNameFileKeyLineExpectedAndGot) {
   const YamlFields y("s.yaml");

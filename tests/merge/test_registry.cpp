@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "common/test_util.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/merge/mergekit_config.hpp"
 #include "mergesweep/merge/request.hpp"
@@ -11,14 +12,7 @@
 namespace ms::merge {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using ms::test::error_of;
 
 TEST(Registry, HasEveryMethodWithValidDefaults) {
   for (const char* name : {"linear", "slerp", "task_arithmetic", "ties", "dare_ties", "dare_linear", "model_stock",

@@ -55,17 +55,7 @@ Decoder::TensorGetter getter(const std::map<std::string, at::Tensor>& tensors) {
   };
 }
 
-// Runs `fn` and returns the ms::Error's text (fails the test when nothing or something else is thrown).
-template <class F>
-std::string error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const ms::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected ms::Error";
-  return "";
-}
+using ms::test::error_of;
 
 // ------------------------------------------------------------------------------------ parity
 
