@@ -1,5 +1,8 @@
 #include "archive/archive_fixture.hpp"
 
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -146,6 +149,33 @@ std::vector<TaskRecord> make_tasks() {
   }
   out.push_back({"probe_0", "probe", "/data/probes/p0.h5", std::string(64, 'a'), 40});
   return out;
+}
+
+namespace {
+
+void poke(const std::string& path, const char* dataset, hsize_t row, hid_t mem_type, const void* value) {
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  const hid_t d = H5Dopen2(f, dataset, H5P_DEFAULT);
+  const hid_t fs = H5Dget_space(d);
+  const hsize_t one = 1;
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, &row, nullptr, &one, nullptr);
+  const hid_t ms = H5Screate_simple(1, &one, nullptr);
+  EXPECT_GE(H5Dwrite(d, mem_type, ms, fs, H5P_DEFAULT, value), 0);
+  H5Sclose(ms);
+  H5Sclose(fs);
+  H5Dclose(d);
+  H5Fclose(f);
+}
+
+}  // namespace
+
+void poke_u64(const std::string& path, const char* dataset, std::uint64_t row, std::uint64_t value) {
+  poke(path, dataset, row, H5T_NATIVE_UINT64, &value);
+}
+
+void poke_i64(const std::string& path, const char* dataset, std::uint64_t row, std::int64_t value) {
+  poke(path, dataset, row, H5T_NATIVE_INT64, &value);
 }
 
 }  // namespace ms::archive::test

@@ -26,4 +26,9 @@ Provenance make_prov(const std::string& plan = "plan-A", const std::string& spec
 std::vector<CheckpointRecord> make_checkpoints(const std::string& changed_sha_of_model2 = "");
 std::vector<TaskRecord> make_tasks();
 
+// Rewrites one element of a 1-D column in place (the writer has closed the file), to corrupt an
+// archive the way a bug or a disk could.
+void poke_u64(const std::string& path, const char* dataset, std::uint64_t row, std::uint64_t value);
+void poke_i64(const std::string& path, const char* dataset, std::uint64_t row, std::int64_t value);
+
 }  // namespace ms::archive::test

@@ -67,22 +67,6 @@ TEST(ArchiveTools, MergeRefusesDifferentPlansNamingBothFilesAndWritesNothing) {
   EXPECT_NE(error_of([&] { merge_archives({tmp / "a.h5"}, tmp / "b.h5"); }).find("already exists"), std::string::npos);
 }
 
-// Rewrites one element of a column in place (the writer has closed the file).
-void poke_u64(const std::string& path, const char* dataset, hsize_t row, std::uint64_t value) {
-  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-  ASSERT_GE(f, 0);
-  const hid_t d = H5Dopen2(f, dataset, H5P_DEFAULT);
-  const hid_t fs = H5Dget_space(d);
-  const hsize_t one = 1;
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, &row, nullptr, &one, nullptr);
-  const hid_t ms = H5Screate_simple(1, &one, nullptr);
-  EXPECT_GE(H5Dwrite(d, H5T_NATIVE_UINT64, ms, fs, H5P_DEFAULT, &value), 0);
-  H5Sclose(ms);
-  H5Sclose(fs);
-  H5Dclose(d);
-  H5Fclose(f);
-}
-
 TEST(ArchiveTools, VerifyCatchesDuplicateIdsOrphanRowsAndTruncation) {
   ms::test::TempDir tmp;
   const std::string path = tmp / "a.h5";
