@@ -3,9 +3,10 @@
 # a temporary folder (single node = this host, 2 CPUs), then
 #   1. smoke: `srun hostname` and `srun --mpi=pmix` of `mergesweep --version` on 2 tasks;
 #   2. sweep: slurm/sweep.sbatch on a small spec, then `mergesweep archive verify` and the counts;
-#   3. requeue: the same spec with a 1-minute limit and an early --signal=B:USR2, so the engine
-#      drains, exits 75, the script requeues the job, and the study completes over several runs
-#      with every config exactly once (compared with the plan of `mergesweep sweep --plan`).
+#   3. requeue: a larger spec, USR2 to the batch shell mid-sweep (as --signal=B: sends it), so the
+#      engine drains, exits 75, the script requeues the job, and the study completes over two runs
+#      with every config exactly once (compared with the plan of `mergesweep sweep --plan`); the
+#      time-limit path (--time=1 --signal=B:USR2@50, SLURM's own timer) runs with the stub engine.
 # Needs root (daemons, apt). The daemons it started are stopped by pid in an EXIT trap.
 #
 # usage: tests/slurm/run_slurm_test.sh [--smoke-only]
@@ -195,9 +196,11 @@ for launcher in srun mpirun; do
 done
 [ $SMOKE_ONLY -eq 1 ] && { say "smoke only: done"; exit 0; }
 
-# The time-limit path (--time, --signal=B:USR2@T, SLURM's own timer) with the stub: run only while
-# the engine's sweep verb is missing, or on request (MS_SLURM_STUB_TIMELIMIT=1); the engine's
-# requeue test below covers the same path once it exists.
+# The time-limit path (--time, --signal=B:USR2@T, SLURM's own timer) with the stub: its 400 items
+# take 80 s, so SLURM always signals it (10-40 s in) before it finishes, however fast the machine.
+# The engine's requeue test below signals explicitly: a real study's length depends on the machine
+# (1273 configs took 100 s for 2 ranks on one day and 15 s on another), a time limit would not.
+# MS_SLURM_STUB_TIMELIMIT=0 skips it.
 stub_timelimit() {
   local f="$W/stub-limit.txt" id st n
   id=$(sbatch --parsable -n2 --time=1 --signal=B:USR2@50 -o "$W/stub-limit-%j.out" \
@@ -216,13 +219,12 @@ if ! "$MS" sweep --help >/dev/null 2>&1; then
   stub_timelimit
   die "mergesweep sweep is not available in $MS: the engine's sweep and requeue tests cannot run"
 fi
-[ "${MS_SLURM_STUB_TIMELIMIT:-0}" = 1 ] && stub_timelimit
+[ "${MS_SLURM_STUB_TIMELIMIT:-1}" = 1 ] && stub_timelimit
 
 
 # --- the small study: the testbed's tiny family, merged and scored on its packs ----------------
 "$ROOT/tests/slurm/make_study.sh" "$MS" "$W" 4 "2, 4, 6" >"$W/make_study.log" 2>&1 || die "make_study.sh failed (see $W/make_study.log)"
-# The requeue study must outlast the 10-40 s before the first signal even on an idle machine:
-# 1273 configs (about 100 s of work for 2 ranks here when idle; 193 configs took only 16 s).
+# The requeue study: 1273 configs, long enough to be signalled mid-sweep (15-100 s for 2 ranks here).
 "$ROOT/tests/slurm/make_study.sh" "$MS" "$W" "${MS_SLURM_REQUEUE_SAMPLES:-60}" "2, 3, 4, 5, 6, 8, 10" requeue \
   >>"$W/make_study.log" 2>&1 || die "make_study.sh failed (see $W/make_study.log)"
 SPEC="$W/study.yaml"
@@ -261,12 +263,18 @@ if [ "${MS_SLURM_ARRAY:-1}" = 1 ]; then
 fi
 
 # --- 3. requeue ---------------------------------------------------------------------------------
-# 1-minute limit, USR2 at most 50 s before it: the first run is signalled after 10-40 s (SLURM
-# checks limits every few seconds and may signal up to 60 s early), the engine drains and exits
-# 75, the script requeues; the study is sized to need more than one run.
-id=$(sbatch --parsable -n2 --time=1 --signal=B:USR2@50 -o "$W/requeue-%j.out" \
-  "--export=ALL,MS_BIN=$MS,MS_SWEEP_ARGS=--progress-interval 5" \
+# The engine mid-sweep gets USR2 on the batch shell, as --signal=B: delivers it (the stub test
+# above covers SLURM's own timer): the script forwards it, the engine drains and exits 75, the
+# script requeues, and the second run resumes from the archive. Signalled once the first progress
+# line shows it under way and unfinished, so the drain path runs whatever the machine's speed.
+id=$(sbatch --parsable -n2 -o "$W/requeue-%j.out" \
+  "--export=ALL,MS_BIN=$MS,MS_SWEEP_ARGS=--progress-interval 1" \
   "$ROOT/slurm/sweep.sbatch" "$W/requeue.yaml" "$W/requeue.h5")
+for _ in $(seq 1200); do grep -q 'progress: [0-9]*/' "$W/requeue-$id.out" 2>/dev/null && break; sleep 0.1; done
+grep -qE 'progress: [0-9]+/[0-9]+ configs \(100%\)' "$W/requeue-$id.out" 2>/dev/null \
+  && die "requeue job $id finished its study before the first progress line could be acted on"
+grep -q 'progress: ' "$W/requeue-$id.out" || die "requeue job $id printed no progress within 120 s"
+scancel --batch --signal=USR2 "$id"
 st="$(wait_job "$id" 200)"
 [ "$st" = COMPLETED ] || die "requeue job $id ended $st"
 n=$(restarts "$id")
