@@ -2,7 +2,7 @@
 
 Layout read here: one group per table (/configs, /results, /model_stats, /probes, /timings,
 /checkpoints, /tasks; format version 2 adds /generations with the flat /generation_tokens and
-/generation_text), one 1-D dataset per column, and /commits, a table whose last row holds the
+/generation_text, version 3 /failures), one 1-D dataset per column, and /commits, a table whose last row holds the
 committed row count of every other table. Rows at or beyond that count belong to a batch still
 being written (or lost in a kill) and are ignored, so an archive can be read while a sweep runs.
 
@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 
 TABLES = ("checkpoints", "tasks", "specs", "configs", "results", "model_stats", "probes", "timings",
-          "generations", "generation_tokens", "generation_text")  # the last three: version 2
+          "generations", "generation_tokens", "generation_text",  # these three: version 2
+          "failures")  # version 3
 
 # Runs of these flat tables belong to /generations rows; they are read into its columns.
 _FLAT = ("generation_tokens", "generation_text")
 
-SUPPORTED_VERSIONS = ("1", "2")
+SUPPORTED_VERSIONS = ("1", "2", "3")
 
 SCORE_COMMAND = "python3 -m analysis score"
 
@@ -70,6 +71,22 @@ class Archive:
         UTF-8, invalid bytes as U+FFFD). Empty for a version-1 archive."""
         return self.table("generations")
 
+    @property
+    def failures(self) -> pd.DataFrame:
+        """Failed attempts, one row each: the config's columns (config_id, kind, method, params, n,
+        sample, members), failure (error, oom, torch, exception), message, group, session (the
+        /specs row of the run that recorded it), time. A config that failed is not in `configs`
+        until a later run of the sweep succeeds with it. Empty before format version 3."""
+        return self.table("failures")
+
+    def failed_not_done(self) -> pd.DataFrame:
+        """The last failure of each config that failed and is still not in `configs`."""
+        f = self.failures
+        if not len(f):
+            return f
+        done = set(self.configs["id"]) if "id" in self.configs else set()
+        return f[~f["config_id"].isin(done)].drop_duplicates("config_id", keep="last")
+
     def unscored(self) -> pd.DataFrame:
         """Per generate_until task: configs with generations and how many of them have no
         /results row for the task yet (they await `python3 -m analysis score ARCHIVE`)."""
@@ -87,6 +104,10 @@ class Archive:
         of = f" of {planned} planned" if planned not in (None, "") else ""
         text = (f"{self.path}: {self.n_configs} configs committed{of} ({parts or 'none'}), "
                 f"{len(self.results)} results, {len(self.probes)} probe rows, {self.commits} commits")
+        failed = self.failed_not_done()
+        if len(failed):
+            text += (f"\n{self.path}: {len(failed)} configs failed and are not done "
+                     f"({len(self.failures)} failed attempts recorded); rerunning the sweep retries them")
         return text + unscored_text(self)
 
 
@@ -285,7 +306,10 @@ def _normalize(tables: dict) -> dict:
             if name == "results" and "n" in d:
                 d = d.rename(columns={"n": "items"})  # items scored, not the subset size
             t[name] = d
-    for name in ("results", "model_stats", "probes", "timings", "generations"):
+    f = t.get("failures")
+    if f is not None and "members" in f:
+        f["members"] = [_members(v) for v in f["members"]]
+    for name in ("results", "model_stats", "probes", "timings", "generations", "failures"):
         d = t.get(name)
         if d is not None and "config_id" in d:
             d["config_id"] = d["config_id"].astype("uint64")

@@ -195,10 +195,22 @@ def _unscored(w: _Writer, a: Archive) -> None:
     w.table("generation_scores", u)
 
 
+def _failures(w: _Writer, a: Archive) -> None:
+    """Configs that failed and are not done: the studies' tables leave them out, so say which."""
+    f = a.failed_not_done()
+    if not len(f):
+        return
+    w.text("## Failed configs\n")
+    w.text(f"{len(f)} configs failed and have no results ({len(a.failures)} failed attempts in `/failures`); "
+           f"the tables below leave them out. Rerunning the same sweep command retries them.\n")
+    w.table("failures", f[["config_id", "method", "params", "n", "members", "failure", "message"]])
+
+
 def build_report(archive: Archive, out: str, metric: str = "acc") -> str:
     w = _Writer(out)
     a = archive
     _header(w, a, metric)
+    _failures(w, a)
     _unscored(w, a)
     configs, results = a.configs, a.results
     if len(results):

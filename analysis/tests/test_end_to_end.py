@@ -110,3 +110,30 @@ def test_report_from_an_engine_made_archive(study, tmp_path):
     assert corr["layer"].nunique() >= 1 and "(all probes)" in set(corr["probe"])
 
 
+
+
+def test_a_failed_config_is_reported_and_left_out_of_the_tables(study, tmp_path):
+    """A config that fails (injected through the engine's test hook) is in /failures, not in
+    /configs: the reader lists it as failed and not done, the report says so and names it."""
+    exe, d, archive, _ = study
+    from analysis.reader import read_archive
+    done = read_archive(str(archive)).configs
+    victim = int(done[(done["kind"] == "merge") & (done["method"] == "ties")]["id"].iloc[0])
+    out = tmp_path / "failed.h5"
+    env = dict(_env(), MS_TEST_FAIL_CONFIG=f"{victim:016x}:0:bad_alloc")
+    r = subprocess.run([exe, "sweep", str(d / "study.yaml"), "--output", str(out), "--quiet"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 1, r.stderr  # a failed config makes the run's status 1
+    a = read_archive(str(out))
+    assert len(a.configs) == len(done) - 1 and victim not in set(a.configs["id"])
+    f = a.failed_not_done()
+    assert list(f["config_id"]) == [victim]
+    row = f.iloc[0]
+    assert row["failure"] == "oom" and "memory allocation failed" in row["message"]
+    assert row["method"] == "ties" and len(row["members"]) == row["n"] > 1
+    assert "1 configs failed and are not done" in a.summary()
+    rep = tmp_path / "rep"
+    r = subprocess.run([exe, "report", str(out), "--out", str(rep)], capture_output=True, text=True, env=_env())
+    assert r.returncode == 0, r.stderr
+    md = (rep / "report.md").read_text()
+    assert "## Failed configs" in md and str(victim) in md

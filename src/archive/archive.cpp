@@ -302,7 +302,7 @@ std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& 
   return w;
 }
 
-void Writer::append(const std::vector<ConfigResult>& batch) {
+void Writer::append(const std::vector<ConfigResult>& batch, const std::vector<FailureRecord>& failures) {
   Impl& m = *impl_;
   if (!m.file.valid()) fail(m.path, "", "archive writer is closed");
   format::Batch rows(m.path, m.rows["generation_tokens"], m.rows["generation_text"]);
@@ -311,7 +311,13 @@ void Writer::append(const std::vector<ConfigResult>& batch) {
     if (m.done.count(cr.config.id) || !added.insert(cr.config.id).second) continue;  // de-duplication on write
     rows.add(cr);
   }
-  if (added.empty()) return;
+  // This session is the last /specs row (one per writer session).
+  const auto session = static_cast<std::int32_t>(m.rows["specs"]) - 1;
+  for (auto f : failures) {
+    f.session = session;
+    rows.add_failure(f);
+  }
+  if (added.empty() && failures.empty()) return;
   m.append_tables(rows.tables());
   m.done.insert(added.begin(), added.end());
 }

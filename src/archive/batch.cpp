@@ -20,9 +20,10 @@ Batch::Batch(std::string path, std::uint64_t tokens_at, std::uint64_t text_at)
       tm_(table("timings")),
       gen_(table("generations")),
       gtok_(table("generation_tokens")),
-      gtxt_(table("generation_text")) {}
+      gtxt_(table("generation_text")),
+      fl_(table("failures")) {}
 
-std::vector<Rows> Batch::tables() const { return {cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_}; }
+std::vector<Rows> Batch::tables() const { return {cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_, fl_}; }
 
 void Batch::add_stats(std::uint64_t id, const ModelStatRecord& s) {
   st_.col("config_id").u64(id);
@@ -63,15 +64,41 @@ void Batch::add_generation(std::uint64_t id, const GenerationRecord& g) {
   gtxt_.col("byte").bytes(g.text);
 }
 
+namespace {
+// Cut to `width` bytes without splitting a UTF-8 sequence; NULs (never in a column) become '?'.
+std::string fit_message(std::string s, std::size_t width) {
+  for (auto& ch : s)
+    if (ch == '\0') ch = '?';
+  if (s.size() <= width) return s;
+  std::size_t n = width - 3;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // s[n] starts a character
+  return s.substr(0, n) + "...";
+}
+}  // namespace
+
+void Batch::add_config(Rows& rows, const ConfigRecord& c) {
+  const std::string t = rows.table->name;
+  rows.col("config_id").u64(c.id);
+  rows.col("kind").str(c.kind, t, path_);
+  rows.col("method").str(c.method, t, path_);
+  rows.col("params").str(c.params, t, path_);
+  rows.col("n").i32(c.n);
+  rows.col("sample").i32(c.sample);
+  rows.col("members").str(members_text(c.members), t, path_);
+}
+
+void Batch::add_failure(const FailureRecord& f) {
+  add_config(fl_, f.config);
+  fl_.col("failure").str(f.failure, "failures", path_);
+  fl_.col("message").str(fit_message(f.message, fl_.col("message").col->len), "failures", path_);
+  fl_.col("group").i32(f.group);
+  fl_.col("session").i32(f.session);
+  fl_.col("time").f64(f.time);
+}
+
 void Batch::add(const ConfigResult& cr) {
   const auto& c = cr.config;
-  cf_.col("config_id").u64(c.id);
-  cf_.col("kind").str(c.kind, "configs", path_);
-  cf_.col("method").str(c.method, "configs", path_);
-  cf_.col("params").str(c.params, "configs", path_);
-  cf_.col("n").i32(c.n);
-  cf_.col("sample").i32(c.sample);
-  cf_.col("members").str(members_text(c.members), "configs", path_);
+  add_config(cf_, c);
   for (const auto& r : cr.results) {
     rs_.col("config_id").u64(c.id);
     rs_.col("task").str(r.task, "results", path_);

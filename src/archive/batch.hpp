@@ -18,14 +18,17 @@ class Batch {
   Batch(std::string path, std::uint64_t tokens_at, std::uint64_t text_at);
   // Every row of one config (throws ms::Error naming /table/column for a value the format cannot hold).
   void add(const ConfigResult& cr);
+  // One /failures row; a message longer than the column is cut (ending in "...").
+  void add_failure(const FailureRecord& f);
   std::vector<Rows> tables() const;  // in format order
 
  private:
   void add_stats(std::uint64_t id, const ModelStatRecord& s);
   void add_generation(std::uint64_t id, const GenerationRecord& g);
+  void add_config(Rows& rows, const ConfigRecord& c);  // the /configs columns (also the first of /failures)
   std::string path_;
   std::uint64_t tokens_at_, text_at_;
-  Rows cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_;
+  Rows cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_, fl_;
 };
 
 // The /generations/stop values.

@@ -107,7 +107,7 @@ constexpr const char* kToParquet =
     "for p in sys.argv[1:]:\n"
     "    gen = p.endswith('generations.csv')\n"
     "    df = pd.read_csv(p, dtype={'config_id': 'uint64', 'params': str, 'members': str, 'tokens': str, 'text': str,"
-    " 'text_hex': str, 'task': str}, keep_default_na=False, na_values=[] if gen else [''])\n"
+    " 'text_hex': str, 'task': str, 'failure': str, 'message': str}, keep_default_na=False, na_values=[] if gen else [''])\n"
     "    df.to_parquet(p[:-4] + '.parquet', index=False)\n"
     "    os.remove(p)\n";
 
@@ -274,6 +274,13 @@ void write_generations(std::ostream& o, const Contents& c) {
   }
 }
 
+void write_failures(std::ostream& o, const Contents& c) {
+  o << kConfigHeader << ",failure,message,group,session,time\n";
+  for (const auto& f : c.failures)
+    o << config_cols(f.config) << "," << csv(f.failure) << "," << csv(f.message) << "," << f.group << "," << f.session
+      << "," << num(f.time) << "\n";
+}
+
 }  // namespace
 
 std::vector<std::string> export_tables(const std::string& path, const std::string& out_dir, const std::string& fmt) {
@@ -289,7 +296,7 @@ std::vector<std::string> export_tables(const std::string& path, const std::strin
       {"checkpoints.csv", write_checkpoints}, {"tasks.csv", write_tasks},     {"configs.csv", write_configs},
       {"results.csv", write_results},         {"model_stats.csv", write_model_stats},
       {"probes.csv", write_probes},           {"timings.csv", write_timings},
-      {"generations.csv", write_generations},
+      {"generations.csv", write_generations}, {"failures.csv", write_failures},
   };
   std::vector<std::string> written;
   for (const auto& [name, write] : files) {

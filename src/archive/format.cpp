@@ -31,9 +31,9 @@ std::vector<Table> make_tables() {
   t.push_back({"specs",
                {str("start_time", 32), str("spec_hash", 64), str("plan_hash", 64), str("version", 64),
                 str("git_revision", 64), str("host", 256), i32("ranks"), i32("group_size"), str("spec_text", 65536)}});
-  t.push_back({"configs",
-               {u64("config_id"), str("kind", 16), str("method", 64), str("params", 1024), i32("n"), i32("sample"),
-                str("members", 1024)}});
+  const std::vector<Column> config = {u64("config_id"), str("kind", 16), str("method", 64), str("params", 1024),
+                                      i32("n"),          i32("sample"),     str("members", 1024)};
+  t.push_back({"configs", config});
   t.push_back({"results",
                {u64("config_id"), str("task", 128), str("metric", 64), f64("value"), f64("stderr"), i64("n")}});
   std::vector<Column> stats = {u64("config_id"), f64("l2_from_base"), f64("cos_mean"), f64("cos_min"), f64("cos_max")};
@@ -51,6 +51,11 @@ std::vector<Table> make_tables() {
   // 4 KiB chunk is an index entry) at the price of rewriting one 64 KiB tail chunk per flush.
   t.push_back({"generation_tokens", {bulk(i32("token"))}, 2});
   t.push_back({"generation_text", {bulk(u8("byte"))}, 2});
+  // Version 3: failed attempts (the config itself is not in /configs until a run succeeds).
+  std::vector<Column> failure = config;
+  for (Column c : {str("failure", 16), str("message", 1024), i32("group"), i32("session"), f64("time")})
+    failure.push_back(c);
+  t.push_back({"failures", failure, 3});
   return t;
 }
 
@@ -79,17 +84,19 @@ h5::Handle open_dataset(const h5::Handle& file, const Table& t, const Column& c,
 const std::vector<std::string>& l2_kinds() { return model::tensor_kind_names(); }
 
 const std::vector<Table>& tables(int version) {
-  static const std::vector<Table> v1 = tables_of(1), v2 = tables_of(2);
-  static_assert(kFormatVersion == 2, "add the new version's tables here");
+  static const std::vector<Table> v1 = tables_of(1), v2 = tables_of(2), v3 = tables_of(3);
+  static_assert(kFormatVersion == 3, "add the new version's tables here");
   if (version == 1) return v1;
   if (version == 2) return v2;
+  if (version == 3) return v3;
   throw Error("", "format_version", "no archive format version " + std::to_string(version));
 }
 
 const Table& commits_table(int version) {
-  static const Table v1 = make_commits(1), v2 = make_commits(2);
+  static const Table v1 = make_commits(1), v2 = make_commits(2), v3 = make_commits(3);
   if (version == 1) return v1;
   if (version == 2) return v2;
+  if (version == 3) return v3;
   throw Error("", "format_version", "no archive format version " + std::to_string(version));
 }
 

@@ -43,6 +43,27 @@ void read_generations(const h5::Handle& f, const format::Commit& c, const std::s
   }
 }
 
+// A /configs-shaped row (the first columns of /configs and /failures).
+ConfigRecord config_at(const format::Rows& r, std::size_t i, const std::string& path) {
+  ConfigRecord k;
+  k.id = r.col("config_id").get_u64(i);
+  k.kind = r.col("kind").get_str(i);
+  k.method = r.col("method").get_str(i);
+  k.params = r.col("params").get_str(i);
+  k.n = r.col("n").get_i32(i);
+  k.sample = r.col("sample").get_i32(i);
+  k.members = format::parse_members(r.col("members").get_str(i), path);
+  return k;
+}
+
+std::vector<FailureRecord> read_failures(const format::Rows& r, const std::string& path) {
+  std::vector<FailureRecord> out;
+  for (std::size_t i = 0; i < r.rows(); ++i)
+    out.push_back({config_at(r, i, path), r.col("failure").get_str(i), r.col("message").get_str(i),
+                   r.col("group").get_i32(i), r.col("session").get_i32(i), r.col("time").get_f64(i)});
+  return out;
+}
+
 const char* const kAttributes[] = {"format_version", "mergesweep_version", "git_revision", "spec_text", "spec_hash",
                                    "plan_hash",      "host",               "ranks",        "group_size", "start_time"};
 }
@@ -72,15 +93,8 @@ Contents read(const std::string& path) {
   out.configs.reserve(cf.rows());
   for (std::size_t i = 0; i < cf.rows(); ++i) {
     ConfigResult r;
-    auto& k = r.config;
-    k.id = cf.col("config_id").get_u64(i);
-    k.kind = cf.col("kind").get_str(i);
-    k.method = cf.col("method").get_str(i);
-    k.params = cf.col("params").get_str(i);
-    k.n = cf.col("n").get_i32(i);
-    k.sample = cf.col("sample").get_i32(i);
-    k.members = format::parse_members(cf.col("members").get_str(i), path);
-    if (!index.emplace(k.id, out.configs.size()).second) continue;  // a duplicate: verify reports it
+    r.config = config_at(cf, i, path);
+    if (!index.emplace(r.config.id, out.configs.size()).second) continue;  // a duplicate: verify reports it
     out.configs.push_back(std::move(r));
   }
   // Rows of configs that are not committed are skipped here; `mergesweep archive verify` reports them.
@@ -119,6 +133,7 @@ Contents read(const std::string& path) {
       o->timing = {o->config.id,          tm.col("merge_s").get_f64(i), tm.col("eval_s").get_f64(i),
                    tm.col("probe_s").get_f64(i), tm.col("total_s").get_f64(i), tm.col("group").get_i32(i)};
   if (c.version >= 2) read_generations(f, c, path, owner);
+  if (c.version >= 3) out.failures = read_failures(rows("failures"), path);
   return out;
 }
 

@@ -100,12 +100,22 @@ Summary summarize(const std::string& path) {
     for (std::size_t i = 0; i < sp.rows(); ++i)
       s.sessions.emplace_back(sp.col("start_time").get_str(i), sp.col("spec_hash").get_str(i));
     const Rows cf = format::read_rows(f, format::table("configs"), c.counts.at("configs"), path);
+    std::set<std::uint64_t> done;
     for (std::size_t i = 0; i < cf.rows(); ++i) {
       std::string m = cf.col("method").get_str(i);
       if (m.empty()) m = cf.col("kind").get_str(i);
       ++s.configs_by_method_size[m][cf.col("n").get_i32(i)];
+      done.insert(cf.col("config_id").get_u64(i));
     }
     if (c.version >= 2) s.generations = generation_status(f, c, path);
+    if (c.version >= 3) {
+      const Rows fl = format::read_rows(f, format::table("failures"), c.counts.at("failures"), path);
+      std::set<std::uint64_t> failed;
+      for (std::size_t i = 0; i < fl.rows(); ++i)
+        if (!done.count(fl.col("config_id").get_u64(i))) failed.insert(fl.col("config_id").get_u64(i));
+      s.failures = fl.rows();
+      s.failed_not_done = failed.size();
+    }
   }
   const Contents attrs_only = [&] {
     Contents c;
@@ -246,6 +256,26 @@ void verify_generations(const Rows& g, std::uint64_t tokens, std::uint64_t text,
   need(first.empty(), problems, "/generations: first problem at " + first);
 }
 
+// Failure rows: a known kind and a config row that parses (the same config may fail in several
+// sessions, and may be in /configs once a later run succeeded).
+void verify_failures(const Rows& fl, std::int32_t models, const std::string& path, Problems& problems) {
+  std::size_t bad_kind = 0, bad_config = 0;
+  std::string first;
+  for (std::size_t i = 0; i < fl.rows(); ++i) {
+    const std::string kind = fl.col("failure").get_str(i);
+    if (kind.empty() && bad_kind++ == 0 && first.empty()) first = "row " + std::to_string(i) + ": empty failure kind";
+    try {
+      for (auto m : format::parse_members(fl.col("members").get_str(i), path))
+        if (m < 1 || m > models) throw Error(path, "members", "member " + std::to_string(m) + " is not a checkpoint");
+    } catch (const Error& e) {
+      if (bad_config++ == 0 && first.empty()) first = "row " + std::to_string(i) + ": " + e.detail();
+    }
+  }
+  need(bad_kind == 0, problems, "/failures/failure: " + std::to_string(bad_kind) + " rows without a failure kind");
+  need(bad_config == 0, problems, "/failures/members: " + std::to_string(bad_config) + " rows naming no valid checkpoints");
+  need(first.empty(), problems, "/failures: first problem at " + first);
+}
+
 }  // namespace
 
 std::vector<std::string> verify(const std::string& path) {
@@ -269,6 +299,7 @@ std::vector<std::string> verify(const std::string& path) {
   verify_references(rows, ids, c.version, problems);
   if (c.version >= 2)
     verify_generations(rows("generations"), c.counts.at("generation_tokens"), c.counts.at("generation_text"), problems);
+  if (c.version >= 3) verify_failures(rows("failures"), models, path, problems);
   return problems;
 }
 
@@ -313,7 +344,10 @@ MergeReport merge_archives(const std::vector<std::string>& inputs, const std::st
           batch.clear();
         }
       }
-    w->append(batch);
+    // Failed attempts of every input, as history (a config one slice failed may be done in another).
+    std::vector<FailureRecord> failures;
+    for (const auto& a : all) failures.insert(failures.end(), a.failures.begin(), a.failures.end());
+    w->append(batch, failures);
     rep.configs = w->done().size();
     w->close();
   } catch (...) {

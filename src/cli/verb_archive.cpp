@@ -56,8 +56,8 @@ int run_info(int argc, char** argv) {
       "usage: mergesweep archive info ARCHIVE   (also: mergesweep archive summary ARCHIVE)\n\n"
       "Prints the provenance (root attributes), the committed rows of every table, the configs per\n"
       "method and subset size, the writer sessions (/specs), for generate_until tasks the configs\n"
-      "whose generations lack scores (and the command that scores them), and whether a writer\n"
-      "holds the archive now. Safe while a sweep writes the file.\n\noptions");
+      "whose generations lack scores (and the command that scores them), the failed attempts\n"
+      "(/failures), and whether a writer holds the archive now. Safe while a sweep writes the file.\n\noptions");
   opts.add_options()("help,h", "show this help")("spec", "also print the spec text");
   po::variables_map vm;
   if (!parse_command_line(argc, argv, opts, {{"archive", 1, po::value(&path), "expected ARCHIVE"}}, vm)) return kExitOk;
@@ -95,6 +95,10 @@ int run_info(int argc, char** argv) {
     std::printf("  %-18s %6llu  %s\n", m.c_str(), static_cast<unsigned long long>(total), line.c_str());
   }
   print_generation_status(path, s);
+  if (s.failures > 0)
+    std::printf("failures: %llu failed attempts recorded; %llu of those configs are still not done (the same sweep "
+                "command retries them; messages: mergesweep archive export)\n",
+                static_cast<unsigned long long>(s.failures), static_cast<unsigned long long>(s.failed_not_done));
   if (s.writer_pid)
     std::printf("writer: active (pid %ld holds %s.lock)\n", s.writer_pid, path.c_str());
   else if (s.open_flag)

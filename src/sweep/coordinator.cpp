@@ -25,6 +25,22 @@ std::string describe(const PlannedConfig& c) {
   return c.method() + "(" + c.params() + ") {" + m + "}";
 }
 
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// A remote leader reports a failure as "<kind>\n<message>".
+std::vector<std::uint8_t> encode_failure(const FailureInfo& f) {
+  const std::string s = f.kind + "\n" + f.message;
+  return {s.begin(), s.end()};
+}
+FailureInfo decode_failure(const std::vector<std::uint8_t>& payload) {
+  const std::string s(payload.begin(), payload.end());
+  const auto nl = s.find('\n');
+  if (nl == std::string::npos) return {"exception", s};
+  return {s.substr(0, nl), s.substr(nl + 1)};
+}
+
 std::string what_of(std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
@@ -76,7 +92,7 @@ std::int64_t Coordinator::next_locked(int group) {
 }
 
 void Coordinator::accept_locked(int group, std::int64_t index, ItemStatus status, archive::ConfigResult result,
-                                const std::string& error) {
+                                const FailureInfo& failure) {
   in_flight_.erase(group);
   if (status == ItemStatus::Done) {
     pending_.push_back(std::move(result));
@@ -85,9 +101,10 @@ void Coordinator::accept_locked(int group, std::int64_t index, ItemStatus status
     ++stats_.dropped;
   } else if (status == ItemStatus::Failed) {
     ++stats_.failed;
-    std::fprintf(stderr, "\nmergesweep: config %016llx %s failed: %s\n",
-                 static_cast<unsigned long long>(plan_.configs[static_cast<std::size_t>(index)].id),
-                 describe(plan_.configs[static_cast<std::size_t>(index)]).c_str(), error.c_str());
+    const PlannedConfig& c = plan_.configs[static_cast<std::size_t>(index)];
+    std::fprintf(stderr, "\nmergesweep: config %016llx %s failed: %s\n", static_cast<unsigned long long>(c.id),
+                 describe(c).c_str(), failure.message.c_str());
+    pending_failures_.push_back({config_record(c), failure.kind, failure.message, group, 0, unix_now()});
   }
   commit_locked(false);
   progress_.update(stats_.run, stats_.failed);
@@ -100,15 +117,16 @@ void Coordinator::record_fatal_locked(std::exception_ptr e) {
 // A failed archive write stops the hand-out and is rethrown by finish(); the results of the
 // failed batch are not committed (the rerun redoes them).
 void Coordinator::commit_locked(bool force) {
-  if (pending_.empty() || fatal_) return;
+  if ((pending_.empty() && pending_failures_.empty()) || fatal_) return;
   const double t = now_s();
   if (!force && t - last_commit_ < sched_.batch_seconds && pending_.size() < 4096) return;
   try {
-    writer_.append(pending_);
+    writer_.append(pending_, pending_failures_);
   } catch (...) {
     record_fatal_locked(std::current_exception());
   }
   pending_.clear();
+  pending_failures_.clear();
   last_commit_ = t;
 }
 
@@ -117,9 +135,10 @@ std::int64_t Coordinator::next_local() {
   return next_locked(0);
 }
 
-void Coordinator::submit_local(std::int64_t index, ItemStatus status, archive::ConfigResult result, const std::string& error) {
+void Coordinator::submit_local(std::int64_t index, ItemStatus status, archive::ConfigResult result,
+                               const FailureInfo& failure) {
   std::lock_guard<std::mutex> lock(mu_);
-  accept_locked(0, index, status, std::move(result), error);
+  accept_locked(0, index, status, std::move(result), failure);
 }
 
 // An exception stops the hand-out; the groups still get their stop index, then finish() rethrows.
@@ -174,10 +193,10 @@ void Coordinator::handle_request(const dist::WorkReport& rep) {
       if (rep.index >= 0) {
         const auto status = static_cast<ItemStatus>(rep.status);
         archive::ConfigResult r;
-        std::string error;
+        FailureInfo failure;
         if (status == ItemStatus::Done) r = decode_result(rep.payload);
-        if (status == ItemStatus::Failed) error.assign(rep.payload.begin(), rep.payload.end());
-        accept_locked(rep.group, rep.index, status, std::move(r), error);
+        if (status == ItemStatus::Failed) failure = decode_failure(rep.payload);
+        accept_locked(rep.group, rep.index, status, std::move(r), failure);
       }
     } catch (const std::exception& e) {  // the group still gets its (stop) reply
       record_fatal_locked(std::make_exception_ptr(
@@ -262,21 +281,20 @@ void work_loop(Coordinator* coord, dist::Comm& group, bool leader, int world_ran
     if (idx < 0) break;
     bool dropped = false;
     archive::ConfigResult result;
-    std::string failure;
+    FailureInfo failure;
     try {
       result = work(idx, &dropped);
     } catch (const GroupFailure& e) {  // every rank of the group throws it: they move on together
-      failure = e.what();
+      failure = {e.kind(), e.what()};
     }
-    const ItemStatus status = !failure.empty() ? ItemStatus::Failed : dropped ? ItemStatus::Dropped : ItemStatus::Done;
+    const ItemStatus status = !failure.kind.empty() ? ItemStatus::Failed : dropped ? ItemStatus::Dropped : ItemStatus::Done;
     if (!leader) continue;
     if (world_rank == 0) {
       coord->submit_local(idx, status, std::move(result), failure);
     } else {
       prev_index = idx;
       prev_status = status;
-      outgoing = status == ItemStatus::Done ? encode_result(result)
-                                            : std::vector<std::uint8_t>(failure.begin(), failure.end());
+      outgoing = status == ItemStatus::Done ? encode_result(result) : encode_failure(failure);
       if (status == ItemStatus::Done && inject_corrupt_report(result.config.id, world_rank))
         outgoing.resize(outgoing.size() / 2);
     }

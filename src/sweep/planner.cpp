@@ -90,6 +90,18 @@ std::string kind_name(ConfigKind k) {
   }
 }
 
+archive::ConfigRecord config_record(const PlannedConfig& c) {
+  archive::ConfigRecord r;
+  r.id = c.id;
+  r.kind = kind_name(c.kind);
+  r.method = c.method();
+  r.params = c.params();
+  r.n = c.n;
+  r.sample = c.sample;
+  r.members.assign(c.members.begin(), c.members.end());
+  return r;
+}
+
 std::uint64_t base_config_id() { return merge::stable_hash("mergesweep/base"); }
 std::uint64_t single_config_id(int checkpoint) {
   return merge::stable_hash("mergesweep/single/" + std::to_string(checkpoint));

@@ -390,13 +390,7 @@ archive::ConfigResult Worker::run_agreed(const PlannedConfig& c, bool* dropped) 
   at::NoGradGuard no_grad;
   *dropped = false;
   archive::ConfigResult r;
-  r.config.id = c.id;
-  r.config.kind = kind_name(c.kind);
-  r.config.method = c.method();
-  r.config.params = c.params();
-  r.config.n = c.n;
-  r.config.sample = c.sample;
-  r.config.members.assign(c.members.begin(), c.members.end());
+  r.config = config_record(c);
   r.timing.config_id = c.id;
   r.timing.group = w.group_index;
   const auto t0 = Clock::now();

@@ -4,7 +4,7 @@ tests/bad-inputs/inputs/report/ and cases-report.json (schema of cases.json; tes
 Needs h5py (run with the project's interpreter, .venv/bin/python of the checkout).
   not_hdf5.h5      plain text
   plain_hdf5.h5    an HDF5 file without the archive's root attributes
-  wrong_version.h5 format_version 3
+  wrong_version.h5 format_version 99
 Nothing may be written for a bad input: the report folder must not exist afterwards.
 """
 import json
@@ -30,7 +30,7 @@ def main():
     with h5py.File(os.path.join(IN, "plain_hdf5.h5"), "w") as f:
         f.create_dataset("x", data=[1, 2, 3])
     with h5py.File(os.path.join(IN, "wrong_version.h5"), "w") as f:
-        f.attrs["format_version"] = 3
+        f.attrs["format_version"] = 99
         f.create_group("commits")
     r = "inputs/report/"
     out = "{tmp}/report"
@@ -42,7 +42,7 @@ def main():
     case("report_not_an_archive", f"report {r}plain_hdf5.h5 --out {out}",
          [f"{r}plain_hdf5.h5", "format_version", "not a mergesweep archive"], absent=[out])
     case("report_wrong_version", f"report {r}wrong_version.h5 --out {out}",
-         [f"{r}wrong_version.h5", "format version 3 is not supported"], absent=[out])
+         [f"{r}wrong_version.h5", "format version 99 is not supported"], absent=[out])
     with open(os.path.join(HERE, "cases-report.json"), "w") as f:
         json.dump({"cases": CASES}, f, indent=1)
         f.write("\n")

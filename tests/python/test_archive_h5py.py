@@ -17,12 +17,13 @@ pd = pytest.importorskip("pandas")
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TABLES_V1 = ["checkpoints", "tasks", "specs", "configs", "results", "model_stats", "probes", "timings"]
 GENERATION_TABLES = ["generations", "generation_tokens", "generation_text"]  # format version 2
+FAILURE_TABLES = ["failures"]  # format version 3
 
 
 def load(path):
     """The reader of docs/formats.md, verbatim in spirit: last complete commit, then every column."""
     with h5py.File(path, "r", swmr=True) as f:
-        TABLES = [t for t in TABLES_V1 + GENERATION_TABLES if "commits/" + t in f]
+        TABLES = [t for t in TABLES_V1 + GENERATION_TABLES + FAILURE_TABLES if "commits/" + t in f]
         seq = f["commits/seq"][:]
         counts = {t: f["commits/" + t][:] for t in TABLES}
         for i in range(len(seq) - 1, -1, -1):
@@ -70,12 +71,13 @@ def test_h5py_and_pandas_read_every_table(cli, source, tmp_path):
     out = tmp_path / "cpp.h5"
     subprocess.run([cli, "archive", "merge", str(src), "--out", str(out)], check=True, capture_output=True)
     attrs, t = load(out)
-    # merge writes the current format (2) from the version-1 source: the generation tables are empty.
-    assert attrs["format_version"] == 2 and attrs["plan_hash"] == "plan-A"
+    # merge writes the current format (3) from the version-1 source: the generation and failure tables are empty.
+    assert attrs["format_version"] == 3 and attrs["plan_hash"] == "plan-A"
     assert isinstance(attrs["spec_text"], str)
     assert {k: len(v) for k, v in t.items()} == {"checkpoints": 3, "tasks": 1, "specs": 1, "configs": 3,
                                                  "results": 3, "model_stats": 2, "probes": 3, "timings": 3,
-                                                 "generations": 0, "generation_tokens": 0, "generation_text": 0}
+                                                 "generations": 0, "generation_tokens": 0, "generation_text": 0,
+                                                 "failures": 0}
     assert t["configs"]["config_id"].dtype == np.uint64
     assert t["configs"]["config_id"].iloc[0] == big
     assert list(t["configs"]["members"]) == ["1,2"] * 3
@@ -151,7 +153,7 @@ def test_generations_round_trip_through_the_cpp_writer(cli, source_v2, tmp_path)
     out = tmp_path / "cpp2.h5"
     subprocess.run([cli, "archive", "merge", str(source_v2), "--out", str(out)], check=True, capture_output=True)
     attrs, t = load(out)
-    assert attrs["format_version"] == 2
+    assert attrs["format_version"] == 3
     g, tok, txt = t["generations"], t["generation_tokens"]["token"].to_numpy(), t["generation_text"]["byte"]
     assert len(g) == 3
     text = txt.to_numpy().tobytes()

@@ -276,14 +276,16 @@ TEST_F(SweepMpi, AConfigFailingOnOneRankOfAGroupIsRecordedAndTheGroupGoesOn) {
   // meets it in the agreement, not in that sum.
   const std::string ties = config_with(r1, "merge|ties|"), ta = config_with(r1, "merge|task_arithmetic|");
   struct Case {
-    std::string name, launcher, args, fail, expect;
+    std::string name, launcher, args, fail, expect, kind;
   };
   const std::vector<Case> cases = {
-      {"error", mpirun(2), "-g 2", ties + ":1:error", "merge on group rank 1: error: MS_TEST_FAIL_CONFIG: merge: injected"},
-      {"bad_alloc", mpirun(2), "-g 2", ta + ":0:bad_alloc:eval", "eval on group rank 0: oom: memory allocation failed"},
-      {"torch", mpirun(2), "-g 2", ties + ":1:torch:eval", "eval on group rank 1: torch: injected c10 failure"},
+      {"error", mpirun(2), "-g 2", ties + ":1:error", "merge on group rank 1: error: MS_TEST_FAIL_CONFIG: merge: injected",
+       "error"},
+      {"bad_alloc", mpirun(2), "-g 2", ta + ":0:bad_alloc:eval", "eval on group rank 0: oom: memory allocation failed",
+       "oom"},
+      {"torch", mpirun(2), "-g 2", ties + ":1:torch:eval", "eval on group rank 1: torch: injected c10 failure", "torch"},
       // Groups of one: the failure reaches rank 0 in a remote leader's report (or group 0's own).
-      {"g1", mpirun(2), "-g 1", ta + ":any:bad_alloc", "merge on group rank 0: oom: memory allocation failed"},
+      {"g1", mpirun(2), "-g 1", ta + ":any:bad_alloc", "merge on group rank 0: oom: memory allocation failed", "oom"},
   };
   for (const auto& c : cases) {
     const std::string out = dir() / ("fail-" + c.name + ".h5");
@@ -295,9 +297,25 @@ TEST_F(SweepMpi, AConfigFailingOnOneRankOfAGroupIsRecordedAndTheGroupGoesOn) {
     EXPECT_NE(err.find(c.expect), std::string::npos) << c.name << ": " << err;
     EXPECT_NE(err.find("1 failed"), std::string::npos) << c.name << ": " << err;
     expect_all_but(r1, out, id);
-    // The failed config is not archived: the rerun runs it, and the archive is then complete.
+    // The attempt is in /failures with its kind, message and config, the config not in /configs.
+    const auto failures = archive::read(out).failures;
+    ASSERT_EQ(failures.size(), 1u) << c.name;
+    EXPECT_EQ(failures[0].config.id, std::stoull(id, nullptr, 16)) << c.name;
+    EXPECT_EQ(failures[0].failure, c.kind) << c.name;
+    EXPECT_NE(failures[0].message.find(c.expect), std::string::npos) << c.name << ": " << failures[0].message;
+    EXPECT_EQ(failures[0].session, 0) << c.name;
+    EXPECT_GT(failures[0].config.n, 1) << c.name;  // a merge of the plan, described as in /configs
+    const auto info = test::run_cli("archive info " + out);
+    EXPECT_NE(info.out.find("failures: 1 failed attempts recorded; 1 of those configs are still not done"),
+              std::string::npos) << info.out;
+    // The failed config is not archived: the rerun runs it, and the archive is then complete; the
+    // failed attempt stays as history.
     ASSERT_EQ(sh(mpirun(2) + cli() + " sweep --quiet " + c.args + " " + out + ".yaml"), 0) << c.name;
     expect_same(r1, load(out), "after the rerun of " + c.name);
+    ASSERT_EQ(archive::read(out).failures.size(), 1u) << c.name;
+    EXPECT_NE(test::run_cli("archive info " + out).out.find("1 failed attempts recorded; 0 of those configs"),
+              std::string::npos) << c.name;
+    EXPECT_EQ(test::run_cli("archive verify " + out).exit_code, 0) << c.name;
   }
 }
 

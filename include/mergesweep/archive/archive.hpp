@@ -17,9 +17,9 @@
 
 namespace ms::archive {
 
-// Version 2 added the generation tables (docs/formats.md "Format version 2"). Readers read
-// every version from 1; a writer only appends to an archive of its own version.
-inline constexpr int kFormatVersion = 2;
+// Version 2 added the generation tables, version 3 the failures table (docs/formats.md).
+// Readers read every version from 1; a writer only appends to an archive of its own version.
+inline constexpr int kFormatVersion = 3;
 
 struct Provenance {
   std::string spec_text;       // the YAML as given
@@ -99,6 +99,18 @@ struct GenerationRecord {
   std::string text;                    // the response as bytes (any bytes: NUL, invalid UTF-8)
 };
 
+// A config that failed on a rank of its group (the group agreed on it and went on). The config
+// stays out of /configs, so the next run of the same command retries it; its /failures rows stay
+// as the history of what went wrong (one per failed attempt).
+struct FailureRecord {
+  ConfigRecord config;          // what failed, as its /configs row would have been
+  std::string failure;          // the kind: error, oom, torch, exception (sweep/failure.hpp)
+  std::string message;          // what the failing rank reported (cut to the column's width)
+  std::int32_t group = 0;       // worker group that ran it
+  std::int32_t session = 0;     // the /specs row of the writer session that recorded it (set by append)
+  double time = 0;              // Unix seconds
+};
+
 // Everything one config produced; appended as a unit.
 struct ConfigResult {
   ConfigRecord config;
@@ -120,8 +132,9 @@ class Writer {
   ~Writer();  // closes (a clean close clears the open-for-write state)
 
   const std::set<std::uint64_t>& done() const;  // committed config ids
-  // Appends configs not yet done (others are skipped: de-duplication on write), then commits.
-  void append(const std::vector<ConfigResult>& batch);
+  // Appends configs not yet done (others are skipped: de-duplication on write) and the failures
+  // (their `session` set to this writer's), then commits both together.
+  void append(const std::vector<ConfigResult>& batch, const std::vector<FailureRecord>& failures = {});
   void close();
 
  private:
@@ -136,6 +149,7 @@ struct Contents {
   std::vector<CheckpointRecord> checkpoints;
   std::vector<TaskRecord> tasks;
   std::vector<ConfigResult> configs;               // grouped by config, in commit order
+  std::vector<FailureRecord> failures;             // in commit order (empty before format version 3)
 };
 Contents read(const std::string& path);
 

@@ -29,6 +29,8 @@ struct Summary {
   long writer_pid = 0;      // live process holding ARCHIVE.lock, 0 if none
   bool open_flag = false;   // superblock marked open for (SWMR) write: a writer is active or was killed
   std::map<std::string, GenerationTaskStatus> generations;  // task -> status (format version 2)
+  std::uint64_t failures = 0;           // /failures rows: failed attempts (format version 3)
+  std::uint64_t failed_not_done = 0;    // configs that failed and have no /configs row yet
 };
 Summary summarize(const std::string& path);
 
@@ -37,7 +39,7 @@ Summary summarize(const std::string& path);
 std::vector<std::string> verify(const std::string& path);
 
 // Tidy tables in `out_dir` (created if needed): results, configs, model_stats, probes, timings,
-// generations (text decoded; docs/formats.md), checkpoints, tasks. format "csv" or "parquet" (through python3 + pyarrow, error if missing).
+// generations (text decoded; docs/formats.md), failures, checkpoints, tasks. format "csv" or "parquet" (through python3 + pyarrow, error if missing).
 // Returns the files written.
 std::vector<std::string> export_tables(const std::string& path, const std::string& out_dir, const std::string& format);
 

@@ -22,6 +22,7 @@
 
 #include "mergesweep/archive/archive.hpp"
 #include "mergesweep/dist/work_channel.hpp"
+#include "mergesweep/sweep/failure.hpp"
 #include "mergesweep/sweep/planner.hpp"
 #include "mergesweep/sweep/progress.hpp"
 #include "mergesweep/sweep/spec.hpp"
@@ -48,7 +49,8 @@ class Coordinator {
   void start();
   // Rank 0's own group (main thread).
   std::int64_t next_local();
-  void submit_local(std::int64_t index, ItemStatus status, archive::ConfigResult result, const std::string& error);
+  // `failure`: kind and message when status is Failed (recorded in /failures with the next commit).
+  void submit_local(std::int64_t index, ItemStatus status, archive::ConfigResult result, const FailureInfo& failure);
   // Waits until every group has stopped and every result is committed; rethrows an exception
   // of the coordinator thread or of an archive commit.
   RunStats finish();
@@ -62,7 +64,7 @@ class Coordinator {
   void record_fatal_locked(std::exception_ptr e);
   std::int64_t next_locked(int group);
   void accept_locked(int group, std::int64_t index, ItemStatus status, archive::ConfigResult result,
-                     const std::string& error);
+                     const FailureInfo& failure);
   void commit_locked(bool force);
 
   const Plan& plan_;
@@ -78,6 +80,7 @@ class Coordinator {
   std::vector<double> last_progress_;      // group -> time its progress last moved
   std::uint64_t local_progress_ = 0;       // group 0's (this process's) progress count, last seen
   std::vector<archive::ConfigResult> pending_;
+  std::vector<archive::FailureRecord> pending_failures_;
   RunStats stats_;
   Progress progress_;
   std::mutex mu_;

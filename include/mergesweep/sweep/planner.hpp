@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "mergesweep/archive/archive.hpp"
 #include "mergesweep/merge/request.hpp"
 #include "mergesweep/sweep/spec.hpp"
 
@@ -44,6 +45,8 @@ double binomial(int N, int n);
 Plan make_plan(const SweepSpec& spec);
 
 std::string kind_name(ConfigKind k);
+// The config's /configs row (also the first columns of its /failures rows).
+archive::ConfigRecord config_record(const PlannedConfig& c);
 std::uint64_t base_config_id();
 std::uint64_t single_config_id(int checkpoint);
 // Stable id of a merge: (method, canonical parameters, member weight and density, sorted subset).
