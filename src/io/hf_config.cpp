@@ -128,4 +128,32 @@ ModelConfig read_model_config(const std::string& path) {
   return parse_model_config(read_text_file(path), path);
 }
 
+std::string llama_config_json(const LlamaConfigFields& f) {
+  nlohmann::ordered_json c;
+  c["architectures"] = {"LlamaForCausalLM"};
+  c["model_type"] = "llama";
+  c["hidden_size"] = f.hidden;
+  c["intermediate_size"] = f.intermediate;
+  c["num_hidden_layers"] = f.layers;
+  c["num_attention_heads"] = f.heads;
+  c["num_key_value_heads"] = f.kv_heads;
+  if (f.head_dim) c["head_dim"] = f.hidden / f.heads;
+  c["vocab_size"] = f.vocab;
+  c["max_position_embeddings"] = f.max_positions;
+  c["rms_norm_eps"] = 1e-5;
+  c["rope_theta"] = 10000.0;
+  c["hidden_act"] = "silu";
+  c["tie_word_embeddings"] = f.tied;
+  c["attention_bias"] = false;
+  if (f.mlp_bias_and_init) {
+    c["mlp_bias"] = false;
+    c["initializer_range"] = 0.02;
+  }
+  c["bos_token_id"] = f.bos;
+  c["eos_token_id"] = f.eos;
+  if (f.pad) c["pad_token_id"] = *f.pad;
+  c["torch_dtype"] = f.dtype;
+  return c.dump(2) + "\n";
+}
+
 }  // namespace ms::io

@@ -4,10 +4,10 @@
 #include "rng.hpp"
 
 namespace ms::testbed {
+namespace {
 
-eval::TaskPack make_task_pack(const TaskFamily& family, const CharTokenizer& tok, int items, std::uint64_t seed,
-                              std::set<std::string>* prompts) {
-  Rng rng = Rng::for_purpose(seed, "tasks/" + family.name);
+// The header every testbed pack shares: its name, source and tokenizer, zero-shot.
+eval::TaskPack empty_pack(const TaskFamily& family, const CharTokenizer& tok) {
   eval::TaskPack pack;
   pack.name = "testbed_" + family.name;
   pack.source_task = "testbed/" + family.name;
@@ -15,6 +15,15 @@ eval::TaskPack make_task_pack(const TaskFamily& family, const CharTokenizer& tok
   pack.tokenizer = "mergesweep-testbed-char";
   pack.num_fewshot = 0;
   pack.vocab_size = tok.vocab_size();
+  return pack;
+}
+
+}  // namespace
+
+eval::TaskPack make_task_pack(const TaskFamily& family, const CharTokenizer& tok, int items, std::uint64_t seed,
+                              std::set<std::string>* prompts) {
+  Rng rng = Rng::for_purpose(seed, "tasks/" + family.name);
+  eval::TaskPack pack = empty_pack(family, tok);
   // Gold positions: exactly items/4 at each position, in a seeded order.
   std::vector<std::int32_t> gold;
   for (int i = 0; i < items; ++i) gold.push_back(i % 4);
@@ -69,13 +78,7 @@ eval::GenerationSpec char_generation_spec(const CharTokenizer& tok) {
 eval::TaskPack make_generation_pack(const TaskFamily& family, const CharTokenizer& tok, int items, std::uint64_t seed,
                                     std::vector<std::string>* answers, std::set<std::string>* prompts) {
   Rng rng = Rng::for_purpose(seed, "tasks/" + family.name);
-  eval::TaskPack pack;
-  pack.name = "testbed_" + family.name;
-  pack.source_task = "testbed/" + family.name;
-  pack.task_version = "1";
-  pack.tokenizer = "mergesweep-testbed-char";
-  pack.num_fewshot = 0;
-  pack.vocab_size = tok.vocab_size();
+  eval::TaskPack pack = empty_pack(family, tok);
   pack.output_type = eval::OutputType::GenerateUntil;
   pack.generation = char_generation_spec(tok);
   std::set<std::string> seen;

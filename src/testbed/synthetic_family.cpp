@@ -5,7 +5,7 @@
 
 #include <filesystem>
 #include <functional>
-#include <nlohmann/json.hpp>
+#include "mergesweep/io/hf_config.hpp"
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/io/fs_util.hpp"
@@ -42,25 +42,16 @@ std::vector<Tensor2> llama_tensors(const SyntheticPreset& p) {
 }
 
 std::string config_text(const SyntheticPreset& p, const std::string& dtype) {
-  nlohmann::ordered_json c;
-  c["architectures"] = {"LlamaForCausalLM"};
-  c["model_type"] = "llama";
-  c["hidden_size"] = p.hidden;
-  c["intermediate_size"] = p.ffn;
-  c["num_hidden_layers"] = p.layers;
-  c["num_attention_heads"] = p.heads;
-  c["num_key_value_heads"] = p.kv_heads;
-  c["vocab_size"] = p.vocab;
-  c["max_position_embeddings"] = 2048;
-  c["rms_norm_eps"] = 1e-5;
-  c["rope_theta"] = 10000.0;
-  c["hidden_act"] = "silu";
-  c["tie_word_embeddings"] = p.tied;
-  c["attention_bias"] = false;
-  c["bos_token_id"] = 1;
-  c["eos_token_id"] = 2;
-  c["torch_dtype"] = dtype;
-  return c.dump(2) + "\n";
+  io::LlamaConfigFields f;
+  f.hidden = p.hidden;
+  f.intermediate = p.ffn;
+  f.layers = p.layers;
+  f.heads = p.heads;
+  f.kv_heads = p.kv_heads;
+  f.vocab = p.vocab;
+  f.tied = p.tied;
+  f.dtype = dtype;
+  return io::llama_config_json(f);
 }
 
 // Every random draw is a pure function of (seed, purpose): one generator per (model, tensor).

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
-#include <nlohmann/json.hpp>
+#include "mergesweep/io/hf_config.hpp"
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/model/decoder.hpp"
@@ -25,29 +25,21 @@ at::Generator generator_for(std::uint64_t seed, const std::string& purpose) {
 }  // namespace
 
 std::string llama_config_text(const TestbedOptions& o, std::int64_t vocab) {
-  nlohmann::ordered_json c;
-  c["architectures"] = {"LlamaForCausalLM"};
-  c["model_type"] = "llama";
-  c["hidden_size"] = o.hidden;
-  c["intermediate_size"] = o.intermediate;
-  c["num_hidden_layers"] = o.layers;
-  c["num_attention_heads"] = o.heads;
-  c["num_key_value_heads"] = o.kv_heads;
-  c["head_dim"] = o.hidden / o.heads;
-  c["vocab_size"] = vocab;
-  c["max_position_embeddings"] = o.max_positions;
-  c["rms_norm_eps"] = 1e-5;
-  c["rope_theta"] = 10000.0;
-  c["hidden_act"] = "silu";
-  c["tie_word_embeddings"] = false;
-  c["attention_bias"] = false;
-  c["mlp_bias"] = false;
-  c["initializer_range"] = 0.02;
-  c["bos_token_id"] = CharTokenizer::kBos;
-  c["eos_token_id"] = CharTokenizer::kEos;
-  c["pad_token_id"] = CharTokenizer::kPad;
-  c["torch_dtype"] = o.dtype;
-  return c.dump(2) + "\n";
+  io::LlamaConfigFields f;
+  f.hidden = o.hidden;
+  f.intermediate = o.intermediate;
+  f.layers = o.layers;
+  f.heads = o.heads;
+  f.kv_heads = o.kv_heads;
+  f.vocab = vocab;
+  f.max_positions = o.max_positions;
+  f.dtype = o.dtype;
+  f.bos = CharTokenizer::kBos;
+  f.eos = CharTokenizer::kEos;
+  f.pad = CharTokenizer::kPad;
+  f.head_dim = true;
+  f.mlp_bias_and_init = true;
+  return io::llama_config_json(f);
 }
 
 Params init_params(const io::ModelConfig& cfg, std::uint64_t seed) {

@@ -36,4 +36,18 @@ struct ModelConfig {
 ModelConfig parse_model_config(const std::string& text, const std::string& path);
 ModelConfig read_model_config(const std::string& path);
 
+// What a Llama config.json written by mergesweep (synth and testbed families) says. The optional
+// fields are written only when set, in transformers' order, so each writer's file keeps its bytes.
+struct LlamaConfigFields {
+  std::int64_t hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0, vocab = 0;
+  std::int64_t max_positions = 2048;
+  bool tied = false;
+  std::string dtype;
+  std::int64_t bos = 1, eos = 2;
+  bool head_dim = false;                       // write head_dim (= hidden / heads)
+  bool mlp_bias_and_init = false;              // write mlp_bias false and initializer_range 0.02
+  std::optional<std::int64_t> pad;             // pad_token_id
+};
+std::string llama_config_json(const LlamaConfigFields& f);  // pretty-printed, ending in a newline
+
 }  // namespace ms::io
