@@ -88,11 +88,11 @@ def build_model(work, texts, args):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    spec = importlib.util.spec_from_file_location("fx", os.path.join(ROOT, "tests/fixtures/lmeval/make_fixture.py"))
+    spec = importlib.util.spec_from_file_location("fx", os.path.join(ROOT, "tests/fixtures/lmeval_common.py"))
     fx = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fx)
     out = os.path.join(work, "model")
-    fast = fx.train_tokenizer(texts, out, vocab_size=args.vocab)
+    fast = fx.train_bpe_tokenizer(texts, out, vocab_size=args.vocab)
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(fast), hidden_size=args.hidden, intermediate_size=args.ffn,
                       num_hidden_layers=args.layers, num_attention_heads=args.hidden // 64,

@@ -93,12 +93,12 @@ def build_models(work, texts, args):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    fx = load("fx", os.path.join(ROOT, "tests/fixtures/lmeval/make_fixture.py"))
+    fx = load("fx", os.path.join(ROOT, "tests/fixtures/lmeval_common.py"))
     shapes = {"small": (64, 176, 2, 4, 2), "100M": (args.hidden, args.ffn, args.layers, args.hidden // 64, args.hidden // 64)}
     out = {}
     for name, (hidden, ffn, layers, heads, kv) in shapes.items():
         folder = os.path.join(work, "model-" + name)
-        fast = fx.train_tokenizer(texts, folder, vocab_size=args.vocab)
+        fast = fx.train_bpe_tokenizer(texts, folder, vocab_size=args.vocab)
         torch.manual_seed(0)
         cfg = LlamaConfig(vocab_size=len(fast), hidden_size=hidden, intermediate_size=ffn, num_hidden_layers=layers,
                           num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=1024,
