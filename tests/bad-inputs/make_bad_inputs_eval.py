@@ -108,6 +108,28 @@ def model_folder(rel, config_edit=None, drop=(), keep_only=None):
     return "inputs/eval/" + rel
 
 
+def generation_pack_cases():
+    """generate_until packs: the byte table, until strings, max_gen_toks, prompts, the model."""
+    short = [b""] + [f"<{t}>".encode() for t in range(1, 300)]  # 300 entries for vocab_size 320
+    p = task_pack("gen_short_byte_table.h5", generate=True, token_bytes=np.frombuffer(b"".join(short), np.uint8),
+                  token_bytes_offsets=np.cumsum([0] + [len(b) for b in short]).astype(np.int64))
+    case("eval_gen_short_byte_table", f"eval {MODEL} --tasks {p}",
+         [p, "token_bytes_offsets", "300 entries", "vocab_size 320"])
+    p = task_pack("gen_empty_until.h5", generate=True, until=["\n\n", ""])
+    case("eval_gen_empty_until", f"eval {MODEL} --tasks {p}", [p, "until", "is empty"])
+    p = task_pack("gen_max_gen_toks_0.h5", generate=True, max_gen_toks=0)
+    case("eval_gen_max_gen_toks_0", f"eval {MODEL} --tasks {p}", [p, "max_gen_toks", "must be > 0"])
+    p = task_pack("gen_empty_prompt.h5", generate=True, context_offsets=np.array([0, 2, 2, 6], np.int64))
+    case("eval_gen_empty_prompt", f"eval {MODEL} --tasks {p}", [p, "item 1", "empty prompt"])
+    # Ids valid for both, but the model can produce ids 300..319 that the pack cannot decode.
+    p = task_pack("gen_vocab_300.h5", generate=True, vocab=300)
+    case("eval_gen_other_vocab", f"eval {MODEL} --tasks {p}",
+         [p, "vocab_size", "the pack has 300 ids, the model 320", "--vocab-size 320"])
+    p = task_pack("gen_no_room.h5", generate=True)
+    case("eval_gen_max_length_no_room", f"eval {MODEL} --tasks {p} --max-length 8",
+         [p, "max_gen_toks", "leave no room for the prompt in max_length 8"])
+
+
 def main():
     shutil.rmtree(IN, ignore_errors=True)
     os.makedirs(IN)
@@ -169,25 +191,7 @@ def main():
         f.create_dataset("label_names", data=np.array(["a", "b"], dtype=object), dtype=h5py.string_dtype("utf-8"))
     case("eval_probe_bad_label", f"eval {MODEL} --probes {rel}", [rel, "labels", "sentence 2: label 2"])
 
-    # generate_until packs: the byte table, until strings, max_gen_toks, prompts, the model.
-    short = [b""] + [f"<{t}>".encode() for t in range(1, 300)]  # 300 entries for vocab_size 320
-    p = task_pack("gen_short_byte_table.h5", generate=True, token_bytes=np.frombuffer(b"".join(short), np.uint8),
-                  token_bytes_offsets=np.cumsum([0] + [len(b) for b in short]).astype(np.int64))
-    case("eval_gen_short_byte_table", f"eval {MODEL} --tasks {p}",
-         [p, "token_bytes_offsets", "300 entries", "vocab_size 320"])
-    p = task_pack("gen_empty_until.h5", generate=True, until=["\n\n", ""])
-    case("eval_gen_empty_until", f"eval {MODEL} --tasks {p}", [p, "until", "is empty"])
-    p = task_pack("gen_max_gen_toks_0.h5", generate=True, max_gen_toks=0)
-    case("eval_gen_max_gen_toks_0", f"eval {MODEL} --tasks {p}", [p, "max_gen_toks", "must be > 0"])
-    p = task_pack("gen_empty_prompt.h5", generate=True, context_offsets=np.array([0, 2, 2, 6], np.int64))
-    case("eval_gen_empty_prompt", f"eval {MODEL} --tasks {p}", [p, "item 1", "empty prompt"])
-    # Ids valid for both, but the model can produce ids 300..319 that the pack cannot decode.
-    p = task_pack("gen_vocab_300.h5", generate=True, vocab=300)
-    case("eval_gen_other_vocab", f"eval {MODEL} --tasks {p}",
-         [p, "vocab_size", "the pack has 300 ids, the model 320", "--vocab-size 320"])
-    p = task_pack("gen_no_room.h5", generate=True)
-    case("eval_gen_max_length_no_room", f"eval {MODEL} --tasks {p} --max-length 8",
-         [p, "max_gen_toks", "leave no room for the prompt in max_length 8"])
+    generation_pack_cases()
 
     case("eval_bad_layers", f"eval {MODEL} --tasks {PACK} --layers 0,x", ["--layers", "'x' is not a layer"])
     case("eval_bad_json_folder", f"eval {MODEL} --tasks {PACK} --limit 2 --json {{tmp}}/no/such/dir/r.json",
