@@ -24,20 +24,12 @@ settings and reports how the default compares with the best of them.
 """
 import argparse
 import glob
-import importlib.util
 import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-WORDS = ("river market early fox summer bridge rain quick brown jumps over light city late price dog when of the "
-         "a rises winter stone garden silver window paper music quiet green orange table number letter").split()
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+import lmeval_bench_common as common  # bench/lmeval_bench_common.py: tasks, models, timing
 
 TASK_YAML = """task: {name}
 dataset_path: json
@@ -64,55 +56,9 @@ description: "The following are multiple choice questions about word games.\\n\\
 """
 
 
-def docs(n, rng):
-    out = []
-    for i in range(n):
-        q = " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 24)))
-        choices = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 4))) for _ in range(4)]
-        out.append({"id": i, "question": f"Question: {q}\nAnswer:", "choices": choices, "gold": rng.randrange(4)})
-    return out
-
-
-def write_task(work, name, n, fewshot, rng):
-    paths = {}
-    for split, count in (("dev", 5), ("test", n)):
-        paths[split] = os.path.join(work, f"{name}_{split}.jsonl")
-        with open(paths[split], "w") as f:
-            f.writelines(json.dumps(d) + "\n" for d in docs(count, rng))
-    with open(os.path.join(work, f"{name}.yaml"), "w") as f:
-        f.write(TASK_YAML.format(name=name, dev=paths["dev"], test=paths["test"], fewshot=FEWSHOT if fewshot else ""))
-    return [json.loads(line) for p in paths.values() for line in open(p)]
-
-
-def build_model(work, texts, args):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    spec = importlib.util.spec_from_file_location("fx", os.path.join(ROOT, "tests/fixtures/lmeval/make_fixture.py"))
-    fx = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fx)
-    out = os.path.join(work, "model")
-    fast = fx.train_tokenizer(texts, out, vocab_size=args.vocab)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=args.hidden, intermediate_size=args.ffn,
-                      num_hidden_layers=args.layers, num_attention_heads=args.hidden // 64,
-                      num_key_value_heads=args.hidden // 64, max_position_embeddings=1024, bos_token_id=0,
-                      eos_token_id=1, tie_word_embeddings=False)
-    model = LlamaForCausalLM(cfg).to(torch.float32)
-    model.save_pretrained(out, safe_serialization=True)
-    return out, sum(p.numel() for p in model.parameters())
-
-
-def clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
-    env.update(extra or {})
-    return env
-
-
-def timed(cmd, env, cwd=None):
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+def multiple_choice_doc(i, rng):
+    return {"id": i, "question": f"Question: {common.random_words(rng, 8, 24)}\nAnswer:",
+            "choices": [common.random_words(rng, 1, 4) for _ in range(4)], "gold": rng.randrange(4)}
 
 
 def request_tokens(pack):
@@ -131,9 +77,7 @@ def request_tokens(pack):
 
 def run_lm_eval(work, model, task, batch_size):
     out = os.path.join(work, "out-" + task)
-    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32",
-           "--tasks", task, "--include_path", work, "--device", "cpu", "--batch_size", batch_size, "--output_path", out]
-    seconds = timed(cmd, clean_env())
+    seconds = common.time_lm_eval(work, model, task, batch_size, out)
     res_file = sorted(glob.glob(os.path.join(out, "**", "results_*.json"), recursive=True))[-1]
     with open(res_file) as f:
         res = json.load(f)["results"][task]
@@ -142,7 +86,7 @@ def run_lm_eval(work, model, task, batch_size):
 
 def run_mergesweep(binary, work, model, pack, extra=(), env_extra=None):
     out = os.path.join(work, "ms.json")
-    seconds = timed([binary, "eval", model, "--tasks", pack, "--json", out, "-q", *extra], clean_env(env_extra))
+    seconds = common.time_mergesweep_eval(binary, model, pack, ["--json", out, "-q", *extra], env_extra)
     with open(out) as f:
         res = next(iter(json.load(f)["results"].values()))
     return seconds, {"acc": res["acc"], "acc_norm": res["acc_norm"]}
@@ -169,16 +113,17 @@ def main():
     rng = random.Random(11)
     texts = []
     for name, n, fewshot in (("bench_0shot", args.items, False), ("bench_5shot", args.fewshot_items, True)):
-        for d in write_task(work, name, n, fewshot, rng):
+        for d in common.write_task(work, name, TASK_YAML, multiple_choice_doc, n, 5, rng,
+                                   fewshot=FEWSHOT if fewshot else ""):
             texts += [d["question"]] + [" " + c for c in d["choices"]]
-    model, nparams = build_model(work, texts, args)
+    model = os.path.join(work, "model")
+    nparams = common.save_random_llama(model, texts, args.vocab, args.hidden, args.ffn, args.layers,
+                                       args.hidden // 64, args.hidden // 64)
     print(f"model: random Llama, {nparams / 1e6:.1f}M parameters, float32; {os.cpu_count()} cores; work {work}")
     rows = []
     for task in ("bench_0shot", "bench_5shot"):
         pack = os.path.join(work, task + ".h5")
-        subprocess.run([sys.executable, os.path.join(ROOT, "analysis", "export_lmeval_task.py"), "--task",
-                        os.path.join(work, task + ".yaml"), "--tokenizer", model, "--out", pack], check=True,
-                       stderr=subprocess.DEVNULL)
+        common.export_pack(os.path.join(work, task + ".yaml"), model, pack)
         tokens = request_tokens(pack)
         runs = [(f"lm_eval --batch_size {args.lm_eval_batch_size}",
                  run_lm_eval(work, model, task, args.lm_eval_batch_size)),

@@ -23,26 +23,12 @@ reference tools, never the tests. It
 """
 import argparse
 import glob
-import importlib.util
 import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-
-
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-EV = load("eval_vs_lmeval", os.path.join(HERE, "eval_vs_lmeval.py"))  # WORDS, clean_env, timed
+import lmeval_bench_common as common  # bench/lmeval_bench_common.py: tasks, models, timing
 
 TASK_YAML = """task: {name}
 dataset_path: json
@@ -70,51 +56,23 @@ metadata:
 """
 
 
-def docs(n, rng):
-    out = []
-    for i in range(n):
-        q = " ".join(rng.choice(EV.WORDS) for _ in range(rng.randint(8, 24)))
-        out.append({"id": i, "question": q, "answer": " ".join(rng.choice(EV.WORDS) for _ in range(rng.randint(1, 4)))})
-    return out
-
-
-def write_task(work, name, n, max_gen_toks, rng):
-    paths = {}
-    for split, count in (("dev", 2), ("test", n)):
-        paths[split] = os.path.join(work, f"{name}_{split}.jsonl")
-        with open(paths[split], "w") as f:
-            f.writelines(json.dumps(d) + "\n" for d in docs(count, rng))
-    with open(os.path.join(work, f"{name}.yaml"), "w") as f:
-        f.write(TASK_YAML.format(name=name, dev=paths["dev"], test=paths["test"], max_gen_toks=max_gen_toks))
-    return [json.loads(line) for p in paths.values() for line in open(p)]
+def generation_doc(i, rng):
+    return {"id": i, "question": common.random_words(rng, 8, 24), "answer": common.random_words(rng, 1, 4)}
 
 
 def build_models(work, texts, args):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    fx = load("fx", os.path.join(ROOT, "tests/fixtures/lmeval/make_fixture.py"))
+    """The "small" (testbed-shaped) and "100M" random Llamas: {name: (folder, parameter count)}."""
     shapes = {"small": (64, 176, 2, 4, 2), "100M": (args.hidden, args.ffn, args.layers, args.hidden // 64, args.hidden // 64)}
     out = {}
     for name, (hidden, ffn, layers, heads, kv) in shapes.items():
         folder = os.path.join(work, "model-" + name)
-        fast = fx.train_tokenizer(texts, folder, vocab_size=args.vocab)
-        torch.manual_seed(0)
-        cfg = LlamaConfig(vocab_size=len(fast), hidden_size=hidden, intermediate_size=ffn, num_hidden_layers=layers,
-                          num_attention_heads=heads, num_key_value_heads=kv, max_position_embeddings=1024,
-                          bos_token_id=0, eos_token_id=1, tie_word_embeddings=False)
-        model = LlamaForCausalLM(cfg).to(torch.float32)
-        model.save_pretrained(folder, safe_serialization=True)
-        out[name] = (folder, sum(p.numel() for p in model.parameters()))
+        out[name] = (folder, common.save_random_llama(folder, texts, args.vocab, hidden, ffn, layers, heads, kv))
     return out
 
 
 def run_lm_eval(work, model, task, batch_size):
     out = os.path.join(work, "out-" + os.path.basename(model))
-    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32",
-           "--tasks", task, "--include_path", work, "--device", "cpu", "--batch_size", str(batch_size),
-           "--output_path", out, "--log_samples"]
-    seconds = EV.timed(cmd, EV.clean_env())
+    seconds = common.time_lm_eval(work, model, task, batch_size, out, ["--log_samples"])
     samples = sorted(glob.glob(os.path.join(out, "**", f"samples_{task}_*.jsonl"), recursive=True))[-1]
     by_doc = {}
     with open(samples) as f:
@@ -126,8 +84,8 @@ def run_lm_eval(work, model, task, batch_size):
 
 def run_mergesweep(binary, work, model, pack, batch_tokens):
     gens = os.path.join(work, "gens-" + os.path.basename(model) + ".jsonl")
-    seconds = EV.timed([binary, "eval", model, "--tasks", pack, "--generations", gens, "-q",
-                        "--batch-tokens", str(batch_tokens)], EV.clean_env())
+    seconds = common.time_mergesweep_eval(binary, model, pack,
+                                          ["--generations", gens, "-q", "--batch-tokens", str(batch_tokens)])
     with open(gens) as f:
         lines = [json.loads(line) for line in f]
     return seconds, lines
@@ -145,14 +103,15 @@ def main():
     ap.add_argument("--models", default="small,100M", help="which models to run (small, 100M)")
     ap.add_argument("--lm-eval-batch-size", type=int, default=16)
     ap.add_argument("--batch-tokens", type=int, default=8192, help="mergesweep eval --batch-tokens")
-    ap.add_argument("--exporter", default=os.path.join(ROOT, "analysis", "export_lmeval_task.py"))
+    ap.add_argument("--exporter", default=common.EXPORTER)
     ap.add_argument("--work", help="scratch folder (default: a new temporary one)")
     args = ap.parse_args()
     binary = os.path.abspath(args.mergesweep)
     work = args.work or tempfile.mkdtemp(prefix="ms-gen-vs-lmeval-")
     os.makedirs(work, exist_ok=True)
     task = "bench_gen"
-    items = write_task(work, task, args.items, args.max_gen_toks, random.Random(13))
+    items = common.write_task(work, task, TASK_YAML, generation_doc, args.items, 2, random.Random(13),
+                              max_gen_toks=args.max_gen_toks)
     texts = [d["question"] for d in items] + [" " + d["answer"] for d in items]
     models = build_models(work, texts, args)
     print(f"{os.cpu_count()} cores; {args.items} items, max_gen_toks {args.max_gen_toks}; work {work}")
@@ -160,8 +119,7 @@ def main():
     for name in args.models.split(","):
         model, nparams = models[name]
         pack = os.path.join(work, f"{task}-{name}.h5")
-        subprocess.run([sys.executable, args.exporter, "--task", os.path.join(work, task + ".yaml"), "--tokenizer",
-                        model, "--out", pack], check=True, stderr=subprocess.DEVNULL)
+        common.export_pack(os.path.join(work, task + ".yaml"), model, pack, args.exporter)
         ref_s, ref = run_lm_eval(work, model, task, args.lm_eval_batch_size)
         ms_s, gens = run_mergesweep(binary, work, model, pack, args.batch_tokens)
         generated = sum(len(g["tokens"]) for g in gens)

@@ -22,8 +22,11 @@ def case(name, args, expect, exit_code=1, absent=()):
     CASES.append({"name": name, "args": args, "exit": exit_code, "expect": expect, "absent": list(absent)})
 
 
-def task_pack(rel, vocab=320, **override):
-    """A valid 3-item pack (layout of docs/formats.md); `override` replaces datasets/attributes."""
+def pack_layout(generate, vocab):
+    """The datasets and attributes of a valid 3-item pack (layout of docs/formats.md): multiple
+    choice (format_version 1, two choices an item) or, with `generate`, generate_until (format_version
+    2: no choices, a byte table, until strings). Insertion order is the order written, so the
+    committed packs stay byte-identical."""
     d = {
         "gold": np.array([0, 1, 0], np.int32),
         "context_tokens": np.array([5, 6, 7, 8, 9, 10], np.int32),
@@ -34,41 +37,28 @@ def task_pack(rel, vocab=320, **override):
         "choice_chars": np.array([1, 2, 1, 1, 2, 1], np.int64),
         "choice_bytes": np.array([1, 2, 1, 1, 2, 1], np.int64),
     }
-    attrs = {"format": "mergesweep-task-pack", "format_version": 1, "name": "bad", "source_task": "handmade",
-             "task_version": "1", "tokenizer": "fixture", "num_fewshot": 0, "vocab_size": vocab}
-    for k, v in override.items():
-        (attrs if k in attrs else d)[k] = v
-    path = os.path.join(IN, rel)
-    with h5py.File(path, "w") as f:
-        for k, v in attrs.items():
-            f.attrs[k] = np.int64(v) if isinstance(v, int) else v
-        for k, v in d.items():
-            if v is not None:
-                f[k] = v
-    return "inputs/eval/" + rel
-
-
-def gen_pack(rel, vocab=320, **override):
-    """A valid 3-item generate_until pack (format_version 2); `override` replaces datasets/attributes
-    (None drops one)."""
+    attrs = {"format": "mergesweep-task-pack", "format_version": 2 if generate else 1}
+    if generate:
+        attrs["output_type"] = "generate_until"
+    attrs.update(name="badgen" if generate else "bad", source_task="handmade", task_version="1",
+                 tokenizer="fixture", num_fewshot=0, vocab_size=vocab)
+    if not generate:
+        return d, attrs
+    attrs.update(max_gen_toks=8, strip_leading_space=0)
     table = [b""] + [f"<{t}>".encode() for t in range(1, vocab)]
-    d = {
-        "gold": np.zeros(3, np.int32),
-        "context_tokens": np.array([5, 6, 7, 8, 9, 10], np.int32),
-        "context_offsets": np.array([0, 2, 3, 6], np.int64),
-        "choice_offsets": np.zeros(4, np.int64),
-        "continuation_tokens": np.zeros(0, np.int32),
-        "continuation_offsets": np.zeros(1, np.int64),
-        "choice_chars": np.zeros(0, np.int64),
-        "choice_bytes": np.zeros(0, np.int64),
-        "until": ["\n\n", "Question:"],
-        "stop_token_ids": np.array([1], np.int32),
-        "token_bytes": np.frombuffer(b"".join(table), np.uint8),
-        "token_bytes_offsets": np.cumsum([0] + [len(b) for b in table]).astype(np.int64),
-    }
-    attrs = {"format": "mergesweep-task-pack", "format_version": 2, "output_type": "generate_until", "name": "badgen",
-             "source_task": "handmade", "task_version": "1", "tokenizer": "fixture", "num_fewshot": 0,
-             "vocab_size": vocab, "max_gen_toks": 8, "strip_leading_space": 0}
+    d.update(gold=np.zeros(3, np.int32), choice_offsets=np.zeros(4, np.int64),
+             continuation_tokens=np.zeros(0, np.int32), continuation_offsets=np.zeros(1, np.int64),
+             choice_chars=np.zeros(0, np.int64), choice_bytes=np.zeros(0, np.int64),
+             until=["\n\n", "Question:"], stop_token_ids=np.array([1], np.int32),
+             token_bytes=np.frombuffer(b"".join(table), np.uint8),
+             token_bytes_offsets=np.cumsum([0] + [len(b) for b in table]).astype(np.int64))
+    return d, attrs
+
+
+def task_pack(rel, vocab=320, generate=False, **override):
+    """A valid 3-item pack (pack_layout) with `override` replacing datasets/attributes (None drops
+    a dataset), written to inputs/eval/`rel`."""
+    d, attrs = pack_layout(generate, vocab)
     for k, v in override.items():
         (attrs if k in attrs else d)[k] = v
     path = os.path.join(IN, rel)
@@ -78,7 +68,7 @@ def gen_pack(rel, vocab=320, **override):
         for k, v in d.items():
             if v is None:
                 continue
-            if k == "until":
+            if isinstance(v, list):  # until: a list of str, stored as UTF-8 strings
                 f.create_dataset(k, data=np.array(v, dtype=object), dtype=h5py.string_dtype("utf-8"))
             else:
                 f[k] = v
@@ -116,6 +106,28 @@ def model_folder(rel, config_edit=None, drop=(), keep_only=None):
     with open(os.path.join(dst, "model.safetensors"), "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + b"".join(parts))
     return "inputs/eval/" + rel
+
+
+def generation_pack_cases():
+    """generate_until packs: the byte table, until strings, max_gen_toks, prompts, the model."""
+    short = [b""] + [f"<{t}>".encode() for t in range(1, 300)]  # 300 entries for vocab_size 320
+    p = task_pack("gen_short_byte_table.h5", generate=True, token_bytes=np.frombuffer(b"".join(short), np.uint8),
+                  token_bytes_offsets=np.cumsum([0] + [len(b) for b in short]).astype(np.int64))
+    case("eval_gen_short_byte_table", f"eval {MODEL} --tasks {p}",
+         [p, "token_bytes_offsets", "300 entries", "vocab_size 320"])
+    p = task_pack("gen_empty_until.h5", generate=True, until=["\n\n", ""])
+    case("eval_gen_empty_until", f"eval {MODEL} --tasks {p}", [p, "until", "is empty"])
+    p = task_pack("gen_max_gen_toks_0.h5", generate=True, max_gen_toks=0)
+    case("eval_gen_max_gen_toks_0", f"eval {MODEL} --tasks {p}", [p, "max_gen_toks", "must be > 0"])
+    p = task_pack("gen_empty_prompt.h5", generate=True, context_offsets=np.array([0, 2, 2, 6], np.int64))
+    case("eval_gen_empty_prompt", f"eval {MODEL} --tasks {p}", [p, "item 1", "empty prompt"])
+    # Ids valid for both, but the model can produce ids 300..319 that the pack cannot decode.
+    p = task_pack("gen_vocab_300.h5", generate=True, vocab=300)
+    case("eval_gen_other_vocab", f"eval {MODEL} --tasks {p}",
+         [p, "vocab_size", "the pack has 300 ids, the model 320", "--vocab-size 320"])
+    p = task_pack("gen_no_room.h5", generate=True)
+    case("eval_gen_max_length_no_room", f"eval {MODEL} --tasks {p} --max-length 8",
+         [p, "max_gen_toks", "leave no room for the prompt in max_length 8"])
 
 
 def main():
@@ -179,25 +191,7 @@ def main():
         f.create_dataset("label_names", data=np.array(["a", "b"], dtype=object), dtype=h5py.string_dtype("utf-8"))
     case("eval_probe_bad_label", f"eval {MODEL} --probes {rel}", [rel, "labels", "sentence 2: label 2"])
 
-    # generate_until packs: the byte table, until strings, max_gen_toks, prompts, the model.
-    short = [b""] + [f"<{t}>".encode() for t in range(1, 300)]  # 300 entries for vocab_size 320
-    p = gen_pack("gen_short_byte_table.h5", token_bytes=np.frombuffer(b"".join(short), np.uint8),
-                 token_bytes_offsets=np.cumsum([0] + [len(b) for b in short]).astype(np.int64))
-    case("eval_gen_short_byte_table", f"eval {MODEL} --tasks {p}",
-         [p, "token_bytes_offsets", "300 entries", "vocab_size 320"])
-    p = gen_pack("gen_empty_until.h5", until=["\n\n", ""])
-    case("eval_gen_empty_until", f"eval {MODEL} --tasks {p}", [p, "until", "is empty"])
-    p = gen_pack("gen_max_gen_toks_0.h5", max_gen_toks=0)
-    case("eval_gen_max_gen_toks_0", f"eval {MODEL} --tasks {p}", [p, "max_gen_toks", "must be > 0"])
-    p = gen_pack("gen_empty_prompt.h5", context_offsets=np.array([0, 2, 2, 6], np.int64))
-    case("eval_gen_empty_prompt", f"eval {MODEL} --tasks {p}", [p, "item 1", "empty prompt"])
-    # Ids valid for both, but the model can produce ids 300..319 that the pack cannot decode.
-    p = gen_pack("gen_vocab_300.h5", vocab=300)
-    case("eval_gen_other_vocab", f"eval {MODEL} --tasks {p}",
-         [p, "vocab_size", "the pack has 300 ids, the model 320", "--vocab-size 320"])
-    p = gen_pack("gen_no_room.h5")
-    case("eval_gen_max_length_no_room", f"eval {MODEL} --tasks {p} --max-length 8",
-         [p, "max_gen_toks", "leave no room for the prompt in max_length 8"])
+    generation_pack_cases()
 
     case("eval_bad_layers", f"eval {MODEL} --tasks {PACK} --layers 0,x", ["--layers", "'x' is not a layer"])
     case("eval_bad_json_folder", f"eval {MODEL} --tasks {PACK} --limit 2 --json {{tmp}}/no/such/dir/r.json",
