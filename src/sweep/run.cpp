@@ -17,6 +17,7 @@
 #include "mergesweep/archive/archive.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/sha256.hpp"
+#include "mergesweep/core/units.hpp"
 #include "mergesweep/core/version.hpp"
 #include "mergesweep/dist/mpi_comm.hpp"
 #include "mergesweep/dist/nccl_comm.hpp"
@@ -261,6 +262,18 @@ std::int64_t summarize(const RunOptions& opts, const SweepSpec& spec, const RunS
   return st.failed > 0 ? kExitError : kExitOk;
 }
 
+// What rank 0's allgathers moved per config, against the model's B·(g−1)/g (docs/sizing.md).
+void print_gather_traffic(const Worker& w, int group_size) {
+  const auto t = w.gather_traffic();
+  if (group_size < 2 || t.gathers == 0) return;
+  const double per = static_cast<double>(t.received) / static_cast<double>(t.gathers);
+  const double model = static_cast<double>(t.model_bytes) * (group_size - 1) / group_size;
+  std::fprintf(stderr, "mergesweep: traffic: rank 0 received %s per config by allgather (%llu gathers); "
+                       "B*(g-1)/g = %s for the merged model (B = %s)\n",
+               format_bytes(static_cast<std::uint64_t>(per)).c_str(), static_cast<unsigned long long>(t.gathers),
+               format_bytes(static_cast<std::uint64_t>(model)).c_str(), format_bytes(t.model_bytes).c_str());
+}
+
 // Heartbeats often enough that a working group is never mistaken for a silent one.
 double beat_interval(const Schedule& s) { return std::clamp(s.peer_timeout / 4, 0.05, 30.0); }
 
@@ -287,6 +300,7 @@ std::int64_t run_configs(const RunOptions& opts, Session& s, Todo& t, dist::Comm
       t.writer->close();
       st.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
       status = summarize(opts, s.spec, st);
+      if (!opts.quiet) print_gather_traffic(*s.worker, s.groups.group_size);
     } catch (const std::exception& e) {  // an archive write failed: every rank still ends together
       std::fprintf(stderr, "mergesweep: error: %s\n", e.what());
       status = kExitError;

@@ -149,6 +149,7 @@ struct Worker::Impl {
   // after rank, each rank's in name order (allocated once, reused between configs).
   at::Tensor gathered;
   at::Tensor shard;                          // this rank's part: a view of `gathered`
+  Worker::GatherTraffic traffic;             // what gather_merged() received
   std::vector<std::int64_t> offset;          // names[i] at gathered[offset[i]...]
   std::vector<std::int64_t> rank_begin, rank_count;  // per rank, in elements
   std::vector<std::vector<double>> gram;     // task-vector dot products over the whole model
@@ -271,6 +272,10 @@ std::map<std::string, at::Tensor> Worker::Impl::gather_merged() {
     std::vector<std::size_t> counts;
     for (std::int64_t n : rank_count) counts.push_back(static_cast<std::size_t>(n) * gathered.element_size());
     comm.allgatherv(shard.data_ptr(), gathered.data_ptr(), counts);
+    std::uint64_t all = 0;
+    for (auto c : counts) all += c;
+    traffic.received += all - counts[static_cast<std::size_t>(comm.rank())];
+    ++traffic.gathers;
   }
   std::map<std::string, at::Tensor> full;
   for (std::size_t t = 0; t < names.size(); ++t) full[names[t]] = gathered.narrow(0, offset[t], numel[t]).view(shapes[t]);
@@ -375,6 +380,11 @@ Worker::~Worker() = default;
 
 std::uint64_t Worker::resident_bytes() const { return impl_->res->resident_bytes(); }
 const std::vector<archive::TaskRecord>& Worker::task_records() const { return impl_->records; }
+Worker::GatherTraffic Worker::gather_traffic() const {
+  GatherTraffic t = impl_->traffic;
+  t.model_bytes = static_cast<std::uint64_t>(impl_->gathered.numel()) * impl_->gathered.element_size();
+  return t;
+}
 
 archive::ConfigResult Worker::run(const PlannedConfig& c, bool* dropped) {
   try {

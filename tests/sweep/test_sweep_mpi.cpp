@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <regex>
 #include <thread>
 
 #include "common/test_util.hpp"
@@ -317,6 +318,26 @@ TEST_F(SweepMpi, AConfigFailingOnOneRankOfAGroupIsRecordedAndTheGroupGoesOn) {
               std::string::npos) << c.name;
     EXPECT_EQ(test::run_cli("archive verify " + out).exit_code, 0) << c.name;
   }
+}
+
+// A group of two gathers the merged model once per config: rank 0 receives its peer's part, the
+// model's bytes less its own shard (docs/sizing.md: about B·(g−1)/g with shards balanced by bytes).
+TEST_F(SweepMpi, AGroupOfTwoReportsWhatItsAllgatherMovedPerConfig) {
+  const auto& r1 = ref();
+  const std::string out = dir() / "traffic.h5";
+  write(out + ".yaml", spec_text(family_dir(), out));
+  ASSERT_EQ(sh(mpirun(2) + cli() + " sweep -g 2 " + out + ".yaml 2>" + out + ".log"), 0);
+  const std::string err = test::read_file(out + ".log");
+  std::smatch m;
+  // The tiny family's model is tens of KB, so all three figures print in KB.
+  const std::regex line(R"(traffic: rank 0 received ([0-9.]+) KB per config by allgather \(([0-9]+) gathers\); )"
+                        R"(B\*\(g-1\)/g = ([0-9.]+) KB for the merged model \(B = ([0-9.]+) KB\))");
+  ASSERT_TRUE(std::regex_search(err, m, line)) << err;
+  EXPECT_EQ(std::stoul(m[2].str()), r1.size());  // every config gathered once
+  const double got = std::stod(m[1].str()), half = std::stod(m[3].str()), model = std::stod(m[4].str());
+  EXPECT_NEAR(half, model / 2, 0.01);
+  EXPECT_GT(got, 0.25 * model);  // a real share of the model moved, never more than it
+  EXPECT_LT(got, model);
 }
 
 TEST_F(SweepMpi, OutOfMemoryWhileReadingResidentsEndsEveryRankWithOneError) {

@@ -33,6 +33,13 @@ class Worker {
   archive::ConfigResult run(const PlannedConfig& c, bool* dropped);
   std::uint64_t resident_bytes() const;
   const std::vector<archive::TaskRecord>& task_records() const;
+  // What this rank's allgathers of the merged model moved: bytes received from its peers, summed
+  // over every gather so far, and the number of gathers (one per config that reached it).
+  struct GatherTraffic {
+    std::uint64_t received = 0, gathers = 0;
+    std::uint64_t model_bytes = 0;  // the whole merged model in the eval dtype (B)
+  };
+  GatherTraffic gather_traffic() const;
 
  private:
   archive::ConfigResult run_agreed(const PlannedConfig& c, bool* dropped);
