@@ -15,7 +15,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   cmake -S "$MS_ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMS_TSAN=ON \
     -DMS_BUILD_BENCH=OFF -DMS_WITH_CUDA=OFF >/dev/null
 fi
-cmake --build "$BUILD" -j "$MS_JOBS" --target mergesweep test_sweep test_sweep_mpi
+cmake --build "$BUILD" -j "$MS_JOBS" --target mergesweep test_sweep test_sweep_mpi test_sweep_generation_mpi
 export TSAN_OPTIONS="suppressions=$MS_ROOT/scripts/tsan.supp halt_on_error=1 second_deadlock_stack=1 history_size=4"
 # One OpenMP thread: libgomp's barriers are invisible to TSan and would only add noise.
 export OMP_NUM_THREADS=1

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Study scale on this machine (issue 11, "Measured here"): a synthetic Llama family of about 250M
+# parameters in bfloat16 with 12 fine-tunes, merged by the sweep (task arithmetic and TIES at n=4,
+# model statistics, no evaluation) at np=1, np=2 with groups of 1, and np=2 with one group of 2.
+# It prints, each measured in this run:
+#   (a) peak RSS per rank (GNU time) against `sweep --plan`'s per-rank model (resident + workspace
+#       + merged model + runtime; no activations without eval);
+#   (b) the allgather's bytes per config received by rank 0 (the sweep's own count) against
+#       B*(g-1)/g;
+#   (c) merges/s with checkpoints resident in their file dtype (the sweep's layout) against the
+#       float32 task-vector layout before it (bench_merge_resident, same run, checked bitwise);
+#   (d) whether the three sweeps' archives hold bitwise the same values (every exported table
+#       but the timings).
+# usage: MS_BUILD=build [BENCH_OUT=bench/out/scale] [PRESET=250m] bash bench/scale_bench.sh
+# Needs about 7 GB of disk for the family and about 2 x (13 x B + 1 GB) of memory at np=2, g=1.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/env.sh"
+ms_mpi_env
+MS="$MS_BUILD/bin/mergesweep"
+OUT="${BENCH_OUT:-$ROOT/bench/out/scale}"
+PRESET="${PRESET:-250m}"
+mkdir -p "$OUT"
+[ -x "$MS" ] || { echo "scale_bench: $MS not built (ms_build $MS_BUILD)" >&2; exit 2; }
+
+FAM="$OUT/family-$PRESET"
+if [ ! -d "$FAM" ]; then
+  echo "== synth --preset $PRESET --checkpoints 12 --dtype bfloat16 -> $FAM"
+  "$MS" synth --out "$FAM" --preset "$PRESET" --checkpoints 12 --dtype bfloat16 --seed 1
+fi
+cat >"$OUT/scale.yaml" <<YAML
+name: scale-bench
+base: $FAM/base
+checkpoints: $FAM/ft-*
+subsets: {sizes: [4], samples: 2, seed: 5}
+methods:
+  - {method: task_arithmetic, lambda: [1.0]}
+  - {method: ties, density: 0.5}
+schedule: {threads_per_rank: 1}
+YAML
+
+run_sweep() {  # run_sweep LABEL NP G -> OUT/LABEL.h5, OUT/LABEL.log, OUT/LABEL.rss (one line per rank)
+  local label=$1 np=$2 g=$3
+  rm -f "$OUT/$label.h5" "$OUT/$label.rss"
+  local t0=$SECONDS
+  mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$np" \
+    /usr/bin/time -a -o "$OUT/$label.rss" -f "%M" "$MS" sweep "$OUT/scale.yaml" -g "$g" \
+    --output "$OUT/$label.h5" >"$OUT/$label.log" 2>&1
+  echo "  $label: $((SECONDS - t0)) s wall, peak RSS per rank (MB): $(awk '{printf "%.0f ", $1/1024}' "$OUT/$label.rss")"
+  "$MS" sweep "$OUT/scale.yaml" -g "$g" --plan 2>/dev/null | sed -n '/^memory per rank/,/^  fits\|^  does not fit/p' | sed 's/^/    plan: /'
+  grep "traffic:" "$OUT/$label.log" | sed 's/^/    /' || true
+}
+
+echo "== sweeps (TA + TIES at n=4, 2 subsets each, plus the 13 baselines; no eval)"
+run_sweep np1 1 1
+run_sweep np2-g1 2 1
+run_sweep np2-g2 2 2
+
+echo "== bitwise: every exported table but the timings"
+for label in np1 np2-g1 np2-g2; do
+  rm -rf "$OUT/export-$label"
+  "$MS" archive export "$OUT/$label.h5" --out "$OUT/export-$label" >/dev/null
+done
+same=1
+for f in configs.csv results.csv model_stats.csv probes.csv; do
+  for label in np2-g1 np2-g2; do
+    # Row order follows commit order (which group finished first): compare sorted rows.
+    if ! cmp -s <(sort "$OUT/export-np1/$f") <(sort "$OUT/export-$label/$f"); then
+      echo "  $f differs between np1 and $label"; same=0
+    fi
+  done
+done
+[ $same = 1 ] && echo "  np1, np2-g1 and np2-g2: identical configs, results and model_stats (l2 and cosines to the last bit)"
+
+if [ -x "$MS_BUILD/bin/bench_merge_resident" ]; then
+  echo "== merges/s: file-dtype residents (the sweep's) vs float32 task vectors (before), n=4, one thread"
+  OMP_NUM_THREADS=1 "$MS_BUILD/bin/bench_merge_resident" "$FAM/base" "$FAM"/ft-* --n 4 --reps 2 \
+    --methods task_arithmetic,ties
+else
+  echo "== merges/s: skipped (configure with -DMS_BUILD_BENCH=ON for bench_merge_resident)"
+fi
