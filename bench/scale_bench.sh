@@ -37,6 +37,7 @@ methods:
   - {method: task_arithmetic, lambda: [1.0]}
   - {method: ties, density: 0.5}
 schedule: {threads_per_rank: 1}
+output: scale.h5  # each run names its own (--output)
 YAML
 
 run_sweep() {  # run_sweep LABEL NP G -> OUT/LABEL.h5, OUT/LABEL.log, OUT/LABEL.rss (one line per rank)
@@ -45,7 +46,7 @@ run_sweep() {  # run_sweep LABEL NP G -> OUT/LABEL.h5, OUT/LABEL.log, OUT/LABEL.
   local t0=$SECONDS
   mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$np" \
     /usr/bin/time -a -o "$OUT/$label.rss" -f "%M" "$MS" sweep "$OUT/scale.yaml" -g "$g" \
-    --output "$OUT/$label.h5" >"$OUT/$label.log" 2>&1
+    --output "$OUT/$label.h5" >"$OUT/$label.log" 2>&1 || { echo "  $label failed:"; tail -5 "$OUT/$label.log"; exit 1; }
   echo "  $label: $((SECONDS - t0)) s wall, peak RSS per rank (MB): $(awk '{printf "%.0f ", $1/1024}' "$OUT/$label.rss")"
   "$MS" sweep "$OUT/scale.yaml" -g "$g" --plan 2>/dev/null | sed -n '/^memory per rank/,/^  fits\|^  does not fit/p' | sed 's/^/    plan: /'
   grep "traffic:" "$OUT/$label.log" | sed 's/^/    /' || true
@@ -73,8 +74,10 @@ done
 [ $same = 1 ] && echo "  np1, np2-g1 and np2-g2: identical configs, results and model_stats (l2 and cosines to the last bit)"
 
 if [ -x "$MS_BUILD/bin/bench_merge_resident" ]; then
-  echo "== merges/s: file-dtype residents (the sweep's) vs float32 task vectors (before), n=4, one thread"
-  OMP_NUM_THREADS=1 "$MS_BUILD/bin/bench_merge_resident" "$FAM/base" "$FAM"/ft-* --n 4 --reps 2 \
+  # Four checkpoints: both layouts and a copy of the bytes one merge touches are held at once; twelve float32 task vectors of this
+  # family alone (13 GB) would not fit beside the bf16 ones on a 24 GB machine.
+  echo "== merges/s: file-dtype residents (the sweep's) vs float32 task vectors (before), 4 checkpoints, n=4, one thread"
+  OMP_NUM_THREADS=1 "$MS_BUILD/bin/bench_merge_resident" "$FAM/base" "$FAM"/ft-0[0-3] --n 4 --reps 2 \
     --methods task_arithmetic,ties
 else
   echo "== merges/s: skipped (configure with -DMS_BUILD_BENCH=ON for bench_merge_resident)"

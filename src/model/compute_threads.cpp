@@ -63,4 +63,6 @@ ThreadSplit configure_compute_threads() {
   return s;
 }
 
+void release_free_memory() { malloc_trim(0); }
+
 }  // namespace ms::model

@@ -8,6 +8,7 @@
 #include "mergesweep/dist/mpi_comm.hpp"
 #include "mergesweep/dist/progress.hpp"
 #include "mergesweep/dist/signals.hpp"
+#include "mergesweep/model/compute_threads.hpp"
 #include "mergesweep/sweep/failure.hpp"
 #include "mergesweep/sweep/result_codec.hpp"
 
@@ -287,6 +288,7 @@ void work_loop(Coordinator* coord, dist::Comm& group, bool leader, int world_ran
     } catch (const GroupFailure& e) {  // every rank of the group throws it: they move on together
       failure = {e.kind(), e.what()};
     }
+    model::release_free_memory();  // the config's buffers are freed: keep the resident set at what is live
     const ItemStatus status = !failure.kind.empty() ? ItemStatus::Failed : dropped ? ItemStatus::Dropped : ItemStatus::Done;
     if (!leader) continue;
     if (world_rank == 0) {

@@ -47,6 +47,7 @@ std::uint64_t workspace_bytes(const SweepSpec& spec, std::uint64_t E, bool cuda)
 }
 
 std::uint64_t activation_bytes(const SweepSpec& spec, const ModelShape& m) {
+  if (spec.eval.tasks.empty() && spec.eval.probes.empty()) return 0;  // merges and statistics only
   const auto T = static_cast<std::uint64_t>(spec.eval.batch_tokens);
   std::int64_t seq = spec.eval.max_length > 0 ? spec.eval.max_length : std::min(kDefaultSequence, m.max_position);
   const auto S = static_cast<std::uint64_t>(std::max<std::int64_t>(1, std::min<std::int64_t>(seq, spec.eval.batch_tokens)));

@@ -32,7 +32,10 @@ ModelShape shape() {
 }
 
 TEST(MemoryPlan, PartsFollowTheModelOfDocsSizing) {
-  const SweepSpec spec = parse_spec(kSpec, "spec.yaml");
+  SweepSpec spec = parse_spec(kSpec, "spec.yaml");
+  // A sweep without tasks or probes evaluates nothing: no activations.
+  EXPECT_EQ(plan_memory(spec, shape(), 2, c10::Device(c10::DeviceType::CPU), 1).ranks[1].activations, 0u);
+  spec.eval.tasks = {"m/task.h5"};
   EXPECT_EQ(spec.schedule.device, "cpu");
   EXPECT_EQ(spec.schedule.memory_per_rank, 1'000'000u);
   const MemoryPlan p = plan_memory(spec, shape(), 2, c10::Device(c10::DeviceType::CPU), 1);
