@@ -67,8 +67,11 @@ def folder(name, files, expect, target=None):
     case(name, f"inspect {path}", [path if target is None else target] + expect)
 
 
-def main():
-    # inputs/<module>/ folders belong to the later modules' own generators (make_bad_inputs_*.py).
+def clear_generated_inputs():
+    """Removes what an earlier run wrote under inputs/, so that a dropped case leaves no stale file.
+
+    inputs/<module>/ folders belong to the later modules' own generators (make_bad_inputs_*.py).
+    """
     os.makedirs(IN, exist_ok=True)
     for entry in os.listdir(IN):
         if entry in ("model", "eval", "archive", "sweep", "testbed"):
@@ -76,7 +79,9 @@ def main():
         path = os.path.join(IN, entry)
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
-    # --- safetensors files -------------------------------------------------------------
+
+def safetensors_file_cases():
+    """Malformed single .safetensors files: each breaks one rule of the header or the data section."""
     inspect_file("empty", b"", ["too short"])
     inspect_file("short_length_prefix", b"\x10\x00\x00", ["too short"])
     inspect_file("header_past_eof", st_bytes("{}", length=4096), ["runs past the end of the file"])
@@ -118,10 +123,9 @@ def main():
                           b"\0" * 4), ["invalid JSON", "number overflow"])
     inspect_file("nul_in_header", st_bytes(b'{"w\x00":{}}'), ["invalid JSON"])
 
-    # --- model folders -----------------------------------------------------------------
-    hdr, data = good_model_tensors()
-    weights = st_bytes(hdr + " " * ((8 - len(hdr) % 8) % 8), data)
-    cfg = json.dumps(LLAMA)
+
+def config_folder_cases(weights, cfg):
+    """Model folders whose config.json is missing or malformed, or that have no weights at all."""
     folder("folder_without_config", {"model.safetensors": weights}, ["config.json", "missing"])
     folder("config_invalid_json", {"config.json": '{"model_type": "llama",', "model.safetensors": weights},
            ["config.json", "invalid JSON"])
@@ -135,6 +139,10 @@ def main():
     folder("config_not_object", {"config.json": "[]", "model.safetensors": weights}, ["config.json", "JSON object"])
     folder("folder_without_weights", {"config.json": cfg}, ["no model.safetensors or model.safetensors.index.json"])
 
+
+def sharded_index_cases(data, cfg):
+    """Two-shard model folders whose model.safetensors.index.json is wrong (missing shards, paths that
+    escape the folder, tensors the index and the shards disagree on)."""
     shard1_hdr = '{"model.embed_tokens.weight":{"dtype":"F32","shape":[6,4],"data_offsets":[0,96]}}'
     shard1 = st_bytes(shard1_hdr, data[:96])
     rest = {"model.layers.0.input_layernorm.weight": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
@@ -177,7 +185,9 @@ def main():
     link = os.path.join(IN, "index_symlink_escape", "escape.safetensors")
     os.symlink("../outside/model-00002-of-00002.safetensors", link)
 
-    # Config and tensors disagree (integrity check).
+
+def integrity_cases(hdr, data, weights, cfg):
+    """Well-formed folders whose config and tensors disagree, or whose values are NaN (integrity checks)."""
     folder("config_shape_mismatch", {"config.json": json.dumps({**LLAMA, "vocab_size": 7}), "model.safetensors": weights},
            ["'model.embed_tokens.weight'", "does not match config.json"], target="inputs/config_shape_mismatch")
     nan_data = bytearray(data)
@@ -187,41 +197,52 @@ def main():
     CASES[-1]["args"] += " --check-values"
     CASES[-1]["expect"] = ["model.safetensors", "'model.layers.0.input_layernorm.weight'", "NaN or Inf"]
 
-    # --- merge configurations and mismatched models ----------------------------------------
-    def model(name, tensors, cfg_text=cfg):
-        entries, blob, off = {}, b"", 0
-        for tname, (dtype, shape, fill) in tensors.items():
-            n = 1
-            for d in shape:
-                n *= d
-            fmt, size = {"F32": ("f", 4), "F16": ("e", 2)}[dtype]
-            raw = struct.pack(f"<{n}{fmt}", *([fill] * n))
-            entries[tname] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(raw)]}
-            blob += raw
-            off += len(raw)
-        h = json.dumps(entries, separators=(",", ":"))
-        put(f"merge/{name}/model.safetensors", st_bytes(h + " " * ((8 - len(h) % 8) % 8), blob))
-        put(f"merge/{name}/config.json", cfg_text)
 
-    def tensors(**over):
-        t = {"model.embed_tokens.weight": ("F32", [6, 4], 0.5), "model.layers.0.input_layernorm.weight": ("F32", [4], 1.0),
-             "model.norm.weight": ("F32", [4], 1.0)}
-        t.update(over)
-        return {k: v for k, v in t.items() if v is not None}
+def write_merge_model(name, tensors, cfg_text):
+    """Writes inputs/merge/<name>/ (model.safetensors + config.json) from {tensor: (dtype, shape, fill)}."""
+    entries, blob, off = {}, b"", 0
+    for tname, (dtype, shape, fill) in tensors.items():
+        n = 1
+        for d in shape:
+            n *= d
+        fmt, size = {"F32": ("f", 4), "F16": ("e", 2)}[dtype]
+        raw = struct.pack(f"<{n}{fmt}", *([fill] * n))
+        entries[tname] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(raw)]}
+        blob += raw
+        off += len(raw)
+    h = json.dumps(entries, separators=(",", ":"))
+    put(f"merge/{name}/model.safetensors", st_bytes(h + " " * ((8 - len(h) % 8) % 8), blob))
+    put(f"merge/{name}/config.json", cfg_text)
 
-    model("base", tensors())
-    model("ft_a", tensors(**{"model.norm.weight": ("F32", [4], 1.5)}))
-    model("ft_b", tensors(**{"model.norm.weight": ("F32", [4], 0.5)}))
-    model("ft_shape", tensors(**{"model.embed_tokens.weight": ("F32", [7, 4], 0.5)}))
-    model("ft_dtype", tensors(**{"model.norm.weight": ("F16", [4], 1.0)}))
-    model("ft_missing", tensors(**{"model.norm.weight": None}))
-    model("ft_inf", tensors(**{"model.norm.weight": ("F32", [4], float("inf"))}))
 
-    def merge_case(name, yaml_text, expect, exit_code=1, names_config=True):
-        rel = put(f"merge_{name}.yaml", yaml_text)
-        case("merge_" + name, f"merge {rel} {{tmp}}/out", ([rel] if names_config else []) + expect, exit_code,
-             absent=["{tmp}/out"])
+def merge_tensors(**over):
+    """The base model's tensors with some replaced (value None: left out)."""
+    t = {"model.embed_tokens.weight": ("F32", [6, 4], 0.5), "model.layers.0.input_layernorm.weight": ("F32", [4], 1.0),
+         "model.norm.weight": ("F32", [4], 1.0)}
+    t.update(over)
+    return {k: v for k, v in t.items() if v is not None}
 
+
+def write_merge_models(cfg):
+    """The small models the merge cases refer to: a base, two good fine-tunes and one per kind of mismatch."""
+    write_merge_model("base", merge_tensors(), cfg)
+    write_merge_model("ft_a", merge_tensors(**{"model.norm.weight": ("F32", [4], 1.5)}), cfg)
+    write_merge_model("ft_b", merge_tensors(**{"model.norm.weight": ("F32", [4], 0.5)}), cfg)
+    write_merge_model("ft_shape", merge_tensors(**{"model.embed_tokens.weight": ("F32", [7, 4], 0.5)}), cfg)
+    write_merge_model("ft_dtype", merge_tensors(**{"model.norm.weight": ("F16", [4], 1.0)}), cfg)
+    write_merge_model("ft_missing", merge_tensors(**{"model.norm.weight": None}), cfg)
+    write_merge_model("ft_inf", merge_tensors(**{"model.norm.weight": ("F32", [4], float("inf"))}), cfg)
+
+
+def merge_case(name, yaml_text, expect, exit_code=1, names_config=True):
+    """A merge configuration file plus its case; a failed merge must leave no output folder."""
+    rel = put(f"merge_{name}.yaml", yaml_text)
+    case("merge_" + name, f"merge {rel} {{tmp}}/out", ([rel] if names_config else []) + expect, exit_code,
+         absent=["{tmp}/out"])
+
+
+def merge_config_cases():
+    """Merge configurations that are wrong in themselves (method, parameters, keys, YAML)."""
     two = "models:\n  - model: inputs/merge/ft_a\n  - model: inputs/merge/ft_b\n"
     merge_case("unknown_method", "merge_method: frankenmerge\nbase_model: inputs/merge/base\n" + two,
                ["merge_method", "unknown method 'frankenmerge'", "task_arithmetic"])
@@ -245,20 +266,31 @@ def main():
                ["weight", "takes no per-model weight"])
     merge_case("bad_out_dtype", "merge_method: linear\n" + two + "dtype: float8\n", ["dtype", "float8"])
 
-    def pair(other):
-        return ("merge_method: task_arithmetic\nbase_model: inputs/merge/base\nmodels:\n"
-                f"  - model: inputs/merge/ft_a\n  - model: inputs/merge/{other}\n")
-    merge_case("shape_mismatch", pair("ft_shape"), ["inputs/merge/ft_shape", "'model.embed_tokens.weight'", "shape [7, 4] differs"], names_config=False)
-    merge_case("dtype_mismatch", pair("ft_dtype"), ["inputs/merge/ft_dtype", "'model.norm.weight'", "dtype F16 differs"], names_config=False)
-    merge_case("missing_tensor", pair("ft_missing"), ["inputs/merge/ft_missing", "'model.norm.weight'", "missing"], names_config=False)
-    merge_case("non_finite_output", pair("ft_inf"), ["inputs/merge/ft_inf", "'model.norm.weight'", "NaN or Inf"],
+
+def merge_pair(other):
+    """A valid task_arithmetic configuration merging ft_a with inputs/merge/<other>."""
+    return ("merge_method: task_arithmetic\nbase_model: inputs/merge/base\nmodels:\n"
+            f"  - model: inputs/merge/ft_a\n  - model: inputs/merge/{other}\n")
+
+
+def merge_model_mismatch_cases():
+    """Valid configurations whose models do not fit together, and a merge onto an existing output."""
+    merge_case("shape_mismatch", merge_pair("ft_shape"),
+               ["inputs/merge/ft_shape", "'model.embed_tokens.weight'", "shape [7, 4] differs"], names_config=False)
+    merge_case("dtype_mismatch", merge_pair("ft_dtype"),
+               ["inputs/merge/ft_dtype", "'model.norm.weight'", "dtype F16 differs"], names_config=False)
+    merge_case("missing_tensor", merge_pair("ft_missing"),
+               ["inputs/merge/ft_missing", "'model.norm.weight'", "missing"], names_config=False)
+    merge_case("non_finite_output", merge_pair("ft_inf"), ["inputs/merge/ft_inf", "'model.norm.weight'", "NaN or Inf"],
                names_config=False)
-    merge_case("missing_model_folder", pair("ft_nowhere"), ["inputs/merge/ft_nowhere", "no such file"], names_config=False)
+    merge_case("missing_model_folder", merge_pair("ft_nowhere"), ["inputs/merge/ft_nowhere", "no such file"], names_config=False)
     # An existing output is never overwritten.
     case("merge_output_exists", "merge inputs/merge_ok.yaml inputs/merge", ["inputs/merge", "already exists"])
-    put("merge_ok.yaml", pair("ft_b"))
+    put("merge_ok.yaml", merge_pair("ft_b"))
 
-    # --- command line and output safety --------------------------------------------------
+
+def command_line_cases():
+    """Bad command lines and output paths: nothing may be written."""
     case("missing_path", "inspect inputs/does-not-exist", ["inputs/does-not-exist", "no such file"])
     case("bad_shard_size", "synth --out {tmp}/fam --max-shard-size 5XB", ["--max-shard-size", "unknown unit"],
          absent=["{tmp}/fam"])
@@ -267,6 +299,24 @@ def main():
     case("output_exists", "synth --out inputs", ["inputs", "already exists"])
     case("unknown_verb", "frobnicate", ["unknown verb 'frobnicate'"], exit_code=2)
     case("unknown_option", "inspect --frobnicate x", ["frobnicate"], exit_code=2)
+
+
+def main():
+    # The groups run in a fixed order: it is the order of the cases in cases.json.
+    clear_generated_inputs()
+    safetensors_file_cases()
+
+    hdr, data = good_model_tensors()
+    weights = st_bytes(hdr + " " * ((8 - len(hdr) % 8) % 8), data)
+    cfg = json.dumps(LLAMA)
+    config_folder_cases(weights, cfg)
+    sharded_index_cases(data, cfg)
+    integrity_cases(hdr, data, weights, cfg)
+
+    write_merge_models(cfg)
+    merge_config_cases()
+    merge_model_mismatch_cases()
+    command_line_cases()
 
     with open(os.path.join(HERE, "cases.json"), "w") as f:
         json.dump({"cases": CASES}, f, indent=1)
