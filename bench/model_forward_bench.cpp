@@ -43,6 +43,22 @@ at::Tensor repeated_attention(const at::Tensor& q, const at::Tensor& k, const at
   return o.transpose(1, 2).reshape({q.size(0), q.size(2), -1});
 }
 
+// A tied-embedding Llama of `hidden` (64-dim heads, 4 query heads per K/V head), 32000 tokens.
+ms::io::ModelConfig bench_config(std::int64_t hidden, std::int64_t intermediate, std::int64_t layers) {
+  ms::io::ModelConfig c;
+  c.model_type = "llama";
+  c.hidden_size = hidden;
+  c.intermediate_size = intermediate;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = c.hidden_size / 64;
+  c.num_key_value_heads = std::max<std::int64_t>(1, c.num_attention_heads / 4);
+  c.head_dim = 64;
+  c.vocab_size = 32000;
+  c.max_position_embeddings = 4096;
+  c.tie_word_embeddings = true;
+  return c;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,17 +72,7 @@ int main(int argc, char** argv) {
     if (gpu) t.sum().item<double>();
   };
   const auto split = ms::model::configure_compute_threads();
-  ms::io::ModelConfig c;
-  c.model_type = "llama";
-  c.hidden_size = argc > 5 ? std::atoll(argv[5]) : 512;
-  c.intermediate_size = argc > 6 ? std::atoll(argv[6]) : 1408;
-  c.num_hidden_layers = layers;
-  c.num_attention_heads = c.hidden_size / 64;
-  c.num_key_value_heads = std::max<std::int64_t>(1, c.num_attention_heads / 4);
-  c.head_dim = 64;
-  c.vocab_size = 32000;
-  c.max_position_embeddings = 4096;
-  c.tie_word_embeddings = true;
+  const ms::io::ModelConfig c = bench_config(argc > 5 ? std::atoll(argv[5]) : 512, argc > 6 ? std::atoll(argv[6]) : 1408, layers);
   at::manual_seed(1);
   std::map<std::string, at::Tensor> store;
   // A getter that makes each tensor it is asked for, random, in the shape its name implies.

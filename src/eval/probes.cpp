@@ -82,6 +82,8 @@ at::Tensor pooled_features(const model::Decoder& model, const ProbePack& pack, c
       fail(pack.path, "layers", "the decoder returned " + std::to_string(hidden.size()) + " hidden states, expected " +
                                     std::to_string(num_layers + 1));
     for (std::size_t li = 0; li < use.size(); ++li) {
+      // forward() filled `hidden` through fo.hidden (checked above): cppcheck does not follow the pointer.
+      // cppcheck-suppress containerOutOfBounds
       const at::Tensor hs = hidden[use[li]].to(at::kFloat).cpu().contiguous();  // [b, width, h]
       const float* x = hs.data_ptr<float>();
       for (std::int64_t r = 0; r < b; ++r) {

@@ -12,8 +12,7 @@ constexpr const char* kAlphabet = " 0123456789abcdefghijklmnopqrstuvwxyz+-=:?,.(
 
 }  // namespace
 
-CharTokenizer::CharTokenizer() {
-  tokens_ = {"<pad>", "<s>", "</s>", "<unk>"};
+CharTokenizer::CharTokenizer() : tokens_{"<pad>", "<s>", "</s>", "<unk>"} {
   for (int& id : id_of_) id = -1;
   for (const char* p = kAlphabet; *p; ++p) {
     id_of_[static_cast<unsigned char>(*p)] = static_cast<std::int32_t>(tokens_.size());

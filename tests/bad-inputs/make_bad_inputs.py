@@ -74,7 +74,7 @@ def clear_generated_inputs():
     """
     os.makedirs(IN, exist_ok=True)
     for entry in os.listdir(IN):
-        if entry in ("model", "eval", "archive", "sweep", "testbed"):
+        if entry in ("model", "eval", "archive", "sweep", "testbed", "report"):
             continue
         path = os.path.join(IN, entry)
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
