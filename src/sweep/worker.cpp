@@ -114,6 +114,26 @@ double chunked_dot(const at::Tensor& a, const at::Tensor& b) {
 }
 double chunked_sqdiff(const at::Tensor& a, const at::Tensor& b) {
   if (cpu_float32(a) && cpu_float32(b)) return chunked_sqdiff(a.data_ptr<float>(), b.data_ptr<float>(), a.numel());
+  // A base held as stored (bf16, f16) on the CPU: widened element by element in the loop, which
+  // is exact, so the sum is bitwise the float32 loop's on the widened base, without the twin's
+  // whole-tensor float64 copies (four of them: 1 GB for a 32M-value embedding).
+  const bool cpu_a = cpu_float32(a), cpu_b = b.device().is_cpu() && b.is_contiguous() && b.numel() == a.numel();
+  if (cpu_a && cpu_b && b.scalar_type() == at::kBFloat16) {
+    const auto* x = a.data_ptr<float>();
+    const auto* y = b.data_ptr<at::BFloat16>();
+    return chunked(a.numel(), [&](std::int64_t i) {
+      const double d = static_cast<double>(x[i]) - static_cast<double>(static_cast<float>(y[i]));
+      return d * d;
+    });
+  }
+  if (cpu_a && cpu_b && b.scalar_type() == at::kHalf) {
+    const auto* x = a.data_ptr<float>();
+    const auto* y = b.data_ptr<at::Half>();
+    return chunked(a.numel(), [&](std::int64_t i) {
+      const double d = static_cast<double>(x[i]) - static_cast<double>(static_cast<float>(y[i]));
+      return d * d;
+    });
+  }
   return chunked_sqdiff_aten(a, b);
 }
 

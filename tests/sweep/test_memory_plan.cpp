@@ -102,6 +102,11 @@ TEST(ChunkedSums, AtenTwinsEqualTheLoopsOnTheCpu) {
     // The tensor forms take the loops for contiguous float32 CPU tensors: bitwise.
     EXPECT_EQ(chunked_dot(a, b), dot);
     EXPECT_EQ(chunked_sqdiff(a, b), sq);
+    // A base held in bf16 or f16: bitwise the float32 loop on the widened base (widening is exact).
+    for (const auto dt : {at::kBFloat16, at::kHalf}) {
+      const at::Tensor held = b.to(dt), widened = held.to(at::kFloat);
+      EXPECT_EQ(chunked_sqdiff(a, held), chunked_sqdiff(a.data_ptr<float>(), widened.data_ptr<float>(), n)) << n;
+    }
   }
 }
 

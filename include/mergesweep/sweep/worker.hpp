@@ -51,7 +51,8 @@ class Worker {
 // then the chunks in order.
 double chunked_dot(const float* a, const float* b, std::int64_t n);
 double chunked_sqdiff(const float* a, const float* b, std::int64_t n);
-// Tensor forms: the loops above for contiguous float32 CPU tensors, else the device-generic twin.
+// Tensor forms: the loops above for contiguous float32 CPU tensors (chunked_sqdiff also for a
+// bf16/f16 second operand, widened in the loop), else the device-generic twin.
 double chunked_dot(const at::Tensor& a, const at::Tensor& b);
 double chunked_sqdiff(const at::Tensor& a, const at::Tensor& b);
 // The twins, in ATen ops on the tensors' device: the same 4096-element chunks, each summed in
