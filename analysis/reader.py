@@ -27,6 +27,9 @@ _FLAT = ("generation_tokens", "generation_text")
 
 SUPPORTED_VERSIONS = ("1", "2", "3")
 
+FAILURE_COLUMNS = ("config_id", "kind", "method", "params", "n", "sample", "members", "failure", "message", "group",
+                   "session", "time")
+
 SCORE_COMMAND = "python3 -m analysis score"
 
 
@@ -76,8 +79,12 @@ class Archive:
         """Failed attempts, one row each: the config's columns (config_id, kind, method, params, n,
         sample, members), failure (error, oom, torch, exception), message, group, session (the
         /specs row of the run that recorded it), time. A config that failed is not in `configs`
-        until a later run of the sweep succeeds with it. Empty before format version 3."""
-        return self.table("failures")
+        until a later run of the sweep succeeds with it. Empty (with these columns) before format
+        version 3."""
+        f = self.table("failures")
+        if not len(f.columns):
+            f = pd.DataFrame({c: pd.Series(dtype="uint64" if c == "config_id" else object) for c in FAILURE_COLUMNS})
+        return f
 
     def failed_not_done(self) -> pd.DataFrame:
         """The last failure of each config that failed and is still not in `configs`."""

@@ -24,7 +24,7 @@ def md_table(df: pd.DataFrame, digits: int = 4, max_rows: int = 200) -> str:
             return f"{v:.{digits}g}"
         if isinstance(v, tuple):
             return ",".join(map(str, v))
-        return str(v).replace("|", "\\|")
+        return str(v).replace("|", "\\|").replace("\n", " ")
 
     cols = list(df.columns)
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]

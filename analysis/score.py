@@ -25,7 +25,7 @@ import time
 import h5py
 import numpy as np
 
-from .reader import ArchiveError, _column, _committed_counts, _open
+from .reader import SUPPORTED_VERSIONS, ArchiveError, _column, _committed_counts, _open
 
 RESULT_WIDTHS = {"task": 128, "metric": 64}  # str[N] of /results (docs/formats.md)
 LOCK_WAIT_S = 2.0                            # as a mergesweep writer retries
@@ -46,8 +46,9 @@ def read_state(path):
     """Committed /tasks, scored (config, task) pairs and /generations of the archive at `path`."""
     with _open(path) as f:
         version = f.attrs.get("format_version")
-        if version is None or int(version) not in (1, 2):
-            raise ArchiveError(f"{path}: format_version: {version!r}; analysis score reads archive versions 1 and 2")
+        if version is None or str(int(version)) not in SUPPORTED_VERSIONS:
+            raise ArchiveError(f"{path}: format_version: {version!r}; analysis score reads archive versions "
+                               f"{', '.join(SUPPORTED_VERSIONS)}")
         counts, commits = _committed_counts(f)
         tasks = _committed(f, "tasks", counts, ("name", "kind", "path", "sha256"))
         results = _committed(f, "results", counts, ("config_id", "task"))

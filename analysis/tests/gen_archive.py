@@ -1,4 +1,4 @@
-"""A format-version-2 archive with generations, written with h5py to docs/formats.md ("Sweep
+"""A format-version-3 archive with generations and one failed attempt, written with h5py to docs/formats.md ("Sweep
 archive" and "Format version 2"): one group per table, one chunked extendible 1-D dataset per
 column, the `columns` attribute, fixed-length NUL-padded strings, /commits rows. Used until the
 engine's own writer stores generations; the layout is the documented one, column for column."""
@@ -15,7 +15,8 @@ STR = {"checkpoints": {"name": 256, "path": 4096, "sha256": 64},
        "configs": {"kind": 16, "method": 64, "params": 1024, "members": 1024},
        "results": {"task": 128, "metric": 64},
        "probes": {"probe": 128},
-       "generations": {"task": 128, "stop": 16}}
+       "generations": {"task": 128, "stop": 16},
+       "failures": {"kind": 16, "method": 64, "params": 1024, "members": 1024, "failure": 16, "message": 1024}}
 NUM = {"checkpoints": [("model", "i4"), ("bytes", "u8")],
        "tasks": [("items", "i8")],
        "specs": [("ranks", "i4"), ("group_size", "i4")],
@@ -30,7 +31,9 @@ NUM = {"checkpoints": [("model", "i4"), ("bytes", "u8")],
        "generations": [("config_id", "u8"), ("item", "i8"), ("tokens_begin", "i8"), ("n_tokens", "i4"),
                        ("text_begin", "i8"), ("text_bytes", "i4")],
        "generation_tokens": [("token", "i4")],
-       "generation_text": [("byte", "u1")]}
+       "generation_text": [("byte", "u1")],
+       "failures": [("config_id", "u8"), ("n", "i4"), ("sample", "i4"), ("group", "i4"), ("session", "i4"),
+                    ("time", "f8")]}
 ORDER = {"checkpoints": "model,name,path,sha256,bytes", "tasks": "name,kind,path,sha256,items",
          "specs": "start_time,spec_hash,plan_hash,version,git_revision,host,ranks,group_size,spec_text",
          "configs": "config_id,kind,method,params,n,sample,members",
@@ -40,8 +43,10 @@ ORDER = {"checkpoints": "model,name,path,sha256,bytes", "tasks": "name,kind,path
          "probes": "config_id,probe,layer,f1_mean,f1_std,seeds",
          "timings": "config_id,merge_s,eval_s,probe_s,total_s,group",
          "generations": "config_id,task,item,stop,tokens_begin,n_tokens,text_begin,text_bytes",
-         "generation_tokens": "token", "generation_text": "byte"}
+         "generation_tokens": "token", "generation_text": "byte",
+         "failures": "config_id,kind,method,params,n,sample,members,failure,message,group,session,time"}
 TABLES = list(ORDER)
+FAILED_CONFIG = 4242  # the one /failures row build() writes
 
 
 def _dtype(table, col):
@@ -87,7 +92,7 @@ def build(path, packs, configs):
     """packs: {task name: pack path}; configs: [(config_id, {task: [response str per item]})]."""
     with h5py.File(path, "w", libver="latest") as f:
         spec = "name: gen-test\n"
-        for k, v in {"format_version": 2, "mergesweep_version": "test", "git_revision": "test", "spec_text": spec,
+        for k, v in {"format_version": 3, "mergesweep_version": "test", "git_revision": "test", "spec_text": spec,
                      "spec_hash": hashlib.sha256(spec.encode()).hexdigest(), "plan_hash": "0" * 64, "host": "test",
                      "ranks": 1, "group_size": 1, "start_time": "2026-11-30T00:00:00Z"}.items():
             f.attrs[k] = np.int64(v) if isinstance(v, int) else v
@@ -104,6 +109,11 @@ def build(path, packs, configs):
         _append(f, "specs", [{"start_time": "2026-11-30T00:00:00Z", "spec_hash": f.attrs["spec_hash"],
                               "plan_hash": "0" * 64, "version": "test", "git_revision": "test", "host": "test",
                               "ranks": 1, "group_size": 1, "spec_text": spec}])
+        _commit(f)
+        _append(f, "failures", [{"config_id": FAILED_CONFIG, "kind": "merge", "method": "ties", "params": "lambda=1",
+                                 "n": 2, "sample": 1, "members": "1,2", "failure": "oom",
+                                 "message": "merge on group rank 0: oom: out of memory", "group": 0, "session": 0,
+                                 "time": 1.7e9}])
         _commit(f)
         for config_id, by_task in configs:
             add_config(f, config_id, by_task)

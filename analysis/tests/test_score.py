@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis.reader import _committed_counts
+from analysis.reader import _committed_counts, read_archive
 from analysis.tests import gen_archive
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -129,6 +129,8 @@ def test_scores_equal_lm_eval(tmp_path, kind):
     assert r.returncode == 0, r.stderr
     rows, commits = results(a)
     assert commits == commits0 + 1
+    # The commit the scores add carries the other tables' counts over: the failure history stays.
+    assert list(read_archive(str(a)).failures["config_id"]) == [gen_archive.FAILED_CONFIG]
     exp = expected(kind)["tasks"]
     got = {(c, t, m): (v, s, n) for c, t, m, v, s, n in rows}
     for task in TASKS:

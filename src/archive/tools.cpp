@@ -258,12 +258,18 @@ void verify_generations(const Rows& g, std::uint64_t tokens, std::uint64_t text,
 
 // Failure rows: a known kind and a config row that parses (the same config may fail in several
 // sessions, and may be in /configs once a later run succeeded).
-void verify_failures(const Rows& fl, std::int32_t models, const std::string& path, Problems& problems) {
-  std::size_t bad_kind = 0, bad_config = 0;
+void verify_failures(const Rows& fl, std::int32_t models, std::uint64_t sessions, const std::string& path,
+                     Problems& problems) {
+  std::size_t bad_kind = 0, bad_config = 0, bad_session = 0;
   std::string first;
+  const std::set<std::string> kinds = {"error", "oom", "torch", "exception"};
   for (std::size_t i = 0; i < fl.rows(); ++i) {
     const std::string kind = fl.col("failure").get_str(i);
-    if (kind.empty() && bad_kind++ == 0 && first.empty()) first = "row " + std::to_string(i) + ": empty failure kind";
+    if (!kinds.count(kind) && bad_kind++ == 0 && first.empty())
+      first = "row " + std::to_string(i) + ": failure kind '" + kind + "'";
+    const std::int32_t session = fl.col("session").get_i32(i);
+    if ((session < 0 || static_cast<std::uint64_t>(session) >= sessions) && bad_session++ == 0 && first.empty())
+      first = "row " + std::to_string(i) + ": session " + std::to_string(session) + " of " + std::to_string(sessions);
     try {
       for (auto m : format::parse_members(fl.col("members").get_str(i), path))
         if (m < 1 || m > models) throw Error(path, "members", "member " + std::to_string(m) + " is not a checkpoint");
@@ -271,7 +277,9 @@ void verify_failures(const Rows& fl, std::int32_t models, const std::string& pat
       if (bad_config++ == 0 && first.empty()) first = "row " + std::to_string(i) + ": " + e.detail();
     }
   }
-  need(bad_kind == 0, problems, "/failures/failure: " + std::to_string(bad_kind) + " rows without a failure kind");
+  need(bad_kind == 0, problems,
+       "/failures/failure: " + std::to_string(bad_kind) + " rows whose kind is not error, oom, torch or exception");
+  need(bad_session == 0, problems, "/failures/session: " + std::to_string(bad_session) + " rows naming no /specs row");
   need(bad_config == 0, problems, "/failures/members: " + std::to_string(bad_config) + " rows naming no valid checkpoints");
   need(first.empty(), problems, "/failures: first problem at " + first);
 }
@@ -299,7 +307,7 @@ std::vector<std::string> verify(const std::string& path) {
   verify_references(rows, ids, c.version, problems);
   if (c.version >= 2)
     verify_generations(rows("generations"), c.counts.at("generation_tokens"), c.counts.at("generation_text"), problems);
-  if (c.version >= 3) verify_failures(rows("failures"), models, path, problems);
+  if (c.version >= 3) verify_failures(rows("failures"), models, c.counts.at("specs"), path, problems);
   return problems;
 }
 
@@ -344,9 +352,13 @@ MergeReport merge_archives(const std::vector<std::string>& inputs, const std::st
           batch.clear();
         }
       }
-    // Failed attempts of every input, as history (a config one slice failed may be done in another).
+    // Failed attempts of every input, as history (a config one slice failed may be done in another),
+    // each attempt once: an input merged before, or named twice, repeats its rows.
     std::vector<FailureRecord> failures;
-    for (const auto& a : all) failures.insert(failures.end(), a.failures.begin(), a.failures.end());
+    std::set<std::tuple<std::uint64_t, std::string, std::string, std::int32_t, double>> attempts;
+    for (const auto& a : all)
+      for (const auto& f : a.failures)
+        if (attempts.emplace(f.config.id, f.failure, f.message, f.group, f.time).second) failures.push_back(f);
     w->append(batch, failures);
     rep.configs = w->done().size();
     w->close();

@@ -107,6 +107,10 @@ TEST(ArchiveFailures, ExportAndMergeCarryTheFailures) {
   EXPECT_EQ(m.failures[1].config.id, config_id(5));
   const Summary s = summarize(tmp / "m.h5");
   EXPECT_EQ(s.failed_not_done, 1u);  // config 2 is done in b; config 5 nowhere
+  EXPECT_TRUE(verify(tmp / "m.h5").empty());
+  // An archive named twice (or merged before) repeats its attempts: each is kept once.
+  merge_archives({a, a, tmp / "m.h5"}, tmp / "again.h5");
+  EXPECT_EQ(read(tmp / "again.h5").failures.size(), 2u);
 }
 
 // A format-2 archive (what the previous release wrote): this one with /failures and its commit
