@@ -60,4 +60,13 @@ std::string error_of(const std::function<void()>& fn) {
   return "<no error>";
 }
 
+std::string mpirun(int np) {
+  return "mpirun --allow-run-as-root --oversubscribe --bind-to none -np " + std::to_string(np) + " ";
+}
+
+int sh(const std::string& cmd) {
+  const int st = std::system(cmd.c_str());
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 }  // namespace ms::test

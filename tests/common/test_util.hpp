@@ -37,4 +37,9 @@ std::string source_path(const std::string& relative);  // inside the repository
 // and the result is "<no error>" (so a check for an expected message fails too).
 std::string error_of(const std::function<void()>& fn);
 
+// The multi-rank suites' launcher: "mpirun ... -np N " (root allowed, oversubscribed, unbound).
+std::string mpirun(int np);
+// Runs a shell command line; its exit status (-1 when killed by a signal).
+int sh(const std::string& cmd);
+
 }  // namespace ms::test

@@ -90,14 +90,9 @@ std::string write_spec(const std::string& name, bool big = false) {
   return out;
 }
 
-std::string mpirun(int np) {
-  return "mpirun --allow-run-as-root --oversubscribe --bind-to none -np " + std::to_string(np) + " ";
-}
+using test::mpirun;
 
-int sh(const std::string& cmd) {
-  const int st = std::system(cmd.c_str());
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+using test::sh;
 
 std::string cli() { return MS_CLI; }
 

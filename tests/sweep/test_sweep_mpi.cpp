@@ -53,9 +53,7 @@ std::string spec_text(const std::string& fam, const std::string& out, bool exten
 
 void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
-std::string mpirun(int np) {
-  return "mpirun --allow-run-as-root --oversubscribe --bind-to none -np " + std::to_string(np) + " ";
-}
+using test::mpirun;
 
 // Runs a shell command line in the background; the pid is the shell's exec'd process.
 struct Proc {
@@ -75,10 +73,7 @@ struct Proc {
   }
 };
 
-int sh(const std::string& cmd) {
-  const int st = std::system(cmd.c_str());
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+using test::sh;
 
 std::string cli() { return MS_CLI; }
 
