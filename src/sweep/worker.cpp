@@ -108,6 +108,18 @@ double chunked_dot_aten(const at::Tensor& a, const at::Tensor& b) {
 double chunked_sqdiff_aten(const at::Tensor& a, const at::Tensor& b) {
   return add_in_order((in_chunks(a) - in_chunks(b)).pow(2).sum(1));
 }
+namespace {
+// chunked_sqdiff of float32 `a` and a stored-dtype `b`, each element of `b` widened in the loop.
+template <class T>
+double sqdiff_widened(const at::Tensor& a, const T* y) {
+  const auto* x = a.data_ptr<float>();
+  return chunked(a.numel(), [&](std::int64_t i) {
+    const double d = static_cast<double>(x[i]) - static_cast<double>(static_cast<float>(y[i]));
+    return d * d;
+  });
+}
+}  // namespace
+
 double chunked_dot(const at::Tensor& a, const at::Tensor& b) {
   if (cpu_float32(a) && cpu_float32(b)) return chunked_dot(a.data_ptr<float>(), b.data_ptr<float>(), a.numel());
   return chunked_dot_aten(a, b);
@@ -118,22 +130,8 @@ double chunked_sqdiff(const at::Tensor& a, const at::Tensor& b) {
   // is exact, so the sum is bitwise the float32 loop's on the widened base, without the twin's
   // whole-tensor float64 copies (four of them: 1 GB for a 32M-value embedding).
   const bool cpu_a = cpu_float32(a), cpu_b = b.device().is_cpu() && b.is_contiguous() && b.numel() == a.numel();
-  if (cpu_a && cpu_b && b.scalar_type() == at::kBFloat16) {
-    const auto* x = a.data_ptr<float>();
-    const auto* y = b.data_ptr<at::BFloat16>();
-    return chunked(a.numel(), [&](std::int64_t i) {
-      const double d = static_cast<double>(x[i]) - static_cast<double>(static_cast<float>(y[i]));
-      return d * d;
-    });
-  }
-  if (cpu_a && cpu_b && b.scalar_type() == at::kHalf) {
-    const auto* x = a.data_ptr<float>();
-    const auto* y = b.data_ptr<at::Half>();
-    return chunked(a.numel(), [&](std::int64_t i) {
-      const double d = static_cast<double>(x[i]) - static_cast<double>(static_cast<float>(y[i]));
-      return d * d;
-    });
-  }
+  if (cpu_a && cpu_b && b.scalar_type() == at::kBFloat16) return sqdiff_widened(a, b.data_ptr<at::BFloat16>());
+  if (cpu_a && cpu_b && b.scalar_type() == at::kHalf) return sqdiff_widened(a, b.data_ptr<at::Half>());
   return chunked_sqdiff_aten(a, b);
 }
 
