@@ -67,6 +67,9 @@ at::Tensor to_float32(const at::Tensor& t);
 // bfloat16 inputs one pass (widen both, subtract); otherwise ATen's widening and subtraction,
 // the same float32 values.
 at::Tensor task_vector(const at::Tensor& theta, const at::Tensor& base);
+// task_vector written into `out` (float32, theta's shape and device): no allocation on the CPU
+// bfloat16 path, so a caller can form τ in a workspace it already holds.
+void task_vector_into(const at::Tensor& out, const at::Tensor& theta, const at::Tensor& base);
 
 // Streaming task arithmetic straight from the checkpoints' bytes, one pass per block: upcast,
 // τᵢ = θᵢ − θ₀, the same float ops as task_arithmetic_into, the output rounded to its dtype, the

@@ -315,11 +315,14 @@ at::Tensor to_float32(const at::Tensor& t) {
   return out;
 }
 
-at::Tensor task_vector(const at::Tensor& theta, const at::Tensor& base) {
+void task_vector_into(const at::Tensor& out, const at::Tensor& theta, const at::Tensor& base) {
   const bool fused = theta.device().is_cpu() && theta.scalar_type() == at::kBFloat16 &&
-                     base.scalar_type() == at::kBFloat16 && theta.is_contiguous() && base.is_contiguous();
-  if (!fused) return theta.to(at::kFloat) - base.to(at::kFloat);
-  at::Tensor out = at::empty(theta.sizes(), at::kFloat);
+                     base.scalar_type() == at::kBFloat16 && theta.is_contiguous() && base.is_contiguous() &&
+                     out.is_contiguous() && out.scalar_type() == at::kFloat;
+  if (!fused) {
+    at::sub_out(const_cast<at::Tensor&>(out), theta.to(at::kFloat), base.to(at::kFloat));
+    return;
+  }
   const auto* th = static_cast<const std::uint16_t*>(theta.data_ptr());
   const auto* b0 = static_cast<const std::uint16_t*>(base.data_ptr());
   float* o = out.data_ptr<float>();
@@ -332,6 +335,11 @@ at::Tensor task_vector(const at::Tensor& theta, const at::Tensor& base) {
       o[j] = fx - fy;
     }
   });
+}
+
+at::Tensor task_vector(const at::Tensor& theta, const at::Tensor& base) {
+  at::Tensor out = at::empty(theta.sizes(), at::TensorOptions().dtype(at::kFloat).device(theta.device()));
+  task_vector_into(out, theta, base);
   return out;
 }
 

@@ -35,13 +35,19 @@ struct ResidentModels::Impl {
     return kernels::task_vector(models[ck].at(name), base.at(name));
   }
 
-  const kernels::TrimRule& trim_rule(std::size_t ck, double density, const std::string& name) {
+  // The rule is made from τ formed in `scratch` (float32, the tensor's shape): the caller's
+  // output buffer, not yet written. A fresh τ per rule would leave tensor-sized holes in the heap.
+  const kernels::TrimRule& trim_rule(std::size_t ck, double density, const std::string& name, const at::Tensor& scratch) {
     std::uint64_t bits;
     std::memcpy(&bits, &density, sizeof bits);
     std::lock_guard<std::mutex> lock(trim_mu);
     const auto key = std::make_tuple(ck, bits, name);
     auto it = trims.find(key);
-    if (it == trims.end()) it = trims.emplace(key, kernels::make_trim_rule(tau(ck, name), density)).first;
+    if (it == trims.end()) {
+      const at::Tensor& held_model = models[ck].at(name);
+      if (!float32_tau()) kernels::task_vector_into(scratch, held_model, base.at(name));
+      it = trims.emplace(key, kernels::make_trim_rule(float32_tau() ? held_model : scratch, density)).first;
+    }
     return it->second;
   }
 
@@ -112,6 +118,7 @@ const std::vector<std::string>& ResidentModels::tensor_names() const { return im
 std::size_t ResidentModels::num_checkpoints() const { return impl_->models.size(); }
 c10::Device ResidentModels::device() const { return impl_->options.device; }
 at::Tensor ResidentModels::base(const std::string& name) const { return impl_->widened_base(name); }
+const at::Tensor& ResidentModels::held_base(const std::string& name) const { return impl_->base.at(name); }
 
 at::Tensor ResidentModels::tau(std::size_t checkpoint, const std::string& name) const {
   if (checkpoint >= impl_->models.size()) {
@@ -119,6 +126,12 @@ at::Tensor ResidentModels::tau(std::size_t checkpoint, const std::string& name) 
                            std::to_string(impl_->models.size()) + " loaded)");
   }
   return impl_->tau(checkpoint, name);
+}
+
+at::Tensor ResidentModels::checkpoint(std::size_t checkpoint, const std::string& name) const {
+  const at::Tensor b = base(name);
+  if (impl_->float32_tau()) return at::add(b, tau(checkpoint, name));  // τ is the held tensor: never written
+  return tau(checkpoint, name).add_(b);  // τ + θ₀ is θ₀ + τ to the bit: IEEE addition commutes
 }
 
 std::uint64_t ResidentModels::resident_bytes() const {
@@ -131,7 +144,8 @@ std::uint64_t ResidentModels::resident_bytes() const {
 
 // Task arithmetic and per-tensor TIES on CPU tensors: in-place fused kernels, bitwise equal to
 // the generic path (tests/merge/test_resident.cpp). They read θᵢ and θ₀ as stored and form τ in
-// their loops, so no member's τ is held whole (only TIES's trim rule, once per tensor, forms one).
+// their loops, so no member's τ is held whole (only TIES's trim rule, once per tensor, forms one,
+// in `out` before the kernel writes it).
 void ResidentModels::Impl::merge_fast(const MergeRequest& r, const std::string& name, const at::Tensor& out) {
   const bool ta = r.method->id == MethodId::TaskArithmetic;
   const bool normalize = r.params.flag("normalize");
@@ -143,7 +157,7 @@ void ResidentModels::Impl::merge_fast(const MergeRequest& r, const std::string& 
     const auto ck = static_cast<std::size_t>(mem.index);
     w.push_back(mem.weight);
     held_models.push_back(&models[ck].at(name));
-    if (!ta) rules.push_back(&trim_rule(ck, mem.density, name));
+    if (!ta) rules.push_back(&trim_rule(ck, mem.density, name, out));
   }
   const at::Tensor& b = base.at(name);
   if (float32_tau()) {  // held_models are τ, b is θ₀ in float32: the kernels of the layout before

@@ -21,14 +21,14 @@ constexpr std::uint64_t kBlockValues = 1u << 20;  // the resident merge's row bl
 
 // Float32 values a merge holds at once for a tensor of E values, the method's largest subset n:
 //  - task arithmetic, per-tensor TIES on the CPU (fused kernels reading the stored dtype): the
-//    output, and for TIES one τ while its trim rule is made;
+//    output (TIES forms a member's τ for its trim rule in the output before writing it);
 //  - elementwise methods: the output and, per row block, θ₀ and the n members' τ and the result;
 //  - the others (whole-tensor statistics, SVDs): θ₀, the n members' τ, the output, a temporary.
 std::uint64_t workspace_values(const MethodPoint& m, int n, std::uint64_t E, bool cuda) {
   const auto nn = static_cast<std::uint64_t>(n);
   const bool ties_per_tensor = m.method->id == merge::MethodId::Ties && m.params.choice("trim") == "per_tensor";
   if (!cuda && m.method->id == merge::MethodId::TaskArithmetic) return E;
-  if (!cuda && ties_per_tensor) return 2 * E;
+  if (!cuda && ties_per_tensor) return E;
   if (merge::effective_scope(*m.method, m.params) == merge::Scope::Elementwise)
     return E + (nn + 2) * std::min(E, kBlockValues);
   return (nn + 3) * E;

@@ -266,7 +266,7 @@ void Worker::Impl::merge_shard(const PlannedConfig& c, std::vector<double>& sq) 
   const std::int64_t mine_begin = rank_begin[static_cast<std::size_t>(comm.rank())];
   const auto take = [&](const std::string& name, const at::Tensor& merged) {
     const std::size_t t = index.at(name);
-    sq[t] = chunked_sqdiff(merged, res->base(name));
+    sq[t] = chunked_sqdiff(merged, res->held_base(name));  // widened in its loop: no float32 copy of θ₀
     shard.narrow(0, offset[t] - mine_begin, numel[t]).copy_(merged.reshape({-1}));
   };
   if (c.kind == ConfigKind::Merge) {
@@ -274,11 +274,8 @@ void Worker::Impl::merge_shard(const PlannedConfig& c, std::vector<double>& sq) 
     res->merge_each(c.request(spec), reducer, take);
     return;
   }
-  for (const auto& n : mine) {
-    const at::Tensor b = res->base(n);
-    if (c.kind == ConfigKind::Base) take(n, b);
-    else take(n, at::add(b, res->tau(static_cast<std::size_t>(c.members[0] - 1), n)));
-  }
+  for (const auto& n : mine)
+    take(n, c.kind == ConfigKind::Base ? res->base(n) : res->checkpoint(static_cast<std::size_t>(c.members[0] - 1), n));
 }
 
 // The whole merged model on every rank of the group, in the eval dtype: each rank's part moves

@@ -165,8 +165,18 @@ TEST_F(FileDtypeResidency, HoldsHalfTheBytesAndTheSameTaskVectors) {
   for (const auto& name : held.tensor_names()) {
     EXPECT_EQ(held.base(name).scalar_type(), at::kFloat);
     EXPECT_TRUE(held.base(name).equal(old.base(name))) << name;
-    for (std::size_t k = 0; k < 4; ++k) EXPECT_TRUE(held.tau(k, name).equal(old.tau(k, name))) << k << " " << name;
+    EXPECT_EQ(held.held_base(name).scalar_type(), at::kBFloat16) << name;  // as stored, no copy
+    for (std::size_t k = 0; k < 4; ++k) {
+      EXPECT_TRUE(held.tau(k, name).equal(old.tau(k, name))) << k << " " << name;
+      // A checkpoint as the sweep's baselines see it: θ₀ + τ, in either layout, to the bit.
+      const at::Tensor expected = at::add(old.base(name), old.tau(k, name));
+      EXPECT_TRUE(held.checkpoint(k, name).equal(expected)) << k << " " << name;
+      EXPECT_TRUE(old.checkpoint(k, name).equal(expected)) << k << " " << name;
+    }
   }
+  // The float32 layout's held τ must survive checkpoint() unchanged (it adds out of place).
+  const std::string first = held.tensor_names().front();
+  EXPECT_TRUE(old.tau(0, first).equal(held.tau(0, first)));
 }
 
 TEST_F(FileDtypeResidency, EveryMethodBitwiseEqualToFloat32TaskVectors) {

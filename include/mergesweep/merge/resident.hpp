@@ -50,9 +50,14 @@ class ResidentModels {
   c10::Device device() const;
   // θ₀ in float32 (the held tensor itself when it is float32 already: read it, never write it).
   at::Tensor base(const std::string& name) const;
+  // θ₀ as held: the file dtype (float32 under Float32TaskVectors), no copy. Read it, never write it.
+  const at::Tensor& held_base(const std::string& name) const;
   // τ = float32(θ_checkpoint) − float32(θ₀), a fresh float32 tensor (the held one under
   // Float32TaskVectors: read it, never write it).
   at::Tensor tau(std::size_t checkpoint, const std::string& name) const;
+  // θ₀ + τ_checkpoint in float32 (a checkpoint as every merge sees it), a fresh tensor; at most
+  // two float32 tensors of this size live while it is formed.
+  at::Tensor checkpoint(std::size_t checkpoint, const std::string& name) const;
   // Bytes held: every resident tensor in the dtype it is held in.
   std::uint64_t resident_bytes() const;
 
