@@ -3,7 +3,7 @@
 # parameters in bfloat16 with 12 fine-tunes, merged by the sweep (task arithmetic and TIES at n=4,
 # model statistics, no evaluation) at np=1, np=2 with groups of 1, and np=2 with one group of 2.
 # It prints, each measured in this run:
-#   (a) peak RSS per rank (GNU time) against `sweep --plan`'s per-rank model (resident + workspace
+#   (a) peak RSS per rank (GNU time, in GB of 1e9 bytes) against `sweep --plan`'s per-rank model (resident + workspace
 #       + merged model + runtime; no activations without eval);
 #   (b) the allgather's bytes per config received by rank 0 (the sweep's own count) against
 #       B*(g-1)/g;
@@ -40,15 +40,25 @@ schedule: {threads_per_rank: 1}
 output: scale.h5  # each run names its own (--output)
 YAML
 
-run_sweep() {  # run_sweep LABEL NP G -> OUT/LABEL.h5, OUT/LABEL.log, OUT/LABEL.rss (one line per rank)
+run_sweep() {  # run_sweep LABEL NP G -> OUT/LABEL.h5, OUT/LABEL.log, OUT/LABEL.rss (one line per rank, in rank order)
   local label=$1 np=$2 g=$3
-  rm -f "$OUT/$label.h5" "$OUT/$label.rss"
+  rm -f "$OUT/$label.h5" "$OUT/$label".rss*
   local t0=$SECONDS
+  # Each rank's peak goes to LABEL.rss.RANK (Open MPI names the rank in the environment).
   mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$np" \
-    /usr/bin/time -a -o "$OUT/$label.rss" -f "%M" "$MS" sweep "$OUT/scale.yaml" -g "$g" \
+    bash -c 'exec /usr/bin/time -o "$0.$OMPI_COMM_WORLD_RANK" -f "%M" "$@"' "$OUT/$label.rss" \
+    "$MS" sweep "$OUT/scale.yaml" -g "$g" \
     --output "$OUT/$label.h5" >"$OUT/$label.log" 2>&1 || { echo "  $label failed:"; tail -5 "$OUT/$label.log"; exit 1; }
-  echo "  $label: $((SECONDS - t0)) s wall, peak RSS per rank (MB): $(awk '{printf "%.0f ", $1/1024}' "$OUT/$label.rss")"
-  "$MS" sweep "$OUT/scale.yaml" -g "$g" --plan 2>/dev/null | sed -n '/^memory per rank/,/^  fits\|^  does not fit/p' | sed 's/^/    plan: /'
+  for ((r = 0; r < np; ++r)); do cat "$OUT/$label.rss.$r"; done >"$OUT/$label.rss" && rm -f "$OUT/$label".rss.*
+  local plan
+  plan=$("$MS" sweep "$OUT/scale.yaml" -g "$g" --plan 2>/dev/null | sed -n '/^memory per rank/,/^  fits\|^  does not fit/p')
+  # GNU time's %M is in KiB; the plan prints GB (1e9 bytes). Rank r of the job is rank r % g of its group.
+  local per_rank
+  per_rank=$(awk -v g="$g" 'NR==FNR { if ($1 == "rank" && $NF == "GB") plan[$2 + 0] = $(NF - 1); next }
+    { r = (FNR - 1) % g; gb = $1 * 1024 / 1e9; printf "%.2f GB (plan %.2f, %+.0f%%)  ", gb, plan[r], 100 * (gb / plan[r] - 1) }' \
+    <(echo "$plan" | sed 's/://') "$OUT/$label.rss")
+  echo "  $label: $((SECONDS - t0)) s wall, peak RSS per rank: $per_rank"
+  echo "$plan" | sed 's/^/    plan: /'
   grep "traffic:" "$OUT/$label.log" | sed 's/^/    /' || true
 }
 

@@ -73,14 +73,17 @@ void task_vector_into(const at::Tensor& out, const at::Tensor& theta, const at::
 
 // Streaming task arithmetic straight from the checkpoints' bytes, one pass per block: upcast,
 // τᵢ = θᵢ − θ₀, the same float ops as task_arithmetic_into, the output rounded to its dtype, the
-// sum of squared changes (for ‖θ − θ₀‖₂) and a non-finite count, all in one pass.
+// sum of squared changes (for ‖θ − θ₀‖₂) and a non-finite count, all in one pass. Without
+// `with_stats` the two statistics are skipped (returned as zero): a caller that measures the
+// distance itself would pay for a serial float64 sum that costs as much as the merge.
 struct StreamStats {
   double sq_change = 0;
   std::int64_t non_finite = 0;
 };
 StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const void* base,
                                    const std::vector<const void*>& models, c10::ScalarType in_type, std::int64_t n,
-                                   const std::vector<double>& w, bool normalize, double lambda);
+                                   const std::vector<double>& w, bool normalize, double lambda,
+                                   bool with_stats = true);
 
 // A member's per-tensor TIES trim, computed once per (checkpoint, density, tensor) and reused:
 // keep |x| above the threshold, and threshold ties up to index last_tie.

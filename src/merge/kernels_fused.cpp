@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <functional>
+#include <type_traits>
 #include <cstring>
 
 #include "kernels.hpp"
@@ -178,6 +179,26 @@ inline void widen(const In* in, float* out, std::int64_t n) {
   for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<float>(in[j]);
 }
 
+// acc[j] += (widen(x[j]) − b[j]) · w. bfloat16 is widened inside the loop (one pass, which
+// vectorizes: zero-extend and shift); other types go through `scratch` first.
+inline void accumulate_delta(float* __restrict acc, const c10::BFloat16* x, const float* __restrict b, float w,
+                             float* /*scratch*/, std::int64_t n) {
+  const auto* __restrict bits = reinterpret_cast<const std::uint16_t*>(x);
+  for (std::int64_t j = 0; j < n; ++j) {
+    const std::uint32_t u = static_cast<std::uint32_t>(bits[j]) << 16;
+    float v;
+    std::memcpy(&v, &u, 4);
+    acc[j] += (v - b[j]) * w;
+  }
+}
+template <typename In>
+inline void accumulate_delta(float* __restrict acc, const In* x, const float* __restrict b, float w, float* scratch,
+                             std::int64_t n) {
+  widen(x, scratch, n);
+  const float* __restrict px = scratch;
+  for (std::int64_t j = 0; j < n; ++j) acc[j] += (px[j] - b[j]) * w;
+}
+
 // Narrowing from float32 with round-to-nearest-even, as c10::BFloat16/ATen's .to() do for finite
 // values (NaN is never stored: a non-finite result fails the merge). Branch-free, so it vectorizes.
 inline void store(c10::BFloat16* out, const float* in, std::int64_t n) {
@@ -199,7 +220,7 @@ inline void store(Out* out, const float* in, std::int64_t n) {
 // the same order as task_arithmetic_into.
 template <typename In, typename Out>
 StreamStats ta_stream(Out* out, const In* base, const std::vector<const In*>& models, std::int64_t n,
-                      const std::vector<float>& w, float divisor, float lam) {
+                      const std::vector<float>& w, float divisor, float lam, bool with_stats) {
   constexpr std::int64_t kBlock = 4096;
   const std::size_t m = models.size();
   const std::int64_t nblocks = (n + kBlock - 1) / kBlock;
@@ -213,16 +234,16 @@ StreamStats ta_stream(Out* out, const In* base, const std::vector<const In*>& mo
       const std::int64_t len = std::min(kBlock, n - b);
       widen(base + b, b0.data(), len);
       float* __restrict pa = acc.data();
-      const float* __restrict px = x.data();
       const float* __restrict pb = b0.data();
       std::fill(pa, pa + len, 0.0f);
-      for (std::size_t i = 0; i < m; ++i) {
-        widen(models[i] + b, x.data(), len);
-        const float wi = w[i];
-        for (std::int64_t j = 0; j < len; ++j) pa[j] += (px[j] - pb[j]) * wi;
-      }
-      float* __restrict vs = x.data();  // the model block is consumed: reuse it for the result
+      for (std::size_t i = 0; i < m; ++i) accumulate_delta(pa, models[i] + b, pb, w[i], x.data(), len);
+      // A float32 output is written in place; others through the consumed model block, then rounded.
+      float* __restrict vs = nullptr;
+      if constexpr (std::is_same_v<Out, float>) vs = out + b;
+      else vs = x.data();
       for (std::int64_t j = 0; j < len; ++j) vs[j] = pb[j] + (pa[j] / divisor) * lam;
+      if constexpr (!std::is_same_v<Out, float>) store(out + b, vs, len);
+      if (!with_stats) continue;  // the serial float64 sum below costs as much as the merge itself
       std::int64_t nonfinite = 0;
       for (std::int64_t j = 0; j < len; ++j) {
         std::uint32_t bits;
@@ -236,7 +257,6 @@ StreamStats ta_stream(Out* out, const In* base, const std::vector<const In*>& mo
       }
       sq[static_cast<std::size_t>(blk)] = s2;
       bad[static_cast<std::size_t>(blk)] = nonfinite;
-      store(out + b, vs, len);
     }
   });
   StreamStats total;
@@ -249,14 +269,14 @@ StreamStats ta_stream(Out* out, const In* base, const std::vector<const In*>& mo
 
 template <typename In>
 StreamStats ta_stream_out(void* out, c10::ScalarType out_type, const void* base, const std::vector<const void*>& models,
-                          std::int64_t n, const std::vector<float>& w, float divisor, float lam) {
+                          std::int64_t n, const std::vector<float>& w, float divisor, float lam, bool with_stats) {
   std::vector<const In*> ms;
   for (const void* p : models) ms.push_back(static_cast<const In*>(p));
   const auto* b = static_cast<const In*>(base);
   switch (out_type) {
-    case c10::ScalarType::BFloat16: return ta_stream(static_cast<c10::BFloat16*>(out), b, ms, n, w, divisor, lam);
-    case c10::ScalarType::Half: return ta_stream(static_cast<c10::Half*>(out), b, ms, n, w, divisor, lam);
-    default: return ta_stream(static_cast<float*>(out), b, ms, n, w, divisor, lam);
+    case c10::ScalarType::BFloat16: return ta_stream(static_cast<c10::BFloat16*>(out), b, ms, n, w, divisor, lam, with_stats);
+    case c10::ScalarType::Half: return ta_stream(static_cast<c10::Half*>(out), b, ms, n, w, divisor, lam, with_stats);
+    default: return ta_stream(static_cast<float*>(out), b, ms, n, w, divisor, lam, with_stats);
   }
 }
 
@@ -345,16 +365,16 @@ at::Tensor task_vector(const at::Tensor& theta, const at::Tensor& base) {
 
 StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const void* base,
                                    const std::vector<const void*>& models, c10::ScalarType in_type, std::int64_t n,
-                                   const std::vector<double>& w, bool normalize, double lambda) {
+                                   const std::vector<double>& w, bool normalize, double lambda, bool with_stats) {
   std::vector<float> wf;
   double wsum = 0;
   for (double x : w) wf.push_back(static_cast<float>(x)), wsum += x;
   const float divisor = normalize && wsum != 0 ? static_cast<float>(wsum) : 1.0f;
   const auto lam = static_cast<float>(lambda);
   switch (in_type) {
-    case c10::ScalarType::BFloat16: return ta_stream_out<c10::BFloat16>(out, out_type, base, models, n, wf, divisor, lam);
-    case c10::ScalarType::Half: return ta_stream_out<c10::Half>(out, out_type, base, models, n, wf, divisor, lam);
-    default: return ta_stream_out<float>(out, out_type, base, models, n, wf, divisor, lam);
+    case c10::ScalarType::BFloat16: return ta_stream_out<c10::BFloat16>(out, out_type, base, models, n, wf, divisor, lam, with_stats);
+    case c10::ScalarType::Half: return ta_stream_out<c10::Half>(out, out_type, base, models, n, wf, divisor, lam, with_stats);
+    default: return ta_stream_out<float>(out, out_type, base, models, n, wf, divisor, lam, with_stats);
   }
 }
 

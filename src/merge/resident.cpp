@@ -169,7 +169,7 @@ void ResidentModels::Impl::merge_fast(const MergeRequest& r, const std::string& 
     std::vector<const void*> ptrs;
     for (const at::Tensor* t : held_models) ptrs.push_back(t->data_ptr());
     kernels::task_arithmetic_stream(out.data_ptr(), at::kFloat, b.data_ptr(), ptrs, b.scalar_type(), b.numel(), w,
-                                    normalize, lambda);
+                                    normalize, lambda, /*with_stats=*/false);  // the sweep measures l2 itself
   } else {
     kernels::ties_into_stored(out, b, held_models, rules, w, normalize, lambda);
   }
