@@ -39,6 +39,25 @@ Parts ties_consensus_aten(const std::vector<at::Tensor>& tau, const std::vector<
 at::Tensor ties_original(const std::vector<at::Tensor>& trimmed, double majority_sign);
 
 at::Tensor model_stock(const at::Tensor& base, const std::vector<at::Tensor>& tau, bool filter_wise, bool angle_mean);
+// Model Stock in two passes over a tensor's row blocks (model_stock above is both on one tensor):
+// the members' Gram matrix (per output row when filter_wise), products in float32 summed over
+// blocks in float64; then the ratio t and the elementwise interpolation, block by block.
+class StockGram {
+ public:
+  StockGram(const at::Tensor& like, std::size_t members, bool filter_wise);
+  // The members' τ over rows [row0, row0 + rows) of the tensor (the whole τ of a 0-d tensor).
+  void add(std::int64_t row0, const std::vector<at::Tensor>& tau);
+  // t: one per output row when filter_wise (a 2-D or larger tensor), else one value; float32.
+  at::Tensor ratio(bool angle_mean) const;
+
+ private:
+  bool rows_;
+  std::int64_t n_;
+  at::Tensor gram_;  // [rows or 1, n, n], float64
+};
+// θ₀ + t·mean(τ) as (1 − t)·θ₀ + t·mean(θ): `t` is the ratio's rows for this block.
+at::Tensor model_stock_apply(const at::Tensor& base, const std::vector<at::Tensor>& tau, const at::Tensor& t,
+                             bool filter_wise);
 
 at::Tensor tsv_m_delta(const std::vector<at::Tensor>& tau);                // 2-D
 at::Tensor iso_c_delta(const std::vector<at::Tensor>& tau);                // 2-D
@@ -93,6 +112,12 @@ struct TrimRule {
   bool keep_all = true;
 };
 TrimRule make_trim_rule(const at::Tensor& tau, double density);
+// The same rule from ATen ops on any device (make_trim_rule's path off the CPU): the threshold
+// by top-k, the last tie kept by index. Holds |τ| and the k largest values with their indices.
+TrimRule make_trim_rule_aten(const at::Tensor& tau, double density);
+// τ (a block of the tensor whose first element is element `element_offset` of the whole) with
+// the rule applied: entries the trim drops set to zero. Any device.
+at::Tensor apply_trim_rule(const at::Tensor& tau, const TrimRule& rule, std::int64_t element_offset);
 void ties_into(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
                const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize, double lambda);
 

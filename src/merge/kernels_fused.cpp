@@ -84,6 +84,7 @@ inline float ties_element(float* v, std::size_t m, std::int64_t j, const std::ve
 }  // namespace
 
 TrimRule make_trim_rule(const at::Tensor& tau, double density) {
+  if (!tau.device().is_cpu()) return make_trim_rule_aten(tau, density);
   TrimRule rule;
   const std::int64_t n = tau.numel();
   const auto k = std::max<std::int64_t>(1, static_cast<std::int64_t>(density * static_cast<double>(n)));
@@ -339,8 +340,10 @@ void task_vector_into(const at::Tensor& out, const at::Tensor& theta, const at::
   const bool fused = theta.device().is_cpu() && theta.scalar_type() == at::kBFloat16 &&
                      base.scalar_type() == at::kBFloat16 && theta.is_contiguous() && base.is_contiguous() &&
                      out.is_contiguous() && out.scalar_type() == at::kFloat;
-  if (!fused) {
-    at::sub_out(const_cast<at::Tensor&>(out), theta.to(at::kFloat), base.to(at::kFloat));
+  if (!fused) {  // widening copy, then subtraction in float32 (θ₀ widened on the fly): no float32 temporaries
+    at::Tensor o = out;
+    o.copy_(theta);
+    o.sub_(base);
     return;
   }
   const auto* th = static_cast<const std::uint16_t*>(theta.data_ptr());
@@ -451,6 +454,38 @@ at::Tensor trim_top_k_aten(const at::Tensor& tau, double density) {
   const at::Tensor ties_left = k - above.sum();
   const at::Tensor keep = above | (at_threshold & (at_threshold.cumsum(0) <= ties_left));
   return at::where(keep, x, at::zeros_like(x)).view(tau.sizes());
+}
+
+TrimRule make_trim_rule_aten(const at::Tensor& tau, double density) {
+  TrimRule rule;
+  const std::int64_t n = tau.numel();
+  const auto k = std::max<std::int64_t>(1, static_cast<std::int64_t>(density * static_cast<double>(n)));
+  if (density >= 1.0 || k >= n || n == 0) return rule;
+  rule.keep_all = false;
+  const at::Tensor mag = tau.contiguous().reshape({-1}).abs();
+  const float threshold = std::get<0>(at::topk(mag, k, 0, /*largest=*/true, /*sorted=*/false)).min().item<float>();
+  std::uint32_t bits;
+  std::memcpy(&bits, &threshold, 4);
+  rule.threshold_bits = bits & 0x7FFFFFFFu;
+  // Ties at the threshold: the first (k − #above) by index are kept, as the radix kernel keeps them.
+  const std::int64_t ties_left = k - (mag > threshold).sum().item<std::int64_t>();
+  if (ties_left > 0) rule.last_tie = at::nonzero(mag == threshold).reshape({-1})[ties_left - 1].item<std::int64_t>();
+  return rule;
+}
+
+at::Tensor apply_trim_rule(const at::Tensor& tau, const TrimRule& rule, std::int64_t element_offset) {
+  if (rule.keep_all) return tau;
+  float threshold;
+  std::memcpy(&threshold, &rule.threshold_bits, 4);
+  const at::Tensor mag = tau.abs();
+  at::Tensor keep = mag > threshold;
+  if (rule.last_tie >= element_offset) {  // some ties at the threshold fall in this block
+    const at::Tensor index = at::arange(element_offset, element_offset + tau.numel(),
+                                        at::TensorOptions().dtype(at::kLong).device(tau.device()))
+                                 .view(tau.sizes());
+    keep = keep | ((mag == threshold) & (index <= rule.last_tie));
+  }
+  return at::where(keep, tau, at::zeros_like(tau));
 }
 
 Parts ties_consensus_aten(const std::vector<at::Tensor>& tau, const std::vector<double>& w, bool normalize) {

@@ -125,18 +125,18 @@ double merge_task_arithmetic(const TensorMergeContext& c, const io::TensorSpec& 
   return st.sq_change;
 }
 
-// Any method through merge_tensor(). Elementwise methods go through large tensors in row blocks
-// of about kChunkElements: the float32 working set stays in cache and memory stays small
-// whatever the tensor size. DARE masks depend on the element index, so blocks give the same
-// masks as whole tensors. Returns the squared change from the base.
-double merge_in_blocks(const TensorMergeContext& c, const io::TensorSpec& spec, bool elementwise, at::Tensor& out) {
-  constexpr std::int64_t kChunkElements = 1 << 20;
+// Any method through merge_tensor(). Tensors a method merges elementwise (TensorPass::RowBlocks)
+// go through in row blocks (merge.hpp): the float32 working set stays in cache and memory stays
+// small whatever the tensor size; the others are merged whole. DARE masks depend on the element
+// index, so blocks give the same masks as whole tensors. Returns the squared change from the base.
+double merge_in_blocks(const TensorMergeContext& c, const io::TensorSpec& spec, at::Tensor& out) {
   const io::TensorEntry& entry = c.base.require(spec.name);
   const std::int64_t rows = entry.shape.empty() ? 1 : entry.shape[0];
   const std::int64_t row_elems = rows > 0 ? entry.numel() / rows : 0;
-  const std::int64_t block = elementwise && !entry.shape.empty() && row_elems > 0
-                                 ? std::max<std::int64_t>(1, kChunkElements / row_elems)
-                                 : std::max<std::int64_t>(rows, 1);
+  const bool elementwise =
+      tensor_pass(c.job.request, spec.name, static_cast<std::int64_t>(entry.shape.size())) == TensorPass::RowBlocks;
+  const std::int64_t block = elementwise && !entry.shape.empty() && row_elems > 0 ? rows_per_block(row_elems)
+                                                                                  : std::max<std::int64_t>(rows, 1);
   double sq = 0;
   for (std::int64_t r0 = 0; r0 < rows || (rows == 0 && r0 == 0); r0 += block) {
     const std::int64_t len = std::min(block, rows - r0);
@@ -207,7 +207,6 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
                            {{"format", "pt"}, {"mergesweep_merge", describe}});
 
   const TensorMergeContext ctx{job, base, members, stats, describe};
-  const bool elementwise = effective_scope(*r.method, r.params) == Scope::Elementwise;
   StreamingReport rep;
   double l2_sq = 0;
   for (const auto& spec : specs) {
@@ -216,7 +215,7 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
     // The fused single-pass kernel reads host memory; other devices take the generic path.
     l2_sq += r.method->id == MethodId::TaskArithmetic && job.device.is_cpu()
                  ? merge_task_arithmetic(ctx, spec, out)
-                 : merge_in_blocks(ctx, spec, elementwise, out);
+                 : merge_in_blocks(ctx, spec, out);
     rep.bytes_read += entry.nbytes() * (1 + members.size());
     writer.write(spec.name, out);
     rep.bytes_written += spec.nbytes();

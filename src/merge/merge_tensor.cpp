@@ -2,6 +2,7 @@
 // resident paths; DARE masks; the whole-model statistics of global TIES trim.
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -77,6 +78,33 @@ bool is_svd_merged(const std::string& name, std::int64_t dim) {
 }
 
 bool is_boosted(const std::string& name) { return model::is_layer_projection(name); }
+
+std::int64_t rows_per_block(std::int64_t row_elements) {
+  return std::max<std::int64_t>(1, kRowBlockElements / std::max<std::int64_t>(1, row_elements));
+}
+
+TensorPass tensor_pass(const MethodInfo& m, const Params& p, const std::string& name, std::int64_t dim) {
+  if (effective_scope(m, p) == Scope::Elementwise) return TensorPass::RowBlocks;
+  switch (m.id) {
+    case MethodId::TsvM:
+    case MethodId::IsoC:
+    case MethodId::IsoCts: return is_svd_merged(name, dim) ? TensorPass::WholeTensor : TensorPass::RowBlocks;
+    case MethodId::TaskArithmeticSb:  // scaled_delta boosts 2-D layer projections only
+      return is_boosted(name) && dim == 2 ? TensorPass::WholeTensor : TensorPass::RowBlocks;
+    case MethodId::Ties: return p.choice("trim") == "per_tensor" ? TensorPass::TrimRulesThenRows : TensorPass::WholeTensor;
+    case MethodId::ModelStock: return TensorPass::StockRatioThenRows;
+    default: return TensorPass::WholeTensor;
+  }
+}
+
+TensorPass tensor_pass(const MergeRequest& r, const std::string& name, std::int64_t dim) {
+  return tensor_pass(*r.method, r.params, name, dim);
+}
+
+at::Tensor merge_trimmed_ties(const MergeRequest& r, const std::string& name, const at::Tensor& base,
+                              const std::vector<at::Tensor>& trimmed) {
+  return base + scaled_delta(r, name, kernels::ties_consensus(trimmed, weights_of(r), r.params.flag("normalize")));
+}
 
 at::Tensor dare_keep_mask(std::uint64_t seed, std::uint64_t config, int checkpoint_index, const std::string& tensor,
                           std::int64_t element_offset, std::int64_t numel, double density) {

@@ -58,6 +58,12 @@ struct ResidentModels::Impl {
     return workspace.narrow(0, 0, like.numel()).view(like.sizes());
   }
   void merge_fast(const MergeRequest& r, const std::string& name, const at::Tensor& out);
+  // Calls fn(row0, rows, θ₀ block in float32, the members' τ blocks) over the tensor's row blocks.
+  void for_each_row_block(const MergeRequest& r, const std::string& name,
+                          const std::function<void(std::int64_t, std::int64_t, const at::Tensor&,
+                                                   const std::vector<at::Tensor>&)>& fn) const;
+  void merge_in_row_blocks(const MergeRequest& r, const GlobalStats& stats, const std::string& name, TensorPass pass,
+                           const at::Tensor& out, const DareMaskFn* dare_mask);
 };
 
 namespace {
@@ -175,6 +181,56 @@ void ResidentModels::Impl::merge_fast(const MergeRequest& r, const std::string& 
   }
 }
 
+void ResidentModels::Impl::for_each_row_block(
+    const MergeRequest& r, const std::string& name,
+    const std::function<void(std::int64_t, std::int64_t, const at::Tensor&, const std::vector<at::Tensor>&)>& fn) const {
+  const at::Tensor& held_base = base.at(name);
+  const std::int64_t rows = held_base.size(0);
+  const std::int64_t block = rows_per_block(rows > 0 ? held_base.numel() / rows : 1);
+  std::vector<at::Tensor> taus(r.members.size());
+  for (std::int64_t r0 = 0; r0 < rows; r0 += block) {
+    const std::int64_t len = std::min(block, rows - r0);
+    const at::Tensor b_part = held_base.narrow(0, r0, len);
+    const at::Tensor b32 = b_part.scalar_type() == at::kFloat ? b_part : kernels::to_float32(b_part.contiguous());
+    for (std::size_t i = 0; i < r.members.size(); ++i) {
+      const at::Tensor& held = models[static_cast<std::size_t>(r.members[i].index)].at(name);
+      taus[i] = float32_tau() ? held.narrow(0, r0, len) : kernels::task_vector(held.narrow(0, r0, len), b_part);
+    }
+    fn(r0, len, b32, taus);
+  }
+}
+
+// The float32 working set is the output plus a few blocks: no member's τ is held whole (a TIES
+// trim rule forms one τ at a time, in `out` before it is written).
+void ResidentModels::Impl::merge_in_row_blocks(const MergeRequest& r, const GlobalStats& stats, const std::string& name,
+                                               TensorPass pass, const at::Tensor& out, const DareMaskFn* dare_mask) {
+  const std::int64_t row_elems = out.numel() / out.size(0);
+  if (pass == TensorPass::RowBlocks) {
+    for_each_row_block(r, name, [&](std::int64_t r0, std::int64_t len, const at::Tensor& b, const std::vector<at::Tensor>& t) {
+      out.narrow(0, r0, len).copy_(merge_tensor(r, stats, name, b, t, r0 * row_elems, dare_mask));
+    });
+  } else if (pass == TensorPass::TrimRulesThenRows) {
+    std::vector<const kernels::TrimRule*> rules;
+    for (const auto& m : r.members) rules.push_back(&trim_rule(static_cast<std::size_t>(m.index), m.density, name, out));
+    for_each_row_block(r, name, [&](std::int64_t r0, std::int64_t len, const at::Tensor& b, const std::vector<at::Tensor>& t) {
+      std::vector<at::Tensor> trimmed;
+      for (std::size_t i = 0; i < t.size(); ++i) trimmed.push_back(kernels::apply_trim_rule(t[i], *rules[i], r0 * row_elems));
+      out.narrow(0, r0, len).copy_(merge_trimmed_ties(r, name, b, trimmed));
+    });
+  } else {  // StockRatioThenRows: the Gram matrix over the blocks, then the interpolation over them again
+    const bool filter_wise = r.params.flag("filter_wise");
+    kernels::StockGram gram(out, r.members.size(), filter_wise);
+    for_each_row_block(r, name, [&](std::int64_t r0, std::int64_t, const at::Tensor&, const std::vector<at::Tensor>& t) {
+      gram.add(r0, t);
+    });
+    const at::Tensor ratio = gram.ratio(r.params.choice("cosine_mean") == "angle");
+    const bool per_row = filter_wise && out.dim() >= 2;
+    for_each_row_block(r, name, [&](std::int64_t r0, std::int64_t len, const at::Tensor& b, const std::vector<at::Tensor>& t) {
+      out.narrow(0, r0, len).copy_(kernels::model_stock_apply(b, t, per_row ? ratio.narrow(0, r0, len) : ratio, filter_wise));
+    });
+  }
+}
+
 void ResidentModels::merge_each(const MergeRequest& r, Reducer& reducer, const MergedTensorSink& sink,
                                 const DareMaskFn* dare_mask) const {
   validate_request(r, "");
@@ -185,7 +241,7 @@ void ResidentModels::merge_each(const MergeRequest& r, Reducer& reducer, const M
   }
   const MethodId id = r.method->id;
   const bool fast = (id == MethodId::TaskArithmetic || (id == MethodId::Ties && r.params.choice("trim") == "per_tensor")) &&
-                    dare_mask == nullptr && impl_->options.device.is_cpu();
+                    dare_mask == nullptr && impl_->options.device.is_cpu() && impl_->options.cpu_fast_paths;
   if (fast) {
     for (const auto& name : impl_->names) {
       const at::Tensor out = impl_->output_for(impl_->base.at(name));
@@ -196,33 +252,17 @@ void ResidentModels::merge_each(const MergeRequest& r, Reducer& reducer, const M
   }
   SubsetSource src(*this, r);
   const GlobalStats stats = compute_global_stats(r, src, reducer);
-  // Elementwise methods go through a tensor in row blocks of about kChunkElements (as the
-  // streaming merge does; DARE masks depend on the element index, so blocks give the same masks):
-  // the float32 working set is the output plus the members' τ of one block.
-  constexpr std::int64_t kChunkElements = 1 << 20;
-  const bool elementwise = effective_scope(*r.method, r.params) == Scope::Elementwise;
   std::vector<at::Tensor> taus(r.members.size());
   for (const auto& name : impl_->names) {
     const at::Tensor& held_base = impl_->base.at(name);
-    const std::int64_t rows = held_base.dim() == 0 ? 1 : held_base.size(0);
-    const std::int64_t row_elems = rows > 0 ? held_base.numel() / rows : 0;
-    if (!elementwise || held_base.dim() == 0 || rows == 0 || held_base.numel() <= kChunkElements) {
+    const TensorPass pass = tensor_pass(r, name, held_base.dim());
+    if (pass == TensorPass::WholeTensor || held_base.dim() == 0 || held_base.numel() <= kRowBlockElements) {
       for (std::size_t i = 0; i < r.members.size(); ++i) taus[i] = tau(static_cast<std::size_t>(r.members[i].index), name);
       sink(name, merge_tensor(r, stats, name, base(name), taus, 0, dare_mask));
       continue;
     }
     const at::Tensor out = impl_->output_for(held_base);
-    const std::int64_t block = std::max<std::int64_t>(1, kChunkElements / std::max<std::int64_t>(1, row_elems));
-    for (std::int64_t r0 = 0; r0 < rows; r0 += block) {
-      const std::int64_t len = std::min(block, rows - r0);
-      const at::Tensor b_part = held_base.narrow(0, r0, len);
-      const at::Tensor b32 = b_part.scalar_type() == at::kFloat ? b_part : kernels::to_float32(b_part.contiguous());
-      for (std::size_t i = 0; i < r.members.size(); ++i) {
-        const at::Tensor& held = impl_->models[static_cast<std::size_t>(r.members[i].index)].at(name);
-        taus[i] = impl_->float32_tau() ? held.narrow(0, r0, len) : kernels::task_vector(held.narrow(0, r0, len), b_part);
-      }
-      out.narrow(0, r0, len).copy_(merge_tensor(r, stats, name, b32, taus, r0 * row_elems, dare_mask));
-    }
+    impl_->merge_in_row_blocks(r, stats, name, pass, out, dare_mask);
     sink(name, out);
   }
 }

@@ -32,6 +32,25 @@ TEST(DeviceTwins, TrimTopKEqualsTheRadixKernel) {
   EXPECT_TRUE(trim_top_k(m, 0.2).equal(trim_top_k_aten(m, 0.2)));
 }
 
+// The trim rule a GPU makes (top-k) and applies block by block equals the radix kernel's rule
+// and trim_top_k on the whole tensor.
+TEST(DeviceTwins, TrimRuleTwinAndBlocksEqualTheRadixKernel) {
+  for (const double density : {0.05, 0.1, 0.3, 0.5, 0.9, 1.0}) {
+    for (const std::int64_t n : {1, 7, 4096, 100003}) {
+      const at::Tensor x = tied_values(n, 29 + static_cast<std::uint64_t>(n)).view({-1});
+      const TrimRule fast = make_trim_rule(x, density), twin = make_trim_rule_aten(x, density);
+      EXPECT_EQ(fast.keep_all, twin.keep_all) << "density " << density << " n " << n;
+      EXPECT_EQ(fast.threshold_bits, twin.threshold_bits) << "density " << density << " n " << n;
+      EXPECT_EQ(fast.last_tie, twin.last_tie) << "density " << density << " n " << n;
+      std::vector<at::Tensor> blocks;
+      const std::int64_t block = 1000;
+      for (std::int64_t b = 0; b < n; b += block)
+        blocks.push_back(apply_trim_rule(x.narrow(0, b, std::min(block, n - b)), twin, b));
+      EXPECT_TRUE(at::cat(blocks).equal(trim_top_k(x, density))) << "density " << density << " n " << n;
+    }
+  }
+}
+
 TEST(DeviceTwins, TiesConsensusEqualsTheFusedKernel) {
   for (const bool normalize : {false, true}) {
     std::vector<at::Tensor> tau;

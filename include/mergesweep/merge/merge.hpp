@@ -67,4 +67,29 @@ at::Tensor dare_keep_mask(std::uint64_t seed, std::uint64_t config, int checkpoi
 bool is_svd_merged(const std::string& name, std::int64_t dim);
 bool is_boosted(const std::string& name);
 
+// Merges that go through a tensor in row blocks take whole rows, about kRowBlockElements values
+// per block (one row when a row is longer): the float32 working set is a few blocks, whatever
+// the tensor's size. The resident and streaming merges and the memory plan share this partition.
+constexpr std::int64_t kRowBlockElements = 1 << 20;
+std::int64_t rows_per_block(std::int64_t row_elements);
+
+// How a method goes through one tensor (`dim` dimensions), which sets the memory it needs.
+enum class TensorPass {
+  RowBlocks,         // a function of each element, given whole-model statistics: elementwise
+                     // methods; the tensors TSV-M and Iso-C average (vectors, embeddings,
+                     // lm_head); the tensors TA+SB does not boost
+  TrimRulesThenRows, // per-tensor TIES: each member's trim rule from its whole τ, one member at
+                     // a time, then the election in row blocks
+  StockRatioThenRows,// Model Stock: the members' Gram matrix summed over row blocks, then row blocks
+  WholeTensor,       // SVD merges, Subspace Boosting, TIES+SB: θ₀, the n τ, output, temporaries
+};
+TensorPass tensor_pass(const MergeRequest& r, const std::string& name, std::int64_t dim);
+// The same from a method and its parameters (the memory plan has no request).
+TensorPass tensor_pass(const MethodInfo& m, const Params& p, const std::string& name, std::int64_t dim);
+
+// TIES on members already trimmed (each member's per-tensor trim applied): the sign election,
+// the disjoint mean and the scaling that merge_tensor applies after its own trim.
+at::Tensor merge_trimmed_ties(const MergeRequest& r, const std::string& name, const at::Tensor& base,
+                              const std::vector<at::Tensor>& trimmed);
+
 }  // namespace ms::merge

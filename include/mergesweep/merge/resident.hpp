@@ -30,6 +30,9 @@ enum class Residency {
 struct ResidentOptions {
   c10::Device device = c10::Device(c10::DeviceType::CPU);
   Residency residency = Residency::FileDtype;
+  // Task arithmetic and per-tensor TIES on CPU tensors run fused raw-pointer kernels. Off, they
+  // take the device-generic path a GPU runs (tests compare the two on the CPU).
+  bool cpu_fast_paths = true;
 };
 
 // Receives each merged tensor (float32, on the resident device) once; the tensor may be a view

@@ -1,0 +1,144 @@
+// Tensors larger than one row block (merge.hpp: kRowBlockElements) go through the resident merge
+// in row blocks for every method that allows it: elementwise methods, the tensors TSV-M / Iso-C
+// average and TA+SB leaves unboosted, per-tensor TIES after its trim rules, Model Stock after its
+// Gram matrix. Blocks must give the whole-tensor merge bit for bit, on the fast CPU kernels and
+// on the device-generic path a GPU runs (here on the CPU), and the streaming merge must agree.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "common/test_util.hpp"
+#include "mergesweep/io/hf_config.hpp"
+#include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/merge/merge_streaming.hpp"
+#include "mergesweep/merge/resident.hpp"
+
+namespace ms::merge {
+namespace {
+
+// name, shape: an embedding and an lm_head of two and one-and-a-half blocks, a layer projection
+// (SVD-merged, boosted) above one block, a norm vector and a small projection.
+const std::vector<std::pair<std::string, std::vector<std::int64_t>>> kTensors = {
+    {"model.embed_tokens.weight", {2100, 1000}},
+    {"model.layers.0.mlp.up_proj.weight", {1100, 1000}},
+    {"model.layers.0.self_attn.q_proj.weight", {64, 64}},
+    {"model.norm.weight", {1000}},
+    {"lm_head.weight", {1500, 700}},
+};
+
+// Values on a coarse grid (many exact ties in |τ|, so the TIES tie rule is exercised) in float32.
+void write_model(const std::string& dir, std::uint64_t seed, const std::map<std::string, at::Tensor>* base) {
+  std::vector<io::TensorSpec> specs;
+  for (const auto& [name, shape] : kTensors) specs.push_back({name, io::DType::F32, shape});
+  io::HfModelWriter w(dir, specs, 5'000'000'000ull);
+  io::LlamaConfigFields c;  // the loader wants a decoder config; the tensors need not match it
+  c.hidden = 1000, c.intermediate = 1100, c.layers = 1, c.heads = 10, c.kv_heads = 10, c.vocab = 2100;
+  c.dtype = "float32";
+  w.set_config_text(io::llama_config_json(c));
+  at::manual_seed(seed);
+  for (const auto& [name, shape] : kTensors) {
+    at::Tensor t = base ? base->at(name) + at::randint(-8, 9, shape, at::kFloat) * 0.125f : at::randn(shape);
+    w.write(name, t);
+  }
+  w.commit();
+}
+
+class RowBlocks : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    write_model(*dir_ / "base", 1, nullptr);
+    const io::HfModel base = io::HfModel::open(*dir_ / "base");
+    std::map<std::string, at::Tensor> b;
+    for (const auto& [name, _] : kTensors) b[name] = base.tensor(name).clone();
+    for (int i = 0; i < 4; ++i) write_model(*dir_ / ("ft-" + std::to_string(i)), 10 + i, &b);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string path(const std::string& p) { return *dir_ / p; }
+  static std::vector<std::string> checkpoints() { return {path("ft-0"), path("ft-1"), path("ft-2"), path("ft-3")}; }
+  static inline test::TempDir* dir_ = nullptr;
+
+  // Every method whose pass is not WholeTensor for some tensor, with the variants that change it.
+  static std::vector<MergeRequest> requests() {
+    const std::vector<std::pair<const char*, std::map<std::string, std::string>>> cases = {
+        {"task_arithmetic", {{"normalize", "true"}, {"lambda", "0.7"}}},
+        {"ties", {}},
+        {"ties", {{"normalize", "false"}, {"lambda", "0.6"}}},
+        {"dare_ties", {}},
+        {"model_stock", {}},
+        {"model_stock", {{"filter_wise", "true"}}},
+        {"model_stock", {{"cosine_mean", "angle"}}},
+        {"tsv_m", {}},
+        {"iso_c", {}},
+        {"task_arithmetic_sb", {}},
+    };
+    std::vector<MergeRequest> out;
+    for (const auto& [method, params] : cases) {
+      MergeRequest r;
+      r.method = find_method(method);
+      r.params = validate_params(r.method->params, params, "", "");
+      for (int i : {2, 0, 3}) r.members.push_back({"ft", i, 0.5 + 0.2 * i, 0.3});
+      out.push_back(r);
+    }
+    return out;
+  }
+};
+
+TEST_F(RowBlocks, TheTestModelHasTensorsOfSeveralBlocks) {
+  const io::HfModel base = io::HfModel::open(path("base"));
+  EXPECT_GT(base.require("model.embed_tokens.weight").numel(), 2 * kRowBlockElements);
+  EXPECT_GT(base.require("model.layers.0.mlp.up_proj.weight").numel(), kRowBlockElements);
+  const MergeRequest stock = requests()[4];
+  EXPECT_EQ(tensor_pass(stock, "model.embed_tokens.weight", 2), TensorPass::StockRatioThenRows);
+  EXPECT_EQ(tensor_pass(requests()[7], "model.embed_tokens.weight", 2), TensorPass::RowBlocks);
+  EXPECT_EQ(tensor_pass(requests()[7], "model.layers.0.mlp.up_proj.weight", 2), TensorPass::WholeTensor);
+  EXPECT_EQ(tensor_pass(requests()[9], "model.layers.0.mlp.up_proj.weight", 2), TensorPass::WholeTensor);
+  EXPECT_EQ(tensor_pass(requests()[9], "lm_head.weight", 2), TensorPass::RowBlocks);
+  EXPECT_EQ(tensor_pass(requests()[1], "lm_head.weight", 2), TensorPass::TrimRulesThenRows);
+}
+
+TEST_F(RowBlocks, BlocksGiveTheWholeTensorMergeBitForBit) {
+  const ResidentModels fast(path("base"), checkpoints());
+  ResidentOptions generic_options;
+  generic_options.cpu_fast_paths = false;
+  const ResidentModels generic(path("base"), checkpoints(), {}, generic_options);
+  LocalReducer local;
+  int compared = 0;
+  for (const MergeRequest& r : requests()) {
+    std::map<std::string, at::Tensor> a, b;
+    fast.merge(r, a, local);
+    generic.merge(r, b, local);
+    const GlobalStats none;
+    for (const auto& [name, _] : kTensors) {
+      std::vector<at::Tensor> taus;
+      for (const auto& m : r.members) taus.push_back(fast.tau(static_cast<std::size_t>(m.index), name));
+      const at::Tensor whole = merge_tensor(r, none, name, fast.base(name), taus);
+      const std::string what = r.method->name + " " + r.params.canonical() + " " + name;
+      EXPECT_TRUE(a.at(name).equal(whole)) << "fast path: " << what;
+      EXPECT_TRUE(b.at(name).equal(whole)) << "device-generic path: " << what;
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 10 * static_cast<int>(kTensors.size()));
+}
+
+TEST_F(RowBlocks, StreamingMergeAgrees) {
+  const ResidentModels resident(path("base"), checkpoints());
+  LocalReducer local;
+  int k = 0;
+  for (const MergeRequest& r : requests()) {
+    StreamingJob job;
+    job.request = r;
+    job.base_path = path("base");
+    for (const auto& m : r.members) job.member_paths.push_back(checkpoints()[static_cast<std::size_t>(m.index)]);
+    job.out_dir = *dir_ / ("out-" + std::to_string(k++));
+    merge_streaming(job);
+    std::map<std::string, at::Tensor> mine;
+    resident.merge(r, mine, local);
+    const io::HfModel written = io::HfModel::open(job.out_dir);
+    for (const auto& [name, _] : kTensors)
+      EXPECT_TRUE(written.tensor(name).equal(mine.at(name))) << r.method->name << " " << r.params.canonical() << " " << name;
+  }
+}
+
+}  // namespace
+}  // namespace ms::merge
