@@ -8,10 +8,20 @@ The model is the one `mergesweep sweep --plan` computes from the real tensors
 byte-balanced assignment of whole tensors approaches for models of hundreds of tensors. Per rank
 of a worker group of g ranks, for a model of P parameters stored in b bytes each (B = P·b):
   resident    = (K + 1) x B / g           base and K checkpoints in their file dtype (bf16: b = 2)
-  workspace   = (n + 3) x 4 x E           float32 for the largest tensor (E = V x H, the
-                                          embedding): θ₀, the n members' τ, the output and one
-                                          temporary, as whole-tensor methods (Model Stock, TSV-M,
-                                          Iso-C, Subspace Boosting; TIES on a GPU) hold them
+  workspace   = 4 x max(2 E, the methods' largest per-tensor need)
+                                          float32 one merge holds for one tensor on a GPU, after
+                                          how the method goes through it (merge::tensor_pass, as
+                                          `--plan` computes it), for the embedding (E = V x H) and
+                                          the largest SVD-merged matrix (M = I x H), n the largest
+                                          subset, Bk = one row block (about 2^20 values):
+                                            row blocks (TA, DARE, Linear; TSV-M/Iso-C/TA+SB on E)
+                                              E + (n + 2) Bk
+                                            TIES (and TIES+SB on E): a trim rule, then row blocks
+                                              max(2.25 E + 3 density E, E + (2n + 4) Bk)
+                                            Model Stock: E + (2n + 2) Bk
+                                            whole tensors (SVDs and boosting on M; SLERP on E)
+                                              (n + 3) x the tensor
+                                          and 2 E for the baselines (θ₀ and one τ)
   merged      = P x e                     the gathered merged model in the eval dtype (e = 2,
                                           bf16); the rank's own part is merged in place into it
   activations = T x (V + 4 H + 2 I) x 4   T = batch_tokens; logits of one batch, hidden and MLP
@@ -38,15 +48,20 @@ class Model:
     checkpoints: int     # K: checkpoints held resident
     configs: int         # planned configs of its job spec (baselines + merges)
     largest_subset: int  # n: the largest subset one merge reads
+    methods: tuple       # (method, TIES density or None, largest subset of this method) of its job spec
 
 
 # Parameter counts and shapes from the models' config.json (safetensors totals).
+SYSTEMATIC = (("task_arithmetic", None, 12), ("ties", 0.1, 12), ("model_stock", None, 12), ("tsv_m", None, 12),
+              ("iso_c", None, 12), ("task_arithmetic_sb", None, 12), ("ties_sb", 0.1, 12))
+PIPELINE = (("linear", None, 2), ("slerp", None, 1), ("task_arithmetic", None, 2), ("ties", 0.5, 2),
+            ("dare_ties", 0.5, 2))
 MODELS = [
-    Model("llama-3.2-3b-instruct", 3_212_749_824, 3072, 8192, 28, 24, 128_256, 12, 545, 12),
-    Model("llama-3.1-8b-instruct", 8_030_261_248, 4096, 14336, 32, 32, 128_256, 12, 545, 12),
-    Model("qwen3-4b", 4_022_468_096, 2560, 9728, 36, 32, 151_936, 12, 545, 12),
-    Model("qwen3-8b", 8_190_735_360, 4096, 12288, 36, 32, 151_936, 12, 545, 12),
-    Model("qwen2.5-7b (pipeline)", 7_615_616_512, 3584, 18944, 28, 28, 152_064, 3, 19, 2),
+    Model("llama-3.2-3b-instruct", 3_212_749_824, 3072, 8192, 28, 24, 128_256, 12, 545, 12, SYSTEMATIC),
+    Model("llama-3.1-8b-instruct", 8_030_261_248, 4096, 14336, 32, 32, 128_256, 12, 545, 12, SYSTEMATIC),
+    Model("qwen3-4b", 4_022_468_096, 2560, 9728, 36, 32, 151_936, 12, 545, 12, SYSTEMATIC),
+    Model("qwen3-8b", 8_190_735_360, 4096, 12288, 36, 32, 151_936, 12, 545, 12, SYSTEMATIC),
+    Model("qwen2.5-7b (pipeline)", 7_615_616_512, 3584, 18944, 28, 28, 152_064, 3, 19, 2, PIPELINE),
 ]
 
 GPU_BUDGET = 0.9 * 80e9
@@ -65,8 +80,34 @@ def activations(m: Model, batch_tokens: int = BATCH_TOKENS) -> float:
     return batch_tokens * (m.vocab + 4 * m.hidden + 2 * m.intermediate) * 4 + batch_tokens * SEQ * m.heads * 4
 
 
+ROW_BLOCK = 1 << 20  # merge::kRowBlockElements
+ELEMENTWISE = {"linear", "task_arithmetic", "dare_ties", "dare_linear"}
+AVERAGED_OFF_SVD = {"tsv_m", "iso_c", "iso_cts", "task_arithmetic_sb"}  # row blocks except on SVD/boosted matrices
+
+
+def tensor_workspace(method: str, density, n: int, numel: int, row: int, svd_or_boosted: bool) -> int:
+    """Float32 values a merge holds for one tensor on a GPU (memory_plan.cpp, tensor_workspace_values)."""
+    whole = (n + 3) * numel
+    if numel <= ROW_BLOCK:
+        return whole
+    block = min(numel, max(1, ROW_BLOCK // row) * row)
+    if method in ELEMENTWISE or (method in AVERAGED_OFF_SVD and not svd_or_boosted):
+        return numel + (n + 2) * block
+    if method == "ties" or (method == "ties_sb" and not svd_or_boosted):
+        k = math.ceil(min(1.0, density) * numel)
+        return max(2 * numel + numel // 4 + 3 * k, numel + (2 * n + 4) * block)
+    if method == "model_stock":
+        return numel + (2 * n + 2) * block
+    return whole  # SVD merges and boosting on their matrices, SLERP
+
+
 def workspace(m: Model) -> float:
-    return (m.largest_subset + 3) * 4 * m.vocab * m.hidden
+    emb, mlp = m.vocab * m.hidden, m.intermediate * m.hidden
+    most = 2 * emb  # baselines: θ₀ widened and one τ
+    for method, density, n in m.methods:
+        for numel, svd in ((emb, False), (mlp, True)):
+            most = max(most, tensor_workspace(method, density, n, numel, m.hidden, svd))
+    return 4 * most
 
 
 def fixed(m: Model, device: str) -> float:

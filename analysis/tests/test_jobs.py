@@ -89,6 +89,24 @@ def test_sizing_uses_the_plan_sizes_of_the_specs():
         spec = yaml.safe_load(open(path))
         assert plan_size(spec) == by_name[stem].configs, stem
         assert len(spec["checkpoints"]) == by_name[stem].checkpoints
+        # the methods whose workspace the model takes: each method, its TIES density, its largest subset
+        methods = []
+        for e in spec["methods"]:
+            sizes = e.get("sizes", spec["subsets"]["sizes"])
+            density = e.get("density") if e["method"] in ("ties", "ties_sb", "dare_ties") else None
+            methods.append((e["method"], density, min(max(sizes), len(spec["checkpoints"]))))
+        assert tuple(methods) == by_name[stem].methods, stem
+
+
+def test_sizing_workspace_is_the_engine_plans():
+    """The case tests/sweep/test_memory_plan.cpp checks on the engine's plan (WorkspaceFollowsEachTensorsPass):
+    Llama-3.1-8B's embedding and MLP projection at n = 12 on a GPU."""
+    E, M = 128256 * 4096, 14336 * 4096
+    assert sizing.tensor_workspace("ties", 0.1, 12, E, 4096, False) == 2 * E + E // 4 + 3 * 52_533_658
+    assert sizing.tensor_workspace("model_stock", None, 12, E, 4096, False) == E + 26 * 256 * 4096
+    assert sizing.tensor_workspace("tsv_m", None, 12, E, 4096, False) == E + 14 * 256 * 4096
+    assert sizing.tensor_workspace("tsv_m", None, 12, M, 4096, True) == 15 * M
+    assert sizing.tensor_workspace("slerp", None, 1, E, 4096, False) == 4 * E
 
 
 def test_sizing_doc_shows_what_the_model_computes():

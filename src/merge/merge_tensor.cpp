@@ -92,6 +92,9 @@ TensorPass tensor_pass(const MethodInfo& m, const Params& p, const std::string& 
     case MethodId::TaskArithmeticSb:  // scaled_delta boosts 2-D layer projections only
       return is_boosted(name) && dim == 2 ? TensorPass::WholeTensor : TensorPass::RowBlocks;
     case MethodId::Ties: return p.choice("trim") == "per_tensor" ? TensorPass::TrimRulesThenRows : TensorPass::WholeTensor;
+    case MethodId::TiesSb:  // after the trim, elementwise except where Subspace Boosting applies
+      return p.choice("trim") == "per_tensor" && !(is_boosted(name) && dim == 2) ? TensorPass::TrimRulesThenRows
+                                                                                : TensorPass::WholeTensor;
     case MethodId::ModelStock: return TensorPass::StockRatioThenRows;
     default: return TensorPass::WholeTensor;
   }

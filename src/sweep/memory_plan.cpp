@@ -1,11 +1,13 @@
 #include "mergesweep/sweep/memory_plan.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/units.hpp"
 #include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/merge/merge.hpp"
 #include "mergesweep/merge/registry.hpp"
 #include "mergesweep/model/device.hpp"
 #include "mergesweep/sweep/worker.hpp"
@@ -17,31 +19,52 @@ constexpr std::uint64_t kRuntimeGpu = 1'500'000'000ull;
 constexpr std::uint64_t kRuntimeCpu = 500'000'000ull;
 constexpr std::int64_t kDefaultSequence = 2048;  // scored items are shorter than this
 
-constexpr std::uint64_t kBlockValues = 1u << 20;  // the resident merge's row blocks (elementwise methods)
-
-// Float32 values a merge holds at once for a tensor of E values, the method's largest subset n:
+// Float32 values a merge holds at once for one tensor of E values (merge::tensor_pass), the
+// method's largest subset n, Bk the values of one row block (merge::rows_per_block):
 //  - task arithmetic, per-tensor TIES on the CPU (fused kernels reading the stored dtype): the
 //    output (TIES forms a member's τ for its trim rule in the output before writing it);
-//  - elementwise methods: the output and, per row block, θ₀ and the n members' τ and the result;
-//  - the others (whole-tensor statistics, SVDs): θ₀, the n members' τ, the output, a temporary.
-std::uint64_t workspace_values(const MethodPoint& m, int n, std::uint64_t E, bool cuda) {
+//  - tensors merged whole (at most one row block, SVD merges, boosted tensors): θ₀, the n τ, the
+//    output and a temporary, (n + 3)·E;
+//  - row blocks: the output, and per block θ₀, the n τ and the result, E + (n + 2)·Bk;
+//  - trim rules, then row blocks: while a rule is made, τ in the output, |τ|, its masks and the
+//    k = density·E largest values with int64 indices (2.25·E + 3k); then the output and per
+//    block θ₀, the n τ, their trimmed copies and the masks, E + (2n + 4)·Bk;
+//  - Model Stock: the output and per block the n τ, their stacked copy and θ₀, E + (2n + 2)·Bk.
+std::uint64_t tensor_workspace_values(const MethodPoint& m, int n, const std::string& name,
+                                      const std::vector<std::int64_t>& shape, std::uint64_t E, bool cuda) {
   const auto nn = static_cast<std::uint64_t>(n);
-  const bool ties_per_tensor = m.method->id == merge::MethodId::Ties && m.params.choice("trim") == "per_tensor";
+  const merge::TensorPass pass = merge::tensor_pass(*m.method, m.params, name, static_cast<std::int64_t>(shape.size()));
   if (!cuda && m.method->id == merge::MethodId::TaskArithmetic) return E;
-  if (!cuda && ties_per_tensor) return E;
-  if (merge::effective_scope(*m.method, m.params) == merge::Scope::Elementwise)
-    return E + (nn + 2) * std::min(E, kBlockValues);
-  return (nn + 3) * E;
+  if (!cuda && m.method->id == merge::MethodId::Ties && pass == merge::TensorPass::TrimRulesThenRows) return E;
+  const auto kRow = static_cast<std::uint64_t>(merge::kRowBlockElements);
+  if (pass == merge::TensorPass::WholeTensor || shape.empty() || E <= kRow) return (nn + 3) * E;
+  const auto row = E / static_cast<std::uint64_t>(std::max<std::int64_t>(1, shape[0]));
+  const std::uint64_t Bk = std::min(E, static_cast<std::uint64_t>(merge::rows_per_block(static_cast<std::int64_t>(row))) * row);
+  switch (pass) {
+    case merge::TensorPass::RowBlocks: return E + (nn + 2) * Bk;
+    case merge::TensorPass::TrimRulesThenRows: {
+      const auto k = static_cast<std::uint64_t>(std::ceil(std::min(1.0, m.density) * static_cast<double>(E)));
+      return std::max(2 * E + E / 4 + 3 * k, E + (2 * nn + 4) * Bk);
+    }
+    default: return E + (2 * nn + 2) * Bk;  // StockRatioThenRows
+  }
 }
 
-// The largest workspace over the spec's methods (baselines: θ₀ widened plus one τ).
-std::uint64_t workspace_bytes(const SweepSpec& spec, std::uint64_t E, bool cuda) {
-  std::uint64_t most = 2 * E;
+// The largest workspace over the spec's methods and the rank's tensors (baselines: θ₀ widened
+// plus one τ of the largest tensor).
+std::uint64_t workspace_bytes(const SweepSpec& spec, const ModelShape& shape, const std::vector<std::size_t>& tensors,
+                              bool cuda) {
+  std::uint64_t most = 0;
   const int K = static_cast<int>(spec.checkpoints.size());
-  for (const auto& m : spec.methods) {
-    int n = 1;
-    for (int s : (m.sizes.empty() ? spec.sizes : m.sizes)) n = std::max(n, std::min(s, K));
-    most = std::max(most, workspace_values(m, n, E, cuda));
+  for (std::size_t t : tensors) {
+    const auto E = static_cast<std::uint64_t>(shape.numel[t]);
+    const std::vector<std::int64_t> dims = t < shape.shapes.size() ? shape.shapes[t] : std::vector<std::int64_t>{shape.numel[t]};
+    most = std::max(most, 2 * E);
+    for (const auto& m : spec.methods) {
+      int n = 1;
+      for (int s : (m.sizes.empty() ? spec.sizes : m.sizes)) n = std::max(n, std::min(s, K));
+      most = std::max(most, tensor_workspace_values(m, n, shape.names[t], dims, E, cuda));
+    }
   }
   return 4 * most;
 }
@@ -64,15 +87,16 @@ std::vector<RankMemory> ranks_of(const SweepSpec& spec, const ModelShape& m, int
   for (auto n : m.numel) P += static_cast<std::uint64_t>(n);
   const std::uint64_t act = activation_bytes(spec, m);
   std::vector<RankMemory> ranks(static_cast<std::size_t>(g));
-  std::vector<std::uint64_t> own_bytes(ranks.size(), 0), largest(ranks.size(), 0);
+  std::vector<std::uint64_t> own_bytes(ranks.size(), 0);
+  std::vector<std::vector<std::size_t>> own(ranks.size());
   for (std::size_t t = 0; t < m.names.size(); ++t) {
     const auto r = static_cast<std::size_t>(owner[t]);
     own_bytes[r] += m.bytes[t];
-    largest[r] = std::max(largest[r], static_cast<std::uint64_t>(m.numel[t]));
+    own[r].push_back(t);
   }
   for (std::size_t r = 0; r < ranks.size(); ++r) {
     ranks[r].resident = (K + 1) * own_bytes[r];
-    ranks[r].workspace = workspace_bytes(spec, largest[r], cuda);
+    ranks[r].workspace = workspace_bytes(spec, m, own[r], cuda);
     ranks[r].merged = P * e;  // the rank's own part is merged in place into the gathered buffer
     ranks[r].activations = act;
     ranks[r].runtime = cuda ? kRuntimeGpu : kRuntimeCpu;
@@ -96,6 +120,7 @@ ModelShape read_model_shape(const std::string& base_path) {
   for (const auto& n : m.names) {
     m.bytes.push_back(base.require(n).nbytes());
     m.numel.push_back(base.require(n).numel());
+    m.shapes.push_back(base.require(n).shape);
   }
   const io::ModelConfig& c = *base.config();
   m.hidden = c.hidden_size, m.intermediate = c.intermediate_size, m.vocab = c.vocab_size;

@@ -70,6 +70,7 @@ class RowBlocks : public ::testing::Test {
         {"tsv_m", {}},
         {"iso_c", {}},
         {"task_arithmetic_sb", {}},
+        {"ties_sb", {{"lambda", "0.8"}}},
     };
     std::vector<MergeRequest> out;
     for (const auto& [method, params] : cases) {
@@ -94,6 +95,8 @@ TEST_F(RowBlocks, TheTestModelHasTensorsOfSeveralBlocks) {
   EXPECT_EQ(tensor_pass(requests()[9], "model.layers.0.mlp.up_proj.weight", 2), TensorPass::WholeTensor);
   EXPECT_EQ(tensor_pass(requests()[9], "lm_head.weight", 2), TensorPass::RowBlocks);
   EXPECT_EQ(tensor_pass(requests()[1], "lm_head.weight", 2), TensorPass::TrimRulesThenRows);
+  EXPECT_EQ(tensor_pass(requests()[10], "lm_head.weight", 2), TensorPass::TrimRulesThenRows);
+  EXPECT_EQ(tensor_pass(requests()[10], "model.layers.0.mlp.up_proj.weight", 2), TensorPass::WholeTensor);
 }
 
 TEST_F(RowBlocks, BlocksGiveTheWholeTensorMergeBitForBit) {
@@ -118,7 +121,7 @@ TEST_F(RowBlocks, BlocksGiveTheWholeTensorMergeBitForBit) {
       ++compared;
     }
   }
-  EXPECT_EQ(compared, 10 * static_cast<int>(kTensors.size()));
+  EXPECT_EQ(compared, 11 * static_cast<int>(kTensors.size()));
 }
 
 TEST_F(RowBlocks, StreamingMergeAgrees) {

@@ -31,6 +31,37 @@ ModelShape shape() {
   return m;
 }
 
+// An 8B-like rank (Llama-3.1-8B's embedding and MLP projection) with the studies' whole-tensor
+// methods at n = 12 on a GPU: per-tensor TIES holds one τ and its top-k while a trim rule is
+// made, Model Stock and TSV-M's averaged embedding go in row blocks, TSV-M's SVD holds whole
+// MLP matrices; nothing holds (n + 3) float32 copies of the embedding.
+TEST(MemoryPlan, WorkspaceFollowsEachTensorsPass) {
+  std::string spec_text = "name: t\nbase: m/base\ncheckpoints: [";
+  for (int i = 0; i < 12; ++i) spec_text += (i ? ", m/" : "m/") + std::to_string(i);
+  spec_text += "]\nsubsets: {sizes: [12], samples: 1, seed: 7}\nmethods:\n"
+               "  - {method: ties, density: 0.1}\n  - {method: model_stock}\n  - {method: tsv_m}\n"
+               "output: out.h5\nschedule: {memory_per_rank: 1TB}\n";
+  const SweepSpec spec = parse_spec(spec_text, "spec.yaml");
+  ModelShape m;
+  m.names = {"model.embed_tokens.weight", "model.layers.0.mlp.up_proj.weight"};
+  m.shapes = {{128256, 4096}, {14336, 4096}};
+  for (const auto& s : m.shapes) m.numel.push_back(s[0] * s[1]), m.bytes.push_back(static_cast<std::uint64_t>(s[0] * s[1]) * 2);
+  m.hidden = 4096, m.intermediate = 14336, m.vocab = 128256, m.heads = 32, m.max_position = 8192;
+  const std::uint64_t E = 128256ull * 4096ull, block = 256ull * 4096ull, k = 52'533'658ull;  // k = ceil(0.1 E)
+  const MemoryPlan gpu = plan_memory(spec, m, 1, c10::Device(c10::DeviceType::CUDA, 0), 1);
+  EXPECT_EQ(gpu.ranks[0].workspace, 4 * (2 * E + E / 4 + 3 * k));  // TIES: making the embedding's trim rule
+  EXPECT_LT(gpu.ranks[0].workspace, 4 * 3 * E);                     // against 4 · 15 · E held whole
+  SweepSpec no_ties = spec;
+  no_ties.methods.erase(no_ties.methods.begin());
+  // Model Stock: E + (2n + 2) blocks; TSV-M: E + (n + 2) blocks, and 15 whole MLP matrices;
+  // baselines: 2E, the largest of them.
+  EXPECT_EQ(plan_memory(no_ties, m, 1, c10::Device(c10::DeviceType::CUDA, 0), 1).ranks[0].workspace, 4 * 2 * E);
+  EXPECT_GT(2 * E, E + 26 * block);
+  EXPECT_GT(2 * E, 15ull * 14336ull * 4096ull);
+  // On the CPU per-tensor TIES is the fused kernel: the output only.
+  EXPECT_EQ(plan_memory(spec, m, 1, c10::Device(c10::DeviceType::CPU), 1).ranks[0].workspace, 4 * 2 * E);
+}
+
 TEST(MemoryPlan, PartsFollowTheModelOfDocsSizing) {
   SweepSpec spec = parse_spec(kSpec, "spec.yaml");
   // A sweep without tasks or probes evaluates nothing: no activations.

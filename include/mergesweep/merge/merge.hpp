@@ -78,10 +78,10 @@ enum class TensorPass {
   RowBlocks,         // a function of each element, given whole-model statistics: elementwise
                      // methods; the tensors TSV-M and Iso-C average (vectors, embeddings,
                      // lm_head); the tensors TA+SB does not boost
-  TrimRulesThenRows, // per-tensor TIES: each member's trim rule from its whole τ, one member at
-                     // a time, then the election in row blocks
+  TrimRulesThenRows, // per-tensor TIES (and TIES+SB's unboosted tensors): each member's trim rule
+                     // from its whole τ, one member at a time, then the election in row blocks
   StockRatioThenRows,// Model Stock: the members' Gram matrix summed over row blocks, then row blocks
-  WholeTensor,       // SVD merges, Subspace Boosting, TIES+SB: θ₀, the n τ, output, temporaries
+  WholeTensor,       // SVD merges, boosted tensors, global-trim TIES: θ₀, the n τ, output, temporaries
 };
 TensorPass tensor_pass(const MergeRequest& r, const std::string& name, std::int64_t dim);
 // The same from a method and its parameters (the memory plan has no request).

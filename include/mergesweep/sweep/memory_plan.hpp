@@ -35,6 +35,7 @@ struct ModelShape {
   std::vector<std::string> names;
   std::vector<std::uint64_t> bytes;  // per tensor, file dtype
   std::vector<std::int64_t> numel;
+  std::vector<std::vector<std::int64_t>> shapes;  // per tensor (absent: taken as 1-D)
   std::int64_t hidden = 0, intermediate = 0, vocab = 0, heads = 0, max_position = 0;
 };
 ModelShape read_model_shape(const std::string& base_path);
