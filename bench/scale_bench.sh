@@ -40,18 +40,34 @@ schedule: {threads_per_rank: 1}
 output: scale.h5  # each run names its own (--output)
 YAML
 
-run_sweep() {  # run_sweep LABEL NP G -> OUT/LABEL.h5, OUT/LABEL.log, OUT/LABEL.rss (one line per rank, in rank order)
-  local label=$1 np=$2 g=$3
+# The methods that need whole-tensor statistics (Model Stock's Gram matrix, TIES+SB's trim rules,
+# TSV-M's and Iso-C's SVDs): one subset each at n=4, np=1, against the same per-tensor plan.
+cat >"$OUT/whole.yaml" <<YAML
+name: scale-bench-whole-tensor-methods
+base: $FAM/base
+checkpoints: $FAM/ft-*
+subsets: {sizes: [4], samples: 1, seed: 5}
+methods:
+  - {method: model_stock}
+  - {method: ties_sb, density: 0.5, beta: 0.2}
+  - {method: tsv_m}
+  - {method: iso_c}
+schedule: {threads_per_rank: 1}
+output: whole.h5  # each run names its own (--output)
+YAML
+
+run_sweep() {  # run_sweep LABEL NP G [SPEC] -> OUT/LABEL.h5, OUT/LABEL.log, OUT/LABEL.rss (one line per rank, in rank order)
+  local label=$1 np=$2 g=$3 spec=${4:-$OUT/scale.yaml}
   rm -f "$OUT/$label.h5" "$OUT/$label".rss*
   local t0=$SECONDS
   # Each rank's peak goes to LABEL.rss.RANK (Open MPI names the rank in the environment).
   mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$np" \
     bash -c 'exec /usr/bin/time -o "$0.$OMPI_COMM_WORLD_RANK" -f "%M" "$@"' "$OUT/$label.rss" \
-    "$MS" sweep "$OUT/scale.yaml" -g "$g" \
+    "$MS" sweep "$spec" -g "$g" \
     --output "$OUT/$label.h5" >"$OUT/$label.log" 2>&1 || { echo "  $label failed:"; tail -5 "$OUT/$label.log"; exit 1; }
   for ((r = 0; r < np; ++r)); do cat "$OUT/$label.rss.$r"; done >"$OUT/$label.rss" && rm -f "$OUT/$label".rss.*
   local plan
-  plan=$("$MS" sweep "$OUT/scale.yaml" -g "$g" --plan 2>/dev/null | sed -n '/^memory per rank/,/^  fits\|^  does not fit/p')
+  plan=$("$MS" sweep "$spec" -g "$g" --plan 2>/dev/null | sed -n '/^memory per rank/,/^  fits\|^  does not fit/p')
   # GNU time's %M is in KiB; the plan prints GB (1e9 bytes). Rank r of the job is rank r % g of its group.
   local per_rank
   per_rank=$(awk -v g="$g" 'NR==FNR { if ($1 == "rank" && $NF == "GB") plan[$2 + 0] = $(NF - 1); next }
@@ -66,6 +82,8 @@ echo "== sweeps (TA + TIES at n=4, 2 subsets each, plus the 13 baselines; no eva
 run_sweep np1 1 1
 run_sweep np2-g1 2 1
 run_sweep np2-g2 2 2
+echo "== whole-tensor methods (Model Stock, TIES+SB, TSV-M, Iso-C at n=4, one subset each, plus the baselines), np=1"
+run_sweep np1-whole 1 1 "$OUT/whole.yaml"
 
 echo "== bitwise: every exported table but the timings"
 for label in np1 np2-g1 np2-g2; do
