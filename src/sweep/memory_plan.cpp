@@ -26,8 +26,9 @@ constexpr std::int64_t kDefaultSequence = 2048;  // scored items are shorter tha
 //  - tensors merged whole (at most one row block, SVD merges, boosted tensors): θ₀, the n τ, the
 //    output and a temporary, (n + 3)·E;
 //  - row blocks: the output, and per block θ₀, the n τ and the result, E + (n + 2)·Bk;
-//  - trim rules, then row blocks: while a rule is made, τ in the output, |τ|, its masks and the
-//    k = density·E largest values with int64 indices (2.25·E + 3k); then the output and per
+//  - trim rules, then row blocks: while a rule is made on a GPU, τ in the output, |τ|, its masks
+//    and the k = density·E largest values with int64 indices (2.25·E + 3k; on the CPU the radix
+//    select reads τ in the output and holds nothing more); then the output and per
 //    block θ₀, the n τ, their trimmed copies and the masks, E + (2n + 4)·Bk;
 //  - Model Stock: the output and per block the n τ, their stacked copy and θ₀, E + (2n + 2)·Bk.
 std::uint64_t tensor_workspace_values(const MethodPoint& m, int n, const std::string& name,
@@ -44,7 +45,8 @@ std::uint64_t tensor_workspace_values(const MethodPoint& m, int n, const std::st
     case merge::TensorPass::RowBlocks: return E + (nn + 2) * Bk;
     case merge::TensorPass::TrimRulesThenRows: {
       const auto k = static_cast<std::uint64_t>(std::ceil(std::min(1.0, m.density) * static_cast<double>(E)));
-      return std::max(2 * E + E / 4 + 3 * k, E + (2 * nn + 4) * Bk);
+      const std::uint64_t rule = cuda ? 2 * E + E / 4 + 3 * k : E;  // the CPU's radix select needs no copies
+      return std::max(rule, E + (2 * nn + 4) * Bk);
     }
     default: return E + (2 * nn + 2) * Bk;  // StockRatioThenRows
   }
