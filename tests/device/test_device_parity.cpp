@@ -8,10 +8,12 @@
 
 #include <filesystem>
 
+#include "common/row_block_family.hpp"
 #include "common/test_util.hpp"
 #include "mergesweep/eval/scoring.hpp"
 #include "mergesweep/eval/task_pack.hpp"
 #include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/merge/merge.hpp"
 #include "mergesweep/merge/registry.hpp"
 #include "mergesweep/merge/resident.hpp"
 #include "mergesweep/model/decoder.hpp"
@@ -62,6 +64,38 @@ TEST_F(DeviceParity, EveryMethodMergesAlikeOnCpuAndCuda) {
         const double tol = 1e-6 * std::max(1.0, a.at(name).abs().max().item<double>());
         EXPECT_LE((a.at(name) - g).abs().max().item<double>(), tol) << info.name << " " << name;
       }
+    }
+  }
+}
+
+// Tensors of several row blocks: on the GPU per-tensor TIES makes its trim rules by top-k and
+// elects in row blocks, Model Stock sums its Gram matrix over row blocks, TSV-M / Iso-C / TA+SB
+// average embeddings in row blocks. Against the CPU's fast kernels and whole tensors.
+TEST_F(DeviceParity, RowBlockPassesMergeAlikeOnCpuAndCuda) {
+  test::TempDir dir;
+  test::write_row_block_family(dir.path(), 3);
+  const std::vector<std::string> cks = {dir / "ft-0", dir / "ft-1", dir / "ft-2"};
+  const merge::ResidentModels cpu(dir / "base", cks);
+  merge::ResidentOptions on_gpu;
+  on_gpu.device = gpu();
+  const merge::ResidentModels cuda(dir / "base", cks, {}, on_gpu);
+  merge::LocalReducer local;
+  for (const char* method : {"task_arithmetic", "ties", "ties_sb", "model_stock", "tsv_m", "iso_c", "task_arithmetic_sb"}) {
+    merge::MergeRequest r;
+    r.method = merge::find_method(method);
+    r.params = merge::validate_params(r.method->params, {}, "", "");
+    for (int i : {2, 0, 1}) r.members.push_back({"ft", i, 0.4 + 0.2 * i, 0.3});
+    std::map<std::string, at::Tensor> a, b;
+    cpu.merge(r, a, local);
+    cuda.merge(r, b, local);
+    for (const auto& [name, shape] : test::row_block_tensors()) {
+      const at::Tensor g = b.at(name).to(at::kCPU);
+      // Elementwise after their statistics: bitwise where the statistic is exact (a trim rule, a
+      // plain mean); Model Stock's ratio and the SVDs reduce in other orders on the GPU.
+      const merge::TensorPass pass = merge::tensor_pass(r, name, static_cast<std::int64_t>(shape.size()));
+      const bool exact = pass == merge::TensorPass::RowBlocks || pass == merge::TensorPass::TrimRulesThenRows;
+      const double tol = exact ? 0.0 : 1e-6 * std::max(1.0, a.at(name).abs().max().item<double>());
+      EXPECT_LE((a.at(name) - g).abs().max().item<double>(), tol) << method << " " << name;
     }
   }
 }

@@ -6,8 +6,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "common/row_block_family.hpp"
 #include "common/test_util.hpp"
-#include "mergesweep/io/hf_config.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/merge_streaming.hpp"
 #include "mergesweep/merge/resident.hpp"
@@ -15,42 +15,13 @@
 namespace ms::merge {
 namespace {
 
-// name, shape: an embedding and an lm_head of two and one-and-a-half blocks, a layer projection
-// (SVD-merged, boosted) above one block, a norm vector and a small projection.
-const std::vector<std::pair<std::string, std::vector<std::int64_t>>> kTensors = {
-    {"model.embed_tokens.weight", {2100, 1000}},
-    {"model.layers.0.mlp.up_proj.weight", {1100, 1000}},
-    {"model.layers.0.self_attn.q_proj.weight", {64, 64}},
-    {"model.norm.weight", {1000}},
-    {"lm_head.weight", {1500, 700}},
-};
-
-// Values on a coarse grid (many exact ties in |τ|, so the TIES tie rule is exercised) in float32.
-void write_model(const std::string& dir, std::uint64_t seed, const std::map<std::string, at::Tensor>* base) {
-  std::vector<io::TensorSpec> specs;
-  for (const auto& [name, shape] : kTensors) specs.push_back({name, io::DType::F32, shape});
-  io::HfModelWriter w(dir, specs, 5'000'000'000ull);
-  io::LlamaConfigFields c;  // the loader wants a decoder config; the tensors need not match it
-  c.hidden = 1000, c.intermediate = 1100, c.layers = 1, c.heads = 10, c.kv_heads = 10, c.vocab = 2100;
-  c.dtype = "float32";
-  w.set_config_text(io::llama_config_json(c));
-  at::manual_seed(seed);
-  for (const auto& [name, shape] : kTensors) {
-    at::Tensor t = base ? base->at(name) + at::randint(-8, 9, shape, at::kFloat) * 0.125f : at::randn(shape);
-    w.write(name, t);
-  }
-  w.commit();
-}
+const auto& kTensors = test::row_block_tensors();
 
 class RowBlocks : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
-    write_model(*dir_ / "base", 1, nullptr);
-    const io::HfModel base = io::HfModel::open(*dir_ / "base");
-    std::map<std::string, at::Tensor> b;
-    for (const auto& [name, _] : kTensors) b[name] = base.tensor(name).clone();
-    for (int i = 0; i < 4; ++i) write_model(*dir_ / ("ft-" + std::to_string(i)), 10 + i, &b);
+    test::write_row_block_family(dir_->path(), 4);
   }
   static void TearDownTestSuite() { delete dir_; }
   static std::string path(const std::string& p) { return *dir_ / p; }
