@@ -8,20 +8,22 @@ The model is the one `mergesweep sweep --plan` computes from the real tensors
 byte-balanced assignment of whole tensors approaches for models of hundreds of tensors. Per rank
 of a worker group of g ranks, for a model of P parameters stored in b bytes each (B = P·b):
   resident    = (K + 1) x B / g           base and K checkpoints in their file dtype (bf16: b = 2)
-  workspace   = 4 x max(2 E, the methods' largest per-tensor need)
-                                          float32 one merge holds for one tensor on a GPU, after
-                                          how the method goes through it (merge::tensor_pass, as
-                                          `--plan` computes it), for the embedding (E = V x H) and
-                                          the largest SVD-merged matrix (M = I x H), n the largest
-                                          subset, Bk = one row block (about 2^20 values):
+  workspace   = 4 x (W + the most one tensor holds beside W)
+                                          float32 on a GPU, as `--plan` computes it
+                                          (memory_plan.cpp): W = E, one buffer the size of the
+                                          largest tensor (the embedding, E = V x H) through
+                                          which baselines and row-block passes go; beside it,
+                                          per tensor after how the method goes through it
+                                          (merge::tensor_pass), for E and the largest SVD-merged
+                                          matrix (M = I x H), n the largest subset, Bk = one row
+                                          block (about 2^20 values):
                                             row blocks (TA, DARE, Linear; TSV-M/Iso-C/TA+SB on E)
-                                              E + (n + 2) Bk
+                                              (2n + 4) Bk
                                             TIES (and TIES+SB on E): a trim rule, then row blocks
-                                              max(2.25 E + 3 density E, E + (2n + 4) Bk)
-                                            Model Stock: E + (2n + 2) Bk
+                                              max(1.25 E + 3 density E, (3n + 8) Bk)
+                                            Model Stock: (2n + 2) Bk
                                             whole tensors (SVDs and boosting on M; SLERP on E)
                                               (n + 3) x the tensor
-                                          and 2 E for the baselines (θ₀ and one τ)
   merged      = P x e                     the gathered merged model in the eval dtype (e = 2,
                                           bf16); the rank's own part is merged in place into it
   activations = T x (V + 4 H + 2 I) x 4   T = batch_tokens; logits of one batch, hidden and MLP
@@ -85,29 +87,30 @@ ELEMENTWISE = {"linear", "task_arithmetic", "dare_ties", "dare_linear"}
 AVERAGED_OFF_SVD = {"tsv_m", "iso_c", "iso_cts", "task_arithmetic_sb"}  # row blocks except on SVD/boosted matrices
 
 
-def tensor_workspace(method: str, density, n: int, numel: int, row: int, svd_or_boosted: bool) -> int:
-    """Float32 values a merge holds for one tensor on a GPU (memory_plan.cpp, tensor_workspace_values)."""
+def beside_workspace(method: str, density, n: int, numel: int, row: int, svd_or_boosted: bool) -> int:
+    """Float32 values one tensor's merge holds beside the workspace on a GPU (memory_plan.cpp,
+    values_beside_workspace)."""
     whole = (n + 3) * numel
     if numel <= ROW_BLOCK:
         return whole
     block = min(numel, max(1, ROW_BLOCK // row) * row)
     if method in ELEMENTWISE or (method in AVERAGED_OFF_SVD and not svd_or_boosted):
-        return numel + (n + 2) * block
+        return (2 * n + 4) * block
     if method == "ties" or (method == "ties_sb" and not svd_or_boosted):
-        k = math.ceil(min(1.0, density) * numel)
-        return max(2 * numel + numel // 4 + 3 * k, numel + (2 * n + 4) * block)
+        k = math.ceil(min(1.0, 1.0 if density is None else density) * numel)
+        return max(numel + numel // 4 + 3 * k, (3 * n + 8) * block)
     if method == "model_stock":
-        return numel + (2 * n + 2) * block
+        return (2 * n + 2) * block
     return whole  # SVD merges and boosting on their matrices, SLERP
 
 
 def workspace(m: Model) -> float:
     emb, mlp = m.vocab * m.hidden, m.intermediate * m.hidden
-    most = 2 * emb  # baselines: θ₀ widened and one τ
+    beside = 0  # baselines are formed in the workspace: nothing beside it on a GPU
     for method, density, n in m.methods:
         for numel, svd in ((emb, False), (mlp, True)):
-            most = max(most, tensor_workspace(method, density, n, numel, m.hidden, svd))
-    return 4 * most
+            beside = max(beside, beside_workspace(method, density, n, numel, m.hidden, svd))
+    return 4 * (emb + beside)
 
 
 def fixed(m: Model, device: str) -> float:

@@ -101,12 +101,14 @@ def test_sizing_uses_the_plan_sizes_of_the_specs():
 def test_sizing_workspace_is_the_engine_plans():
     """The case tests/sweep/test_memory_plan.cpp checks on the engine's plan (WorkspaceFollowsEachTensorsPass):
     Llama-3.1-8B's embedding and MLP projection at n = 12 on a GPU."""
-    E, M = 128256 * 4096, 14336 * 4096
-    assert sizing.tensor_workspace("ties", 0.1, 12, E, 4096, False) == 2 * E + E // 4 + 3 * 52_533_658
-    assert sizing.tensor_workspace("model_stock", None, 12, E, 4096, False) == E + 26 * 256 * 4096
-    assert sizing.tensor_workspace("tsv_m", None, 12, E, 4096, False) == E + 14 * 256 * 4096
-    assert sizing.tensor_workspace("tsv_m", None, 12, M, 4096, True) == 15 * M
-    assert sizing.tensor_workspace("slerp", None, 1, E, 4096, False) == 4 * E
+    E, M, block = 128256 * 4096, 14336 * 4096, 256 * 4096
+    assert sizing.beside_workspace("ties", 0.1, 12, E, 4096, False) == E + E // 4 + 3 * 52_533_658
+    assert sizing.beside_workspace("model_stock", None, 12, E, 4096, False) == 26 * block
+    assert sizing.beside_workspace("tsv_m", None, 12, E, 4096, False) == 28 * block
+    assert sizing.beside_workspace("tsv_m", None, 12, M, 4096, True) == 15 * M
+    assert sizing.beside_workspace("slerp", None, 1, E, 4096, False) == 4 * E
+    llama8b = next(m for m in sizing.MODELS if m.name == "llama-3.1-8b-instruct")
+    assert sizing.workspace(llama8b) == 4 * (E + 15 * M)  # the engine plan's figure for ties + model_stock + tsv_m
 
 
 def test_sizing_doc_shows_what_the_model_computes():

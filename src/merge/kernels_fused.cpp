@@ -343,7 +343,9 @@ void task_vector_into(const at::Tensor& out, const at::Tensor& theta, const at::
   if (!fused) {  // widening copy, then subtraction in float32 (θ₀ widened on the fly): no float32 temporaries
     at::Tensor o = out;
     o.copy_(theta);
-    o.sub_(base);
+    const bool narrow = base.scalar_type() == at::kFloat || base.scalar_type() == at::kBFloat16 ||
+                        base.scalar_type() == at::kHalf;
+    o.sub_(narrow ? base : base.to(at::kFloat));  // a float64 θ₀ is rounded first: the subtraction stays float32
     return;
   }
   const auto* th = static_cast<const std::uint16_t*>(theta.data_ptr());
@@ -468,8 +470,16 @@ TrimRule make_trim_rule_aten(const at::Tensor& tau, double density) {
   std::memcpy(&bits, &threshold, 4);
   rule.threshold_bits = bits & 0x7FFFFFFFu;
   // Ties at the threshold: the first (k − #above) by index are kept, as the radix kernel keeps them.
-  const std::int64_t ties_left = k - (mag > threshold).sum().item<std::int64_t>();
-  if (ties_left > 0) rule.last_tie = at::nonzero(mag == threshold).reshape({-1})[ties_left - 1].item<std::int64_t>();
+  // Found slab by slab: a threshold of 0 can tie most of the tensor, and nonzero() over all of it
+  // would hold an int64 per tie.
+  std::int64_t ties_left = k - (mag > threshold).sum().item<std::int64_t>();
+  constexpr std::int64_t kSlab = 1 << 24;
+  for (std::int64_t b = 0; b < n && ties_left > 0; b += kSlab) {
+    const at::Tensor tied = mag.narrow(0, b, std::min(kSlab, n - b)) == threshold;
+    const std::int64_t here = tied.sum().item<std::int64_t>();
+    if (here >= ties_left) rule.last_tie = b + at::nonzero(tied).reshape({-1})[ties_left - 1].item<std::int64_t>();
+    ties_left -= here;
+  }
   return rule;
 }
 

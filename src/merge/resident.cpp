@@ -134,10 +134,23 @@ at::Tensor ResidentModels::tau(std::size_t checkpoint, const std::string& name) 
   return impl_->tau(checkpoint, name);
 }
 
-at::Tensor ResidentModels::checkpoint(std::size_t checkpoint, const std::string& name) const {
-  const at::Tensor b = base(name);
-  if (impl_->float32_tau()) return at::add(b, tau(checkpoint, name));  // τ is the held tensor: never written
-  return tau(checkpoint, name).add_(b);  // τ + θ₀ is θ₀ + τ to the bit: IEEE addition commutes
+void ResidentModels::baseline_each(std::int64_t checkpoint, const MergedTensorSink& sink) const {
+  if (checkpoint >= static_cast<std::int64_t>(impl_->models.size()))
+    fail("", "models", "checkpoint index " + std::to_string(checkpoint) + " is out of range (" +
+                           std::to_string(impl_->models.size()) + " loaded)");
+  for (const auto& name : impl_->names) {
+    const at::Tensor& b = impl_->base.at(name);
+    at::Tensor out = impl_->output_for(b);
+    if (checkpoint < 0) {
+      out.copy_(b);  // exact widening
+    } else {
+      const at::Tensor& held = impl_->models[static_cast<std::size_t>(checkpoint)].at(name);
+      if (impl_->float32_tau()) out.copy_(held);
+      else kernels::task_vector_into(out, held, b);
+      out.add_(b);  // τ + θ₀ is θ₀ + τ to the bit: IEEE addition commutes, θ₀ widens exactly
+    }
+    sink(name, out);
+  }
 }
 
 std::uint64_t ResidentModels::resident_bytes() const {

@@ -19,56 +19,66 @@ constexpr std::uint64_t kRuntimeGpu = 1'500'000'000ull;
 constexpr std::uint64_t kRuntimeCpu = 500'000'000ull;
 constexpr std::int64_t kDefaultSequence = 2048;  // scored items are shorter than this
 
-// Float32 values a merge holds at once for one tensor of E values (merge::tensor_pass), the
-// method's largest subset n, Bk the values of one row block (merge::rows_per_block):
-//  - task arithmetic, per-tensor TIES on the CPU (fused kernels reading the stored dtype): the
-//    output (TIES forms a member's τ for its trim rule in the output before writing it);
-//  - tensors merged whole (at most one row block, SVD merges, boosted tensors): θ₀, the n τ, the
-//    output and a temporary, (n + 3)·E;
-//  - row blocks: the output, and per block θ₀, the n τ and the result, E + (n + 2)·Bk;
-//  - trim rules, then row blocks: while a rule is made on a GPU, τ in the output, |τ|, its masks
-//    and the k = density·E largest values with int64 indices (2.25·E + 3k; on the CPU the radix
-//    select reads τ in the output and holds nothing more); then the output and per
-//    block θ₀, the n τ, their trimmed copies and the masks, E + (2n + 4)·Bk;
-//  - Model Stock: the output and per block the n τ, their stacked copy and θ₀, E + (2n + 2)·Bk.
-std::uint64_t tensor_workspace_values(const MethodPoint& m, int n, const std::string& name,
-                                      const std::vector<std::int64_t>& shape, std::uint64_t E, bool cuda) {
+// The float32 workspace of a rank: W, one buffer the size of its largest tensor (every baseline,
+// every tensor of the CPU's fused kernels and of a row-block pass goes through it; it is kept
+// between tensors and configs), plus the most any one tensor holds beside it (merge::tensor_pass; n the method's
+// largest subset, Bk the values of one row block, merge::rows_per_block):
+//  - the CPU's fused task arithmetic and per-tensor TIES: nothing (TIES forms a member's τ for
+//    its trim rule in W before writing it);
+//  - tensors merged whole (SVD merges, boosted tensors, SLERP; any tensor of one block or less):
+//    θ₀, the n τ, the output and a temporary, (n + 3)·E;
+//  - row blocks: per block θ₀, the n τ, a stacked or weighted copy of them and the result, (2n + 4)·Bk;
+//  - trim rules, then row blocks: while a rule is made on a GPU, |τ|, its masks and the
+//    k = density·E largest values with int64 indices, E + E/4 + 3k (τ is in W; on the CPU the
+//    radix select holds nothing more); per block the above plus the trimmed copies, the
+//    consensus temporaries and an int64 index, (3n + 8)·Bk;
+//  - Model Stock: per block the n τ, their stacked copy and θ₀, (2n + 2)·Bk, and with
+//    filter_wise a float64 Gram matrix per output row (2·rows·n² values);
+//  - baselines (θ₀, and θ₀ + τ, formed in W): on the CPU θ₀ widened once for the sum, E.
+std::uint64_t values_beside_workspace(const MethodPoint& m, int n, const std::string& name, const std::vector<std::int64_t>& shape,
+                       std::uint64_t E, bool cuda) {
   const auto nn = static_cast<std::uint64_t>(n);
   const merge::TensorPass pass = merge::tensor_pass(*m.method, m.params, name, static_cast<std::int64_t>(shape.size()));
-  if (!cuda && m.method->id == merge::MethodId::TaskArithmetic) return E;
-  if (!cuda && m.method->id == merge::MethodId::Ties && pass == merge::TensorPass::TrimRulesThenRows) return E;
+  const bool fused = !cuda && (m.method->id == merge::MethodId::TaskArithmetic ||
+                               (m.method->id == merge::MethodId::Ties && pass == merge::TensorPass::TrimRulesThenRows));
+  if (fused) return 0;
   const auto kRow = static_cast<std::uint64_t>(merge::kRowBlockElements);
   if (pass == merge::TensorPass::WholeTensor || shape.empty() || E <= kRow) return (nn + 3) * E;
   const auto row = E / static_cast<std::uint64_t>(std::max<std::int64_t>(1, shape[0]));
   const std::uint64_t Bk = std::min(E, static_cast<std::uint64_t>(merge::rows_per_block(static_cast<std::int64_t>(row))) * row);
   switch (pass) {
-    case merge::TensorPass::RowBlocks: return E + (nn + 2) * Bk;
+    case merge::TensorPass::RowBlocks: return (2 * nn + 4) * Bk;
     case merge::TensorPass::TrimRulesThenRows: {
       const auto k = static_cast<std::uint64_t>(std::ceil(std::min(1.0, m.density) * static_cast<double>(E)));
-      const std::uint64_t rule = cuda ? 2 * E + E / 4 + 3 * k : E;  // the CPU's radix select needs no copies
-      return std::max(rule, E + (2 * nn + 4) * Bk);
+      const std::uint64_t rule = cuda ? E + E / 4 + 3 * k : 0;
+      return std::max(rule, (3 * nn + 8) * Bk);
     }
-    default: return E + (2 * nn + 2) * Bk;  // StockRatioThenRows
+    default: {  // StockRatioThenRows
+      const bool per_row = m.params.flag("filter_wise") && shape.size() >= 2;
+      const std::uint64_t gram = per_row ? 2 * static_cast<std::uint64_t>(shape[0]) * nn * nn : 0;
+      return (2 * nn + 2) * Bk + gram;
+    }
   }
 }
 
-// The largest workspace over the spec's methods and the rank's tensors (baselines: θ₀ widened
-// plus one τ of the largest tensor).
+// The workspace over the spec's methods and the rank's tensors: W + the most held beside it.
 std::uint64_t workspace_bytes(const SweepSpec& spec, const ModelShape& shape, const std::vector<std::size_t>& tensors,
                               bool cuda) {
-  std::uint64_t most = 0;
+  std::uint64_t W = 0, beside = 0;
   const int K = static_cast<int>(spec.checkpoints.size());
   for (std::size_t t : tensors) {
     const auto E = static_cast<std::uint64_t>(shape.numel[t]);
-    const std::vector<std::int64_t> dims = t < shape.shapes.size() ? shape.shapes[t] : std::vector<std::int64_t>{shape.numel[t]};
-    most = std::max(most, 2 * E);
+    W = std::max(W, E);  // the baselines go through the workspace too
+    if (!cuda) beside = std::max(beside, E);
+    // A tensor whose shape is unknown is taken as merged whole (the larger need).
+    const std::vector<std::int64_t> dims = t < shape.shapes.size() ? shape.shapes[t] : std::vector<std::int64_t>{};
     for (const auto& m : spec.methods) {
       int n = 1;
       for (int s : (m.sizes.empty() ? spec.sizes : m.sizes)) n = std::max(n, std::min(s, K));
-      most = std::max(most, tensor_workspace_values(m, n, shape.names[t], dims, E, cuda));
+      beside = std::max(beside, values_beside_workspace(m, n, shape.names[t], dims, E, cuda));
     }
   }
-  return 4 * most;
+  return 4 * (W + beside);
 }
 
 std::uint64_t activation_bytes(const SweepSpec& spec, const ModelShape& m) {

@@ -73,7 +73,7 @@ TEST_F(DeviceParity, EveryMethodMergesAlikeOnCpuAndCuda) {
 // average embeddings in row blocks. Against the CPU's fast kernels and whole tensors.
 TEST_F(DeviceParity, RowBlockPassesMergeAlikeOnCpuAndCuda) {
   test::TempDir dir;
-  test::write_row_block_family(dir.path(), 3);
+  test::write_row_block_family(dir.path(), 3, "bfloat16");  // as real checkpoints are stored
   const std::vector<std::string> cks = {dir / "ft-0", dir / "ft-1", dir / "ft-2"};
   const merge::ResidentModels cpu(dir / "base", cks);
   merge::ResidentOptions on_gpu;

@@ -21,11 +21,14 @@ class RowBlocks : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
-    test::write_row_block_family(dir_->path(), 4);
+    test::write_row_block_family(*dir_ / "f32", 4, "float32");
+    test::write_row_block_family(*dir_ / "bf16", 4, "bfloat16");
   }
   static void TearDownTestSuite() { delete dir_; }
-  static std::string path(const std::string& p) { return *dir_ / p; }
-  static std::vector<std::string> checkpoints() { return {path("ft-0"), path("ft-1"), path("ft-2"), path("ft-3")}; }
+  static std::string path(const std::string& p, const std::string& dtype = "f32") { return *dir_ / (dtype + "/" + p); }
+  static std::vector<std::string> checkpoints(const std::string& dtype = "f32") {
+    return {path("ft-0", dtype), path("ft-1", dtype), path("ft-2", dtype), path("ft-3", dtype)};
+  }
   static inline test::TempDir* dir_ = nullptr;
 
   // Every method whose pass is not WholeTensor for some tensor, with the variants that change it.
@@ -71,28 +74,30 @@ TEST_F(RowBlocks, TheTestModelHasTensorsOfSeveralBlocks) {
 }
 
 TEST_F(RowBlocks, BlocksGiveTheWholeTensorMergeBitForBit) {
-  const ResidentModels fast(path("base"), checkpoints());
-  ResidentOptions generic_options;
-  generic_options.cpu_fast_paths = false;
-  const ResidentModels generic(path("base"), checkpoints(), {}, generic_options);
-  LocalReducer local;
   int compared = 0;
-  for (const MergeRequest& r : requests()) {
-    std::map<std::string, at::Tensor> a, b;
-    fast.merge(r, a, local);
-    generic.merge(r, b, local);
-    const GlobalStats none;
-    for (const auto& [name, _] : kTensors) {
-      std::vector<at::Tensor> taus;
-      for (const auto& m : r.members) taus.push_back(fast.tau(static_cast<std::size_t>(m.index), name));
-      const at::Tensor whole = merge_tensor(r, none, name, fast.base(name), taus);
-      const std::string what = r.method->name + " " + r.params.canonical() + " " + name;
-      EXPECT_TRUE(a.at(name).equal(whole)) << "fast path: " << what;
-      EXPECT_TRUE(b.at(name).equal(whole)) << "device-generic path: " << what;
-      ++compared;
+  for (const std::string dtype : {"f32", "bf16"}) {  // bf16: τ formed per block from the stored bits
+    const ResidentModels fast(path("base", dtype), checkpoints(dtype));
+    ResidentOptions generic_options;
+    generic_options.cpu_fast_paths = false;
+    const ResidentModels generic(path("base", dtype), checkpoints(dtype), {}, generic_options);
+    LocalReducer local;
+    for (const MergeRequest& r : requests()) {
+      std::map<std::string, at::Tensor> a, b;
+      fast.merge(r, a, local);
+      generic.merge(r, b, local);
+      const GlobalStats none;
+      for (const auto& [name, _] : kTensors) {
+        std::vector<at::Tensor> taus;
+        for (const auto& m : r.members) taus.push_back(fast.tau(static_cast<std::size_t>(m.index), name));
+        const at::Tensor whole = merge_tensor(r, none, name, fast.base(name), taus);
+        const std::string what = dtype + " " + r.method->name + " " + r.params.canonical() + " " + name;
+        EXPECT_TRUE(a.at(name).equal(whole)) << "fast path: " << what;
+        EXPECT_TRUE(b.at(name).equal(whole)) << "device-generic path: " << what;
+        ++compared;
+      }
     }
   }
-  EXPECT_EQ(compared, 11 * static_cast<int>(kTensors.size()));
+  EXPECT_EQ(compared, 2 * 11 * static_cast<int>(kTensors.size()));
 }
 
 TEST_F(RowBlocks, StreamingMergeAgrees) {

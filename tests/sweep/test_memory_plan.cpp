@@ -32,34 +32,37 @@ ModelShape shape() {
 }
 
 // An 8B-like rank (Llama-3.1-8B's embedding and MLP projection) with the studies' whole-tensor
-// methods at n = 12 on a GPU: per-tensor TIES holds one τ and its top-k while a trim rule is
-// made, Model Stock and TSV-M's averaged embedding go in row blocks, TSV-M's SVD holds whole
-// MLP matrices; nothing holds (n + 3) float32 copies of the embedding.
+// methods at n = 12: the workspace W (the embedding's size, through which baselines and row-block
+// passes go) plus the most one tensor holds beside it. Nothing holds (n + 3) float32 copies of
+// the embedding.
 TEST(MemoryPlan, WorkspaceFollowsEachTensorsPass) {
-  std::string spec_text = "name: t\nbase: m/base\ncheckpoints: [";
-  for (int i = 0; i < 12; ++i) spec_text += (i ? ", m/" : "m/") + std::to_string(i);
-  spec_text += "]\nsubsets: {sizes: [12], samples: 1, seed: 7}\nmethods:\n"
-               "  - {method: ties, density: 0.1}\n  - {method: model_stock}\n  - {method: tsv_m}\n"
-               "output: out.h5\nschedule: {memory_per_rank: 1TB}\n";
-  const SweepSpec spec = parse_spec(spec_text, "spec.yaml");
+  const auto spec_with = [](const std::string& methods) {
+    std::string text = "name: t\nbase: m/base\ncheckpoints: [";
+    for (int i = 0; i < 12; ++i) text += (i ? ", m/" : "m/") + std::to_string(i);
+    text += "]\nsubsets: {sizes: [12], samples: 1, seed: 7}\nmethods:\n" + methods +
+            "output: out.h5\nschedule: {memory_per_rank: 1TB}\n";
+    return parse_spec(text, "spec.yaml");
+  };
   ModelShape m;
   m.names = {"model.embed_tokens.weight", "model.layers.0.mlp.up_proj.weight"};
   m.shapes = {{128256, 4096}, {14336, 4096}};
   for (const auto& s : m.shapes) m.numel.push_back(s[0] * s[1]), m.bytes.push_back(static_cast<std::uint64_t>(s[0] * s[1]) * 2);
   m.hidden = 4096, m.intermediate = 14336, m.vocab = 128256, m.heads = 32, m.max_position = 8192;
-  const std::uint64_t E = 128256ull * 4096ull, block = 256ull * 4096ull, k = 52'533'658ull;  // k = ceil(0.1 E)
-  const MemoryPlan gpu = plan_memory(spec, m, 1, c10::Device(c10::DeviceType::CUDA, 0), 1);
-  EXPECT_EQ(gpu.ranks[0].workspace, 4 * (2 * E + E / 4 + 3 * k));  // TIES: making the embedding's trim rule
-  EXPECT_LT(gpu.ranks[0].workspace, 4 * 3 * E);                     // against 4 · 15 · E held whole
-  SweepSpec no_ties = spec;
-  no_ties.methods.erase(no_ties.methods.begin());
-  // Model Stock: E + (2n + 2) blocks; TSV-M: E + (n + 2) blocks, and 15 whole MLP matrices;
-  // baselines: 2E, the largest of them.
-  EXPECT_EQ(plan_memory(no_ties, m, 1, c10::Device(c10::DeviceType::CUDA, 0), 1).ranks[0].workspace, 4 * 2 * E);
-  EXPECT_GT(2 * E, E + 26 * block);
-  EXPECT_GT(2 * E, 15ull * 14336ull * 4096ull);
-  // On the CPU per-tensor TIES is the fused kernel: the output only.
-  EXPECT_EQ(plan_memory(spec, m, 1, c10::Device(c10::DeviceType::CPU), 1).ranks[0].workspace, 4 * 2 * E);
+  const std::uint64_t E = 128256ull * 4096ull, M = 14336ull * 4096ull, block = 256ull * 4096ull;
+  const std::uint64_t k = 52'533'658ull;  // ceil(0.1 E)
+  const c10::Device cuda(c10::DeviceType::CUDA, 0), cpu(c10::DeviceType::CPU);
+  const auto workspace = [&](const SweepSpec& s, c10::Device d) { return plan_memory(s, m, 1, d, 1).ranks[0].workspace; };
+  const SweepSpec all = spec_with("  - {method: ties, density: 0.1}\n  - {method: model_stock}\n  - {method: tsv_m}\n");
+  // TSV-M's SVD of 15 whole MLP matrices beside W is the most.
+  EXPECT_EQ(workspace(all, cuda), 4 * (E + 15 * M));
+  EXPECT_LT(workspace(all, cuda), 4 * 15 * E);  // bytes of the (n + 3) whole embeddings held before
+  // TIES on a GPU: the embedding's trim rule (|τ|, its mask, the top-k values and indices).
+  const SweepSpec ties = spec_with("  - {method: ties, density: 0.1}\n");
+  EXPECT_EQ(workspace(ties, cuda), 4 * (E + E + E / 4 + 3 * k));
+  // On the CPU the fused TIES holds nothing beside W; the baselines widen θ₀ once.
+  EXPECT_EQ(workspace(ties, cpu), 4 * (E + E));
+  // Model Stock: per row block the 12 τ, their stacked copy and θ₀.
+  EXPECT_EQ(workspace(spec_with("  - {method: model_stock}\n"), cuda), 4 * (E + 26 * block));
 }
 
 TEST(MemoryPlan, PartsFollowTheModelOfDocsSizing) {
@@ -74,14 +77,14 @@ TEST(MemoryPlan, PartsFollowTheModelOfDocsSizing) {
   // Shards by bytes: rank 0 gets the 8000-byte embed, rank 1 the four 2000-byte tensors.
   EXPECT_EQ(p.ranks[0].resident, 5u * 8000u);  // (K+1) · B_r
   EXPECT_EQ(p.ranks[1].resident, 5u * 8000u);
-  // Task arithmetic on the CPU (fused: the output only); baselines hold θ₀ and one τ: 2 · 4 · E_r.
+  // Task arithmetic on the CPU (fused: the workspace only); baselines widen θ₀ beside it: 2 · 4 · E_r.
   EXPECT_EQ(p.ranks[0].workspace, 2u * 4u * 4000u);
   EXPECT_EQ(p.ranks[1].workspace, 2u * 4u * 1000u);
-  // On a GPU task arithmetic is elementwise in row blocks: E + (n+2)·min(E, 2^20), n = 3.
+  // On a GPU a tensor of one row block or less is merged whole beside the workspace: W + (n+3)·E, n = 3.
   SweepSpec on_gpu = spec;
   on_gpu.schedule.memory_per_rank = 1;
   const MemoryPlan g = plan_memory(on_gpu, shape(), 2, c10::Device(c10::DeviceType::CUDA, 0), 1);
-  EXPECT_EQ(g.ranks[0].workspace, 4u * (4000u + 5u * 4000u));
+  EXPECT_EQ(g.ranks[0].workspace, 4u * (4000u + 6u * 4000u));
   EXPECT_EQ(g.ranks[0].runtime, 1'500'000'000u);
   EXPECT_EQ(p.ranks[0].merged, 8000u * 2u);  // P·e (the rank's own part is merged in place)
   const std::uint64_t act = 64u * (10u + 4u * 8u + 2u * 16u) * 4u + 64u * 32u * 2u * 4u;
@@ -124,7 +127,7 @@ TEST(MemoryPlan, SpecRejectsBadDeviceAndMemory) {
 }
 
 TEST(ChunkedSums, AtenTwinsEqualTheLoopsOnTheCpu) {
-  for (const std::int64_t n : {1, 4095, 4096, 4097, 100000}) {
+  for (const std::int64_t n : {1, 4095, 4096, 4097, 100000, 2 * 1024 * 4096 + 5}) {  // the last: several slabs
     const at::Tensor a = at::randn({n}), b = at::randn({n});
     const double dot = chunked_dot(a.data_ptr<float>(), b.data_ptr<float>(), n);
     const double sq = chunked_sqdiff(a.data_ptr<float>(), b.data_ptr<float>(), n);

@@ -58,15 +58,17 @@ class ResidentModels {
   // τ = float32(θ_checkpoint) − float32(θ₀), a fresh float32 tensor (the held one under
   // Float32TaskVectors: read it, never write it).
   at::Tensor tau(std::size_t checkpoint, const std::string& name) const;
-  // θ₀ + τ_checkpoint in float32 (a checkpoint as every merge sees it), a fresh tensor; at most
-  // two float32 tensors of this size live while it is formed.
-  at::Tensor checkpoint(std::size_t checkpoint, const std::string& name) const;
+  // The baselines: θ₀ (checkpoint < 0) or θ₀ + τ_checkpoint (a checkpoint as every merge sees
+  // it) of every held tensor in float32, handed to `sink` in name order like merge_each, formed
+  // in the workspace (no float32 copy beyond it on a GPU; the CPU widens θ₀ once for the sum).
+  void baseline_each(std::int64_t checkpoint, const MergedTensorSink& sink) const;
   // Bytes held: every resident tensor in the dtype it is held in.
   std::uint64_t resident_bytes() const;
 
   // Merges every held tensor, handing each to `sink` in name order. Whole-model statistics go
   // through `reducer` (a collective over the ranks holding the other tensors). Not reentrant:
-  // the CPU fast paths reuse one workspace.
+  // one workspace (the size of the largest tensor merged through it) is reused by every call,
+  // also as a TIES trim rule's scratch; the trim-rule cache alone is guarded by a mutex.
   void merge_each(const MergeRequest& r, Reducer& reducer, const MergedTensorSink& sink,
                   const DareMaskFn* dare_mask = nullptr) const;
   // The same, into `out` (float32; entries are reused when present with the right shape, so a
