@@ -16,7 +16,9 @@ echo "== clang-tidy ($FILTER)"
 RUN_TIDY="$(command -v run-clang-tidy || command -v run-clang-tidy-14 || true)"
 [ -n "$RUN_TIDY" ] || { echo "lint: run-clang-tidy not found (apt-get install clang-tidy)" >&2; exit 2; }
 # ccache in the recorded commands is harmless for clang-tidy (it reads the arguments after it).
-"$RUN_TIDY" -quiet -p "$MS_BUILD" -j "$MS_JOBS" "$FILTER" > "$MS_BUILD/clang-tidy.log" 2>&1 || true
+# run-clang-tidy colours clang-tidy's output even into a file: the escapes are stripped, or no
+# finding line would match below.
+"$RUN_TIDY" -quiet -p "$MS_BUILD" -j "$MS_JOBS" "$FILTER" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' > "$MS_BUILD/clang-tidy.log" || true
 findings=$(grep -cE ": (warning|error): .*\[[a-z]+-[a-z0-9.-]+\]$" "$MS_BUILD/clang-tidy.log" || true)
 echo "clang-tidy: $findings finding(s) (full log: $MS_BUILD/clang-tidy.log)"
 grep -E ": (warning|error): .*\[[a-z]+-[a-z0-9.-]+\]$" "$MS_BUILD/clang-tidy.log" | sort -u | head -50 || true

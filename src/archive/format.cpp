@@ -53,7 +53,7 @@ std::vector<Table> make_tables() {
   t.push_back({"generation_text", {bulk(u8("byte"))}, 2});
   // Version 3: failed attempts (the config itself is not in /configs until a run succeeds).
   std::vector<Column> failure = config;
-  for (Column c : {str("failure", 16), str("message", 1024), i32("group"), i32("session"), f64("time")})
+  for (const Column& c : {str("failure", 16), str("message", 1024), i32("group"), i32("session"), f64("time")})
     failure.push_back(c);
   t.push_back({"failures", failure, 3});
   return t;

@@ -64,6 +64,7 @@ int run_report(int argc, char** argv) {
   std::vector<std::string> args = {python, "-m", "analysis", "report"};
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
   std::vector<char*> cargs;
+  cargs.reserve(args.size());
   for (auto& a : args) cargs.push_back(a.data());
   cargs.push_back(nullptr);
   execvp(python.c_str(), cargs.data());

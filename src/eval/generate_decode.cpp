@@ -189,6 +189,7 @@ void BlockDecoder::compact() {
   cache_.keep_rows(idx);
   kpos_ = kpos_.index_select(0, idx);
   std::vector<Row> live;
+  live.reserve(keep.size());
   for (const std::int64_t r : keep) live.push_back(std::move(rows_[static_cast<std::size_t>(r)]));
   rows_ = std::move(live);
 }

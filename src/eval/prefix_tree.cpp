@@ -119,7 +119,8 @@ PackedBlock pack_sequences(const std::vector<ScoredSeq>& seqs,
   const std::size_t cut = static_cast<std::int64_t>(trunk) >= min_trunk ? trunk : 0;
   if (cut > 0) block.trunk.assign(seqs[0].tokens.begin(), seqs[0].tokens.begin() + static_cast<std::ptrdiff_t>(cut));
   RowBuilder row;
-  for (const auto& [gb, ge] : groups) {
+  for (const auto& group : groups) {
+    const std::size_t gb = group.first, ge = group.second;  // plain variables: lambdas capture them
     const std::int64_t mark = row.trie.size();
     const std::size_t kept = row.paths.size();
     auto place = [&] {

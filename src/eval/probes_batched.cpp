@@ -62,6 +62,7 @@ struct Batch {
     const at::Tensor sel = long_tensor(idx, d);
     for (at::Tensor* t : {&w, &b, &m_w, &v_w, &m_b, &v_b}) *t = t->index_select(0, sel);
     std::vector<std::size_t> kept;
+    kept.reserve(slots.size());
     for (std::size_t s : slots) kept.push_back(job[s]);
     job = std::move(kept);
   }
@@ -213,6 +214,7 @@ void Trainer::epoch(Batch& bt, std::int32_t e, std::int64_t& s) const {
   for (std::int64_t s0 = 0; s0 < n; s0 += o_.batch, ++s) {
     const std::int64_t s1 = std::min(n, s0 + o_.batch);
     std::vector<std::vector<std::int64_t>> rows;
+    rows.reserve(order.size());
     for (const auto& o : order) rows.emplace_back(o.begin() + s0, o.begin() + s1);
     step(bt, rows, s);
   }

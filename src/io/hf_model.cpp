@@ -157,7 +157,7 @@ std::uint64_t HfModel::total_params() const noexcept {
 }
 
 HfModelWriter::HfModelWriter(std::string out_dir, std::vector<TensorSpec> specs, std::uint64_t max_shard_bytes,
-                             std::map<std::string, std::string> metadata)
+                             const std::map<std::string, std::string>& metadata)
     : out_dir_(std::move(out_dir)) {
   while (out_dir_.size() > 1 && out_dir_.back() == '/') out_dir_.pop_back();
   if (path_exists(out_dir_)) fail(out_dir_, "", "already exists; refusing to overwrite (remove it or pick another output)");

@@ -46,7 +46,7 @@ IntegrityReport check_integrity(const HfModel& model, bool scan_values) {
   if (model.config() && model.config()->is_known_decoder()) {
     const ModelConfig& c = *model.config();
     const std::string cfg = model.path() + "/config.json";
-    const auto expect_shape = [&](const std::string& name, std::vector<std::int64_t> shape) {
+    const auto expect_shape = [&](const std::string& name, const std::vector<std::int64_t>& shape) {
       const TensorEntry* e = model.find(name);
       if (e == nullptr) {
         r.problems.push_back(model.path() + ": " + sq(name) + ": tensor required by config.json (" + c.model_type +

@@ -272,6 +272,7 @@ template <typename In>
 StreamStats ta_stream_out(void* out, c10::ScalarType out_type, const void* base, const std::vector<const void*>& models,
                           std::int64_t n, const std::vector<float>& w, float divisor, float lam, bool with_stats) {
   std::vector<const In*> ms;
+  ms.reserve(models.size());
   for (const void* p : models) ms.push_back(static_cast<const In*>(p));
   const auto* b = static_cast<const In*>(base);
   switch (out_type) {
@@ -309,6 +310,7 @@ template <typename In>
 void ties_stored_as(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& models,
                     const std::vector<const TrimRule*>& rules, const std::vector<float>& wf, bool normalize, float lam) {
   std::vector<const In*> ms;
+  ms.reserve(models.size());
   for (const at::Tensor* t : models) ms.push_back(static_cast<const In*>(t->data_ptr()));
   ties_stored(out.data_ptr<float>(), static_cast<const In*>(base.data_ptr()), ms, out.numel(), rules, wf, normalize, lam);
 }
@@ -318,6 +320,7 @@ void ties_stored_as(const at::Tensor& out, const at::Tensor& base, const std::ve
 void ties_into_stored(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& models,
                       const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize, double lambda) {
   std::vector<float> wf;
+  wf.reserve(w.size());
   for (double x : w) wf.push_back(static_cast<float>(x));
   const auto lam = static_cast<float>(lambda);
   switch (base.scalar_type()) {
@@ -341,11 +344,10 @@ void task_vector_into(const at::Tensor& out, const at::Tensor& theta, const at::
                      base.scalar_type() == at::kBFloat16 && theta.is_contiguous() && base.is_contiguous() &&
                      out.is_contiguous() && out.scalar_type() == at::kFloat;
   if (!fused) {  // widening copy, then subtraction in float32 (θ₀ widened on the fly): no float32 temporaries
-    at::Tensor o = out;
-    o.copy_(theta);
+    out.copy_(theta);
     const bool narrow = base.scalar_type() == at::kFloat || base.scalar_type() == at::kBFloat16 ||
                         base.scalar_type() == at::kHalf;
-    o.sub_(narrow ? base : base.to(at::kFloat));  // a float64 θ₀ is rounded first: the subtraction stays float32
+    out.sub_(narrow ? base : base.to(at::kFloat));  // a float64 θ₀ is rounded first: the subtraction stays float32
     return;
   }
   const auto* th = static_cast<const std::uint16_t*>(theta.data_ptr());

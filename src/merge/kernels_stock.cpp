@@ -25,6 +25,7 @@ StockGram::StockGram(const at::Tensor& like, std::size_t members, bool filter_wi
 
 void StockGram::add(std::int64_t row0, const std::vector<at::Tensor>& tau) {
   std::vector<at::Tensor> v;
+  v.reserve(tau.size());
   for (const auto& t : tau) v.push_back(compared_rows(t.contiguous(), rows_));
   const at::Tensor m = at::stack(v, 1);                            // [r, n, c]
   const at::Tensor g = at::bmm(m, m.transpose(1, 2)).to(at::kDouble);  // float32 products, summed in float64
@@ -86,6 +87,7 @@ at::Tensor model_stock(const at::Tensor& base, const std::vector<at::Tensor>& ta
   for (std::int64_t r0 = 0; r0 < rows; r0 += block) {
     const std::int64_t len = std::min(block, rows - r0);
     std::vector<at::Tensor> part;
+    part.reserve(tau.size());
     for (const auto& t : tau) part.push_back(base.dim() == 0 ? t : t.narrow(0, r0, len));
     gram.add(r0, part);
   }

@@ -137,6 +137,8 @@ at::Tensor merge_tensor(const MergeRequest& r, const GlobalStats& g, const std::
       at::Tensor out = at::empty_like(base);
       std::vector<at::Tensor> c;
       std::vector<const at::Tensor*> ptrs;
+      c.reserve(tau.size());
+      ptrs.reserve(tau.size());
       for (const auto& t : tau) c.push_back(t.contiguous());
       for (const auto& t : c) ptrs.push_back(&t);
       kernels::task_arithmetic_into(out, base.contiguous(), ptrs, weights_of(r), p.flag("normalize"), p.number("lambda"));

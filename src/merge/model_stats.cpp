@@ -35,6 +35,7 @@ std::vector<std::vector<double>> task_vector_cosines(const std::vector<const std
   std::vector<double> dots(n * n, 0.0);
   for (const auto& [name, _] : *taus.front()) {
     std::vector<at::Tensor> v;
+    v.reserve(taus.size());
     for (const auto* m : taus) v.push_back(m->at(name).flatten().to(at::kDouble));
     for (std::size_t i = 0; i < n; ++i)
       for (std::size_t j = i; j < n; ++j) dots[i * n + j] += v[i].dot(v[j]).item<double>();

@@ -186,6 +186,7 @@ void ResidentModels::Impl::merge_fast(const MergeRequest& r, const std::string& 
   }
   if (ta) {
     std::vector<const void*> ptrs;
+    ptrs.reserve(held_models.size());
     for (const at::Tensor* t : held_models) ptrs.push_back(t->data_ptr());
     kernels::task_arithmetic_stream(out.data_ptr(), at::kFloat, b.data_ptr(), ptrs, b.scalar_type(), b.numel(), w,
                                     normalize, lambda, /*with_stats=*/false);  // the sweep measures l2 itself

@@ -72,7 +72,7 @@ struct Decoder::Impl {
   std::unique_ptr<detail::RopeTables> rope;
 
   // Looks a tensor up by HF name, checks its shape and converts it to the compute dtype once.
-  at::Tensor take(const Decoder::TensorGetter& get, const std::string& name, std::vector<std::int64_t> shape,
+  at::Tensor take(const Decoder::TensorGetter& get, const std::string& name, const std::vector<std::int64_t>& shape,
                   bool required = true) {
     at::Tensor t = get(name);
     if (!t.defined()) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <utility>
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/dist/comm.hpp"
@@ -44,7 +45,7 @@ FailureInfo decode_failure(const std::vector<std::uint8_t>& payload) {
 
 std::string what_of(std::exception_ptr e) {
   try {
-    std::rethrow_exception(e);
+    std::rethrow_exception(std::move(e));
   } catch (const std::exception& x) {
     return x.what();
   } catch (...) {
@@ -112,7 +113,7 @@ void Coordinator::accept_locked(int group, std::int64_t index, ItemStatus status
 }
 
 void Coordinator::record_fatal_locked(std::exception_ptr e) {
-  if (!fatal_) fatal_ = e;
+  if (!fatal_) fatal_ = std::move(e);
 }
 
 // A failed archive write stops the hand-out and is rethrown by finish(); the results of the

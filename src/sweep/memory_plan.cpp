@@ -154,7 +154,7 @@ MemoryPlan plan_memory(const SweepSpec& spec, const ModelShape& model, int group
     std::string source;
     const std::uint64_t dev = model::device_memory_bytes(device, &source);
     const int sharing = p.cuda ? 1 : std::max(1, ranks_per_node);
-    p.limit = static_cast<std::uint64_t>(0.9 * static_cast<double>(dev / static_cast<std::uint64_t>(sharing)));
+    p.limit = static_cast<std::uint64_t>(0.9 * static_cast<double>(dev) / static_cast<double>(sharing));
     p.limit_source = "90% of " + source + " (" + format_bytes(dev) + ")" +
                      (sharing > 1 ? " shared by " + std::to_string(sharing) + " ranks" : "");
   }

@@ -102,12 +102,12 @@ std::vector<archive::CheckpointRecord> hash_models(const SweepSpec& s, dist::Com
   for (std::size_t i = 0; i < recs.size(); ++i) {
     if (static_cast<int>(i % static_cast<std::size_t>(world.size())) != world.rank()) continue;
     const std::string hex = sha256_file(recs[i].path);
-    for (int q = 0; q < 4; ++q) packed[i * 4 + q] = static_cast<std::int64_t>(std::stoull(hex.substr(q * 16, 16), nullptr, 16));
+    for (std::size_t q = 0; q < 4; ++q) packed[i * 4 + q] = static_cast<std::int64_t>(std::stoull(hex.substr(q * 16, 16), nullptr, 16));
   }
   world.allreduce_sum(packed.data(), packed.size());  // one nonzero per slot (wraps exactly)
   for (std::size_t i = 0; i < recs.size(); ++i) {
     char hex[65];
-    for (int q = 0; q < 4; ++q)
+    for (std::size_t q = 0; q < 4; ++q)
       std::snprintf(hex + q * 16, 17, "%016llx", static_cast<unsigned long long>(packed[i * 4 + q]));
     recs[i].sha256 = hex;
   }

@@ -26,6 +26,7 @@ eval::TaskPack make_task_pack(const TaskFamily& family, const CharTokenizer& tok
   eval::TaskPack pack = empty_pack(family, tok);
   // Gold positions: exactly items/4 at each position, in a seeded order.
   std::vector<std::int32_t> gold;
+  gold.reserve(static_cast<std::size_t>(items));
   for (int i = 0; i < items; ++i) gold.push_back(i % 4);
   rng.shuffle(gold);
   std::set<std::string> seen;
@@ -114,6 +115,7 @@ eval::ProbePack make_probe_pack(const ProbeProperty& prop, const CharTokenizer& 
   const std::pair<eval::Split, int> splits[] = {{eval::Split::kTrain, train}, {eval::Split::kDev, dev}, {eval::Split::kTest, test}};
   for (const auto& [split, n] : splits) {
     std::vector<std::int32_t> labels;
+    labels.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) labels.push_back(i % n_labels);
     rng.shuffle(labels);
     for (std::int32_t label : labels) {

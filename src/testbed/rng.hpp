@@ -35,7 +35,7 @@ class Rng {
     return x % n;
   }
   // Uniform in [lo, hi].
-  int range(int lo, int hi) { return lo + static_cast<int>(below(static_cast<std::uint64_t>(hi - lo + 1))); }
+  int range(int lo, int hi) { return lo + static_cast<int>(below(static_cast<std::uint64_t>(std::int64_t{hi} - lo + 1))); }
   double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
   template <class T>
   void shuffle(std::vector<T>& v) {

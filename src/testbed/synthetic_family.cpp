@@ -107,6 +107,7 @@ void write_model(const std::string& dir, const SyntheticPreset& p, const Synthet
   const auto type = parse_dtype(o.dtype);
   const auto tensors = llama_tensors(p);
   std::vector<io::TensorSpec> specs;
+  specs.reserve(tensors.size());
   for (const auto& t : tensors) specs.push_back({t.name, to_io(type), t.shape});
   io::HfModelWriter w(dir, specs, o.max_shard_bytes);
   for (const auto& t : tensors) {

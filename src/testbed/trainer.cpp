@@ -76,7 +76,7 @@ Params clone_params(const Params& p) {
   return out;
 }
 
-BatchSource::BatchSource(const CharTokenizer& tok, std::vector<double> mixture,
+BatchSource::BatchSource(const CharTokenizer& tok, const std::vector<double>& mixture,
                          std::vector<std::set<std::string>> held_out, std::uint64_t seed, std::string purpose)
     : tok_(tok), held_out_(std::move(held_out)), seed_(seed), purpose_(std::move(purpose)) {
   double total = 0;

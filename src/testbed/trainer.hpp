@@ -37,7 +37,7 @@ struct Batch {
 // test items never used. A pure function of (seed, purpose, step).
 class BatchSource {
  public:
-  BatchSource(const CharTokenizer& tok, std::vector<double> mixture, std::vector<std::set<std::string>> held_out,
+  BatchSource(const CharTokenizer& tok, const std::vector<double>& mixture, std::vector<std::set<std::string>> held_out,
               std::uint64_t seed, std::string purpose);
   Batch batch(int step, int size) const;
 

@@ -64,7 +64,7 @@ class HfModel {
 class HfModelWriter {
  public:
   HfModelWriter(std::string out_dir, std::vector<TensorSpec> specs, std::uint64_t max_shard_bytes,
-                std::map<std::string, std::string> metadata = {{"format", "pt"}});
+                const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
   ~HfModelWriter();  // removes the temporary folder unless committed
   HfModelWriter(const HfModelWriter&) = delete;
   HfModelWriter& operator=(const HfModelWriter&) = delete;
