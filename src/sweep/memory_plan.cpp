@@ -21,8 +21,8 @@ constexpr std::int64_t kDefaultSequence = 2048;  // scored items are shorter tha
 
 // The float32 workspace of a rank: W, one buffer the size of its largest tensor (every baseline,
 // every tensor of the CPU's fused kernels and of a row-block pass goes through it; it is kept
-// between tensors and configs), plus the most any one tensor holds beside it (merge::tensor_pass; n the method's
-// largest subset, Bk the values of one row block, merge::rows_per_block):
+// between tensors and configs), plus the most any one tensor holds beside it (merge::tensor_pass;
+// n the method's largest subset, Bk the values of one row block, merge::rows_per_block):
 //  - the CPU's fused task arithmetic and per-tensor TIES: nothing (TIES forms a member's τ for
 //    its trim rule in W before writing it);
 //  - tensors merged whole (SVD merges, boosted tensors, SLERP; any tensor of one block or less):
@@ -35,8 +35,8 @@ constexpr std::int64_t kDefaultSequence = 2048;  // scored items are shorter tha
 //  - Model Stock: per block the n τ, their stacked copy and θ₀, (2n + 2)·Bk, and with
 //    filter_wise a float64 Gram matrix per output row (2·rows·n² values);
 //  - baselines (θ₀, and θ₀ + τ, formed in W): on the CPU θ₀ widened once for the sum, E.
-std::uint64_t values_beside_workspace(const MethodPoint& m, int n, const std::string& name, const std::vector<std::int64_t>& shape,
-                       std::uint64_t E, bool cuda) {
+std::uint64_t values_beside_workspace(const MethodPoint& m, int n, const std::string& name,
+                                      const std::vector<std::int64_t>& shape, std::uint64_t E, bool cuda) {
   const auto nn = static_cast<std::uint64_t>(n);
   const merge::TensorPass pass = merge::tensor_pass(*m.method, m.params, name, static_cast<std::int64_t>(shape.size()));
   const bool fused = !cuda && (m.method->id == merge::MethodId::TaskArithmetic ||
