@@ -100,6 +100,10 @@ TensorPass tensor_pass(const MethodInfo& m, const Params& p, const std::string& 
   }
 }
 
+bool fused_on_cpu(const MethodInfo& m, const Params& p) {
+  return m.id == MethodId::TaskArithmetic || (m.id == MethodId::Ties && p.choice("trim") == "per_tensor");
+}
+
 TensorPass tensor_pass(const MergeRequest& r, const std::string& name, std::int64_t dim) {
   return tensor_pass(*r.method, r.params, name, dim);
 }

@@ -24,6 +24,12 @@ struct ResidentModels::Impl {
   at::Tensor workspace;  // float32, the largest held tensor: the fast paths' output
 
   bool float32_tau() const { return options.residency == Residency::Float32TaskVectors; }
+  // Fails naming `field` unless checkpoint `index` is loaded (a negative index is never one).
+  void require_checkpoint(std::int64_t index, const char* field) const {
+    if (index < 0 || index >= static_cast<std::int64_t>(models.size()))
+      fail("", field, "checkpoint index " + std::to_string(index) + " is out of range (" +
+                          std::to_string(models.size()) + " loaded)");
+  }
 
   at::Tensor widened_base(const std::string& name) const {
     const at::Tensor& b = base.at(name);
@@ -127,17 +133,12 @@ at::Tensor ResidentModels::base(const std::string& name) const { return impl_->w
 const at::Tensor& ResidentModels::held_base(const std::string& name) const { return impl_->base.at(name); }
 
 at::Tensor ResidentModels::tau(std::size_t checkpoint, const std::string& name) const {
-  if (checkpoint >= impl_->models.size()) {
-    fail("", "models", "checkpoint index " + std::to_string(checkpoint) + " is out of range (" +
-                           std::to_string(impl_->models.size()) + " loaded)");
-  }
+  impl_->require_checkpoint(static_cast<std::int64_t>(checkpoint), "models");
   return impl_->tau(checkpoint, name);
 }
 
 void ResidentModels::baseline_each(std::int64_t checkpoint, const MergedTensorSink& sink) const {
-  if (checkpoint >= static_cast<std::int64_t>(impl_->models.size()))
-    fail("", "models", "checkpoint index " + std::to_string(checkpoint) + " is out of range (" +
-                           std::to_string(impl_->models.size()) + " loaded)");
+  if (checkpoint >= 0) impl_->require_checkpoint(checkpoint, "models");
   for (const auto& name : impl_->names) {
     const at::Tensor& b = impl_->base.at(name);
     at::Tensor out = impl_->output_for(b);
@@ -248,14 +249,8 @@ void ResidentModels::Impl::merge_in_row_blocks(const MergeRequest& r, const Glob
 void ResidentModels::merge_each(const MergeRequest& r, Reducer& reducer, const MergedTensorSink& sink,
                                 const DareMaskFn* dare_mask) const {
   validate_request(r, "");
-  for (const auto& m : r.members) {
-    if (static_cast<std::size_t>(m.index) >= impl_->models.size())
-      fail("", "members", "checkpoint index " + std::to_string(m.index) + " is out of range (" +
-                              std::to_string(impl_->models.size()) + " loaded)");
-  }
-  const MethodId id = r.method->id;
-  const bool fast = (id == MethodId::TaskArithmetic || (id == MethodId::Ties && r.params.choice("trim") == "per_tensor")) &&
-                    dare_mask == nullptr && impl_->options.device.is_cpu() && impl_->options.cpu_fast_paths;
+  for (const auto& m : r.members) impl_->require_checkpoint(m.index, "members");
+  const bool fast = fused_on_cpu(*r.method, r.params) && dare_mask == nullptr && impl_->options.device.is_cpu() && impl_->options.cpu_fast_paths;
   if (fast) {
     for (const auto& name : impl_->names) {
       const at::Tensor out = impl_->output_for(impl_->base.at(name));

@@ -39,9 +39,7 @@ std::uint64_t values_beside_workspace(const MethodPoint& m, int n, const std::st
                                       const std::vector<std::int64_t>& shape, std::uint64_t E, bool cuda) {
   const auto nn = static_cast<std::uint64_t>(n);
   const merge::TensorPass pass = merge::tensor_pass(*m.method, m.params, name, static_cast<std::int64_t>(shape.size()));
-  const bool fused = !cuda && (m.method->id == merge::MethodId::TaskArithmetic ||
-                               (m.method->id == merge::MethodId::Ties && pass == merge::TensorPass::TrimRulesThenRows));
-  if (fused) return 0;
+  if (!cuda && merge::fused_on_cpu(*m.method, m.params)) return 0;
   const auto kRow = static_cast<std::uint64_t>(merge::kRowBlockElements);
   if (pass == merge::TensorPass::WholeTensor || shape.empty() || E <= kRow) return (nn + 3) * E;
   const auto row = E / static_cast<std::uint64_t>(std::max<std::int64_t>(1, shape[0]));

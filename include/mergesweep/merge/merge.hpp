@@ -87,6 +87,10 @@ TensorPass tensor_pass(const MergeRequest& r, const std::string& name, std::int6
 // The same from a method and its parameters (the memory plan has no request).
 TensorPass tensor_pass(const MethodInfo& m, const Params& p, const std::string& name, std::int64_t dim);
 
+// Methods with fused raw-pointer kernels for CPU tensors (task arithmetic, per-tensor TIES): the
+// resident merge runs them in place in its workspace, so the memory plan counts nothing beside it.
+bool fused_on_cpu(const MethodInfo& m, const Params& p);
+
 // TIES on members already trimmed (each member's per-tensor trim applied): the sign election,
 // the disjoint mean and the scaling that merge_tensor applies after its own trim.
 at::Tensor merge_trimmed_ties(const MergeRequest& r, const std::string& name, const at::Tensor& base,
