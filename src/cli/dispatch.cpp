@@ -17,11 +17,13 @@ struct Verb {
   const char* name;
   int (*run)(int, char**);
   const char* summary;
+  ms::model::Workload workload = ms::model::Workload::Evaluate;  // what its threads are split for
 };
 
 const Verb kVerbs[] = {
     {"inspect", ms::cli::run_inspect, "describe a safetensors file or HF model folder and check its integrity"},
-    {"merge", ms::cli::run_merge, "merge models from a mergekit-style YAML configuration into a HF folder"},
+    {"merge", ms::cli::run_merge, "merge models from a mergekit-style YAML configuration into a HF folder",
+     ms::model::Workload::Merge},
     {"synth", ms::cli::run_synth, "write a synthetic model family (random base + structured fine-tune deltas)"},
     {"testbed", ms::cli::run_testbed, "train the built-in model family (base + 12 fine-tunes, task and probe packs)"},
     {"eval", ms::cli::run_eval, "score a model on task packs (lm-eval semantics) and probe its hidden states"},
@@ -59,7 +61,7 @@ int dispatch(int argc, char** argv) {
   for (const auto& v : kVerbs) {
     if (std::strcmp(argv[1], v.name) != 0) continue;
     try {
-      ms::model::configure_compute_threads();
+      ms::model::configure_compute_threads(v.workload);
       return v.run(argc - 1, argv + 1);
     } catch (const ms::Error& e) {
       std::fprintf(stderr, "mergesweep: error: %s\n", e.what());

@@ -9,6 +9,7 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/units.hpp"
 #include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/io/hub_cache.hpp"
 #include "mergesweep/io/integrity.hpp"
 #include "options.hpp"
 
@@ -151,7 +152,7 @@ int run_inspect(int argc, char** argv) {
                           {{"path", 1, po::value<std::string>(), "missing PATH (a .safetensors file or a model folder)"}},
                           vm))
     return kExitOk;
-  const auto model = io::HfModel::open(vm["path"].as<std::string>());
+  const auto model = io::HfModel::open(io::resolve_model_path(vm["path"].as<std::string>(), "", "PATH"));
   const auto report = io::check_integrity(model, vm.count("check-values") > 0);
   if (vm.count("json")) print_json(model, report, !vm.count("summary"));
   else print_text(model, report, !vm.count("summary"));

@@ -90,6 +90,17 @@ at::Tensor task_vector(const at::Tensor& theta, const at::Tensor& base);
 // bfloat16 path, so a caller can form τ in a workspace it already holds.
 void task_vector_into(const at::Tensor& out, const at::Tensor& theta, const at::Tensor& base);
 
+// A tensor's bytes as stored, with the dtype they are stored in. Every raw-pointer kernel takes
+// its inputs as spans, so no input can be read at another input's dtype: each is widened to
+// float32 from its own type (bf16, f16, f32; f64 rounded as .to(kFloat) rounds it).
+struct StoredSpan {
+  const void* data = nullptr;
+  c10::ScalarType type = c10::ScalarType::Float;
+};
+// The span of a contiguous CPU tensor of `numel` values; throws otherwise (a shape mismatch
+// that got past io::check_family must not become a read past the end of a buffer).
+StoredSpan stored_span(const at::Tensor& t, std::int64_t numel);
+
 // Streaming task arithmetic straight from the checkpoints' bytes, one pass per block: upcast,
 // τᵢ = θᵢ − θ₀, the same float ops as task_arithmetic_into, the output rounded to its dtype, the
 // sum of squared changes (for ‖θ − θ₀‖₂) and a non-finite count, all in one pass. Without
@@ -99,10 +110,9 @@ struct StreamStats {
   double sq_change = 0;
   std::int64_t non_finite = 0;
 };
-StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const void* base,
-                                   const std::vector<const void*>& models, c10::ScalarType in_type, std::int64_t n,
-                                   const std::vector<double>& w, bool normalize, double lambda,
-                                   bool with_stats = true);
+StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const StoredSpan& base,
+                                   const std::vector<StoredSpan>& models, std::int64_t n, const std::vector<double>& w,
+                                   bool normalize, double lambda, bool with_stats = true);
 
 // A member's per-tensor TIES trim, computed once per (checkpoint, density, tensor) and reused:
 // keep |x| above the threshold, and threshold ties up to index last_tie.
@@ -121,8 +131,8 @@ at::Tensor apply_trim_rule(const at::Tensor& tau, const TrimRule& rule, std::int
 void ties_into(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& tau,
                const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize, double lambda);
 
-// ties_into reading θᵢ and θ₀ as stored (bfloat16, float16 or float32, all one dtype): each
-// block widened and τ formed in the loop, so no member's τ is ever held whole. Bitwise ties_into.
+// ties_into reading θᵢ and θ₀ as stored, each in its own dtype (bfloat16, float16, float32 or
+// float64, mixed freely): each block widened and τ formed in the loop, so no member's τ is ever held whole. Bitwise ties_into.
 void ties_into_stored(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& models,
                       const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize, double lambda);
 

@@ -216,11 +216,33 @@ inline void store(Out* out, const float* in, std::int64_t n) {
   for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<Out>(in[j]);
 }
 
+// Each input is read at its own stored dtype: the dtype travels with the pointer and is
+// dispatched per block (a switch per 4096 values, nothing per element), so a bf16 member over a
+// float32 base is widened exactly as it is stored, never read as float32 (issue: a family with
+// mixed dtypes read every member at the base's dtype, past the end of the smaller buffers).
+template <typename Fn>
+inline void dispatch_stored(const StoredSpan& s, Fn&& fn) {
+  switch (s.type) {
+    case c10::ScalarType::BFloat16: return fn(static_cast<const c10::BFloat16*>(s.data));
+    case c10::ScalarType::Half: return fn(static_cast<const c10::Half*>(s.data));
+    case c10::ScalarType::Float: return fn(static_cast<const float*>(s.data));
+    case c10::ScalarType::Double: return fn(static_cast<const double*>(s.data));  // rounded, as .to(kFloat)
+    default: TORCH_CHECK(false, "merge kernel: stored dtype ", s.type, " is not a float dtype it reads");
+  }
+}
+inline void widen_stored(const StoredSpan& s, std::int64_t offset, float* out, std::int64_t n) {
+  dispatch_stored(s, [&](const auto* p) { widen(p + offset, out, n); });
+}
+inline void accumulate_stored(float* acc, const StoredSpan& s, std::int64_t offset, const float* b, float w,
+                              float* scratch, std::int64_t n) {
+  dispatch_stored(s, [&](const auto* p) { accumulate_delta(acc, p + offset, b, w, scratch, n); });
+}
+
 // Blocks of kBlock elements: each model's block is added to the accumulator in turn, so the
 // inner loops are contiguous (vectorized) while every element sees the same float operations in
 // the same order as task_arithmetic_into.
-template <typename In, typename Out>
-StreamStats ta_stream(Out* out, const In* base, const std::vector<const In*>& models, std::int64_t n,
+template <typename Out>
+StreamStats ta_stream(Out* out, const StoredSpan& base, const std::vector<StoredSpan>& models, std::int64_t n,
                       const std::vector<float>& w, float divisor, float lam, bool with_stats) {
   constexpr std::int64_t kBlock = 4096;
   const std::size_t m = models.size();
@@ -233,11 +255,11 @@ StreamStats ta_stream(Out* out, const In* base, const std::vector<const In*>& mo
     for (std::int64_t blk = blk0; blk < blk1; ++blk) {
       const std::int64_t b = blk * kBlock;
       const std::int64_t len = std::min(kBlock, n - b);
-      widen(base + b, b0.data(), len);
+      widen_stored(base, b, b0.data(), len);
       float* __restrict pa = acc.data();
       const float* __restrict pb = b0.data();
       std::fill(pa, pa + len, 0.0f);
-      for (std::size_t i = 0; i < m; ++i) accumulate_delta(pa, models[i] + b, pb, w[i], x.data(), len);
+      for (std::size_t i = 0; i < m; ++i) accumulate_stored(pa, models[i], b, pb, w[i], x.data(), len);
       // A float32 output is written in place; others through the consumed model block, then rounded.
       float* __restrict vs = nullptr;
       if constexpr (std::is_same_v<Out, float>) vs = out + b;
@@ -268,22 +290,7 @@ StreamStats ta_stream(Out* out, const In* base, const std::vector<const In*>& mo
   return total;
 }
 
-template <typename In>
-StreamStats ta_stream_out(void* out, c10::ScalarType out_type, const void* base, const std::vector<const void*>& models,
-                          std::int64_t n, const std::vector<float>& w, float divisor, float lam, bool with_stats) {
-  std::vector<const In*> ms;
-  ms.reserve(models.size());
-  for (const void* p : models) ms.push_back(static_cast<const In*>(p));
-  const auto* b = static_cast<const In*>(base);
-  switch (out_type) {
-    case c10::ScalarType::BFloat16: return ta_stream(static_cast<c10::BFloat16*>(out), b, ms, n, w, divisor, lam, with_stats);
-    case c10::ScalarType::Half: return ta_stream(static_cast<c10::Half*>(out), b, ms, n, w, divisor, lam, with_stats);
-    default: return ta_stream(static_cast<float*>(out), b, ms, n, w, divisor, lam, with_stats);
-  }
-}
-
-template <typename In>
-void ties_stored(float* o, const In* base, const std::vector<const In*>& models, std::int64_t n,
+void ties_stored(float* o, const StoredSpan& base, const std::vector<StoredSpan>& models, std::int64_t n,
                  const std::vector<const TrimRule*>& rules, const std::vector<float>& wf, bool normalize, float lam) {
   constexpr std::int64_t kBlock = 4096;
   const std::size_t m = models.size();
@@ -292,10 +299,10 @@ void ties_stored(float* o, const In* base, const std::vector<const In*>& models,
     std::vector<float> b0(kBlock), tau(m * kBlock), v(m);
     for (std::int64_t blk = blk0; blk < blk1; ++blk) {
       const std::int64_t s0 = blk * kBlock, len = std::min(kBlock, n - s0);
-      widen(base + s0, b0.data(), len);
+      widen_stored(base, s0, b0.data(), len);
       for (std::size_t i = 0; i < m; ++i) {
         float* t = tau.data() + i * kBlock;
-        widen(models[i] + s0, t, len);
+        widen_stored(models[i], s0, t, len);
         for (std::int64_t j = 0; j < len; ++j) t[j] = t[j] - b0[j];
       }
       for (std::int64_t j = 0; j < len; ++j) {
@@ -306,15 +313,6 @@ void ties_stored(float* o, const In* base, const std::vector<const In*>& models,
   });
 }
 
-template <typename In>
-void ties_stored_as(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& models,
-                    const std::vector<const TrimRule*>& rules, const std::vector<float>& wf, bool normalize, float lam) {
-  std::vector<const In*> ms;
-  ms.reserve(models.size());
-  for (const at::Tensor* t : models) ms.push_back(static_cast<const In*>(t->data_ptr()));
-  ties_stored(out.data_ptr<float>(), static_cast<const In*>(base.data_ptr()), ms, out.numel(), rules, wf, normalize, lam);
-}
-
 }  // namespace
 
 void ties_into_stored(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& models,
@@ -322,12 +320,18 @@ void ties_into_stored(const at::Tensor& out, const at::Tensor& base, const std::
   std::vector<float> wf;
   wf.reserve(w.size());
   for (double x : w) wf.push_back(static_cast<float>(x));
-  const auto lam = static_cast<float>(lambda);
-  switch (base.scalar_type()) {
-    case at::kBFloat16: return ties_stored_as<c10::BFloat16>(out, base, models, rules, wf, normalize, lam);
-    case at::kHalf: return ties_stored_as<c10::Half>(out, base, models, rules, wf, normalize, lam);
-    default: return ties_stored_as<float>(out, base, models, rules, wf, normalize, lam);
-  }
+  std::vector<StoredSpan> spans;
+  spans.reserve(models.size());
+  for (const at::Tensor* t : models) spans.push_back(stored_span(*t, out.numel()));
+  ties_stored(out.data_ptr<float>(), stored_span(base, out.numel()), spans, out.numel(), rules, wf, normalize,
+              static_cast<float>(lambda));
+}
+
+StoredSpan stored_span(const at::Tensor& t, std::int64_t numel) {
+  TORCH_CHECK(t.device().is_cpu() && t.is_contiguous() && t.numel() == numel,
+              "merge kernel: an input of ", t.numel(), " values (", t.scalar_type(), ") where ", numel,
+              " contiguous CPU values were expected");
+  return {t.data_ptr(), t.scalar_type()};
 }
 
 at::Tensor to_float32(const at::Tensor& t) {
@@ -370,18 +374,20 @@ at::Tensor task_vector(const at::Tensor& theta, const at::Tensor& base) {
   return out;
 }
 
-StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const void* base,
-                                   const std::vector<const void*>& models, c10::ScalarType in_type, std::int64_t n,
-                                   const std::vector<double>& w, bool normalize, double lambda, bool with_stats) {
+StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const StoredSpan& base,
+                                   const std::vector<StoredSpan>& models, std::int64_t n, const std::vector<double>& w,
+                                   bool normalize, double lambda, bool with_stats) {
   std::vector<float> wf;
   double wsum = 0;
   for (double x : w) wf.push_back(static_cast<float>(x)), wsum += x;
   const float divisor = normalize && wsum != 0 ? static_cast<float>(wsum) : 1.0f;
   const auto lam = static_cast<float>(lambda);
-  switch (in_type) {
-    case c10::ScalarType::BFloat16: return ta_stream_out<c10::BFloat16>(out, out_type, base, models, n, wf, divisor, lam, with_stats);
-    case c10::ScalarType::Half: return ta_stream_out<c10::Half>(out, out_type, base, models, n, wf, divisor, lam, with_stats);
-    default: return ta_stream_out<float>(out, out_type, base, models, n, wf, divisor, lam, with_stats);
+  switch (out_type) {
+    case c10::ScalarType::BFloat16:
+      return ta_stream(static_cast<c10::BFloat16*>(out), base, models, n, wf, divisor, lam, with_stats);
+    case c10::ScalarType::Half: return ta_stream(static_cast<c10::Half*>(out), base, models, n, wf, divisor, lam, with_stats);
+    case c10::ScalarType::Float: return ta_stream(static_cast<float*>(out), base, models, n, wf, divisor, lam, with_stats);
+    default: TORCH_CHECK(false, "task_arithmetic_stream: output dtype ", out_type, " is not bf16, f16 or f32");
   }
 }
 

@@ -13,6 +13,7 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/version.hpp"
 #include "mergesweep/io/aten_dtype.hpp"
+#include "mergesweep/io/family_check.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/io/integrity.hpp"
 #include "kernels.hpp"
@@ -42,35 +43,6 @@ class FileSource final : public TaskVectorSource {
   const std::vector<io::HfModel>& members_;
   std::vector<std::string> names_;
 };
-
-std::string shape_text(const std::vector<std::int64_t>& s) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
-void check_members_match_base(const io::HfModel& base, const std::vector<io::HfModel>& members) {
-  for (const auto& m : members) {
-    for (const auto& name : base.tensor_names()) {
-      const io::TensorEntry& b = base.require(name);
-      const io::TensorEntry* e = m.find(name);
-      if (e == nullptr) fail(m.path(), "'" + name + "'", "tensor of the base model is missing from this model");
-      if (e->shape != b.shape) {
-        fail(m.path(), "'" + name + "'", "shape " + shape_text(e->shape) + " differs from the base's " + shape_text(b.shape));
-      }
-      if (e->dtype != b.dtype) {
-        fail(m.path(), "'" + name + "'", std::string("dtype ") + io::dtype_name(e->dtype) + " differs from the base's " +
-                                             io::dtype_name(b.dtype));
-      }
-      if (!io::to_scalar_type(e->dtype) || !io::dtype_is_float(e->dtype)) {
-        fail(m.path(), "'" + name + "'", std::string("dtype ") + io::dtype_name(e->dtype) + " cannot be merged");
-      }
-    }
-    for (const auto& name : m.tensor_names()) {
-      if (!base.find(name)) fail(m.path(), "'" + name + "'", "tensor is not in the base model " + base.path());
-    }
-  }
-}
 
 const char* torch_dtype_name(io::DType d) {
   return d == io::DType::BF16 ? "bfloat16" : d == io::DType::F16 ? "float16" : "float32";
@@ -112,14 +84,18 @@ struct TensorMergeContext {
 double merge_task_arithmetic(const TensorMergeContext& c, const io::TensorSpec& spec, at::Tensor& out) {
   const MergeRequest& r = c.job.request;
   const io::TensorEntry& entry = c.base.require(spec.name);
-  std::vector<const void*> inputs;
-  for (const auto& m : c.members) inputs.push_back(m.shard_of(spec.name).data(m.require(spec.name)));
+  // Each member at its own stored dtype (io::check_family accepted only float dtypes, same shapes).
+  const auto span_of = [&](const io::HfModel& m) {
+    const io::TensorEntry& e = m.require(spec.name);
+    return kernels::StoredSpan{m.shard_of(spec.name).data(e), *io::to_scalar_type(e.dtype)};
+  };
+  std::vector<kernels::StoredSpan> inputs;
+  for (const auto& m : c.members) inputs.push_back(span_of(m));
   std::vector<double> w;
   for (const auto& mem : r.members) w.push_back(mem.weight);
-  const auto st = kernels::task_arithmetic_stream(out.data_ptr(), out.scalar_type(),
-                                                  c.base.shard_of(spec.name).data(entry), inputs,
-                                                  *io::to_scalar_type(entry.dtype), entry.numel(), w,
-                                                  r.params.flag("normalize"), r.params.number("lambda"));
+  const auto st = kernels::task_arithmetic_stream(out.data_ptr(), out.scalar_type(), span_of(c.base), inputs,
+                                                  entry.numel(), w, r.params.flag("normalize"),
+                                                  r.params.number("lambda"));
   if (st.non_finite > 0)
     fail_non_finite(c, spec.name, std::to_string(st.non_finite) + " merged values are NaN or Inf");
   return st.sq_change;
@@ -189,7 +165,13 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
   if (!base.is_folder()) fail(job.base_path, "", "the base must be a model folder with config.json");
   std::vector<io::HfModel> members;
   for (const auto& p : job.member_paths) members.push_back(io::HfModel::open(p));
-  check_members_match_base(base, members);
+  std::vector<const io::HfModel*> ptrs;
+  std::vector<std::string> fields;
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    ptrs.push_back(&members[i]);
+    fields.push_back("models[" + std::to_string(i) + "].model");
+  }
+  io::check_family(base, ptrs, fields);  // the one compatibility check; mixed float dtypes are widened
 
   FileSource src(base, members);
   LocalReducer reducer;

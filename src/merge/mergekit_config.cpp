@@ -4,6 +4,7 @@
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/io/fs_util.hpp"
+#include "mergesweep/io/hub_cache.hpp"
 #include "mergesweep/io/yaml_fields.hpp"
 
 namespace ms::merge {
@@ -91,8 +92,11 @@ void parse_models(const io::YamlFields& y, const YAML::Node& doc, const Defaults
     m.index = static_cast<int>(i);
     if (!base.empty() && m.name == base) continue;  // the base listed among the models is the anchor, not a member
     job.member_paths.push_back(m.name);
+    job.member_fields.push_back("models[" + std::to_string(i) + "].model: " +
+                                io::YamlFields::line_prefix(models[i]["model"]));
     job.request.members.push_back(m);
   }
+  job.base_field = doc["base_model"] ? "base_model: " + io::YamlFields::line_prefix(doc["base_model"]) : "models[0].model";
   if (base.empty()) {
     if (method.needs_base) y.fail(doc, "base_model", "missing; " + method.name + " needs a base model");
     base = job.member_paths.front();  // linear without a base: the first model anchors the task vectors
@@ -115,7 +119,16 @@ StreamingJob parse_mergekit_config(const std::string& text, const std::string& f
 
 StreamingJob read_mergekit_config(const std::string& path) {
   if (!io::path_exists(path)) fail(path, "", "no such file");
-  return parse_mergekit_config(io::read_text_file(path), path);
+  StreamingJob job = parse_mergekit_config(io::read_text_file(path), path);
+  // Each model: a local folder, or a hub name from the local cache (io/hub_cache.hpp).
+  const auto field = [](std::string f) {  // "models[0].model: line 4: " -> "models[0].model: line 4"
+    while (!f.empty() && (f.back() == ' ' || f.back() == ':')) f.pop_back();
+    return f;
+  };
+  job.base_path = io::resolve_model_path(job.base_path, path, field(job.base_field));
+  for (std::size_t i = 0; i < job.member_paths.size(); ++i)
+    job.member_paths[i] = io::resolve_model_path(job.member_paths[i], path, field(job.member_fields[i]));
+  return job;
 }
 
 }  // namespace ms::merge

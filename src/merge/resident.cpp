@@ -8,6 +8,7 @@
 
 #include "kernels.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/io/family_check.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/registry.hpp"
 
@@ -103,18 +104,19 @@ ResidentModels::ResidentModels(const std::string& base_path, const std::vector<s
   Impl& m = *impl_;
   m.options = options;
   const io::HfModel base = io::HfModel::open(base_path);
-  m.names = names.empty() ? base.tensor_names() : std::move(names);
+  std::vector<io::HfModel> cks;
+  cks.reserve(checkpoint_paths.size());
+  for (const auto& path : checkpoint_paths) cks.push_back(io::HfModel::open(path));
+  std::vector<const io::HfModel*> ptrs;
+  for (const auto& ck : cks) ptrs.push_back(&ck);
+  // The one compatibility check: each checkpoint is then held in its own stored dtype, and every
+  // merge path widens each tensor from that dtype (kernels::StoredSpan, task_vector).
+  const io::FamilyReport family = io::check_family(base, ptrs);
+  m.names = names.empty() ? family.tensor_names : std::move(names);
   for (const auto& name : m.names) m.base[name] = held(base.tensor(name), options.device);
-  for (const auto& path : checkpoint_paths) {
-    const io::HfModel ck = io::HfModel::open(path);
+  for (const auto& ck : cks) {
     auto& held_models = m.models.emplace_back();
-    for (const auto& name : m.names) {
-      const io::TensorEntry& b = base.require(name);
-      const io::TensorEntry* e = ck.find(name);
-      if (e == nullptr) fail(path, "'" + name + "'", "tensor of the base model is missing from this checkpoint");
-      if (e->shape != b.shape) fail(path, "'" + name + "'", "shape differs from the base's");
-      held_models[name] = held(ck.tensor(name), options.device);
-    }
+    for (const auto& name : m.names) held_models[name] = held(ck.tensor(name), options.device);
   }
   if (m.float32_tau()) {  // the older layout: τ formed once at load, θ₀ widened
     for (auto& ck : m.models)
@@ -186,10 +188,10 @@ void ResidentModels::Impl::merge_fast(const MergeRequest& r, const std::string& 
     return;
   }
   if (ta) {
-    std::vector<const void*> ptrs;
-    ptrs.reserve(held_models.size());
-    for (const at::Tensor* t : held_models) ptrs.push_back(t->data_ptr());
-    kernels::task_arithmetic_stream(out.data_ptr(), at::kFloat, b.data_ptr(), ptrs, b.scalar_type(), b.numel(), w,
+    std::vector<kernels::StoredSpan> spans;  // each member at its own stored dtype
+    spans.reserve(held_models.size());
+    for (const at::Tensor* t : held_models) spans.push_back(kernels::stored_span(*t, b.numel()));
+    kernels::task_arithmetic_stream(out.data_ptr(), at::kFloat, kernels::stored_span(b, b.numel()), spans, b.numel(), w,
                                     normalize, lambda, /*with_stats=*/false);  // the sweep measures l2 itself
   } else {
     kernels::ties_into_stored(out, b, held_models, rules, w, normalize, lambda);

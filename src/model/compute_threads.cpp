@@ -30,14 +30,23 @@ int usable_cores() {
   return n > 0 ? n : 1;
 }
 
-ThreadSplit default_thread_split(int cores) {
+ThreadSplit default_thread_split(int cores, Workload workload) {
+  const int n = cores > 0 ? cores : 1;
+  ThreadSplit s;
+  if (workload == Workload::Merge) {
+    // Merges are ATen's own loops (fused kernels, trim rules, row blocks: at::parallel_for) and
+    // memory-bound; with one ATen thread a 12-checkpoint TIES merge took 19-22 s on 2 cores
+    // against 11-12 s with two. BLAS gets one thread so that the SVD methods' GEMMs do not spin
+    // against ATen's threads.
+    s.aten = n;
+    s.blas = 1;
+    return s;
+  }
   // Measured on 2 cores (docs/model.md, "Threads"): GEMMs dominate evaluation and multi-threaded
   // BLAS runs them best; ATen's elementwise ops on top of it keep their own threads only when
-  // they do not spin against BLAS. One thread of ATen plus every core for BLAS was fastest for
-  // eval and within noise for merges, whose elementwise kernels are memory-bound.
-  ThreadSplit s;
+  // they do not spin against BLAS. One thread of ATen plus every core for BLAS was fastest.
   s.aten = 1;
-  s.blas = cores > 0 ? cores : 1;
+  s.blas = n;
   return s;
 }
 
@@ -50,13 +59,13 @@ void apply_thread_split(const ThreadSplit& split) {
     f(split.blas > 0 ? split.blas : 1);
 }
 
-ThreadSplit configure_compute_threads() {
+ThreadSplit configure_compute_threads(Workload workload) {
   // Merges allocate and free tensor-sized buffers in a loop. glibc serves every block above 32 MB
   // with a fresh mmap, so each one page-faults in again (about 0.35 s per 64 MB here). Keeping
   // large blocks in the heap lets freed buffers be reused without faults.
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  ThreadSplit s = default_thread_split(usable_cores());
+  ThreadSplit s = default_thread_split(usable_cores(), workload);
   if (const int omp = env_threads("OMP_NUM_THREADS")) s.aten = omp;
   if (const int blas = env_threads("OPENBLAS_NUM_THREADS")) s.blas = blas;
   apply_thread_split(s);

@@ -6,6 +6,7 @@
 
 #include "arch.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/io/family_check.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "ops.hpp"
 
@@ -163,6 +164,7 @@ std::unique_ptr<Decoder> Decoder::create(const io::ModelConfig& config, const Te
 std::unique_ptr<Decoder> Decoder::load(const std::string& folder, at::ScalarType dtype, const at::Device& device) {
   const io::HfModel model = io::HfModel::open(folder);
   if (!model.config()) fail(folder, "", "not a model folder (config.json and safetensors expected)");
+  io::check_model(model);  // every tensor in a float dtype (mixtures are each widened/rounded to `dtype`)
   // Views into the mapped files (each keeps its mapping alive after `model` goes), copied only
   // when the device or the dtype differs.
   auto get = [&](const std::string& name) {

@@ -6,6 +6,7 @@
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/units.hpp"
+#include "mergesweep/io/family_check.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/merge.hpp"
 #include "mergesweep/merge/registry.hpp"
@@ -101,11 +102,12 @@ std::vector<RankMemory> ranks_of(const SweepSpec& spec, const ModelShape& m, int
   std::vector<std::vector<std::size_t>> own(ranks.size());
   for (std::size_t t = 0; t < m.names.size(); ++t) {
     const auto r = static_cast<std::size_t>(owner[t]);
-    own_bytes[r] += m.bytes[t];
+    // The base and each checkpoint in its own dtype; without the family's bytes, K + 1 of the base's.
+    own_bytes[r] += t < m.held_bytes.size() ? m.held_bytes[t] : (K + 1) * m.bytes[t];
     own[r].push_back(t);
   }
   for (std::size_t r = 0; r < ranks.size(); ++r) {
-    ranks[r].resident = (K + 1) * own_bytes[r];
+    ranks[r].resident = own_bytes[r];
     ranks[r].workspace = workspace_bytes(spec, m, own[r], cuda);
     ranks[r].merged = P * e;  // the rank's own part is merged in place into the gathered buffer
     ranks[r].activations = act;
@@ -122,11 +124,15 @@ std::uint64_t peak_of(const std::vector<RankMemory>& ranks) {
 
 }  // namespace
 
-ModelShape read_model_shape(const std::string& base_path) {
+ModelShape read_model_shape(const SweepSpec& spec) {
+  const std::string& base_path = spec.base;
   const io::HfModel base = io::HfModel::open(base_path);
   if (!base.config()) fail(base_path, "config.json", "is missing (the memory plan needs the model's shape)");
   ModelShape m;
-  m.names = base.tensor_names();
+  // Each checkpoint's real bytes per tensor, in the dtype it is stored and held in.
+  io::FamilyReport family = io::check_family(base_path, spec.checkpoints);
+  m.names = std::move(family.tensor_names);
+  m.held_bytes = std::move(family.held_bytes);
   for (const auto& n : m.names) {
     m.bytes.push_back(base.require(n).nbytes());
     m.numel.push_back(base.require(n).numel());

@@ -22,6 +22,8 @@
 #include "mergesweep/dist/mpi_comm.hpp"
 #include "mergesweep/dist/nccl_comm.hpp"
 #include "mergesweep/dist/signals.hpp"
+#include "mergesweep/io/family_check.hpp"
+#include "mergesweep/io/hub_cache.hpp"
 #include "mergesweep/model/compute_threads.hpp"
 #include "mergesweep/model/device.hpp"
 #include "mergesweep/eval/task_pack.hpp"
@@ -68,9 +70,17 @@ std::string utc_now() {
   return buf;
 }
 
+// The device this rank computes on (schedule.device, GPU local_rank % visible GPUs).
+bool device_is_cuda(const SweepSpec& s) {
+  return model::resolve_device(s.schedule.device, model::local_rank_from_env(), s.path, "schedule.device").is_cuda();
+}
+
 // Everything that changes a config's numbers besides its id: the eval set and its settings.
 std::string plan_hash(const SweepSpec& s, const std::vector<archive::TaskRecord>& tasks) {
   nlohmann::json j;
+  // A GPU's kernels round differently from the CPU's (reciprocal division, tree reductions): an
+  // archive is resumed only on the device kind that began it. CPU plans keep their old hash.
+  if (device_is_cuda(s)) j["device"] = "cuda";
   for (const auto& t : tasks) j["packs"].push_back({t.kind, t.name, t.sha256, t.items});
   j["layers"] = s.eval.layers;
   j["probe_seeds"] = s.eval.probe_seeds;
@@ -92,7 +102,9 @@ std::vector<archive::CheckpointRecord> hash_models(const SweepSpec& s, dist::Com
     for (const auto& f : model_files(models[m])) {
       archive::CheckpointRecord r;
       r.model = static_cast<std::int32_t>(m);
-      r.name = fs::path(models[m]).filename().string();
+      // A hub cache snapshot is recorded as org/name@<commit>: the commit next to each file's sha256.
+      const io::HubSnapshot hub = io::hub_snapshot_of(models[m]);
+      r.name = hub.repo.empty() ? fs::path(models[m]).filename().string() : hub.repo + "@" + hub.commit;
       r.path = f;
       r.bytes = fs::file_size(f);
       recs.push_back(r);
@@ -158,11 +170,6 @@ struct Session {
   }
 };
 
-// The device this rank computes on (schedule.device, GPU local_rank % visible GPUs).
-bool device_is_cuda(const SweepSpec& s) {
-  return model::resolve_device(s.schedule.device, model::local_rank_from_env(), s.path, "schedule.device").is_cuda();
-}
-
 // schedule.comm: auto = nccl when the device is cuda, else mpi. "" when this rank can build the
 // chosen backend, else the reason (checked on every rank before the collective that makes it).
 std::string group_backend(const SweepSpec& s, std::string* error) {
@@ -173,6 +180,13 @@ std::string group_backend(const SweepSpec& s, std::string* error) {
   else if (backend == "nccl" && !cuda)
     *error = s.path + ": schedule.comm: nccl carries device buffers, but this rank computes on the CPU" +
              std::string(dist::cuda_device_visible() ? "" : " (no GPU is visible)") + "; use mpi or auto";
+  else if (backend == "mpi" && cuda && s.schedule.group_size > 1)
+    // The MPI backend hands its buffers to MPI as they are; a non-CUDA-aware MPI would read device
+    // pointers as host memory. Refused rather than assumed.
+    *error = s.path + ": schedule.comm: mpi with schedule.device cuda and a group of " +
+             std::to_string(s.schedule.group_size) +
+             " ranks would hand GPU memory to MPI, which this build does not stage through the host; use "
+             "nccl (or auto), or group_size 1";
   return backend;
 }
 
@@ -328,6 +342,7 @@ int print_plan(const RunOptions& opts) {
   std::printf("sweep '%s': %zu checkpoints, sizes", spec.name.c_str(), spec.checkpoints.size());
   for (int n : spec.sizes) std::printf(" %d", n);
   std::printf(", %d samples per size, seed %llu\n", spec.samples, static_cast<unsigned long long>(spec.seed));
+  std::printf("%s", io::describe_family(io::check_family(spec.base, spec.checkpoints)).c_str());
   std::map<std::string, std::map<int, int>> counts;
   for (std::size_t i = plan.num_baselines; i < plan.configs.size(); ++i) {
     const auto& c = plan.configs[i];
@@ -360,7 +375,7 @@ int print_plan(const RunOptions& opts) {
   // Memory per rank at the group size the run would use, on the device it would use.
   const int g = opts.group_size > 0 ? opts.group_size : spec.schedule.group_size;
   const c10::Device device = model::resolve_device(spec.schedule.device, 0, spec.path, "schedule.device");
-  std::printf("%s", describe_memory(plan_memory(spec, read_model_shape(spec.base), g, device, model::local_size_from_env())).c_str());
+  std::printf("%s", describe_memory(plan_memory(spec, read_model_shape(spec), g, device, model::local_size_from_env())).c_str());
   std::printf("%s", describe_eval_cost(estimate_eval_cost(read_eval_packs(spec)), plan.configs.size()).c_str());
   if (opts.list) {
     for (std::size_t i = 0; i < plan.configs.size(); ++i) {

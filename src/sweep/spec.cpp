@@ -12,7 +12,9 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/units.hpp"
 #include "mergesweep/io/fs_util.hpp"
+#include "mergesweep/io/family_check.hpp"
 #include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/io/hub_cache.hpp"
 #include "mergesweep/io/yaml_fields.hpp"
 #include "mergesweep/merge/registry.hpp"
 
@@ -29,10 +31,22 @@ std::string resolve(const std::string& dir, const std::string& p) {
   return (fs::path(dir) / p).lexically_normal().string();
 }
 
+// A model: a folder (relative to the spec), or a hub name `org/name[@revision]` resolved from the
+// local Hugging Face cache when no such folder exists (io/hub_cache.hpp). Only when the spec is
+// loaded to run (`expand`): parsing alone reads no file system.
+std::string model_path(const Ctx& c, const YAML::Node& n, const std::string& field, const std::string& dir,
+                       const std::string& text, bool expand) {
+  const std::string full = resolve(dir, text);
+  if (!expand || io::path_exists(full) || !io::parse_hub_name(text)) return full;
+  std::string line = Ctx::line_prefix(n);  // "line 3: " -> field "base: line 3"
+  if (!line.empty()) line = ": " + line.substr(0, line.size() - 2);
+  return io::resolve_model_path(text, c.file(), field + line);
+}
+
 // A list of paths or globs (or one string): globs expand sorted; a pattern matching nothing is an
-// error naming it.
+// error naming it. `models`: entries without a glob may be hub names (model_path).
 std::vector<std::string> paths(const Ctx& c, const YAML::Node& n, const std::string& field, const std::string& dir,
-                               bool expand) {
+                               bool expand, bool models = false) {
   std::vector<std::string> pats;
   if (n.IsScalar()) {
     pats.push_back(n.as<std::string>());
@@ -45,7 +59,7 @@ std::vector<std::string> paths(const Ctx& c, const YAML::Node& n, const std::str
   for (const auto& p : pats) {
     const std::string full = resolve(dir, p);
     if (!expand || full.find_first_of("*?[") == std::string::npos) {
-      out.push_back(full);
+      out.push_back(models ? model_path(c, n, field, dir, p, expand) : full);
       continue;
     }
     glob_t g = {};
@@ -230,8 +244,8 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
   for (const char* req : {"base", "checkpoints", "subsets", "methods", "output"})
     if (!doc[req]) c.fail(doc, req, std::string("is required"));
   s.name = doc["name"] ? c.scalar(doc["name"], "name") : fs::path(path).stem().string();
-  s.base = resolve(dir, c.scalar(doc["base"], "base"));
-  s.checkpoints = paths(c, doc["checkpoints"], "checkpoints", dir, expand);
+  s.base = model_path(c, doc["base"], "base", dir, c.scalar(doc["base"], "base"), expand);
+  s.checkpoints = paths(c, doc["checkpoints"], "checkpoints", dir, expand, /*models=*/true);
   if (s.checkpoints.empty()) c.fail(doc["checkpoints"], "checkpoints", "lists no checkpoint");
   if (s.checkpoints.size() > 64) c.fail(doc["checkpoints"], "checkpoints", "at most 64 checkpoints are supported");
   const YAML::Node sub = doc["subsets"];
@@ -262,30 +276,19 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
   return s;
 }
 
-// Tensor names, shapes and dtypes must agree with the base's: a merge of mismatched models is
-// refused before any work, naming the checkpoint and the first difference.
+// The family must pass io::check_family (the one compatibility check) before any work: a
+// mismatch is refused naming the checkpoint's file, the tensor, both shapes or dtypes and the
+// spec field it came from.
 void check_models(const SweepSpec& s) {
-  const auto open = [&](const std::string& p, const std::string& field) {
-    if (!io::is_directory(p)) fail(s.path, field, "'" + p + "' is not a model folder");
-    return io::HfModel::open(p);
-  };
-  const io::HfModel base = open(s.base, "base");
-  if (!base.config()) fail(s.path, "base", "'" + s.base + "' has no config.json");
-  const auto names = base.tensor_names();
-  for (std::size_t k = 0; k < s.checkpoints.size(); ++k) {
-    const std::string field = "checkpoints[" + std::to_string(k) + "]";
-    const io::HfModel m = open(s.checkpoints[k], field);
-    const auto other = m.tensor_names();
-    for (const auto& n : names) {
-      const auto* e = m.find(n);
-      if (e == nullptr) fail(s.checkpoints[k], n, "tensor of the base '" + s.base + "' is missing");
-      const auto& b = base.require(n);
-      if (e->shape != b.shape) fail(s.checkpoints[k], n, "shape differs from the base '" + s.base + "'");
-    }
-    if (other.size() != names.size()) {
-      for (const auto& n : other)
-        if (base.find(n) == nullptr) fail(s.checkpoints[k], n, "tensor is not in the base '" + s.base + "'");
-    }
+  std::vector<std::string> fields;
+  for (std::size_t k = 0; k < s.checkpoints.size(); ++k) fields.push_back("checkpoints[" + std::to_string(k) + "]");
+  try {
+    if (!io::is_directory(s.base) || !io::HfModel::open(s.base).config())
+      fail(s.path, "base", "'" + s.base + "' is not a model folder with config.json");
+    io::check_family(s.base, s.checkpoints, fields);
+  } catch (const Error& e) {
+    if (e.file() == s.path) throw;
+    fail(s.path, "", e.what());  // the spec first: the user edits the spec or the family
   }
 }
 

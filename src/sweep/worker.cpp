@@ -374,7 +374,7 @@ Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl
   merge::ResidentOptions ro;
   ro.device = model::resolve_device(spec.schedule.device, model::local_rank_from_env(), spec.path, "schedule.device");
   // Refuse before loading anything when the group's shards will not fit this rank's memory.
-  require_fit(plan_memory(spec, read_model_shape(spec.base), group.size(), ro.device, model::local_size_from_env()), spec);
+  require_fit(plan_memory(spec, read_model_shape(spec), group.size(), ro.device, model::local_size_from_env()), spec);
   w.dtype = spec.eval.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
   agreed(group, "residents", [&] {  // a rank out of memory must not strand its peers
     inject_test_failure("residents", 0, group_index * group.size() + group.rank());

@@ -205,8 +205,8 @@ def write_merge_model(name, tensors, cfg_text):
         n = 1
         for d in shape:
             n *= d
-        fmt, size = {"F32": ("f", 4), "F16": ("e", 2)}[dtype]
-        raw = struct.pack(f"<{n}{fmt}", *([fill] * n))
+        fmt, size = {"F32": ("f", 4), "F16": ("e", 2), "I32": ("i", 4)}[dtype]
+        raw = struct.pack(f"<{n}{fmt}", *([int(fill) if fmt == "i" else fill] * n))
         entries[tname] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(raw)]}
         blob += raw
         off += len(raw)
@@ -229,7 +229,8 @@ def write_merge_models(cfg):
     write_merge_model("ft_a", merge_tensors(**{"model.norm.weight": ("F32", [4], 1.5)}), cfg)
     write_merge_model("ft_b", merge_tensors(**{"model.norm.weight": ("F32", [4], 0.5)}), cfg)
     write_merge_model("ft_shape", merge_tensors(**{"model.embed_tokens.weight": ("F32", [7, 4], 0.5)}), cfg)
-    write_merge_model("ft_dtype", merge_tensors(**{"model.norm.weight": ("F16", [4], 1.0)}), cfg)
+    # A float dtype that differs from the base's is widened (docs/checkpoints.md); an integer one is refused.
+    write_merge_model("ft_dtype", merge_tensors(**{"model.norm.weight": ("I32", [4], 1)}), cfg)
     write_merge_model("ft_missing", merge_tensors(**{"model.norm.weight": None}), cfg)
     write_merge_model("ft_inf", merge_tensors(**{"model.norm.weight": ("F32", [4], float("inf"))}), cfg)
 
@@ -276,11 +277,13 @@ def merge_pair(other):
 def merge_model_mismatch_cases():
     """Valid configurations whose models do not fit together, and a merge onto an existing output."""
     merge_case("shape_mismatch", merge_pair("ft_shape"),
-               ["inputs/merge/ft_shape", "'model.embed_tokens.weight'", "shape [7, 4] differs"], names_config=False)
-    merge_case("dtype_mismatch", merge_pair("ft_dtype"),
-               ["inputs/merge/ft_dtype", "'model.norm.weight'", "dtype F16 differs"], names_config=False)
+               ["inputs/merge/ft_shape", "model.embed_tokens.weight: shape [7, 4] differs from the base's [6, 4]",
+                "models[1].model", "vocabulary differs"], names_config=False)
+    merge_case("dtype_not_float", merge_pair("ft_dtype"),
+               ["inputs/merge/ft_dtype", "model.norm.weight", "dtype I32 cannot be merged", "models[1].model"],
+               names_config=False)
     merge_case("missing_tensor", merge_pair("ft_missing"),
-               ["inputs/merge/ft_missing", "'model.norm.weight'", "missing"], names_config=False)
+               ["inputs/merge/ft_missing", "model.norm.weight: tensor of the base", "F32 [4]", "missing"], names_config=False)
     merge_case("non_finite_output", merge_pair("ft_inf"), ["inputs/merge/ft_inf", "'model.norm.weight'", "NaN or Inf"],
                names_config=False)
     merge_case("missing_model_folder", merge_pair("ft_nowhere"), ["inputs/merge/ft_nowhere", "no such file"], names_config=False)

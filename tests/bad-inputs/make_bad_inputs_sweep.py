@@ -49,9 +49,13 @@ def main():
     spec("glob_matches_nothing", GOOD.replace("[../merge/ft_a, ../merge/ft_b]", "'../merge/zz-*'"),
          ["checkpoints", "matches no file"])
     spec("checkpoint_shape_differs", GOOD.replace("../merge/ft_b", "../merge/ft_shape"),
-         ["merge/ft_shape", "model.embed_tokens.weight", "shape differs from the base"])
+         ["merge/ft_shape", "model.embed_tokens.weight", "shape [7, 4] differs from the base's [6, 4]", "checkpoints[1]"])
     spec("checkpoint_missing_tensor", GOOD.replace("../merge/ft_b", "../merge/ft_missing"),
          ["merge/ft_missing", "model.norm.weight", "missing"])
+    spec("checkpoint_does_not_exist", GOOD.replace("../merge/ft_b", "../merge/ft_nowhere"),
+         ["merge/ft_nowhere", "checkpoints[1]", "no such model folder"])
+    spec("checkpoint_hub_name_not_cached", GOOD.replace("../merge/ft_b", "no-such-org/no-such-model"),
+         ["checkpoints: line", "no-such-org/no-such-model", "huggingface-cli download no-such-org/no-such-model"])
     spec("task_pack_missing", GOOD + "eval: {tasks: [no-such-pack.h5]}\n", ["eval.tasks", "no-such-pack.h5", "does not exist"])
     spec("probe_packs_required", GOOD + "eval: {probes: {layers: all}}\n", ["eval.probes.packs", "is required"])
     spec("bad_dtype", GOOD + "eval: {dtype: float8}\n", ["eval.dtype", "float8"])

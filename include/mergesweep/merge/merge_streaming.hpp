@@ -22,6 +22,10 @@ struct StreamingJob {
   std::string out_dtype;                  // "" = the base's dtype per tensor; else bfloat16|float16|float32
   std::uint64_t max_shard_bytes = 5'000'000'000ull;
   std::string source_file;                // the config the job came from, for messages
+  // Where base_path and each member path were given ("base_model: line 2", "models[0].model:
+  // line 4"), so a path that does not resolve is refused pointing at its line.
+  std::string base_field;
+  std::vector<std::string> member_fields;
   const DareMaskFn* dare_mask = nullptr;  // tests only
   // Where tensors are merged: each tensor (block) is read on the CPU, moved there, merged, and
   // moved back to be written. The CPU runs the fused task-arithmetic pass; other devices the

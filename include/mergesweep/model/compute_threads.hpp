@@ -14,11 +14,17 @@ struct ThreadSplit {
   int blas = 1;  // BLAS threads
 };
 
+// What an entry point mostly does: the best split differs (docs/model.md, "Threads").
+enum class Workload {
+  Evaluate,  // GEMM-bound forward passes: BLAS gets the cores
+  Merge,     // memory-bound elementwise kernels (at::parallel_for): ATen gets the cores
+};
+
 // Cores this process may run on (its affinity mask: MPI launchers and SLURM bind ranks).
 int usable_cores();
 
 // The split for `cores` cores: see compute_threads.cpp for the measured choice.
-ThreadSplit default_thread_split(int cores);
+ThreadSplit default_thread_split(int cores, Workload workload = Workload::Evaluate);
 
 // Sets both pools.
 void apply_thread_split(const ThreadSplit& split);
@@ -26,7 +32,7 @@ void apply_thread_split(const ThreadSplit& split);
 // Entry-point set-up: the default split for this process's cores, each pool overridden by the
 // user's OMP_NUM_THREADS / OPENBLAS_NUM_THREADS when set, plus allocator settings for
 // tensor-sized buffers. Returns the split in force.
-ThreadSplit configure_compute_threads();
+ThreadSplit configure_compute_threads(Workload workload = Workload::Evaluate);
 
 // Gives the heap's free pages back to the system. configure_compute_threads() keeps large blocks
 // in the heap (no mmap per tensor-sized buffer); tensors of many sizes then leave holes that the

@@ -1,7 +1,7 @@
 // The memory a sweep needs on each rank of a worker group, from the model's real tensor sizes,
 // the group size g and the spec (docs/sizing.md states this model; analysis/sizing.py computes
 // the same for the studies' models). Per rank r:
-//   resident    (K+1) · B_r            base and K checkpoints in their file dtype, the tensors r owns
+//   resident    Σ B_r(k)               base and K checkpoints, each in its own file dtype, the tensors r owns
 //   workspace   4 · W(E_r)             float32 values one merge holds for r's largest tensor (E_r
 //                                      values), the worst of the spec's methods: E for fused TA,
 //                                      2E for fused TIES (CPU), E + (n+2)·min(E, 2²⁰) for
@@ -33,12 +33,16 @@ struct RankMemory {
 // The model's shape, as the plan needs it (read from the base's header and config.json).
 struct ModelShape {
   std::vector<std::string> names;
-  std::vector<std::uint64_t> bytes;  // per tensor, file dtype
+  std::vector<std::uint64_t> bytes;  // per tensor, the base's file dtype (shards are assigned by it)
+  // Per tensor, the bytes the base and every checkpoint hold, each in its own stored dtype (a
+  // bf16 fine-tune over an f32 base holds half the base's bytes). Empty: K + 1 times `bytes`.
+  std::vector<std::uint64_t> held_bytes;
   std::vector<std::int64_t> numel;
   std::vector<std::vector<std::int64_t>> shapes;  // per tensor (absent: taken as 1-D)
   std::int64_t hidden = 0, intermediate = 0, vocab = 0, heads = 0, max_position = 0;
 };
-ModelShape read_model_shape(const std::string& base_path);
+// From the base's header and config.json and the family's real bytes (io::check_family).
+ModelShape read_model_shape(const SweepSpec& spec);
 
 struct MemoryPlan {
   int group_size = 1;

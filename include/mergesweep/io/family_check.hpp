@@ -1,0 +1,70 @@
+// The one place that decides whether a base and its checkpoints can be merged, and what is done
+// with each tensor. The spec check, `sweep --plan`, the resident loader, the streaming merge and
+// `eval` call it; nothing else decides compatibility (docs/checkpoints.md).
+//
+// Per tensor of the base and of each checkpoint it checks presence, shape and dtype:
+//  - a tensor of the base missing from a checkpoint, or a checkpoint tensor the base lacks, is
+//    refused by name (known extra buffers such as rotary_emb.inv_freq are ignored);
+//  - a shape that differs is refused with both shapes (for embeddings and heads with both
+//    vocabulary sizes);
+//  - a float dtype that differs from the base's (bf16 fine-tune over an f32 base, per-tensor
+//    mixtures) is accepted and marked Widened: every merge path forms τ = f32(θᵢ) − f32(θ₀) from
+//    each tensor's own stored dtype, which is exact, so the merge is bitwise that of the same
+//    values stored in float32;
+//  - a dtype no merge kernel reads (integers, bool, float8) is refused.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mergesweep/io/dtype.hpp"
+
+namespace ms::io {
+
+class HfModel;
+
+// What one model of a family is, for the plan's family table.
+struct FamilyMember {
+  std::string path;
+  std::string name;                    // the folder name: how reports show the checkpoint
+  std::map<std::string, std::size_t> dtypes;  // dtype name -> number of tensors stored in it
+  std::int64_t vocab_rows = -1;        // rows of the input embedding (-1: none found)
+  bool tied_head = false;              // no lm_head of its own: the head is the input embedding
+  std::string kind = "full";           // a full checkpoint
+  std::uint64_t merged_bytes = 0;      // bytes of the merged tensors as this model stores them
+  std::size_t widened = 0;             // merged tensors whose dtype differs from the base's
+  std::size_t ignored = 0;             // known extra buffers, ignored
+  std::string treatment() const;       // "as stored", "widened (N tensors)", ...
+};
+
+struct FamilyReport {
+  FamilyMember base;
+  std::vector<FamilyMember> checkpoints;
+  std::vector<std::string> tensor_names;  // the tensors every merge reads and writes (the base's)
+  // Per tensor (tensor_names' order): bytes the base and every checkpoint hold for it, each in
+  // its own stored dtype (what a resident sweep keeps).
+  std::vector<std::uint64_t> held_bytes;
+};
+
+// Checks a family; throws ms::Error naming the file, the tensor, what was expected and what was
+// found. `fields` (optional, one per checkpoint) name where each checkpoint came from, e.g.
+// "checkpoints[3]" or "models[1].model", so a refusal can point at the spec.
+FamilyReport check_family(const HfModel& base, const std::vector<const HfModel*>& checkpoints,
+                          const std::vector<std::string>& fields = {});
+// Opens the folders first (a path that does not exist is refused as such).
+FamilyReport check_family(const std::string& base, const std::vector<std::string>& checkpoints,
+                          const std::vector<std::string>& fields = {});
+// One model alone (eval, inspect): every tensor in a float dtype the kernels read.
+FamilyMember check_model(const HfModel& model);
+
+// A buffer some exports carry that no merge or forward pass reads (transformers recomputes it).
+bool is_ignored_buffer(const std::string& tensor_name);
+// Whether the kernels read this dtype (bf16, f16, f32, f64).
+bool dtype_is_mergeable(DType dtype);
+
+// The table `sweep --plan` prints: one row per model.
+std::string describe_family(const FamilyReport& report);
+
+}  // namespace ms::io

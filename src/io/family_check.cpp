@@ -1,0 +1,188 @@
+#include "mergesweep/io/family_check.hpp"
+
+#include <cstdio>
+
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/core/units.hpp"
+#include "mergesweep/io/fs_util.hpp"
+#include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/io/hub_cache.hpp"
+
+namespace ms::io {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+std::string shape_text(const std::vector<std::int64_t>& s) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+std::string entry_text(const TensorEntry& e) { return std::string(dtype_name(e.dtype)) + " " + shape_text(e.shape); }
+
+// How reports show a model: its folder name, or `org/name@commit` for a hub cache snapshot.
+std::string folder_name(const std::string& path) {
+  const HubSnapshot hub = hub_snapshot_of(path);
+  if (!hub.repo.empty()) return hub.repo + "@" + hub.commit.substr(0, 7);
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const auto slash = p.find_last_of('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+bool is_input_embedding(const std::string& name) {
+  return ends_with(name, "embed_tokens.weight") || ends_with(name, "wte.weight");
+}
+bool is_head(const std::string& name) { return name == "lm_head.weight"; }
+
+// The file a tensor lives in (a shard of a sharded folder), for refusals.
+std::string file_of(const HfModel& m, const std::string& name) {
+  return m.find(name) != nullptr ? m.shard_of(name).path() : m.path();
+}
+
+// Where the checkpoint came from, when the caller named it: " (checkpoints[3])".
+std::string origin(const std::vector<std::string>& fields, std::size_t k) {
+  return k < fields.size() && !fields[k].empty() ? " (" + fields[k] + ")" : "";
+}
+
+FamilyMember summarize(const HfModel& m) {
+  FamilyMember s;
+  s.path = m.path();
+  s.name = folder_name(m.path());
+  bool has_head = false;
+  for (const auto& name : m.tensor_names()) {
+    const TensorEntry& e = m.require(name);
+    ++s.dtypes[dtype_name(e.dtype)];
+    if (is_input_embedding(name) && !e.shape.empty()) s.vocab_rows = e.shape[0];
+    has_head = has_head || is_head(name);
+  }
+  s.tied_head = !has_head;
+  return s;
+}
+
+void require_mergeable(const HfModel& m, const std::string& name, const TensorEntry& e, const std::string& where) {
+  if (dtype_is_mergeable(e.dtype)) return;
+  fail(file_of(m, name), name,
+       std::string("dtype ") + dtype_name(e.dtype) + " cannot be merged or evaluated" + where +
+           ": expected a float dtype (BF16, F16, F32 or F64); convert the checkpoint");
+}
+
+// A shape mismatch, with what it most likely means for embeddings and heads.
+[[noreturn]] void refuse_shape(const HfModel& base, const HfModel& ck, const std::string& name, const TensorEntry& b,
+                               const TensorEntry& e, const std::string& where) {
+  std::string why = "shape " + shape_text(e.shape) + " differs from the base's " + shape_text(b.shape) + " (" +
+                    base.path() + ")" + where;
+  if ((is_input_embedding(name) || is_head(name)) && !e.shape.empty() && !b.shape.empty() && e.shape[0] != b.shape[0])
+    why += ": the vocabulary differs (" + std::to_string(e.shape[0]) + " rows against the base's " +
+           std::to_string(b.shape[0]) + "; added or padded tokens). Only families sharing the base's vocabulary "
+           "can be merged";
+  fail(file_of(ck, name), name, why);
+}
+
+// A tensor one side has and the other lacks: lm_head is the usual one (a tied head has none).
+[[noreturn]] void refuse_presence(const HfModel& base, const HfModel& ck, const std::string& name, bool missing,
+                                  const std::string& where) {
+  std::string why = missing ? "tensor of the base (" + base.path() + ", " + entry_text(base.require(name)) +
+                                  ") is missing from this checkpoint" + where
+                            : "tensor (" + entry_text(ck.require(name)) + ") is not in the base " + base.path() + where;
+  if (is_head(name))
+    why += missing ? ": the checkpoint ties its head to the input embedding where the base has its own"
+                   : ": the checkpoint has its own head where the base ties it to the input embedding";
+  fail(missing ? ck.path() : file_of(ck, name), name, why);
+}
+
+}  // namespace
+
+bool is_ignored_buffer(const std::string& name) { return ends_with(name, "rotary_emb.inv_freq"); }
+
+bool dtype_is_mergeable(DType d) { return d == DType::BF16 || d == DType::F16 || d == DType::F32 || d == DType::F64; }
+
+std::string FamilyMember::treatment() const {
+  std::string t = widened > 0 ? "widened to float32 (" + std::to_string(widened) + " tensors)" : "as stored";
+  if (ignored > 0) t += ", " + std::to_string(ignored) + " extra buffers ignored";
+  return t;
+}
+
+FamilyMember check_model(const HfModel& model) {
+  for (const auto& name : model.tensor_names()) require_mergeable(model, name, model.require(name), "");
+  FamilyMember s = summarize(model);
+  for (const auto& name : model.tensor_names()) s.merged_bytes += model.require(name).nbytes();
+  return s;
+}
+
+FamilyReport check_family(const HfModel& base, const std::vector<const HfModel*>& checkpoints,
+                          const std::vector<std::string>& fields) {
+  FamilyReport r;
+  for (const auto& name : base.tensor_names()) {
+    require_mergeable(base, name, base.require(name), " (the base)");
+    r.tensor_names.push_back(name);
+    r.held_bytes.push_back(base.require(name).nbytes());
+  }
+  r.base = summarize(base);
+  for (const auto b : r.held_bytes) r.base.merged_bytes += b;
+  for (std::size_t k = 0; k < checkpoints.size(); ++k) {
+    const HfModel& ck = *checkpoints[k];
+    const std::string where = origin(fields, k);
+    FamilyMember s = summarize(ck);
+    for (std::size_t t = 0; t < r.tensor_names.size(); ++t) {
+      const std::string& name = r.tensor_names[t];
+      const TensorEntry& b = base.require(name);
+      const TensorEntry* e = ck.find(name);
+      if (e == nullptr) refuse_presence(base, ck, name, /*missing=*/true, where);
+      require_mergeable(ck, name, *e, where);
+      if (e->shape != b.shape) refuse_shape(base, ck, name, b, *e, where);
+      if (e->dtype != b.dtype) ++s.widened;
+      s.merged_bytes += e->nbytes();
+      r.held_bytes[t] += e->nbytes();
+    }
+    for (const auto& name : ck.tensor_names()) {
+      if (base.find(name) != nullptr) continue;
+      if (!is_ignored_buffer(name)) refuse_presence(base, ck, name, /*missing=*/false, where);
+      ++s.ignored;
+    }
+    r.checkpoints.push_back(std::move(s));
+  }
+  return r;
+}
+
+FamilyReport check_family(const std::string& base, const std::vector<std::string>& checkpoints,
+                          const std::vector<std::string>& fields) {
+  const auto open = [](const std::string& p, const std::string& field) {
+    if (!path_exists(p)) fail(p, field, "no such model folder");
+    if (!is_directory(p)) fail(p, field, "is a file, not a model folder (config.json and model.safetensors)");
+    return HfModel::open(p);
+  };
+  const HfModel b = open(base, "base");
+  std::vector<HfModel> held;
+  held.reserve(checkpoints.size());
+  for (std::size_t k = 0; k < checkpoints.size(); ++k)
+    held.push_back(open(checkpoints[k], k < fields.size() ? fields[k] : ""));
+  std::vector<const HfModel*> ptrs;
+  for (const auto& m : held) ptrs.push_back(&m);
+  return check_family(b, ptrs, fields);
+}
+
+std::string describe_family(const FamilyReport& r) {
+  std::string s = "family (" + std::to_string(r.checkpoints.size()) + " checkpoints; " +
+                  std::to_string(r.tensor_names.size()) + " tensors merged)\n";
+  char line[512];
+  std::snprintf(line, sizeof line, "  %-4s %-22s %-18s %8s %-7s %-6s %10s  %s\n", "#", "model", "dtypes", "vocab", "head",
+                "kind", "bytes", "treatment");
+  s += line;
+  const auto row = [&](const std::string& idx, const FamilyMember& m, const std::string& treatment) {
+    std::string dt;
+    for (const auto& [name, count] : m.dtypes) dt += (dt.empty() ? "" : "+") + name + (m.dtypes.size() > 1 ? "×" + std::to_string(count) : "");
+    std::snprintf(line, sizeof line, "  %-4s %-22s %-18s %8s %-7s %-6s %10s  %s\n", idx.c_str(), m.name.c_str(), dt.c_str(),
+                  m.vocab_rows < 0 ? "-" : std::to_string(m.vocab_rows).c_str(), m.tied_head ? "tied" : "untied",
+                  m.kind.c_str(), format_bytes(m.merged_bytes).c_str(), treatment.c_str());
+    s += line;
+  };
+  row("base", r.base, "reference (τ = θ − θ₀ is formed against it)");
+  for (std::size_t k = 0; k < r.checkpoints.size(); ++k) row(std::to_string(k + 1), r.checkpoints[k], r.checkpoints[k].treatment());
+  return s;
+}
+
+}  // namespace ms::io
