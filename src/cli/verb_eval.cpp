@@ -19,7 +19,7 @@
 #include "mergesweep/eval/evaluate.hpp"
 #include "mergesweep/eval/generate.hpp"
 #include "mergesweep/io/fs_util.hpp"
-#include "mergesweep/io/hub_cache.hpp"
+#include "mergesweep/io/lora_adapter.hpp"
 #include "mergesweep/model/decoder.hpp"
 #include "mergesweep/model/device.hpp"
 #include "options.hpp"
@@ -156,7 +156,8 @@ bool parse_eval_cli(int argc, char** argv, EvalCli& c) {
   if (!parse_command_line(argc, argv, opts,
                           {{"model", 1, po::value(&c.model_path), "expected MODEL (a Hugging Face model folder)"}}, vm))
     return false;
-  c.model_path = io::resolve_model_path(c.model_path, "", "MODEL");  // a folder, or a hub name from the local cache
+  // A folder, a hub name from the local cache, or a LoRA adapter folded onto the base it names.
+  c.model_path = io::resolve_checkpoint(c.model_path, "", "", "MODEL");
   c.all_metrics = vm.count("all-metrics") > 0;
   c.quiet = vm.count("quiet") > 0;
   c.per_item = vm.count("per-item") > 0;

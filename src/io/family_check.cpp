@@ -7,6 +7,7 @@
 #include "mergesweep/io/fs_util.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/io/hub_cache.hpp"
+#include "mergesweep/io/lora_adapter.hpp"
 
 namespace ms::io {
 namespace {
@@ -52,6 +53,10 @@ FamilyMember summarize(const HfModel& m) {
   FamilyMember s;
   s.path = m.path();
   s.name = folder_name(m.path());
+  if (const auto folded = folded_from(m.path())) {  // a LoRA adapter folded onto the base (lora_adapter.hpp)
+    s.kind = "lora r=" + std::to_string(folded->rank);
+    s.name = folder_name(folded->adapter);
+  }
   bool has_head = false;
   for (const auto& name : m.tensor_names()) {
     const TensorEntry& e = m.require(name);
@@ -102,6 +107,7 @@ bool dtype_is_mergeable(DType d) { return d == DType::BF16 || d == DType::F16 ||
 
 std::string FamilyMember::treatment() const {
   std::string t = widened > 0 ? "widened to float32 (" + std::to_string(widened) + " tensors)" : "as stored";
+  if (kind.rfind("lora", 0) == 0) t = "folded onto the base, " + t;
   if (ignored > 0) t += ", " + std::to_string(ignored) + " extra buffers ignored";
   return t;
 }

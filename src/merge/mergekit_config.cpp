@@ -4,7 +4,7 @@
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/io/fs_util.hpp"
-#include "mergesweep/io/hub_cache.hpp"
+#include "mergesweep/io/lora_adapter.hpp"
 #include "mergesweep/io/yaml_fields.hpp"
 
 namespace ms::merge {
@@ -120,14 +120,15 @@ StreamingJob parse_mergekit_config(const std::string& text, const std::string& f
 StreamingJob read_mergekit_config(const std::string& path) {
   if (!io::path_exists(path)) fail(path, "", "no such file");
   StreamingJob job = parse_mergekit_config(io::read_text_file(path), path);
-  // Each model: a local folder, or a hub name from the local cache (io/hub_cache.hpp).
   const auto field = [](std::string f) {  // "models[0].model: line 4: " -> "models[0].model: line 4"
     while (!f.empty() && (f.back() == ' ' || f.back() == ':')) f.pop_back();
     return f;
   };
-  job.base_path = io::resolve_model_path(job.base_path, path, field(job.base_field));
+  // Each model: a local folder, a hub name from the local cache, a LoRA adapter folded onto the
+  // base, or mergekit's model+lora (io/lora_adapter.hpp).
+  job.base_path = io::resolve_checkpoint(job.base_path, "", path, field(job.base_field));
   for (std::size_t i = 0; i < job.member_paths.size(); ++i)
-    job.member_paths[i] = io::resolve_model_path(job.member_paths[i], path, field(job.member_fields[i]));
+    job.member_paths[i] = io::resolve_checkpoint(job.member_paths[i], job.base_path, path, field(job.member_fields[i]));
   return job;
 }
 

@@ -15,6 +15,7 @@
 #include "mergesweep/io/family_check.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/io/hub_cache.hpp"
+#include "mergesweep/io/lora_adapter.hpp"
 #include "mergesweep/io/yaml_fields.hpp"
 #include "mergesweep/merge/registry.hpp"
 
@@ -246,6 +247,8 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
   s.name = doc["name"] ? c.scalar(doc["name"], "name") : fs::path(path).stem().string();
   s.base = model_path(c, doc["base"], "base", dir, c.scalar(doc["base"], "base"), expand);
   s.checkpoints = paths(c, doc["checkpoints"], "checkpoints", dir, expand, /*models=*/true);
+  if (expand)  // LoRA adapters (and mergekit's model+lora) become folded checkpoints of the base
+    for (auto& ck : s.checkpoints) ck = io::resolve_checkpoint(ck, s.base, s.path, "checkpoints");
   if (s.checkpoints.empty()) c.fail(doc["checkpoints"], "checkpoints", "lists no checkpoint");
   if (s.checkpoints.size() > 64) c.fail(doc["checkpoints"], "checkpoints", "at most 64 checkpoints are supported");
   const YAML::Node sub = doc["subsets"];

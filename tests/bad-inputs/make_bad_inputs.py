@@ -200,6 +200,12 @@ def integrity_cases(hdr, data, weights, cfg):
 
 def write_merge_model(name, tensors, cfg_text):
     """Writes inputs/merge/<name>/ (model.safetensors + config.json) from {tensor: (dtype, shape, fill)}."""
+    write_tensors(f"merge/{name}/model.safetensors", tensors)
+    put(f"merge/{name}/config.json", cfg_text)
+
+
+def write_tensors(rel, tensors):
+    """A safetensors file from {tensor: (dtype, shape, fill)}."""
     entries, blob, off = {}, b"", 0
     for tname, (dtype, shape, fill) in tensors.items():
         n = 1
@@ -211,8 +217,17 @@ def write_merge_model(name, tensors, cfg_text):
         blob += raw
         off += len(raw)
     h = json.dumps(entries, separators=(",", ":"))
-    put(f"merge/{name}/model.safetensors", st_bytes(h + " " * ((8 - len(h) % 8) % 8), blob))
-    put(f"merge/{name}/config.json", cfg_text)
+    put(rel, st_bytes(h + " " * ((8 - len(h) % 8) % 8), blob))
+
+
+def write_adapter(name, r, tensors, weights=True):
+    """A PEFT LoRA adapter folder inputs/merge/<name>/ (adapter_config.json + adapter_model.safetensors)."""
+    cfg = {"peft_type": "LORA", "r": r, "lora_alpha": 2 * r, "base_model_name_or_path": "../base",
+           "target_modules": ["embed_tokens"], "fan_in_fan_out": False, "use_rslora": False}
+    put(f"merge/{name}/adapter_config.json", json.dumps(cfg, indent=1))
+    if weights:
+        write_tensors(f"merge/{name}/adapter_model.safetensors",
+                      {"base_model.model." + k: v for k, v in tensors.items()})
 
 
 def merge_tensors(**over):
@@ -233,6 +248,13 @@ def write_merge_models(cfg):
     write_merge_model("ft_dtype", merge_tensors(**{"model.norm.weight": ("I32", [4], 1)}), cfg)
     write_merge_model("ft_missing", merge_tensors(**{"model.norm.weight": None}), cfg)
     write_merge_model("ft_inf", merge_tensors(**{"model.norm.weight": ("F32", [4], float("inf"))}), cfg)
+    # LoRA adapters of the base that do not fit it (docs/checkpoints.md).
+    emb = "model.embed_tokens"
+    write_adapter("lora_rank", 3, {emb + ".lora_embedding_A": ("F32", [2, 6], 0.1), emb + ".lora_embedding_B": ("F32", [4, 2], 0.1)})
+    write_adapter("lora_target", 2, {"model.layers.0.self_attn.q_proj.lora_A.weight": ("F32", [2, 4], 0.1),
+                                     "model.layers.0.self_attn.q_proj.lora_B.weight": ("F32", [4, 2], 0.1)})
+    write_adapter("lora_b_shape", 2, {emb + ".lora_embedding_A": ("F32", [2, 6], 0.1), emb + ".lora_embedding_B": ("F32", [5, 2], 0.1)})
+    write_adapter("lora_half_written", 2, {}, weights=False)
 
 
 def merge_case(name, yaml_text, expect, exit_code=1, names_config=True):
@@ -286,6 +308,16 @@ def merge_model_mismatch_cases():
                ["inputs/merge/ft_missing", "model.norm.weight: tensor of the base", "F32 [4]", "missing"], names_config=False)
     merge_case("non_finite_output", merge_pair("ft_inf"), ["inputs/merge/ft_inf", "'model.norm.weight'", "NaN or Inf"],
                names_config=False)
+    merge_case("lora_wrong_rank", merge_pair("lora_rank"),
+               ["inputs/merge/lora_rank/adapter_model.safetensors", "lora_A [2, 6] and lora_B [4, 2] do not have the rank 3"],
+               names_config=False)
+    merge_case("lora_target_missing", merge_pair("lora_target"),
+               ["targets module 'model.layers.0.self_attn.q_proj', which the base", "inputs/merge/base"], names_config=False)
+    merge_case("lora_b_shape", merge_pair("lora_b_shape"),
+               ["lora_B [5, 2] · lora_A [2, 6] gives [6, 5], but the base's model.embed_tokens.weight is [6, 4]"],
+               names_config=False)
+    merge_case("lora_half_written", merge_pair("lora_half_written"),
+               ["inputs/merge/lora_half_written", "adapter_model.safetensors: is missing"], names_config=False)
     merge_case("missing_model_folder", merge_pair("ft_nowhere"), ["inputs/merge/ft_nowhere", "no such file"], names_config=False)
     # An existing output is never overwritten.
     case("merge_output_exists", "merge inputs/merge_ok.yaml inputs/merge", ["inputs/merge", "already exists"])

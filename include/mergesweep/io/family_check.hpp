@@ -32,7 +32,7 @@ struct FamilyMember {
   std::map<std::string, std::size_t> dtypes;  // dtype name -> number of tensors stored in it
   std::int64_t vocab_rows = -1;        // rows of the input embedding (-1: none found)
   bool tied_head = false;              // no lm_head of its own: the head is the input embedding
-  std::string kind = "full";           // a full checkpoint
+  std::string kind = "full";           // a full checkpoint, or "lora r=N" (an adapter folded onto the base)
   std::uint64_t merged_bytes = 0;      // bytes of the merged tensors as this model stores them
   std::size_t widened = 0;             // merged tensors whose dtype differs from the base's
   std::size_t ignored = 0;             // known extra buffers, ignored

@@ -1,0 +1,47 @@
+// PEFT LoRA adapters as checkpoints. Wherever a checkpoint is accepted (a sweep's `checkpoints:`,
+// a merge YAML's `model:`, mergekit's `model+lora` syntax, `eval`), an adapter folder
+// (adapter_config.json + adapter_model.safetensors, as peft's save_pretrained writes it) is
+// accepted too, and folded into its base with PEFT's semantics (merge_and_unload):
+//   W' = W + s · B·A     (transposed when fan_in_fan_out; (B·A)ᵀ for an embedding's LoRA)
+//   s  = lora_alpha / r, or lora_alpha / √r with use_rslora; r and alpha per module from
+//        rank_pattern / alpha_pattern; modules_to_save and saved base layers replace the base's
+//        tensor whole.
+// The folded checkpoint is a real model folder, written once into a cache folder keyed by the
+// adapter's bytes and the base's files, so every path (check_family, residents, streaming, eval,
+// the archive's hashes) reads it as any checkpoint. Folded tensors are float32 (PEFT folds in the
+// weight's dtype; float32 keeps the adapter's delta exact to one rounding); the others keep the
+// base's bytes, so their τ is exactly zero. docs/checkpoints.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace ms::io {
+
+// A folder holding adapter_config.json.
+bool is_lora_adapter(const std::string& folder);
+// The base an adapter names (base_model_name_or_path: a path relative to the adapter folder, an
+// absolute path, or a hub name from the local cache); throws naming the adapter when none resolves.
+std::string lora_adapter_base(const std::string& adapter);
+// The cache folder for folded adapters: $MS_CACHE_DIR, else $XDG_CACHE_HOME/mergesweep, else
+// ~/.cache/mergesweep (each + "/folded").
+std::string folded_cache_dir();
+// Folds `adapter` into `base` and returns the folded folder (made once; concurrent callers, e.g.
+// the ranks of a sweep, agree on one copy). Throws ms::Error naming the adapter file, the tensor
+// or field, what was expected and what was found; nothing half-written is left behind.
+std::string fold_lora_adapter(const std::string& adapter, const std::string& base);
+// A checkpoint as given in a spec or YAML (`file`, `field` for messages): a model folder or hub
+// name (resolve_model_path), an adapter folder folded onto `base` (onto the base the adapter
+// names when `base` is empty), or mergekit's `model+adapter` (the adapter folded onto that model).
+std::string resolve_checkpoint(const std::string& text, const std::string& base, const std::string& file,
+                               const std::string& field);
+
+// For a folded folder: what it was folded from (for the plan's family table).
+struct FoldedAdapter {
+  std::string adapter;  // the adapter folder
+  std::int64_t rank = 0;
+};
+std::optional<FoldedAdapter> folded_from(const std::string& folder);
+
+}  // namespace ms::io
