@@ -48,6 +48,15 @@ Defaults parse_top_parameters(const io::YamlFields& y, const YAML::Node& doc, St
       if (key == "density" && !method.uses_density)
         y.fail(kv.first, field, method.name + " takes no per-model density");
       const std::string value = y.scalar(kv.second, field, kNoGradients);
+      if (key == "int8_mask") {
+        // mergekit computes its sign masks in int8 instead of the delta's dtype to save memory;
+        // signs are -1, 0 or 1 either way, so the masks, and the merge, are the same: accepted, no effect.
+        const bool sign_masks = method.id == MethodId::TaskArithmetic || method.id == MethodId::Ties ||
+                                method.id == MethodId::DareTies || method.id == MethodId::DareLinear;
+        if (!sign_masks) y.fail(kv.first, field, method.name + " takes no int8_mask (mergekit's task-vector methods do)");
+        if (value != "true" && value != "false") y.fail(kv.second, field, "true or false", "'" + value + "'");
+        continue;
+      }
       if (key == "weight") d.weight = y.number(kv.second, field);
       else if (key == "density") d.density = y.number(kv.second, field);
       else method_params[key] = value;

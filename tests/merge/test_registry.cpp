@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 
 #include "common/test_util.hpp"
 #include "mergesweep/core/error.hpp"
@@ -103,6 +104,23 @@ int8_mask: true
   EXPECT_DOUBLE_EQ(job.request.members[1].density, 0.5);  // top-level default
   EXPECT_DOUBLE_EQ(job.request.params.number("lambda"), 0.9);
   EXPECT_EQ(job.out_dtype, "bfloat16");
+}
+
+// mergekit's int8_mask (in `parameters`, as published configs write it) only changes the dtype
+// mergekit holds its sign masks in: the same request, so the same merge and the same config id.
+TEST(MergekitConfig, Int8MaskIsAcceptedAndChangesNothing) {
+  const char* text = "merge_method: ties\nbase_model: base\nmodels:\n  - model: a\n  - model: b\n"
+                     "parameters: {density: 0.5, normalize: true%s}\n";
+  char with[512], without[512];
+  std::snprintf(with, sizeof with, text, ", int8_mask: true");
+  std::snprintf(without, sizeof without, text, "");
+  EXPECT_EQ(parse_mergekit_config(with, "c.yaml").request.config_hash(),
+            parse_mergekit_config(without, "c.yaml").request.config_hash());
+  EXPECT_NE(error_of([] {
+              parse_mergekit_config("merge_method: model_stock\nbase_model: b\nmodels: [{model: a}, {model: c}]\n"
+                                    "parameters: {int8_mask: true}\n", "c.yaml");
+            }).find("model_stock takes no int8_mask"),
+            std::string::npos);
 }
 
 TEST(MergekitConfig, RefusesWhatItDoesNotSupportNamingTheKey) {
