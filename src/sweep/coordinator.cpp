@@ -101,6 +101,13 @@ void Coordinator::accept_locked(int group, std::int64_t index, ItemStatus status
     ++stats_.run;
   } else if (status == ItemStatus::Dropped) {
     ++stats_.dropped;
+  } else if (status == ItemStatus::Failed && failure.kind == "device") {
+    // Not the config's fault: the group's GPU context is gone. The config is left undone (the
+    // resumed job runs it), and the job stops for a requeue, as on SLURM's drain signal.
+    ++stats_.dropped;
+    if (stats_.device_failure.empty()) stats_.device_failure = failure.message;
+    std::fprintf(stderr, "\nmergesweep: group %d: %s; stopping the job for a requeue\n", group, failure.message.c_str());
+    dist::request_stop(false);
   } else if (status == ItemStatus::Failed) {
     ++stats_.failed;
     const PlannedConfig& c = plan_.configs[static_cast<std::size_t>(index)];

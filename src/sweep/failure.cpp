@@ -39,7 +39,10 @@ FailureInfo describe_current_exception() {
     return {"oom", first_line(e.what_without_backtrace())};
   } catch (const c10::Error& e) {
     const std::string msg = first_line(e.what_without_backtrace());
-    return {msg.find("out of memory") != std::string::npos ? "oom" : "torch", msg};
+    if (msg.find("out of memory") != std::string::npos) return {"oom", msg};
+    // A CUDA error (illegal address, device-side assert, launch failure) is sticky: the context
+    // is unusable and every later config on this device would fail too.
+    return {msg.find("CUDA error") != std::string::npos ? "device" : "torch", msg};
   } catch (const std::bad_alloc& e) {
     return {"oom", std::string("memory allocation failed (") + e.what() + ")"};
   } catch (const std::exception& e) {
@@ -105,6 +108,7 @@ void inject_test_failure(const char* phase, std::uint64_t config_id, int world_r
   if (!f.matches(phase, config_id, world_rank)) return;
   if (f.kind == "bad_alloc") throw std::bad_alloc();
   if (f.kind == "torch") TORCH_CHECK(false, "injected c10 failure (MS_TEST_FAIL_CONFIG)");
+  if (f.kind == "device") TORCH_CHECK(false, "CUDA error: an illegal memory access was encountered (injected: MS_TEST_FAIL_CONFIG)");
   if (f.kind == "slow" || f.kind == "hang") {  // 8 s with progress, or 120 s (the job ends first) without
     for (int i = 0; i < (f.kind == "slow" ? 160 : 2400); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -269,8 +269,10 @@ std::int64_t summarize(const RunOptions& opts, const SweepSpec& spec, const RunS
                  spec.output.c_str());
   }
   if (st.stopped_by_signal && (st.not_started + st.dropped) > 0) {
-    std::fprintf(stderr, "mergesweep: stopped by signal %d; the archive is consistent; rerun the same command to resume "
-                         "(exit status %d)\n", dist::last_signal(), dist::kExitDrained);
+    const std::string why = !st.device_failure.empty() ? "stopped after a device failure (" + st.device_failure + ")"
+                                                       : "stopped by signal " + std::to_string(dist::last_signal());
+    std::fprintf(stderr, "mergesweep: %s; the archive is consistent; rerun the same command to resume (exit status %d)\n",
+                 why.c_str(), dist::kExitDrained);
     return dist::kExitDrained;
   }
   return st.failed > 0 ? kExitError : kExitOk;

@@ -248,7 +248,9 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
   s.base = model_path(c, doc["base"], "base", dir, c.scalar(doc["base"], "base"), expand);
   s.checkpoints = paths(c, doc["checkpoints"], "checkpoints", dir, expand, /*models=*/true);
   if (expand)  // LoRA adapters (and mergekit's model+lora) become folded checkpoints of the base
-    for (auto& ck : s.checkpoints) ck = io::resolve_checkpoint(ck, s.base, s.path, "checkpoints");
+    for (std::size_t i = 0; i < s.checkpoints.size(); ++i)
+      s.checkpoints[i] =
+          io::resolve_checkpoint(s.checkpoints[i], s.base, s.path, "checkpoints[" + std::to_string(i) + "]");
   if (s.checkpoints.empty()) c.fail(doc["checkpoints"], "checkpoints", "lists no checkpoint");
   if (s.checkpoints.size() > 64) c.fail(doc["checkpoints"], "checkpoints", "at most 64 checkpoints are supported");
   const YAML::Node sub = doc["subsets"];

@@ -53,7 +53,7 @@ def main():
     spec("checkpoint_missing_tensor", GOOD.replace("../merge/ft_b", "../merge/ft_missing"),
          ["merge/ft_missing", "model.norm.weight", "missing"])
     spec("checkpoint_does_not_exist", GOOD.replace("../merge/ft_b", "../merge/ft_nowhere"),
-         ["merge/ft_nowhere", "checkpoints[1]", "no such model folder"])
+         ["merge/ft_nowhere", "checkpoints[1]", "no such file or folder"])
     spec("checkpoint_hub_name_not_cached", GOOD.replace("../merge/ft_b", "no-such-org/no-such-model"),
          ["checkpoints: line", "no-such-org/no-such-model", "huggingface-cli download no-such-org/no-such-model"])
     spec("task_pack_missing", GOOD + "eval: {tasks: [no-such-pack.h5]}\n", ["eval.tasks", "no-such-pack.h5", "does not exist"])

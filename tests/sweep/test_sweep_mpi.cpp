@@ -317,6 +317,25 @@ TEST_F(SweepMpi, AConfigFailingOnOneRankOfAGroupIsRecordedAndTheGroupGoesOn) {
   }
 }
 
+// A CUDA error is sticky (the device's context is unusable): it is not recorded as the config's
+// failure; the job stops as on a drain signal (exit 75, SLURM requeues it) and the rerun runs the
+// config. Injected as the c10::Error libtorch raises, on the CPU.
+TEST_F(SweepMpi, AStickyDeviceErrorEndsTheJobForARequeueAndLosesNothing) {
+  const auto& r1 = ref();
+  const std::string ta = config_with(r1, "merge|task_arithmetic|");
+  const std::string out = dir() / "device.h5";
+  write(out + ".yaml", spec_text(family_dir(), out));
+  const auto [status, err] = sweep_with_failure(mpirun(2), "-g 2 " + out + ".yaml", ta + ":1:device", out + ".log");
+  EXPECT_EQ(status, 75) << err;
+  EXPECT_NE(err.find("stopped after a device failure (merge on group rank 1: device: CUDA error: an illegal memory access"),
+            std::string::npos) << err;
+  EXPECT_EQ(err.find("1 failed"), std::string::npos) << err;
+  EXPECT_TRUE(archive::read(out).failures.empty());
+  EXPECT_EQ(load(out).count(std::stoull(ta, nullptr, 16)), 0u);
+  ASSERT_EQ(sh(mpirun(2) + cli() + " sweep --quiet -g 2 " + out + ".yaml"), 0);
+  expect_same(r1, load(out), "after the requeue");
+}
+
 // A group of two gathers the merged model once per config: rank 0 receives its peer's part, the
 // model's bytes less its own shard (docs/sizing.md: about B·(g−1)/g with shards balanced by bytes).
 TEST_F(SweepMpi, AGroupOfTwoReportsWhatItsAllgatherMovedPerConfig) {

@@ -37,6 +37,7 @@ struct RunStats {
   std::size_t planned = 0, skipped = 0, run = 0, failed = 0, dropped = 0, not_started = 0;
   double wall_s = 0;
   bool stopped_by_signal = false;
+  std::string device_failure;  // a group's CUDA error that stopped the job (empty: none)
 };
 
 class Coordinator {

@@ -15,8 +15,9 @@ namespace ms::dist { class Comm; }
 namespace ms::sweep {
 
 // Kinds of failure, the first word of a failure message: "error" (ms::Error: bad parameters, a
-// failed check), "oom" (std::bad_alloc or a device out-of-memory), "torch" (any other
-// c10::Error), "exception" (any other std::exception).
+// failed check), "oom" (std::bad_alloc or a device out-of-memory), "device" (a CUDA error: the
+// device's context is unusable, so the job stops for a requeue instead of failing every later
+// config), "torch" (any other c10::Error), "exception" (any other std::exception).
 struct FailureInfo {
   std::string kind;
   std::string message;
@@ -46,7 +47,7 @@ void agree_reached(dist::Comm& comm, const char* phase);
 // Test hooks, read once from the environment: MS_TEST_FAIL_CONFIG=<config id hex or "any">:<world
 // rank or "any">:<kind>[:<phase>] makes that rank throw in that phase ("merge", the default, or
 // "eval") of that config, or (config id 0, phase "residents") while it reads its resident shards.
-// Kinds: error (ms::Error), bad_alloc, torch (c10::Error), slow (no failure: 8 s of work that
+// Kinds: error (ms::Error), bad_alloc, torch (c10::Error), device (a c10::Error as a CUDA error), slow (no failure: 8 s of work that
 // reports progress every 50 ms), hang (120 s without progress), for the silence detector;
 // corrupt_report (phase "report": a remote leader's result reaches the coordinator truncated).
 void inject_test_failure(const char* phase, std::uint64_t config_id, int world_rank);
