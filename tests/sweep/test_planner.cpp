@@ -2,6 +2,7 @@
 // distinct, capped at C(N, n), shared by every method point; baselines once; stable config ids.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "mergesweep/core/error.hpp"
