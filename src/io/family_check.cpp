@@ -65,6 +65,7 @@ FamilyMember summarize(const HfModel& m) {
     has_head = has_head || is_head(name);
   }
   s.tied_head = !has_head;
+  s.peft_prefix_stripped = !m.stripped_prefix().empty();
   return s;
 }
 
@@ -101,7 +102,11 @@ void require_mergeable(const HfModel& m, const std::string& name, const TensorEn
 
 }  // namespace
 
-bool is_ignored_buffer(const std::string& name) { return ends_with(name, "rotary_emb.inv_freq"); }
+bool is_ignored_buffer(const std::string& name) {
+  // transformers recomputes these from the config; older exports saved them as buffers
+  return ends_with(name, "rotary_emb.inv_freq") || ends_with(name, "rotary_emb.cos_cached") ||
+         ends_with(name, "rotary_emb.sin_cached");
+}
 
 bool dtype_is_mergeable(DType d) { return d == DType::BF16 || d == DType::F16 || d == DType::F32 || d == DType::F64; }
 
@@ -109,6 +114,7 @@ std::string FamilyMember::treatment() const {
   std::string t = widened > 0 ? "widened to float32 (" + std::to_string(widened) + " tensors)" : "as stored";
   if (kind.rfind("lora", 0) == 0) t = "folded onto the base, " + t;
   if (ignored > 0) t += ", " + std::to_string(ignored) + " extra buffers ignored";
+  if (peft_prefix_stripped) t += ", PEFT prefix 'base_model.model.' stripped";
   return t;
 }
 

@@ -63,6 +63,7 @@ HfModel HfModel::open(const std::string& path_in) {
     auto f = SafetensorsFile::open(single);
     for (const auto& e : f->header().tensors) m.where_.emplace(e.name, std::make_pair(std::size_t{0}, &e));
     m.shards_.push_back(std::move(f));
+    m.strip_peft_prefix();
     return m;
   }
 
@@ -118,7 +119,23 @@ HfModel HfModel::open(const std::string& path_in) {
       }
     }
   }
+  m.strip_peft_prefix();
   return m;
+}
+
+// A full checkpoint saved from a PeftModel (its state dict, after merge_and_unload or with
+// modules_to_save) names every tensor "base_model.model.<transformers name>". Only when every
+// tensor carries it: the names are then those of the model inside, and the files stay as they
+// are (entries keep their stored names; lookups go through where_).
+void HfModel::strip_peft_prefix() {
+  static const std::string kPrefix = "base_model.model.";
+  if (where_.empty()) return;
+  for (const auto& [name, _] : where_)
+    if (name.rfind(kPrefix, 0) != 0 || name.size() == kPrefix.size()) return;
+  decltype(where_) renamed;
+  for (auto& [name, w] : where_) renamed.emplace(name.substr(kPrefix.size()), w);
+  where_ = std::move(renamed);
+  stripped_prefix_ = kPrefix;
 }
 
 std::vector<std::string> HfModel::tensor_names() const {

@@ -98,5 +98,23 @@ TEST_F(FamilyCheck, RefusesAPathThatDoesNotExist) {
   EXPECT_NE(e.find("nope: checkpoints[0]: no such model folder"), std::string::npos) << e;
 }
 
+TEST_F(FamilyCheck, StripsPeftsPrefixWhenEveryTensorCarriesIt) {
+  std::map<std::string, at::Tensor> prefixed;
+  for (const auto& [name, t] : base_tensors()) prefixed["base_model.model." + name] = t * 2;
+  write_model(dir_ / "peft", prefixed);
+  const FamilyReport r = check_family(dir_ / "base", {dir_ / "peft"});
+  EXPECT_TRUE(r.checkpoints[0].peft_prefix_stripped);
+  EXPECT_NE(r.checkpoints[0].treatment().find("PEFT prefix"), std::string::npos);
+  const HfModel m = HfModel::open(dir_ / "peft");
+  EXPECT_EQ(m.stripped_prefix(), "base_model.model.");
+  EXPECT_TRUE(at::equal(m.tensor("model.norm.weight"), at::full({8}, 2.0f)));  // read through the stored name
+  // Only some tensors prefixed: not a PEFT export, the names are refused as they are.
+  const std::string e = refusal([](auto& t) {
+    t["base_model.model.model.norm.weight"] = t["model.norm.weight"];
+    t.erase("model.norm.weight");
+  });
+  EXPECT_NE(e.find("model.norm.weight: tensor of the base"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace ms::io

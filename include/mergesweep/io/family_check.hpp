@@ -4,7 +4,8 @@
 //
 // Per tensor of the base and of each checkpoint it checks presence, shape and dtype:
 //  - a tensor of the base missing from a checkpoint, or a checkpoint tensor the base lacks, is
-//    refused by name (known extra buffers such as rotary_emb.inv_freq are ignored);
+//    refused by name (known extra buffers such as rotary_emb.inv_freq are ignored; PEFT's
+//    "base_model.model." prefix on every name is stripped when the folder is opened);
 //  - a shape that differs is refused with both shapes (for embeddings and heads with both
 //    vocabulary sizes);
 //  - a float dtype that differs from the base's (bf16 fine-tune over an f32 base, per-tensor
@@ -36,6 +37,7 @@ struct FamilyMember {
   std::uint64_t merged_bytes = 0;      // bytes of the merged tensors as this model stores them
   std::size_t widened = 0;             // merged tensors whose dtype differs from the base's
   std::size_t ignored = 0;             // known extra buffers, ignored
+  bool peft_prefix_stripped = false;   // names stored as "base_model.model.<name>" (HfModel strips it)
   std::string treatment() const;       // "as stored", "widened (N tensors)", ...
 };
 

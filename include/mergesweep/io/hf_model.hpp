@@ -47,6 +47,9 @@ class HfModel {
   at::Tensor tensor(const std::string& name) const;  // zero-copy view
   std::uint64_t total_bytes() const noexcept;
   std::uint64_t total_params() const noexcept;
+  // "base_model.model." when the stored names carried PEFT's prefix, which tensor_names(),
+  // find() and require() leave out; empty otherwise.
+  const std::string& stripped_prefix() const noexcept { return stripped_prefix_; }
 
  private:
   std::string path_;
@@ -56,6 +59,8 @@ class HfModel {
   std::optional<std::uint64_t> index_total_size_;
   std::vector<std::shared_ptr<const SafetensorsFile>> shards_;
   std::map<std::string, std::pair<std::size_t, const TensorEntry*>> where_;
+  std::string stripped_prefix_;
+  void strip_peft_prefix();
 };
 
 // Writes a model folder shard by shard. Shards are planned up front from the specs (greedy in the
