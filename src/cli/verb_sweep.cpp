@@ -25,7 +25,8 @@ int run_sweep(int argc, char** argv) {
       "ranks form worker groups of G that share one model's tensors. Rerunning the same command\n"
       "resumes: configs already in the archive are skipped; an extended spec runs only what is new.\n\n"
       "exit status: 0 done, 1 error or failed configs, 2 bad command line,\n"
-      "             75 stopped by SIGTERM/SIGINT/SIGUSR2 before the end (archive consistent; rerun to resume)\n\n"
+      "             75 stopped by SIGTERM/SIGINT/SIGUSR2 before the end (archive consistent; rerun to resume);\n"
+      "             under mpirun send SIGUSR2 to mpirun to drain (Ctrl-C makes mpirun exit 1): docs/errors.md\n\n"
       "options");
   opts.add_options()
       ("help,h", "show this help")

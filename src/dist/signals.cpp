@@ -4,6 +4,7 @@
 #include <atomic>
 #include <csignal>
 #include <initializer_list>
+#include <string>
 
 namespace ms::dist {
 namespace {
@@ -31,6 +32,16 @@ void install_drain_handlers() {
 bool stop_requested() { return g_count.load() > 0; }
 bool drop_requested() { return g_drop.load(); }
 int last_signal() { return g_signal.load(); }
+
+std::string describe_stop() {
+  const int sig = g_signal.load();
+  const std::string name = sig == SIGUSR2 ? "SIGUSR2" : sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT"
+                           : sig == 0     ? "a stop request"
+                                          : "signal " + std::to_string(sig);
+  if (!drop_requested()) return "stopped by " + name + " (a drain: the configs in flight were finished)";
+  return "stopped by " + name + " (configs in flight were dropped; under mpirun, Ctrl-C and kill reach the ranks as "
+         "SIGTERM, and mpirun exits 1 whatever the ranks return)";
+}
 
 void request_stop(bool drop) {
   g_count.fetch_add(1);

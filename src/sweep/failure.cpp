@@ -109,6 +109,10 @@ void inject_test_failure(const char* phase, std::uint64_t config_id, int world_r
   if (f.kind == "bad_alloc") throw std::bad_alloc();
   if (f.kind == "torch") TORCH_CHECK(false, "injected c10 failure (MS_TEST_FAIL_CONFIG)");
   if (f.kind == "device") TORCH_CHECK(false, "CUDA error: an illegal memory access was encountered (injected: MS_TEST_FAIL_CONFIG)");
+  if (f.kind == "pace") {  // 0.4 s with progress: a sweep long enough for a signal to land mid-run
+    for (int i = 0; i < 8; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50)), dist::note_progress();
+    return;
+  }
   if (f.kind == "slow" || f.kind == "hang") {  // 8 s with progress, or 120 s (the job ends first) without
     for (int i = 0; i < (f.kind == "slow" ? 160 : 2400); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

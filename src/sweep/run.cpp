@@ -270,7 +270,7 @@ std::int64_t summarize(const RunOptions& opts, const SweepSpec& spec, const RunS
   }
   if (st.stopped_by_signal && (st.not_started + st.dropped) > 0) {
     const std::string why = !st.device_failure.empty() ? "stopped after a device failure (" + st.device_failure + ")"
-                                                       : "stopped by signal " + std::to_string(dist::last_signal());
+                                                       : dist::describe_stop();
     std::fprintf(stderr, "mergesweep: %s; the archive is consistent; rerun the same command to resume (exit status %d)\n",
                  why.c_str(), dist::kExitDrained);
     return dist::kExitDrained;
