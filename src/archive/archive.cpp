@@ -305,6 +305,7 @@ std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& 
 void Writer::append(const std::vector<ConfigResult>& batch, const std::vector<FailureRecord>& failures) {
   Impl& m = *impl_;
   if (!m.file.valid()) fail(m.path, "", "archive writer is closed");
+  h5::silence_errors();  // per thread: the coordinator's thread appends to a file opened elsewhere
   format::Batch rows(m.path, m.rows["generation_tokens"], m.rows["generation_text"]);
   std::set<std::uint64_t> added;
   for (const auto& cr : batch) {
@@ -318,13 +319,22 @@ void Writer::append(const std::vector<ConfigResult>& batch, const std::vector<Fa
     rows.add_failure(f);
   }
   if (added.empty() && failures.empty()) return;
-  m.append_tables(rows.tables());
+  try {
+    m.append_tables(rows.tables());
+  } catch (const Error& e) {
+    // One clear line for a full disk: what was being committed, and that the rest is safe.
+    if (std::string(e.what()).find(h5::kNoSpace) == std::string::npos) throw;
+    fail(m.path, "", std::string(h5::kNoSpace) + " while committing " + std::to_string(added.size()) + " configs to " +
+                         m.path + "; every config committed before is safe: free space (or move the archive) and "
+                         "rerun the same command to resume");
+  }
   m.done.insert(added.begin(), added.end());
 }
 
 void Writer::close() {
   Impl& m = *impl_;
   if (!m.file.valid()) return;
+  h5::silence_errors();
   m.dsets.clear();
   try {
     h5::close_file(m.file, m.path, "cannot close the archive");  // a failed close is not retried

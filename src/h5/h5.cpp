@@ -24,6 +24,17 @@ void Handle::close() noexcept {
   id_ = -1;
 }
 
+// ---- Library -------------------------------------------------------------------------------
+
+namespace {
+// HDF5 closes every open id at exit. After a write failed (a full disk) the library's file object
+// is half torn down, and that close dereferenced a freed pointer: the sweep stopped with a clear
+// error, then died of SIGSEGV in exit(). Every file this project opens is closed explicitly
+// (h5::Handle, archive::Writer::close), so the exit hook has nothing left to do; it is switched
+// off before any other HDF5 call (a static initializer, before main).
+const bool kNoExitHook = [] { return H5dont_atexit() >= 0; }();
+}  // namespace
+
 // ---- Errors --------------------------------------------------------------------------------
 
 void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
@@ -44,6 +55,9 @@ std::string take_error() {
 
 void fail(const std::string& file, const std::string& field, const std::string& what) {
   const std::string e = take_error();
+  // A full disk is the user's to fix, not HDF5's internals to read (errno 28 inside a long message).
+  if (e.find("errno = 28") != std::string::npos || e.find("No space left on device") != std::string::npos)
+    throw Error(file, field, what + ": " + kNoSpace);
   throw Error(file, field, e.empty() ? what : what + " (HDF5: " + e + ")");
 }
 

@@ -3,8 +3,9 @@
 //  - `Handle` owns one hid_t (move-only; the destructor closes and never throws);
 //  - every C call's return is checked, and a failure throws ms::Error(file, field, what) with
 //    the innermost message of HDF5's error stack appended;
-//  - HDF5's own error printing is switched off once, by `silence_errors()`, which every entry
-//    point that opens or creates a file calls: our messages say what went wrong.
+//  - HDF5's own error printing is switched off by `silence_errors()`, which every entry point
+//    that opens or creates a file calls, and so does any thread that uses a file opened by
+//    another (the setting is per thread): our messages say what went wrong.
 // Raw hid_t stays inside src/h5; callers hold Handles and call the functions below.
 #pragma once
 
@@ -48,6 +49,8 @@ void silence_errors();
 // The most specific message on HDF5's error stack ("" if none); clears the stack.
 std::string take_error();
 // Throws ms::Error(file, field, what + " (HDF5: <innermost message>)").
+// What fail() says, in place of HDF5's message, when a write failed for lack of space (ENOSPC).
+inline constexpr const char* kNoSpace = "no space left on device";
 [[noreturn]] void fail(const std::string& file, const std::string& field, const std::string& what);
 // Throws as fail() when `rc` < 0 (herr_t, htri_t and hid_t all signal failure that way).
 void check(std::int64_t rc, const std::string& file, const std::string& field, const std::string& what);

@@ -261,6 +261,37 @@ TEST_F(SweepMpi, SignalsDrainOrStopAsDocumented) {
   }
 }
 
+// A disk that fills during a commit: one clear line, exit 1, every committed config kept, and the
+// rerun with space resumes to the clean run's numbers. The archive lives on a tmpfs of its own,
+// filled up (a filler file) once the first config is committed. Needs root to mount it.
+TEST_F(SweepMpi, AFullDiskStopsWithOneLineAndTheRerunResumes) {
+  const std::string mnt = dir() / "small-disk";
+  fs::create_directories(mnt);
+  if (sh("mount -t tmpfs -o size=16m tmpfs " + mnt + " 2>/dev/null") != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  struct Unmount {
+    std::string at;
+    ~Unmount() { sh("umount " + at); }
+  } unmount{mnt};
+  const std::string out = mnt + "/full.h5", log = dir() / "full.log";
+  write(dir() / "full.yaml", spec_text(family_dir(), out));
+  Proc p("env MS_TEST_FAIL_CONFIG=any:any:pace " + mpirun(2) + cli() + " sweep --quiet " + (dir() / "full.yaml") +
+         " 2>" + log);
+  ASSERT_TRUE(wait_for_configs(out, 1, 60));
+  sh("dd if=/dev/zero of=" + mnt + "/filler bs=64k 2>/dev/null");  // until ENOSPC
+  const int status = p.wait_status();
+  const std::string err = test::read_file(log);
+  const std::size_t partial = archive::read(out).configs.size();
+  ASSERT_LT(partial, ref().size()) << "the sweep ended before the disk filled";
+  EXPECT_EQ(status, 1) << err;
+  EXPECT_NE(err.find("no space left on device while committing"), std::string::npos) << err;
+  EXPECT_EQ(err.find("errno"), std::string::npos) << err;  // not HDF5's internals
+  EXPECT_EQ(err.find("Segmentation"), std::string::npos) << err;
+  EXPECT_EQ(sh(cli() + " archive verify " + out + " >/dev/null"), 0);
+  fs::remove(mnt + "/filler");
+  ASSERT_EQ(sh(mpirun(2) + cli() + " sweep --quiet " + (dir() / "full.yaml")), 0);
+  expect_same(ref(), load(out), "after a full disk");
+}
+
 // The id (hex, as --plan --list and failure messages print it) of the first reference config
 // whose description starts with `prefix` ("merge|ties|...").
 std::string config_with(const std::map<std::uint64_t, Row>& ref, const std::string& prefix) {
