@@ -15,6 +15,16 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _stat_options(p: argparse.ArgumentParser) -> None:
+    """Options of the intervals and tests (analysis/intervals.py), recorded in the outputs."""
+    from .intervals import P_ADJUST, RESAMPLES, SEED
+    p.add_argument("--seed", type=int, default=SEED, help=f"bootstrap seed (default {SEED}; recorded in the tables)")
+    p.add_argument("--resamples", type=int, default=RESAMPLES,
+                   help=f"bootstrap resamples per interval (default {RESAMPLES})")
+    p.add_argument("--p-adjust", choices=sorted(P_ADJUST), default="holm",
+                   help="multiple-comparison control: holm (family-wise, default) or bh (Benjamini-Hochberg FDR)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python3 -m analysis",
                 description="Tables and figures of the merging studies from a mergesweep archive.")
@@ -24,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output folder (created)")
     r.add_argument("--metric", default="acc", help="task metric to average (default acc; e.g. acc_norm)")
     r.add_argument("--quiet", action="store_true")
+    _stat_options(r)
     m = sub.add_parser("summary", help="the systematic study's table on stdout: per method and subset size, "
                                        "share beating the base, mean gain, mean L2 from the base")
     m.add_argument("archive")
@@ -33,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("archive", nargs="+")
     f.add_argument("--metric", default="acc", help="task metric to average (default acc)")
     f.add_argument("--out", help="also write ARCHIVE-findings.csv (and -methods.csv) into this folder")
+    _stat_options(f)
     i = sub.add_parser("info", help="how many configs are committed (works while a sweep writes)")
     i.add_argument("archive")
     sub.add_parser("sizing", help="print the memory and wall-time tables of docs/sizing.md")
@@ -48,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _opts(args) -> dict:
+    return {"seed": args.seed, "resamples": args.resamples, "p_adjust": args.p_adjust}
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)  # exits 2 on a bad command line
     if args.verb == "sizing":
@@ -60,10 +76,10 @@ def main(argv=None) -> int:
     try:
         if args.verb == "report":
             from .report import run
-            run(args.archive, args.out, args.metric, args.quiet)
+            run(args.archive, args.out, args.metric, args.quiet, **_opts(args))
         elif args.verb == "findings":
             from .findings import run as findings_run
-            print(findings_run(args.archive, args.metric, args.out))
+            print(findings_run(args.archive, args.metric, args.out, **_opts(args)))
         elif args.verb == "summary":
             from .report import summary_text
             print(summary_text(read_archive(args.archive), args.metric))

@@ -18,19 +18,46 @@ def _save(fig, path):
 
 def accuracy_vs_n(table: pd.DataFrame, base_score: float, path: str, value: str = "acc",
                   ylabel: str = "mean accuracy over tasks") -> str:
-    """One line per method: mean over the subsets of each size n, a band of ± one std; the base
-    as a dashed line."""
+    """One line per method: mean over the subsets of each size n, with a band for the 95%
+    bootstrap interval of that mean (columns VALUE_lo/_hi; ± one std where the table has none);
+    the base as a dashed line."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method, g in table.groupby("method", sort=True):
         g = g.sort_values("n")
-        mu, sd = g[f"{value}_mean"].to_numpy(float), g[f"{value}_std"].to_numpy(float)
-        sd = np.nan_to_num(sd)
+        mu = g[f"{value}_mean"].to_numpy(float)
+        if f"{value}_lo" in g:
+            lo, hi = g[f"{value}_lo"].to_numpy(float), g[f"{value}_hi"].to_numpy(float)
+        else:
+            sd = np.nan_to_num(g[f"{value}_std"].to_numpy(float))
+            lo, hi = mu - sd, mu + sd
         line, = ax.plot(g["n"], mu, marker="o", label=method)
-        ax.fill_between(g["n"], mu - sd, mu + sd, color=line.get_color(), alpha=0.15)
+        ax.fill_between(g["n"], lo, hi, color=line.get_color(), alpha=0.15)
     if base_score == base_score and value == "acc":
         ax.axhline(base_score, color="k", ls="--", lw=1, label="base")
     if value != "acc":
         ax.axhline(0, color="k", ls="--", lw=1)
+    ax.set_xlabel("checkpoints merged (n)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def share_vs_n(table: pd.DataFrame, path: str, value: str = "share_beats_base",
+               ylabel: str = "share of subsets beating the base") -> str:
+    """One line per method: the share at each n with its Wilson 95% interval as error bars
+    (columns VALUE, VALUE_lo, VALUE_hi); methods slightly offset along n so bars do not overlap."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    groups = list(table.groupby("method", sort=True))
+    for j, (method, g) in enumerate(groups):
+        g = g.sort_values("n")
+        x = g["n"].to_numpy(float) + 0.08 * (j - (len(groups) - 1) / 2)
+        y = g[value].to_numpy(float)
+        err = np.vstack([y - g[f"{value}_lo"].to_numpy(float), g[f"{value}_hi"].to_numpy(float) - y])
+        ax.errorbar(x, y, yerr=np.nan_to_num(err), marker="o", capsize=3, label=method)
+    ax.axhline(0.5, color="k", ls=":", lw=1)
+    ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("checkpoints merged (n)")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -1,14 +1,18 @@
 """`python3 -m analysis findings ARCHIVE [ARCHIVE ...]`: each finding of the two studies as one
-row (the claim, the number measured in the archive, reproduced yes/no), computed from the archive.
+row per parameter point it tests: the claim, the point (e.g. task_arithmetic[lambda=0.5]), the
+number measured in the archive with its interval and p-value, and the verdict: yes, no, "noise"
+(not distinguishable from noise) or n/a with the reason (rules in analysis/verdict.py).
 
 Findings of the systematic study (arXiv 2511.21437) need merges of several subset sizes n; those
-of the pipeline study (arXiv 2509.19476) need probes and merges of two parents. A finding an
-archive cannot test (no such method, no probes) is reported as "n/a" with the reason, never
-guessed. The thresholds that turn a number into yes/no are the ones the studies' claims (and
-issue 15's goals) state; they are listed in THRESHOLDS and printed with every row.
+of the pipeline study (arXiv 2509.19476, analysis/findings_pipeline.py) need probes and merges of
+two parents. Nothing is guessed: a finding the archive cannot test is n/a with the reason, and a
+row warns when its sizes have too few subsets for an interval. The thresholds that state each
+claim are in THRESHOLDS and printed in the claim. p-values are adjusted over all rows of an
+archive's table (Holm by default, Benjamini-Hochberg with --p-adjust bh), the method named in
+the table; intervals are 95%, bootstraps seeded (--seed, printed with the table).
 
-Parents of a merge: the single checkpoints of its subset; a one-model merge (SLERP of the base
-with one checkpoint) has the base and that checkpoint as parents.
+Per-item outcomes are not in the archive yet, so every test here is over subsets (merges), not
+items.
 """
 from __future__ import annotations
 
@@ -18,32 +22,25 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from . import intervals as iv
 from . import stats
+from .findings_pipeline import BETWEEN_SHARE, WEAK, method_table, parents_of, pipeline_findings
 from .reader import Archive
+from . import verdict
+from .verdict import (ALPHA, NOISE, any_of, as_float, by_n_text, decide, few_warning, iut, na,
+                      points, row, share_text)
 
 THRESHOLDS = {
     "ta_beats_best_share": 0.30,     # share of subsets beating their best single, some n >= 4
     "ta_beats_best_min_n": 4,
     "degrading_below_ta_min_n": 6,   # TIES, TSV-M, Iso-C below TA at every n >= this
     "l2_auc": 0.8,                   # AUC of low L2 for "beats the base"
-    "trend_p": 0.05,                 # p of the Spearman trend of gain vs n
-    "between_parents_share": 0.5,    # "most merges" behave between their parents
-    "weak_correlation": 0.5,         # |Spearman rho| below this is "weak"
+    "between_parents_share": BETWEEN_SHARE,  # "most merges" behave between their parents
+    "weak_correlation": WEAK,        # |Spearman rho| below this is "weak"
 }
 DEGRADING = ("ties", "tsv_m", "iso_c", "task_arithmetic_sb", "ties_sb")
-SIMPLE = ("linear", "slerp")
-COMPLEX = ("ties", "dare_ties")
-
-COLUMNS = ["study", "finding", "measured", "reproduced"]
-
-
-def _row(study: str, finding: str, measured: str, ok) -> dict:
-    rep = "n/a" if ok is None else ("yes" if ok else "no")
-    return {"study": study, "finding": finding, "measured": measured, "reproduced": rep}
-
-
-def _na(study: str, finding: str, why: str) -> dict:
-    return _row(study, finding, f"not testable here: {why}", None)
+COLUMNS = verdict.COLUMNS  # the table's columns
+DEFAULTS = {"seed": iv.SEED, "resamples": iv.RESAMPLES, "p_adjust": "holm"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -51,13 +48,13 @@ def _na(study: str, finding: str, why: str) -> dict:
 
 def study_frames(archive: Archive, metric: str = "acc"):
     """(scores, gains, probes) of an archive: per-config mean accuracy (stats.config_scores),
-    merges with gains and L2 (stats.merge_gains), and the probe rows (may be empty)."""
+    merges with gains, params and L2 (stats.merge_gains), and the probe rows (may be empty)."""
     configs, results = archive.configs, archive.results
     tasks = stats.benchmark_tasks(results, metric) if len(results) else []
     if not tasks:
         return None, None, None
     scores = stats.config_scores(configs, results, metric, tasks)
-    gains = stats.merge_gains(scores)
+    gains = stats.merge_gains(scores, stats.higher_is_better(metric))
     gains["params"] = configs.set_index("id")["params"].reindex(gains.index).values
     ms = archive.model_stats
     if len(ms) and "l2_from_base" in ms:
@@ -65,291 +62,210 @@ def study_frames(archive: Archive, metric: str = "acc"):
     return scores, gains, archive.probes
 
 
-def _trend(g: pd.DataFrame, col: str = "gain_base") -> tuple[float, float]:
-    """Spearman rho and p of `col` against n over the configs of g (NaN when n does not vary)."""
-    d = g.dropna(subset=[col])
-    if d["n"].nunique() < 2 or d[col].nunique() < 2:
-        return math.nan, math.nan
-    rho, p = sps.spearmanr(d["n"].astype(float), d[col])
-    return float(rho), float(p)
-
-
-def _by_n(g: pd.DataFrame, col: str) -> pd.Series:
-    return g.groupby("n")[col].mean().sort_index()
-
-
-def _fmt_by_n(s: pd.Series, digits: int = 3, signed: bool = True) -> str:
-    f = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
-    return ", ".join(f"n={int(n)}: {f.format(v)}" for n, v in s.items())
-
-
 # --------------------------------------------------------------------------------------------
-# the systematic study
+# the systematic study: every finding tests each parameter point of its method (one row each)
 
-def _ta(gains: pd.DataFrame) -> pd.DataFrame:
-    """The study's Task Arithmetic: task_arithmetic merges; lambda 1 when the archive has several."""
-    ta = gains[gains["method"] == "task_arithmetic"]
-    if len(ta) and "params" in ta:
-        lam = pd.Series([stats.parse_params(p).get("lambda", 1.0) for p in ta["params"]], index=ta.index)
-        if lam.nunique() > 1 and (lam == 1.0).any():
-            ta = ta[lam == 1.0]
-    return ta
+S = "systematic"
 
 
-def _multi_size(g: pd.DataFrame) -> bool:
-    return len(g) > 0 and g["n"].nunique() >= 2
-
-
-def ta_constructive(gains: pd.DataFrame) -> dict:
+def ta_constructive(g: pd.DataFrame, point: str, o: dict) -> dict:
+    thr, min_n = THRESHOLDS["ta_beats_best_share"], THRESHOLDS["ta_beats_best_min_n"]
     claim = (f"Task Arithmetic beats the best single checkpoint of its subset (constructive "
-             f"interference) in >= {THRESHOLDS['ta_beats_best_share']:.0%} of subsets for some "
-             f"n >= {THRESHOLDS['ta_beats_best_min_n']}")
-    ta = _ta(gains)
-    big = ta[ta["n"] >= THRESHOLDS["ta_beats_best_min_n"]]
+             f"interference) in >= {thr:.0%} of subsets for some n >= {min_n}")
+    big = g[(g["n"] >= min_n)].dropna(subset=["beats_best"])
     if len(big) == 0:
-        return _na("systematic", claim, f"no task_arithmetic merge with n >= {THRESHOLDS['ta_beats_best_min_n']}")
-    share = _by_n(big, "beats_best")
-    best_n = int(share.idxmax())
-    ok = bool(share.max() >= THRESHOLDS["ta_beats_best_share"])
-    return _row("systematic", claim,
-                f"best {share.max():.0%} at n={best_n}; share per n: {_fmt_by_n(share, 2, False)}", ok)
+        return na(S, claim, point, f"no merge of this point with n >= {min_n}")
+    per = big.groupby("n")["beats_best"].agg(["sum", "size"])
+    ps = [iv.binom_p(k, m, thr, "greater") for k, m in zip(per["sum"], per["size"])]
+    share = per["sum"] / per["size"]
+    best = int(share.idxmax())
+    k, m = int(per.loc[best, "sum"]), int(per.loc[best, "size"])
+    his = [iv.wilson(int(a), int(b))[1] for a, b in zip(per["sum"], per["size"])]
+    p = any_of(ps)
+    txt = (f"best {share.max():.0%} at n={best} (Wilson {iv.LEVEL:.0%} {iv.fmt_ci(*iv.wilson(k, m), pct=True)}); "
+           f"per n: " + ", ".join(f"n={int(n)}: {share_text(int(a), int(b))}" for n, a, b in
+                                  zip(per.index, per["sum"], per["size"]))
+           + f"; p = {iv.fmt_p(p)} (exact binomial, share > {thr:.0%}, Bonferroni over {len(ps)} sizes)")
+    return row(S, claim, point, txt, holds=share.max() >= thr, against=all(h < thr for h in his), p=p,
+               estimate=float(share.max()), ci=iv.wilson(k, m), warning=few_warning(big))
 
 
-def ta_grows(gains: pd.DataFrame) -> dict:
+def ta_grows(g: pd.DataFrame, point: str, o: dict) -> dict:
     claim = "Task Arithmetic's mean gain over the base grows with n"
-    ta = _ta(gains)
-    if not _multi_size(ta):
-        return _na("systematic", claim, "task_arithmetic at fewer than two subset sizes")
-    rho, p = _trend(ta)
-    by = _by_n(ta, "gain_base")
-    ok = bool(rho > 0 and p < THRESHOLDS["trend_p"] and by.iloc[-1] > by.iloc[0])
-    return _row("systematic", claim,
-                f"Spearman rho(n, gain) = {rho:+.2f} (p = {p:.2g}, {len(ta)} merges); "
-                f"mean gain {_fmt_by_n(by)}", ok)
+    d = g.dropna(subset=["gain_base"])
+    if d["n"].nunique() < 2:
+        return na(S, claim, point, "this point at fewer than two subset sizes")
+    if d["gain_base"].nunique() < 2:
+        return na(S, claim, point, "the gain does not vary")
+    x = d["n"].astype(float)
+    rho, p_up = (as_float(v) for v in sps.spearmanr(x, d["gain_base"], alternative="greater"))
+    p_down = as_float(sps.spearmanr(x, d["gain_base"], alternative="less")[1])
+    by = d.groupby("n")["gain_base"].mean().sort_index()
+    ci = iv.spearman_ci(rho, len(d))
+    txt = (f"Spearman rho(n, gain) = {rho:+.2f} {iv.fmt_ci(*ci, digits=2)} (one-sided p = {iv.fmt_p(p_up)}, "
+           f"{len(d)} merges); mean gain {by_n_text(d, 'gain_base', o['seed'], o['resamples'])}")
+    return row(S, claim, point, txt, holds=rho > 0 and by.iloc[-1] > by.iloc[0],
+               against=rho < 0 and p_down < ALPHA, p=p_up, estimate=rho, ci=ci, warning=few_warning(d))
 
 
-def ta_beats_base(gains: pd.DataFrame) -> dict:
+def ta_beats_base(gains: pd.DataFrame, g: pd.DataFrame, point: str, o: dict) -> dict:
     claim = "Task Arithmetic improves over the base in most subsets (the only method that does)"
-    ta = _ta(gains)
-    if len(ta) == 0:
-        return _na("systematic", claim, "no task_arithmetic merges")
-    share = float(ta["beats_base"].mean())
-    others = gains[~gains["method"].isin(["task_arithmetic"])].groupby("method")["beats_base"].mean()
-    better = [m for m, v in others.items() if v >= share]
-    ok = bool(share > 0.5 and not better)
-    txt = f"TA {share:.0%} of merges beat the base; " + ", ".join(f"{m} {v:.0%}" for m, v in others.items())
+    d = g.dropna(subset=["beats_base"])
+    if len(d) == 0:
+        return na(S, claim, point, "no merge of this point with a score and a base")
+    k, m = int(d["beats_base"].sum()), len(d)
+    p = iv.binom_p(k, m, 0.5, "greater")
+    per = ", ".join(f"n={int(n)}: {int(x.sum())}/{len(x)}" for n, x in d.groupby("n")["beats_base"])
+    others = gains[gains["method"] != "task_arithmetic"].dropna(subset=["beats_base"])
+    key = "label" if "label" in others else "method"
+    oth = {lab: (int(x.sum()), len(x)) for lab, x in others.groupby(key, sort=True)["beats_base"]}
+    better = [lab for lab, (a, b) in oth.items() if a / b >= k / m]
+    strong = [lab for lab, (a, b) in oth.items() if iv.binom_p(a, b, 0.5, "greater") < ALPHA]
+    txt = (f"{k} of {m} merges beat the base ({k / m:.0%}, Wilson {iv.LEVEL:.0%} "
+           f"{iv.fmt_ci(*iv.wilson(k, m), pct=True)}; {per}); p = {iv.fmt_p(p)} (exact binomial, share > 50%)")
+    if oth:
+        txt += "; others: " + ", ".join(f"{lab} {share_text(a, b)}" for lab, (a, b) in oth.items())
     if better:
         txt += f" (as good or better: {', '.join(better)})"
-    return _row("systematic", claim, txt, ok)
+    lo, hi = iv.wilson(k, m)
+    return row(S, claim, point, txt, holds=k / m > 0.5 and not better, against=hi < 0.5 or bool(strong), p=p,
+               estimate=k / m, ci=(lo, hi), warning=few_warning(d))
 
 
-def degrades_with_n(gains: pd.DataFrame, method: str) -> dict:
-    claim = (f"{method}: mean gain over the base falls as n grows, and is below Task Arithmetic's "
-             f"at every n >= {THRESHOLDS['degrading_below_ta_min_n']}")
-    g = gains[gains["method"] == method]
-    if not _multi_size(g):
-        return _na("systematic", claim, f"{method} at fewer than two subset sizes")
-    rho, p = _trend(g)
-    by = _by_n(g, "gain_base")
-    ta = _by_n(_ta(gains), "gain_base")
-    ns = [n for n in by.index if n >= THRESHOLDS["degrading_below_ta_min_n"] and n in ta.index]
-    below = [bool(by[n] < ta[n]) for n in ns]
-    ok = bool(rho < 0 and p < THRESHOLDS["trend_p"] and ns and all(below))
-    txt = (f"Spearman rho(n, gain) = {rho:+.2f} (p = {p:.2g}); mean gain {_fmt_by_n(by)}; "
-           f"share beating the base at n={int(by.index[-1])}: {g[g['n'] == by.index[-1]]['beats_base'].mean():.0%}")
-    if ns:
-        txt += f"; below TA at {sum(below)} of {len(ns)} sizes n >= {THRESHOLDS['degrading_below_ta_min_n']}"
-    else:
-        txt += f"; no size n >= {THRESHOLDS['degrading_below_ta_min_n']} shared with TA"
-    return _row("systematic", claim, txt, ok)
-
-
-def l2_predicts(gains: pd.DataFrame) -> dict:
-    claim = (f"L2 distance from the base separates merges that beat the base from those that do not "
-             f"(AUC of low L2 >= {THRESHOLDS['l2_auc']})")
-    if "l2" not in gains or gains["l2"].notna().sum() < 3:
-        return _na("systematic", claim, "no model_stats.l2_from_base for the merges")
-    s = stats.l2_success(gains)
-    if s["successes"] in (0, s["merges"]):
-        return _na("systematic", claim, f"{s['successes']} of {s['merges']} merges beat the base: one class only")
-    ok = bool(s["auc_low_l2"] >= THRESHOLDS["l2_auc"])
-    return _row("systematic", claim,
-                f"AUC = {s['auc_low_l2']:.3f} ({s['successes']} of {s['merges']} merges beat the base); "
-                f"Spearman rho(L2, gain) = {s['spearman_rho']:+.2f} (p = {s['spearman_p']:.2g}); "
-                f"best split: L2 < {s['threshold_l2']:.4g} classifies {s['threshold_accuracy']:.0%}", ok)
-
-
-def systematic_findings(gains: pd.DataFrame) -> list[dict]:
-    rows = [ta_constructive(gains), ta_grows(gains), ta_beats_base(gains)]
-    for m in ("ties", "tsv_m", "iso_c"):
-        rows.append(degrades_with_n(gains, m))
-    for m in DEGRADING[3:]:
-        if (gains["method"] == m).any():
-            rows.append(degrades_with_n(gains, m))
-    rows.append(l2_predicts(gains))
-    return rows
-
-
-# --------------------------------------------------------------------------------------------
-# the pipeline study
-
-def _f1_wide(probes: pd.DataFrame) -> pd.DataFrame:
-    """Probe test F1 (mean over seeds): rows config id, columns (probe, layer)."""
-    return probes.pivot_table(index="config_id", columns=["probe", "layer"], values="f1_mean", aggfunc="mean")
-
-
-def parents_of(scores: pd.DataFrame) -> dict:
-    """Merge id -> the config ids of its parents (module docstring)."""
-    single = {int(m[0]): i for i, m in zip(scores.index[scores["kind"] == "single"],
-                                           scores.loc[scores["kind"] == "single", "members"])}
-    base = scores.index[scores["kind"] == "base"]
-    out = {}
-    for i, mem in zip(scores.index[scores["kind"] == "merge"], scores.loc[scores["kind"] == "merge", "members"]):
-        par = [single.get(int(k)) for k in mem]
-        if len(par) == 1 and len(base):
-            par.append(base[0])
-        if all(p is not None for p in par) and len(par) >= 2:
-            out[i] = par
+def _below_ta(g: pd.DataFrame, ta_points, min_n: int):
+    """Per TA point sharing sizes n >= min_n with g: (name, sizes, sizes below, p_less list, p_greater list)."""
+    out = []
+    for name, ta in ta_points:
+        ns = sorted(set(g["n"][g["n"] >= min_n]) & set(ta["n"]))
+        if not ns:
+            continue
+        a = {n: g.loc[g["n"] == n, "gain_base"] for n in ns}
+        b = {n: ta.loc[ta["n"] == n, "gain_base"] for n in ns}
+        below = [n for n in ns if a[n].mean() < b[n].mean()]
+        out.append((name, ns, below, [iv.mwu_p(a[n], b[n], "less") for n in ns],
+                    [iv.mwu_p(a[n], b[n], "greater") for n in ns]))
     return out
 
 
-def merge_vs_parents(scores: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
-    """Per merge with known parents: method, label, its accuracy and its parents' range, whether
-    it lies between them, and for probes: how many (probe, layer) cells exceed both parents, the
-    largest margin over the better parent, and its cell; the mean F1 at the last layer."""
-    par = parents_of(scores)
-    f1 = _f1_wide(probes) if probes is not None and len(probes) else pd.DataFrame()
-    last = max(c[1] for c in f1.columns) if len(f1.columns) else None
+def degrades_with_n(gains: pd.DataFrame, g: pd.DataFrame, method: str, point: str, o: dict) -> dict:
+    min_n = THRESHOLDS["degrading_below_ta_min_n"]
+    claim = (f"{method}: mean gain over the base falls as n grows, and is below Task Arithmetic's "
+             f"at every n >= {min_n}")
+    d = g.dropna(subset=["gain_base"])
+    if d["n"].nunique() < 2:
+        return na(S, claim, point, f"{method} at fewer than two subset sizes")
+    rho, p_down = (as_float(v) for v in sps.spearmanr(d["n"].astype(float), d["gain_base"], alternative="less"))
+    p_up = as_float(sps.spearmanr(d["n"].astype(float), d["gain_base"], alternative="greater")[1])
+    last = d[d["n"] == d["n"].max()]["beats_base"]
+    txt = (f"Spearman rho(n, gain) = {rho:+.2f} (one-sided p = {iv.fmt_p(p_down)}); mean gain "
+           f"{by_n_text(d, 'gain_base', o['seed'], o['resamples'])}; share beating the base at "
+           f"n={int(d['n'].max())}: {share_text(int(last.sum()), len(last))}")
+    cmp = _below_ta(d, points(gains, "task_arithmetic"), min_n)
+    if not cmp:
+        return na(S, claim, point, f"no size n >= {min_n} shared with task_arithmetic (measured: {txt})",
+                  few_warning(d))
+    for name, ns, below, pl, _ in cmp:
+        txt += (f"; below {name} at {len(below)} of {len(ns)} sizes n >= {min_n} "
+                f"(Mann-Whitney one-sided p max {iv.fmt_p(iut(pl))})")
+    p = iut([p_down] + [q for c in cmp for q in c[3]])
+    holds = rho < 0 and all(len(c[2]) == len(c[1]) for c in cmp)
+    against = (rho > 0 and p_up < ALPHA) or any(q < ALPHA for c in cmp for q in c[4])
+    return row(S, claim, point, txt + f"; p = {iv.fmt_p(p)} (largest of the trend and every size test)",
+               holds=holds, against=against, p=p, estimate=rho, ci=iv.spearman_ci(rho, len(d)),
+               warning=few_warning(d))
+
+
+def l2_predicts(gains: pd.DataFrame, o: dict) -> dict:
+    thr = THRESHOLDS["l2_auc"]
+    claim = (f"L2 distance from the base separates merges that beat the base from those that do not "
+             f"(AUC of low L2 >= {thr})")
+    point = "all merges (every method and parameter point)"
+    if "l2" not in gains or gains["l2"].notna().sum() < 3:
+        return na(S, claim, point, "no model_stats.l2_from_base for the merges")
+    s = stats.l2_success(gains, o["seed"], o["resamples"])
+    if s["successes"] in (0, s["merges"]):
+        return na(S, claim, point, f"{s['successes']} of {s['merges']} merges beat the base: one class only")
+    lo, hi = s["auc_lo"], s["auc_hi"]
+    txt = (f"AUC = {s['auc_low_l2']:.3f} ({s['successes']} of {s['merges']} merges beat the base; stratified "
+           f"bootstrap {iv.LEVEL:.0%} {iv.fmt_ci(lo, hi, signed=False)}, Mann-Whitney p = {iv.fmt_p(s['auc_p'])} "
+           f"against AUC 0.5); Spearman rho(L2, gain) = {s['spearman_rho']:+.2f} (p = {iv.fmt_p(s['spearman_p'])}); "
+           f"best split: L2 < {s['threshold_l2']:.4g} classifies {s['threshold_accuracy']:.0%}")
+    return row(S, claim, point, txt, holds=lo >= thr, against=hi < thr, p=s["auc_p"],
+               estimate=s["auc_low_l2"], ci=(lo, hi))
+
+
+def systematic_findings(gains: pd.DataFrame, o: dict | None = None) -> list[dict]:
+    """Rows (verdict.row) of the systematic study; call verdict.decide on them for the verdicts."""
+    o = {**DEFAULTS, **(o or {})}
+    ta = points(gains, "task_arithmetic")
     rows = []
-    for i, ps in par.items():
-        acc = scores.loc[i, "score"]
-        pa = [scores.loc[p, "score"] for p in ps]
-        rec = {"id": i, "method": scores.loc[i, "method"], "label": scores.loc[i, "label"],
-               "acc": acc, "parent_acc_min": min(pa), "parent_acc_max": max(pa),
-               "acc_between": bool(min(pa) <= acc <= max(pa)), "acc_above": bool(acc > max(pa))}
-        if len(f1) and i in f1.index and all(p in f1.index for p in ps):
-            margin = f1.loc[i] - f1.loc[ps].max(axis=0)
-            rec.update(f1_cells_above=int((margin > 0).sum()), f1_cells=int(margin.notna().sum()),
-                       f1_best_margin=float(margin.max()), f1_best_cell=f"{margin.idxmax()[0]}@{margin.idxmax()[1]}",
-                       f1_last=float(f1.loc[i].xs(last, level="layer").mean()))
-        rows.append(rec)
-    return pd.DataFrame(rows)
-
-
-def method_table(scores: pd.DataFrame, probes: pd.DataFrame) -> pd.DataFrame:
-    """Behaviour vs internals per merge method (the pipeline study's comparison): merges, mean
-    accuracy, mean probe F1 at the last layer, share with accuracy between the parents, share
-    above both parents on at least one probe cell, and the Spearman and Pearson correlation
-    (with p) between accuracy and last-layer F1 over that method's merges."""
-    mv = merge_vs_parents(scores, probes)
-    if len(mv) == 0:
-        return pd.DataFrame()
-    rows = []
-    for method, g in mv.groupby("method", sort=True):
-        rec = {"method": method, "merges": len(g), "acc_mean": g["acc"].mean(),
-               "acc_between_parents": g["acc_between"].mean(), "acc_above_parents": g["acc_above"].mean()}
-        if "f1_last" in g:
-            c = stats.correlation(g["acc"], g["f1_last"])
-            rec.update(f1_last_mean=g["f1_last"].mean(), f1_above_parents=(g["f1_cells_above"] > 0).mean(),
-                       spearman_rho=c["spearman_rho"], spearman_p=c["spearman_p"],
-                       pearson_r=c["pearson_r"], pearson_p=c["pearson_p"])
-        rows.append(rec)
-    return pd.DataFrame(rows)
-
-
-def pipeline_findings(scores: pd.DataFrame, probes: pd.DataFrame) -> list[dict]:
-    claims = ("merged models' probe F1 can surpass both parents on some probe",
-              f"behaviour (benchmark accuracy) lies between the parents for most merges "
-              f"(> {THRESHOLDS['between_parents_share']:.0%})",
-              f"behaviour and probed internals correlate weakly (|Spearman rho| < "
-              f"{THRESHOLDS['weak_correlation']}), reported with p",
-              "simpler methods (Linear, SLERP) beat TIES and DARE-TIES in behaviour and internals")
-    mv = merge_vs_parents(scores, probes)
-    if len(mv) == 0:
-        return [_na("pipeline", c, "no merge whose parents are in the archive") for c in claims]
-    rows = []
-    if "f1_cells_above" in mv:
-        n_above = int((mv["f1_cells_above"] > 0).sum())
-        best = mv.loc[mv["f1_best_margin"].idxmax()]
-        rows.append(_row("pipeline", claims[0],
-                         f"{n_above} of {len(mv)} merges exceed both parents on >= 1 (probe, layer); "
-                         f"largest margin {best['f1_best_margin']:+.3f} F1 ({best['label']}, {best['f1_best_cell']})",
-                         n_above > 0))
-    else:
-        rows.append(_na("pipeline", claims[0], "no probe results"))
-    share = float(mv["acc_between"].mean())
-    rows.append(_row("pipeline", claims[1],
-                     f"{share:.0%} of {len(mv)} merges between their parents, {mv['acc_above'].mean():.0%} above both",
-                     share > THRESHOLDS["between_parents_share"]))
-    rows.append(_behaviour_probe_correlation(scores, probes, claims[2]))
-    rows.append(_simple_vs_complex(mv, claims[3]))
+    if not ta:
+        why = "no task_arithmetic merges"
+        rows += [na(S, c, "task_arithmetic", why) for c in (
+            "Task Arithmetic beats the best single checkpoint of its subset (constructive interference)",
+            "Task Arithmetic's mean gain over the base grows with n",
+            "Task Arithmetic improves over the base in most subsets (the only method that does)")]
+    rows += [ta_constructive(g, name, o) for name, g in ta]
+    rows += [ta_grows(g, name, o) for name, g in ta]
+    rows += [ta_beats_base(gains, g, name, o) for name, g in ta]
+    for m in DEGRADING:
+        pts = points(gains, m)
+        if not pts and m in DEGRADING[:3]:
+            rows.append(na(S, f"{m}: mean gain over the base falls as n grows, and is below Task "
+                              f"Arithmetic's at every n >= {THRESHOLDS['degrading_below_ta_min_n']}",
+                           m, f"no {m} merges"))
+        rows += [degrades_with_n(gains, g, m, name, o) for name, g in pts]
+    rows.append(l2_predicts(gains, o))
     return rows
-
-
-def _behaviour_probe_correlation(scores: pd.DataFrame, probes: pd.DataFrame, claim: str) -> dict:
-    if probes is None or len(probes) == 0:
-        return _na("pipeline", claim, "no probe results")
-    last = probes["layer"].max()
-    f1 = probes[probes["layer"] == last].groupby("config_id")["f1_mean"].mean()
-    c = stats.correlation(scores["score"].reindex(f1.index).values, f1.values)
-    if c["spearman_rho"] != c["spearman_rho"]:
-        return _na("pipeline", claim, f"{c['n']} configs with accuracy and probes")
-    ok = abs(c["spearman_rho"]) < THRESHOLDS["weak_correlation"]
-    return _row("pipeline", claim,
-                f"Spearman rho = {c['spearman_rho']:+.2f} (p = {c['spearman_p']:.2g}), Pearson r = "
-                f"{c['pearson_r']:+.2f} (p = {c['pearson_p']:.2g}) over {c['n']} configs, mean F1 of all "
-                f"probes at the last layer ({int(last)})", ok)
-
-
-def _simple_vs_complex(mv: pd.DataFrame, claim: str) -> dict:
-    simple, complex_ = mv[mv["method"].isin(SIMPLE)], mv[mv["method"].isin(COMPLEX)]
-    if len(simple) == 0 or len(complex_) == 0:
-        return _na("pipeline", claim, "needs linear or slerp and ties or dare_ties merges")
-    da = simple["acc"].mean() - complex_["acc"].mean()
-    txt = f"accuracy {simple['acc'].mean():.3f} vs {complex_['acc'].mean():.3f}"
-    ok = da > 0
-    if "f1_last" in mv:
-        df = simple["f1_last"].mean() - complex_["f1_last"].mean()
-        txt += f"; last-layer F1 {simple['f1_last'].mean():.3f} vs {complex_['f1_last'].mean():.3f}"
-        ok = ok and df > 0
-    return _row("pipeline", claim, txt, bool(ok))
 
 
 # --------------------------------------------------------------------------------------------
 # the table
 
-def findings(archive: Archive, metric: str = "acc") -> pd.DataFrame:
-    """Every finding the archive can speak to, one row each (columns COLUMNS)."""
+def findings(archive: Archive, metric: str = "acc", **opts) -> pd.DataFrame:
+    """Every finding the archive can speak to, one row per finding and parameter point (COLUMNS),
+    p-values adjusted over the table, verdicts decided (verdict.decide)."""
+    o = {**DEFAULTS, **opts}
     scores, gains, probes = study_frames(archive, metric)
     if scores is None:
-        return pd.DataFrame([_na("both", "any finding", f"no committed results with metric '{metric}'")],
-                            columns=COLUMNS)
+        return decide([na("both", "any finding", "", f"no committed results with metric '{metric}'")])
     rows = []
     multi = gains[gains["n"] >= 2].groupby("method")["n"].nunique()
     if len(multi) and multi.max() >= 2:  # some method at two subset sizes: a systematic study
-        rows += systematic_findings(gains)
+        rows += systematic_findings(gains, o)
     if probes is not None and len(probes) and len(parents_of(scores)):
-        rows += pipeline_findings(scores, probes)
+        rows += pipeline_findings(scores, probes, o)
     if not rows:
-        rows.append(_na("both", "any finding", "merges of one subset size and no probes"))
-    return pd.DataFrame(rows, columns=COLUMNS)
+        rows.append(na("both", "any finding", "", "merges of one subset size and no probes"))
+    return decide(rows, o["p_adjust"])
 
 
-def findings_text(archive: Archive, metric: str = "acc") -> str:
-    tab = findings(archive, metric)
+def findings_text(archive: Archive, metric: str = "acc", **opts) -> str:
+    o = {**DEFAULTS, **opts}
+    tab = findings(archive, metric, **o)
     lines = [f"Findings of the studies in {archive.path} ({archive.n_configs} configs, metric {metric}):"]
     for _, r in tab.iterrows():
         lines.append(f"[{r['reproduced']:>3}] {r['study']}: {r['finding']}")
+        if r["point"]:
+            lines.append(f"      tests: {r['point']}")
         lines.append(f"      measured: {r['measured']}")
-    n_yes = int((tab["reproduced"] == "yes").sum())
+        if r["p_adj"] == r["p_adj"]:
+            lines.append(f"      p = {iv.fmt_p(r['p'])}, {r['p_adjust']}-adjusted {iv.fmt_p(r['p_adj'])}")
+        if r["reproduced"] == "noise":
+            lines.append(f"      verdict: {NOISE}")
+        if r["warning"]:
+            lines.append(f"      warning: {r['warning']}")
+    count = tab["reproduced"].value_counts()
     n_test = int((tab["reproduced"] != "n/a").sum())
-    lines.append(f"{n_yes} of {n_test} testable findings reproduced.")
+    lines.append(f"{count.get('yes', 0)} of {n_test} testable findings reproduced, {count.get('no', 0)} not, "
+                 f"{count.get('noise', 0)} {NOISE}; p-values {tab['p_adjust'].iloc[0]}-adjusted over the "
+                 f"{int(tab['p'].notna().sum())} tests of this table; {iv.LEVEL:.0%} intervals, bootstrap seed "
+                 f"{o['seed']} ({o['resamples']} resamples).")
     scores, _, probes = study_frames(archive, metric)
     if probes is not None and len(probes) and len(parents_of(scores)):
-        mt = method_table(scores, probes)
         lines.append("")
-        lines.append("Behaviour vs internals per method (merges with both parents in the archive):")
-        lines.append(_plain_table(mt))
+        lines.append("Behaviour vs internals per method point (merges with both parents in the archive):")
+        lines.append(_plain_table(method_table(scores, probes)))
     return "\n".join(lines)
 
 
@@ -360,13 +276,13 @@ def _plain_table(df: pd.DataFrame) -> str:
         return str(v)
     cols = list(df.columns)
     cells = [[cell(r[c]) for c in cols] for _, r in df.iterrows()]
-    width = [max([len(c)] + [len(row[j]) for row in cells]) for j, c in enumerate(cols)]
+    width = [max([len(c)] + [len(row_[j]) for row_ in cells]) for j, c in enumerate(cols)]
     out = ["  ".join(c.rjust(w) for c, w in zip(cols, width))]
-    out += ["  ".join(v.rjust(w) for v, w in zip(row, width)) for row in cells]
+    out += ["  ".join(v.rjust(w) for v, w in zip(row_, width)) for row_ in cells]
     return "\n".join(out)
 
 
-def run(paths, metric: str = "acc", out: str | None = None) -> str:
+def run(paths, metric: str = "acc", out: str | None = None, **opts) -> str:
     """The text for every archive; with `out`, findings.csv (and methods.csv) per archive there."""
     import os
 
@@ -375,11 +291,11 @@ def run(paths, metric: str = "acc", out: str | None = None) -> str:
     texts = []
     for p in paths:
         a = read_archive(p)
-        texts.append(findings_text(a, metric))
+        texts.append(findings_text(a, metric, **opts))
         if out:
             os.makedirs(out, exist_ok=True)
             stem = os.path.splitext(os.path.basename(p))[0]
-            findings(a, metric).to_csv(os.path.join(out, f"{stem}-findings.csv"), index=False)
+            findings(a, metric, **opts).to_csv(os.path.join(out, f"{stem}-findings.csv"), index=False)
             scores, _, probes = study_frames(a, metric)
             if scores is not None and probes is not None and len(probes):
                 method_table(scores, probes).to_csv(os.path.join(out, f"{stem}-methods.csv"), index=False)

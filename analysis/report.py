@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import figures, stats
+from . import intervals as iv
 from .reader import SCORE_COMMAND, Archive, read_archive, unscored_text
 
 
@@ -42,6 +43,28 @@ def mean_pm_std(df: pd.DataFrame, cols, digits=3) -> pd.DataFrame:
         mu, sd = out.pop(f"{c}_mean"), out.pop(f"{c}_std")
         out[c] = [("" if mu_ != mu_ else f"{mu_:.{digits}f}") +
                   ("" if sd_ != sd_ else f" ± {sd_:.{digits}f}") for mu_, sd_ in zip(mu, sd)]
+    return out
+
+
+def mean_with_ci(df: pd.DataFrame, cols, digits=3) -> pd.DataFrame:
+    """Replaces X_mean/X_std/X_lo/X_hi by one "mean [lo, hi]" text column X (std stays in the CSV)."""
+    out = df.copy()
+    for c in cols:
+        mu = out.pop(f"{c}_mean")
+        lo, hi = out.pop(f"{c}_lo"), out.pop(f"{c}_hi")
+        out.pop(f"{c}_std")
+        sg = c != "acc"  # gains are signed, accuracies are not
+        out[c] = [("" if m != m else f"{m:{'+' if sg else ''}.{digits}f} " + iv.fmt_ci(a, b, digits, signed=sg))
+                  for m, a, b in zip(mu, lo, hi)]
+    return out
+
+
+def share_with_ci(df: pd.DataFrame, cols) -> pd.DataFrame:
+    """Replaces X/X_lo/X_hi by one "share [lo, hi]" text column X (percentages)."""
+    out = df.copy()
+    for c in cols:
+        lo, hi = out.pop(f"{c}_lo"), out.pop(f"{c}_hi")
+        out[c] = [("" if v != v else f"{v:.0%} " + iv.fmt_ci(a, b, pct=True)) for v, a, b in zip(out[c], lo, hi)]
     return out
 
 
@@ -96,7 +119,8 @@ def _reference_models(w: _Writer, scores: pd.DataFrame, wide: pd.DataFrame) -> N
     w.table("reference_models", ref_tab)
 
 
-def _systematic_study(w: _Writer, a: Archive, scores, l2, base_score: float, metric: str, tasks) -> pd.DataFrame:
+def _systematic_study(w: _Writer, a: Archive, scores, l2, base_score: float, metric: str, tasks,
+                      opts: dict) -> pd.DataFrame:
     """Merges by method and subset size, overall and per task; returns the merges' gains."""
     higher = stats.higher_is_better(metric)
     gains = stats.merge_gains(scores, higher)
@@ -105,39 +129,55 @@ def _systematic_study(w: _Writer, a: Archive, scores, l2, base_score: float, met
     if not len(gains):
         return gains
     w.text("## Systematic study: merges by method and subset size\n")
-    w.text("`share_beats_base`: share of subsets whose mean accuracy beats the base; "
-           "`gain_base`: accuracy minus the base's; `gain_best`: minus the best single "
-           "checkpoint of the subset (constructive interference when > 0; "
-           "`share_beats_best` is its share); mean ± std over the subsets.\n")
-    tab = stats.systematic_table(scores, l2, higher)
-    shown = mean_pm_std(tab, ["gain_base", "gain_best", "acc"] + (["l2"] if l2 is not None else []))
-    w.table("systematic", tab, shown)
+    tab = stats.systematic_table(scores, l2, higher, **opts)
+    w.text("`share_beats_base`: share of subsets whose mean accuracy beats the base, with its Wilson "
+           f"{iv.LEVEL:.0%} interval; `gain_base`: accuracy minus the base's; `gain_best`: minus the best "
+           "single checkpoint of the subset (constructive interference when > 0; `share_beats_best` is "
+           f"its share); mean over the subsets with a {iv.LEVEL:.0%} bootstrap interval over the subsets "
+           f"({opts['resamples']} resamples, seed {opts['seed']}; std in the CSV). `p_base`, `p_best`: "
+           f"Wilcoxon signed-rank p of a zero gain, {iv.adjust_name(opts['p_adjust'])}-adjusted over the "
+           f"{int(tab[['gain_base_p', 'gain_best_p']].notna().sum().sum())} tests of this table.\n")
+    few = tab[tab["configs"] < iv.MIN_PER_SIZE]
+    if len(few):
+        w.text(f"**Warning**: {len(few)} of {len(tab)} rows have fewer than {iv.MIN_PER_SIZE} subsets "
+               f"(as few as {int(few['configs'].min())}): their intervals are too wide, or too unreliable, to "
+               "tell an effect from noise.\n")
+    shown = mean_with_ci(tab, ["gain_base", "gain_best", "acc"])
+    shown = share_with_ci(shown, ["share_beats_base", "share_beats_best"])
+    shown = shown.rename(columns={"gain_base_p_adj": "p_base", "gain_best_p_adj": "p_best"})
+    keep = ["method", "n", "configs", "share_beats_base", "gain_base", "p_base", "gain_best", "p_best",
+            "share_beats_best", "acc"] + (["l2_mean"] if l2 is not None else [])
+    w.table("systematic", tab, shown[keep])
     w.figure("accuracy_vs_n", figures.accuracy_vs_n, tab, base_score,
-             caption="mean accuracy vs n per method (band: ± std)")
+             caption=f"mean accuracy vs n per method (band: {iv.LEVEL:.0%} bootstrap interval)")
     w.figure("gain_best_vs_n", figures.accuracy_vs_n, tab, base_score, value="gain_best",
-             ylabel="gain over the best single checkpoint", caption="gain over the best single vs n")
+             ylabel="gain over the best single checkpoint",
+             caption=f"gain over the best single vs n (band: {iv.LEVEL:.0%} bootstrap interval)")
+    w.figure("share_beats_base_vs_n", figures.share_vs_n, tab,
+             caption=f"share of subsets beating the base vs n (bars: Wilson {iv.LEVEL:.0%} interval)")
 
     w.text("### Per task\n")
     pt = stats.per_task_table(a.configs, a.results, metric, tasks)
     nmax = pt["n"].max() if len(pt) else None
     piv = pt[pt["n"] == nmax].pivot_table(index="method", columns="task", values="gain_base_mean")
-    w.text(f"Mean gain over the base per task at the largest n ({nmax}); every n in the CSV.\n")
+    w.text(f"Mean gain over the base per task at the largest n ({nmax}); every n in the CSV "
+           "(with the Wilson interval of the share beating the base on each task).\n")
     w.table("per_task", pt, piv.reset_index())
     return gains
 
 
-def _l2_study(w: _Writer, gains: pd.DataFrame) -> None:
+def _l2_study(w: _Writer, gains: pd.DataFrame, opts: dict) -> None:
     w.text("## L2 distance from the base as a predictor of success\n")
-    s = stats.l2_success(gains)
+    s = stats.l2_success(gains, opts["seed"], opts["resamples"])
     w.figure("l2_vs_gain", figures.l2_vs_gain, gains, threshold=s.get("threshold_l2"),
              caption="L2 from base vs gain over base")
     w.table("l2_success", pd.DataFrame([s]),
             pd.DataFrame({"statistic": list(s), "value": list(s.values())}))
     w.text(_l2_sentence(s))
-    per_method = gains.groupby("label").agg(l2_mean=("l2", "mean"), l2_std=("l2", "std"),
-                                            share_beats_base=("beats_base", "mean"),
-                                            merges=("l2", "size")).reset_index()
-    w.table("l2_by_method", per_method.rename(columns={"label": "method"}))
+    per_method = pd.DataFrame([{"method": label, "l2_mean": g["l2"].mean(), "l2_std": g["l2"].std(),
+                                **iv.share_cols(g["beats_base"], "share_beats_base"), "merges": len(g)}
+                               for label, g in gains.groupby("label", sort=True)])
+    w.table("l2_by_method", per_method)
 
 
 def _pipeline_study(w: _Writer, scores: pd.DataFrame, pr: pd.DataFrame, wide: pd.DataFrame) -> None:
@@ -206,7 +246,11 @@ def _failures(w: _Writer, a: Archive) -> None:
     w.table("failures", f[["config_id", "method", "params", "n", "members", "failure", "message"]])
 
 
-def build_report(archive: Archive, out: str, metric: str = "acc") -> str:
+def build_report(archive: Archive, out: str, metric: str = "acc", seed: int = iv.SEED,
+                 resamples: int = iv.RESAMPLES, p_adjust: str = "holm") -> str:
+    """report.md with tables and figures in `out`; intervals bootstrap with `seed` and
+    `resamples`, p-values of a table are adjusted by `p_adjust` ("holm" or "bh")."""
+    opts = {"seed": seed, "resamples": resamples, "p_adjust": p_adjust}
     w = _Writer(out)
     a = archive
     _header(w, a, metric)
@@ -232,9 +276,9 @@ def build_report(archive: Archive, out: str, metric: str = "acc") -> str:
     w.text(f"Tasks ({len(tasks)}): {', '.join(tasks)}.\n")
 
     _reference_models(w, scores, wide)
-    gains = _systematic_study(w, a, scores, l2, base_score, metric, tasks)
+    gains = _systematic_study(w, a, scores, l2, base_score, metric, tasks, opts)
     if len(gains) and l2 is not None and gains["l2"].notna().any():
-        _l2_study(w, gains)
+        _l2_study(w, gains, opts)
     if len(a.probes):
         _pipeline_study(w, scores, a.probes, wide)
     if len(a.timings) and "total_s" in a.timings:
@@ -257,7 +301,9 @@ def _l2_sentence(s: dict) -> str:
                      f"(p = {s['logit_p_b']:.3g}), 50% success at L2 ≈ {half:.4g}"
                      + ("" if inside else " (outside the observed L2 range)"))
     if s.get("auc_low_l2") == s.get("auc_low_l2"):
-        parts.append(f"AUC of low L2 for success = {s['auc_low_l2']:.3f}")
+        parts.append(f"AUC of low L2 for success = {s['auc_low_l2']:.3f} "
+                     f"({iv.LEVEL:.0%} bootstrap interval {iv.fmt_ci(s['auc_lo'], s['auc_hi'], signed=False)}, "
+                     f"Mann-Whitney p = {iv.fmt_p(s['auc_p'])} against 0.5)")
         t = s["threshold_l2"]
         if s.get("l2_min", -math.inf) < t < s.get("l2_max", math.inf):
             parts.append(f"the best split, success iff L2 < {t:.4g}, classifies "
@@ -268,11 +314,11 @@ def _l2_sentence(s: dict) -> str:
     return ("; ".join(parts) + ".\n") if parts else ""
 
 
-def run(archive_path: str, out: str, metric: str = "acc", quiet: bool = False) -> str:
+def run(archive_path: str, out: str, metric: str = "acc", quiet: bool = False, **opts) -> str:
     a = read_archive(archive_path)
     if not quiet:
         print(a.summary())
-    path = build_report(a, out, metric)
+    path = build_report(a, out, metric, **opts)
     if not quiet:
         print(f"report: {path}")
     return path

@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from . import intervals as iv
+from .intervals import RESAMPLES, SEED
+
 
 # --------------------------------------------------------------------------------------------
 # labels and per-config scores
@@ -157,11 +160,17 @@ def _std(x):
     return float(x.std(ddof=1)) if len(x) > 1 else math.nan
 
 
-def systematic_table(scores: pd.DataFrame, l2: pd.Series | None = None, higher: bool = True) -> pd.DataFrame:
+def systematic_table(scores: pd.DataFrame, l2: pd.Series | None = None, higher: bool = True,
+                     seed: int = SEED, resamples: int = RESAMPLES, p_adjust: str = "holm") -> pd.DataFrame:
     """Per method label and subset size n: configs, share beating the base, mean ± std gain over
     the base, mean ± std gain over the best single checkpoint of the subset (and the share with
     constructive interference: beating it), mean ± std accuracy, and mean ± std L2 from the base
-    when `l2` (indexed by config id) is given. higher=False: gains are decreases (perplexities)."""
+    when `l2` (indexed by config id) is given. higher=False: gains are decreases (perplexities).
+
+    Intervals (module intervals): `share_*_lo/_hi` Wilson, `*_lo/_hi` of the mean gains and
+    accuracy a bootstrap over the subsets (`bootstrap_seed`, `bootstrap_resamples`), all at
+    `ci_level`. `gain_*_p`: Wilcoxon signed-rank p of "the gain is centred on 0" over the subsets,
+    `gain_*_p_adj` adjusted over every p of the table by `p_adjust` (Holm or Benjamini-Hochberg)."""
     m = merge_gains(scores, higher)
     if l2 is not None:
         m["l2"] = l2.reindex(m.index)
@@ -169,25 +178,38 @@ def systematic_table(scores: pd.DataFrame, l2: pd.Series | None = None, higher: 
     for (label, n), g in m.groupby(["label", "n"], sort=True):
         row = {
             "method": label, "n": int(n), "configs": len(g),
-            "share_beats_base": g["beats_base"].mean(),
+            **iv.share_cols(g["beats_base"], "share_beats_base"),
             "gain_base_mean": g["gain_base"].mean(), "gain_base_std": _std(g["gain_base"]),
+            **iv.mean_cols(g["gain_base"], "gain_base", seed, resamples),
+            "gain_base_p": iv.signed_rank_p(g["gain_base"]),
             "gain_best_mean": g["gain_best"].mean(), "gain_best_std": _std(g["gain_best"]),
+            **iv.mean_cols(g["gain_best"], "gain_best", seed, resamples),
+            "gain_best_p": iv.signed_rank_p(g["gain_best"]),
             "rel_gain_best_mean": g["rel_gain_best"].mean(),
-            "share_beats_best": g["beats_best"].mean(),
+            **iv.share_cols(g["beats_best"], "share_beats_best"),
             "acc_mean": g["score"].mean(), "acc_std": _std(g["score"]),
+            **iv.mean_cols(g["score"], "acc", seed, resamples),
         }
         if l2 is not None:
             row["l2_mean"] = g["l2"].mean()
             row["l2_std"] = _std(g["l2"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    tab = pd.DataFrame(rows)
+    if len(tab):
+        adj = iv.adjust(np.concatenate([tab["gain_base_p"], tab["gain_best_p"]]), p_adjust)
+        tab["gain_base_p_adj"], tab["gain_best_p_adj"] = adj[:len(tab)], adj[len(tab):]
+        tab["p_adjust"] = iv.adjust_name(p_adjust)
+        tab["ci_level"] = iv.LEVEL
+        tab["bootstrap_seed"] = seed
+        tab["bootstrap_resamples"] = resamples
+    return tab
 
 
 def per_task_table(configs: pd.DataFrame, results: pd.DataFrame, metric: str = "acc",
                    tasks=None) -> pd.DataFrame:
     """Per method label, n and task: mean ± std accuracy, mean gain over the base on that task,
-    share of subsets beating the base on that task (for a lower-is-better metric, gain is the
-    decrease and beating means lower)."""
+    share of subsets beating the base on that task with its Wilson interval (for a lower-is-better
+    metric, gain is the decrease and beating means lower)."""
     sign = 1.0 if higher_is_better(metric) else -1.0
     wide = task_scores(results, metric, tasks)
     lab = method_labels(configs)
@@ -207,8 +229,8 @@ def per_task_table(configs: pd.DataFrame, results: pd.DataFrame, metric: str = "
             rows.append({"method": label, "n": int(nn), "task": task, "configs": len(g),
                          "acc_mean": g["acc"].mean(), "acc_std": _std(g["acc"]),
                          "base": base[task], "gain_base_mean": gain.mean(),
-                         "share_beats_base": (sign * g["acc"] > sign * base[task]).mean()
-                         if not math.isnan(base[task]) else math.nan})
+                         **iv.share_cols((sign * g["acc"] > sign * base[task]).astype(float)
+                                         if not math.isnan(base[task]) else [], "share_beats_base")})
     return pd.DataFrame(rows)
 
 
@@ -216,10 +238,14 @@ def per_task_table(configs: pd.DataFrame, results: pd.DataFrame, metric: str = "
 # L2 from the base as a predictor of success
 
 def logistic_fit(x, y, max_iter: int = 100, tol: float = 1e-10) -> dict:
-    """Maximum-likelihood logistic regression y ~ a + b x (Newton / IRLS).
+    """Maximum-likelihood logistic regression y ~ a + b x (statsmodels Logit, Newton steps).
 
-    Returns a, b, their standard errors, the Wald p-value of b, and `separated` when a threshold
-    on x splits y perfectly (the MLE does not exist then; a and b are NaN)."""
+    Returns a, b, their standard errors (inverse observed information), the Wald p-value of b,
+    and `separated` when a threshold on x splits y perfectly (the MLE does not exist then; a and
+    b are NaN)."""
+    import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import PerfectSeparationError
+
     x = np.asarray(x, float)
     y = np.asarray(y, float)
     ok = ~(np.isnan(x) | np.isnan(y))
@@ -232,37 +258,37 @@ def logistic_fit(x, y, max_iter: int = 100, tol: float = 1e-10) -> dict:
     if pos.max() < neg.min() or neg.max() < pos.min():
         out["separated"] = True
         return out
-    X = np.column_stack([np.ones_like(x), x])
-    beta = np.zeros(2)
-    for _ in range(max_iter):
-        p = 1.0 / (1.0 + np.exp(-(X @ beta)))
-        w = p * (1 - p)
-        H = X.T @ (X * w[:, None])
-        g = X.T @ (y - p)
-        step = np.linalg.solve(H, g)
-        beta = beta + step
-        if np.max(np.abs(step)) < tol:
-            out["converged"] = True
-            break
-    p = 1.0 / (1.0 + np.exp(-(X @ beta)))
-    cov = np.linalg.inv(X.T @ (X * (p * (1 - p))[:, None]))
-    se = np.sqrt(np.diag(cov))
-    out.update(a=float(beta[0]), b=float(beta[1]), se_a=float(se[0]), se_b=float(se[1]),
-               p_b=float(2 * sps.norm.sf(abs(beta[1] / se[1]))))
+    try:
+        fit = sm.Logit(y, sm.add_constant(x, has_constant="add")).fit(
+            method="newton", maxiter=max_iter, tol=tol, disp=0, warn_convergence=False)
+    except PerfectSeparationError:  # quasi-separation: fitted probabilities reach 0 or 1
+        out["separated"] = True
+        return out
+    (a, b), (se_a, se_b) = fit.params, fit.bse
+    out.update(a=float(a), b=float(b), se_a=float(se_a), se_b=float(se_b), p_b=float(fit.pvalues[1]),
+               converged=bool(fit.mle_retvals.get("converged", False)))
     return out
 
 
-def auc(score, y) -> float:
-    """Area under the ROC curve of `score` for the binary label y (ties count one half):
-    the probability that a random positive scores above a random negative."""
+def auc_test(score, y) -> tuple[float, float]:
+    """Area under the ROC curve of `score` for the binary label y and its two-sided p-value, from
+    the Mann-Whitney U of the positives' scores against the negatives' (scipy): AUC = U / (n+ n-),
+    the probability that a random positive scores above a random negative, ties counting one
+    half; the p-value tests AUC = 0.5. NaN, NaN without both classes."""
     score = np.asarray(score, float)
     y = np.asarray(y, float)
     pos, neg = score[y == 1], score[y == 0]
     if len(pos) == 0 or len(neg) == 0:
-        return math.nan
-    gt = (pos[:, None] > neg[None, :]).sum()
-    eq = (pos[:, None] == neg[None, :]).sum()
-    return float((gt + 0.5 * eq) / (len(pos) * len(neg)))
+        return math.nan, math.nan
+    if np.ptp(score[(y == 1) | (y == 0)]) == 0:  # all tied: U = n+ n- / 2 and no test
+        return 0.5, 1.0
+    u = sps.mannwhitneyu(pos, neg, alternative="two-sided")
+    return float(u.statistic / (len(pos) * len(neg))), float(u.pvalue)
+
+
+def auc(score, y) -> float:
+    """Area under the ROC curve (auc_test without the p-value)."""
+    return auc_test(score, y)[0]
 
 
 def best_threshold(x, y) -> tuple[float, float]:
@@ -281,10 +307,11 @@ def best_threshold(x, y) -> tuple[float, float]:
     return best_t, best_acc
 
 
-def l2_success(gains: pd.DataFrame) -> dict:
+def l2_success(gains: pd.DataFrame, seed: int = SEED, resamples: int = RESAMPLES) -> dict:
     """How well the L2 distance from the base predicts success, over all merges (columns l2,
     gain_base, beats_base): Spearman of L2 vs gain, logistic regression of success on log10 L2,
-    the AUC of -L2 for success, and the best L2 threshold."""
+    the AUC of -L2 for success (with the Mann-Whitney p-value of AUC = 0.5 and a stratified
+    bootstrap interval, auc_lo/auc_hi, seeded), and the best L2 threshold."""
     d = gains.dropna(subset=["l2", "gain_base", "beats_base"])
     d = d[d["l2"] > 0]
     out = {"merges": int(len(d)), "successes": int(d["beats_base"].sum()) if len(d) else 0,
@@ -301,7 +328,10 @@ def l2_success(gains: pd.DataFrame) -> dict:
         out["l2_at_half"] = float(10 ** (-fit["a"] / fit["b"]))
     else:
         out["l2_at_half"] = math.nan
-    out["auc_low_l2"] = auc(-d["l2"].to_numpy(), d["beats_base"].to_numpy()) if len(d) else math.nan
+    out["auc_low_l2"], out["auc_p"] = (auc_test(-d["l2"].to_numpy(), d["beats_base"].to_numpy())
+                                       if len(d) else (math.nan, math.nan))
+    out["auc_lo"], out["auc_hi"] = (iv.auc_bootstrap(-d["l2"].to_numpy(), d["beats_base"].to_numpy(), seed, resamples)
+                                    if len(d) else (math.nan, math.nan))
     t, acc = best_threshold(d["l2"], d["beats_base"]) if len(d) else (math.nan, math.nan)
     out["threshold_l2"], out["threshold_accuracy"] = t, acc
     return out

@@ -13,7 +13,7 @@ PKGS=(
   libgtest-dev
   nlohmann-json3-dev libyaml-cpp-dev libssl-dev
   python3 python3-venv python3-pip
-  python3-h5py python3-numpy python3-pandas python3-scipy python3-matplotlib python3-pytest python3-yaml
+  python3-h5py python3-numpy python3-pandas python3-scipy python3-statsmodels python3-matplotlib python3-pytest python3-yaml
   slurm-wlm munge
 )
 

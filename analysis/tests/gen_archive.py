@@ -143,3 +143,61 @@ def _sha(p):
 def _items(p):
     with h5py.File(p, "r") as f:
         return int(f["gold"].shape[0])
+
+
+def build_study(path, samples=3, sizes=(2, 4, 6), checkpoints=12, tasks=4, probes=2, layers=3, seed=0,
+                points=(("task_arithmetic", "lambda=0.5"), ("task_arithmetic", "lambda=1"), ("ties", "density=0.5"))):
+    """A synthetic systematic study in the documented layout (no generations): base, one single
+    per checkpoint, and `samples` merges per method point and size, each scored on `tasks` tasks
+    (acc and acc_norm) with model_stats, probes at `layers` layers, timings, and one /failures row.
+    Scores are random numbers (seeded) around .5 with a per-point trend in n: for the reader, the
+    report and their timing, not for any finding. Returns the number of configs."""
+    rng = np.random.default_rng(seed)
+    cfgs = [(1, "base", "", "", 0, 0, ""), *[(2 + k, "single", "none", "", 1, 0, str(k)) for k in range(checkpoints)]]
+    cid = 1000
+    for j, (method, params) in enumerate(points):
+        for n in sizes:
+            for s in range(samples):
+                cid += 1
+                mem = ",".join(map(str, sorted(rng.choice(checkpoints, n, replace=False))))
+                cfgs.append((cid, "merge", method, params, n, s, mem))
+    with h5py.File(path, "w", libver="latest") as f:
+        for k, v in {"format_version": 3, "mergesweep_version": "test", "spec_hash": "0" * 64,
+                     "planned_configs": len(cfgs)}.items():
+            f.attrs[k] = np.int64(v) if isinstance(v, int) else v
+        for t in TABLES:
+            _create(f, t, ORDER[t])
+        g = f.create_group("commits")
+        g.attrs["columns"] = "seq,time," + ",".join(TABLES)
+        for c in ["seq", "time"] + TABLES:
+            g.create_dataset(c, shape=(0,), maxshape=(None,), dtype="f8" if c == "time" else "i8", chunks=(512,))
+        _append(f, "failures", [{"config_id": FAILED_CONFIG, "kind": "merge", "method": "ties", "params": "density=0.5",
+                                 "n": 2, "sample": 99, "members": "0,1", "failure": "oom", "message": "out of memory",
+                                 "group": 0, "session": 0, "time": 1.7e9}])
+        for start in range(0, len(cfgs), 200):  # one commit per 200 configs, as a sweep's batches
+            _study_batch(f, cfgs[start:start + 200], rng, tasks, probes, layers)
+            _commit(f)
+    return len(cfgs)
+
+
+def _study_batch(f, cfgs, rng, tasks, probes, layers):
+    rows = {t: [] for t in ("configs", "results", "model_stats", "probes", "timings")}
+    for cid, kind, method, params, n, s, mem in cfgs:
+        rows["configs"].append({"config_id": cid, "kind": kind, "method": method, "params": params, "n": n,
+                                "sample": s, "members": mem})
+        trend = {"ties": -0.01, "task_arithmetic": 0.004}.get(method, 0.0) * n
+        for t in range(tasks):
+            acc = float(np.clip(0.5 + trend + rng.normal(0, 0.02), 0, 1))
+            for metric, v in (("acc", acc), ("acc_norm", acc - 0.01)):
+                rows["results"].append({"config_id": cid, "task": f"task{t}", "metric": metric, "value": v,
+                                        "stderr": 0.01, "n": 500})
+        rows["model_stats"].append({"config_id": cid, **{c: float(rng.gamma(2.0, 0.5)) if kind == "merge" else 0.0
+                                                         for c, _ in NUM["model_stats"][1:]}})
+        for p in range(probes):
+            for layer in range(layers):
+                rows["probes"].append({"config_id": cid, "probe": f"probe{p}", "layer": layer,
+                                       "f1_mean": float(rng.uniform(0.3, 0.9)), "f1_std": 0.0, "seeds": 1})
+        rows["timings"].append({"config_id": cid, "merge_s": 1.0, "eval_s": 2.0, "probe_s": 0.5, "total_s": 3.5,
+                                "group": 0})
+    for t, r in rows.items():
+        _append(f, t, r)

@@ -5,6 +5,7 @@ flattening of the archive). The tiny family is too small to show the studies' ef
 test checks that each row is measured correctly, not which way it comes out.
 
 The end-to-end part skips, saying why, while the engine is not built (MS_BUILD)."""
+import json
 import math
 import os
 import pathlib
@@ -15,8 +16,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from analysis import findings
+from analysis.verdict import decide
 from analysis.reader import Archive
 
 from .frames import study
@@ -36,13 +39,14 @@ def test_pipeline_rows_on_hand_computed_frames():
     # TA {1,2} = .7 above its parents .5/.6; TA {2,3} .5 and TIES {2,3} .6 within [.4, .6]; TIES {1,2} .3 below
     between = next(v for k, v in rows.items() if k.startswith("behaviour (benchmark"))
     assert "50% of 4 merges between their parents, 25% above both" in between["measured"]
-    assert between["reproduced"] == "no"  # 50% is not "most"
+    assert between["reproduced"] == "noise"  # 50% is not "most", but 4 merges cannot rule it out
+    assert "Wilson 95% [15%, 85%]" in between["measured"] and between["p_adjust"] == "Holm"
     above = next(v for k, v in rows.items() if k.startswith("merged models' probe F1"))
     # layer 0 F1 = accuracy, layer 1 F1 = 1 - accuracy: TA {1,2} (.7 > .6) and TIES {1,2} (.7 > .5)
     assert above["measured"].startswith("2 of 4 merges") and "+0.200" in above["measured"]
     assert above["reproduced"] == "yes"
     corr = next(v for k, v in rows.items() if k.startswith("behaviour and probed"))
-    assert "Spearman rho = -1.00" in corr["measured"] and corr["reproduced"] == "no"
+    assert "Spearman rho = -1.00" in corr["measured"] and corr["reproduced"] == "no"  # interval far below -0.5
     simple = next(v for k, v in rows.items() if k.startswith("simpler methods"))
     assert simple["reproduced"] == "n/a"  # no linear or slerp merges
     # one subset size: no systematic row can be tested, so none is printed
@@ -57,30 +61,117 @@ def test_method_table_on_hand_computed_frames():
     assert mt.loc["ties", "f1_last_mean"] == pytest.approx((0.7 + 0.4) / 2)  # layer 1 = 1 - acc
 
 
-def test_systematic_rows_on_synthetic_gains():
-    # TA gains rise with n and beat the best single at n = 4; TIES falls with n and is below TA.
+def _synthetic_gains(samples):
+    """TA gains rise with n and beat the best single at n >= 4 in 3 of 4 subsets; TIES falls with
+    n and is below TA; `samples` subsets per size."""
     rows = []
     for n, ta, ties in ((2, 0.00, 0.00), (4, 0.05, -0.05), (6, 0.08, -0.10), (8, 0.10, -0.20)):
-        for s in range(4):
+        for s in range(samples):
             rows.append({"method": "task_arithmetic", "n": n, "gain_base": ta + 0.001 * s, "params": "{}",
-                         "beats_base": float(ta + 0.001 * s > 0), "beats_best": float(n >= 4 and s < 2),
-                         "l2": 1.0 + s})
+                         "beats_base": float(ta + 0.001 * s > 0), "beats_best": float(n >= 4 and s % 4 < 3),
+                         "l2": 1.0 + s % 4})
             rows.append({"method": "ties", "n": n, "gain_base": ties - 0.001 * s, "params": "{}",
                          "beats_base": float(ties - 0.001 * s > 0), "beats_best": 0.0, "l2": 10.0 * n + s})
-    g = pd.DataFrame(rows)
-    out = {r["finding"][:40]: r for r in findings.systematic_findings(g)}
+    return pd.DataFrame(rows)
+
+
+def _decided(gains):
+    tab = decide(findings.systematic_findings(gains))
+    return {r["finding"][:40]: r for _, r in tab.iterrows()}
+
+
+def test_systematic_rows_on_synthetic_gains():
+    out = _decided(_synthetic_gains(20))
     con = next(v for k, v in out.items() if k.startswith("Task Arithmetic beats the best"))
-    assert con["reproduced"] == "yes" and "best 50% at n=4" in con["measured"]
+    assert con["reproduced"] == "yes" and "best 75% at n=4" in con["measured"] and con["p_adj"] < 0.05
     grow = next(v for k, v in out.items() if k.startswith("Task Arithmetic's mean gain"))
     assert grow["reproduced"] == "yes"
     ties = next(v for k, v in out.items() if k.startswith("ties:"))
-    assert ties["reproduced"] == "yes" and "below TA at 2 of 2 sizes" in ties["measured"]
+    assert ties["reproduced"] == "yes" and "below task_arithmetic at 2 of 2 sizes" in ties["measured"]
     tsv = next(v for k, v in out.items() if k.startswith("tsv_m:"))
     assert tsv["reproduced"] == "n/a"
     l2 = next(v for k, v in out.items() if k.startswith("L2 distance"))
-    # 15 TA merges beat the base (L2 1-4); 17 do not: 16 TIES (L2 >= 20) and TA n=2 s=0 (L2 1,
-    # tied with three winners): AUC = (15 * 16 + 3 * 0.5) / (15 * 17) = 0.947
-    assert l2["reproduced"] == "yes" and "AUC = 0.947 (15 of 32 merges" in l2["measured"]
+    # 79 TA merges beat the base (L2 1-4); 81 do not: 80 TIES (L2 >= 20) and TA n=2 s=0 (L2 1, tied
+    # with the 19 winners at L2 1): AUC = (79 * 80 + 19 * 0.5) / (79 * 81)
+    assert l2["reproduced"] == "yes" and f"AUC = {(79 * 80 + 9.5) / (79 * 81):.3f} (79 of 160 merges" in l2["measured"]
+    assert l2["ci_low"] >= 0.8 and not any(r["warning"] for r in out.values())
+
+
+def test_too_few_subsets_are_noise_with_a_warning():
+    out = _decided(_synthetic_gains(4))
+    con = next(v for k, v in out.items() if k.startswith("Task Arithmetic beats the best"))
+    # 3 of 4 at n = 4: above 30%, but the exact binomial p (0.08, x3 sizes) cannot tell it from noise
+    assert con["reproduced"] == "noise" and "3/4 = 75% [30%, 95%]" in con["measured"]
+    assert "only 4 subsets per size at n=4, 6, 8" in con["warning"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the issue's case: TA at lambda 0.5 and 1.0, 3 samples per size; TIES only at n = 2 and 4
+
+def _two_lambda_archive():
+    """base .5; six single checkpoints at .41 ... .46; TA lambda 0.5 beats the base once (n=2,
+    sample 0: .55) and otherwise scores .45; TA lambda 1 scores .40 - .01 n; TIES (n = 2, 4) .44.
+    One task A; one probe whose F1 equals the accuracy."""
+    cfg = [(1, "base", "", "{}", 0, 0, ())] + [(1 + k, "single", "none", "{}", 1, 0, (k,)) for k in range(1, 7)]
+    acc = {1: 0.5, **{1 + k: 0.40 + 0.01 * k for k in range(1, 7)}}
+    cid = 100
+    for method, lam, sizes in (("task_arithmetic", 0.5, (2, 4, 6)), ("task_arithmetic", 1.0, (2, 4, 6)),
+                               ("ties", 1.0, (2, 4))):
+        for n in sizes:
+            for s in range(3):
+                cid += 1
+                cfg.append((cid, "merge", method, json.dumps({"lambda": lam}), n, s,
+                            tuple((s + j) % 6 + 1 for j in range(n))))
+                acc[cid] = {0.5: 0.55 if (n, s) == (2, 0) else 0.45, 1.0: 0.40 - 0.01 * n}[lam] \
+                    if method == "task_arithmetic" else 0.44
+    configs = pd.DataFrame(cfg, columns=["id", "kind", "method", "params", "n", "sample", "members"])
+    configs["id"] = configs["id"].astype("uint64")
+    ids = pd.Series(list(acc), dtype="uint64")
+    results = pd.DataFrame({"config_id": ids, "task": "A", "metric": "acc", "value": list(acc.values())})
+    probes = pd.DataFrame({"config_id": ids, "probe": "p", "layer": 0, "f1_mean": list(acc.values()),
+                           "f1_std": 0.0, "seeds": 1})
+    return Archive(path="two-lambda", tables={"configs": configs, "results": results, "probes": probes})
+
+
+def test_each_lambda_is_its_own_point():
+    tab = findings.findings(_two_lambda_archive())
+    beats = tab[tab["finding"].str.startswith("Task Arithmetic improves over the base")].set_index("point")
+    assert set(beats.index) == {"task_arithmetic[lambda=0.5]", "task_arithmetic[lambda=1]"}
+    half, one = beats.loc["task_arithmetic[lambda=0.5]"], beats.loc["task_arithmetic[lambda=1]"]
+    assert half["measured"].startswith("1 of 9 merges beat the base (11%") and "n=2: 1/3" in half["measured"]
+    assert one["measured"].startswith("0 of 9 merges beat the base (0%")
+    # both shares' Wilson intervals end below 50%: "no", each naming its point
+    assert half["reproduced"] == one["reproduced"] == "no"
+    assert "only 3 subsets per size at n=2, 4, 6" in half["warning"]
+    grows = tab[tab["finding"].str.startswith("Task Arithmetic's mean gain")]
+    assert len(grows) == 2
+
+
+def test_untestable_is_na_with_the_reason():
+    tab = findings.findings(_two_lambda_archive())
+    ties = tab[tab["finding"].str.startswith("ties:")].iloc[0]
+    assert ties["reproduced"] == "n/a"
+    assert "no size n >= 6 shared with task_arithmetic" in ties["measured"]
+    assert ties["point"].startswith("ties")
+
+
+def test_text_names_points_intervals_and_noise():
+    text = findings.findings_text(_two_lambda_archive())
+    assert "tests: task_arithmetic[lambda=0.5]" in text and "tests: task_arithmetic[lambda=1]" in text
+    assert "verdict: not distinguishable from noise" in text  # constructive interference: 0 of 3, [0%, 56%]
+    assert "Holm-adjusted" in text and "bootstrap seed 0" in text
+    assert "warning: only 3 subsets per size" in text
+    bh = findings.findings(_two_lambda_archive(), p_adjust="bh")
+    assert set(bh["p_adjust"]) == {"Benjamini-Hochberg"}
+
+
+def test_method_table_keeps_lambdas_apart():
+    scores, _, probes = findings.study_frames(_two_lambda_archive())
+    mt = findings.method_table(scores, probes).set_index("point")
+    assert mt.loc["task_arithmetic[lambda=0.5]", "merges"] == 9
+    assert mt.loc["task_arithmetic[lambda=1]", "merges"] == 9
+    assert mt.loc["task_arithmetic[lambda=1]", "acc_mean"] == pytest.approx(0.36)
+    assert set(mt["method"]) == {"task_arithmetic", "ties"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +239,7 @@ def _engine_tables(ex):
 def test_findings_from_an_engine_made_archive(engine_archive, tmp_path):
     exe, d, ex = engine_archive
     text, tab = _run_findings(d, tmp_path)
-    assert set(tab["reproduced"]) <= {"yes", "no", "n/a"}
+    assert set(tab["reproduced"]) <= {"yes", "no", "noise", "n/a"}
     assert set(tab["study"]) == {"systematic", "pipeline"}
     assert "testable findings reproduced" in text and "Behaviour vs internals per method" in text
     assert len(tab) == 11  # 7 systematic (TA x 3, TIES, TSV-M, Iso-C, L2) + 4 pipeline
@@ -163,7 +254,8 @@ def test_findings_from_an_engine_made_archive(engine_archive, tmp_path):
     share = ta[ta["n"] >= 4].groupby("n")["beats_best"].mean()
     row = tab[tab["finding"].str.startswith("Task Arithmetic beats the best")].iloc[0]
     assert row["measured"].startswith(f"best {share.max():.0%} at n={int(share.idxmax())}")
-    assert row["reproduced"] == ("yes" if share.max() >= 0.30 else "no")
+    assert row["reproduced"] in (("yes", "noise") if share.max() >= 0.30 else ("no", "noise"))
+    assert "Wilson 95% [" in row["measured"] and row["p_adjust"] == "Holm"
 
     ties = cfg[cfg["method"] == "ties"]
     gain = (ties.groupby("n")["acc"].mean() - base)
@@ -200,7 +292,10 @@ def test_findings_l2_auc_matches_the_engine_export(engine_archive, tmp_path):
         return
     auc = ((pos[:, None] < neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
     assert f"AUC = {auc:.3f}" in row["measured"]
-    assert row["reproduced"] == ("yes" if auc >= 0.8 else "no")
+    assert row["reproduced"] in (("yes", "noise") if auc >= 0.8 else ("no", "noise"))
+    u = sps.mannwhitneyu(-pos, -neg, alternative="two-sided")
+    assert float(row["p"]) == pytest.approx(u.pvalue, abs=1e-12)
+    assert float(row["ci_low"]) <= auc <= float(row["ci_high"])
     assert not math.isnan(auc)
 
 
@@ -221,5 +316,6 @@ def test_pipeline_demo_spec_on_the_tiny_family(engine_archive, tmp_path):
     assert list(tab["study"]) == ["pipeline"] * 4
     mt = pd.read_csv(tmp_path / "f" / "p-methods.csv")
     assert set(mt["method"]) == {"linear", "slerp", "task_arithmetic", "ties", "dare_ties"}
+    assert mt["point"].nunique() == 10  # 1 + 2 + 2 + 2 + 3 method points, never pooled
     assert mt["merges"].sum() == 30  # 3 pairs x 7 method points + 3 models x 3 t
     assert {"spearman_rho", "spearman_p", "f1_above_parents"} <= set(mt.columns)

@@ -21,14 +21,30 @@ def test_report_writes_tables_figures_and_links(tmp_path):
     path = report.build_report(_archive(), str(tmp_path))
     md = open(path).read()
     assert "**8 configs committed**" in md
-    for fig in ("accuracy_vs_n", "gain_best_vs_n", "l2_vs_gain", "probe_corr_spearman_rho",
-                "probe_corr_pearson_r"):
+    for fig in ("accuracy_vs_n", "gain_best_vs_n", "share_beats_base_vs_n", "l2_vs_gain",
+                "probe_corr_spearman_rho", "probe_corr_pearson_r"):
         assert f"(figures/{fig}.png)" in md
         assert os.path.getsize(tmp_path / "figures" / f"{fig}.png") > 1000
     sysd = pd.read_csv(tmp_path / "tables" / "systematic.csv").set_index("method")
     assert sysd.loc["task_arithmetic", "share_beats_base"] == pytest.approx(0.5)
     assert sysd.loc["ties", "gain_best_mean"] == pytest.approx(-0.15)
     assert "(tables/probe_correlations.csv)" in md and "(tables/per_task.csv)" in md
+
+
+def test_report_tables_carry_intervals_seed_and_correction(tmp_path):
+    report.build_report(_archive(), str(tmp_path), seed=5, resamples=500, p_adjust="bh")
+    sysd = pd.read_csv(tmp_path / "tables" / "systematic.csv").set_index("method")
+    ta = sysd.loc["task_arithmetic"]
+    # 1 of 2 beats the base: Wilson 95% [0.095, 0.905]; gains .2 and 0: bootstrap means lie in [0, .2]
+    assert ta["share_beats_base_lo"] == pytest.approx(0.0945, abs=1e-3)
+    assert ta["share_beats_base_hi"] == pytest.approx(0.9055, abs=1e-3)
+    assert 0.0 <= ta["gain_base_lo"] <= ta["gain_base_mean"] <= ta["gain_base_hi"] <= 0.2
+    assert set(sysd["p_adjust"]) == {"Benjamini-Hochberg"}
+    assert set(sysd["bootstrap_seed"]) == {5} and set(sysd["bootstrap_resamples"]) == {500}
+    md = (tmp_path / "report.md").read_text()
+    assert "seed 5" in md and "Benjamini-Hochberg-adjusted" in md and "**Warning**" in md
+    l2 = pd.read_csv(tmp_path / "tables" / "l2_success.csv")
+    assert {"auc_p", "auc_lo", "auc_hi"} <= set(l2.columns)
 
 
 def test_report_on_an_archive_without_results(tmp_path):
