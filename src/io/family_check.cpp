@@ -1,5 +1,6 @@
 #include "mergesweep/io/family_check.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "mergesweep/core/error.hpp"
@@ -83,8 +84,8 @@ void require_mergeable(const HfModel& m, const std::string& name, const TensorEn
                     base.path() + ")" + where;
   if ((is_input_embedding(name) || is_head(name)) && !e.shape.empty() && !b.shape.empty() && e.shape[0] != b.shape[0])
     why += ": the vocabulary differs (" + std::to_string(e.shape[0]) + " rows against the base's " +
-           std::to_string(b.shape[0]) + "; added or padded tokens). Only families sharing the base's vocabulary "
-           "can be merged";
+           std::to_string(b.shape[0]) + "; added or padded tokens). Align rows by token string with tokenizer_source: base, union or a model "
+           "(merge) or vocabulary: base (sweep)";
   fail(file_of(ck, name), name, why);
 }
 
@@ -115,6 +116,9 @@ std::string FamilyMember::treatment() const {
   if (kind.rfind("lora", 0) == 0) t = "folded onto the base, " + t;
   if (ignored > 0) t += ", " + std::to_string(ignored) + " extra buffers ignored";
   if (peft_prefix_stripped) t += ", PEFT prefix 'base_model.model.' stripped";
+  if (head_from_embedding) t += ", tied head (its lm_head is its embedding)";
+  if (aligned_to_rows > 0)
+    t += ", vocabulary aligned by token to the merged " + std::to_string(aligned_to_rows) + " rows (float32)";
   return t;
 }
 
@@ -125,43 +129,121 @@ FamilyMember check_model(const HfModel& model) {
   return s;
 }
 
-FamilyReport check_family(const HfModel& base, const std::vector<const HfModel*>& checkpoints,
-                          const std::vector<std::string>& fields) {
-  FamilyReport r;
-  for (const auto& name : base.tensor_names()) {
-    require_mergeable(base, name, base.require(name), " (the base)");
-    r.tensor_names.push_back(name);
-    r.held_bytes.push_back(base.require(name).nbytes());
+namespace {
+
+const char* const kHead = "lm_head.weight";
+
+std::string embedding_name(const HfModel& m) {
+  for (const auto& n : m.tensor_names())
+    if (is_input_embedding(n)) return n;
+  return "";
+}
+
+// The tensor model `m` contributes to merged tensor `name`: a tied head is its input embedding
+// (transformers' semantics; mergekit reads it so too).
+std::string source_of(const HfModel& m, const std::string& name) {
+  if (name == kHead && m.find(kHead) == nullptr) return embedding_name(m);
+  return name;
+}
+
+std::vector<std::int64_t> shape_of(const HfModel& m, const std::string& name) {
+  const std::string src = source_of(m, name);
+  return src.empty() ? std::vector<std::int64_t>{} : m.require(src).shape;
+}
+
+bool is_vocab_tensor(const std::string& name) { return is_input_embedding(name) || is_head(name); }
+
+// The merged tensors: the base's, plus lm_head when any checkpoint has its own and the base ties.
+void plan_outputs(const HfModel& base, const std::vector<const HfModel*>& cks, FamilyReport& r) {
+  for (const auto& name : base.tensor_names()) r.tensor_names.push_back(name);
+  const bool base_tied = base.find(kHead) == nullptr && !embedding_name(base).empty();
+  bool any_head = false;
+  for (const auto* ck : cks) any_head = any_head || ck->find(kHead) != nullptr;
+  if (base_tied && any_head) {
+    r.tensor_names.push_back(kHead);
+    std::sort(r.tensor_names.begin(), r.tensor_names.end());
+    r.unties_head = true;
   }
-  r.base = summarize(base);
-  for (const auto b : r.held_bytes) r.base.merged_bytes += b;
-  for (std::size_t k = 0; k < checkpoints.size(); ++k) {
-    const HfModel& ck = *checkpoints[k];
-    const std::string where = origin(fields, k);
-    FamilyMember s = summarize(ck);
-    for (std::size_t t = 0; t < r.tensor_names.size(); ++t) {
-      const std::string& name = r.tensor_names[t];
-      const TensorEntry& b = base.require(name);
-      const TensorEntry* e = ck.find(name);
-      if (e == nullptr) refuse_presence(base, ck, name, /*missing=*/true, where);
-      require_mergeable(ck, name, *e, where);
-      if (e->shape != b.shape) refuse_shape(base, ck, name, b, *e, where);
-      if (e->dtype != b.dtype) ++s.widened;
-      s.merged_bytes += e->nbytes();
-      r.held_bytes[t] += e->nbytes();
-    }
-    for (const auto& name : ck.tensor_names()) {
-      if (base.find(name) != nullptr) continue;
-      if (!is_ignored_buffer(name)) refuse_presence(base, ck, name, /*missing=*/false, where);
+  for (const auto& name : r.tensor_names) {
+    auto shape = shape_of(base, name);
+    if (r.vocab && is_vocab_tensor(name) && !shape.empty()) shape[0] = r.vocab->rows;
+    r.shapes.push_back(shape);
+  }
+}
+
+// Bytes one model holds for a merged tensor: its stored bytes, or float32 rows once aligned.
+std::uint64_t held_by(const FamilyReport& r, std::size_t m, const HfModel& model, const std::string& name,
+                      std::size_t t) {
+  const TensorEntry& e = model.require(source_of(model, name));
+  if (!(r.vocab && is_vocab_tensor(name) && r.vocab->aligns(m))) return e.nbytes();
+  std::uint64_t n = 4;
+  for (const auto d : r.shapes[t]) n *= static_cast<std::uint64_t>(d);
+  return n;
+}
+
+void check_checkpoint(const HfModel& base, const HfModel& ck, const FamilyReport& r, std::size_t k,
+                      const std::string& where, FamilyMember& s) {
+  for (std::size_t t = 0; t < r.tensor_names.size(); ++t) {
+    const std::string& name = r.tensor_names[t];
+    const std::string src = source_of(ck, name);
+    const TensorEntry* e = src.empty() ? nullptr : ck.find(src);
+    if (e == nullptr) refuse_presence(base, ck, name, /*missing=*/true, where);
+    require_mergeable(ck, src, *e, where);
+    const TensorEntry& b = base.require(source_of(base, name));
+    const bool aligned = r.vocab && is_vocab_tensor(name);
+    const bool fits = aligned ? e->shape.size() == b.shape.size() && e->shape.size() == 2 && e->shape[1] == b.shape[1]
+                              : e->shape == b.shape;
+    if (!fits) refuse_shape(base, ck, src, b, *e, where);
+    if (e->dtype != b.dtype) ++s.widened;
+    s.merged_bytes += e->nbytes();
+    s.head_from_embedding = s.head_from_embedding || src != name;
+  }
+  if (r.vocab && r.vocab->aligns(k + 1)) s.aligned_to_rows = r.vocab->rows;
+  for (const auto& name : ck.tensor_names()) {
+    if (std::binary_search(r.tensor_names.begin(), r.tensor_names.end(), name)) continue;
+    if (is_ignored_buffer(name)) {
       ++s.ignored;
+      continue;
     }
+    refuse_presence(base, ck, name, /*missing=*/false, where);
+  }
+}
+
+}  // namespace
+
+FamilyReport check_family(const HfModel& base, const std::vector<const HfModel*>& checkpoints,
+                          const std::vector<std::string>& fields, const VocabChoice& vocab) {
+  FamilyReport r;
+  for (const auto& name : base.tensor_names()) require_mergeable(base, name, base.require(name), " (the base)");
+  r.base = summarize(base);
+  std::vector<const HfModel*> models{&base};
+  std::vector<std::int64_t> rows{r.base.vocab_rows};
+  std::vector<std::string> model_fields{"base"};
+  for (std::size_t k = 0; k < checkpoints.size(); ++k) {
+    models.push_back(checkpoints[k]);
+    rows.push_back(summarize(*checkpoints[k]).vocab_rows);
+    model_fields.push_back(k < fields.size() ? fields[k] : "");
+  }
+  bool all_embed = r.base.vocab_rows >= 0;
+  for (const auto n : rows) all_embed = all_embed && n >= 0;
+  if (all_embed) r.vocab = plan_vocabulary(vocab, models, rows, model_fields);
+  plan_outputs(base, checkpoints, r);
+  for (std::size_t t = 0; t < r.tensor_names.size(); ++t) {
+    r.held_bytes.push_back(held_by(r, 0, base, r.tensor_names[t], t));
+    r.base.merged_bytes += r.held_bytes.back();
+  }
+  for (std::size_t k = 0; k < checkpoints.size(); ++k) {
+    FamilyMember s = summarize(*checkpoints[k]);
+    check_checkpoint(base, *checkpoints[k], r, k, origin(fields, k), s);
+    for (std::size_t t = 0; t < r.tensor_names.size(); ++t)
+      r.held_bytes[t] += held_by(r, k + 1, *checkpoints[k], r.tensor_names[t], t);
     r.checkpoints.push_back(std::move(s));
   }
   return r;
 }
 
 FamilyReport check_family(const std::string& base, const std::vector<std::string>& checkpoints,
-                          const std::vector<std::string>& fields) {
+                          const std::vector<std::string>& fields, const VocabChoice& vocab) {
   const auto open = [](const std::string& p, const std::string& field) {
     if (!path_exists(p)) fail(p, field, "no such model folder");
     if (!is_directory(p)) fail(p, field, "is a file, not a model folder (config.json and model.safetensors)");
@@ -174,7 +256,7 @@ FamilyReport check_family(const std::string& base, const std::vector<std::string
     held.push_back(open(checkpoints[k], k < fields.size() ? fields[k] : ""));
   std::vector<const HfModel*> ptrs;
   for (const auto& m : held) ptrs.push_back(&m);
-  return check_family(b, ptrs, fields);
+  return check_family(b, ptrs, fields, vocab);
 }
 
 std::string describe_family(const FamilyReport& r) {

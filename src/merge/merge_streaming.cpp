@@ -14,6 +14,8 @@
 #include "mergesweep/core/version.hpp"
 #include "mergesweep/io/aten_dtype.hpp"
 #include "mergesweep/io/family_check.hpp"
+#include "mergesweep/io/family_tensors.hpp"
+#include "mergesweep/io/fs_util.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/io/integrity.hpp"
 #include "kernels.hpp"
@@ -21,27 +23,24 @@
 namespace ms::merge {
 namespace {
 
-// θ₀ and τᵢ straight from the mmapped files, upcast to float32 on demand.
+// θ₀ and τᵢ straight from the mmapped files (through io::FamilyTensors: tied heads, vocabularies
+// aligned by token), upcast to float32 on demand.
 class FileSource final : public TaskVectorSource {
  public:
-  FileSource(const io::HfModel& base, const std::vector<io::HfModel>& members)
-      : base_(base), members_(members), names_(base.tensor_names()) {}
+  FileSource(const io::FamilyTensors& family, const std::vector<std::string>& names)
+      : family_(family), names_(names) {}
   const std::vector<std::string>& tensor_names() const override { return names_; }
-  at::Tensor base(const std::string& name) override { return kernels::to_float32(base_.tensor(name)); }
+  at::Tensor base(const std::string& name) override { return kernels::to_float32(family_.tensor(0, name)); }
   at::Tensor tau(std::size_t m, const std::string& name) override {
-    return kernels::to_float32(members_[m].tensor(name)).sub_(base(name));
+    return kernels::to_float32(family_.tensor(m + 1, name)).sub_(base(name));
   }
   // Drops the mapped pages of a finished tensor from this process (they stay in the page cache),
   // so peak RSS follows the tensors in flight, not every byte read so far.
-  void release(const std::string& name) {
-    base_.shard_of(name).release(base_.require(name));
-    for (const auto& m : members_) m.shard_of(name).release(m.require(name));
-  }
+  void release(const std::string& name) { family_.release(name); }
 
  private:
-  const io::HfModel& base_;
-  const std::vector<io::HfModel>& members_;
-  std::vector<std::string> names_;
+  const io::FamilyTensors& family_;
+  const std::vector<std::string>& names_;
 };
 
 const char* torch_dtype_name(io::DType d) {
@@ -62,20 +61,19 @@ namespace {
 // What one tensor's merge needs besides the tensor: the inputs, the request and its statistics.
 struct TensorMergeContext {
   const StreamingJob& job;
-  const io::HfModel& base;
-  const std::vector<io::HfModel>& members;
+  const io::FamilyTensors& family;  // model 0 the base, m + 1 member m
   const GlobalStats& stats;
   const std::string& describe;
 };
 
 // Names the input that carries a NaN/Inf when there is one, else blames the merge.
 [[noreturn]] void fail_non_finite(const TensorMergeContext& c, const std::string& name, const std::string& what) {
-  const auto scan = [&](const io::HfModel& model, const char* msg) {
-    const io::TensorEntry& e = model.require(name);
-    if (io::count_non_finite(e.dtype, model.shard_of(name).data(e), e.nbytes()) > 0) fail(model.path(), "'" + name + "'", msg);
-  };
-  scan(c.base, "has NaN or Inf values");
-  for (const auto& m : c.members) scan(m, "has NaN or Inf values, so the merge would too");
+  for (std::size_t m = 0; m < c.family.num_models(); ++m) {
+    if (c.family.tensor(m, name).isfinite().all().item<bool>()) continue;
+    const std::string path = m == 0 ? c.job.base_path : c.job.member_paths[m - 1];
+    fail(path, "'" + c.family.source_name(m, name) + "'",
+         m == 0 ? "has NaN or Inf values" : "has NaN or Inf values, so the merge would too");
+  }
   fail(c.job.out_dir, "'" + name + "'", what + " (" + c.describe + ")");
 }
 
@@ -83,19 +81,17 @@ struct TensorMergeContext {
 // Returns the squared change from the base.
 double merge_task_arithmetic(const TensorMergeContext& c, const io::TensorSpec& spec, at::Tensor& out) {
   const MergeRequest& r = c.job.request;
-  const io::TensorEntry& entry = c.base.require(spec.name);
-  // Each member at its own stored dtype (io::check_family accepted only float dtypes, same shapes).
-  const auto span_of = [&](const io::HfModel& m) {
-    const io::TensorEntry& e = m.require(spec.name);
-    return kernels::StoredSpan{m.shard_of(spec.name).data(e), *io::to_scalar_type(e.dtype)};
-  };
+  // Each input at its own stored dtype (io::check_family accepted only float dtypes; aligned
+  // vocabulary rows are float32); `held` keeps formed tensors alive through the pass.
+  std::vector<at::Tensor> held;
+  for (std::size_t m = 0; m < c.family.num_models(); ++m) held.push_back(c.family.tensor(m, spec.name).contiguous());
+  const auto span_of = [&](std::size_t m) { return kernels::StoredSpan{held[m].data_ptr(), held[m].scalar_type()}; };
   std::vector<kernels::StoredSpan> inputs;
-  for (const auto& m : c.members) inputs.push_back(span_of(m));
+  for (std::size_t m = 1; m < held.size(); ++m) inputs.push_back(span_of(m));
   std::vector<double> w;
   for (const auto& mem : r.members) w.push_back(mem.weight);
-  const auto st = kernels::task_arithmetic_stream(out.data_ptr(), out.scalar_type(), span_of(c.base), inputs,
-                                                  entry.numel(), w, r.params.flag("normalize"),
-                                                  r.params.number("lambda"));
+  const auto st = kernels::task_arithmetic_stream(out.data_ptr(), out.scalar_type(), span_of(0), inputs, out.numel(), w,
+                                                  r.params.flag("normalize"), r.params.number("lambda"));
   if (st.non_finite > 0)
     fail_non_finite(c, spec.name, std::to_string(st.non_finite) + " merged values are NaN or Inf");
   return st.sq_change;
@@ -106,20 +102,21 @@ double merge_task_arithmetic(const TensorMergeContext& c, const io::TensorSpec& 
 // small whatever the tensor size; the others are merged whole. DARE masks depend on the element
 // index, so blocks give the same masks as whole tensors. Returns the squared change from the base.
 double merge_in_blocks(const TensorMergeContext& c, const io::TensorSpec& spec, at::Tensor& out) {
-  const io::TensorEntry& entry = c.base.require(spec.name);
-  const std::int64_t rows = entry.shape.empty() ? 1 : entry.shape[0];
-  const std::int64_t row_elems = rows > 0 ? entry.numel() / rows : 0;
+  const std::vector<std::int64_t>& shape = spec.shape;
+  const std::int64_t rows = shape.empty() ? 1 : shape[0];
+  const std::int64_t row_elems = rows > 0 ? out.numel() / rows : 0;
   const bool elementwise =
-      tensor_pass(c.job.request, spec.name, static_cast<std::int64_t>(entry.shape.size())) == TensorPass::RowBlocks;
-  const std::int64_t block = elementwise && !entry.shape.empty() && row_elems > 0 ? rows_per_block(row_elems)
-                                                                                  : std::max<std::int64_t>(rows, 1);
+      tensor_pass(c.job.request, spec.name, static_cast<std::int64_t>(shape.size())) == TensorPass::RowBlocks;
+  const std::int64_t block = elementwise && !shape.empty() && row_elems > 0 ? rows_per_block(row_elems)
+                                                                            : std::max<std::int64_t>(rows, 1);
   double sq = 0;
   for (std::int64_t r0 = 0; r0 < rows || (rows == 0 && r0 == 0); r0 += block) {
     const std::int64_t len = std::min(block, rows - r0);
-    auto part = [&](const at::Tensor& t) { return entry.shape.empty() || len == rows ? t : t.narrow(0, r0, len); };
-    const at::Tensor b = kernels::to_float32(part(c.base.tensor(spec.name))).to(c.job.device);
+    auto part = [&](const at::Tensor& t) { return shape.empty() || len == rows ? t : t.narrow(0, r0, len); };
+    const at::Tensor b = kernels::to_float32(part(c.family.tensor(0, spec.name))).to(c.job.device);
     std::vector<at::Tensor> tau;
-    for (const auto& m : c.members) tau.push_back(kernels::to_float32(part(m.tensor(spec.name))).to(c.job.device).sub_(b));
+    for (std::size_t m = 1; m < c.family.num_models(); ++m)
+      tau.push_back(kernels::to_float32(part(c.family.tensor(m, spec.name))).to(c.job.device).sub_(b));
     const at::Tensor merged = merge_tensor(c.job.request, c.stats, spec.name, b, tau, r0 * row_elems, c.job.dare_mask);
     if (!merged.isfinite().all().item<bool>()) fail_non_finite(c, spec.name, "the merged tensor has NaN or Inf values");
     sq += (merged - b).pow(2).sum(at::kDouble).item<double>();  // double accumulation, no double copy
@@ -131,13 +128,32 @@ double merge_in_blocks(const TensorMergeContext& c, const io::TensorSpec& spec, 
 
 // config.json from the base (torch_dtype following the output dtype), the base's other files,
 // and mergesweep_merge.json recording how the merge was made.
-void write_metadata(io::HfModelWriter& writer, const StreamingJob& job, const io::HfModel& base,
-                    std::optional<io::DType> forced, const std::string& describe, double l2_from_base) {
+// The merged vocabulary's tokenizer (the base's, a model's, or the union written out) and
+// config.json's vocab_size; a head untied by a checkpoint's own lm_head says so in the config.
+void write_vocabulary(io::HfModelWriter& writer, const io::FamilyReport& family, const io::HfModel& base,
+                      nlohmann::ordered_json& cfg) {
+  if (family.unties_head) cfg["tie_word_embeddings"] = false;
+  if (!family.vocab) {
+    writer.copy_passthrough_files(base.path());
+    return;
+  }
+  const io::VocabPlan& v = *family.vocab;
+  cfg["vocab_size"] = v.rows;
+  writer.copy_passthrough_files(v.tokenizer_dir);
+  bool appended = false;
+  for (const bool a : v.appended) appended = appended || a;
+  if (appended)
+    writer.add_text_file("tokenizer.json", io::union_tokenizer_json(v, io::read_text_file(v.tokenizer_dir + "/tokenizer.json")));
+}
+
+void write_metadata(io::HfModelWriter& writer, const StreamingJob& job, const io::FamilyReport& family,
+                    const io::HfModel& base, std::optional<io::DType> forced, const std::string& describe,
+                    double l2_from_base) {
   const MergeRequest& r = job.request;
   nlohmann::ordered_json cfg = nlohmann::ordered_json::parse(base.config()->text);
   if (forced) cfg["torch_dtype"] = torch_dtype_name(*forced);
+  write_vocabulary(writer, family, base, cfg);
   writer.set_config_text(cfg.dump(2) + "\n");
-  writer.copy_passthrough_files(base.path());
   nlohmann::ordered_json record;
   record["mergesweep_version"] = kVersion;
   record["git_revision"] = kGitRevision;
@@ -166,46 +182,48 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
   std::vector<io::HfModel> members;
   for (const auto& p : job.member_paths) members.push_back(io::HfModel::open(p));
   std::vector<const io::HfModel*> ptrs;
+  for (const auto& m : members) ptrs.push_back(&m);
   std::vector<std::string> fields;
-  for (std::size_t i = 0; i < members.size(); ++i) {
-    ptrs.push_back(&members[i]);
-    fields.push_back("models[" + std::to_string(i) + "].model");
-  }
-  io::check_family(base, ptrs, fields);  // the one compatibility check; mixed float dtypes are widened
+  for (std::size_t i = 0; i < members.size(); ++i) fields.push_back("models[" + std::to_string(i) + "].model");
+  // The one compatibility check: mixed float dtypes widened, tied heads, vocabularies aligned.
+  const io::FamilyReport family = io::check_family(base, ptrs, fields, job.vocab);
+  const io::FamilyTensors inputs(family, base, ptrs);
 
-  FileSource src(base, members);
+  FileSource src(inputs, family.tensor_names);
   LocalReducer reducer;
   const GlobalStats stats = compute_global_stats(r, src, reducer);
 
   std::optional<io::DType> forced;
   if (!job.out_dtype.empty()) forced = parse_output_dtype(job.out_dtype, job.source_file);
   std::vector<io::TensorSpec> specs;
-  for (const auto& name : src.tensor_names()) {
-    const auto& e = base.require(name);
-    specs.push_back({name, forced ? *forced : e.dtype, e.shape});
+  for (std::size_t t = 0; t < family.tensor_names.size(); ++t) {
+    const std::string& name = family.tensor_names[t];
+    specs.push_back({name, forced ? *forced : base.require(inputs.source_name(0, name)).dtype, family.shapes[t]});
   }
   const std::string describe = r.describe();
   io::HfModelWriter writer(job.out_dir, specs, job.max_shard_bytes,
                            {{"format", "pt"}, {"mergesweep_merge", describe}});
 
-  const TensorMergeContext ctx{job, base, members, stats, describe};
+  const TensorMergeContext ctx{job, inputs, stats, describe};
   StreamingReport rep;
   double l2_sq = 0;
   for (const auto& spec : specs) {
-    const io::TensorEntry& entry = base.require(spec.name);
-    at::Tensor out = at::empty(entry.shape, at::TensorOptions().dtype(*io::to_scalar_type(spec.dtype)));
+    at::Tensor out = at::empty(spec.shape, at::TensorOptions().dtype(*io::to_scalar_type(spec.dtype)));
     // The fused single-pass kernel reads host memory; other devices take the generic path.
     l2_sq += r.method->id == MethodId::TaskArithmetic && job.device.is_cpu()
                  ? merge_task_arithmetic(ctx, spec, out)
                  : merge_in_blocks(ctx, spec, out);
-    rep.bytes_read += entry.nbytes() * (1 + members.size());
+    for (std::size_t m = 0; m < inputs.num_models(); ++m) {
+      const io::HfModel& model = m == 0 ? base : members[m - 1];
+      rep.bytes_read += model.require(inputs.source_name(m, spec.name)).nbytes();
+    }
     writer.write(spec.name, out);
     rep.bytes_written += spec.nbytes();
     ++rep.tensors;
     src.release(spec.name);
     if (progress) progress(rep.tensors, specs.size());
   }
-  write_metadata(writer, job, base, forced, describe, std::sqrt(l2_sq));
+  write_metadata(writer, job, family, base, forced, describe, std::sqrt(l2_sq));
   writer.commit();
   rep.l2_from_base = std::sqrt(l2_sq);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -21,14 +21,15 @@ struct Defaults {
 void parse_header(const io::YamlFields& y, const YAML::Node& doc, StreamingJob& job) {
   y.check_keys(doc, "",
                {"merge_method", "base_model", "models", "parameters", "dtype", "out_dtype", "tokenizer_source",
-                "int8_mask"});
+                "tokenizer", "int8_mask"});
+  if (doc["tokenizer"])  // mergekit's tokens: overrides and pad_to_multiple_of
+    y.fail(doc["tokenizer"], "tokenizer",
+           "mergekit's tokenizer block (tokens, pad_to_multiple_of) is not supported; tokenizer_source: base, union "
+           "or a model path is");
   if (!doc["merge_method"]) y.fail(doc, "merge_method", "missing (the name of a merge method)");
   job.source_file = y.file();
   job.request.method = &require_method(y.scalar(doc["merge_method"], "merge_method", kNoGradients), y.file());
-  if (doc["tokenizer_source"]) {
-    const std::string ts = y.scalar(doc["tokenizer_source"], "tokenizer_source");
-    if (ts != "base") y.fail(doc["tokenizer_source"], "tokenizer_source", "'base' (the only one supported)", "'" + ts + "'");
-  }
+
   if (doc["out_dtype"]) job.out_dtype = y.scalar(doc["out_dtype"], "out_dtype");
   else if (doc["dtype"]) job.out_dtype = y.scalar(doc["dtype"], "dtype");
   if (!job.out_dtype.empty()) parse_output_dtype(job.out_dtype, y.file());
@@ -88,6 +89,24 @@ Member parse_model(const io::YamlFields& y, const YAML::Node& entry, const std::
   return m;
 }
 
+// mergekit's tokenizer_source: base, union, or the path of one of the merge's models
+// (io/vocabulary.hpp). Unset, vocabularies that differ are refused, as mergekit refuses them.
+void parse_tokenizer_source(const io::YamlFields& y, const YAML::Node& n, const std::string& base, StreamingJob& job) {
+  const std::string ts = y.scalar(n, "tokenizer_source");
+  if (ts == "base") job.vocab.source = io::VocabSource::Base;
+  else if (ts == "union") job.vocab.source = io::VocabSource::Union;
+  else {
+    job.vocab.source = io::VocabSource::Model;
+    if (ts == base) return;  // model 0
+    for (std::size_t i = 0; i < job.member_paths.size(); ++i)
+      if (job.member_paths[i] == ts) {
+        job.vocab.model = i + 1;
+        return;
+      }
+    y.fail(n, "tokenizer_source", "base, union or the path of one of the models", "'" + ts + "'");
+  }
+}
+
 void parse_models(const io::YamlFields& y, const YAML::Node& doc, const Defaults& d, StreamingJob& job) {
   const MethodInfo& method = *job.request.method;
   std::string base;
@@ -99,7 +118,9 @@ void parse_models(const io::YamlFields& y, const YAML::Node& doc, const Defaults
   for (std::size_t i = 0; i < models.size(); ++i) {
     Member m = parse_model(y, models[i], "models[" + std::to_string(i) + "]", method, d);
     m.index = static_cast<int>(i);
-    if (!base.empty() && m.name == base) continue;  // the base listed among the models is the anchor, not a member
+    // The base listed among the models: for a method built on task vectors it is the anchor, not
+    // a member (mergekit skips it); linear averages every listed model, the base with its weight.
+    if (!base.empty() && m.name == base && method.needs_base) continue;
     job.member_paths.push_back(m.name);
     job.member_fields.push_back("models[" + std::to_string(i) + "].model: " +
                                 io::YamlFields::line_prefix(models[i]["model"]));
@@ -111,6 +132,8 @@ void parse_models(const io::YamlFields& y, const YAML::Node& doc, const Defaults
     base = job.member_paths.front();  // linear without a base: the first model anchors the task vectors
   }
   job.base_path = base;
+  job.vocab.base_in_merge = doc["base_model"].IsDefined();
+  if (doc["tokenizer_source"]) parse_tokenizer_source(y, doc["tokenizer_source"], base, job);
 }
 
 }  // namespace

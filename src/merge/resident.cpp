@@ -9,6 +9,7 @@
 #include "kernels.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/io/family_check.hpp"
+#include "mergesweep/io/family_tensors.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/registry.hpp"
 
@@ -111,12 +112,13 @@ ResidentModels::ResidentModels(const std::string& base_path, const std::vector<s
   for (const auto& ck : cks) ptrs.push_back(&ck);
   // The one compatibility check: each checkpoint is then held in its own stored dtype, and every
   // merge path widens each tensor from that dtype (kernels::StoredSpan, task_vector).
-  const io::FamilyReport family = io::check_family(base, ptrs);
+  const io::FamilyReport family = io::check_family(base, ptrs, {}, options.vocab);
+  const io::FamilyTensors inputs(family, base, ptrs);  // tied heads, vocabularies aligned by token
   m.names = names.empty() ? family.tensor_names : std::move(names);
-  for (const auto& name : m.names) m.base[name] = held(base.tensor(name), options.device);
-  for (const auto& ck : cks) {
+  for (const auto& name : m.names) m.base[name] = held(inputs.tensor(0, name), options.device);
+  for (std::size_t k = 0; k < cks.size(); ++k) {
     auto& held_models = m.models.emplace_back();
-    for (const auto& name : m.names) held_models[name] = held(ck.tensor(name), options.device);
+    for (const auto& name : m.names) held_models[name] = held(inputs.tensor(k + 1, name), options.device);
   }
   if (m.float32_tau()) {  // the older layout: τ formed once at load, θ₀ widened
     for (auto& ck : m.models)

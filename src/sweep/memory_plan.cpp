@@ -130,7 +130,7 @@ ModelShape read_model_shape(const SweepSpec& spec) {
   if (!base.config()) fail(base_path, "config.json", "is missing (the memory plan needs the model's shape)");
   ModelShape m;
   // Each checkpoint's real bytes per tensor, in the dtype it is stored and held in.
-  io::FamilyReport family = io::check_family(base_path, spec.checkpoints);
+  io::FamilyReport family = io::check_family(base_path, spec.checkpoints, {}, spec.vocab_choice());
   m.names = std::move(family.tensor_names);
   m.held_bytes = std::move(family.held_bytes);
   for (const auto& n : m.names) {

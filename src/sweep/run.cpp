@@ -344,7 +344,7 @@ int print_plan(const RunOptions& opts) {
   std::printf("sweep '%s': %zu checkpoints, sizes", spec.name.c_str(), spec.checkpoints.size());
   for (int n : spec.sizes) std::printf(" %d", n);
   std::printf(", %d samples per size, seed %llu\n", spec.samples, static_cast<unsigned long long>(spec.seed));
-  std::printf("%s", io::describe_family(io::check_family(spec.base, spec.checkpoints)).c_str());
+  std::printf("%s", io::describe_family(io::check_family(spec.base, spec.checkpoints, {}, spec.vocab_choice())).c_str());
   std::map<std::string, std::map<int, int>> counts;
   for (std::size_t i = plan.num_baselines; i < plan.configs.size(); ++i) {
     const auto& c = plan.configs[i];

@@ -237,7 +237,7 @@ void parse_device_and_memory(const Ctx& c, const YAML::Node& sc, Schedule& out) 
 SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
   const Ctx c(path);
   const YAML::Node doc = c.load_mapping(text, "a sweep spec (a YAML mapping, see docs/formats.md, 'Sweep spec')");
-  c.check_keys(doc, "", {"name", "base", "checkpoints", "subsets", "methods", "eval", "output", "schedule"});
+  c.check_keys(doc, "", {"name", "base", "checkpoints", "subsets", "methods", "eval", "output", "schedule", "vocabulary"});
   SweepSpec s;
   s.path = path;
   s.text = text;
@@ -247,6 +247,12 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
   s.name = doc["name"] ? c.scalar(doc["name"], "name") : fs::path(path).stem().string();
   s.base = model_path(c, doc["base"], "base", dir, c.scalar(doc["base"], "base"), expand);
   s.checkpoints = paths(c, doc["checkpoints"], "checkpoints", dir, expand, /*models=*/true);
+  if (doc["vocabulary"]) {
+    s.vocabulary = c.scalar(doc["vocabulary"], "vocabulary");
+    if (s.vocabulary != "base" && s.vocabulary != "exact")
+      c.fail(doc["vocabulary"], "vocabulary", "must be base (align rows to the base's tokens) or exact, got '" +
+                                                  s.vocabulary + "'");
+  }
   if (expand)  // LoRA adapters (and mergekit's model+lora) become folded checkpoints of the base
     for (std::size_t i = 0; i < s.checkpoints.size(); ++i)
       s.checkpoints[i] =
@@ -284,13 +290,29 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
 // The family must pass io::check_family (the one compatibility check) before any work: a
 // mismatch is refused naming the checkpoint's file, the tensor, both shapes or dtypes and the
 // spec field it came from.
+}  // namespace
+
+io::VocabChoice SweepSpec::vocab_choice() const {
+  io::VocabChoice c;
+  c.source = vocabulary == "exact" ? io::VocabSource::Refuse : io::VocabSource::Base;
+  c.keep_base_rows = true;
+  return c;
+}
+
+namespace {
+
 void check_models(const SweepSpec& s) {
   std::vector<std::string> fields;
   for (std::size_t k = 0; k < s.checkpoints.size(); ++k) fields.push_back("checkpoints[" + std::to_string(k) + "]");
   try {
     if (!io::is_directory(s.base) || !io::HfModel::open(s.base).config())
       fail(s.path, "base", "'" + s.base + "' is not a model folder with config.json");
-    io::check_family(s.base, s.checkpoints, fields);
+    const io::FamilyReport family = io::check_family(s.base, s.checkpoints, fields, s.vocab_choice());
+    if (family.unties_head)  // the sweep evaluates merged tensors in the base's architecture
+      fail(s.path, "checkpoints",
+           "the base ties its head to the input embedding and a checkpoint has its own lm_head: the merged model "
+           "would be untied, which the sweep's evaluation in the base's architecture does not hold; merge such a "
+           "family with `mergesweep merge` (it writes an untied model)");
   } catch (const Error& e) {
     if (e.file() == s.path) throw;
     fail(s.path, "", e.what());  // the spec first: the user edits the spec or the family

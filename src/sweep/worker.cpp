@@ -372,6 +372,7 @@ Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl
   for (std::size_t i = 0; i < w.names.size(); ++i)
     if (w.owner[i] == group.rank()) w.mine.push_back(w.names[i]);
   merge::ResidentOptions ro;
+  ro.vocab = spec.vocab_choice();
   ro.device = model::resolve_device(spec.schedule.device, model::local_rank_from_env(), spec.path, "schedule.device");
   // Refuse before loading anything when the group's shards will not fit this rank's memory.
   require_fit(plan_memory(spec, read_model_shape(spec), group.size(), ro.device, model::local_size_from_env()), spec);

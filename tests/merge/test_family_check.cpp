@@ -80,10 +80,9 @@ TEST_F(FamilyCheck, RefusesAnAddedVocabularyWithBothShapes) {
 }
 
 TEST_F(FamilyCheck, RefusesAMissingOrExtraTensorByName) {
-  std::string e = refusal([](auto& t) { t.erase("lm_head.weight"); });
-  EXPECT_NE(e.find("lm_head.weight: tensor of the base"), std::string::npos) << e;
-  EXPECT_NE(e.find("F32 [32, 8]"), std::string::npos) << e;
-  EXPECT_NE(e.find("ties its head"), std::string::npos) << e;
+  std::string e = refusal([](auto& t) { t.erase("model.norm.weight"); });
+  EXPECT_NE(e.find("model.norm.weight: tensor of the base"), std::string::npos) << e;
+  EXPECT_NE(e.find("F32 [8]"), std::string::npos) << e;
   e = refusal([](auto& t) { t["model.extra.weight"] = at::ones({2}); });
   EXPECT_NE(e.find("model.extra.weight: tensor (F32 [2]) is not in the base"), std::string::npos) << e;
 }
@@ -96,6 +95,23 @@ TEST_F(FamilyCheck, RefusesADtypeNoKernelReads) {
 TEST_F(FamilyCheck, RefusesAPathThatDoesNotExist) {
   const std::string e = test::error_of([&] { check_family(dir_ / "base", {dir_ / "nope"}, {"checkpoints[0]"}); });
   EXPECT_NE(e.find("nope: checkpoints[0]: no such model folder"), std::string::npos) << e;
+}
+
+// transformers' semantics: a tied model's head is its input embedding.
+TEST_F(FamilyCheck, ATiedCheckpointContributesItsEmbeddingAsItsHead) {
+  auto t = base_tensors();
+  t.erase("lm_head.weight");
+  write_model(dir_ / "tied", t);
+  const FamilyReport r = check_family(dir_ / "base", {dir_ / "tied"});
+  EXPECT_TRUE(r.checkpoints[0].tied_head);
+  EXPECT_TRUE(r.checkpoints[0].head_from_embedding);
+  EXPECT_FALSE(r.unties_head);
+  EXPECT_NE(r.checkpoints[0].treatment().find("tied head"), std::string::npos);
+  // The reverse (a tied base, a checkpoint with its own head): the merge gains an lm_head.
+  write_model(dir_ / "tied-base", t);
+  const FamilyReport u = check_family(dir_ / "tied-base", {dir_ / "base"});
+  EXPECT_TRUE(u.unties_head);
+  EXPECT_EQ(u.tensor_names, (std::vector<std::string>{"lm_head.weight", "model.embed_tokens.weight", "model.norm.weight"}));
 }
 
 TEST_F(FamilyCheck, StripsPeftsPrefixWhenEveryTensorCarriesIt) {

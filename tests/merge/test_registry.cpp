@@ -131,10 +131,20 @@ TEST(MergekitConfig, RefusesWhatItDoesNotSupportNamingTheKey) {
               parse_mergekit_config("merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 1, x: 2}\n", "c.yaml");
             }).find("models[0].parameters.x"),
             std::string::npos);
+  // tokenizer_source names base, union or one of the merge's models; mergekit's tokenizer block is refused.
   EXPECT_NE(error_of([] {
-              parse_mergekit_config("merge_method: linear\nmodels: [{model: a}]\ntokenizer_source: union\n", "c.yaml");
-            }).find("tokenizer_source"),
+              parse_mergekit_config("merge_method: linear\nmodels: [{model: a}]\ntokenizer_source: b\n", "c.yaml");
+            }).find("tokenizer_source: line 3: expected base, union or the path of one of the models"),
             std::string::npos);
+  EXPECT_NE(error_of([] {
+              parse_mergekit_config("merge_method: linear\nmodels: [{model: a}]\ntokenizer: {source: union}\n", "c.yaml");
+            }).find("tokenizer: line 3: mergekit's tokenizer block"),
+            std::string::npos);
+  const StreamingJob job = parse_mergekit_config(
+      "merge_method: task_arithmetic\nbase_model: b\nmodels: [{model: a}, {model: c}]\ntokenizer_source: c\n", "c.yaml");
+  EXPECT_EQ(job.vocab.source, io::VocabSource::Model);
+  EXPECT_EQ(job.vocab.model, 2u);  // 0 the base, 1 + k member k
+  EXPECT_TRUE(job.vocab.base_in_merge);
 }
 
 }  // namespace

@@ -6,8 +6,12 @@
 //  - a tensor of the base missing from a checkpoint, or a checkpoint tensor the base lacks, is
 //    refused by name (known extra buffers such as rotary_emb.inv_freq are ignored; PEFT's
 //    "base_model.model." prefix on every name is stripped when the folder is opened);
-//  - a shape that differs is refused with both shapes (for embeddings and heads with both
-//    vocabulary sizes);
+//  - a shape that differs is refused with both shapes; embeddings and heads of another vocabulary
+//    are aligned by token string when a VocabChoice says how (vocabulary.hpp), else refused
+//    naming both vocabularies;
+//  - a tied head (no lm_head) where the merge has one contributes its input embedding, and a
+//    checkpoint's own head where the base ties makes the merged model untied (transformers'
+//    semantics, as mergekit);
 //  - a float dtype that differs from the base's (bf16 fine-tune over an f32 base, per-tensor
 //    mixtures) is accepted and marked Widened: every merge path forms τ = f32(θᵢ) − f32(θ₀) from
 //    each tensor's own stored dtype, which is exact, so the merge is bitwise that of the same
@@ -17,10 +21,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "mergesweep/io/dtype.hpp"
+#include "mergesweep/io/vocabulary.hpp"
 
 namespace ms::io {
 
@@ -38,13 +44,20 @@ struct FamilyMember {
   std::size_t widened = 0;             // merged tensors whose dtype differs from the base's
   std::size_t ignored = 0;             // known extra buffers, ignored
   bool peft_prefix_stripped = false;   // names stored as "base_model.model.<name>" (HfModel strips it)
+  bool head_from_embedding = false;    // tied, where the merge has an lm_head: its embedding is used
+  std::int64_t aligned_to_rows = 0;    // >0: embedding/head rows aligned by token to this many (vocabulary.hpp)
   std::string treatment() const;       // "as stored", "widened (N tensors)", ...
 };
 
 struct FamilyReport {
   FamilyMember base;
   std::vector<FamilyMember> checkpoints;
-  std::vector<std::string> tensor_names;  // the tensors every merge reads and writes (the base's)
+  // The tensors every merge writes: the base's, plus lm_head when a checkpoint has its own head
+  // where the base ties it (the merged model is then untied).
+  std::vector<std::string> tensor_names;
+  std::vector<std::vector<std::int64_t>> shapes;  // of each merged tensor (rows: the merged vocabulary)
+  bool unties_head = false;
+  std::shared_ptr<const VocabPlan> vocab;  // null: every model has the base's vocabulary and rows
   // Per tensor (tensor_names' order): bytes the base and every checkpoint hold for it, each in
   // its own stored dtype (what a resident sweep keeps).
   std::vector<std::uint64_t> held_bytes;
@@ -53,11 +66,12 @@ struct FamilyReport {
 // Checks a family; throws ms::Error naming the file, the tensor, what was expected and what was
 // found. `fields` (optional, one per checkpoint) name where each checkpoint came from, e.g.
 // "checkpoints[3]" or "models[1].model", so a refusal can point at the spec.
+// `vocab`: how to merge vocabularies that differ (default: refuse, naming both).
 FamilyReport check_family(const HfModel& base, const std::vector<const HfModel*>& checkpoints,
-                          const std::vector<std::string>& fields = {});
+                          const std::vector<std::string>& fields = {}, const VocabChoice& vocab = {});
 // Opens the folders first (a path that does not exist is refused as such).
 FamilyReport check_family(const std::string& base, const std::vector<std::string>& checkpoints,
-                          const std::vector<std::string>& fields = {});
+                          const std::vector<std::string>& fields = {}, const VocabChoice& vocab = {});
 // One model alone (eval, inspect): every tensor in a float dtype the kernels read.
 FamilyMember check_model(const HfModel& model);
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "mergesweep/io/dtype.hpp"
+#include "mergesweep/io/vocabulary.hpp"
 #include "mergesweep/merge/merge.hpp"
 
 namespace ms::merge {
@@ -26,6 +27,8 @@ struct StreamingJob {
   // line 4"), so a path that does not resolve is refused pointing at its line.
   std::string base_field;
   std::vector<std::string> member_fields;
+  // How vocabularies that differ are merged (mergekit's tokenizer_source; default: refused).
+  io::VocabChoice vocab;
   const DareMaskFn* dare_mask = nullptr;  // tests only
   // Where tensors are merged: each tensor (block) is read on the CPU, moved there, merged, and
   // moved back to be written. The CPU runs the fused task-arithmetic pass; other devices the

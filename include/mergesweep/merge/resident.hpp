@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "mergesweep/io/vocabulary.hpp"
 #include "mergesweep/merge/merge.hpp"
 
 namespace at { class Tensor; }
@@ -33,6 +34,8 @@ struct ResidentOptions {
   // Task arithmetic and per-tensor TIES on CPU tensors run fused raw-pointer kernels. Off, they
   // take the device-generic path a GPU runs (tests compare the two on the CPU).
   bool cpu_fast_paths = true;
+  // Checkpoints of another vocabulary: the sweep aligns them to the base's (io/vocabulary.hpp).
+  io::VocabChoice vocab;
 };
 
 // Receives each merged tensor (float32, on the resident device) once; the tensor may be a view

@@ -4,6 +4,8 @@
 // missing files, checkpoints whose tensors differ from the base.
 #pragma once
 
+#include "mergesweep/io/vocabulary.hpp"
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -60,6 +62,11 @@ struct SweepSpec {
   EvalSpec eval;
   std::string output;
   Schedule schedule;
+  // Checkpoints whose vocabulary differs from the base's: "base" aligns their embedding and head
+  // rows to the base's tokens by token string (the merged model keeps the base's shape and the
+  // evaluation the base's tokenizer); "exact" refuses them, naming both vocabularies.
+  std::string vocabulary = "base";
+  io::VocabChoice vocab_choice() const;
 };
 
 // Parses and validates the text (no file checks): for tests and --plan of specs in memory.
