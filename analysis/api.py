@@ -10,7 +10,10 @@ Each frame has one row per observation and one column per variable, keyed by `co
   timings      one row per config: merge_s, eval_s, probe_s, total_s, group
   generations  one row per config, generate_until task and item (tokens, text, response)
   failures     one row per failed attempt (configs that failed and are not done: failed_not_done)
-  items        per-item outcomes: empty until the archive format stores them (issue 24)
+  items        one row per config, multiple_choice task and item (format version 4): config_id, task,
+               item, acc, acc_norm, acc_bytes, exact_match (0/1), chosen, gold_loglik (float32)
+  item_docs    one row per config, loglikelihood_rolling task and document: loglik, tokens, words,
+               bytes (the perplexities' inputs)
   checkpoints, tasks, specs: the sweep's inputs.
 Frames an archive lacks are empty. `attributes` holds the root attributes (provenance).
 """
@@ -24,7 +27,7 @@ from .reader import Archive, expand_params, read_archive
 from .stats import method_labels
 
 FRAMES = ("configs", "results", "model_stats", "probes", "timings", "generations", "failures", "items",
-          "checkpoints", "tasks", "specs")
+          "item_docs", "checkpoints", "tasks", "specs")
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Frames:
     generations: pd.DataFrame = field(default_factory=pd.DataFrame)
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)
     items: pd.DataFrame = field(default_factory=pd.DataFrame)
+    item_docs: pd.DataFrame = field(default_factory=pd.DataFrame)
     checkpoints: pd.DataFrame = field(default_factory=pd.DataFrame)
     tasks: pd.DataFrame = field(default_factory=pd.DataFrame)
     specs: pd.DataFrame = field(default_factory=pd.DataFrame)

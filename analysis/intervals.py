@@ -8,7 +8,7 @@ statsmodels; pure functions, no file access).
   statsmodels.stats.multitest, the choice named in the table's `p_adjust` column.
 
 The subsets of one (method point, n) are independent draws of checkpoints, so they are the unit
-of resampling. Per-item outcomes are not in the archive yet, so nothing here resamples items.
+of resampling. Paired resampling of items (archive format 4) is in paired.py.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Layout read here: one group per table (/configs, /results, /model_stats, /probes, /timings,
 /checkpoints, /tasks; format version 2 adds /generations with the flat /generation_tokens and
-/generation_text, version 3 /failures), one 1-D dataset per column, and /commits, a table whose last row holds the
+/generation_text, version 3 /failures, version 4 the per-item outcomes /item_runs with the flat /items and
+/item_docs), one 1-D dataset per column, and /commits, a table whose last row holds the
 committed row count of every other table. Rows at or beyond that count belong to a batch still
 being written (or lost in a kill) and are ignored, so an archive can be read while a sweep runs.
 
@@ -20,12 +21,16 @@ import pandas as pd
 
 TABLES = ("checkpoints", "tasks", "specs", "configs", "results", "model_stats", "probes", "timings",
           "generations", "generation_tokens", "generation_text",  # these three: version 2
-          "failures")  # version 3
+          "failures",  # version 3
+          "item_runs", "items", "item_docs")  # version 4
 
-# Runs of these flat tables belong to /generations rows; they are read into its columns.
-_FLAT = ("generation_tokens", "generation_text")
+# Runs of these flat tables belong to /generations and /item_runs rows; they are read into them.
+_FLAT = ("generation_tokens", "generation_text", "items", "item_docs")
 
-SUPPORTED_VERSIONS = ("1", "2", "3")
+SUPPORTED_VERSIONS = ("1", "2", "3", "4")
+
+# /items/outcome bits (docs/formats.md, format version 4)
+OUTCOME_BITS = {"acc": 1, "acc_norm": 2, "acc_bytes": 4, "exact_match": 8}
 
 FAILURE_COLUMNS = ("config_id", "kind", "method", "params", "n", "sample", "members", "failure", "message", "group",
                    "session", "time")
@@ -257,6 +262,10 @@ def read_archive(path: str) -> Archive:
             tables[name] = pd.DataFrame(cols)
         if "generations" in tables:
             tables["generations"] = _with_runs(f, tables["generations"], counts, path)
+        if "item_runs" in tables:
+            runs = tables.pop("item_runs")
+            tables["items"] = _item_rows(f, runs, counts, path)
+            tables["item_docs"] = _doc_rows(f, runs, counts, path)
     return Archive(path=path, attributes=attrs, tables=_normalize(tables), commits=ncommits)
 
 
@@ -277,6 +286,55 @@ def _with_runs(f, gen: pd.DataFrame, counts: dict, path: str) -> pd.DataFrame:
     gen["text"] = text
     gen["response"] = [b.decode("utf-8", "replace") for b in text]
     return gen
+
+
+def _run_index(runs: pd.DataFrame, kind: str, available: int, path: str):
+    """(config ids, tasks, row index into the flat table, position in the run) of every row of the
+    runs of `kind`, in run order."""
+    r = runs[runs["kind"] == kind]
+    begin = r["begin"].to_numpy(np.int64)
+    count = r["count"].to_numpy(np.int64)
+    bad = (begin < 0) | (count < 0) | (begin + count > available)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ArchiveError(f"{path}: /item_runs: a row's rows [{begin[i]}, +{count[i]}) lie outside the "
+                           f"{available} committed rows of {'/items' if kind == 'choice' else '/item_docs'}")
+    total = int(count.sum())
+    pos = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    rows = np.repeat(begin, count) + pos
+    cid = np.repeat(r["config_id"].to_numpy(np.uint64), count)
+    task = pd.Categorical(np.repeat(r["task"].to_numpy(object), count))
+    return cid, task, rows, pos
+
+
+def _flat(f, table: str, counts: dict) -> dict:
+    n = counts.get(table, 0)
+    return {c: np.asarray(_refresh(ds)[:n]) for c, ds in f[table].items()} if table in f else {}
+
+
+def _item_rows(f, runs: pd.DataFrame, counts: dict, path: str) -> pd.DataFrame:
+    """One row per config, multiple_choice task and item: the outcome bits as 0/1 columns."""
+    cols = _flat(f, "items", counts)
+    n = len(cols.get("outcome", []))
+    cid, task, rows, pos = _run_index(runs, "choice", n, path)
+    out = pd.DataFrame({"config_id": cid, "task": task, "item": pos.astype(np.int32)})
+    outcome = cols["outcome"][rows] if n else np.zeros(0, np.uint8)
+    for name, bit in OUTCOME_BITS.items():
+        out[name] = ((outcome & bit) != 0).astype(np.uint8)
+    out["chosen"] = cols["chosen"][rows] if n else np.zeros(0, np.int32)
+    out["gold_loglik"] = cols["gold_loglik"][rows] if n else np.zeros(0, np.float32)
+    return out
+
+
+def _doc_rows(f, runs: pd.DataFrame, counts: dict, path: str) -> pd.DataFrame:
+    """One row per config, loglikelihood_rolling task and document."""
+    cols = _flat(f, "item_docs", counts)
+    n = len(cols.get("loglik", []))
+    cid, task, rows, pos = _run_index(runs, "rolling", n, path)
+    out = pd.DataFrame({"config_id": cid, "task": task, "doc": pos})
+    for c in ("loglik", "tokens", "words", "bytes"):
+        out[c] = cols[c][rows] if n else np.zeros(0)
+    return out
 
 
 def _members(v):

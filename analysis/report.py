@@ -246,6 +246,32 @@ def _failures(w: _Writer, a: Archive) -> None:
     w.table("failures", f[["config_id", "method", "params", "n", "members", "failure", "message"]])
 
 
+def _paired_items(w: _Writer, a: Archive, metric: str, opts: dict) -> None:
+    """Merges against the base and their best single checkpoint, paired over items (format 4)."""
+    from types import SimpleNamespace
+
+    from . import paired
+    from .api import tidy_configs
+    from .reader import OUTCOME_BITS
+
+    items = a.table("items")
+    if not len(items) or metric not in OUTCOME_BITS:
+        return
+    frames = SimpleNamespace(items=items, configs=tidy_configs(a.configs))
+    gains, tests = paired.paired_gains(frames, metric, opts["seed"], opts["resamples"], p_adjust=opts["p_adjust"])
+    if not len(gains):
+        return
+    w.text("## Paired over items\n")
+    sig = int((tests["p_adj"] < 0.05).sum())
+    w.text(f"Each merge against the base and against the best single checkpoint of its subset, on the same "
+           f"items ({int(gains['items'].iloc[0])} items of {int(gains['tasks'].iloc[0])} tasks, `{metric}`): the gain "
+           f"with a paired percentile bootstrap interval (seed {opts['seed']}, {opts['resamples']} resamples, "
+           f"every task's items drawn once per resample for both models), and an exact McNemar test per task "
+           f"and pair: {sig} of {len(tests)} below 0.05 after {tests['p_adjust'].iloc[0]} adjustment.\n")
+    w.table("paired_gains", gains)
+    w.table("mcnemar", tests)
+
+
 def build_report(archive: Archive, out: str, metric: str = "acc", seed: int = iv.SEED,
                  resamples: int = iv.RESAMPLES, p_adjust: str = "holm") -> str:
     """report.md with tables and figures in `out`; intervals bootstrap with `seed` and
@@ -279,6 +305,7 @@ def build_report(archive: Archive, out: str, metric: str = "acc", seed: int = iv
     gains = _systematic_study(w, a, scores, l2, base_score, metric, tasks, opts)
     if len(gains) and l2 is not None and gains["l2"].notna().any():
         _l2_study(w, gains, opts)
+    _paired_items(w, a, metric, opts)
     if len(a.probes):
         _pipeline_study(w, scores, a.probes, wide)
     if len(a.timings) and "total_s" in a.timings:

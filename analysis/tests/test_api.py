@@ -37,7 +37,7 @@ def test_frames_are_tidy_and_complete(frames):
 
 def test_items_and_failures(frames):
     f, _ = frames
-    assert f.items.empty  # the archive does not store per-item outcomes yet
+    assert f.items.empty and f.item_docs.empty  # a format-3 archive: no per-item rows (test_paired.py has them)
     assert list(f.failures["config_id"]) == [FAILED_CONFIG]
     assert list(f.failed_not_done()["config_id"]) == [FAILED_CONFIG]
     assert dict(f)["configs"] is f.configs

@@ -306,7 +306,7 @@ void Writer::append(const std::vector<ConfigResult>& batch, const std::vector<Fa
   Impl& m = *impl_;
   if (!m.file.valid()) fail(m.path, "", "archive writer is closed");
   h5::silence_errors();  // per thread: the coordinator's thread appends to a file opened elsewhere
-  format::Batch rows(m.path, m.rows["generation_tokens"], m.rows["generation_text"]);
+  format::Batch rows(m.path, m.rows);
   std::set<std::uint64_t> added;
   for (const auto& cr : batch) {
     if (m.done.count(cr.config.id) || !added.insert(cr.config.id).second) continue;  // de-duplication on write

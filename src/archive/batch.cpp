@@ -8,11 +8,14 @@
 namespace ms::archive::format {
 
 bool valid_stop(const std::string& s) { return s == "until" || s == "stop_token" || s == "length"; }
+bool valid_item_kind(const std::string& s) { return s == "choice" || s == "rolling"; }
 
-Batch::Batch(std::string path, std::uint64_t tokens_at, std::uint64_t text_at)
+Batch::Batch(std::string path, const std::map<std::string, std::uint64_t>& committed)
     : path_(std::move(path)),
-      tokens_at_(tokens_at),
-      text_at_(text_at),
+      tokens_at_(committed.at("generation_tokens")),
+      text_at_(committed.at("generation_text")),
+      items_at_(committed.at("items")),
+      docs_at_(committed.at("item_docs")),
       cf_(table("configs")),
       rs_(table("results")),
       st_(table("model_stats")),
@@ -21,9 +24,14 @@ Batch::Batch(std::string path, std::uint64_t tokens_at, std::uint64_t text_at)
       gen_(table("generations")),
       gtok_(table("generation_tokens")),
       gtxt_(table("generation_text")),
-      fl_(table("failures")) {}
+      fl_(table("failures")),
+      runs_(table("item_runs")),
+      items_(table("items")),
+      docs_(table("item_docs")) {}
 
-std::vector<Rows> Batch::tables() const { return {cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_, fl_}; }
+std::vector<Rows> Batch::tables() const {
+  return {cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_, fl_, runs_, items_, docs_};
+}
 
 void Batch::add_stats(std::uint64_t id, const ModelStatRecord& s) {
   st_.col("config_id").u64(id);
@@ -62,6 +70,31 @@ void Batch::add_generation(std::uint64_t id, const GenerationRecord& g) {
   gen_.col("text_bytes").i32(static_cast<std::int32_t>(g.text.size()));
   gtok_.col("token").i32s(g.tokens);
   gtxt_.col("byte").bytes(g.text);
+}
+
+void Batch::add_items(std::uint64_t id, const ItemOutcomes& it) {
+  if (!valid_item_kind(it.kind))
+    fail(path_, "/item_runs/kind", "'" + it.kind + "' is not choice or rolling (task " + it.task + ")");
+  const bool rolling = it.kind == "rolling";
+  const std::size_t n = it.size();
+  const bool aligned = rolling ? it.doc_tokens.size() == n && it.doc_words.size() == n && it.doc_bytes.size() == n
+                               : it.chosen.size() == n && it.gold_loglik.size() == n;
+  if (!aligned) fail(path_, rolling ? "/item_docs" : "/items", "task " + it.task + ": per-item columns of unequal length");
+  runs_.col("config_id").u64(id);
+  runs_.col("task").str(it.task, "item_runs", path_);
+  runs_.col("kind").str(it.kind, "item_runs", path_);
+  runs_.col("begin").i64(static_cast<std::int64_t>(rolling ? docs_at_ + docs_.rows() : items_at_ + items_.rows()));
+  runs_.col("count").i64(static_cast<std::int64_t>(n));
+  if (rolling) {
+    docs_.col("loglik").f64s(it.doc_loglik);
+    docs_.col("tokens").i64s(it.doc_tokens);
+    docs_.col("words").i64s(it.doc_words);
+    docs_.col("bytes").i64s(it.doc_bytes);
+  } else {
+    items_.col("outcome").u8s(it.outcome);
+    items_.col("chosen").i32s(it.chosen);
+    items_.col("gold_loglik").f32s(it.gold_loglik);
+  }
 }
 
 namespace {
@@ -124,6 +157,7 @@ void Batch::add(const ConfigResult& cr) {
   tm_.col("total_s").f64(t.total_s);
   tm_.col("group").i32(t.group);
   for (const auto& g : cr.generations) add_generation(c.id, g);
+  for (const auto& it : cr.items) add_items(c.id, it);
 }
 
 }  // namespace ms::archive::format

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,9 +14,9 @@ namespace ms::archive::format {
 
 class Batch {
  public:
-  // `tokens_at`, `text_at`: the committed row counts of /generation_tokens and /generation_text,
-  // where this batch's runs will start (a generation row records absolute offsets).
-  Batch(std::string path, std::uint64_t tokens_at, std::uint64_t text_at);
+  // `committed`: the committed row count of every table, where this batch's rows will start (a
+  // generation or item-run row records absolute offsets into the flat tables).
+  Batch(std::string path, const std::map<std::string, std::uint64_t>& committed);
   // Every row of one config (throws ms::Error naming /table/column for a value the format cannot hold).
   void add(const ConfigResult& cr);
   // One /failures row; a message longer than the column is cut (ending in "...").
@@ -25,13 +26,16 @@ class Batch {
  private:
   void add_stats(std::uint64_t id, const ModelStatRecord& s);
   void add_generation(std::uint64_t id, const GenerationRecord& g);
+  void add_items(std::uint64_t id, const ItemOutcomes& it);
   void add_config(Rows& rows, const ConfigRecord& c);  // the /configs columns (also the first of /failures)
   std::string path_;
-  std::uint64_t tokens_at_, text_at_;
-  Rows cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_, fl_;
+  std::uint64_t tokens_at_, text_at_, items_at_, docs_at_;
+  Rows cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_, fl_, runs_, items_, docs_;
 };
 
 // The /generations/stop values.
 bool valid_stop(const std::string& s);
+// The /item_runs/kind values: "choice" (rows of /items) or "rolling" (rows of /item_docs).
+bool valid_item_kind(const std::string& s);
 
 }  // namespace ms::archive::format

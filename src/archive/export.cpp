@@ -274,6 +274,45 @@ void write_generations(std::ostream& o, const Contents& c) {
   }
 }
 
+// float32 as the shortest decimal that reads back to the same float (9 significant digits).
+std::string num32(float v) {
+  if (std::isnan(v)) return "";
+  char b[24];
+  std::snprintf(b, sizeof b, "%.9g", static_cast<double>(v));
+  return b;
+}
+
+// One row per config, multiple_choice task and item; the outcome bits as 0/1 columns.
+void write_items(std::ostream& o, const Contents& c) {
+  o << kConfigHeader << ",task,item,acc,acc_norm,acc_bytes,exact_match,chosen,gold_loglik\n";
+  for (const auto& r : c.configs) {
+    const std::string cc = config_cols(r.config);
+    for (const auto& it : r.items) {
+      if (it.kind != "choice") continue;
+      const std::string task = csv(it.task);
+      for (std::size_t i = 0; i < it.outcome.size(); ++i) {
+        const unsigned v = it.outcome[i];
+        o << cc << "," << task << "," << i << "," << (v & 1) << "," << ((v >> 1) & 1) << "," << ((v >> 2) & 1) << ","
+          << ((v >> 3) & 1) << "," << it.chosen[i] << "," << num32(it.gold_loglik[i]) << "\n";
+      }
+    }
+  }
+}
+
+// One row per config, loglikelihood_rolling task and document.
+void write_item_docs(std::ostream& o, const Contents& c) {
+  o << kConfigHeader << ",task,doc,loglik,tokens,words,bytes\n";
+  for (const auto& r : c.configs) {
+    const std::string cc = config_cols(r.config);
+    for (const auto& it : r.items) {
+      if (it.kind != "rolling") continue;
+      for (std::size_t d = 0; d < it.doc_loglik.size(); ++d)
+        o << cc << "," << csv(it.task) << "," << d << "," << num(it.doc_loglik[d]) << "," << it.doc_tokens[d] << ","
+          << it.doc_words[d] << "," << it.doc_bytes[d] << "\n";
+    }
+  }
+}
+
 void write_failures(std::ostream& o, const Contents& c) {
   o << kConfigHeader << ",failure,message,group,session,time\n";
   for (const auto& f : c.failures)
@@ -297,6 +336,7 @@ std::vector<std::string> export_tables(const std::string& path, const std::strin
       {"results.csv", write_results},         {"model_stats.csv", write_model_stats},
       {"probes.csv", write_probes},           {"timings.csv", write_timings},
       {"generations.csv", write_generations}, {"failures.csv", write_failures},
+      {"items.csv", write_items},             {"item_docs.csv", write_item_docs},
   };
   std::vector<std::string> written;
   for (const auto& [name, write] : files) {

@@ -21,6 +21,13 @@ Column bulk(Column c) {
   return c;
 }
 Column f64(const char* n) { return {n, Type::F64, 0}; }
+Column f32(const char* n) { return {n, Type::F32, 0}; }
+// Per-item columns (tens of thousands of rows per config): 64 KiB chunks, shuffled and deflated.
+Column packed(Column c) {
+  c.chunk_bytes = 65536;
+  c.compress = true;
+  return c;
+}
 Column str(const char* n, std::size_t len) { return {n, Type::Str, len}; }
 
 // String widths are part of the format (docs/formats.md): changing one needs a format_version bump.
@@ -56,6 +63,11 @@ std::vector<Table> make_tables() {
   for (const Column& c : {str("failure", 16), str("message", 1024), i32("group"), i32("session"), f64("time")})
     failure.push_back(c);
   t.push_back({"failures", failure, 3});
+  // Version 4: per-item outcomes. One /item_runs row per config and scored task; its rows are a
+  // run of /items (multiple_choice: one per item) or of /item_docs (rolling: one per document).
+  t.push_back({"item_runs", {u64("config_id"), str("task", 128), str("kind", 16), i64("begin"), i64("count")}, 4});
+  t.push_back({"items", {packed(u8("outcome")), packed(i32("chosen")), packed(f32("gold_loglik"))}, 4});
+  t.push_back({"item_docs", {packed(f64("loglik")), packed(i64("tokens")), packed(i64("words")), packed(i64("bytes"))}, 4});
   return t;
 }
 
@@ -84,19 +96,21 @@ h5::Handle open_dataset(const h5::Handle& file, const Table& t, const Column& c,
 const std::vector<std::string>& l2_kinds() { return model::tensor_kind_names(); }
 
 const std::vector<Table>& tables(int version) {
-  static const std::vector<Table> v1 = tables_of(1), v2 = tables_of(2), v3 = tables_of(3);
-  static_assert(kFormatVersion == 3, "add the new version's tables here");
+  static const std::vector<Table> v1 = tables_of(1), v2 = tables_of(2), v3 = tables_of(3), v4 = tables_of(4);
+  static_assert(kFormatVersion == 4, "add the new version's tables here");
   if (version == 1) return v1;
   if (version == 2) return v2;
   if (version == 3) return v3;
+  if (version == 4) return v4;
   throw Error("", "format_version", "no archive format version " + std::to_string(version));
 }
 
 const Table& commits_table(int version) {
-  static const Table v1 = make_commits(1), v2 = make_commits(2), v3 = make_commits(3);
+  static const Table v1 = make_commits(1), v2 = make_commits(2), v3 = make_commits(3), v4 = make_commits(4);
   if (version == 1) return v1;
   if (version == 2) return v2;
   if (version == 3) return v3;
+  if (version == 4) return v4;
   throw Error("", "format_version", "no archive format version " + std::to_string(version));
 }
 
@@ -114,6 +128,7 @@ std::size_t elem_size(const Column& c) {
     case Type::F64:
       return 8;
     case Type::I32:
+    case Type::F32:
       return 4;
     case Type::U8:
       return 1;
@@ -135,6 +150,8 @@ h5::ElemType elem_type(const Column& c) {
       return {h5::Elem::U8};
     case Type::F64:
       return {h5::Elem::F64};
+    case Type::F32:
+      return {h5::Elem::F32};
     case Type::Str:
       break;
   }
@@ -210,7 +227,7 @@ void create_table(const h5::Handle& file, const Table& t, const std::string& pat
     const std::int64_t fill = -1;
     const bool marks_unwritten = t.name == "commits" && c.type == Type::I64 && c.name != "seq";
     h5::create_column(g, c.name, elem_type(c), chunk_rows(c), marks_unwritten ? &fill : nullptr, path,
-                      column_path(t, c));
+                      column_path(t, c), c.compress);
   }
 }
 

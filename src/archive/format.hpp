@@ -14,13 +14,14 @@
 
 namespace ms::archive::format {
 
-enum class Type { U64, I64, I32, U8, F64, Str };
+enum class Type { U64, I64, I32, U8, F64, F32, Str };
 
 struct Column {
   std::string name;
   Type type;
   std::size_t len = 0;  // Str: fixed length in bytes (UTF-8, NUL-padded)
   std::size_t chunk_bytes = 4096;  // physical only (chunk_rows); the layout does not depend on it
+  bool compress = false;           // shuffle + deflate (physical only: readers see the same values)
 };
 
 struct Table {
@@ -56,6 +57,10 @@ struct ColumnBuf {
   // Many rows at once: every byte of `s` as one row of a U8 column, every id as one I32 row.
   void bytes(const std::string& s) { put_many(s.data(), s.size(), 1); }
   void i32s(const std::vector<std::int32_t>& v) { put_many(v.data(), v.size(), 4); }
+  void u8s(const std::vector<std::uint8_t>& v) { put_many(v.data(), v.size(), 1); }
+  void i64s(const std::vector<std::int64_t>& v) { put_many(v.data(), v.size(), 8); }
+  void f32s(const std::vector<float>& v) { put_many(v.data(), v.size(), 4); }
+  void f64s(const std::vector<double>& v) { put_many(v.data(), v.size(), 8); }
   void f64(double v) { put(&v, 8); }
   // Throws ms::Error(file, "/table/column", ...) when longer than the column's width.
   void str(const std::string& s, const std::string& table, const std::string& file);
@@ -65,6 +70,14 @@ struct ColumnBuf {
   std::int32_t get_i32(std::size_t i) const { return get<std::int32_t>(i); }
   std::uint8_t get_u8(std::size_t i) const { return get<std::uint8_t>(i); }
   double get_f64(std::size_t i) const { return get<double>(i); }
+  float get_f32(std::size_t i) const { return get<float>(i); }
+  // Rows [begin, begin + n) of a numeric column as a vector of its element type.
+  template <class T>
+  std::vector<T> slice(std::size_t begin, std::size_t n) const {
+    std::vector<T> v(n);
+    if (n) std::memcpy(v.data(), data.data() + begin * sizeof(T), n * sizeof(T));
+    return v;
+  }
   std::string get_str(std::size_t i) const;
 
  private:

@@ -43,6 +43,41 @@ void read_generations(const h5::Handle& f, const format::Commit& c, const std::s
   }
 }
 
+// /item_runs rows with their runs of /items or /item_docs. A run outside the committed rows is an
+// error naming the row (verify reports the same without throwing).
+void read_items(const h5::Handle& f, const format::Commit& c, const std::string& path,
+                const std::function<ConfigResult*(const format::Rows&, std::size_t)>& owner) {
+  const auto rows = [&](const char* t) { return format::read_rows(f, format::table(t), c.counts.at(t), path); };
+  const format::Rows runs = rows("item_runs"), items = rows("items"), docs = rows("item_docs");
+  for (std::size_t i = 0; i < runs.rows(); ++i) {
+    ConfigResult* o = owner(runs, i);
+    if (!o) continue;
+    ItemOutcomes it;
+    it.config_id = o->config.id;
+    it.task = runs.col("task").get_str(i);
+    it.kind = runs.col("kind").get_str(i);
+    const std::int64_t b = runs.col("begin").get_i64(i), n = runs.col("count").get_i64(i);
+    const bool rolling = it.kind == "rolling";
+    const std::uint64_t avail = rolling ? docs.rows() : items.rows();
+    if (b < 0 || n < 0 || static_cast<std::uint64_t>(b + n) > avail)
+      fail(path, "/item_runs/begin", "row " + std::to_string(i) + ": rows [" + std::to_string(b) + ", +" +
+                                         std::to_string(n) + ") outside the " + std::to_string(avail) +
+                                         " committed rows of " + (rolling ? "/item_docs" : "/items"));
+    const auto at = static_cast<std::size_t>(b), len = static_cast<std::size_t>(n);
+    if (rolling) {
+      it.doc_loglik = docs.col("loglik").slice<double>(at, len);
+      it.doc_tokens = docs.col("tokens").slice<std::int64_t>(at, len);
+      it.doc_words = docs.col("words").slice<std::int64_t>(at, len);
+      it.doc_bytes = docs.col("bytes").slice<std::int64_t>(at, len);
+    } else {
+      it.outcome = items.col("outcome").slice<std::uint8_t>(at, len);
+      it.chosen = items.col("chosen").slice<std::int32_t>(at, len);
+      it.gold_loglik = items.col("gold_loglik").slice<float>(at, len);
+    }
+    o->items.push_back(std::move(it));
+  }
+}
+
 // A /configs-shaped row (the first columns of /configs and /failures).
 ConfigRecord config_at(const format::Rows& r, std::size_t i, const std::string& path) {
   ConfigRecord k;
@@ -134,6 +169,7 @@ Contents read(const std::string& path) {
                    tm.col("probe_s").get_f64(i), tm.col("total_s").get_f64(i), tm.col("group").get_i32(i)};
   if (c.version >= 2) read_generations(f, c, path, owner);
   if (c.version >= 3) out.failures = read_failures(rows("failures"), path);
+  if (c.version >= 4) read_items(f, c, path, owner);
   return out;
 }
 

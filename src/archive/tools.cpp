@@ -20,6 +20,7 @@
 #include "mergesweep/archive/archive.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/sha256.hpp"
+#include "mergesweep/eval/aggregate.hpp"
 
 namespace fs = std::filesystem;
 
@@ -197,6 +198,7 @@ void verify_references(const ReadRows& rows, const std::unordered_set<std::uint6
   std::unordered_map<std::uint64_t, int> timings, stats;
   std::vector<const char*> tables = {"results", "model_stats", "probes", "timings"};
   if (version >= 2) tables.push_back("generations");
+  if (version >= 4) tables.push_back("item_runs");
   for (const char* t : tables) {
     const Rows r = rows(t);
     std::size_t orphans = 0;
@@ -284,6 +286,86 @@ void verify_failures(const Rows& fl, std::int32_t models, std::uint64_t sessions
   need(first.empty(), problems, "/failures: first problem at " + first);
 }
 
+std::string g17(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
+// The /results values a task's per-item rows give: metric -> value, and the items (documents) they count.
+std::map<std::string, double> totals_of(const ItemOutcomes& it) {
+  if (it.kind == "rolling") {
+    const eval::RollingMetrics m = eval::rolling_metrics(it.doc_loglik, it.doc_words, it.doc_bytes);
+    return {{"word_perplexity", m.word_perplexity}, {"byte_perplexity", m.byte_perplexity},
+            {"bits_per_byte", m.bits_per_byte}};
+  }
+  const auto n = static_cast<std::int64_t>(it.outcome.size());
+  std::map<std::string, double> out;
+  const std::pair<const char*, std::uint8_t> bits[] = {{"acc", ItemOutcomes::kAcc},
+                                                       {"acc_norm", ItemOutcomes::kAccNorm},
+                                                       {"acc_bytes", ItemOutcomes::kAccBytes},
+                                                       {"exact_match", ItemOutcomes::kExactMatch}};
+  for (const auto& [name, bit] : bits) {
+    std::int64_t k = 0;
+    for (auto o : it.outcome) k += (o & bit) != 0;
+    out[name] = eval::count_mean(k, n);
+  }
+  return out;
+}
+
+// /item_runs rows: a known kind, a run inside the committed /items or /item_docs rows, each
+// (config, task) once; /items rows: outcome bits of the four metrics only, chosen >= 0.
+void verify_item_rows(const Rows& runs, const Rows& items, std::uint64_t docs, Problems& problems) {
+  std::set<std::pair<std::uint64_t, std::string>> seen;
+  std::size_t bad_kind = 0, bad_run = 0, dup = 0, bad_outcome = 0, bad_chosen = 0;
+  for (std::size_t i = 0; i < runs.rows(); ++i) {
+    const std::string kind = runs.col("kind").get_str(i);
+    if (!format::valid_item_kind(kind)) ++bad_kind;
+    const std::int64_t b = runs.col("begin").get_i64(i), n = runs.col("count").get_i64(i);
+    const std::uint64_t avail = kind == "rolling" ? docs : items.rows();
+    if (b < 0 || n < 0 || static_cast<std::uint64_t>(b + n) > avail) ++bad_run;
+    if (!seen.emplace(runs.col("config_id").get_u64(i), runs.col("task").get_str(i)).second) ++dup;
+  }
+  for (std::size_t i = 0; i < items.rows(); ++i) {
+    if (items.col("outcome").get_u8(i) > 15) ++bad_outcome;
+    if (items.col("chosen").get_i32(i) < 0) ++bad_chosen;
+  }
+  need(bad_kind == 0, problems, "/item_runs/kind: " + std::to_string(bad_kind) + " rows not choice or rolling");
+  need(bad_run == 0, problems, "/item_runs: " + std::to_string(bad_run) +
+                                   " rows whose run lies outside the committed /items or /item_docs");
+  need(dup == 0, problems, "/item_runs: " + std::to_string(dup) + " repeated (config, task) rows");
+  need(bad_outcome == 0, problems, "/items/outcome: " + std::to_string(bad_outcome) + " values with bits other than 1, 2, 4, 8 set");
+  need(bad_chosen == 0, problems, "/items/chosen: " + std::to_string(bad_chosen) + " negative choice indices");
+}
+
+// The totals in /results equal what the per-item rows add up to: every metric of a task with a
+// run has the value its rows give (bit for bit: the same formula on the same counts) and counts
+// the run's items or documents.
+void verify_item_totals(const Contents& c, Problems& problems) {
+  std::size_t wrong = 0, missing = 0;
+  std::string first;
+  for (const auto& cr : c.configs)
+    for (const auto& it : cr.items) {
+      const auto want = totals_of(it);
+      std::size_t found = 0;
+      for (const auto& r : cr.results) {
+        const auto w = want.find(r.metric);
+        if (r.task != it.task || w == want.end()) continue;
+        ++found;
+        const bool same = (r.value == w->second || (std::isnan(r.value) && std::isnan(w->second))) &&
+                          r.n == static_cast<std::int64_t>(it.size());
+        if (!same && wrong++ == 0)
+          first = "config " + std::to_string(cr.config.id) + " task " + it.task + " " + r.metric + ": /results has " +
+                  g17(r.value) + " over " + std::to_string(r.n) + ", the per-item rows give " + g17(w->second) +
+                  " over " + std::to_string(it.size());
+      }
+      if (found == 0) ++missing;
+    }
+  need(wrong == 0, problems, "/results: " + std::to_string(wrong) +
+                               " values differ from what /items and /item_docs add up to (first: " + first + ")");
+  need(missing == 0, problems, "/item_runs: " + std::to_string(missing) + " runs whose task has no /results row");
+}
+
 }  // namespace
 
 std::vector<std::string> verify(const std::string& path) {
@@ -308,6 +390,16 @@ std::vector<std::string> verify(const std::string& path) {
   if (c.version >= 2)
     verify_generations(rows("generations"), c.counts.at("generation_tokens"), c.counts.at("generation_text"), problems);
   if (c.version >= 3) verify_failures(rows("failures"), models, c.counts.at("specs"), path, problems);
+  if (c.version >= 4) {
+    const std::size_t before = problems.size();
+    verify_item_rows(rows("item_runs"), rows("items"), c.counts.at("item_docs"), problems);
+    // The totals need the rows grouped by config (read() refuses runs outside the committed rows).
+    try {
+      if (problems.size() == before) verify_item_totals(read(path), problems);
+    } catch (const Error& e) {
+      problems.push_back("/item_runs: cannot compare with /results: " + e.detail());
+    }
+  }
   return problems;
 }
 

@@ -71,13 +71,43 @@ void sum_tallies(std::vector<TaskResult>& results, const EvalShare& share) {
   }
 }
 
-// multiple_choice: the blocks' items added to the task's tally (summed over the group later).
+// Every item's outcome on every rank of the group: each item's slot is written by the one rank
+// that scored it and is 0 on the others, so the sums are exact and the rows never depend on the
+// rank count. An integer slot holds 1 + correct bits + 16 × chosen (0: never scored).
+std::vector<ItemOutcome> gather_outcomes(const TaskPack& pack, std::vector<std::int64_t>& slots,
+                                         std::vector<double>& gold, const EvalShare& share) {
+  if (share.size > 1) {
+    share.sum_int(slots.data(), slots.size());
+    share.sum_double(gold.data(), gold.size());
+  }
+  std::vector<ItemOutcome> out(slots.size());
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    const std::int64_t v = slots[i] - 1;
+    if (v < 0) fail(pack.path, "items", "item " + std::to_string(i) + " was not scored by exactly one rank");
+    out[i].correct = static_cast<std::uint8_t>(v & 15);
+    out[i].chosen = static_cast<std::int32_t>(v >> 4);
+    out[i].gold_loglik = gold[i];
+  }
+  return out;
+}
+
+// multiple_choice: the blocks' items added to the task's tally (summed over the group later) and
+// every item's outcome gathered to the whole group.
 bool score_choice_task(const model::Decoder& model, const TaskPack& pack, const EvalOptions& opts,
                        const EvalShare& share, const EvalProgress& progress, TaskResult& r) {
-  return score_rounds(model, pack, opts, share, progress, r,
-                      [&](std::size_t begin, std::size_t end, const std::vector<ItemScore>& scores) {
-                        for (std::size_t i = begin; i < end; ++i) r.tally.add(pack.items[i], scores[i - begin]);
-                      });
+  std::vector<std::int64_t> slots(pack.items.size(), 0);
+  std::vector<double> gold(pack.items.size(), 0.0);
+  const bool done = score_rounds(model, pack, opts, share, progress, r,
+                                 [&](std::size_t begin, std::size_t end, const std::vector<ItemScore>& scores) {
+                                   for (std::size_t i = begin; i < end; ++i) {
+                                     const ItemOutcome o = item_outcome(pack.items[i], scores[i - begin]);
+                                     r.tally.add(o);
+                                     slots[i] = 1 + o.correct + 16 * static_cast<std::int64_t>(o.chosen);
+                                     gold[i] = o.gold_loglik + 0.0;  // -0.0 becomes +0.0, as a sum with 0 makes it
+                                   }
+                                 });
+  if (done) r.items = gather_outcomes(pack, slots, gold, share);
+  return done;
 }
 
 std::vector<int> probe_layers(const EvalOptions& opts, int num_layers) {

@@ -1,9 +1,8 @@
 // loglikelihood_rolling (perplexity tasks such as wikitext), as lm-eval computes it: each pack
 // item is one of lm-eval's rolling windows (context, one continuation); a document's
 // log-likelihood is the sum of its windows' (lm-eval's HFLM.loglikelihood_rolling), and the task's
-// metrics are lm-eval's aggregations over documents (lm_eval/api/metrics.py):
-//   word_perplexity = exp(-Σ loglik / Σ words), byte_perplexity = exp(-Σ loglik / Σ bytes),
-//   bits_per_byte = -(Σ loglik / Σ bytes) / ln 2.
+// metrics are lm-eval's aggregations over documents (lm_eval/api/metrics.py; the formulas are in
+// mergesweep/eval/aggregate.hpp).
 // Windows are scored in the same fixed blocks as any task; each window's log-likelihood fills its
 // own slot (zero elsewhere), the slots are summed over the group (one nonzero per slot: exact),
 // and every rank then sums windows per document in window order, so the result never depends on
@@ -12,6 +11,7 @@
 #include <string>
 
 #include "evaluate_detail.hpp"
+#include "mergesweep/eval/aggregate.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/model/decoder.hpp"
 #include "scoring_detail.hpp"
@@ -40,25 +40,6 @@ void check_rolling_pack(const model::Decoder& model, const TaskPack& pack, const
   }
 }
 
-namespace {
-
-std::vector<Metric> rolling_metrics(const TaskPack& pack, const std::vector<double>& doc_loglik) {
-  double loglik = 0;  // in document order, as lm-eval's weighted_mean sums them
-  std::int64_t words = 0, bytes = 0;
-  for (std::size_t d = 0; d < doc_loglik.size(); ++d) {
-    loglik += doc_loglik[d];
-    words += pack.docs[d].words;
-    bytes += pack.docs[d].bytes;
-  }
-  const double per_word = loglik / static_cast<double>(words), per_byte = loglik / static_cast<double>(bytes);
-  const double na = std::nan("");  // lm-eval reports no standard error for these aggregations
-  return {{"word_perplexity", std::exp(-per_word), na},
-          {"byte_perplexity", std::exp(-per_byte), na},
-          {"bits_per_byte", -per_byte / std::log(2.0), na}};
-}
-
-}  // namespace
-
 bool score_rolling_task(const model::Decoder& model, const TaskPack& pack, const EvalOptions& opts,
                         const EvalShare& share, const EvalProgress& progress, TaskResult& r) {
   std::vector<double> windows(pack.items.size(), 0.0);
@@ -68,9 +49,21 @@ bool score_rolling_task(const model::Decoder& model, const TaskPack& pack, const
   if (!score_rounds(model, pack, opts, share, progress, r, take)) return false;
   if (share.size > 1) share.sum_double(windows.data(), windows.size());
   r.doc_loglik.assign(pack.docs.size(), 0.0);
-  for (std::size_t i = 0; i < windows.size(); ++i)
-    r.doc_loglik[static_cast<std::size_t>(pack.items[i].doc)] += windows[i];
-  r.rolling_metrics = rolling_metrics(pack, r.doc_loglik);
+  r.doc_tokens.assign(pack.docs.size(), 0);
+  for (std::size_t i = 0; i < windows.size(); ++i) {
+    const auto d = static_cast<std::size_t>(pack.items[i].doc);
+    r.doc_loglik[d] += windows[i];
+    r.doc_tokens[d] += static_cast<std::int64_t>(pack.items[i].choices[0].continuation.size());
+  }
+  for (const auto& doc : pack.docs) {
+    r.doc_words.push_back(doc.words);
+    r.doc_bytes.push_back(doc.bytes);
+  }
+  const RollingMetrics m = rolling_metrics(r.doc_loglik, r.doc_words, r.doc_bytes);
+  const double na = std::nan("");  // lm-eval reports no standard error for these aggregations
+  r.rolling_metrics = {{"word_perplexity", m.word_perplexity, na},
+                       {"byte_perplexity", m.byte_perplexity, na},
+                       {"bits_per_byte", m.bits_per_byte, na}};
   return true;
 }
 

@@ -24,6 +24,7 @@
 #include <cmath>
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/eval/aggregate.hpp"
 #include "mergesweep/model/decoder.hpp"
 #include "scoring_detail.hpp"
 
@@ -285,7 +286,7 @@ std::size_t np_argmax(const std::vector<double>& v) {
 
 }  // namespace
 
-void TaskTally::add(const TaskItem& item, const ItemScore& score) {
+ItemOutcome item_outcome(const TaskItem& item, const ItemScore& score) {
   const std::size_t c = item.choices.size();
   if (score.loglik.size() != c || score.greedy.size() != c)
     fail("", "scores", "an item with " + std::to_string(c) + " choices got " + std::to_string(score.loglik.size()) +
@@ -297,11 +298,23 @@ void TaskTally::add(const TaskItem& item, const ItemScore& score) {
     per_byte[k] = score.loglik[k] / static_cast<double>(item.choices[k].bytes);
   }
   const auto gold = static_cast<std::size_t>(item.gold);
+  ItemOutcome o;
+  const std::size_t chosen = np_argmax(score.loglik);
+  o.chosen = static_cast<std::int32_t>(chosen);
+  o.gold_loglik = score.loglik[gold];
+  if (chosen == gold) o.correct |= ItemOutcome::kAcc;
+  if (np_argmax(norm) == gold) o.correct |= ItemOutcome::kAccNorm;
+  if (np_argmax(per_byte) == gold) o.correct |= ItemOutcome::kAccBytes;
+  if (score.greedy[gold] != 0) o.correct |= ItemOutcome::kExactMatch;
+  return o;
+}
+
+void TaskTally::add(const ItemOutcome& o) {
   ++n;
-  acc += np_argmax(score.loglik) == gold;
-  acc_norm += np_argmax(norm) == gold;
-  acc_bytes += np_argmax(per_byte) == gold;
-  exact_match += score.greedy[gold] != 0;
+  acc += (o.correct & ItemOutcome::kAcc) != 0;
+  acc_norm += (o.correct & ItemOutcome::kAccNorm) != 0;
+  acc_bytes += (o.correct & ItemOutcome::kAccBytes) != 0;
+  exact_match += (o.correct & ItemOutcome::kExactMatch) != 0;
 }
 
 void TaskTally::merge(const TaskTally& other) {
@@ -313,26 +326,7 @@ void TaskTally::merge(const TaskTally& other) {
 }
 
 std::vector<Metric> TaskTally::metrics() const {
-  // lm-eval: mean = sum / n; stderr = sample standard deviation (ddof = 1) / sqrt(n). For 0/1
-  // values with k ones the squared deviations sum to k (1 - mean)^2 + (n - k) mean^2.
-  auto metric = [this](const char* name, std::int64_t k) {
-    Metric m;
-    m.name = name;
-    if (n == 0) {
-      m.value = m.stderr_ = std::nan("");
-      return m;
-    }
-    const double dn = static_cast<double>(n);
-    const double mean = static_cast<double>(k) / dn;
-    m.value = mean;
-    if (n < 2) {
-      m.stderr_ = std::nan("");  // lm-eval reports N/A for a single item
-    } else {
-      const double ss = static_cast<double>(k) * (1.0 - mean) * (1.0 - mean) + static_cast<double>(n - k) * mean * mean;
-      m.stderr_ = std::sqrt(ss / (dn - 1.0)) / std::sqrt(dn);
-    }
-    return m;
-  };
+  auto metric = [this](const char* name, std::int64_t k) { return Metric{name, count_mean(k, n), count_stderr(k, n)}; };
   return {metric("acc", acc), metric("acc_norm", acc_norm), metric("acc_bytes", acc_bytes),
           metric("exact_match", exact_match)};
 }

@@ -107,14 +107,16 @@ void write_strings(const Handle& loc, const std::string& name, const std::vector
                    const std::string& file);
 
 // ---- Extendible 1-D columns (the archive's tables) -----------------------------------------
-enum class Elem { U64, I64, I32, U8, F64, FixedString };
+enum class Elem { U64, I64, I32, U8, F64, F32, FixedString };
 struct ElemType {
   Elem kind;
   std::size_t len = 0;  // FixedString: width in bytes (UTF-8, NUL-padded)
 };
-// An empty, unlimited, chunked column; `fill` (I64 only) marks rows never written.
+// An empty, unlimited, chunked column; `fill` (I64 only) marks rows never written; `compress`:
+// shuffle + deflate on every chunk (h5py and HDF5 tools read it transparently).
 void create_column(const Handle& group, const std::string& name, ElemType type, std::size_t chunk_rows,
-                   const std::int64_t* fill, const std::string& file, const std::string& field);
+                   const std::int64_t* fill, const std::string& file, const std::string& field,
+                   bool compress = false);
 // The length of a 1-D dataset (throws naming `field` for another rank).
 std::uint64_t length_1d(const Handle& dset, const std::string& file, const std::string& field);
 // Rows [start, start+count) into `out` (count * element size bytes). A FixedString column may

@@ -190,6 +190,9 @@ Handle column_type(ElemType t, bool memory, const std::string& file, const std::
     case Elem::F64:
       base = memory ? H5T_NATIVE_DOUBLE : H5T_IEEE_F64LE;
       break;
+    case Elem::F32:
+      base = memory ? H5T_NATIVE_FLOAT : H5T_IEEE_F32LE;
+      break;
     case Elem::FixedString:
       base = H5T_C_S1;
       break;
@@ -229,12 +232,18 @@ std::pair<Handle, Handle> select_rows(const Handle& d, hsize_t start, hsize_t co
 }  // namespace
 
 void create_column(const Handle& group, const std::string& name, ElemType type, std::size_t chunk_rows,
-                   const std::int64_t* fill, const std::string& file, const std::string& field) {
+                   const std::int64_t* fill, const std::string& file, const std::string& field, bool compress) {
   const hsize_t maxdims = H5S_UNLIMITED, chunk = chunk_rows;
   Handle space = simple_space(0, &maxdims, file, field);
   Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   check(dcpl.get(), file, field, "cannot create a dataset property list");
   check(H5Pset_chunk(dcpl.get(), 1, &chunk), file, field, "cannot set the chunk size");
+  if (compress) {
+    // Shuffle groups the bytes of each significance together (sign/exponent bytes, the zero high
+    // bytes of small integers), which deflate then squeezes; level 4 as the task packs use.
+    check(H5Pset_shuffle(dcpl.get()), file, field, "cannot set the shuffle filter");
+    check(H5Pset_deflate(dcpl.get(), 4), file, field, "cannot set the deflate filter");
+  }
   if (fill != nullptr) check(H5Pset_fill_value(dcpl.get(), H5T_NATIVE_INT64, fill), file, field, "cannot set the fill value");
   Handle ft = column_type(type, false, file, field);
   Handle d(H5Dcreate2(group.get(), name.c_str(), ft.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),

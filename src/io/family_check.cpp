@@ -84,8 +84,8 @@ void require_mergeable(const HfModel& m, const std::string& name, const TensorEn
                     base.path() + ")" + where;
   if ((is_input_embedding(name) || is_head(name)) && !e.shape.empty() && !b.shape.empty() && e.shape[0] != b.shape[0])
     why += ": the vocabulary differs (" + std::to_string(e.shape[0]) + " rows against the base's " +
-           std::to_string(b.shape[0]) + "; added or padded tokens). Align rows by token string with tokenizer_source: base, union or a model "
-           "(merge) or vocabulary: base (sweep)";
+           std::to_string(b.shape[0]) + "; added or padded tokens). Rows are aligned by token string with tokenizer_source: base, union or a "
+           "model (merge) or vocabulary: base (sweep), which needs every model's tokenizer.json";
   fail(file_of(ck, name), name, why);
 }
 

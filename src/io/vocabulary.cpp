@@ -143,6 +143,10 @@ std::shared_ptr<const VocabPlan> plan_vocabulary(const VocabChoice& c, const std
     uniform = rows[m] == rows[0] && (!path_exists(f) || base_text.empty() || read_text_file(f) == base_text);
   }
   if (uniform && c.source != VocabSource::Model) return nullptr;
+  // Rows can only be matched by token string when every model has its tokenizer: without one, the
+  // shape check refuses the family, naming both shapes.
+  for (const auto* m : models)
+    if (!path_exists(m->path() + "/" + kTokenizer)) return nullptr;
   // Without a choice, row counts that differ are refused by the shape check (both shapes named);
   // equal row counts are read on, since a reordered vocabulary would merge different tokens.
   if (c.source == VocabSource::Refuse)

@@ -15,14 +15,44 @@ std::string stop_name(eval::Generation::Stop s) {
 
 namespace {
 
+static_assert(eval::ItemOutcome::kAcc == archive::ItemOutcomes::kAcc &&
+                  eval::ItemOutcome::kAccNorm == archive::ItemOutcomes::kAccNorm &&
+                  eval::ItemOutcome::kAccBytes == archive::ItemOutcomes::kAccBytes &&
+                  eval::ItemOutcome::kExactMatch == archive::ItemOutcomes::kExactMatch,
+              "the archive stores the evaluation's outcome bits as they are");
+
+// The per-item rows of a scored task (the log-likelihood of the gold answer kept as float32).
+archive::ItemOutcomes item_rows(std::uint64_t id, const eval::TaskResult& t) {
+  archive::ItemOutcomes it;
+  it.config_id = id;
+  it.task = t.name;
+  if (t.output_type == eval::OutputType::LoglikelihoodRolling) {
+    it.kind = "rolling";
+    it.doc_loglik = t.doc_loglik;
+    it.doc_tokens = t.doc_tokens;
+    it.doc_words = t.doc_words;
+    it.doc_bytes = t.doc_bytes;
+    return it;
+  }
+  it.kind = "choice";
+  for (const auto& o : t.items) {
+    it.outcome.push_back(o.correct);
+    it.chosen.push_back(o.chosen);
+    it.gold_loglik.push_back(static_cast<float>(o.gold_loglik));
+  }
+  return it;
+}
+
 void add_task_rows(std::uint64_t id, const eval::TaskResult& t, archive::ConfigResult& r) {
   switch (t.output_type) {
     case eval::OutputType::MultipleChoice:
       for (const auto& m : t.tally.metrics()) r.results.push_back({id, t.name, m.name, m.value, m.stderr_, t.tally.n});
+      r.items.push_back(item_rows(id, t));
       return;
     case eval::OutputType::LoglikelihoodRolling: {
       const auto docs = static_cast<std::int64_t>(t.doc_loglik.size());
       for (const auto& m : t.rolling_metrics) r.results.push_back({id, t.name, m.name, m.value, m.stderr_, docs});
+      r.items.push_back(item_rows(id, t));
       return;
     }
     case eval::OutputType::GenerateUntil:

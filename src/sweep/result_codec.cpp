@@ -1,10 +1,53 @@
 #include "mergesweep/sweep/result_codec.hpp"
 
+#include <cstring>
+
 #include <nlohmann/json.hpp>
 
 namespace ms::sweep {
 
 using nlohmann::json;
+
+namespace {
+
+// Per-item columns travel as CBOR byte strings of their elements (tens of thousands of values a
+// task: a JSON array of numbers would cost several times the bytes and the time). Sender and
+// receiver are ranks of one job, so they share the byte order.
+template <class T>
+json blob(const std::vector<T>& v) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(v.data());
+  return json::binary(std::vector<std::uint8_t>(p, p + v.size() * sizeof(T)));
+}
+
+template <class T>
+std::vector<T> unblob(const json& j) {
+  const auto& b = j.get_binary();
+  std::vector<T> v(b.size() / sizeof(T));
+  if (!v.empty()) std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
+  return v;
+}
+
+json encode_items(const archive::ItemOutcomes& x) {
+  return {x.config_id,      x.task,           x.kind,           blob(x.outcome),  blob(x.chosen),
+          blob(x.gold_loglik), blob(x.doc_loglik), blob(x.doc_tokens), blob(x.doc_words), blob(x.doc_bytes)};
+}
+
+archive::ItemOutcomes decode_items(const json& x) {
+  archive::ItemOutcomes it;
+  it.config_id = x[0].get<std::uint64_t>();
+  it.task = x[1];
+  it.kind = x[2];
+  it.outcome = unblob<std::uint8_t>(x[3]);
+  it.chosen = unblob<std::int32_t>(x[4]);
+  it.gold_loglik = unblob<float>(x[5]);
+  it.doc_loglik = unblob<double>(x[6]);
+  it.doc_tokens = unblob<std::int64_t>(x[7]);
+  it.doc_words = unblob<std::int64_t>(x[8]);
+  it.doc_bytes = unblob<std::int64_t>(x[9]);
+  return it;
+}
+
+}  // namespace
 
 std::vector<std::uint8_t> encode_result(const archive::ConfigResult& r) {
   json j;
@@ -27,6 +70,9 @@ std::vector<std::uint8_t> encode_result(const archive::ConfigResult& r) {
     gen.push_back({g.config_id, g.task, g.item, g.stop, g.tokens,
                    json::binary(std::vector<std::uint8_t>(g.text.begin(), g.text.end()))});
   j["g"] = gen;
+  json items = json::array();
+  for (const auto& x : r.items) items.push_back(encode_items(x));
+  j["i"] = items;
   return json::to_cbor(j);
 }
 
@@ -52,6 +98,7 @@ archive::ConfigResult decode_result(const std::vector<std::uint8_t>& bytes) {
     r.generations.push_back({x[0].get<std::uint64_t>(), x[1], x[2], x[3], x[4].get<std::vector<std::int32_t>>(),
                              std::string(text.begin(), text.end())});
   }
+  for (const auto& x : j.at("i")) r.items.push_back(decode_items(x));
   return r;
 }
 

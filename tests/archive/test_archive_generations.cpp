@@ -64,7 +64,7 @@ TEST(ArchiveGenerations, RoundTripKeepsEveryByteAndIdWithItsConfig) {
   EXPECT_GT(empty_text, 0u);
   EXPECT_GT(empty_tokens, 0u);
   EXPECT_GT(with_nul, 0u);
-  EXPECT_EQ(c.attributes.at("format_version"), "3");
+  EXPECT_EQ(c.attributes.at("format_version"), std::to_string(kFormatVersion));
   EXPECT_TRUE(verify(path).empty()) << join(verify(path));
 }
 
@@ -112,7 +112,7 @@ TEST(ArchiveGenerations, ExportWritesOneRowPerGenerationWithTextDecodedAndExactB
     w->append(make_batch(0, 9));
   }
   const auto files = export_tables(path, tmp / "out", "csv");
-  EXPECT_EQ(files.size(), 9u);
+  EXPECT_EQ(files.size(), 11u);
   const auto g = lines_of(tmp / "out/generations.csv");
   ASSERT_EQ(g.size(), 1u + 9);
   EXPECT_EQ(g[0], "config_id,kind,method,params,n,sample,members,task,item,stop,n_tokens,tokens,text_bytes,text,text_hex");
@@ -172,7 +172,7 @@ TEST(ArchiveGenerations, AVersion1ArchiveIsReadButNotResumed) {
   EXPECT_TRUE(verify(v1).empty()) << join(verify(v1));
   const Summary s = summarize(v1);
   EXPECT_TRUE(s.generations.empty());
-  EXPECT_EQ(export_tables(v1, tmp / "out", "csv").size(), 9u);
+  EXPECT_EQ(export_tables(v1, tmp / "out", "csv").size(), 11u);
   EXPECT_EQ(lines_of(tmp / "out/failures.csv").size(), 1u);
   EXPECT_EQ(lines_of(tmp / "out/generations.csv").size(), 1u);
 
@@ -182,7 +182,7 @@ TEST(ArchiveGenerations, AVersion1ArchiveIsReadButNotResumed) {
   EXPECT_NE(e.find(v1), std::string::npos) << e;
   EXPECT_NE(e.find("format_version"), std::string::npos) << e;
   EXPECT_NE(e.find("format version 1"), std::string::npos) << e;
-  EXPECT_NE(e.find("writes version 3"), std::string::npos) << e;
+  EXPECT_NE(e.find("writes version " + std::to_string(kFormatVersion)), std::string::npos) << e;
   EXPECT_EQ(file_hash(v1), before) << "a refused resume leaves the archive as it was";
   EXPECT_FALSE(std::filesystem::exists(v1 + ".lock"));
 }

@@ -97,7 +97,7 @@ TEST(ArchiveTools, ExportWritesTidyTables) {
   ms::test::TempDir tmp;
   write_archive(tmp / "a.h5", 0, 9);
   const auto files = export_tables(tmp / "a.h5", tmp / "out", "csv");
-  EXPECT_EQ(files.size(), 9u);
+  EXPECT_EQ(files.size(), 11u);
   auto lines = [&](const std::string& name) {
     std::ifstream in(tmp / ("out/" + name));
     std::vector<std::string> v;
@@ -137,7 +137,7 @@ TEST(ArchiveTools, ExportToParquetPassesPathsWithoutAShell) {
   ::setenv("MS_PYTHON", fake.c_str(), 1);
   const auto files = export_tables(tmp / "a.h5", out, "parquet");
   ::unsetenv("MS_PYTHON");
-  ASSERT_EQ(files.size(), 9u);
+  ASSERT_EQ(files.size(), 11u);
   for (const auto& f : files) {
     EXPECT_EQ(f.rfind(out + "/", 0), 0u) << f;
     EXPECT_TRUE(std::filesystem::exists(f)) << f;
@@ -145,7 +145,7 @@ TEST(ArchiveTools, ExportToParquetPassesPathsWithoutAShell) {
   std::ifstream args(out + "/args.txt");
   std::vector<std::string> seen;
   for (std::string l; std::getline(args, l);) seen.push_back(l);
-  ASSERT_EQ(seen.size(), 9u);
+  ASSERT_EQ(seen.size(), 11u);
   EXPECT_EQ(seen[0], out + "/checkpoints.csv");
 }
 

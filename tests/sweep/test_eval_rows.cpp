@@ -16,11 +16,16 @@ eval::EvalResult sample_eval() {
   mc.name = "arc";
   mc.tally.n = 4;
   mc.tally.acc = 3;
+  mc.items = {{eval::ItemOutcome::kAcc, 1, -0.5}, {eval::ItemOutcome::kAcc | eval::ItemOutcome::kAccNorm, 0, -1.25},
+              {0, 2, -3.0}, {eval::ItemOutcome::kAcc, 1, -0.1}};
   ev.tasks.push_back(mc);
   eval::TaskResult roll;
   roll.name = "wikitext";
   roll.output_type = eval::OutputType::LoglikelihoodRolling;
   roll.doc_loglik = {-10.0, -20.0, -5.0};
+  roll.doc_tokens = {4, 8, 2};
+  roll.doc_words = {3, 6, 1};
+  roll.doc_bytes = {15, 30, 5};
   roll.rolling_metrics = {{"word_perplexity", 12.5, std::nan("")}, {"byte_perplexity", 1.5, std::nan("")},
                           {"bits_per_byte", 0.58, std::nan("")}};
   ev.tasks.push_back(roll);
@@ -73,6 +78,20 @@ TEST(EvalRows, EachOutputTypeWritesItsOwnRows) {
   for (const auto& g : r.generations) EXPECT_EQ(g.task, "gsm8k");
   ASSERT_EQ(r.probes.size(), 1u);
   EXPECT_EQ(r.probes[0].seeds, 2);
+  ASSERT_EQ(r.items.size(), 2u) << "per-item rows for the scored tasks, none for generate_until";
+  const auto& choice = r.items[0];
+  EXPECT_EQ(choice.config_id, 77u);
+  EXPECT_EQ(choice.task, "arc");
+  EXPECT_EQ(choice.kind, "choice");
+  EXPECT_EQ(choice.outcome, (std::vector<std::uint8_t>{1, 3, 0, 1}));
+  EXPECT_EQ(choice.chosen, (std::vector<std::int32_t>{1, 0, 2, 1}));
+  EXPECT_EQ(choice.gold_loglik, (std::vector<float>{-0.5f, -1.25f, -3.0f, -0.1f}));
+  const auto& roll = r.items[1];
+  EXPECT_EQ(roll.kind, "rolling");
+  EXPECT_EQ(roll.doc_loglik, (std::vector<double>{-10.0, -20.0, -5.0}));
+  EXPECT_EQ(roll.doc_tokens, (std::vector<std::int64_t>{4, 8, 2}));
+  EXPECT_EQ(roll.doc_words, (std::vector<std::int64_t>{3, 6, 1}));
+  EXPECT_EQ(roll.doc_bytes, (std::vector<std::int64_t>{15, 30, 5}));
 }
 
 eval::TaskPack rolling_pack() {

@@ -32,6 +32,23 @@ archive::ConfigResult sample_result() {
   r.generations.push_back({id, "gsm8k", 0, "until", {15, 3, 99999}, "The answer is 42.\n\n"});
   r.generations.push_back({id, "gsm8k", 1, "length", {}, ""});
   r.generations.push_back({id, "gsm8k", 2, "stop_token", {0, 7}, std::string("a\0b\xff\xfe\xc3", 6)});
+  archive::ItemOutcomes mc;
+  mc.config_id = id;
+  mc.task = "arc";
+  mc.kind = "choice";
+  mc.outcome = {0, 1, 3, 15, 7};
+  mc.chosen = {2, 0, 1, 1, 3};
+  mc.gold_loglik = {-1.5f, -0.0f, std::nanf(""), -1e-30f, -123.456f};
+  r.items.push_back(mc);
+  archive::ItemOutcomes roll;
+  roll.config_id = id;
+  roll.task = "wikitext";
+  roll.kind = "rolling";
+  roll.doc_loglik = {-1234.5678901234567, -0.1};
+  roll.doc_tokens = {700, 3};
+  roll.doc_words = {500, 2};
+  roll.doc_bytes = {2800, 9};
+  r.items.push_back(roll);
   return r;
 }
 
@@ -75,6 +92,23 @@ TEST(ResultCodec, RoundTripKeepsEveryFieldBitForBit) {
     EXPECT_EQ(x.text, y.text) << "item " << i;
   }
   EXPECT_EQ(b.generations[2].text.size(), 6u) << "NUL and invalid UTF-8 bytes arrive unchanged";
+  ASSERT_EQ(b.items.size(), 2u);
+  for (std::size_t k = 0; k < 2; ++k) {
+    const auto &x = b.items[k], &y = a.items[k];
+    EXPECT_EQ(x.config_id, y.config_id);
+    EXPECT_EQ(x.task, y.task);
+    EXPECT_EQ(x.kind, y.kind);
+    EXPECT_EQ(x.outcome, y.outcome);
+    EXPECT_EQ(x.chosen, y.chosen);
+    ASSERT_EQ(x.gold_loglik.size(), y.gold_loglik.size());
+    EXPECT_EQ(std::memcmp(x.gold_loglik.data(), y.gold_loglik.data(), y.gold_loglik.size() * sizeof(float)), 0)
+        << "float32 bits (NaN, -0) arrive unchanged";
+    ASSERT_EQ(x.doc_loglik.size(), y.doc_loglik.size());
+    for (std::size_t d = 0; d < y.doc_loglik.size(); ++d) EXPECT_TRUE(same_bits(x.doc_loglik[d], y.doc_loglik[d]));
+    EXPECT_EQ(x.doc_tokens, y.doc_tokens);
+    EXPECT_EQ(x.doc_words, y.doc_words);
+    EXPECT_EQ(x.doc_bytes, y.doc_bytes);
+  }
 }
 
 TEST(ResultCodec, AConfigWithoutGenerationsDecodesToNone) {

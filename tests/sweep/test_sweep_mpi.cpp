@@ -83,8 +83,14 @@ struct Row {
   std::vector<std::tuple<std::string, std::string, double, double, std::int64_t>> results;
   std::vector<double> stats;
   std::vector<std::tuple<std::string, int, double, double>> probes;
+  std::vector<std::string> items;  // per task: its per-item rows' bytes
   std::string config;
 };
+
+template <class T>
+std::string bytes_of(const std::vector<T>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
 
 std::map<std::uint64_t, Row> load(const std::string& path) {
   std::map<std::uint64_t, Row> out;
@@ -99,6 +105,9 @@ std::map<std::uint64_t, Row> load(const std::string& path) {
     }
     for (const auto& p : c.probes) r.probes.emplace_back(p.probe, p.layer, p.f1_mean, p.f1_std);
     std::sort(r.probes.begin(), r.probes.end());
+    for (const auto& it : c.items)
+      r.items.push_back(it.task + "|" + it.kind + "|" + bytes_of(it.outcome) + bytes_of(it.chosen) +
+                        bytes_of(it.gold_loglik) + bytes_of(it.doc_loglik) + bytes_of(it.doc_tokens));
     std::string m;
     for (int k : c.config.members) m += std::to_string(k) + ",";
     r.config = c.config.kind + "|" + c.config.method + "|" + c.config.params + "|" + m;
@@ -118,6 +127,7 @@ void expect_same(const std::map<std::uint64_t, Row>& a, const std::map<std::uint
     EXPECT_EQ(ra.results, rb.results) << what << ": results of " << ra.config;
     EXPECT_EQ(ra.stats, rb.stats) << what << ": model stats of " << ra.config;
     EXPECT_EQ(ra.probes, rb.probes) << what << ": probes of " << ra.config;
+    EXPECT_EQ(ra.items, rb.items) << what << ": per-item rows of " << ra.config;
   }
 }
 
@@ -155,6 +165,39 @@ TEST_F(SweepMpi, ResultsAreBitwiseTheSameForAnyRankCountAndGroupSize) {
     const auto info = archive::read(out).attributes;
     EXPECT_EQ(info.at("ranks"), std::to_string(np));
   }
+}
+
+// The totals in /results are what the per-item rows add up to (lm-eval's mean of 0/1 values), for
+// every config and task of a real sweep; `archive verify` checks the same.
+TEST_F(SweepMpi, ResultsEqualThePerItemSums) {
+  ASSERT_FALSE(ref().empty());
+  const std::string out = dir() / "ref.h5";
+  EXPECT_EQ(test::run_cli("archive verify " + out).exit_code, 0);
+  const std::pair<const char*, std::uint8_t> bits[] = {{"acc", archive::ItemOutcomes::kAcc},
+                                                       {"acc_norm", archive::ItemOutcomes::kAccNorm},
+                                                       {"acc_bytes", archive::ItemOutcomes::kAccBytes},
+                                                       {"exact_match", archive::ItemOutcomes::kExactMatch}};
+  std::size_t checked = 0, correct = 0;
+  for (const auto& c : archive::read(out).configs) {
+    ASSERT_FALSE(c.items.empty()) << "config " << c.config.id << " has no per-item rows";
+    for (const auto& it : c.items) {
+      ASSERT_EQ(it.kind, "choice");
+      ASSERT_EQ(it.outcome.size(), 8u) << "eval.limit 8";
+      for (const auto& [metric, bit] : bits) {
+        std::int64_t k = 0;
+        for (auto o : it.outcome) k += (o & bit) != 0;
+        correct += static_cast<std::size_t>(k);
+        const auto r = std::find_if(c.results.begin(), c.results.end(),
+                                    [&](const auto& x) { return x.task == it.task && x.metric == metric; });
+        ASSERT_NE(r, c.results.end()) << it.task << " " << metric;
+        EXPECT_EQ(r->n, 8);
+        EXPECT_EQ(r->value, static_cast<double>(k) / 8.0) << it.task << " " << metric << " of " << c.config.id;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 100u);
+  EXPECT_GT(correct, 0u) << "some items are right";
 }
 
 TEST_F(SweepMpi, ResumeSkipsDoneConfigsAndRunsOnlyWhatAnExtendedSpecAdds) {

@@ -17,9 +17,10 @@
 
 namespace ms::archive {
 
-// Version 2 added the generation tables, version 3 the failures table (docs/formats.md).
-// Readers read every version from 1; a writer only appends to an archive of its own version.
-inline constexpr int kFormatVersion = 3;
+// Version 2 added the generation tables, version 3 the failures table, version 4 the per-item
+// outcome tables (docs/formats.md). Readers read every version from 1; a writer only appends to
+// an archive of its own version.
+inline constexpr int kFormatVersion = 4;
 
 struct Provenance {
   std::string spec_text;       // the YAML as given
@@ -99,6 +100,27 @@ struct GenerationRecord {
   std::string text;                    // the response as bytes (any bytes: NUL, invalid UTF-8)
 };
 
+// Per-item outcomes of one scored task of one config: a multiple_choice task's items (pack order)
+// or a loglikelihood_rolling task's documents. The /results rows of the task are sums over them
+// (`mergesweep archive verify` checks it). One /item_runs row with its /items or /item_docs rows.
+struct ItemOutcomes {
+  // Bits of `outcome`: the item counts towards that /results metric.
+  static constexpr std::uint8_t kAcc = 1, kAccNorm = 2, kAccBytes = 4, kExactMatch = 8;
+  std::uint64_t config_id = 0;
+  std::string task;
+  std::string kind;                      // "choice" (multiple_choice) or "rolling"
+  // choice: one entry per item
+  std::vector<std::uint8_t> outcome;     // kAcc | kAccNorm | kAccBytes | kExactMatch bits
+  std::vector<std::int32_t> chosen;      // the choice acc picked (argmax of the summed log-likelihoods)
+  std::vector<float> gold_loglik;        // summed log-likelihood of the gold choice
+  // rolling: one entry per document
+  std::vector<double> doc_loglik;        // sum of its windows' log-likelihoods (the metrics' input)
+  std::vector<std::int64_t> doc_tokens;  // tokens scored (its windows' continuations)
+  std::vector<std::int64_t> doc_words, doc_bytes;  // lm-eval's word and UTF-8 byte counts
+
+  std::size_t size() const { return kind == "rolling" ? doc_loglik.size() : outcome.size(); }
+};
+
 // A config that failed on a rank of its group (the group agreed on it and went on). The config
 // stays out of /configs, so the next run of the same command retries it; its /failures rows stay
 // as the history of what went wrong (one per failed attempt).
@@ -119,6 +141,7 @@ struct ConfigResult {
   std::vector<ProbeRecord> probes;
   TimingRecord timing;
   std::vector<GenerationRecord> generations;  // generate_until tasks, in task then item order
+  std::vector<ItemOutcomes> items;            // scored tasks, in task order (format version 4)
 };
 
 class Writer {

@@ -39,7 +39,8 @@ Summary summarize(const std::string& path);
 std::vector<std::string> verify(const std::string& path);
 
 // Tidy tables in `out_dir` (created if needed): results, configs, model_stats, probes, timings,
-// generations (text decoded; docs/formats.md), failures, checkpoints, tasks. format "csv" or "parquet" (through python3 + pyarrow, error if missing).
+// generations (text decoded; docs/formats.md), failures, items and item_docs (per-item outcomes),
+// checkpoints, tasks. format "csv" or "parquet" (through python3 + pyarrow, error if missing).
 // Returns the files written.
 std::vector<std::string> export_tables(const std::string& path, const std::string& out_dir, const std::string& format);
 

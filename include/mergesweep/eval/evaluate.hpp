@@ -48,9 +48,13 @@ struct TaskResult {
   std::string name;
   OutputType output_type = OutputType::MultipleChoice;
   TaskTally tally;           // whole group (multiple_choice)
+  // multiple_choice: every item's outcome, in pack order (whole group); the tally is their sum.
+  std::vector<ItemOutcome> items;
   // loglikelihood_rolling: per document, the summed log-likelihood of its windows (whole group),
-  // and the metrics word_perplexity, byte_perplexity, bits_per_byte computed from them.
+  // and the metrics word_perplexity, byte_perplexity, bits_per_byte computed from them; the
+  // tokens its windows scored, and the pack's word and byte counts (the metrics' denominators).
   std::vector<double> doc_loglik;
+  std::vector<std::int64_t> doc_tokens, doc_words, doc_bytes;
   std::vector<Metric> rolling_metrics;
   std::vector<Generation> generations;  // generate_until: one per item, in pack order (whole group)
   // generate_until packs with native_exact_match: exact_match (response == target), whole group.

@@ -53,11 +53,23 @@ struct Metric {
   double stderr_ = 0;  // lm-eval's standard error of the mean
 };
 
+// One item under every metric: what a TaskTally adds up, and what the archive keeps per item.
+struct ItemOutcome {
+  // Bits of `correct` (the archive's /items/outcome uses the same bits).
+  static constexpr std::uint8_t kAcc = 1, kAccNorm = 2, kAccBytes = 4, kExactMatch = 8;
+  std::uint8_t correct = 0;
+  std::int32_t chosen = 0;  // acc's choice: numpy.argmax of the summed log-likelihoods
+  double gold_loglik = 0;   // summed log-likelihood of the gold choice
+};
+// lm-eval's per-item metrics (acc, acc_norm, acc_bytes, exact_match) of one scored item.
+ItemOutcome item_outcome(const TaskItem& item, const ItemScore& score);
+
 // Additive per-task tallies: partial tallies from ranks combine exactly (integer counts).
 struct TaskTally {
   std::int64_t n = 0;
   std::int64_t acc = 0, acc_norm = 0, acc_bytes = 0, exact_match = 0;
-  void add(const TaskItem& item, const ItemScore& score);
+  void add(const TaskItem& item, const ItemScore& score) { add(item_outcome(item, score)); }
+  void add(const ItemOutcome& o);
   void merge(const TaskTally& other);
   std::vector<Metric> metrics() const;
 };
