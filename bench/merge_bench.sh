@@ -39,7 +39,28 @@ timed() {  # timed LABEL CMD... -> "LABEL seconds peak_rss_mb"
   local label="$1"; shift
   /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" >/dev/null 2>"$OUT/$label.log" || { echo "$label FAILED (see $OUT/$label.log)"; return; }
   read -r secs kb < "$OUT/time.txt"
+  LAST_SECS="$secs"
   printf "  %-32s %8.2f s  peak RSS %7.0f MB\n" "$label" "$secs" "$((kb / 1024))"
+}
+
+# Regression guard: each method's speed-up over mergekit goes to $OUT/ratios-PRESET.tsv and is
+# compared with the last recorded figures (bench/figures/merge-PRESET.tsv, committed with
+# bench/README.md): a ratio below 80% of the recorded one is flagged, so a slowdown shows the next
+# time the bench runs. To record a new baseline, copy the ratios file over the figures file.
+RATIOS="$OUT/ratios-$PRESET.tsv"
+FIGURES="$ROOT/bench/figures/merge-$PRESET.tsv"
+printf "method\tmergesweep_s\tmergekit_s\tratio\n" > "$RATIOS"
+record_ratio() {  # record_ratio METHOD MS_SECS MK_SECS
+  local ratio last
+  ratio=$(python3 -c "print(f'{$3 / $2:.2f}')")
+  printf "%s\t%s\t%s\t%s\n" "$1" "$2" "$3" "$ratio" >> "$RATIOS"
+  last=$( [ -f "$FIGURES" ] && awk -F'\t' -v m="$1" '$1 == m {print $4}' "$FIGURES" || true)
+  if [ -z "$last" ]; then echo "  $1: ${ratio}x mergekit (no recorded figure)"; return; fi
+  if python3 -c "import sys; sys.exit(0 if $ratio < 0.8 * $last else 1)"; then
+    echo "  REGRESSION: $1 is ${ratio}x mergekit, recorded ${last}x ($FIGURES)"
+  else
+    echo "  $1: ${ratio}x mergekit (recorded ${last}x)"
+  fi
 }
 
 echo "merge bench: preset $PRESET, $(nproc) cores, family $FAM"
@@ -48,9 +69,11 @@ for m in task_arithmetic ties model_stock; do
   config "$m" 12 > "$OUT/$m.yaml"
   rm -rf "$OUT/ms-$m" "$OUT/mk-$m"
   timed "mergesweep $m" "$B/mergesweep" merge "$OUT/$m.yaml" "$OUT/ms-$m" --quiet
+  ms_secs="$LAST_SECS"
   if [ -n "$MK" ]; then
     timed "mergekit $m" "$MK" "$OUT/$m.yaml" "$OUT/mk-$m" --lazy-unpickle --no-copy-tokenizer \
       --no-write-model-card
+    record_ratio "$m" "$ms_secs" "$LAST_SECS"
   fi
 done
 echo "(d) spectral methods, n=$N_SVD"
