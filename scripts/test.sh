@@ -38,6 +38,6 @@ if [ "${MS_SKIP_SANITIZE:-0}" != "1" ]; then
   # The multi-process MPI suite (label mpi) runs in the main pass only: under ASan each of its
   # dozens of mpirun launches would dominate the run time without covering new code.
   (cd "$MS_ROOT/build-asan" && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -j "$MS_JOBS" -LE mpi --output-on-failure)
+     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -j "$MS_JOBS" -LE "mpi|faults" --output-on-failure)
 fi
 echo "== all tests passed [$((SECONDS - T0)) s]"

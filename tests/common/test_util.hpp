@@ -42,4 +42,12 @@ std::string mpirun(int np);
 // Runs a shell command line; its exit status (-1 when killed by a signal).
 int sh(const std::string& cmd);
 
+// Runs a shell command line in the background, in a process group of its own; `pid` is the
+// command's own process (the shell execs it).
+struct Proc {
+  int pid = -1;
+  explicit Proc(const std::string& cmd);
+  int wait_status();  // exit status, or 128 + signal
+};
+
 }  // namespace ms::test

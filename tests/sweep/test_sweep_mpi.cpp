@@ -57,24 +57,7 @@ void write(const std::string& path, const std::string& text) { std::ofstream(pat
 
 using test::mpirun;
 
-// Runs a shell command line in the background; the pid is the shell's exec'd process.
-struct Proc {
-  pid_t pid = -1;
-  explicit Proc(const std::string& cmd) {
-    pid = fork();
-    if (pid == 0) {
-      setpgid(0, 0);
-      execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  int wait_status() {
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  }
-};
-
+using test::Proc;
 using test::sh;
 
 std::string cli() { return MS_CLI; }
