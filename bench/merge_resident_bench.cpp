@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "mergesweep/core/gpu_binding.hpp"
 #include "mergesweep/merge/resident.hpp"
 #include "mergesweep/model/device.hpp"
 
@@ -63,7 +64,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> cks(paths.begin() + 1, paths.end());
   if (n <= 0 || n > static_cast<int>(cks.size())) n = static_cast<int>(cks.size());
   ms::merge::ResidentOptions held, old;
-  held.device = old.device = ms::model::resolve_device(device_name, ms::model::local_rank_from_env(), "", "--device");
+  held.device = old.device = ms::model::resolve_device(device_name, ms::node_slot().rank, "", "--device");
   old.residency = ms::merge::Residency::Float32TaskVectors;
   auto t0 = Clock::now();
   const ms::merge::ResidentModels models(paths[0], cks, {}, held);

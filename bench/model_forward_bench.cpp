@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 
+#include "mergesweep/core/gpu_binding.hpp"
 #include "mergesweep/model/compute_threads.hpp"
 #include "mergesweep/model/decoder.hpp"
 #include "mergesweep/model/device.hpp"
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
   const std::int64_t B = argc > 1 ? std::atoll(argv[1]) : 4;
   const std::int64_t T = argc > 2 ? std::atoll(argv[2]) : 256;
   const std::int64_t layers = argc > 3 ? std::atoll(argv[3]) : 4;
-  const c10::Device device = ms::model::resolve_device(argc > 4 ? argv[4] : "cpu", ms::model::local_rank_from_env(), "", "device");
+  const c10::Device device = ms::model::resolve_device(argc > 4 ? argv[4] : "cpu", ms::node_slot().rank, "", "device");
   const bool gpu = !device.is_cpu();
   const auto on = [&](const at::Tensor& t) { return t.to(device); };
   const auto wait = [&](const at::Tensor& t) {  // a host read waits for the device's queue

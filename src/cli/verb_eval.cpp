@@ -15,6 +15,7 @@
 #include "eval_generations.hpp"
 #include "mergesweep/cli/verbs.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/gpu_binding.hpp"
 #include "mergesweep/core/version.hpp"
 #include "mergesweep/eval/evaluate.hpp"
 #include "mergesweep/eval/generate.hpp"
@@ -297,7 +298,7 @@ int run_eval(int argc, char** argv) {
   for (const auto& p : c.probes) probe_packs.push_back(eval::read_probe_pack(p));
 
   const auto t_load = Clock::now();
-  const c10::Device device = model::resolve_device(c.device_text, model::local_rank_from_env(), "", "--device");
+  const c10::Device device = model::resolve_device(c.device_text, node_slot().rank, "", "--device");
   const auto model = model::Decoder::load(c.model_path, c.dtype, device);
   eval::EvalOptions eo;
   eo.layers = parse_layers(c.layers_text, static_cast<int>(model->config().num_hidden_layers));

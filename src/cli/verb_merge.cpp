@@ -8,6 +8,7 @@
 
 #include "mergesweep/cli/verbs.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/gpu_binding.hpp"
 #include "mergesweep/core/units.hpp"
 #include "mergesweep/merge/mergekit_config.hpp"
 #include "mergesweep/model/device.hpp"
@@ -63,7 +64,7 @@ int run_merge(int argc, char** argv) {
   merge::StreamingJob job = merge::read_mergekit_config(config);
   job.out_dir = out;
   job.max_shard_bytes = parse_byte_size(shard, "--max-shard-size");
-  job.device = model::resolve_device(device, model::local_rank_from_env(), "", "--device");
+  job.device = model::resolve_device(device, node_slot().rank, "", "--device");
 
   // Progress after the first second: a live line on a terminal, a line every 5 s in a log.
   const auto t0 = std::chrono::steady_clock::now();

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/gpu_binding.hpp"
 #include "mergesweep/dist/check.hpp"
 #include "mergesweep/dist/mpi_comm.hpp"
 #include "mergesweep/dist/progress.hpp"
@@ -110,6 +111,10 @@ MpiSession::MpiSession(int* argc, char*** argv) {
     MPI_Finalize();
     fail("", "mpi", "this MPI library does not provide MPI_THREAD_MULTIPLE (rank 0 coordinates on a second thread)");
   }
+  // The node split is collective over the world: made here, where every rank is, and not inside
+  // a group's collective (where a world collective could pair with another group's call).
+  const NodeRanks local = node_ranks();
+  register_mpi_node_slot(local.rank, local.size);
 }
 
 MpiSession::~MpiSession() {
@@ -122,11 +127,12 @@ void MpiSession::abort_job(int status) {
   std::_Exit(status);
 }
 
-int node_local_rank() {
+NodeRanks node_ranks() {
   MPI_Comm local = MPI_COMM_NULL;
   MS_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local));
-  int r = 0;
-  MS_MPI_CHECK(MPI_Comm_rank(local, &r));
+  NodeRanks r;
+  MS_MPI_CHECK(MPI_Comm_rank(local, &r.rank));
+  MS_MPI_CHECK(MPI_Comm_size(local, &r.size));
   MS_MPI_CHECK(MPI_Comm_free(&local));
   return r;
 }

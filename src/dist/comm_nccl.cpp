@@ -1,4 +1,6 @@
-// NCCL backend. Buffers of broadcast/allgather/allgatherv are device memory on this rank's GPU
+// NCCL backend. Set-up (see nccl_comm.hpp): local preparation, an agreement, the id over MPI,
+// a non-blocking init polled against the timeout, an agreement on its outcome. Buffers of
+// broadcast/allgather/allgatherv are device memory on this rank's GPU
 // (checked: a host pointer is an error naming the call). Host data (the scalar allreduces,
 // host_broadcast) goes over MPI on a duplicate of the group's communicator. Every device call
 // synchronizes the device first (work queued by libtorch on its own stream must be done before
@@ -7,7 +9,10 @@
 // and the destructor does not destroy it again.
 #include "mergesweep/dist/nccl_comm.hpp"
 
+#include <atomic>
+
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/gpu_binding.hpp"
 #include "mergesweep/dist/check.hpp"
 #include "mergesweep/dist/mpi_comm.hpp"
 #include "mergesweep/dist/progress.hpp"
@@ -26,8 +31,8 @@ void cuda_check(cudaError_t rc, const char* call, const char* file, int line) {
   if (rc != cudaSuccess)
     fail("", "cuda", std::string(call) + " failed (" + source_name(file) + ":" + std::to_string(line) + "): " + cudaGetErrorString(rc));
 }
-void nccl_check(ncclResult_t rc, const char* call, const char* file, int line) {
-  if (rc != ncclSuccess)
+void nccl_check(ncclResult_t rc, const char* call, const char* file, int line, bool in_progress_ok = false) {
+  if (rc != ncclSuccess && !(in_progress_ok && rc == ncclInProgress))
     fail("", "nccl", std::string(call) + " failed (" + source_name(file) + ":" + std::to_string(line) + "): " + ncclGetErrorString(rc));
 }
 }  // namespace
@@ -35,9 +40,17 @@ void nccl_check(ncclResult_t rc, const char* call, const char* file, int line) {
 
 #define MS_CUDA_CHECK(call) ::ms::dist::detail::cuda_check((call), #call, __FILE__, __LINE__)
 #define MS_NCCL_CHECK(call) ::ms::dist::detail::nccl_check((call), #call, __FILE__, __LINE__)
+// A call on the non-blocking communicator: ncclInProgress means queued, and wait() polls it.
+#define MS_NCCL_ENQUEUE(call) ::ms::dist::detail::nccl_check((call), #call, __FILE__, __LINE__, true)
 #endif
 
 namespace ms::dist {
+namespace {
+std::atomic<int> g_setup_fault_rank{-1};
+[[maybe_unused]] int setup_fault_rank() { return g_setup_fault_rank.load(); }
+}  // namespace
+
+int detail::set_nccl_setup_fault_for_tests(int rank) { return g_setup_fault_rank.exchange(rank); }
 
 #if MS_HAVE_NCCL
 namespace {
@@ -46,27 +59,17 @@ class NcclComm final : public Comm {
  public:
   NcclComm(MPI_Comm mpi, double timeout_s) : timeout_s_(timeout_s) {
     MS_MPI_CHECK(MPI_Comm_dup(mpi, &host_comm_));
-    host_ = make_mpi_comm(host_comm_);
-    rank_ = host_->rank();
-    size_ = host_->size();
-    const int local_rank = node_local_rank();
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) fail("", "nccl", "no CUDA device is visible");
-    device_ = local_rank % devices;
-    MS_CUDA_CHECK(cudaSetDevice(device_));
-    ncclUniqueId id;
-    if (rank_ == 0) MS_NCCL_CHECK(ncclGetUniqueId(&id));
-    MS_MPI_CHECK(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, host_comm_));
-    MS_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
-    MS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    try {
+      host_ = make_mpi_comm(host_comm_);
+      rank_ = host_->rank();
+      size_ = host_->size();
+      set_up();
+    } catch (...) {
+      release();  // a throwing constructor runs no destructor
+      throw;
+    }
   }
-  ~NcclComm() override {
-    // Destructor: nothing to throw to. An aborted communicator (comm_ == nullptr) is already freed.
-    if (stream_ != nullptr) cudaStreamDestroy(stream_);
-    if (comm_ != nullptr) ncclCommDestroy(comm_);
-    host_.reset();
-    if (host_comm_ != MPI_COMM_NULL) MPI_Comm_free(&host_comm_);
-  }
+  ~NcclComm() override { release(); }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string backend() const override { return "nccl"; }
@@ -81,7 +84,7 @@ class NcclComm final : public Comm {
     require_device(data, bytes, "broadcast");
     if (bytes == 0) return;
     begin();
-    MS_NCCL_CHECK(ncclBroadcast(data, data, bytes, ncclChar, root, comm_, stream_));
+    MS_NCCL_ENQUEUE(ncclBroadcast(data, data, bytes, ncclChar, root, comm_, stream_));
     wait();
   }
   void allgather(const void* send, void* recv, std::size_t bytes) override {
@@ -89,7 +92,7 @@ class NcclComm final : public Comm {
     require_device(recv, bytes * static_cast<std::size_t>(size_), "allgather (recv)");
     if (bytes == 0) return;
     begin();
-    MS_NCCL_CHECK(ncclAllGather(send, recv, bytes, ncclChar, comm_, stream_));
+    MS_NCCL_ENQUEUE(ncclAllGather(send, recv, bytes, ncclChar, comm_, stream_));
     wait();
   }
   // NCCL has no allgatherv: one broadcast per rank with data, fused in a group call.
@@ -101,19 +104,109 @@ class NcclComm final : public Comm {
     require_device(recv, off.back(), "allgatherv (recv)");
     if (off.back() == 0) return;
     begin();
-    MS_NCCL_CHECK(ncclGroupStart());
+    MS_NCCL_ENQUEUE(ncclGroupStart());
     for (int r = 0; r < size_; ++r) {
       const auto ru = static_cast<std::size_t>(r);
       if (counts[ru] == 0) continue;
       const void* src = r == rank_ ? send : out + off[ru];
-      MS_NCCL_CHECK(ncclBroadcast(src, out + off[ru], counts[ru], ncclChar, r, comm_, stream_));
+      MS_NCCL_ENQUEUE(ncclBroadcast(src, out + off[ru], counts[ru], ncclChar, r, comm_, stream_));
     }
-    MS_NCCL_CHECK(ncclGroupEnd());
+    MS_NCCL_ENQUEUE(ncclGroupEnd());
     wait();
   }
   void barrier() override { host_->barrier(); }
 
  private:
+  // The order matters: nothing that can fail on one rank alone may stand between two ranks'
+  // entries into a collective. So every rank does its local part, the ranks agree, and only
+  // then is the id sent and the NCCL init entered; its outcome is agreed again.
+  void set_up() {
+    ncclUniqueId id{};
+    std::string error;
+    try {
+      prepare(&id);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    detail::agree_on_setup(host_comm_, error, timeout_s_, "NCCL set-up (before ncclCommInitRank)");
+    MS_MPI_CHECK(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, host_comm_));
+    error.clear();
+    try {
+      init(id);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    // A rank whose init failed fast waits here for the others, which may sit in their init up to
+    // the timeout: hence twice the timeout for this agreement.
+    try {
+      detail::agree_on_setup(host_comm_, error, 2 * timeout_s_, "NCCL set-up (ncclCommInitRank)");
+    } catch (...) {
+      // A peer failed: destroying would wait for it, aborting does not.
+      if (comm_ != nullptr) ncclCommAbort(comm_);
+      comm_ = nullptr;
+      throw;
+    }
+  }
+  void prepare(ncclUniqueId* id) {
+    if (rank_ == setup_fault_rank()) fail("", "nccl", "injected set-up failure (tests)");
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+      cudaGetLastError();  // not sticky; leave no error behind for the next CUDA call
+      fail("", "nccl", "no CUDA device is visible");
+    }
+    device_ = gpu_index(devices);
+    MS_CUDA_CHECK(cudaSetDevice(device_));
+    MS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    if (rank_ == 0) MS_NCCL_CHECK(ncclGetUniqueId(id));
+  }
+  void init(const ncclUniqueId& id) {
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 14, 0)
+    // Non-blocking: the call returns at once and the init is polled, so a peer that never joins
+    // ends in an error after the timeout instead of a hang inside NCCL. The communicator stays
+    // non-blocking: its calls may answer ncclInProgress, which nccl_enqueue and wait() accept.
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    const ncclResult_t rc = ncclCommInitRankConfig(&comm_, size_, id, rank_, &config);
+    if (rc != ncclSuccess && rc != ncclInProgress) {
+      if (comm_ != nullptr) ncclCommAbort(comm_);
+      comm_ = nullptr;
+      MS_NCCL_CHECK(rc);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+      ncclResult_t state = ncclInProgress;
+      const ncclResult_t q = ncclCommGetAsyncError(comm_, &state);
+      if (q == ncclSuccess && state == ncclSuccess) return;
+      const double waited = seconds_since(start);
+      if ((q == ncclSuccess && state == ncclInProgress) && waited <= timeout_s_) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      ncclCommAbort(comm_);  // frees it, the init in progress included
+      comm_ = nullptr;
+      if (q != ncclSuccess) MS_NCCL_CHECK(q);
+      fail("", "nccl", state != ncclInProgress ? std::string("ncclCommInitRankConfig failed: ") + ncclGetErrorString(state)
+                                               : "ncclCommInitRankConfig timed out after " + std::to_string(waited) +
+                                                     " s (schedule.peer_timeout): a peer never joined");
+    }
+#else
+    // Before NCCL 2.14 there is no non-blocking init: the agreement before it is the only guard.
+    MS_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+#endif
+  }
+  // Destructor and failed constructor: nothing to throw to. An aborted communicator
+  // (comm_ == nullptr) is already freed.
+  void release() noexcept {
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    stream_ = nullptr;
+    if (comm_ != nullptr) ncclCommDestroy(comm_);
+    comm_ = nullptr;
+    host_.reset();
+    if (host_comm_ != MPI_COMM_NULL) MPI_Comm_free(&host_comm_);
+  }
+  static double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
   void require_device(const void* p, std::size_t bytes, const char* what) const {
     if (bytes == 0) return;
     cudaPointerAttributes a{};
@@ -133,16 +226,20 @@ class NcclComm final : public Comm {
   void wait() {
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
-      const cudaError_t q = cudaStreamQuery(stream_);
-      if (q == cudaSuccess) break;
-      if (q != cudaErrorNotReady) MS_CUDA_CHECK(q);
+      // The async state first: on a non-blocking communicator ncclInProgress means the work may
+      // not be on the stream yet, so an idle stream proves nothing until the state is success.
       ncclResult_t async = ncclSuccess;
       MS_NCCL_CHECK(ncclCommGetAsyncError(comm_, &async));
-      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (async != ncclSuccess || waited > timeout_s_) {
+      if (async == ncclSuccess) {
+        const cudaError_t q = cudaStreamQuery(stream_);
+        if (q == cudaSuccess) break;
+        if (q != cudaErrorNotReady) MS_CUDA_CHECK(q);
+      }
+      const double waited = seconds_since(start);
+      if ((async != ncclSuccess && async != ncclInProgress) || waited > timeout_s_) {
         ncclCommAbort(comm_);  // frees the communicator: never destroy it again
         comm_ = nullptr;
-        fail("", "nccl", async != ncclSuccess ? std::string("collective failed: ") + ncclGetErrorString(async)
+        fail("", "nccl", async != ncclSuccess && async != ncclInProgress ? std::string("collective failed: ") + ncclGetErrorString(async)
                                               : "collective timed out after " + std::to_string(waited) + " s (dead peer?)");
       }
       std::this_thread::sleep_for(std::chrono::microseconds(50));

@@ -8,6 +8,13 @@
 // sees only itself, so it stays finite). So each row computes what its prompt alone would,
 // up to float rounding. Logits are computed for the last position only; rows that finish leave
 // the batch (their cache rows are dropped).
+//
+// The host is not synced per token: each step's ids stay on the device and are fed back as they
+// are, positions advance on the device, and forward() is told the bounds the host already knows
+// (positions are known without the ids; greedy ids are in range by construction). The ids come
+// back to the host every kSyncEvery tokens (and at max_gen_toks), where the stop conditions are
+// checked token by token in order, exactly as per token. A row that stopped inside a chunk
+// decodes on to the chunk's end; those tokens are discarded, and the row leaves the batch then.
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
@@ -45,6 +52,10 @@ at::Tensor next_ids(const model::Decoder& model, const at::Tensor& hidden) {
   return model.logits(hidden.select(1, hidden.size(1) - 1)).to(at::kFloat).argmax(-1);
 }
 
+// Tokens decoded between two reads on the host: at most this many wasted steps for a row that
+// stops early, against one host sync (which drains the device's queue) per token.
+constexpr std::size_t kSyncEvery = 8;
+
 struct Row {
   std::size_t slot;                 // index into the caller's item list
   std::int64_t next_pos;            // position of the next token fed back
@@ -66,12 +77,17 @@ class BlockDecoder {
   }
 
   std::vector<Generation> run() {
-    at::Tensor next = prefill();
+    std::vector<at::Tensor> pending{prefill()};  // [B] ids per step, not yet read on the host
     std::vector<Generation> out(items_.size());
+    std::int64_t generated = 1;  // every live row has decoded this many tokens (rows only leave)
     while (true) {
-      if (!take(next, out)) break;
-      compact();
-      next = step();
+      if (pending.size() >= kSyncEvery || generated >= spec_.max_gen_toks) {
+        if (!take(pending, out)) break;
+        pending.clear();
+        compact();
+      }
+      pending.push_back(step(pending.empty() ? last_ : pending.back()));
+      ++generated;
     }
     return out;
   }
@@ -85,12 +101,15 @@ class BlockDecoder {
   std::vector<Row> rows_;  // live rows, in cache row order
   model::KvCache cache_;
   at::Tensor kpos_;        // [B, capacity] int64: position of each key slot, -1 for padding
+  at::Tensor qpos_;        // [B, 1] int64 on the device: the position each row's next id takes
+  at::Tensor last_;        // [B] the ids read by the last take(), as the device holds them
 
   std::int64_t trunk_length() const;
   at::Tensor prefill();
-  bool take(const at::Tensor& next, std::vector<Generation>& out);
+  bool take(const std::vector<at::Tensor>& pending, std::vector<Generation>& out);
+  void take_one(Row& row, std::int32_t id, Generation& g) const;
   void compact();
-  at::Tensor step();
+  at::Tensor step(const at::Tensor& ids);
 };
 
 // The prefix every prompt shares, leaving each row at least its last prompt token.
@@ -142,6 +161,9 @@ at::Tensor BlockDecoder::prefill() {
   }
   const at::Tensor qpos = long_tensor(pos, B, width, dev);
   kpos_.narrow(1, trunk, width).copy_(qpos);
+  std::vector<std::int64_t> next_pos;
+  for (const Row& row : rows_) next_pos.push_back(row.next_pos);
+  qpos_ = long_tensor(next_pos, B, 1, dev);
   model::ForwardOptions fo;
   fo.cache = &cache_;
   fo.positions = qpos.clamp_min(0);
@@ -149,34 +171,40 @@ at::Tensor BlockDecoder::prefill() {
   return next_ids(model_, model_.forward(long_tensor(ids, B, width, dev), fo));
 }
 
-// Appends each live row's new id; marks rows that stop. Returns false when none is left.
-bool BlockDecoder::take(const at::Tensor& next, std::vector<Generation>& out) {
-  const at::Tensor host = next.cpu().contiguous();
+// Reads the pending steps' ids on the host (one sync) and appends them to each live row in step
+// order, up to the row's stop. Returns false when no row is left.
+bool BlockDecoder::take(const std::vector<at::Tensor>& pending, std::vector<Generation>& out) {
+  const at::Tensor steps = at::stack(pending, 1);  // [B, steps]
+  last_ = pending.back();
+  const at::Tensor host = steps.cpu().contiguous();
   const std::int64_t* ids = host.data_ptr<std::int64_t>();
+  const auto n = static_cast<std::size_t>(host.size(1));
   bool any = false;
   for (std::size_t r = 0; r < rows_.size(); ++r) {
     Row& row = rows_[r];
-    Generation& g = out[row.slot];
-    const auto id = static_cast<std::int32_t>(ids[r]);
-    if (std::binary_search(stop_ids_.begin(), stop_ids_.end(), id)) {
-      g.stop = Generation::Stop::StopToken;
-      row.done = true;
-    } else {
-      row.tokens.push_back(id);
-      const std::string text = decoded_text(spec_, row.tokens);
-      const bool hit = std::any_of(spec_.until.begin(), spec_.until.end(),
-                                   [&](const std::string& u) { return !u.empty() && text.find(u) != std::string::npos; });
-      if (hit) g.stop = Generation::Stop::Until;
-      else g.stop = Generation::Stop::Length;
-      row.done = hit || static_cast<std::int64_t>(row.tokens.size()) >= spec_.max_gen_toks;
-    }
-    if (row.done) {
-      g.tokens = row.tokens;
-      g.text = generation_text(spec_, g.tokens);
-    }
+    for (std::size_t j = 0; j < n && !row.done; ++j) take_one(row, static_cast<std::int32_t>(ids[r * n + j]), out[row.slot]);
     any = any || !row.done;
   }
   return any;
+}
+
+// One new id of a live row: a stop token, a stop string, or the length limit ends it.
+void BlockDecoder::take_one(Row& row, std::int32_t id, Generation& g) const {
+  if (std::binary_search(stop_ids_.begin(), stop_ids_.end(), id)) {
+    g.stop = Generation::Stop::StopToken;
+    row.done = true;
+  } else {
+    row.tokens.push_back(id);
+    const std::string text = decoded_text(spec_, row.tokens);
+    const bool hit = std::any_of(spec_.until.begin(), spec_.until.end(),
+                                 [&](const std::string& u) { return !u.empty() && text.find(u) != std::string::npos; });
+    g.stop = hit ? Generation::Stop::Until : Generation::Stop::Length;
+    row.done = hit || static_cast<std::int64_t>(row.tokens.size()) >= spec_.max_gen_toks;
+  }
+  if (row.done) {
+    g.tokens = row.tokens;
+    g.text = generation_text(spec_, g.tokens);
+  }
 }
 
 // Drops finished rows from the batch (cache rows, key positions).
@@ -188,29 +216,31 @@ void BlockDecoder::compact() {
   const at::Tensor idx = long_tensor(keep, static_cast<std::int64_t>(keep.size()), 1, kpos_.device()).view({-1});
   cache_.keep_rows(idx);
   kpos_ = kpos_.index_select(0, idx);
+  qpos_ = qpos_.index_select(0, idx);
+  last_ = last_.index_select(0, idx);
   std::vector<Row> live;
   live.reserve(keep.size());
   for (const std::int64_t r : keep) live.push_back(std::move(rows_[static_cast<std::size_t>(r)]));
   rows_ = std::move(live);
 }
 
-// One decoding step for every live row: its last id at its next position.
-at::Tensor BlockDecoder::step() {
+// One decoding step for every row of the batch (live, or stopped inside this chunk): `ids` [B],
+// on the device, at each row's next position. Nothing here reads the device.
+at::Tensor BlockDecoder::step(const at::Tensor& ids) {
   const std::int64_t B = static_cast<std::int64_t>(rows_.size());
-  std::vector<std::int64_t> ids, pos;
-  for (Row& row : rows_) {
-    ids.push_back(row.tokens.back());
-    pos.push_back(row.next_pos++);
-  }
-  const at::Device dev = model_.device();
-  const at::Tensor qpos = long_tensor(pos, B, 1, dev);
+  std::int64_t max_pos = 0;  // known on the host: positions do not depend on the ids
+  for (Row& row : rows_) max_pos = std::max(max_pos, row.next_pos++);
   const std::int64_t col = cache_.filled;
-  kpos_.narrow(1, col, 1).copy_(qpos);
+  kpos_.narrow(1, col, 1).copy_(qpos_);
   model::ForwardOptions fo;
   fo.cache = &cache_;
-  fo.positions = qpos;
-  fo.visible = visibility(kpos_.narrow(1, 0, col + 1), qpos, col, model_.sliding_window());
-  return next_ids(model_, model_.forward(long_tensor(ids, B, 1, dev), fo));
+  fo.positions = qpos_;
+  fo.max_position = max_pos;
+  fo.ids_checked = true;  // argmaxes over this model's vocab_size logits
+  fo.visible = visibility(kpos_.narrow(1, 0, col + 1), qpos_, col, model_.sliding_window());
+  const at::Tensor next = next_ids(model_, model_.forward(ids.view({B, 1}), fo));
+  qpos_ = qpos_ + 1;
+  return next;
 }
 
 }  // namespace

@@ -11,6 +11,18 @@
 
 namespace ms::merge::kernels {
 
+// x / v, with v as a 0-dim tensor on x's device (and of x's dtype). CUDA computes a division by
+// a host scalar as a multiplication by its reciprocal, which is not the same IEEE operation; a
+// device tensor is divided by. The CPU divides in both forms, so its results are bitwise those
+// of x / v.
+inline at::Tensor div_by(const at::Tensor& x, double v) { return x / at::scalar_tensor(v, x.options()); }
+// The mean over `dim` (or every element) as the CPU computes it, sum then divide, on any device
+// (CUDA's mean multiplies the sum by 1/n).
+inline at::Tensor mean_by_division(const at::Tensor& x, std::int64_t dim) {
+  return div_by(x.sum(dim), static_cast<double>(x.size(dim)));
+}
+inline at::Tensor mean_by_division(const at::Tensor& x) { return div_by(x.sum(), static_cast<double>(x.numel())); }
+
 at::Tensor linear(const at::Tensor& base, const std::vector<at::Tensor>& tau, const std::vector<double>& w,
                   bool normalize);
 // Per tensor, or per output row (each row of a [rows, ...] view its own interpolation).

@@ -15,7 +15,7 @@ at::Tensor linear(const at::Tensor& base, const std::vector<at::Tensor>& tau, co
     acc.add_((base + tau[i]) * w[i]);
     wsum += w[i];
   }
-  if (normalize) acc.div_(wsum);
+  if (normalize) acc.div_(at::scalar_tensor(wsum, acc.options()));  // a device scalar: see div_by
   return acc;
 }
 

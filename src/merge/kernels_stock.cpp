@@ -54,12 +54,12 @@ at::Tensor StockGram::ratio(bool angle_mean) const {
   at::Tensor t;
   if (!angle_mean) {
     // Not clamped, as mergekit; at the singularity (denominator ~ 0) keep the base (t = 0).
-    const at::Tensor cos = sum_cos / static_cast<double>(pairs);
+    const at::Tensor cos = div_by(sum_cos, static_cast<double>(pairs));
     const at::Tensor den = cos * (n - 1) + 1;
     const at::Tensor singular = den.abs() < 1e-6;
     t = at::where(singular, at::zeros_like(cos), cos * n / at::where(singular, at::ones_like(den), den));
   } else {
-    const at::Tensor cos = (sum_angle / static_cast<double>(pairs)).cos();
+    const at::Tensor cos = div_by(sum_angle, static_cast<double>(pairs)).cos();
     t = cos * n / (cos * (n - 1) + 1 + 1e-8);
     t = at::where(any_zero, at::zeros_like(t), t);
   }
@@ -72,7 +72,7 @@ at::Tensor model_stock_apply(const at::Tensor& base, const std::vector<at::Tenso
   // θ = t·mean(θᵢ) + (1 − t)·θ₀ with mean(θᵢ) = θ₀ + mean(τᵢ), accumulated without stacking.
   at::Tensor mean_tau = tau[0].clone();
   for (std::size_t i = 1; i < tau.size(); ++i) mean_tau.add_(tau[i]);
-  mean_tau.div_(static_cast<double>(tau.size()));
+  mean_tau.div_(at::scalar_tensor(static_cast<double>(tau.size()), mean_tau.options()));  // see div_by
   const at::Tensor tt = rows ? t.view({-1, 1}) : t.view({1});
   const at::Tensor mean_theta = base + mean_tau;
   return (compared_rows(mean_theta, rows) * tt + compared_rows(base, rows) * (1 - tt)).reshape(base.sizes());

@@ -69,7 +69,7 @@ at::Tensor iso_c_delta(const std::vector<at::Tensor>& tau) {
   const at::Tensor sum = sum_of(tau);
   at::Tensor out;
   // Iso-C = mean(σ) · U Vᵀ: every singular value replaced by their mean.
-  if (spectral_via_gram(sum, [](const at::Tensor& s) { return at::full_like(s, s.mean().item<double>()); }, out)) {
+  if (spectral_via_gram(sum, [](const at::Tensor& s) { return at::full_like(s, mean_by_division(s).item<double>()); }, out)) {
     return out;
   }
   return iso_c_delta_svd(sum);
@@ -77,7 +77,7 @@ at::Tensor iso_c_delta(const std::vector<at::Tensor>& tau) {
 
 at::Tensor iso_c_delta_svd(const at::Tensor& sum) {
   auto [u, s, vh] = thin_svd(sum);
-  return at::matmul(u, vh) * s.mean();
+  return at::matmul(u, vh) * mean_by_division(s);
 }
 
 at::Tensor iso_cts_delta(const std::vector<at::Tensor>& tau, double common_fraction) {
@@ -107,7 +107,7 @@ at::Tensor iso_cts_delta(const std::vector<at::Tensor>& tau, double common_fract
   vhs.push_back(vhc);
   const at::Tensor u_all = polar(at::cat(us, 1));
   const at::Tensor vh_all = polar(at::cat(vhs, 0));
-  const at::Tensor s_mean = at::cat(ss, 0).mean();
+  const at::Tensor s_mean = mean_by_division(at::cat(ss, 0));
   return at::matmul(u_all, vh_all) * s_mean;
 }
 

@@ -35,7 +35,7 @@ std::vector<at::Tensor> dare(const MergeRequest& r, const std::string& name, con
     const at::Tensor masked = tau[i] * keep;  // drop each entry with probability 1 − d
     const std::string& how = r.params.choice("rescale");
     if (how == "inverse_density") {
-      out.push_back(masked / d);
+      out.push_back(kernels::div_by(masked, d));
     } else if (how == "l1") {
       // mergekit >= 0.1: match the L1 norm of the unmasked delta (skipped below 1e-7, as there).
       const double before = tau[i].abs().sum().item<double>(), after = masked.abs().sum().item<double>();
@@ -164,7 +164,7 @@ at::Tensor merge_tensor(const MergeRequest& r, const GlobalStats& g, const std::
     case MethodId::IsoC:
     case MethodId::IsoCts: {
       // Vectors, norms, embeddings and lm_head: the plain mean of the task vectors.
-      if (!is_svd_merged(name, base.dim())) return base + at::stack(tau).mean(0) * p.number("alpha");
+      if (!is_svd_merged(name, base.dim())) return base + kernels::mean_by_division(at::stack(tau), 0) * p.number("alpha");
       const at::Tensor delta = r.method->id == MethodId::TsvM   ? kernels::tsv_m_delta(tau)
                                : r.method->id == MethodId::IsoC ? kernels::iso_c_delta(tau)
                                                                 : kernels::iso_cts_delta(tau, p.number("common_fraction"));

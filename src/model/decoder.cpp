@@ -185,7 +185,8 @@ void Decoder::Impl::check_ids(const at::Tensor& ids, std::int64_t past, const Fo
   if (ids.size(0) == 0 || ids.size(1) == 0) {
     fail(source, "input_ids", "is empty " + shape_text(ids.sizes()) + "; at least one sequence of one position is needed");
   }
-  const std::int64_t lo = ids.min().item<std::int64_t>(), hi = ids.max().item<std::int64_t>();
+  const std::int64_t lo = opts.ids_checked ? 0 : ids.min().item<std::int64_t>();
+  const std::int64_t hi = opts.ids_checked ? 0 : ids.max().item<std::int64_t>();
   if (lo < 0 || hi >= config.vocab_size) {
     fail(source, "input_ids", "token id " + std::to_string(lo < 0 ? lo : hi) + " is out of range [0, " +
                                   std::to_string(config.vocab_size) + ") for vocab_size " +
@@ -209,7 +210,9 @@ void Decoder::Impl::check_packed(const at::Tensor& ids, std::int64_t past, const
     fail(source, "positions", "must be int64 " + shape_text({B, T}) + ", got " + shape_text(opts.positions.sizes()));
   if (opts.visible.sizes() != at::IntArrayRef({B, T, past + T}) || opts.visible.scalar_type() != at::kBool)
     fail(source, "visible", "must be bool " + shape_text({B, T, past + T}) + ", got " + shape_text(opts.visible.sizes()));
-  const std::int64_t lo = opts.positions.min().item<std::int64_t>(), hi = opts.positions.max().item<std::int64_t>();
+  const bool known = opts.max_position >= 0;  // the caller's bound: no read-back
+  const std::int64_t lo = known ? 0 : opts.positions.min().item<std::int64_t>();
+  const std::int64_t hi = known ? opts.max_position : opts.positions.max().item<std::int64_t>();
   if (lo < 0 || (config.max_position_embeddings > 0 && hi >= config.max_position_embeddings))
     fail(source, "positions", "position " + std::to_string(lo < 0 ? lo : hi) + " is outside [0, " +
                                   std::to_string(config.max_position_embeddings) + ") (max_position_embeddings)");
@@ -284,7 +287,7 @@ at::Tensor Decoder::forward(const at::Tensor& ids_in, const ForwardOptions& opts
   at::Tensor cos, sin, mask;
   bool plain_causal = false;
   if (opts.positions.defined()) {
-    std::tie(cos, sin) = m.rope->gather(opts.positions.to(m.embed.device()), m.dtype);  // [B, 1, T, D]
+    std::tie(cos, sin) = m.rope->gather(opts.positions.to(m.embed.device()), m.dtype, opts.max_position);  // [B, 1, T, D]
     mask = detail::additive_mask(opts.visible.to(m.embed.device()), m.dtype);          // [B, 1, T, S]
   } else {
     std::tie(cos, sin) = m.rope->get(past, T, m.dtype);

@@ -5,13 +5,13 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 #if MS_HAVE_CUDART
 #include <cuda_runtime_api.h>
 #endif
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/gpu_binding.hpp"
 
 namespace ms::model {
 
@@ -20,27 +20,15 @@ int visible_cuda_devices() {
   return at::detail::getCUDAHooks().getNumGPUs();
 }
 
-int local_rank_from_env() {
-  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"}) {
-    if (const char* v = std::getenv(var); v != nullptr && *v != '\0') return std::atoi(v);
-  }
-  return 0;
-}
-
-int local_size_from_env() {
-  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "MPI_LOCALNRANKS"}) {
-    if (const char* v = std::getenv(var); v != nullptr && std::atoi(v) > 0) return std::atoi(v);
-  }
-  return 1;
-}
-
 c10::Device resolve_device(const std::string& choice, int local_rank, const std::string& file, const std::string& field) {
   if (choice != "auto" && choice != "cpu" && choice != "cuda") fail(file, field, "expected auto, cpu or cuda, got '" + choice + "'");
   const int gpus = choice == "cpu" ? 0 : visible_cuda_devices();
   if (choice == "cuda" && gpus == 0)
     fail(file, field, "cuda was asked for, but this process sees no GPU (a build without CUDA, or none visible)");
   if (gpus == 0) return c10::Device(c10::DeviceType::CPU);
-  return c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>((local_rank < 0 ? 0 : local_rank) % gpus));
+  NodeSlot slot;
+  slot.rank = local_rank;
+  return c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(gpu_index(slot, gpus)));
 }
 
 namespace {

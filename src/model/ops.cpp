@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "mergesweep/core/error.hpp"
+
 namespace ms::model::detail {
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
@@ -67,9 +69,10 @@ std::pair<at::Tensor, at::Tensor> RopeTables::get(std::int64_t start, std::int64
   return {t->cos.narrow(0, start, count).to(dtype), t->sin.narrow(0, start, count).to(dtype)};
 }
 
-std::pair<at::Tensor, at::Tensor> RopeTables::gather(const at::Tensor& positions, at::ScalarType dtype) const {
+std::pair<at::Tensor, at::Tensor> RopeTables::gather(const at::Tensor& positions, at::ScalarType dtype,
+                                                     std::int64_t max_position) const {
   const std::int64_t B = positions.size(0), T = positions.size(1);
-  const auto t = at_least(positions.max().item<std::int64_t>() + 1);
+  const auto t = at_least((max_position >= 0 ? max_position : positions.max().item<std::int64_t>()) + 1);
   const at::Tensor flat = positions.reshape({-1});
   const std::int64_t D = t->cos.size(1);
   return {t->cos.index_select(0, flat).view({B, 1, T, D}).to(dtype),
@@ -100,25 +103,38 @@ at::Tensor additive_mask(const at::Tensor& visible, at::ScalarType dtype) {
       .unsqueeze(1);
 }
 
-at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
-                             bool plain_causal) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+#define MS_SDPA_GQA 1  // scaled_dot_product_attention takes enable_gqa
+#else
+#define MS_SDPA_GQA 0
+#endif
+
+AttentionPath attention_path(const at::Tensor& q, const at::Tensor& k, const at::Tensor& mask, bool plain_causal) {
+  if (!MS_SDPA_GQA) return AttentionPath::Eager;
+  if (plain_causal || !mask.defined()) return AttentionPath::Unmasked;
+  // On a GPU, a mask with grouped K/V leaves only the math kernel (flash takes no mask, the
+  // memory-efficient kernel no grouped K/V): repeating K/V costs G copies of them but lets the
+  // memory-efficient kernel run. The CPU's fused kernel takes both as they are.
+  return q.is_cuda() && q.size(1) != k.size(1) ? AttentionPath::MaskedExpanded : AttentionPath::MaskedGrouped;
+}
+
+const char* attention_path_name(AttentionPath p) {
+  switch (p) {
+    case AttentionPath::Eager: return "eager";
+    case AttentionPath::Unmasked: return "unmasked";
+    case AttentionPath::MaskedGrouped: return "masked-grouped";
+    case AttentionPath::MaskedExpanded: return "masked-expanded";
+  }
+  return "?";
+}
+
+namespace {
+
+// Query head h = kv·G + g uses key/value head kv (transformers' repeat_kv order): fold the G
+// query heads of one kv head into the row dimension and multiply against K/V once.
+at::Tensor eager_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
   const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const std::int64_t KV = k.size(1), S = k.size(2), G = H / KV;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
-  // torch >= 2.5: the fused kernel (flash / memory-efficient on GPU) never materializes the
-  // [B, H, T, S] scores and takes grouped K/V as they are. Its causal flag means the square mask,
-  // so with cached positions or a window the explicit mask goes in instead.
-  (void)G;
-  (void)S;
-  const at::Tensor fused = plain_causal
-      ? at::scaled_dot_product_attention(q, k, v, c10::nullopt, 0.0, /*is_causal=*/true, c10::nullopt, /*enable_gqa=*/true)
-      : at::scaled_dot_product_attention(q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt, 0.0,
-                                         /*is_causal=*/false, c10::nullopt, /*enable_gqa=*/true);
-  return fused.transpose(1, 2).reshape({B, T, H * D});
-#else
-  (void)plain_causal;
-  // Query head h = kv·G + g uses key/value head kv (transformers' repeat_kv order): fold the G
-  // query heads of one kv head into the row dimension and multiply against K/V once.
   const at::Tensor qg = q.reshape({B, KV, G * T, D});
   at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(D)));
   if (mask.defined()) {
@@ -128,9 +144,44 @@ at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& k, const at:
   }
   // Softmax in float32 (bf16 exp sums drift), as transformers' eager attention does.
   const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  const at::Tensor out = at::matmul(probs, v);  // [B, KV, G·T, D]
-  return out.view({B, H, T, D}).transpose(1, 2).reshape({B, T, H * D});
+  return at::matmul(probs, v).view({B, H, T, D});  // [B, KV, G·T, D] is [B, H, T, D]
+}
+
+}  // namespace
+
+at::Tensor attention_via(AttentionPath path, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                         const at::Tensor& mask, bool plain_causal) {
+  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  at::Tensor out;
+#if MS_SDPA_GQA
+  const std::int64_t G = H / k.size(1);
+  // The fused kernels never materialize the [B, H, T, S] scores. Their causal flag means the
+  // square mask, so with cached positions or a window the explicit mask goes in instead.
+  const c10::optional<at::Tensor> m = mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt;
+  switch (path) {
+    case AttentionPath::Eager: out = eager_attention(q, k, v, mask); break;  // the caller's mask, causal or not
+    case AttentionPath::Unmasked:  // flash-eligible: no mask, grouped K/V as they are
+      out = at::scaled_dot_product_attention(q, k, v, c10::nullopt, 0.0, plain_causal, c10::nullopt, /*enable_gqa=*/true);
+      break;
+    case AttentionPath::MaskedGrouped:
+      out = at::scaled_dot_product_attention(q, k, v, m, 0.0, false, c10::nullopt, /*enable_gqa=*/true);
+      break;
+    case AttentionPath::MaskedExpanded:  // repeat_kv's order: query head h reads K/V head h / G
+      out = at::scaled_dot_product_attention(q, G > 1 ? k.repeat_interleave(G, 1) : k, G > 1 ? v.repeat_interleave(G, 1) : v,
+                                             m, 0.0, false, c10::nullopt, /*enable_gqa=*/false);
+      break;
+  }
+#else
+  (void)plain_causal;  // the caller passes the square causal mask it stands for as well
+  if (path != AttentionPath::Eager) fail("", "attention", "this libtorch (< 2.5) has only the eager attention path");
+  out = eager_attention(q, k, v, mask);
 #endif
+  return out.transpose(1, 2).reshape({B, T, H * D});
+}
+
+at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                             bool plain_causal) {
+  return attention_via(attention_path(q, k, mask, plain_causal), q, k, v, mask, plain_causal);
 }
 
 at::Tensor swiglu(const at::Tensor& x, const at::Tensor& gate_w, const at::Tensor& gate_b, const at::Tensor& up_w,

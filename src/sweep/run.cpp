@@ -16,6 +16,7 @@
 
 #include "mergesweep/archive/archive.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/gpu_binding.hpp"
 #include "mergesweep/core/sha256.hpp"
 #include "mergesweep/core/units.hpp"
 #include "mergesweep/core/version.hpp"
@@ -72,7 +73,7 @@ std::string utc_now() {
 
 // The device this rank computes on (schedule.device, GPU local_rank % visible GPUs).
 bool device_is_cuda(const SweepSpec& s) {
-  return model::resolve_device(s.schedule.device, model::local_rank_from_env(), s.path, "schedule.device").is_cuda();
+  return model::resolve_device(s.schedule.device, node_slot().rank, s.path, "schedule.device").is_cuda();
 }
 
 // Everything that changes a config's numbers besides its id: the eval set and its settings.
@@ -220,6 +221,12 @@ void join_group(Session& s, dist::Comm& world) {
   try {
     s.gcomm = dist::make_group_comm(s.groups, backend, s.spec.schedule.peer_timeout);
     s.worker = std::make_unique<Worker>(s.spec, *s.gcomm, s.groups.group);
+  } catch (const dist::SetupTimeout& e) {
+    // A peer never arrived: it would not arrive at the agreement below either. End the job for a
+    // requeue, as the coordinator does with a silent group.
+    std::fprintf(stderr, "mergesweep: error: rank %d: %s; ending the job (exit %d)\n", world.rank(), e.what(), dist::kExitDrained);
+    std::fflush(stderr);
+    dist::MpiSession::abort_job(dist::kExitDrained);
   } catch (...) {
     error = current_error();
   }
@@ -377,7 +384,7 @@ int print_plan(const RunOptions& opts) {
   // Memory per rank at the group size the run would use, on the device it would use.
   const int g = opts.group_size > 0 ? opts.group_size : spec.schedule.group_size;
   const c10::Device device = model::resolve_device(spec.schedule.device, 0, spec.path, "schedule.device");
-  std::printf("%s", describe_memory(plan_memory(spec, read_model_shape(spec), g, device, model::local_size_from_env())).c_str());
+  std::printf("%s", describe_memory(plan_memory(spec, read_model_shape(spec), g, device, node_slot().size)).c_str());
   std::printf("%s", describe_eval_cost(estimate_eval_cost(read_eval_packs(spec)), plan.configs.size()).c_str());
   if (opts.list) {
     for (std::size_t i = 0; i < plan.configs.size(); ++i) {

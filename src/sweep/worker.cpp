@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/gpu_binding.hpp"
 #include "mergesweep/core/sha256.hpp"
 #include "mergesweep/dist/comm.hpp"
 #include "mergesweep/dist/progress.hpp"
@@ -373,9 +374,9 @@ Worker::Worker(const SweepSpec& spec, dist::Comm& group, int group_index) : impl
     if (w.owner[i] == group.rank()) w.mine.push_back(w.names[i]);
   merge::ResidentOptions ro;
   ro.vocab = spec.vocab_choice();
-  ro.device = model::resolve_device(spec.schedule.device, model::local_rank_from_env(), spec.path, "schedule.device");
+  ro.device = model::resolve_device(spec.schedule.device, node_slot().rank, spec.path, "schedule.device");
   // Refuse before loading anything when the group's shards will not fit this rank's memory.
-  require_fit(plan_memory(spec, read_model_shape(spec), group.size(), ro.device, model::local_size_from_env()), spec);
+  require_fit(plan_memory(spec, read_model_shape(spec), group.size(), ro.device, node_slot().size), spec);
   w.dtype = spec.eval.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
   agreed(group, "residents", [&] {  // a rank out of memory must not strand its peers
     inject_test_failure("residents", 0, group_index * group.size() + group.rank());

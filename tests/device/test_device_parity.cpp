@@ -10,6 +10,7 @@
 
 #include "common/row_block_family.hpp"
 #include "common/test_util.hpp"
+#include "mergesweep/core/gpu_binding.hpp"
 #include "mergesweep/eval/scoring.hpp"
 #include "mergesweep/eval/task_pack.hpp"
 #include "mergesweep/io/hf_model.hpp"
@@ -24,7 +25,7 @@
 namespace ms {
 namespace {
 
-c10::Device gpu() { return model::resolve_device("cuda", model::local_rank_from_env(), "", "test"); }
+c10::Device gpu() { return model::resolve_device("cuda", node_slot().rank, "", "test"); }
 
 class DeviceParity : public ::testing::Test {
  protected:

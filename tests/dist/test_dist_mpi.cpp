@@ -5,8 +5,10 @@
 // skipped otherwise (without a GPU, making one is a clear error, which is checked).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <thread>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/gpu_binding.hpp"
 #include "mergesweep/dist/comm.hpp"
 #include "mergesweep/dist/mpi_comm.hpp"
 #include "mergesweep/dist/nccl_comm.hpp"
@@ -274,6 +277,91 @@ TEST(DistNccl, MakingOneWithoutAGpuIsAClearError) {
   } catch (const ms::Error& e) {
     const std::string what = e.what();
     EXPECT_TRUE(what.find(nccl_built() ? "no CUDA device is visible" : "no NCCL backend") != std::string::npos) << what;
+    // Every rank failed alike; the agreement names the lowest one for all of them.
+    if (nccl_built()) {
+      EXPECT_NE(what.find("failed on rank 0 of the group"), std::string::npos) << what;
+    }
+  }
+}
+
+// A rank that fails before the NCCL init ends every rank with its message: none is left in
+// ncclCommInitRank waiting for it. Runs with or without a GPU (the failure comes first).
+TEST(DistNccl, AFailureBeforeInitOnOneRankEndsEveryRank) {
+  if (!nccl_built()) GTEST_SKIP() << "built without NCCL";
+  const int previous = detail::set_nccl_setup_fault_for_tests(0);
+  try {
+    make_nccl_comm(MPI_COMM_WORLD, 30);
+    ADD_FAILURE() << "make_nccl_comm succeeded with an injected failure on rank 0";
+  } catch (const SetupTimeout& e) {
+    ADD_FAILURE() << "timed out instead of agreeing: " << e.what();
+  } catch (const ms::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("before ncclCommInitRank) failed on rank 0"), std::string::npos) << what;
+    EXPECT_NE(what.find("injected set-up failure"), std::string::npos) << what;
+  }
+  detail::set_nccl_setup_fault_for_tests(previous);
+}
+
+// The agreement itself, on a duplicate of the world (a timed-out request may still be pending).
+TEST(DistSetup, AgreesAndNamesTheLowestFailingRank) {
+  MPI_Comm comm = MPI_COMM_NULL;
+  ASSERT_EQ(MPI_Comm_dup(MPI_COMM_WORLD, &comm), MPI_SUCCESS);
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  EXPECT_NO_THROW(detail::agree_on_setup(comm, "", 30, "stage"));
+  const bool fails = rank >= size - 2;  // the last two ranks fail; the lower one is named
+  const int named = size >= 2 ? size - 2 : 0;
+  try {
+    detail::agree_on_setup(comm, fails ? "boom " + std::to_string(rank) : "", 30, "stage");
+    ADD_FAILURE() << "no error on rank " << rank;
+  } catch (const SetupTimeout& e) {
+    ADD_FAILURE() << e.what();
+  } catch (const ms::Error& e) {
+    const std::string want = "stage failed on rank " + std::to_string(named) + " of the group, so every rank stops: boom " + std::to_string(named);
+    EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+  }
+  MPI_Barrier(comm);
+  MPI_Comm_free(&comm);
+}
+
+// A peer that never arrives: the others end after the timeout with an error naming it.
+TEST(DistSetup, APeerThatNeverArrivesEndsInATimeout) {
+  MPI_Comm comm = MPI_COMM_NULL;
+  ASSERT_EQ(MPI_Comm_dup(MPI_COMM_WORLD, &comm), MPI_SUCCESS);
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  if (rank == size - 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // arrives long after the others gave up
+    EXPECT_NO_THROW(detail::agree_on_setup(comm, "", 60, "stage"));
+  } else {
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      detail::agree_on_setup(comm, "", 0.25, "stage");
+      ADD_FAILURE() << "no timeout on rank " << rank;
+    } catch (const SetupTimeout& e) {
+      EXPECT_NE(std::string(e.what()).find("not every rank of the group arrived within 0.25 s"), std::string::npos) << e.what();
+    }
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.2);
+  }
+  MPI_Barrier(comm);  // the abandoned requests complete here, once the late rank has joined
+  MPI_Comm_free(&comm);
+}
+
+// The node slot that picks the GPU comes from MPI's split once a session exists, and agrees with
+// the launcher's numbering where mpirun sets it.
+TEST(DistSetup, TheNodeSlotIsMpisSplit) {
+  const NodeSlot slot = node_slot();
+  EXPECT_EQ(slot.source, "mpi");
+  const NodeRanks split = node_ranks();
+  EXPECT_EQ(slot.rank, split.rank);
+  EXPECT_EQ(slot.size, split.size);
+  if (const char* env = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK")) {
+    EXPECT_EQ(slot.rank, std::atoi(env));
+  }
+  if (const char* env = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) {
+    EXPECT_EQ(slot.size, std::atoi(env));
   }
 }
 

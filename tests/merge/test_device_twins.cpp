@@ -101,5 +101,33 @@ TEST(DeviceTwins, StoredTiesAndTaskVectorsEqualTheFloat32Kernels) {
   }
 }
 
+// Divisions by a 0-dim tensor on the data's device (div_by, mean_by_division: what CUDA must do to
+// divide as the CPU does, not multiply by a reciprocal) give, on the CPU, bitwise what the old
+// division by a host scalar and ATen's mean gave: the merges' CPU results do not move.
+TEST(DeviceTwins, DivisionByADeviceScalarIsTheCpuDivision) {
+  at::manual_seed(41);
+  for (const std::int64_t n : {1, 7, 4097, 100003}) {
+    const at::Tensor x = at::randn({n}, at::kFloat) * 3.0f;
+    for (const double d : {3.0, 0.3, 7.0 / 3.0, 12.0, 1e-3, 0.1 + 0.2}) {
+      EXPECT_TRUE(div_by(x, d).equal(x / d)) << "n " << n << " d " << d;
+      at::Tensor in_place = x.clone(), device_scalar = x.clone();
+      in_place.div_(d);
+      device_scalar.div_(at::scalar_tensor(d, x.options()));
+      EXPECT_TRUE(device_scalar.equal(in_place)) << "n " << n << " d " << d;
+    }
+    const at::Tensor x64 = x.to(at::kDouble);
+    EXPECT_TRUE(div_by(x64, 7.0 / 3.0).equal(x64 / (7.0 / 3.0)));
+  }
+  for (const std::int64_t members : {2, 3, 5, 7, 12}) {
+    const at::Tensor stacked = at::randn({members, 33, 65}, at::kFloat);
+    EXPECT_TRUE(mean_by_division(stacked, 0).equal(stacked.mean(0))) << members << " members";
+    const at::Tensor s = at::rand({members * 17}, at::kFloat);
+    EXPECT_TRUE(mean_by_division(s).equal(s.mean())) << members;
+  }
+  // The two forms differ somewhere (else the change would prove nothing on a GPU).
+  const at::Tensor y = at::randn({100003}, at::kFloat);
+  EXPECT_FALSE(div_by(y, 3.0).equal(y * static_cast<float>(1.0 / 3.0)));
+}
+
 }  // namespace
 }  // namespace ms::merge::kernels

@@ -17,7 +17,8 @@ std::unique_ptr<Comm> make_world_comm();
 std::unique_ptr<Comm> make_mpi_comm(MPI_Comm comm);
 
 // MPI_Init_thread (MPI_THREAD_MULTIPLE: rank 0 runs the coordinator on a second thread) and
-// MPI_Finalize. Errors return instead of aborting (MPI_ERRORS_RETURN on the world).
+// MPI_Finalize. Errors return instead of aborting (MPI_ERRORS_RETURN on the world). Registers
+// this rank's node_ranks() as its node slot (core/gpu_binding.hpp: the GPU it binds).
 class MpiSession {
  public:
   MpiSession(int* argc, char*** argv);
@@ -33,9 +34,14 @@ class MpiSession {
   int rank_ = 0, size_ = 1;
 };
 
-// This rank's index among the ranks on its node (collective over MPI_COMM_WORLD): a rank binds
-// GPU node_local_rank() % visible devices.
-int node_local_rank();
+// This rank's index among the ranks on its node and their count (collective over
+// MPI_COMM_WORLD: MPI_Comm_split_type, shared memory). MpiSession registers it once; the GPU
+// choice reads it through ms::node_slot().
+struct NodeRanks {
+  int rank = 0;
+  int size = 1;
+};
+NodeRanks node_ranks();
 
 // Worker groups: the world split into consecutive blocks of `group_size` ranks.
 struct Groups {

@@ -46,6 +46,12 @@ struct ForwardOptions {
   // applied to an explicit `visible`: the caller, who knows the positions, includes it.
   at::Tensor positions;
   at::Tensor visible;
+  // What a decoding loop knows on the host, so forward() need not read device tensors back to
+  // check them (each read is a host sync, and a loop pays it per token). max_position >= 0: the
+  // caller vouches that `positions` lie in [0, max_position]. ids_checked: the caller vouches
+  // that the ids lie in [0, vocab_size) (greedy ids are argmaxes over this model's logits).
+  std::int64_t max_position = -1;
+  bool ids_checked = false;
 };
 
 class Decoder {

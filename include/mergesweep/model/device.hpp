@@ -1,7 +1,7 @@
 // The device a process computes on: one device per rank. "cpu", "cuda", or "auto" (cuda when a
-// GPU is visible). A rank binds GPU local_rank % visible_devices, so ranks on one node spread
-// over its GPUs. One home for this choice: the sweep's schedule.device, `merge --device` and
-// `eval --device` all resolve through here.
+// GPU is visible). A rank binds GPU node rank % visible devices (core/gpu_binding.hpp, shared
+// with the NCCL communicator), so ranks on one node spread over its GPUs. One home for this
+// choice: the sweep's schedule.device, `merge --device` and `eval --device` all resolve here.
 #pragma once
 
 #include <c10/core/Device.h>
@@ -13,14 +13,10 @@ namespace ms::model {
 
 // GPUs this process sees (0 in a build without CUDA, or without a visible GPU).
 int visible_cuda_devices();
-// This process's rank among the ranks of its node: OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID,
-// MPI_LOCALRANKID, else 0.
-int local_rank_from_env();
-// How many ranks share this node: OMPI_COMM_WORLD_LOCAL_SIZE, SLURM_NTASKS_PER_NODE,
-// MPI_LOCALNRANKS, else 1.
-int local_size_from_env();
-// `choice` is "auto", "cpu" or "cuda"; errors (an unknown choice, "cuda" without a visible GPU)
-// name `file` and `field` (e.g. the spec and "schedule.device", or "" and "--device").
+// `choice` is "auto", "cpu" or "cuda"; a GPU is ms::gpu_index(local_rank, visible), where
+// local_rank is normally ms::node_slot().rank (core/gpu_binding.hpp: MPI's node split, else the
+// launcher's environment). Errors (an unknown choice, "cuda" without a visible GPU) name
+// `file` and `field` (e.g. the spec and "schedule.device", or "" and "--device").
 c10::Device resolve_device(const std::string& choice, int local_rank, const std::string& file, const std::string& field);
 
 // Bytes of memory the device offers: a GPU's total memory; on the CPU the cgroup limit of this
