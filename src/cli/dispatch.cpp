@@ -28,7 +28,7 @@ const Verb kVerbs[] = {
     {"testbed", ms::cli::run_testbed, "train the built-in model family (base + 12 fine-tunes, task and probe packs)"},
     {"eval", ms::cli::run_eval, "score a model on task packs (lm-eval semantics) and probe its hidden states"},
     {"sweep", ms::cli::run_sweep, "run a merging study from a YAML spec (MPI: mpirun -np P mergesweep sweep SPEC)"},
-    {"archive", ms::cli::run_archive, "info, verify, export or merge sweep archives (HDF5)"},
+    {"archive", ms::cli::run_archive, "info, verify, export, merge or rank (top) sweep archives; rebuild a config's model"},
     {"report", ms::cli::run_report, "tables and figures of the studies from an archive (python3 -m analysis)"},
 };
 

@@ -1,14 +1,19 @@
-// mergesweep archive info|verify|export|merge: look into, check, flatten and combine sweep
-// archives (format in docs/formats.md, "Sweep archive").
+// mergesweep archive info|verify|export|merge|top|model: look into, check, flatten and combine
+// sweep archives (format in docs/formats.md, "Sweep archive"), rank their configs and rebuild a
+// config's merged model (docs/archive.md).
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <iostream>
 
+#include "mergesweep/archive/rebuild.hpp"
 #include "mergesweep/archive/tools.hpp"
 #include "mergesweep/cli/verbs.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/gpu_binding.hpp"
+#include "mergesweep/io/fs_util.hpp"
+#include "mergesweep/model/device.hpp"
 #include "options.hpp"
 
 namespace po = boost::program_options;
@@ -23,7 +28,10 @@ const char* const kOverview =
     "                                lacking scores, writer state (also: summary ARCHIVE)\n"
     "  verify ARCHIVE                structure and consistency checks; exit 1 listing the problems\n"
     "  export ARCHIVE --out DIR      tidy CSV (or Parquet) tables for pandas, R, spreadsheets\n"
-    "  merge A B... --out OUT        combine archives of one plan, each config once\n\n"
+    "  merge A B... --out OUT        combine archives of one plan, each config once\n"
+    "  top ARCHIVE --task T          the best configs on a task, with gains over the base\n"
+    "  model ARCHIVE CONFIG_ID OUT   rebuild a config's merged model (HF folder, model card;\n"
+    "                                --mergekit FILE: the mergekit YAML of the same merge)\n\n"
     "Archives can be read while a sweep writes them (HDF5 SWMR); only committed rows are shown.\n"
     "Format: docs/formats.md, section \"Sweep archive\".\n";
 
@@ -171,6 +179,86 @@ int run_merge_archives(int argc, char** argv) {
   return kExitOk;
 }
 
+
+int run_top(int argc, char** argv) {
+  std::string path;
+  archive::TopQuery q;
+  po::options_description opts(
+      "usage: mergesweep archive top ARCHIVE --task T [--metric M] [--n K] [--method M] [--size N]\n\n"
+      "Lists the K best merge configs on task T, best first, one per line:\n"
+      "  CONFIG_ID METHOD n=N METRIC=VALUE +-STDERR gain=GAIN members=NAMES params=PARAMS\n"
+      "GAIN is the config's value minus the base's (the base's minus the config's for perplexities\n"
+      "and bits per byte, where lower is better): positive is better. The config id comes first, so\n"
+      "a pipeline can rebuild the winner:\n"
+      "  mergesweep archive top A.h5 --task arith --n 1 | cut -d' ' -f1 | xargs -I{} mergesweep archive model A.h5 {} best/\n"
+      "The line before the configs, on stderr, names the metric and the base's value.\n\noptions");
+  opts.add_options()("help,h", "show this help")("task", po::value(&q.task)->required(), "the task (as in /results)")(
+      "metric", po::value(&q.metric), "the metric (default: acc when the task has it, else its first)")(
+      "n", po::value(&q.count)->default_value(q.count), "how many configs to list")(
+      "method", po::value(&q.method), "only this method (none: the single checkpoints)")(
+      "size", po::value(&q.size)->default_value(0), "only subsets of this size (0: any)");
+  po::variables_map vm;
+  if (!parse_command_line(argc, argv, opts, {{"archive", 1, po::value(&path), "expected ARCHIVE"}}, vm)) return kExitOk;
+  const auto top = archive::top_configs(path, q);
+  if (top.has_base)
+    std::fprintf(stderr, "# %s %s: base %.4f; %zu configs listed\n", q.task.c_str(), top.metric.c_str(), top.base_value,
+                 top.rows.size());
+  else
+    std::fprintf(stderr, "# %s %s: the base is not scored yet (gain=-)\n", q.task.c_str(), top.metric.c_str());
+  for (const auto& r : top.rows) {
+    std::string names;
+    for (const auto& n : r.member_names) names += (names.empty() ? "" : ",") + n;
+    char gain[32] = "-";
+    if (r.has_base) std::snprintf(gain, sizeof gain, "%+.4f", r.gain);
+    std::printf("%s %s n=%d %s=%.4f +-%.4f gain=%s members=%s params=%s\n", archive::config_id_hex(r.config.id).c_str(),
+                r.config.method.c_str(), r.config.n, top.metric.c_str(), r.value, r.stderr_, gain, names.c_str(),
+                r.config.params.c_str());
+  }
+  return kExitOk;
+}
+
+int run_model(int argc, char** argv) {
+  std::string path, id_text, out, mergekit, device = "cpu";
+  po::options_description opts(
+      "usage: mergesweep archive model ARCHIVE CONFIG_ID OUT [--mergekit FILE] [--device D]\n\n"
+      "Rebuilds the merged model of config CONFIG_ID (hex, as `sweep --plan --list` and `archive top`\n"
+      "print it) as a Hugging Face folder OUT, from what the archive recorded: the members, the\n"
+      "method and its parameters (DARE's seed among them; masks depend on each member's global\n"
+      "checkpoint number, as in the sweep), the spec's vocabulary choice, and the spec's eval dtype,\n"
+      "which the tensors are written in (the sweep evaluated the float32 merge cast to it). Before\n"
+      "merging, every file of the base and the members must still have the sha256 the archive\n"
+      "recorded; otherwise the command refuses, naming the file. OUT gets README.md: method, members,\n"
+      "parameters, the archive's scores with gains over the base, plan hash, mergesweep version.\n"
+      "Relative checkpoint paths are tried from the current folder, then from the archive's.\n"
+      "A sweep that merged on a GPU rounds differently from the CPU (docs/archive.md).\n\noptions");
+  opts.add_options()("help,h", "show this help")(
+      "mergekit", po::value(&mergekit), "also write the mergekit YAML of the same merge to FILE (mergekit-yaml FILE OUT)")(
+      "mergekit-only", "write only the --mergekit YAML (OUT may then be omitted; no checkpoint is read)")(
+      "device", po::value(&device)->default_value(device), "where tensors are merged: cpu, cuda or auto")(
+      "quiet,q", "no summary on stderr");
+  po::variables_map vm;
+  if (!parse_command_line(argc, argv, opts,
+                          {{"archive", 1, po::value(&path), "expected ARCHIVE CONFIG_ID OUT"},
+                           {"config", 1, po::value(&id_text), "expected CONFIG_ID (hex) after ARCHIVE"},
+                           {"out", 1, po::value(&out), nullptr}},
+                          vm))
+    return kExitOk;
+  const bool only_yaml = vm.count("mergekit-only") > 0;
+  if (only_yaml && mergekit.empty()) throw po::error("--mergekit-only needs --mergekit FILE");
+  if (!only_yaml && out.empty()) throw po::error("expected OUT, the folder of the rebuilt model");
+  auto plan = archive::plan_rebuild(path, archive::parse_config_id(id_text, "CONFIG_ID"));
+  // The YAML first: a config mergekit cannot express is refused before minutes of merging.
+  if (!mergekit.empty()) io::write_text_file(mergekit, archive::mergekit_yaml(plan));
+  if (only_yaml) return kExitOk;
+  const auto dev = model::resolve_device(device, node_slot().rank, "", "--device");
+  const std::string describe = plan.job.request.describe();
+  const auto rep = archive::rebuild_model(std::move(plan), out, dev);
+  if (!vm.count("quiet"))
+    std::fprintf(stderr, "mergesweep archive model: %s -> %s: %zu tensors, checkpoints match the archive's sha256, "
+                         "L2 from base %.6g\n", describe.c_str(), out.c_str(), rep.tensors, rep.l2_from_base);
+  return kExitOk;
+}
+
 }  // namespace
 
 int run_archive(int argc, char** argv) {
@@ -183,7 +271,9 @@ int run_archive(int argc, char** argv) {
   if (cmd == "verify") return run_verify(argc - 1, argv + 1);
   if (cmd == "export") return run_export(argc - 1, argv + 1);
   if (cmd == "merge") return run_merge_archives(argc - 1, argv + 1);
-  throw po::error("unknown command '" + cmd + "' (info, summary, verify, export or merge)");
+  if (cmd == "top") return run_top(argc - 1, argv + 1);
+  if (cmd == "model") return run_model(argc - 1, argv + 1);
+  throw po::error("unknown command '" + cmd + "' (info, summary, verify, export, merge, top or model)");
 }
 
 }  // namespace ms::cli

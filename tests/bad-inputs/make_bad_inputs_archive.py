@@ -177,6 +177,19 @@ def main():
     case("unknown_command", f"archive frobnicate {a}", ["unknown command 'frobnicate'"], exit_code=2)
     case("missing_file", "archive info inputs/archive/none.h5", ["inputs/archive/none.h5", "no such file"])
 
+    # archive model / archive top (docs/archive.md)
+    case("model_bad_config_id", f"archive model {a} xyz {{tmp}}/m", ["CONFIG_ID", "'xyz' is not a config id"],
+         absent=["{tmp}/m"])
+    case("model_unknown_config", f"archive model {a} 00000000000003e7 {{tmp}}/m", [a, "00000000000003e7",
+                                                                                   "no such config"],
+         absent=["{tmp}/m"])
+    case("model_params_not_canonical", f"archive model {a} b {{tmp}}/m", [a, "/configs/params",
+                                                                          "is not name=value"],
+         absent=["{tmp}/m"])
+    case("model_missing_out", f"archive model {a} b", ["expected OUT"], exit_code=2)
+    case("top_unknown_task", f"archive top {a} --task nope", [a, "no scores for task 'nope'", "t0"])
+    case("top_no_task", f"archive top {a}", ["--task"], exit_code=2)
+
     with open(os.path.join(HERE, "cases-archive.json"), "w") as f:
         json.dump({"cases": CASES}, f, indent=1)
         f.write("\n")

@@ -1,0 +1,152 @@
+// The texts that go with a rebuilt model: the mergekit YAML of the same merge and the model card.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "mergesweep/archive/rebuild.hpp"
+#include "mergesweep/core/error.hpp"
+#include "mergesweep/core/version.hpp"
+#include "mergesweep/merge/registry.hpp"
+
+namespace fs = std::filesystem;
+
+namespace ms::archive {
+namespace {
+
+std::string num(double v) { return merge::format_number(v); }
+
+// YAML double-quoted scalar: a path may hold ':' or '#'.
+std::string quoted(const std::string& s) {
+  std::string q = "\"";
+  for (char c : s) q += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+  return q + "\"";
+}
+
+std::string absolute(const std::string& p) { return fs::absolute(p).lexically_normal().string(); }
+
+[[noreturn]] void no_equivalent(const RebuildPlan& p, const std::string& what) {
+  fail(p.archive, config_id_hex(p.config.id), "no mergekit YAML rebuilds this config: " + what);
+}
+
+// mergekit's parameters for the method (names and meanings as mergekit 0.1.5 has them). Ours
+// that mergekit lacks must be at mergekit's fixed behaviour, or no YAML rebuilds the config.
+std::map<std::string, std::string> mergekit_params(const RebuildPlan& p) {
+  const merge::MergeRequest& r = p.job.request;
+  const merge::Params& q = r.params;
+  std::map<std::string, std::string> out;
+  switch (r.method->id) {
+    case merge::MethodId::Linear:
+      out["normalize"] = q.flag("normalize") ? "true" : "false";
+      break;
+    case merge::MethodId::TaskArithmetic:
+    case merge::MethodId::Ties:
+      // Same normalize (divide by the weights' sum, TIES: of the weights agreeing in sign) and
+      // lambda (scales the merged delta) as mergekit's generalized task arithmetic.
+      out["lambda"] = num(q.number("lambda"));
+      out["normalize"] = q.flag("normalize") ? "true" : "false";
+      if (r.method->id == merge::MethodId::Ties && q.choice("trim") != "per_tensor")
+        no_equivalent(p, "trim=" + q.choice("trim") + " (mergekit trims per tensor only)");
+      break;
+    case merge::MethodId::DareTies:
+    case merge::MethodId::DareLinear:
+      out["lambda"] = num(q.number("lambda"));
+      out["normalize"] = q.flag("normalize") ? "true" : "false";
+      // mergekit's rescale: true matches the L1 norm of the kept entries, false keeps them as
+      // they are; it has no 1/density rescale.
+      if (q.choice("rescale") == "inverse_density")
+        no_equivalent(p, "rescale=inverse_density (mergekit 0.1.5 rescales DARE by the L1 norm, rescale: true, "
+                         "or not at all, rescale: false)");
+      out["rescale"] = q.choice("rescale") == "l1" ? "true" : "false";
+      break;
+    case merge::MethodId::ModelStock:
+      if (q.choice("cosine_mean") != "cosine") no_equivalent(p, "cosine_mean=" + q.choice("cosine_mean"));
+      out["filter_wise"] = q.flag("filter_wise") ? "true" : "false";
+      break;
+    case merge::MethodId::Slerp:
+      if (q.choice("granularity") != "tensor") no_equivalent(p, "granularity=" + q.choice("granularity"));
+      out["t"] = num(q.number("t"));
+      break;
+    default:
+      no_equivalent(p, "mergekit has no method " + r.method->name);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string mergekit_yaml(const RebuildPlan& p) {
+  const merge::MergeRequest& r = p.job.request;
+  const auto params = mergekit_params(p);
+  const std::string base = absolute(p.job.base_path);
+  std::string y = "# mergekit-yaml configuration of config " + config_id_hex(p.config.id) + " of " + p.archive +
+                  "\n# (plan_hash " + (p.attributes.count("plan_hash") ? p.attributes.at("plan_hash") : "-") +
+                  "), written by mergesweep " + kVersion + ". Run: mergekit-yaml THIS_FILE OUT\n";
+  if (r.method->id == merge::MethodId::DareTies || r.method->id == merge::MethodId::DareLinear)
+    y += "# DARE: mergekit draws its drop masks from torch's generator (mergekit-yaml --random-seed), not from\n"
+         "# mergesweep's seed " + num(r.params.number("seed")) + ": the same method and parameters, another draw.\n";
+  y += "merge_method: " + r.method->name + "\n";
+  // Linear averages the members' weights (the base is not one of them); the others anchor on it.
+  if (r.method->needs_base) y += "base_model: " + quoted(base) + "\n";
+  y += "models:\n";
+  if (r.method->id == merge::MethodId::Slerp) y += "  - model: " + quoted(base) + "\n";  // mergekit: base + one model
+  for (std::size_t i = 0; i < r.members.size(); ++i) {
+    y += "  - model: " + quoted(absolute(p.job.member_paths[i])) + "  # " + p.member_names[i] + ", checkpoint " +
+         std::to_string(r.members[i].index + 1) + "\n";
+    std::string mp;
+    if (r.method->uses_weight) mp += "weight: " + num(r.members[i].weight);
+    if (r.method->uses_density) mp += std::string(mp.empty() ? "" : ", ") + "density: " + num(r.members[i].density);
+    if (!mp.empty()) y += "    parameters: {" + mp + "}\n";
+  }
+  if (!params.empty()) {
+    y += "parameters:\n";
+    for (const auto& [k, v] : params) y += "  " + k + ": " + v + "\n";
+  }
+  // mergesweep merges in float32 and the sweep evaluated in the eval dtype.
+  y += "dtype: float32\nout_dtype: " + p.eval_dtype + "\n";
+  return y;
+}
+
+std::string model_card(const RebuildPlan& p, double l2_from_base) {
+  const merge::MergeRequest& r = p.job.request;
+  auto attr = [&](const char* k) { return p.attributes.count(k) ? p.attributes.at(k) : std::string("-"); };
+  const std::string hex = config_id_hex(p.config.id);
+  std::string s = "---\nlibrary_name: transformers\ntags:\n- merge\n- mergesweep\n- " + r.method->name + "\n---\n\n";
+  s += "# " + r.method->name + " merge of " + std::to_string(r.members.size()) + " checkpoints (config " + hex + ")\n\n";
+  s += "Rebuilt by `mergesweep archive model` (mergesweep " + std::string(kVersion) + ", " + kGitRevision +
+       ") from the sweep archive `" + p.archive + "`.\n\n";
+  s += "| | |\n|---|---|\n";
+  s += "| config id | `" + hex + "` (subset size " + std::to_string(p.config.n) + ", sample " + std::to_string(p.config.sample) + ") |\n";
+  s += "| method | `" + r.method->name + "` (" + r.method->summary + ") |\n";
+  s += "| parameters | `" + p.config.params + "` |\n";
+  s += "| base | " + p.base_name + " (`" + p.job.base_path + "`) |\n";
+  s += "| dtype | " + p.eval_dtype + " (the sweep's eval dtype: the tensors the sweep evaluated) |\n";
+  s += "| vocabulary | " + p.vocabulary + " |\n";
+  s += "| archive plan_hash | `" + attr("plan_hash") + "` |\n";
+  s += "| archive written by | mergesweep " + attr("mergesweep_version") + " (" + attr("git_revision") + ") |\n";
+  if (l2_from_base >= 0) s += "| ‖θ − θ₀‖₂ | " + num(l2_from_base) + " |\n";
+  s += "\n## Members\n\n| checkpoint | name | path | weight | density |\n|---|---|---|---|---|\n";
+  for (std::size_t i = 0; i < r.members.size(); ++i)
+    s += "| " + std::to_string(r.members[i].index + 1) + " | " + p.member_names[i] + " | `" + p.job.member_paths[i] +
+         "` | " + num(r.members[i].weight) + " | " + num(r.members[i].density) + " |\n";
+  s += "\n## Scores recorded in the archive\n\n| task | metric | value | stderr | items | base | gain over base |\n"
+       "|---|---|---|---|---|---|---|\n";
+  char b[160];
+  for (const auto& res : p.results) {
+    std::string base_v = "-", gain = "-";
+    for (const auto& br : p.base_results)
+      if (br.task == res.task && br.metric == res.metric) {
+        std::snprintf(b, sizeof b, "%.4f", br.value);
+        base_v = b;
+        std::snprintf(b, sizeof b, "%+.4f", lower_is_better(res.metric) ? br.value - res.value : res.value - br.value);
+        gain = b;
+      }
+    std::snprintf(b, sizeof b, "| %.4f | %.4f | %lld | ", res.value, res.stderr_, static_cast<long long>(res.n));
+    s += "| " + res.task + " | " + res.metric + " " + b + base_v + " | " + gain + " |\n";
+  }
+  if (p.results.empty()) s += "| (none: the config's tasks are not scored yet) | | | | | | |\n";
+  s += "\nGains are signed so that positive is better (for perplexities and bits per byte, lower is better).\n";
+  return s;
+}
+
+}  // namespace ms::archive
