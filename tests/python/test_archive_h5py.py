@@ -71,8 +71,8 @@ def test_h5py_and_pandas_read_every_table(cli, source, tmp_path):
     out = tmp_path / "cpp.h5"
     subprocess.run([cli, "archive", "merge", str(src), "--out", str(out)], check=True, capture_output=True)
     attrs, t = load(out)
-    # merge writes the current format (3) from the version-1 source: the generation and failure tables are empty.
-    assert attrs["format_version"] == 3 and attrs["plan_hash"] == "plan-A"
+    # merge writes the current format (4) from the version-1 source: the generation and failure tables are empty.
+    assert attrs["format_version"] == 4 and attrs["plan_hash"] == "plan-A"
     assert isinstance(attrs["spec_text"], str)
     assert {k: len(v) for k, v in t.items()} == {"checkpoints": 3, "tasks": 1, "specs": 1, "configs": 3,
                                                  "results": 3, "model_stats": 2, "probes": 3, "timings": 3,
@@ -153,7 +153,7 @@ def test_generations_round_trip_through_the_cpp_writer(cli, source_v2, tmp_path)
     out = tmp_path / "cpp2.h5"
     subprocess.run([cli, "archive", "merge", str(source_v2), "--out", str(out)], check=True, capture_output=True)
     attrs, t = load(out)
-    assert attrs["format_version"] == 3
+    assert attrs["format_version"] == 4
     g, tok, txt = t["generations"], t["generation_tokens"]["token"].to_numpy(), t["generation_text"]["byte"]
     assert len(g) == 3
     text = txt.to_numpy().tobytes()
