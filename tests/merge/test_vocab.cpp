@@ -39,8 +39,8 @@ StreamingJob job_of(const std::string& name, const test::TempDir& dir) {
 
 std::vector<std::pair<std::int64_t, std::string>> added_tokens(const std::string& tokenizer_json) {
   std::vector<std::pair<std::int64_t, std::string>> out;
-  for (const auto& a : json::parse(io::read_text_file(tokenizer_json))["added_tokens"])
-    out.emplace_back(a["id"].get<std::int64_t>(), a["content"].get<std::string>());
+  const json doc = json::parse(io::read_text_file(tokenizer_json));  // outlives the loop over its member
+  for (const auto& a : doc["added_tokens"]) out.emplace_back(a["id"].get<std::int64_t>(), a["content"].get<std::string>());
   return out;
 }
 
