@@ -40,6 +40,14 @@ bool is_input_embedding(const std::string& name) {
 }
 bool is_head(const std::string& name) { return name == "lm_head.weight"; }
 
+const char* const kHead = "lm_head.weight";
+
+std::string embedding_name(const HfModel& m) {
+  for (const auto& n : m.tensor_names())
+    if (is_input_embedding(n)) return n;
+  return "";
+}
+
 // The file a tensor lives in (a shard of a sharded folder), for refusals.
 std::string file_of(const HfModel& m, const std::string& name) {
   return m.find(name) != nullptr ? m.shard_of(name).path() : m.path();
@@ -103,6 +111,13 @@ void require_mergeable(const HfModel& m, const std::string& name, const TensorEn
 
 }  // namespace
 
+bool is_vocab_tensor(const std::string& name) { return is_input_embedding(name) || is_head(name); }
+
+std::string source_of(const HfModel& m, const std::string& name) {
+  if (name == kHead && m.find(kHead) == nullptr) return embedding_name(m);
+  return name;
+}
+
 bool is_ignored_buffer(const std::string& name) {
   // transformers recomputes these from the config; older exports saved them as buffers
   return ends_with(name, "rotary_emb.inv_freq") || ends_with(name, "rotary_emb.cos_cached") ||
@@ -131,27 +146,13 @@ FamilyMember check_model(const HfModel& model) {
 
 namespace {
 
-const char* const kHead = "lm_head.weight";
 
-std::string embedding_name(const HfModel& m) {
-  for (const auto& n : m.tensor_names())
-    if (is_input_embedding(n)) return n;
-  return "";
-}
-
-// The tensor model `m` contributes to merged tensor `name`: a tied head is its input embedding
-// (transformers' semantics; mergekit reads it so too).
-std::string source_of(const HfModel& m, const std::string& name) {
-  if (name == kHead && m.find(kHead) == nullptr) return embedding_name(m);
-  return name;
-}
 
 std::vector<std::int64_t> shape_of(const HfModel& m, const std::string& name) {
   const std::string src = source_of(m, name);
   return src.empty() ? std::vector<std::int64_t>{} : m.require(src).shape;
 }
 
-bool is_vocab_tensor(const std::string& name) { return is_input_embedding(name) || is_head(name); }
 
 // The merged tensors: the base's, plus lm_head when any checkpoint has its own and the base ties.
 void plan_outputs(const HfModel& base, const std::vector<const HfModel*>& cks, FamilyReport& r) {

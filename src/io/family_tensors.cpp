@@ -6,16 +6,6 @@
 #include "mergesweep/io/hf_model.hpp"
 
 namespace ms::io {
-namespace {
-
-bool is_vocab_tensor(const std::string& name) {
-  const auto ends = [&](const std::string& t) {
-    return name.size() >= t.size() && name.compare(name.size() - t.size(), t.size(), t) == 0;
-  };
-  return name == "lm_head.weight" || ends("embed_tokens.weight") || ends("wte.weight");
-}
-
-}  // namespace
 
 FamilyTensors::FamilyTensors(const FamilyReport& report, const HfModel& base,
                              const std::vector<const HfModel*>& checkpoints)
@@ -26,11 +16,9 @@ FamilyTensors::FamilyTensors(const FamilyReport& report, const HfModel& base,
 FamilyTensors::~FamilyTensors() = default;
 
 std::string FamilyTensors::source_name(std::size_t m, const std::string& name) const {
-  const HfModel& model = *models_.at(m);
-  if (name != "lm_head.weight" || model.find(name) != nullptr) return name;
-  for (const auto& n : model.tensor_names())  // a tied head: the input embedding
-    if (is_vocab_tensor(n) && n != name) return n;
-  fail(model.path(), name, "no head and no input embedding");
+  const std::string src = source_of(*models_.at(m), name);  // family_check decided it; one rule
+  if (src.empty()) fail(models_[m]->path(), name, "no head and no input embedding");
+  return src;
 }
 
 bool FamilyTensors::is_stored(std::size_t m, const std::string& name) const {

@@ -114,16 +114,6 @@ TokenizerVocab read_tokenizer_vocab(const std::string& model_dir, std::int64_t l
   return v;
 }
 
-std::string VocabChoice::describe() const {
-  switch (source) {
-    case VocabSource::Refuse: return "none";
-    case VocabSource::Base: return "base";
-    case VocabSource::Union: return "union";
-    case VocabSource::Model: return "a model's";
-  }
-  return "";
-}
-
 bool VocabPlan::aligns(std::size_t m) const {
   if (model_rows[m] != rows) return true;
   for (std::size_t r = 0; r < own[m].size(); ++r)

@@ -75,6 +75,11 @@ FamilyReport check_family(const std::string& base, const std::vector<std::string
 // One model alone (eval, inspect): every tensor in a float dtype the kernels read.
 FamilyMember check_model(const HfModel& model);
 
+// An input embedding or the LM head: rows indexed by token id.
+bool is_vocab_tensor(const std::string& tensor_name);
+// The tensor of `model` that it contributes to merged tensor `name`: a tied head (no lm_head) is
+// its input embedding (transformers' semantics; mergekit reads it so too); "" when it has none.
+std::string source_of(const HfModel& model, const std::string& name);
 // A buffer some exports carry that no merge or forward pass reads (transformers recomputes it).
 bool is_ignored_buffer(const std::string& tensor_name);
 // Whether the kernels read this dtype (bf16, f16, f32, f64).

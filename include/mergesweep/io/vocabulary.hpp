@@ -43,7 +43,6 @@ struct VocabChoice {
   std::size_t model = 0;      // with Model: 0 = the base, k = checkpoint k-1
   bool keep_base_rows = false;  // the sweep: the base's row count and padding rows, not N tokens
   bool base_in_merge = true;  // false: mergekit's merge without a base_model (no base-row substitute)
-  std::string describe() const;  // "base", "union", "the vocabulary of <model>"
 };
 
 // How model m's rows make the merged embedding: for output row r, the model's own row
