@@ -58,3 +58,8 @@ def test_quick_tour_runs(cli, tmp_path):
     report = (tmp_path / "report" / "report.md").read_text()
     for method in ("task_arithmetic", "ties"):
         assert method in report, f"report.md does not mention {method}"
+
+    # archive top -> archive model: the winner is rebuilt as a folder with the base's tensors and a model card.
+    best = tmp_path / "best"
+    assert safetensors_shapes(best) == safetensors_shapes(tmp_path / "tb" / "base")
+    assert (best / "README.md").is_file()
