@@ -19,6 +19,14 @@ struct Defaults {
 };
 
 void parse_header(const io::YamlFields& y, const YAML::Node& doc, StreamingJob& job) {
+  if (doc["slices"])
+    y.fail(doc["slices"], "slices",
+           "mergekit's slices (layer_range, passthrough layer stacks) are not supported yet; list whole models under "
+           "'models' instead");
+  if (doc["chat_template"])
+    y.fail(doc["chat_template"], "chat_template",
+           "mergekit's chat_template is not supported yet; the output keeps the tokenizer files of the base (or of "
+           "tokenizer_source)");
   y.check_keys(doc, "",
                {"merge_method", "base_model", "models", "parameters", "dtype", "out_dtype", "tokenizer_source",
                 "tokenizer", "int8_mask"});

@@ -280,7 +280,11 @@ def merge_config_cases():
     merge_case("model_stock_one_model", "merge_method: model_stock\nbase_model: inputs/merge/base\n"
                "models:\n  - model: inputs/merge/ft_a\n", ["models", "at least 2 models"])
     merge_case("missing_base", "merge_method: ties\n" + two, ["base_model", "missing"])
-    merge_case("unsupported_key", "merge_method: linear\n" + two + "slices: []\n", ["slices", "unknown key 'slices'", "line 5"])
+    merge_case("unsupported_key", "merge_method: linear\n" + two + "chat_templat: auto\n",
+               ["chat_templat", "unknown key 'chat_templat'", "line 5"])
+    merge_case("mergekit_slices", "merge_method: linear\n" + two + "slices: []\n", ["slices", "not supported yet", "line 5"])
+    merge_case("mergekit_method_not_yet", "merge_method: nuslerp\n" + two,
+               ["merge_method", "mergekit's method 'nuslerp' is not supported yet", "task_arithmetic"])
     merge_case("gradient_parameter", "merge_method: slerp\nbase_model: inputs/merge/base\n"
                "models:\n  - model: inputs/merge/ft_a\nparameters:\n  t: [0, 0.5, 1]\n", ["parameters.t", "gradients"])
     merge_case("invalid_yaml", "merge_method: [linear\n", ["invalid YAML"])
