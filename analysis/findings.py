@@ -11,8 +11,9 @@ claim are in THRESHOLDS and printed in the claim. p-values are adjusted over all
 archive's table (Holm by default, Benjamini-Hochberg with --p-adjust bh), the method named in
 the table; intervals are 95%, bootstraps seeded (--seed, printed with the table).
 
-Per-item outcomes are not in the archive yet, so every test here is over subsets (merges), not
-items.
+Every test here is over subsets (merges): a finding is about how merges behave across subsets.
+The noise of the items within one merge (archive format 4's per-item outcomes) is the report's
+"Paired over items" section (analysis/paired.py).
 """
 from __future__ import annotations
 
@@ -164,15 +165,18 @@ def degrades_with_n(gains: pd.DataFrame, g: pd.DataFrame, method: str, point: st
     if not cmp:
         return na(S, claim, point, f"no size n >= {min_n} shared with task_arithmetic (measured: {txt})",
                   few_warning(d))
+    warn = [few_warning(d)]
     for name, ns, below, pl, _ in cmp:
         txt += (f"; below {name} at {len(below)} of {len(ns)} sizes n >= {min_n} "
                 f"(Mann-Whitney one-sided p max {iv.fmt_p(iut(pl))})")
+        ta = dict(points(gains, "task_arithmetic"))[name]
+        warn.append(few_warning(ta[ta["n"].isin(ns)], f"{name} subsets"))
     p = iut([p_down] + [q for c in cmp for q in c[3]])
     holds = rho < 0 and all(len(c[2]) == len(c[1]) for c in cmp)
     against = (rho > 0 and p_up < ALPHA) or any(q < ALPHA for c in cmp for q in c[4])
     return row(S, claim, point, txt + f"; p = {iv.fmt_p(p)} (largest of the trend and every size test)",
                holds=holds, against=against, p=p, estimate=rho, ci=iv.spearman_ci(rho, len(d)),
-               warning=few_warning(d))
+               warning="; ".join(w for w in warn if w))
 
 
 def l2_predicts(gains: pd.DataFrame, o: dict) -> dict:
@@ -190,8 +194,11 @@ def l2_predicts(gains: pd.DataFrame, o: dict) -> dict:
            f"bootstrap {iv.LEVEL:.0%} {iv.fmt_ci(lo, hi, signed=False)}, Mann-Whitney p = {iv.fmt_p(s['auc_p'])} "
            f"against AUC 0.5); Spearman rho(L2, gain) = {s['spearman_rho']:+.2f} (p = {iv.fmt_p(s['spearman_p'])}); "
            f"best split: L2 < {s['threshold_l2']:.4g} classifies {s['threshold_accuracy']:.0%}")
+    fewer = min(s["successes"], s["merges"] - s["successes"])
+    warn = (f"only {fewer} merges in one class (beat the base or not): too few for a reliable interval "
+            f"(want >= {iv.MIN_PER_SIZE})") if fewer < iv.MIN_PER_SIZE else ""
     return row(S, claim, point, txt, holds=lo >= thr, against=hi < thr, p=s["auc_p"],
-               estimate=s["auc_low_l2"], ci=(lo, hi))
+               estimate=s["auc_low_l2"], ci=(lo, hi), warning=warn)
 
 
 def systematic_findings(gains: pd.DataFrame, o: dict | None = None) -> list[dict]:

@@ -4,7 +4,8 @@ parents are in the archive. Rows and verdicts as analysis/verdict.py describes; 
 
 Parents of a merge: the single checkpoints of its subset; a one-model merge (SLERP of the base
 with one checkpoint) has the base and that checkpoint as parents. These claims pool every method
-and parameter point (the point column says so); the per-method table splits them by point.
+and parameter point (the point column says so), and their measured text says which points hold
+on their own; the per-method table splits every number by point.
 """
 from __future__ import annotations
 
@@ -100,14 +101,25 @@ def pipeline_findings(scores: pd.DataFrame, probes: pd.DataFrame, o: dict | None
             _behaviour_probe_correlation(scores, probes, claims[2]), _simple_vs_complex(mv, claims[3])]
 
 
+def _per_point(mv: pd.DataFrame, hit: pd.Series, holds) -> str:
+    """"; per point: a k/m, b k/m; holds at: a" : `hit` (bool per merge) counted per point, and the
+    points whose share satisfies `holds(k, m)`."""
+    per = hit.groupby(mv["label"], sort=True).agg(["sum", "size"])
+    parts = [f"{lab} {int(k)}/{int(m)}" for lab, k, m in zip(per.index, per["sum"], per["size"])]
+    good = [lab for lab, k, m in zip(per.index, per["sum"], per["size"]) if holds(int(k), int(m))]
+    return f"; per point: {', '.join(parts)}; holds at: {', '.join(good) if good else 'no point'}"
+
+
 def _surpass(mv: pd.DataFrame, claim: str) -> dict:
     if "f1_cells_above" not in mv:
         return na(P, claim, ALL, "no probe results")
-    n_above = int((mv["f1_cells_above"] > 0).sum())
+    above = mv["f1_cells_above"] > 0
+    n_above = int(above.sum())
     best = mv.loc[mv["f1_best_margin"].idxmax()]
     return row(P, claim, ALL,
                f"{n_above} of {len(mv)} merges exceed both parents on >= 1 (probe, layer); largest margin "
-               f"{best['f1_best_margin']:+.3f} F1 ({best['label']}, {best['f1_best_cell']})",
+               f"{best['f1_best_margin']:+.3f} F1 ({best['label']}, {best['f1_best_cell']})"
+               + _per_point(mv, above, lambda k, m: k > 0),
                holds=n_above > 0, against=n_above == 0,
                warning="no interval or p: a margin's noise needs per-item probe outcomes, not in the archive")
 
@@ -119,7 +131,8 @@ def _between(mv: pd.DataFrame, claim: str) -> dict:
     return row(P, claim, ALL,
                f"{k / m:.0%} of {m} merges between their parents, {mv['acc_above'].mean():.0%} above both "
                f"(Wilson {iv.LEVEL:.0%} {iv.fmt_ci(lo, hi, pct=True)}; exact binomial p = {iv.fmt_p(p)} for a share "
-               f"> {BETWEEN_SHARE:.0%})", holds=k / m > BETWEEN_SHARE, against=hi <= BETWEEN_SHARE, p=p,
+               f"> {BETWEEN_SHARE:.0%})" + _per_point(mv, mv["acc_between"], lambda a, b: a / b > BETWEEN_SHARE),
+               holds=k / m > BETWEEN_SHARE, against=hi <= BETWEEN_SHARE, p=p,
                estimate=k / m, ci=(lo, hi),
                warning="" if m >= iv.MIN_PER_SIZE else f"only {m} merges: too few for a reliable interval")
 

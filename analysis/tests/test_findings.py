@@ -174,6 +174,68 @@ def test_method_table_keeps_lambdas_apart():
     assert set(mt["method"]) == {"task_arithmetic", "ties"}
 
 
+def _ties_vs_thin_ta_archive():
+    """The issue's TA (lambda 0.5 and 1.0, 3 samples per size, n = 2, 4, 6) and TIES with 6
+    samples at the same sizes, falling with n (.47 - .01 n): TIES is compared with each TA point
+    at n = 6, where each TA point has only 3 subsets."""
+    a = _two_lambda_archive()
+    configs, results = a.configs, a.results
+    configs = configs[configs["method"] != "ties"]
+    results = results[results["config_id"].isin(configs["id"])]
+    cfg, acc, cid = [], [], 500
+    for n in (2, 4, 6):
+        for s in range(6):
+            cid += 1
+            cfg.append((cid, "merge", "ties", json.dumps({"lambda": 1.0}), n, s, tuple((s + j) % 6 + 1 for j in range(n))))
+            acc.append(0.47 - 0.01 * n)
+    extra = pd.DataFrame(cfg, columns=configs.columns)
+    extra["id"] = extra["id"].astype("uint64")
+    configs = pd.concat([configs, extra], ignore_index=True)
+    results = pd.concat([results, pd.DataFrame({"config_id": extra["id"], "task": "A", "metric": "acc",
+                                                "value": acc})], ignore_index=True)
+    return Archive(path="thin-ta", tables={"configs": configs, "results": results})
+
+
+def test_a_comparison_warns_about_the_few_subsets_of_the_point_it_compares_with():
+    tab = findings.findings(_ties_vs_thin_ta_archive())
+    ties = tab[tab["finding"].str.startswith("ties:")]
+    assert len(ties) == 1 and ties["point"].iloc[0].startswith("ties")
+    row_ = ties.iloc[0]
+    assert row_["reproduced"] != "n/a"  # n = 6 is shared with both TA points
+    assert "below task_arithmetic[lambda=0.5]" in row_["measured"]
+    assert "below task_arithmetic[lambda=1]" in row_["measured"]
+    # TIES itself has 6 per size (enough); each TA point it is compared with has 3 at n = 6
+    assert "only 6" not in row_["warning"]
+    assert "only 3 task_arithmetic[lambda=0.5] subsets per size at n=6" in row_["warning"]
+    assert "only 3 task_arithmetic[lambda=1] subsets per size at n=6" in row_["warning"]
+
+
+def test_pooled_pipeline_findings_say_which_points_hold():
+    tab = findings.findings(_two_lambda_archive())
+    between = tab[tab["finding"].str.startswith("behaviour (benchmark")].iloc[0]
+    assert between["point"].startswith("all merges")
+    # per point, the merges between their parents (method table: 5/9, 0/9, 4/6)
+    assert ("per point: task_arithmetic[lambda=0.5] 5/9, task_arithmetic[lambda=1] 0/9, ties 4/6; "
+            "holds at: task_arithmetic[lambda=0.5], ties") in between["measured"]
+    scores, _, probes = findings.study_frames(_two_lambda_archive())
+    mt = findings.method_table(scores, probes).set_index("point")
+    assert mt.loc["task_arithmetic[lambda=0.5]", "acc_between_parents"] == pytest.approx(5 / 9)
+    assert mt.loc["ties", "acc_between_parents"] == pytest.approx(4 / 6)
+    surpass = tab[tab["finding"].str.startswith("merged models' probe F1")].iloc[0]
+    assert "per point: " in surpass["measured"] and "holds at: " in surpass["measured"]
+    l2 = tab[tab["finding"].str.startswith("L2 distance")].iloc[0]
+    assert l2["reproduced"] == "n/a" and "no model_stats.l2_from_base" in l2["measured"]
+
+
+def test_every_row_names_its_point_and_every_na_its_reason():
+    for archive in (_two_lambda_archive(), _ties_vs_thin_ta_archive(), _frames_archive()):
+        tab = findings.findings(archive)
+        assert tab["point"].astype(bool).all(), tab[["finding", "point"]]
+        na = tab[tab["reproduced"] == "n/a"]
+        assert na["measured"].str.startswith("not testable here: ").all()
+        assert (na["measured"].str.len() > len("not testable here: ")).all()
+
+
 # ---------------------------------------------------------------------------------------------
 # end to end
 
