@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Merge benchmark (issue: merge methods). One run, one machine, numbers side by side:
-#  (a) `mergesweep merge` vs `mergekit-yaml` on the same configs (TA, TIES, Model Stock), 12
-#      checkpoints of a ~250M-parameter Llama (bf16 HF folders made by `mergesweep synth`);
+#  (a) `mergesweep merge` vs `mergekit-yaml` on the same configs, every method both have (linear,
+#      SLERP of 2 models, TA, TIES, DARE-TIES, DARE-linear, Model Stock), 12 checkpoints of a
+#      ~250M-parameter Llama (bf16 HF folders made by `mergesweep synth`); the floor: a cold
+#      process (cat) reading the same files from the page cache, against which TA is rated;
 #  (b) effective bytes moved per second vs a memcpy of the same bytes (bench_merge_resident);
 #  (c) peak RSS of each (GNU time);
 #  (d) time per merge of TSV-M, Iso-C and TA+SB;
@@ -20,26 +22,32 @@ export HF_HUB_OFFLINE=1  # mergekit must not reach for the hub
 mkdir -p "$OUT"
 [ -d "$FAM" ] || "$B/mergesweep" synth --out "$FAM" --preset "$PRESET" --checkpoints 12 --dtype bfloat16
 
-config() {  # config METHOD N -> yaml
-  local method="$1" n="$2"
+config() {  # config METHOD N -> yaml (mergekit's language, which both tools read)
+  local method="$1" n="$2" w
+  w=$(python3 -c "print(1/$n)")
   echo "merge_method: $method"
-  echo "base_model: $FAM/base"
+  # mergekit's linear has no base (it would be averaged in); SLERP is base + one model.
+  [ "$method" = linear ] || echo "base_model: $FAM/base"
   echo "dtype: bfloat16"
+  [ "$method" = slerp ] && echo "parameters: {t: 0.3}"
   echo "models:"
   for i in $(seq 0 $((n - 1))); do
     printf "  - model: %s/ft-%02d\n" "$FAM" "$i"
     case "$method" in
-      task_arithmetic) echo "    parameters: {weight: $(python3 -c "print(1/$n)")}";;
-      ties) echo "    parameters: {weight: $(python3 -c "print(1/$n)"), density: 0.1}";;
+      linear|task_arithmetic) echo "    parameters: {weight: $w}";;
+      ties) echo "    parameters: {weight: $w, density: 0.1}";;
+      dare_ties|dare_linear) echo "    parameters: {weight: $w, density: 0.3}";;
     esac
   done
 }
+members_of() { case "$1" in slerp) echo 1;; *) echo 12;; esac; }
 
 timed() {  # timed LABEL CMD... -> "LABEL seconds peak_rss_mb"
   local label="$1"; shift
   /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" >/dev/null 2>"$OUT/$label.log" || { echo "$label FAILED (see $OUT/$label.log)"; return; }
   read -r secs kb < "$OUT/time.txt"
   LAST_SECS="$secs"
+  LAST_KB="$kb"
   printf "  %-32s %8.2f s  peak RSS %7.0f MB\n" "$label" "$secs" "$((kb / 1024))"
 }
 
@@ -64,12 +72,42 @@ record_ratio() {  # record_ratio METHOD MS_SECS MK_SECS
 }
 
 echo "merge bench: preset $PRESET, $(nproc) cores, family $FAM"
-echo "(a, c) streaming merge of 12 checkpoints, mergesweep vs mergekit"
-for m in task_arithmetic ties model_stock; do
-  config "$m" 12 > "$OUT/$m.yaml"
+FILES=("$FAM"/base/*.safetensors "$FAM"/ft-*/*.safetensors)
+cat "${FILES[@]}" > /dev/null  # into the page cache: every run below reads from memory
+echo "(floor) a cold process reading the base and the 12 checkpoints from the page cache"
+timed "cat (page-cache read)" cat "${FILES[@]}"
+READ_SECS="$LAST_SECS"
+timed "mergesweep --version (process floor)" "$B/mergesweep" --version
+FLOOR_KB="$LAST_KB"
+# The streaming merge's memory goal: the output plus n tensor-sized float32 buffers (beside the
+# process's own floor: libtorch loaded, measured above).
+read -r OUT_BYTES BIG_BYTES < <(python3 - "$FAM/base" <<'PY'
+import json, struct, sys, glob
+total, big = 0, 0
+for f in glob.glob(sys.argv[1] + "/*.safetensors"):
+    with open(f, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        for k, v in json.loads(fh.read(n)).items():
+            if k == "__metadata__": continue
+            e = 1
+            for d in v["shape"]: e *= d
+            total += v["data_offsets"][1] - v["data_offsets"][0]
+            big = max(big, 4 * e)
+print(total, big)
+PY
+)
+echo "(a, c) streaming merge of 12 checkpoints (SLERP: 1), mergesweep vs mergekit"
+for m in linear slerp task_arithmetic ties dare_ties dare_linear model_stock; do
+  n=$(members_of "$m")
+  config "$m" "$n" > "$OUT/$m.yaml"
   rm -rf "$OUT/ms-$m" "$OUT/mk-$m"
   timed "mergesweep $m" "$B/mergesweep" merge "$OUT/$m.yaml" "$OUT/ms-$m" --quiet
   ms_secs="$LAST_SECS"
+  bound_kb=$(( FLOOR_KB + (OUT_BYTES + n * BIG_BYTES) / 1024 ))
+  verdict=$([ "$LAST_KB" -le "$bound_kb" ] && echo within || echo ABOVE)
+  printf "    peak RSS %d MB, %s the goal %d MB (process floor + output + %d x largest tensor in float32)\n" \
+    "$((LAST_KB / 1024))" "$verdict" "$((bound_kb / 1024))" "$n"
+  [ "$m" = task_arithmetic ] && python3 -c "print(f'    TA takes {$ms_secs / max($READ_SECS, 0.01):.2f}x the page-cache read (goal: within 2x)')"
   if [ -n "$MK" ]; then
     timed "mergekit $m" "$MK" "$OUT/$m.yaml" "$OUT/mk-$m" --lazy-unpickle --no-copy-tokenizer \
       --no-write-model-card
