@@ -13,10 +13,12 @@
 #      group spans both nodes and its merge sums and the gather of the merged model cross the wire.
 #      Checks: each rank says where it runs (hostname, network namespace), the veth carried at
 #      least one model's worth of bytes per config, and the archive equals the reference;
-#   3. node loss: the same run, slowed to 0.4 s per config (MS_TEST_FAIL_CONFIG pace, which does
-#      not change numbers), SIGKILL of every process in node B (its orted and both ranks) once some
-#      configs are committed. The job must end within KILL_BOUND_S seconds; the partial archive
-#      must verify;
+#   3. node loss, twice, into one archive: the same run, slowed to 0.4 s per config
+#      (MS_TEST_FAIL_CONFIG pace, which does not change numbers); once some configs are committed,
+#      every process in node B (its orted and both ranks) gets SIGKILL. First with the wire up
+#      (node A sees the connections reset), then, resuming that archive, with the wire cut just
+#      before the kill (nothing reaches node A: a node that lost power). Each time the job must end
+#      within KILL_BOUND_S seconds, leave no process in node A, and leave an archive that verifies;
 #   4. rerun on both nodes: resumes, and ends with every config exactly once and the reference's
 #      values.
 #
@@ -29,7 +31,7 @@ MS="${1:?usage: two_nodes_tcp.sh MERGESWEEP}"
 MS="$(cd "$(dirname "$MS")" && pwd)/$(basename "$MS")"
 T0=$SECONDS
 KILL_BOUND_S=60      # the job must end this long after node B's processes were killed
-PEER_TIMEOUT_S=20    # the engine's own silence limit (schedule.peer_timeout), the backstop
+PEER_TIMEOUT_S=30    # the engine's own silence limit (schedule.peer_timeout): above OOB_KEEPALIVE's 11 s
 
 say() { echo "two-nodes [$((SECONDS - T0))s]: $*" >&2; }
 die() { echo "two-nodes: FAIL: $*" >&2; exit 1; }
@@ -116,15 +118,24 @@ exec "$@"
 EOF
 chmod +x "$TMP/rank.sh"
 
+# mpirun's out-of-band link to each orted: keepalive after 5 s idle, then 3 probes 2 s apart. A
+# node that vanishes without closing its connections (the silent loss below) is then noticed in
+# at most 11 s; Open MPI's defaults (300 s, 9 x 20 s) take 8 minutes. Below peer_timeout on
+# purpose: when the engine ends the job first, mpirun waits on the lost orted much longer (see
+# docs/cluster.md).
+OOB_KEEPALIVE=(--mca oob_tcp_keepalive_time 5 --mca oob_tcp_keepalive_intvl 2 --mca oob_tcp_keepalive_probes 3)
+
 # mpirun over both nodes, started in node A (its own hostname too). Runs in the background and
-# sets MPIRUN_PID; the caller waits. TCP only: see the header.
+# sets MPIRUN_PID; the caller waits. TCP only: see the header. mpirun takes the hostfile entry
+# whose address is up in its own namespace (10.231.0.1) as itself, and launches orted on the
+# other through the agent.
 mpirun_two_nodes() {  # mpirun_two_nodes LOG RANKS_LOG ARGS...
   local log=$1 ranks=$2; shift 2
   MS_RANKS_LOG="$ranks" ip netns exec "$NS_A" unshare --uts sh -c 'hostname ms-node-a; exec "$@"' sh \
     mpirun --hostfile "$TMP/hosts" -np 4 --map-by node --bind-to none --oversubscribe \
     --mca plm_rsh_agent "$TMP/agent.sh" --mca plm_rsh_no_tree_spawn 1 \
     --mca pml ob1 --mca btl tcp,self --mca coll '^sm' \
-    --mca btl_tcp_if_include "$NET" --mca oob_tcp_if_include "$NET" \
+    --mca btl_tcp_if_include "$NET" --mca oob_tcp_if_include "$NET" "${OOB_KEEPALIVE[@]}" \
     -x MS_RANKS_LOG -x MS_TEST_FAIL_CONFIG \
     "$TMP/rank.sh" "$MS" sweep "$@" >"$log" 2>&1 &
   MPIRUN_PID=$!
@@ -212,48 +223,73 @@ export_sorted clean.h5 clean
 same_numbers ref clean "clean two-node run"
 say "clean run: ranks 0,2 on ms-node-a and 1,3 on ms-node-b, $bytes bytes over TCP (veth), archive equals the reference"
 
-# --- 3. node B lost mid-sweep -------------------------------------------------------------------
-MS_TEST_FAIL_CONFIG=any:any:pace mpirun_two_nodes kill.log kill-ranks.log spec.yaml --group-size 2 --output kill.h5
-want=$((PLANNED / 4))
-for _ in $(seq 600); do
-  (($(committed_configs kill.h5) >= want)) && break
-  kill -0 "$MPIRUN_PID" 2>/dev/null || break
-  sleep 0.2
-done
-before=$(committed_configs kill.h5)
-((before >= want)) || die "the paced run committed $before configs (wanted $want before the kill)"
-((before < PLANNED)) || die "the paced run finished before node B could be killed"
-victims="$(ip netns pids "$NS_B")"
-[ -n "$victims" ] || die "no process in node B to kill"
-names="$(for p in $victims; do cat "/proc/$p/comm" 2>/dev/null; done | sort | uniq -c | tr -s ' \n' ' ')"
-t_kill=$SECONDS
-for p in $victims; do kill -KILL "$p" 2>/dev/null || true; done
-say "killed every process of node B ($names) with $before of $PLANNED configs committed"
-status=""
-for _ in $(seq $((KILL_BOUND_S * 10))); do
-  if ! kill -0 "$MPIRUN_PID" 2>/dev/null; then
-    set +e; wait "$MPIRUN_PID"; status=$?; set -e
-    break
+# --- 3. node B lost mid-sweep, twice -----------------------------------------------------------
+# lose_node_b MODE LOG: a paced run into kill.h5; once MIN configs are committed, node B is lost:
+#   kill:   SIGKILL of every process in node B; its kernel still closes the TCP connections, so
+#           node A sees them reset at once (a node whose processes died, e.g. the OOM killer);
+#   silent: the wire is cut first (both veth ends down), then the same kill: nothing reaches
+#           node A any more, as when a node loses power or the network partitions. Only TCP
+#           keepalive on mpirun's connection to orted can tell (see OOB_KEEPALIVE).
+# The job must end within KILL_BOUND_S, no process may be left in node A, the partial archive
+# must verify and hold fewer configs than the plan. Sets PARTIAL (configs committed).
+lose_node_b() {
+  local mode=$1 log=$2 min=$3 before victims names t_kill status took left how
+  MS_TEST_FAIL_CONFIG=any:any:pace mpirun_two_nodes "$log" "$mode-ranks.log" spec.yaml --group-size 2 --output kill.h5
+  for _ in $(seq 600); do
+    (($(committed_configs kill.h5) >= min)) && break
+    kill -0 "$MPIRUN_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  before=$(committed_configs kill.h5)
+  ((before >= min)) || die "$mode: the paced run committed $before configs (wanted $min before losing node B)"
+  ((before < PLANNED)) || die "$mode: the paced run finished before node B could be lost"
+  check_placement "$mode-ranks.log"
+  victims="$(ip netns pids "$NS_B")"
+  [ -n "$victims" ] || die "$mode: no process in node B to kill"
+  names="$(for p in $victims; do cat "/proc/$p/comm" 2>/dev/null; done | sort | uniq -c | tr -s ' \n' ' ')"
+  t_kill=$SECONDS
+  if [ "$mode" = silent ]; then
+    ip -n "$NS_B" link set veth-b down
+    ip -n "$NS_A" link set veth-a down
   fi
-  sleep 0.1
-done
-took=$((SECONDS - t_kill))
-if [ -z "$status" ]; then
-  ps -o pid,stat,etime,cmd -p "$(ip netns pids "$NS_A" | tr '\n' ',' | sed 's/,$//')" >&2 || true
-  die "the job did not end within ${KILL_BOUND_S}s of losing node B"
-fi
-MPIRUN_PID=""
-((status != 0)) || die "mpirun exited 0 after losing node B"
-left="$(ip netns pids "$NS_A")"
-for _ in $(seq 50); do [ -z "$left" ] && break; sleep 0.1; left="$(ip netns pids "$NS_A")"; done
-[ -z "$left" ] || die "processes left in node A after the job ended: $left"
-how="neither mpirun's nor the engine's message found in kill.log"
-grep -q "ORTE has lost communication with a remote daemon" kill.log && how="mpirun: lost its orted in node B"
-grep -q "made no progress" kill.log && how="the engine's schedule.peer_timeout"
-"$MS" archive verify kill.h5 >verify-partial.log 2>&1 || die "the partial archive does not verify"
-partial=$(committed_configs kill.h5)
-((partial < PLANNED)) || die "the archive is complete although node B was killed mid-sweep"
-say "job ended ${took}s after the kill (exit $status, detected by $how); partial archive verifies, $partial configs"
+  for p in $victims; do kill -KILL "$p" 2>/dev/null || true; done
+  say "$mode: killed every process of node B ($names) with $before of $PLANNED configs committed"
+  status=""
+  for _ in $(seq $((KILL_BOUND_S * 10))); do
+    if ! kill -0 "$MPIRUN_PID" 2>/dev/null; then
+      set +e; wait "$MPIRUN_PID"; status=$?; set -e
+      break
+    fi
+    sleep 0.1
+  done
+  took=$((SECONDS - t_kill))
+  if [ -z "$status" ]; then
+    ps -o pid,stat,etime,cmd -p "$(ip netns pids "$NS_A" | tr '\n' ',' | sed 's/,$//')" >&2 || true
+    ip netns exec "$NS_A" ss -tnpo >&2 || true
+    die "$mode: the job did not end within ${KILL_BOUND_S}s of losing node B"
+  fi
+  MPIRUN_PID=""
+  ((status != 0)) || die "$mode: mpirun exited 0 after losing node B"
+  left="$(ip netns pids "$NS_A")"
+  for _ in $(seq 50); do [ -z "$left" ] && break; sleep 0.1; left="$(ip netns pids "$NS_A")"; done
+  [ -z "$left" ] || die "$mode: processes left in node A after the job ended: $left"
+  how="neither mpirun's nor the engine's message found in $log"
+  grep -q "ORTE has lost communication with a remote daemon" "$log" && how="mpirun lost its orted in node B"
+  grep -q "made no progress" "$log" && how="the engine's schedule.peer_timeout"
+  "$MS" archive verify kill.h5 >"$mode-verify.log" 2>&1 || die "$mode: the partial archive does not verify"
+  PARTIAL=$(committed_configs kill.h5)
+  ((PARTIAL < PLANNED)) || die "$mode: the archive is complete although node B was lost mid-sweep"
+  say "$mode: job ended ${took}s after losing node B (mpirun exit $status; $how); partial archive verifies, $PARTIAL configs"
+  if [ "$mode" = silent ]; then  # mend the wire; node A's address is local again for mpirun
+    ip -n "$NS_A" link set veth-a up
+    ip -n "$NS_B" link set veth-b up
+  fi
+}
+lose_node_b kill kill.log $((PLANNED / 4))
+first=$PARTIAL
+lose_node_b silent silent.log $((first + 3))
+grep -q "$first already in" silent.log || die "the second run did not resume from the $first committed configs: $(grep 'configs planned' silent.log)"
+partial=$PARTIAL
 
 # --- 4. rerun on both nodes: resume -----------------------------------------------------------
 MS_TEST_FAIL_CONFIG="" mpirun_two_nodes rerun.log rerun-ranks.log spec.yaml --group-size 2 --output kill.h5
