@@ -21,6 +21,10 @@ reference tools, never the tests. It
    requests) and the ratio to lm-eval, and checks that acc and acc_norm agree.
 `--threads-sweep` also times `mergesweep eval` under explicit OMP_NUM_THREADS/OPENBLAS_NUM_THREADS
 settings and reports how the default compares with the best of them.
+On a GPU (bench/gpu/check.sh B): `--model DIR` evaluates an existing model folder (made by
+bench/gpu/gpu_bench.py model) instead of training one, `--device cuda --dtype bfloat16` runs both
+tools there in that dtype, `--lm-eval-batch-size auto`, and `--no-per-item` leaves out the
+reference path.
 """
 import argparse
 import glob
@@ -75,9 +79,9 @@ def request_tokens(pack):
     return total
 
 
-def run_lm_eval(work, model, task, batch_size):
+def run_lm_eval(work, model, task, batch_size, device, dtype):
     out = os.path.join(work, "out-" + task)
-    seconds = common.time_lm_eval(work, model, task, batch_size, out)
+    seconds = common.time_lm_eval(work, model, task, batch_size, out, device=device, dtype=dtype)
     res_file = sorted(glob.glob(os.path.join(out, "**", "results_*.json"), recursive=True))[-1]
     with open(res_file) as f:
         res = json.load(f)["results"][task]
@@ -106,7 +110,12 @@ def main():
     ap.add_argument("--threads-sweep", action="store_true")
     ap.add_argument("--lm-eval-batch-size", default="16",
                     help="lm_eval --batch_size (auto probes a full max_length batch first, minutes on a CPU)")
+    ap.add_argument("--model", help="an existing HF model folder to evaluate (default: train a random one)")
+    ap.add_argument("--device", default="cpu", help="both tools' device (cpu, cuda)")
+    ap.add_argument("--dtype", default="float32", help="both tools' dtype (float32, bfloat16)")
+    ap.add_argument("--no-per-item", action="store_true", help="leave out mergesweep eval --per-item")
     args = ap.parse_args()
+    ms_opts = ["--device", args.device, "--dtype", args.dtype]
     binary = os.path.abspath(args.mergesweep)
     work = args.work or tempfile.mkdtemp(prefix="ms-eval-vs-lmeval-")
     os.makedirs(work, exist_ok=True)
@@ -116,33 +125,38 @@ def main():
         for d in common.write_task(work, name, TASK_YAML, multiple_choice_doc, n, 5, rng,
                                    fewshot=FEWSHOT if fewshot else ""):
             texts += [d["question"]] + [" " + c for c in d["choices"]]
-    model = os.path.join(work, "model")
-    nparams = common.save_random_llama(model, texts, args.vocab, args.hidden, args.ffn, args.layers,
-                                       args.hidden // 64, args.hidden // 64)
-    print(f"model: random Llama, {nparams / 1e6:.1f}M parameters, float32; {os.cpu_count()} cores; work {work}")
+    if args.model:
+        model = os.path.abspath(args.model)
+        print(f"model: {model}; {args.dtype} on {args.device}; {os.cpu_count()} cores; work {work}")
+    else:
+        model = os.path.join(work, "model")
+        nparams = common.save_random_llama(model, texts, args.vocab, args.hidden, args.ffn, args.layers,
+                                           args.hidden // 64, args.hidden // 64)
+        print(f"model: random Llama, {nparams / 1e6:.1f}M parameters, float32; {os.cpu_count()} cores; work {work}")
     rows = []
     for task in ("bench_0shot", "bench_5shot"):
         pack = os.path.join(work, task + ".h5")
         common.export_pack(os.path.join(work, task + ".yaml"), model, pack)
         tokens = request_tokens(pack)
         runs = [(f"lm_eval --batch_size {args.lm_eval_batch_size}",
-                 run_lm_eval(work, model, task, args.lm_eval_batch_size)),
-                ("mergesweep eval", run_mergesweep(binary, work, model, pack)),
-                ("mergesweep eval --per-item", run_mergesweep(binary, work, model, pack, ["--per-item"]))]
+                 run_lm_eval(work, model, task, args.lm_eval_batch_size, args.device, args.dtype)),
+                ("mergesweep eval", run_mergesweep(binary, work, model, pack, ms_opts))]
+        if not args.no_per_item:
+            runs.append(("mergesweep eval --per-item", run_mergesweep(binary, work, model, pack, ["--per-item", *ms_opts])))
         if args.baseline:
-            runs.append(("baseline mergesweep eval", run_mergesweep(os.path.abspath(args.baseline), work, model, pack)))
+            runs.append(("baseline mergesweep eval", run_mergesweep(os.path.abspath(args.baseline), work, model, pack, ms_opts)))
         if args.threads_sweep:
             for omp, blas in ((1, 1), (1, 2), (2, 1), (2, 2)):
                 env = {"OMP_NUM_THREADS": str(omp), "OPENBLAS_NUM_THREADS": str(blas)}
-                runs.append((f"mergesweep eval OMP={omp} BLAS={blas}", run_mergesweep(binary, work, model, pack, [], env)))
+                runs.append((f"mergesweep eval OMP={omp} BLAS={blas}", run_mergesweep(binary, work, model, pack, ms_opts, env)))
         ref_s, ref_m = runs[0][1]
         for label, (s, m) in runs:
             same = abs(m["acc"] - ref_m["acc"]) < 1e-12 and abs(m["acc_norm"] - ref_m["acc_norm"]) < 1e-12
-            rows.append((task, label, s, tokens / s, ref_s / s, m["acc"], "yes" if same else "NO"))
-    print(f"\n| task | run | wall s | request tokens/s | speed-up vs lm_eval | acc | same acc/acc_norm as lm_eval |")
-    print("|---|---|---:|---:|---:|---:|---|")
+            rows.append((task, label, s, tokens / s, ref_s / s, m["acc"], m["acc_norm"], "yes" if same else "NO"))
+    print("\n| task | run | wall s | request tokens/s | speed-up vs lm_eval | acc | acc_norm | same acc/acc_norm as lm_eval |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.0f} | {r[4]:.2f}x | {r[5]:.4f} | {r[6]} |")
+        print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.0f} | {r[4]:.2f}x | {r[5]:.4f} | {r[6]:.4f} | {r[7]} |")
     if args.threads_sweep:
         for task in ("bench_0shot", "bench_5shot"):
             mine = [r for r in rows if r[0] == task]

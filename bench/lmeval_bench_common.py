@@ -81,11 +81,10 @@ def timed(cmd, env, cwd=None):
     return time.perf_counter() - t0
 
 
-def time_lm_eval(work, model, task, batch_size, out, extra=()):
-    """Wall seconds of `lm_eval --model hf` (float32, CPU) on the local task `task` in `work`,
-    results under `out`."""
-    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32",
-           "--tasks", task, "--include_path", work, "--device", "cpu", "--batch_size", str(batch_size),
+def time_lm_eval(work, model, task, batch_size, out, extra=(), device="cpu", dtype="float32"):
+    """Wall seconds of `lm_eval --model hf` on the local task `task` in `work`, results under `out`."""
+    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype={dtype}",
+           "--tasks", task, "--include_path", work, "--device", device, "--batch_size", str(batch_size),
            "--output_path", out, *extra]
     return timed(cmd, clean_env())
 

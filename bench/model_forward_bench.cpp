@@ -9,6 +9,12 @@
 // bare projection GEMMs of the same shapes, same run. Threads as every entry point sets them
 // (model/compute_threads.hpp): OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 for one thread.
 //   bench_model_forward [B] [T] [layers] [cpu|cuda] [hidden] [intermediate]
+//   bench_model_forward --model DIR --ids IDS.safetensors [--device cpu|cuda] [--dtype bfloat16|float32] [--reps R]
+// The second form loads a HF model folder (the one bench/gpu/gpu_bench.py times transformers on)
+// and runs forward + logits on the int64 [B, T] tensor "input_ids" of IDS: tokens/s, model FLOP/s
+// against the same run's bare GEMMs of the model's shapes (lm_head included) and against
+// MS_PEAK_TFLOPS on a GPU, and which SDPA kernel the forward's causal attention and eval's
+// masked (packed) attention take.
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>  // at::NoGradGuard (not via ATen.h in torch 2.x)
 
@@ -17,9 +23,13 @@
 #include <cstdlib>
 #include <cmath>
 #include <functional>
+#include <cstring>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "mergesweep/core/gpu_binding.hpp"
+#include "mergesweep/io/safetensors_file.hpp"
 #include "mergesweep/model/compute_threads.hpp"
 #include "mergesweep/model/decoder.hpp"
 #include "mergesweep/model/device.hpp"
@@ -60,9 +70,104 @@ ms::io::ModelConfig bench_config(std::int64_t hidden, std::int64_t intermediate,
   return c;
 }
 
+// 2 FLOPs per multiply-add of causal attention over T positions, per token: QKᵀ and PV over T/2
+// keys on average.
+double attention_flops_per_token(const ms::io::ModelConfig& c, std::int64_t T) {
+  return 2.0 * 2.0 * (static_cast<double>(T) / 2.0) *
+         static_cast<double>(c.num_attention_heads * c.head_dim * c.num_hidden_layers);
+}
+
+// The --model form (see the top of this file). Returns the exit status.
+int model_folder_bench(const std::string& folder, const std::string& ids_path, const std::string& device_name,
+                       at::ScalarType dtype, int reps) {
+  const c10::Device device = ms::model::resolve_device(device_name, ms::node_slot().rank, "", "--device");
+  const bool gpu = !device.is_cpu();
+  const auto wait = [&](const at::Tensor& t) {
+    if (gpu) t.sum().item<double>();
+  };
+  const auto split = ms::model::configure_compute_threads();
+  auto t0 = std::chrono::steady_clock::now();
+  const auto model = ms::model::Decoder::load(folder, dtype, device);
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const at::Tensor ids = ms::io::SafetensorsFile::open(ids_path)->tensor("input_ids").to(device, at::kLong, false, true);
+  const std::int64_t B = ids.size(0), T = ids.size(1);
+  const ms::io::ModelConfig& c = model->config();
+  at::NoGradGuard no_grad;
+  const double fwd = seconds_of([&] { wait(model->logits(model->forward(ids))); }, reps);
+  // Baseline: the model's GEMMs alone, each weight against a [B·T, in] input of its width.
+  std::map<std::int64_t, at::Tensor> inputs;
+  const auto params = model->named_parameters();
+  double weights = 0;  // every 2-D weight a token multiplies; a tied embedding counts once, as lm_head
+  bool has_head = false;
+  for (const auto& [name, w] : params) {
+    if (w.dim() != 2) continue;
+    has_head = has_head || name.find("lm_head") != std::string::npos;
+    if (!inputs.count(w.size(1))) inputs[w.size(1)] = at::randn({B * T, w.size(1)}, w.options());
+  }
+  // The embedding is a lookup, unless it is tied: then it is the lm_head too.
+  const auto multiplies = [&](const std::string& name, const at::Tensor& w) {
+    return w.dim() == 2 && (name.find("embed") == std::string::npos || !has_head);
+  };
+  for (const auto& [name, w] : params)
+    if (multiplies(name, w)) weights += static_cast<double>(w.numel());
+  const double gemm = seconds_of([&] {
+    at::Tensor last;
+    for (const auto& [name, w] : params)
+      if (multiplies(name, w)) last = at::linear(inputs.at(w.size(1)), w);
+    wait(last);
+  }, reps);
+  const double tokens = static_cast<double>(B * T);
+  const double model_flops = (2.0 * weights + attention_flops_per_token(c, T)) * tokens;
+  const double gemm_flops = 2.0 * weights * tokens;
+  std::printf("bench_model_forward --model on %s, %s, %.1fM weights multiplied per token (load %.1f s), B=%lld T=%lld "
+              "(%lld tokens), threads aten %d blas %d\n", device.str().c_str(), c10::toString(dtype), weights / 1e6, load_s,
+              (long long)B, (long long)T, (long long)(B * T), split.aten, split.blas);
+  std::printf("  forward + logits %.1f ms: %.0f tokens/s, %.1f TFLOP/s\n", fwd * 1e3, tokens / fwd, model_flops / fwd / 1e12);
+  std::printf("  the model's GEMMs alone %.1f ms: %.1f TFLOP/s; MFU against them %.1f%%\n", gemm * 1e3,
+              gemm_flops / gemm / 1e12, 100.0 * (model_flops / fwd) / (gemm_flops / gemm));
+  if (gpu) {
+    const char* peak_env = std::getenv("MS_PEAK_TFLOPS");
+    const double peak = (peak_env ? std::atof(peak_env) : 989.0) * 1e12;
+    std::printf("  MFU against the %.0f TFLOP/s dense bf16 peak: %.1f%%\n", peak / 1e12, 100.0 * model_flops / fwd / peak);
+  }
+  // The kernels this model's attention takes: the forward's (causal, no mask) and eval's packed
+  // scoring (an explicit mask over the same shapes).
+  const auto qo = at::TensorOptions().dtype(dtype).device(device);
+  const at::Tensor q = at::randn({B, c.num_attention_heads, T, c.head_dim}, qo);
+  const at::Tensor k = at::randn({B, c.num_key_value_heads, T, c.head_dim}, qo), v = at::randn_like(k);
+  const at::Tensor mask = ms::model::detail::causal_mask(0, T, 0, dtype, device);
+  namespace d = ms::model::detail;
+  const d::AttentionPath causal = d::attention_path(q, k, mask, true), masked = d::attention_path(q, k, mask, false);
+  std::printf("  attention: forward path %s -> SDPA kernel %s; packed scoring path %s -> SDPA kernel %s\n",
+              d::attention_path_name(causal), d::sdpa_kernel_name(causal, q, k, v, mask, true).c_str(),
+              d::attention_path_name(masked), d::sdpa_kernel_name(masked, q, k, v, mask, false).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && !std::strcmp(argv[1], "--model")) {
+    std::string folder, ids, device = "auto", dtype = "bfloat16";
+    int reps = 5;
+    for (int i = 1; i + 1 < argc; i += 2) {
+      const std::string flag = argv[i];
+      if (flag == "--model") folder = argv[i + 1];
+      else if (flag == "--ids") ids = argv[i + 1];
+      else if (flag == "--device") device = argv[i + 1];
+      else if (flag == "--dtype") dtype = argv[i + 1];
+      else if (flag == "--reps") reps = std::atoi(argv[i + 1]);
+      else {
+        std::fprintf(stderr, "unknown option %s\n", argv[i]);
+        return 2;
+      }
+    }
+    if (folder.empty() || ids.empty() || (dtype != "bfloat16" && dtype != "float32")) {
+      std::fprintf(stderr, "usage: bench_model_forward --model DIR --ids IDS.safetensors [--device D] [--dtype bfloat16|float32] [--reps R]\n");
+      return 2;
+    }
+    return model_folder_bench(folder, ids, device, dtype == "bfloat16" ? at::kBFloat16 : at::kFloat, reps);
+  }
   const std::int64_t B = argc > 1 ? std::atoll(argv[1]) : 4;
   const std::int64_t T = argc > 2 ? std::atoll(argv[2]) : 256;
   const std::int64_t layers = argc > 3 ? std::atoll(argv[3]) : 4;

@@ -7,7 +7,8 @@
 # say that they were skipped; bench/gpu/image/ rehearses the whole script in such an image.
 #
 #   check.sh A     deps, configure, build, CPU tests, device parity, NCCL   (first device call)
-#   check.sh B     deps, build the rest, demo sweep on cuda, benchmarks      (second call, same tree)
+#   check.sh B     deps, build the rest, lm-eval wheels, demo sweep on cuda with its peak memory
+#                  against the plan, benchmarks against copy/GEMM/transformers/lm-eval (second call)
 #   check.sh all   both (default)
 # The device tool caps a call at 10 minutes; each part is meant to take under 6 on 16 cores.
 # B reuses A's build folder when the machine is still warm, and builds what it lacks otherwise.
@@ -233,6 +234,95 @@ part_a() {
   fi
 }
 
+# --- part B: the demo on cuda with its peak memory, then the benchmarks -------------------------
+# Each benchmark prints its figures and its ratio against a baseline measured in the same run.
+# A step that would start after MS_B_BUDGET seconds (default 300: part B is meant to end within
+# 6 minutes) is not run and counts as failed, so the summary still prints within the call's limit.
+B_OUT="$ROOT/bench/gpu/out"
+time_left() {  # time_left NAME: false (and the step failed) when part B's budget is spent
+  if [ $((SECONDS - T0)) -gt "${MS_B_BUDGET:-300}" ]; then bad "$1: not run, part B's budget of ${MS_B_BUDGET:-300} s is spent"; return 1; fi
+}
+bench() {  # bench NAME command...: runs it with its output in the log and on stdout
+  local name="$1"; shift
+  if "$@" 2>&1 | tee "$LOGS/$name.log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then ok "$name"; else bad "$name (log: $LOGS/$name.log)"; fi
+}
+# lm-eval and what it imports that the image may lack, from bench/gpu/wheels (fetch-wheels.sh),
+# installed without network into bench/gpu/pylib, only the packages the image does not have.
+install_wheels() {
+  local target="$ROOT/bench/gpu/pylib" missing
+  if [ ! -f bench/gpu/wheels/wanted.txt ]; then
+    bad "wheels: no bench/gpu/wheels (run bench/gpu/fetch-wheels.sh where PyPI is reachable, and carry bench/gpu/wheels)"; return 1
+  fi
+  missing="$("$PY" -c 'import sys, importlib.metadata as md
+for spec in open(sys.argv[1]).read().split():
+    try: md.version(spec.split("==")[0])
+    except md.PackageNotFoundError: print(spec)' bench/gpu/wheels/wanted.txt)"
+  echo "installing into $target: ${missing:-nothing (the image has every package)}" | tr '\n' ' '; echo
+  if [ -n "$missing" ] && ! "$PY" -m pip install -q --no-index --no-deps --no-compile --upgrade --find-links bench/gpu/wheels \
+       --target "$target" $missing >"$LOGS/wheels.log" 2>&1; then
+    tail -5 "$LOGS/wheels.log"; bad "wheels (log: $LOGS/wheels.log)"; return 1
+  fi
+  export PYTHONPATH="$target${PYTHONPATH:+:$PYTHONPATH}"
+  # What the wheels do not carry: the image's own (pyarrow alone is 55 MB).
+  if ! "$PY" -c 'import pyarrow, lxml, transformers, accelerate, lm_eval.evaluator, datasets' >>"$LOGS/wheels.log" 2>&1; then
+    tail -3 "$LOGS/wheels.log"; bad "wheels: lm-eval does not import (log: $LOGS/wheels.log)"; return 1
+  fi
+  ok wheels
+}
+# The README's demo on the tiny testbed, cut to 2 subset sizes x 1 sample (25 configs), on cuda;
+# nvidia-smi samples the GPU's memory in use meanwhile, and its peak above the idle reading is
+# set against the `sweep --plan` figure for rank 0 (which counts 1.5 GB of CUDA runtime).
+demo_and_memory() {
+  local t="$B_OUT" idle peak plan poll
+  rm -rf "$t/tb" "$t/demo.h5"; mkdir -p "$t"
+  if ! "$BUILD/bin/mergesweep" testbed --preset tiny --out "$t/tb" >"$LOGS/testbed.log" 2>&1; then
+    tail "$LOGS/testbed.log"; bad "demo: testbed"; return 1
+  fi
+  sed -e "s|\.\./cache/testbed/|$t/tb/|g" -e "s|^subsets: .*|subsets: {sizes: [2, 12], samples: 1, seed: 1234}|" \
+      -e "s|^schedule: {|schedule: {device: cuda, |" jobs/demo.yaml >"$t/demo.yaml"
+  grep -q "device: cuda" "$t/demo.yaml" || printf 'schedule: {device: cuda}\n' >>"$t/demo.yaml"
+  "$BUILD/bin/mergesweep" sweep --plan "$t/demo.yaml" >"$LOGS/plan.log" 2>&1 || { tail "$LOGS/plan.log"; bad "demo: sweep --plan"; return 1; }
+  grep -E "configs|rank 0:" "$LOGS/plan.log"
+  plan="$(sed -n 's/.*rank 0: .* = \([0-9.]*\) \([KMGT]*B\).*/\1 \2/p' "$LOGS/plan.log" | head -1)"
+  idle="$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)"
+  (while :; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; sleep 0.2; done) >"$LOGS/demo-memory.log" 2>/dev/null &
+  poll=$!
+  mpirun -np 1 "$BUILD/bin/mergesweep" sweep "$t/demo.yaml" --output "$t/demo.h5" >"$LOGS/demo.log" 2>&1
+  local rc=$?
+  kill "$poll" 2>/dev/null; wait "$poll" 2>/dev/null
+  if [ $rc -ne 0 ]; then tail -20 "$LOGS/demo.log"; bad "demo (log: $LOGS/demo.log)"; return 1; fi
+  tail -3 "$LOGS/demo.log"; ok demo
+  peak="$(sort -n "$LOGS/demo-memory.log" | tail -1)"
+  awk -v idle="$idle" -v peak="$peak" -v plan="$plan" 'BEGIN {
+    split(plan, p, " "); scale = (p[2] == "GB") ? 1e9 : (p[2] == "MB") ? 1e6 : (p[2] == "KB") ? 1e3 : 1
+    used = (peak - idle) * 1048576; planned = p[1] * scale
+    printf "memory: demo sweep peak %.2f GB on the GPU (nvidia-smi, above the idle %d MiB) vs sweep --plan %.2f GB for rank 0: %.2fx the plan\n",
+           used / 1e9, idle, planned / 1e9, used / planned }'
+  [ -n "$peak" ] && [ -n "$plan" ] && ok memory || bad "memory: no nvidia-smi samples or no plan figure"
+}
+benchmarks() {
+  local t="$B_OUT" model="$B_OUT/llama-1b" py="$PY -u"
+  if time_left "bench merge" && gpu_or_skip "bench merge"; then
+    bench "bench merge" "$BUILD/bin/bench_merge_resident" --synthetic 8b --checkpoints 12 --device cuda --reps 5
+  fi
+  if time_left "model" && gpu_or_skip "model"; then  # the random ~1B Llama the next three share
+    if [ -f "$model/.complete" ]; then echo "reusing $model"; ok model
+    else bench model $py bench/gpu/gpu_bench.py model --out "$model" --device cuda; fi
+  fi
+  if time_left "bench forward" && gpu_or_skip "bench forward"; then
+    bench "bench forward" $py bench/gpu/gpu_bench.py forward --model "$model" --bench "$BUILD/bin/bench_model_forward" \
+      --work "$t/forward" --batch 8 --seq 1024 --device cuda
+  fi
+  if time_left "bench eval" && gpu_or_skip "bench eval"; then
+    bench "bench eval" $py bench/eval_vs_lmeval.py --mergesweep "$BUILD/bin/mergesweep" --model "$model" --device cuda \
+      --dtype bfloat16 --lm-eval-batch-size auto --items 500 --fewshot-items 500 --no-per-item --work "$t/eval"
+  fi
+  if time_left "bench gen" && gpu_or_skip "bench gen"; then
+    bench "bench gen" $py bench/gpu/gpu_bench.py gen --model "$model" --mergesweep "$BUILD/bin/mergesweep" --work "$t/gen" \
+      --items 128 --max-gen-toks 64 --device cuda
+  fi
+}
+
 part_b() {
   if [ "$PART" = B ]; then
     deps
@@ -241,25 +331,9 @@ part_b() {
     fi
   fi
   configured && build build-b mergesweep bench_merge_resident bench_model_forward
-  local t="$ROOT/bench/gpu/out"
-  if gpu_or_skip "demo"; then
-    rm -rf "$t"; mkdir -p "$t"
-    # The README's demo on the tiny testbed, cut to 2 subset sizes x 1 sample (25 configs): it
-    # shows the sweep runs end to end on cuda, within the call's time.
-    if "$BUILD/bin/mergesweep" testbed --preset tiny --out "$t/tb" >"$LOGS/testbed.log" 2>&1; then
-      sed -e "s|\.\./cache/testbed/|$t/tb/|g" -e "s|^subsets: .*|subsets: {sizes: [2, 12], samples: 1, seed: 1234}|" \
-          -e "s|^schedule: {|schedule: {device: cuda, |" jobs/demo.yaml >"$t/demo.yaml"
-      grep -q "device: cuda" "$t/demo.yaml" || printf 'schedule: {device: cuda}\n' >>"$t/demo.yaml"
-      "$BUILD/bin/mergesweep" sweep --plan "$t/demo.yaml" | tail -3 \
-        && mpirun -np 1 "$BUILD/bin/mergesweep" sweep "$t/demo.yaml" --output "$t/demo.h5" >"$LOGS/demo.log" 2>&1 \
-        && tail -5 "$LOGS/demo.log" && ok demo || { tail -20 "$LOGS/demo.log"; bad "demo (log: $LOGS/demo.log)"; }
-    else tail "$LOGS/testbed.log"; bad "demo: testbed"; fi
-  fi
-  # Timings on the tiny testbed: they show launch overhead more than bandwidth.
-  if gpu_or_skip "bench"; then
-    "$BUILD/bin/bench_merge_resident" --device cuda "$t/tb/base" "$t"/tb/ft-0* && ok "bench merge" || bad "bench merge"
-    "$BUILD/bin/bench_model_forward" 8 512 4 cuda && ok "bench eval" || bad "bench eval"
-  fi
+  if gpu_or_skip "wheels"; then install_wheels; fi
+  if gpu_or_skip "demo"; then demo_and_memory; fi
+  benchmarks
 }
 
 case "$PART" in

@@ -11,6 +11,7 @@
 #include "mergesweep/io/family_check.hpp"
 #include "mergesweep/io/family_tensors.hpp"
 #include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/io/lora_adapter.hpp"
 #include "mergesweep/merge/registry.hpp"
 
 namespace ms::merge {
@@ -20,12 +21,25 @@ struct ResidentModels::Impl {
   std::vector<std::string> names;
   std::map<std::string, at::Tensor> base;                 // θ₀ (float32 under Float32TaskVectors)
   std::vector<std::map<std::string, at::Tensor>> models;  // [checkpoint][name]: θᵢ, or τᵢ in float32
+  // [checkpoint][name]: a factored adapter's LoRA on the tensor (A, B on the CPU, a saved tensor
+  // on the device), folded when a merge reads it. A tensor in neither map is the base's (τ = 0).
+  std::vector<std::map<std::string, io::LoraChange>> folds;
+  // Float32 scratch, one per factored member of a merge (the j-th takes slot j), each the size of
+  // the largest tensor folded through it; kept between tensors and configs like the workspace.
+  std::vector<at::Tensor> fold_slots;
   // TIES trims depend only on (checkpoint, density, tensor), never on the subset: computed once.
   std::mutex trim_mu;
   std::map<std::tuple<std::size_t, std::uint64_t, std::string>, kernels::TrimRule> trims;
   at::Tensor workspace;  // float32, the largest held tensor: the fast paths' output
 
   bool float32_tau() const { return options.residency == Residency::Float32TaskVectors; }
+  // Float32TaskVectors, the older layout: τ formed once at load, θ₀ widened (FileDtype: as held).
+  void lay_out_residency() {
+    if (!float32_tau()) return;
+    for (auto& ck : models)
+      for (auto& [name, t] : ck) t = kernels::task_vector(t, base.at(name));
+    for (auto& [name, t] : base) t = t.scalar_type() == at::kFloat ? t : t.to(at::kFloat);
+  }
   // Fails naming `field` unless checkpoint `index` is loaded (a negative index is never one).
   void require_checkpoint(std::int64_t index, const char* field) const {
     if (index < 0 || index >= static_cast<std::int64_t>(models.size()))
@@ -38,21 +52,59 @@ struct ResidentModels::Impl {
     if (b.scalar_type() == at::kFloat) return b;
     return b.device().is_cpu() ? kernels::to_float32(b) : b.to(at::kFloat);
   }
-  at::Tensor tau(std::size_t ck, const std::string& name) const {
+  // θ_ck's tensor as every merge reads it: held as stored, the base's own (a tensor its adapter
+  // leaves), or its adapter's fold (float32, io::fold_lora_into: the folded folder's tensor to the
+  // bit) formed in fold slot `slot`, or in a fresh tensor when `slot` < 0. τ under Float32TaskVectors.
+  at::Tensor member(std::size_t ck, const std::string& name, std::int64_t slot) {
+    const auto held_it = models[ck].find(name);
+    if (held_it != models[ck].end()) return held_it->second;
+    const at::Tensor& b = base.at(name);
+    const io::LoraChange* fold = fold_of(ck, name);
+    if (fold == nullptr) return b;
+    const auto opts = at::TensorOptions().dtype(at::kFloat).device(b.device());
+    at::Tensor out;
+    if (slot < 0) {
+      out = at::empty(b.sizes(), opts);
+    } else {
+      const auto j = static_cast<std::size_t>(slot);
+      if (fold_slots.size() <= j) fold_slots.resize(j + 1);
+      if (!fold_slots[j].defined() || fold_slots[j].numel() < b.numel()) fold_slots[j] = at::empty({b.numel()}, opts);
+      out = fold_slots[j].narrow(0, 0, b.numel()).view(b.sizes());
+    }
+    io::fold_lora_into(out, *fold, b);
+    return out;
+  }
+  const io::LoraChange* fold_of(std::size_t ck, const std::string& name) const {
+    if (ck >= folds.size()) return nullptr;  // checkpoints loaded without a family check: none factored
+    const auto it = folds[ck].find(name);
+    return it == folds[ck].end() ? nullptr : &it->second;
+  }
+  // The request's members' tensors, the factored ones folded into slots 0, 1, ...
+  std::vector<at::Tensor> members_of(const MergeRequest& r, const std::string& name) {
+    std::vector<at::Tensor> out;
+    std::int64_t slot = 0;
+    for (const auto& m : r.members) {
+      const auto ck = static_cast<std::size_t>(m.index);
+      out.push_back(member(ck, name, fold_of(ck, name) != nullptr ? slot++ : -1));
+    }
+    return out;
+  }
+  at::Tensor tau(std::size_t ck, const std::string& name) {
     if (float32_tau()) return models[ck].at(name);
-    return kernels::task_vector(models[ck].at(name), base.at(name));
+    return kernels::task_vector(member(ck, name, -1), base.at(name));
   }
 
   // The rule is made from τ formed in `scratch` (float32, the tensor's shape): the caller's
   // output buffer, not yet written. A fresh τ per rule would leave tensor-sized holes in the heap.
-  const kernels::TrimRule& trim_rule(std::size_t ck, double density, const std::string& name, const at::Tensor& scratch) {
+  // `held_model` is member(ck, name).
+  const kernels::TrimRule& trim_rule(std::size_t ck, double density, const std::string& name, const at::Tensor& held_model,
+                                     const at::Tensor& scratch) {
     std::uint64_t bits;
     std::memcpy(&bits, &density, sizeof bits);
     std::lock_guard<std::mutex> lock(trim_mu);
     const auto key = std::make_tuple(ck, bits, name);
     auto it = trims.find(key);
     if (it == trims.end()) {
-      const at::Tensor& held_model = models[ck].at(name);
       if (!float32_tau()) kernels::task_vector_into(scratch, held_model, base.at(name));
       it = trims.emplace(key, kernels::make_trim_rule(float32_tau() ? held_model : scratch, density)).first;
     }
@@ -66,8 +118,10 @@ struct ResidentModels::Impl {
     return workspace.narrow(0, 0, like.numel()).view(like.sizes());
   }
   void merge_fast(const MergeRequest& r, const std::string& name, const at::Tensor& out);
-  // Calls fn(row0, rows, θ₀ block in float32, the members' τ blocks) over the tensor's row blocks.
-  void for_each_row_block(const MergeRequest& r, const std::string& name,
+  void load_checkpoint(const io::FamilyReport& family, const io::FamilyTensors& inputs, std::size_t k);
+  // Calls fn(row0, rows, θ₀ block in float32, the members' τ blocks) over the tensor's row blocks;
+  // `held` are the members' tensors (members_of).
+  void for_each_row_block(const std::string& name, const std::vector<at::Tensor>& held,
                           const std::function<void(std::int64_t, std::int64_t, const at::Tensor&,
                                                    const std::vector<at::Tensor>&)>& fn) const;
   void merge_in_row_blocks(const MergeRequest& r, const GlobalStats& stats, const std::string& name, TensorPass pass,
@@ -116,14 +170,53 @@ ResidentModels::ResidentModels(const std::string& base_path, const std::vector<s
   const io::FamilyTensors inputs(family, base, ptrs);  // tied heads, vocabularies aligned by token
   m.names = names.empty() ? family.tensor_names : std::move(names);
   for (const auto& name : m.names) m.base[name] = held(inputs.tensor(0, name), options.device);
-  for (std::size_t k = 0; k < cks.size(); ++k) {
-    auto& held_models = m.models.emplace_back();
-    for (const auto& name : m.names) held_models[name] = held(inputs.tensor(k + 1, name), options.device);
+  m.models.resize(cks.size());
+  m.folds.resize(cks.size());
+  for (std::size_t k = 0; k < cks.size(); ++k) m.load_checkpoint(family, inputs, k);
+  m.lay_out_residency();
+}
+
+ResidentModels::ResidentModels(std::map<std::string, at::Tensor> base,
+                               std::vector<std::map<std::string, at::Tensor>> checkpoints, ResidentOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.options = options;
+  for (const auto& [name, t] : base) {
+    for (std::size_t k = 0; k < checkpoints.size(); ++k) {
+      const auto it = checkpoints[k].find(name);
+      if (it == checkpoints[k].end() || it->second.sizes() != t.sizes() || it->second.device() != options.device)
+        fail("", "models", "checkpoint " + std::to_string(k) + "'s " + name + " is missing, of another shape or on another device");
+    }
+    if (t.device() != options.device) fail("", "models", "the base's " + name + " is on another device");
+    m.names.push_back(name);
   }
-  if (m.float32_tau()) {  // the older layout: τ formed once at load, θ₀ widened
-    for (auto& ck : m.models)
-      for (auto& [name, t] : ck) t = kernels::task_vector(t, m.base.at(name));
-    for (auto& [name, t] : m.base) t = t.scalar_type() == at::kFloat ? t : t.to(at::kFloat);
+  m.base = std::move(base);
+  m.models = std::move(checkpoints);
+  m.lay_out_residency();
+}
+
+// Checkpoint k's tensors: as stored, or, for an adapter check_family marked factored, its A, B
+// and saved tensors (the older float32-τ layout forms τ at load, so it holds every adapter dense).
+void ResidentModels::Impl::load_checkpoint(const io::FamilyReport& family, const io::FamilyTensors& inputs,
+                                           std::size_t k) {
+  const io::FactoredAdapter* adapter = float32_tau() ? nullptr : family.factored.at(k).get();
+  for (const auto& name : names) {
+    // Rows aligned by token are float32 tensors of their own (check_family counts them so).
+    if (adapter == nullptr || !inputs.is_stored(k + 1, name) || !inputs.is_stored(0, name)) {
+      models[k][name] = held(inputs.tensor(k + 1, name), options.device);
+      continue;
+    }
+    const io::LoraChange* c = adapter->change(inputs.source_name(k + 1, name));
+    if (c == nullptr) continue;  // the base's tensor
+    if (!c->folds()) {
+      models[k][name] = held(c->replaced, options.device);
+      continue;
+    }
+    io::LoraChange& f = folds[k][name];
+    f = *c;
+    f.a = held(c->a, c10::Device(c10::DeviceType::CPU));  // B·A is formed on the CPU (fold_lora_into)
+    f.b = held(c->b, c10::Device(c10::DeviceType::CPU));
+    if (c->replaced.defined()) f.replaced = held(c->replaced, options.device);
   }
 }
 
@@ -149,7 +242,7 @@ void ResidentModels::baseline_each(std::int64_t checkpoint, const MergedTensorSi
     if (checkpoint < 0) {
       out.copy_(b);  // exact widening
     } else {
-      const at::Tensor& held = impl_->models[static_cast<std::size_t>(checkpoint)].at(name);
+      const at::Tensor held = impl_->member(static_cast<std::size_t>(checkpoint), name, 0);
       if (impl_->float32_tau()) out.copy_(held);
       else kernels::task_vector_into(out, held, b);
       out.add_(b);  // τ + θ₀ is θ₀ + τ to the bit: IEEE addition commutes, θ₀ widens exactly
@@ -163,6 +256,8 @@ std::uint64_t ResidentModels::resident_bytes() const {
   for (const auto& [_, t] : impl_->base) n += t.nbytes();
   for (const auto& m : impl_->models)
     for (const auto& [_, t] : m) n += t.nbytes();
+  for (const auto& m : impl_->folds)
+    for (const auto& [_, c] : m) n += c.nbytes();
   return n;
 }
 
@@ -175,13 +270,14 @@ void ResidentModels::Impl::merge_fast(const MergeRequest& r, const std::string& 
   const bool normalize = r.params.flag("normalize");
   const double lambda = r.params.number("lambda");
   std::vector<double> w;
+  const std::vector<at::Tensor> held = members_of(r, name);
   std::vector<const at::Tensor*> held_models;
   std::vector<const kernels::TrimRule*> rules;
-  for (const auto& mem : r.members) {
-    const auto ck = static_cast<std::size_t>(mem.index);
+  for (std::size_t i = 0; i < r.members.size(); ++i) {
+    const auto& mem = r.members[i];
     w.push_back(mem.weight);
-    held_models.push_back(&models[ck].at(name));
-    if (!ta) rules.push_back(&trim_rule(ck, mem.density, name, out));
+    held_models.push_back(&held[i]);
+    if (!ta) rules.push_back(&trim_rule(static_cast<std::size_t>(mem.index), mem.density, name, held[i], out));
   }
   const at::Tensor& b = base.at(name);
   if (float32_tau()) {  // held_models are τ, b is θ₀ in float32: the kernels of the layout before
@@ -201,19 +297,19 @@ void ResidentModels::Impl::merge_fast(const MergeRequest& r, const std::string& 
 }
 
 void ResidentModels::Impl::for_each_row_block(
-    const MergeRequest& r, const std::string& name,
+    const std::string& name, const std::vector<at::Tensor>& held_models,
     const std::function<void(std::int64_t, std::int64_t, const at::Tensor&, const std::vector<at::Tensor>&)>& fn) const {
   const at::Tensor& held_base = base.at(name);
   const std::int64_t rows = held_base.size(0);
   const std::int64_t block = rows_per_block(rows > 0 ? held_base.numel() / rows : 1);
-  std::vector<at::Tensor> taus(r.members.size());
+  std::vector<at::Tensor> taus(held_models.size());
   for (std::int64_t r0 = 0; r0 < rows; r0 += block) {
     const std::int64_t len = std::min(block, rows - r0);
     const at::Tensor b_part = held_base.narrow(0, r0, len);
     const at::Tensor b32 = b_part.scalar_type() == at::kFloat ? b_part : kernels::to_float32(b_part.contiguous());
-    for (std::size_t i = 0; i < r.members.size(); ++i) {
-      const at::Tensor& held = models[static_cast<std::size_t>(r.members[i].index)].at(name);
-      taus[i] = float32_tau() ? held.narrow(0, r0, len) : kernels::task_vector(held.narrow(0, r0, len), b_part);
+    for (std::size_t i = 0; i < held_models.size(); ++i) {
+      const at::Tensor part = held_models[i].narrow(0, r0, len);
+      taus[i] = float32_tau() ? part : kernels::task_vector(part, b_part);
     }
     fn(r0, len, b32, taus);
   }
@@ -224,14 +320,16 @@ void ResidentModels::Impl::for_each_row_block(
 void ResidentModels::Impl::merge_in_row_blocks(const MergeRequest& r, const GlobalStats& stats, const std::string& name,
                                                TensorPass pass, const at::Tensor& out, const DareMaskFn* dare_mask) {
   const std::int64_t row_elems = out.numel() / out.size(0);
+  const std::vector<at::Tensor> held = members_of(r, name);
   if (pass == TensorPass::RowBlocks) {
-    for_each_row_block(r, name, [&](std::int64_t r0, std::int64_t len, const at::Tensor& b, const std::vector<at::Tensor>& t) {
+    for_each_row_block(name, held, [&](std::int64_t r0, std::int64_t len, const at::Tensor& b, const std::vector<at::Tensor>& t) {
       out.narrow(0, r0, len).copy_(merge_tensor(r, stats, name, b, t, r0 * row_elems, dare_mask));
     });
   } else if (pass == TensorPass::TrimRulesThenRows) {
     std::vector<const kernels::TrimRule*> rules;
-    for (const auto& m : r.members) rules.push_back(&trim_rule(static_cast<std::size_t>(m.index), m.density, name, out));
-    for_each_row_block(r, name, [&](std::int64_t r0, std::int64_t len, const at::Tensor& b, const std::vector<at::Tensor>& t) {
+    for (std::size_t i = 0; i < r.members.size(); ++i)
+      rules.push_back(&trim_rule(static_cast<std::size_t>(r.members[i].index), r.members[i].density, name, held[i], out));
+    for_each_row_block(name, held, [&](std::int64_t r0, std::int64_t len, const at::Tensor& b, const std::vector<at::Tensor>& t) {
       std::vector<at::Tensor> trimmed;
       for (std::size_t i = 0; i < t.size(); ++i) trimmed.push_back(kernels::apply_trim_rule(t[i], *rules[i], r0 * row_elems));
       out.narrow(0, r0, len).copy_(merge_trimmed_ties(r, name, b, trimmed));
@@ -239,12 +337,12 @@ void ResidentModels::Impl::merge_in_row_blocks(const MergeRequest& r, const Glob
   } else {  // StockRatioThenRows: the Gram matrix over the blocks, then the interpolation over them again
     const bool filter_wise = r.params.flag("filter_wise");
     kernels::StockGram gram(out, r.members.size(), filter_wise);
-    for_each_row_block(r, name, [&](std::int64_t r0, std::int64_t, const at::Tensor&, const std::vector<at::Tensor>& t) {
+    for_each_row_block(name, held, [&](std::int64_t r0, std::int64_t, const at::Tensor&, const std::vector<at::Tensor>& t) {
       gram.add(r0, t);
     });
     const at::Tensor ratio = gram.ratio(r.params.choice("cosine_mean") == "angle");
     const bool per_row = filter_wise && out.dim() >= 2;
-    for_each_row_block(r, name, [&](std::int64_t r0, std::int64_t len, const at::Tensor& b, const std::vector<at::Tensor>& t) {
+    for_each_row_block(name, held, [&](std::int64_t r0, std::int64_t len, const at::Tensor& b, const std::vector<at::Tensor>& t) {
       out.narrow(0, r0, len).copy_(kernels::model_stock_apply(b, t, per_row ? ratio.narrow(0, r0, len) : ratio, filter_wise));
     });
   }
@@ -270,7 +368,9 @@ void ResidentModels::merge_each(const MergeRequest& r, Reducer& reducer, const M
     const at::Tensor& held_base = impl_->base.at(name);
     const TensorPass pass = tensor_pass(r, name, held_base.dim());
     if (pass == TensorPass::WholeTensor || held_base.dim() == 0 || held_base.numel() <= kRowBlockElements) {
-      for (std::size_t i = 0; i < r.members.size(); ++i) taus[i] = tau(static_cast<std::size_t>(r.members[i].index), name);
+      const std::vector<at::Tensor> held = impl_->members_of(r, name);
+      for (std::size_t i = 0; i < r.members.size(); ++i)
+        taus[i] = impl_->float32_tau() ? held[i] : kernels::task_vector(held[i], held_base);
       sink(name, merge_tensor(r, stats, name, base(name), taus, 0, dare_mask));
       continue;
     }

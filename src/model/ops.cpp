@@ -179,6 +179,31 @@ at::Tensor attention_via(AttentionPath path, const at::Tensor& q, const at::Tens
   return out.transpose(1, 2).reshape({B, T, H * D});
 }
 
+std::string sdpa_kernel_name(AttentionPath path, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& mask, bool plain_causal) {
+#if MS_SDPA_GQA
+  if (path == AttentionPath::Eager) return "eager";
+  const std::int64_t G = q.size(1) / k.size(1);
+  const bool expand = path == AttentionPath::MaskedExpanded && G > 1;
+  const at::Tensor kk = expand ? k.repeat_interleave(G, 1) : k, vv = expand ? v.repeat_interleave(G, 1) : v;
+  const c10::optional<at::Tensor> m =
+      path != AttentionPath::Unmasked && mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt;
+  const bool causal = path == AttentionPath::Unmasked && plain_causal;
+  // sdp::SDPBackend's values (ATen/native/transformers/sdp_utils_cpp.h), the choice the
+  // scaled_dot_product_attention dispatcher makes from the same arguments.
+  switch (at::_fused_sdp_choice(q, kk, vv, m, 0.0, causal, c10::nullopt, /*enable_gqa=*/!expand && G > 1)) {
+    case 0: return "math";
+    case 1: return "flash";
+    case 2: return "memory-efficient";
+    case 3: return "cudnn";
+    default: return "other";
+  }
+#else
+  (void)path, (void)q, (void)k, (void)v, (void)mask, (void)plain_causal;
+  return "eager";
+#endif
+}
+
 at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                              bool plain_causal) {
   return attention_via(attention_path(q, k, mask, plain_causal), q, k, v, mask, plain_causal);

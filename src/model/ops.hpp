@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "arch.hpp"
 
@@ -74,6 +75,11 @@ enum class AttentionPath { Eager, Unmasked, MaskedGrouped, MaskedExpanded };
 // on a GPU with grouped K/V, else MaskedGrouped (Eager before torch 2.5).
 AttentionPath attention_path(const at::Tensor& q, const at::Tensor& k, const at::Tensor& mask, bool plain_causal);
 const char* attention_path_name(AttentionPath p);
+// Which scaled_dot_product_attention kernel PyTorch picks for `path` on these inputs, as it would
+// pick it in attention_via: "flash", "memory-efficient", "cudnn", "math" (on the CPU "flash" is
+// its fused kernel); "eager" for the Eager path, which calls none.
+std::string sdpa_kernel_name(AttentionPath path, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& mask, bool plain_causal = false);
 // grouped_attention by a given path (tests compare them; plain_causal as above).
 at::Tensor attention_via(AttentionPath path, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                          const at::Tensor& mask, bool plain_causal = false);

@@ -48,6 +48,11 @@ class ResidentModels {
   // Checkpoint k is addressed by Member::index == k in requests.
   ResidentModels(const std::string& base_path, const std::vector<std::string>& checkpoint_paths,
                  std::vector<std::string> names = {}, ResidentOptions options = {});
+  // Holds tensors made in memory (the benchmarks' random models, made on the device: no files),
+  // as they are: already on options.device, in the dtype to hold them in, every checkpoint with
+  // the base's names and shapes. Tensors are held in name order.
+  ResidentModels(std::map<std::string, at::Tensor> base, std::vector<std::map<std::string, at::Tensor>> checkpoints,
+                 ResidentOptions options = {});
   ~ResidentModels();
   ResidentModels(ResidentModels&&) noexcept;
 
