@@ -208,8 +208,12 @@ configured() { [ -f "$BUILD/CMakeCache.txt" ] && [ ${#FAILED[@]} -eq 0 ]; }
 # --- GPU steps --------------------------------------------------------------------------------
 # A GPU that the driver lists but torch cannot see must not turn every GPU step into a skip.
 DRIVER_GPUS=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU")
+# MS_B_CPU=1 runs part B's benchmarks at toy sizes on the CPU (with MS_PYTHON a python that has
+# transformers and lm-eval): it tries the steps' plumbing where there is no GPU. The demo stays GPU-only.
+B_CPU="${MS_B_CPU:-0}"
 gpu_or_skip() {  # gpu_or_skip NAME: true when a GPU step can run; says why not otherwise
   step "$1"
+  if [ "$B_CPU" = 1 ] && [ "$PART" = B ] && [ "$1" != demo ] && [ "$BUILT" = 1 ]; then echo "(MS_B_CPU=1: on the CPU, toy sizes)"; return 0; fi
   if [ "$GPUS" -eq 0 ] && [ "$DRIVER_GPUS" -gt 0 ]; then bad "$1: nvidia-smi lists $DRIVER_GPUS GPU(s) but torch sees none"; return 1; fi
   if [ "$GPUS" -eq 0 ]; then skip "$1" "no GPU visible"; return 1; fi
   if [ "$BUILT" != 1 ]; then skip "$1" "no build (an earlier step failed)"; return 1; fi
@@ -293,33 +297,39 @@ demo_and_memory() {
   if [ $rc -ne 0 ]; then tail -20 "$LOGS/demo.log"; bad "demo (log: $LOGS/demo.log)"; return 1; fi
   tail -3 "$LOGS/demo.log"; ok demo
   peak="$(sort -n "$LOGS/demo-memory.log" | tail -1)"
+  if [ -z "$peak" ] || [ -z "$plan" ]; then bad "memory: no nvidia-smi samples or no plan figure"; return 1; fi
   awk -v idle="$idle" -v peak="$peak" -v plan="$plan" 'BEGIN {
     split(plan, p, " "); scale = (p[2] == "GB") ? 1e9 : (p[2] == "MB") ? 1e6 : (p[2] == "KB") ? 1e3 : 1
     used = (peak - idle) * 1048576; planned = p[1] * scale
     printf "memory: demo sweep peak %.2f GB on the GPU (nvidia-smi, above the idle %d MiB) vs sweep --plan %.2f GB for rank 0: %.2fx the plan\n",
            used / 1e9, idle, planned / 1e9, used / planned }'
-  [ -n "$peak" ] && [ -n "$plan" ] && ok memory || bad "memory: no nvidia-smi samples or no plan figure"
+  ok memory
 }
 benchmarks() {
-  local t="$B_OUT" model="$B_OUT/llama-1b" py="$PY -u"
-  if time_left "bench merge" && gpu_or_skip "bench merge"; then
-    bench "bench merge" "$BUILD/bin/bench_merge_resident" --synthetic 8b --checkpoints 12 --device cuda --reps 5
+  local t="$B_OUT" model="$B_OUT/llama-1b" py="$PY -u" dev=cuda shape=8b size=() fwd=(--batch 8 --seq 1024)
+  local ev=(--items 500 --fewshot-items 500) gen=(--items 128 --max-gen-toks 64)
+  if [ "$B_CPU" = 1 ]; then
+    dev=cpu shape=toy model="$B_OUT/llama-toy" size=(--hidden 128 --layers 2 --ffn 256 --heads 4 --kv-heads 2)
+    fwd=(--batch 2 --seq 128) ev=(--items 40 --fewshot-items 40) gen=(--items 16 --max-gen-toks 16 --hf-batch 8)
   fi
-  if time_left "model" && gpu_or_skip "model"; then  # the random ~1B Llama the next three share
+  if gpu_or_skip "bench merge" && time_left "bench merge"; then
+    bench "bench merge" "$BUILD/bin/bench_merge_resident" --synthetic $shape --checkpoints 12 --device $dev --reps 5
+  fi
+  if gpu_or_skip "model" && time_left "model"; then  # the random ~1B Llama the next three share
     if [ -f "$model/.complete" ]; then echo "reusing $model"; ok model
-    else bench model $py bench/gpu/gpu_bench.py model --out "$model" --device cuda; fi
+    else bench model $py bench/gpu/gpu_bench.py model --out "$model" "${size[@]}" --device $dev; fi
   fi
-  if time_left "bench forward" && gpu_or_skip "bench forward"; then
+  if gpu_or_skip "bench forward" && time_left "bench forward"; then
     bench "bench forward" $py bench/gpu/gpu_bench.py forward --model "$model" --bench "$BUILD/bin/bench_model_forward" \
-      --work "$t/forward" --batch 8 --seq 1024 --device cuda
+      --work "$t/forward" "${fwd[@]}" --device $dev
   fi
-  if time_left "bench eval" && gpu_or_skip "bench eval"; then
-    bench "bench eval" $py bench/eval_vs_lmeval.py --mergesweep "$BUILD/bin/mergesweep" --model "$model" --device cuda \
-      --dtype bfloat16 --lm-eval-batch-size auto --items 500 --fewshot-items 500 --no-per-item --work "$t/eval"
+  if gpu_or_skip "bench eval" && time_left "bench eval"; then
+    bench "bench eval" $py bench/eval_vs_lmeval.py --mergesweep "$BUILD/bin/mergesweep" --model "$model" --device $dev \
+      --dtype bfloat16 --lm-eval-batch-size auto "${ev[@]}" --no-per-item --work "$t/eval"
   fi
-  if time_left "bench gen" && gpu_or_skip "bench gen"; then
+  if gpu_or_skip "bench gen" && time_left "bench gen"; then
     bench "bench gen" $py bench/gpu/gpu_bench.py gen --model "$model" --mergesweep "$BUILD/bin/mergesweep" --work "$t/gen" \
-      --items 128 --max-gen-toks 64 --device cuda
+      "${gen[@]}" --device $dev
   fi
 }
 

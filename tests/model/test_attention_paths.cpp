@@ -89,5 +89,18 @@ TEST(AttentionPaths, ChoiceOnTheCpu) {
   EXPECT_EQ(none, AttentionPath::Unmasked) << attention_path_name(none);
 }
 
+// The name of the SDPA kernel a path takes (the GPU bench prints it) is one PyTorch knows; the
+// eager path calls none.
+TEST(AttentionPaths, SdpaKernelNames) {
+  const Inputs in = make(5, 5, at::kBFloat16, 2);
+  EXPECT_EQ(sdpa_kernel_name(AttentionPath::Eager, in.q, in.k, in.v, in.mask), "eager");
+  if (!fused_paths()) GTEST_SKIP() << "libtorch < 2.5: eager only";
+  for (AttentionPath p : {AttentionPath::Unmasked, AttentionPath::MaskedGrouped, AttentionPath::MaskedExpanded}) {
+    const std::string name = sdpa_kernel_name(p, in.q, in.k, in.v, in.mask, p == AttentionPath::Unmasked);
+    EXPECT_TRUE(name == "flash" || name == "math" || name == "memory-efficient" || name == "cudnn")
+        << attention_path_name(p) << ": " << name;
+  }
+}
+
 }  // namespace
 }  // namespace ms::model::detail
