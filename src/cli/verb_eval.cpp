@@ -1,5 +1,7 @@
 // mergesweep eval MODEL --tasks PACK...: multiple-choice scores with lm-eval's semantics and,
 // optionally, Holmes-style probes of the hidden states. Prints an lm-eval-style table.
+// mergesweep eval A B C --tasks PACK...: each model in turn, then the comparison with the first
+// (eval_compare.cpp).
 #include <ATen/ATen.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include <memory>
 #include <sstream>
 
+#include "eval_compare.hpp"
 #include "eval_generations.hpp"
 #include "mergesweep/cli/verbs.hpp"
 #include "mergesweep/core/error.hpp"
@@ -24,6 +27,7 @@
 #include "mergesweep/model/decoder.hpp"
 #include "mergesweep/model/device.hpp"
 #include "options.hpp"
+#include "text_table.hpp"
 
 namespace po = boost::program_options;
 
@@ -57,56 +61,20 @@ std::vector<int> parse_layers(const std::string& text, int num_layers) {
   return out;
 }
 
-std::string fixed(double v, int digits = 4) {
-  if (std::isnan(v)) return "N/A";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
-// Width on a terminal: UTF-8 code points (continuation bytes 10xxxxxx do not count).
-std::size_t width(const std::string& s) {
-  std::size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
-// A markdown table as lm-eval prints it (columns padded to their widest cell).
-std::string table(const std::vector<std::string>& head, const std::vector<bool>& right,
-                  const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> w(head.size());
-  for (std::size_t c = 0; c < head.size(); ++c) {
-    w[c] = std::max<std::size_t>(width(head[c]), 1);
-    for (const auto& r : rows) w[c] = std::max(w[c], width(r[c]));
-  }
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string s = "|";
-    for (std::size_t c = 0; c < cells.size(); ++c) {
-      const std::string pad(w[c] - width(cells[c]), ' ');
-      s += right[c] ? pad + cells[c] : cells[c] + pad;
-      s += "|";
-    }
-    return s + "\n";
-  };
-  std::string out = line(head);
-  out += "|";
-  for (std::size_t c = 0; c < head.size(); ++c) out += std::string(w[c] - (right[c] ? 1 : 0), '-') + (right[c] ? ":" : "") + "|";
-  out += "\n";
-  for (const auto& r : rows) out += line(r);
-  return out;
-}
-
 struct EvalCli {
-  std::string model_path, layers_text = "all", dtype_text = "float32", json_out, device_text = "auto", generations_out;
+  std::vector<std::string> model_args, model_paths;  // as given; resolved folders
+  std::string layers_text = "all", dtype_text = "float32", json_out, device_text = "auto", generations_out;
   std::vector<std::string> tasks, probes;
   std::int64_t batch_tokens = 8192, limit = 0, max_length = 0;
   int seeds = 5;
   bool all_metrics = false, quiet = false, per_item = false, probes_one_by_one = false;
   at::ScalarType dtype = at::kFloat;
+  eval::BootstrapOptions bootstrap;  // several models: the paired intervals
 };
 
 constexpr const char* kEvalUsage =
-    "usage: mergesweep eval MODEL --tasks PACK... [--probes PACK...] [options]\n\n"
+    "usage: mergesweep eval MODEL --tasks PACK... [--probes PACK...] [options]\n"
+    "       mergesweep eval MODEL MODEL... --tasks PACK... [options]\n\n"
     "Scores a Hugging Face model folder (llama, mistral, qwen2, qwen3) on task packs with lm-eval's\n"
     "log-likelihood multiple-choice semantics: each choice's continuation log-likelihood summed over\n"
     "its tokens, input (context + continuation)[-(max_length+1):][:-1]; acc = argmax is gold,\n"
@@ -125,7 +93,12 @@ constexpr const char* kEvalUsage =
     "Probe packs: sentences mean-pooled at each layer, a linear probe per (layer, seed), all trained\n"
     "as one batch, test macro-F1 mean and std over the seeds. Packs: docs/formats.md; semantics:\n"
     "docs/eval.md. Threads: OMP_NUM_THREADS (ATen) and OPENBLAS_NUM_THREADS (BLAS) override the\n"
-    "default split (docs/model.md).\n\n"
+    "default split (docs/model.md).\n"
+    "Several models: each is scored in turn on the same packs (they must share the tokenizer), then\n"
+    "a table of every model's scores with a mean row over the multiple-choice tasks, and each\n"
+    "model's paired difference to the first: a percentile bootstrap interval over the same\n"
+    "resampled items (--resamples, --bootstrap-seed; analysis/paired.py's definition) and an exact\n"
+    "McNemar p per task; --json adds every item's outcomes (docs/eval.md, \"Comparing models\").\n\n"
     "options";
 
 // Parses and checks the command line; false when --help was printed.
@@ -152,13 +125,21 @@ bool parse_eval_cli(int argc, char** argv, EvalCli& c) {
       ("all-metrics", "table shows acc_bytes and exact_match too (JSON always has every metric)")
       ("per-item", "score one item per forward (the reference path; slower, same numbers up to rounding)")
       ("probes-one-by-one", "train each (layer, seed) probe on its own (the reference path)")
+      ("resamples", po::value(&c.bootstrap.resamples)->default_value(c.bootstrap.resamples),
+       "several models: bootstrap resamples of the paired intervals")
+      ("bootstrap-seed", po::value(&c.bootstrap.seed)->default_value(c.bootstrap.seed),
+       "several models: seed of the bootstrap's draws (printed with the table)")
       ("quiet,q", "no progress on stderr");
   po::variables_map vm;
   if (!parse_command_line(argc, argv, opts,
-                          {{"model", 1, po::value(&c.model_path), "expected MODEL (a Hugging Face model folder)"}}, vm))
+                          {{"model", -1, po::value(&c.model_args)->multitoken(),
+                            "expected MODEL (a Hugging Face model folder)"}},
+                          vm))
     return false;
   // A folder, a hub name from the local cache, or a LoRA adapter folded onto the base it names.
-  c.model_path = io::resolve_checkpoint(c.model_path, "", "", "MODEL");
+  for (std::size_t m = 0; m < c.model_args.size(); ++m)
+    c.model_paths.push_back(io::resolve_checkpoint(
+        c.model_args[m], "", "", c.model_args.size() == 1 ? "MODEL" : "MODEL " + std::to_string(m + 1)));
   c.all_metrics = vm.count("all-metrics") > 0;
   c.quiet = vm.count("quiet") > 0;
   c.per_item = vm.count("per-item") > 0;
@@ -168,6 +149,13 @@ bool parse_eval_cli(int argc, char** argv, EvalCli& c) {
   if (c.limit < 0) fail("", "--limit", "must be >= 0, found " + std::to_string(c.limit));
   if (c.max_length < 0) fail("", "--max-length", "must be >= 0, found " + std::to_string(c.max_length));
   if (c.seeds <= 0) fail("", "--seeds", "must be positive, found " + std::to_string(c.seeds));
+  if (c.bootstrap.resamples <= 0)
+    fail("", "--resamples", "must be positive, found " + std::to_string(c.bootstrap.resamples));
+  if (c.model_paths.size() > 1) {  // what a comparison cannot hold
+    if (!c.probes.empty()) fail("", "--probes", "compares several models on --tasks only; probe each model on its own");
+    if (!c.generations_out.empty())
+      fail("", "--generations", "compares several models on --tasks only; generate with each model on its own");
+  }
   if (c.dtype_text == "float32") c.dtype = at::kFloat;
   else if (c.dtype_text == "bfloat16") c.dtype = at::kBFloat16;
   else fail("", "--dtype", "'" + c.dtype_text + "' is not float32 or bfloat16");
@@ -185,9 +173,9 @@ nlohmann::ordered_json stderr_json(double v) {
   return std::isnan(v) ? nlohmann::ordered_json("N/A") : nlohmann::ordered_json(v);
 }
 
-// The task table (lm-eval's layout) and the JSON "results".
-void report_tasks(const EvalCli& c, const std::vector<eval::TaskPack>& packs, const eval::EvalResult& res,
-                  nlohmann::ordered_json& j) {
+// The rows of the task table (lm-eval's layout); fills the JSON "results".
+std::vector<std::vector<std::string>> task_rows(const EvalCli& c, const std::vector<eval::TaskPack>& packs,
+                                                const eval::EvalResult& res, nlohmann::ordered_json& j) {
   std::vector<std::vector<std::string>> rows;
   j["results"] = nlohmann::ordered_json::object();
   for (std::size_t k = 0; k < res.tasks.size(); ++k) {
@@ -234,6 +222,13 @@ void report_tasks(const EvalCli& c, const std::vector<eval::TaskPack>& packs, co
     r["tokens"] = t.tokens;
     j["results"][pack.name] = r;
   }
+  return rows;
+}
+
+// The task table and the JSON "results".
+void report_tasks(const EvalCli& c, const std::vector<eval::TaskPack>& packs, const eval::EvalResult& res,
+                  nlohmann::ordered_json& j) {
+  const auto rows = task_rows(c, packs, res, j);
   if (!rows.empty())
     std::cout << table({"Tasks", "Version", "Filter", "n-shot", "Metric", "Value", "", "Stderr"},
                        {false, true, false, true, false, true, false, true}, rows);
@@ -282,6 +277,64 @@ eval::EvalProgress progress_printer(bool quiet) {
   };
 }
 
+struct ModelRun {
+  eval::EvalResult res;
+  std::int64_t max_length = 0;  // the truncation length used
+};
+
+// Loads one model, checks the packs against it and evaluates it.
+ModelRun evaluate_model(const EvalCli& c, const std::string& path, const c10::Device& device,
+                        const std::vector<eval::TaskPack>& task_packs, const std::vector<eval::ProbePack>& probe_packs) {
+  const auto t_load = Clock::now();
+  const auto model = model::Decoder::load(path, c.dtype, device);
+  eval::EvalOptions eo;
+  eo.layers = parse_layers(c.layers_text, static_cast<int>(model->config().num_hidden_layers));
+  eo.probe_seeds = c.seeds;
+  eo.score.batch_tokens = c.batch_tokens;
+  eo.score.max_length = c.max_length;
+  eo.score.packed = !c.per_item;
+  eo.batched_probes = !c.probes_one_by_one;
+  for (const auto& pack : task_packs) {
+    eval::check_pack_vocab(pack, model->config().vocab_size);
+    if (pack.output_type == eval::OutputType::GenerateUntil) eval::check_generation_pack(pack, *model, eo.score);
+  }
+  if (!c.quiet)
+    std::fprintf(stderr, "mergesweep eval: loaded %s (%s, %s) in %.2f s\n", path.c_str(), c.dtype_text.c_str(),
+                 device.str().c_str(), seconds_since(t_load));
+  ModelRun run;
+  run.res = eval::evaluate(*model, task_packs, probe_packs, eo, {}, progress_printer(c.quiet));
+  run.max_length = c.max_length ? c.max_length : model->config().max_position_embeddings;
+  return run;
+}
+
+// The settings every output records, after `j`'s leading keys.
+void add_settings(const EvalCli& c, const c10::Device& device, nlohmann::ordered_json& j) {
+  j["dtype"] = c.dtype_text;
+  j["device"] = device.str();
+  j["mergesweep_version"] = std::string(kVersion) + " (" + kGitRevision + ")";
+  j["batch_tokens"] = c.batch_tokens;
+}
+
+// Several models: each evaluated in turn (one in memory at a time), then compared with the first.
+int run_comparison(const EvalCli& c, const std::vector<eval::TaskPack>& task_packs, const c10::Device& device) {
+  std::vector<ComparedModel> models;
+  for (std::size_t m = 0; m < c.model_paths.size(); ++m) {
+    ModelRun run = evaluate_model(c, c.model_paths[m], device, task_packs, {});
+    ComparedModel cm{c.model_args[m], c.model_paths[m], std::move(run.res), {}};
+    cm.json["model"] = c.model_paths[m];
+    cm.json["max_length"] = run.max_length;
+    task_rows(c, task_packs, cm.res, cm.json);  // the one-model JSON "results"; the tables are the comparison's
+    models.push_back(std::move(cm));
+  }
+  nlohmann::ordered_json j;
+  j["models"] = nlohmann::ordered_json::array();
+  for (const auto& m : models) j["models"].push_back(m.json);
+  add_settings(c, device, j);
+  j["limit"] = c.limit;
+  report_comparison(task_packs, models, c.bootstrap, c.all_metrics, j);
+  if (!c.json_out.empty()) io::write_text_file(c.json_out, j.dump(2) + "\n");
+  return kExitOk;
+}
 
 }  // namespace
 
@@ -296,38 +349,23 @@ int run_eval(int argc, char** argv) {
   }
   std::vector<eval::ProbePack> probe_packs;
   for (const auto& p : c.probes) probe_packs.push_back(eval::read_probe_pack(p));
-
-  const auto t_load = Clock::now();
-  const c10::Device device = model::resolve_device(c.device_text, node_slot().rank, "", "--device");
-  const auto model = model::Decoder::load(c.model_path, c.dtype, device);
-  eval::EvalOptions eo;
-  eo.layers = parse_layers(c.layers_text, static_cast<int>(model->config().num_hidden_layers));
-  eo.probe_seeds = c.seeds;
-  eo.score.batch_tokens = c.batch_tokens;
-  eo.score.max_length = c.max_length;
-  eo.score.packed = !c.per_item;
-  eo.batched_probes = !c.probes_one_by_one;
-  for (const auto& pack : task_packs) {
-    eval::check_pack_vocab(pack, model->config().vocab_size);
-    if (pack.output_type == eval::OutputType::GenerateUntil) eval::check_generation_pack(pack, *model, eo.score);
+  if (c.model_paths.size() > 1) {  // refusals before any model is read
+    check_comparable_packs(task_packs);
+    check_shared_tokenizer(c.model_paths, c.model_args);
   }
-  if (!c.quiet)
-    std::fprintf(stderr, "mergesweep eval: loaded %s (%s, %s) in %.2f s\n", c.model_path.c_str(), c.dtype_text.c_str(),
-                 device.str().c_str(), seconds_since(t_load));
+  const c10::Device device = model::resolve_device(c.device_text, node_slot().rank, "", "--device");
+  if (c.model_paths.size() > 1) return run_comparison(c, task_packs, device);
 
-  const eval::EvalResult res = eval::evaluate(*model, task_packs, probe_packs, eo, {}, progress_printer(c.quiet));
+  const ModelRun run = evaluate_model(c, c.model_paths[0], device, task_packs, probe_packs);
   nlohmann::ordered_json j;
-  j["model"] = c.model_path;
-  j["dtype"] = c.dtype_text;
-  j["device"] = device.str();
-  j["mergesweep_version"] = std::string(kVersion) + " (" + kGitRevision + ")";
-  j["batch_tokens"] = c.batch_tokens;
-  j["max_length"] = c.max_length ? c.max_length : model->config().max_position_embeddings;
+  j["model"] = c.model_paths[0];
+  add_settings(c, device, j);
+  j["max_length"] = run.max_length;
   j["limit"] = c.limit;
-  report_tasks(c, task_packs, res, j);
-  report_probes(c, probe_packs, res, j);
+  report_tasks(c, task_packs, run.res, j);
+  report_probes(c, probe_packs, run.res, j);
   if (!c.json_out.empty()) io::write_text_file(c.json_out, j.dump(2) + "\n");
-  if (!c.generations_out.empty()) write_generations_jsonl(c.generations_out, task_packs, res);
+  if (!c.generations_out.empty()) write_generations_jsonl(c.generations_out, task_packs, run.res);
   return kExitOk;
 }
 

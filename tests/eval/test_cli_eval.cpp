@@ -94,5 +94,64 @@ TEST(EvalVerb, CommandLineErrors) {
   EXPECT_NE(r.out.find("--tasks"), std::string::npos);
 }
 
+// Two models: the fixture model twice (one-model JSON per model, zero differences) here; real
+// differences against scipy and statsmodels in tests/python/test_eval_compare_reference.py.
+TEST(EvalVerb, SeveralModelsAreComparedWithTheFirst) {
+  test::TempDir tmp;
+  const std::string model = kDir + "/model", pack = kDir + "/ms_parity.h5";
+  auto r = test::run_cli("eval " + model + " --tasks " + pack + " --json '" + (tmp / "one.json") + "'", MS_SOURCE_DIR);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = test::run_cli("eval " + model + " " + model + " --tasks " + pack + " --resamples 300 --bootstrap-seed 3 --json '" +
+                        (tmp / "two.json") + "'",
+                    MS_SOURCE_DIR);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("|mean "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Paired differences to " + model), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("300 resamples, seed 3"), std::string::npos) << r.out;
+  const auto one = nlohmann::json::parse(test::read_file(tmp / "one.json"));
+  const auto two = nlohmann::json::parse(test::read_file(tmp / "two.json"));
+  ASSERT_EQ(two["models"].size(), 2u);
+  for (const auto& m : two["models"])
+    for (const char* metric : {"acc", "acc_norm", "acc_bytes", "exact_match"})
+      EXPECT_EQ(m["results"]["ms_parity"][metric], one["results"]["ms_parity"][metric]) << metric;
+  const auto& acc = two["items"]["ms_parity"]["acc"];
+  ASSERT_EQ(acc.size(), 2u);
+  ASSERT_EQ(acc[0].size(), 41u);
+  double right = 0;
+  for (const auto& x : acc[0]) right += x.get<double>();
+  EXPECT_DOUBLE_EQ(right / 41.0, one["results"]["ms_parity"]["acc"].get<double>());
+  const auto& paired = two["paired"];
+  EXPECT_EQ(paired["seed"].get<int>(), 3);
+  EXPECT_EQ(paired["resamples"].get<int>(), 300);
+  ASSERT_EQ(paired["rows"].size(), 8u);  // 4 metrics on the task, then on the mean
+  for (const auto& row : paired["rows"]) {
+    EXPECT_EQ(row["diff"].get<double>(), 0.0);
+    EXPECT_EQ(row["ci_low"].get<double>(), 0.0);
+    EXPECT_EQ(row["ci_high"].get<double>(), 0.0);
+    if (row["task"] == "ms_parity") {
+      EXPECT_EQ(row["mcnemar_p"].get<double>(), 1.0);
+    }
+  }
+}
+
+TEST(EvalVerb, ModelsThatCannotBeComparedAreRefused) {
+  const std::string model = kDir + "/model", tasks = " --tasks " + kDir + "/ms_parity.h5";
+  // Another tokenizer with the same vocabulary size: the pack's ids would mean other text.
+  auto r = test::run_cli("eval " + model + " tests/fixtures/lmeval_fewshot/model" + tasks, MS_SOURCE_DIR);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("mergesweep: error: tests/fixtures/lmeval_fewshot/model/tokenizer.json: MODEL 2"),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("token id 260"), std::string::npos) << r.err;
+  r = test::run_cli("eval " + model + " no-such-model" + tasks, MS_SOURCE_DIR);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("MODEL 2"), std::string::npos) << r.err;
+  r = test::run_cli("eval " + model + " " + model + tasks + " --probes x.h5", MS_SOURCE_DIR);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--probes"), std::string::npos) << r.err;
+  r = test::run_cli("eval " + model + " " + model + tasks + " --resamples 0", MS_SOURCE_DIR);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--resamples"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace ms::eval
