@@ -25,6 +25,7 @@
 #include <map>
 #include <sstream>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "mergesweep/core/gpu_binding.hpp"
@@ -51,6 +52,24 @@ double time_merges(const ms::merge::ResidentModels& models, const ms::merge::Mer
   for (int i = 0; i < reps; ++i) models.merge(r, out, local);
   sync(out.begin()->second);
   return seconds_since(t0) / reps;
+}
+
+// Seconds of the first merge (it allocates the workspace and makes TIES's trim rules, once per
+// sweep) and per merge after it, each merged tensor handed to a sink that keeps nothing.
+std::pair<double, double> time_merges_to_nowhere(const ms::merge::ResidentModels& models, const ms::merge::MergeRequest& r,
+                                                 int reps) {
+  ms::merge::LocalReducer local;
+  at::Tensor last;
+  const auto merge_once = [&] {
+    models.merge_each(r, local, [&](const std::string&, const at::Tensor& merged) { last = merged; });
+    sync(last);
+  };
+  auto t0 = Clock::now();
+  merge_once();
+  const double first_s = seconds_since(t0);
+  t0 = Clock::now();
+  for (int i = 0; i < reps; ++i) merge_once();
+  return {first_s, seconds_since(t0) / reps};
 }
 
 struct Layout {  // one decoder layer's tensors by HF name suffix
@@ -149,18 +168,7 @@ int synthetic_bench(const std::string& shape, int layers, int checkpoints, const
     }
     r.params = ms::merge::validate_params(r.method->params, {}, "", "");
     for (int i = 0; i < checkpoints; ++i) r.members.push_back({"ck", i, 1.0 / checkpoints, 0.1});
-    ms::merge::LocalReducer local;
-    at::Tensor last;
-    const auto merge_once = [&] {
-      models.merge_each(r, local, [&](const std::string&, const at::Tensor& merged) { last = merged; });
-      sync(last);
-    };
-    t0 = Clock::now();
-    merge_once();  // warm-up: workspace, and TIES's trim rules (made once per sweep)
-    const double first_s = seconds_since(t0);
-    t0 = Clock::now();
-    for (int i = 0; i < reps; ++i) merge_once();
-    const double s = seconds_since(t0) / reps;
+    const auto [first_s, s] = time_merges_to_nowhere(models, r, reps);
     const double gbs = (static_cast<double>(model_bytes) * (checkpoints + 1) + static_cast<double>(out_bytes)) / 1e9 / s;
     std::printf("  %-16s n=%d: %8.4f s/merge, %7.1f GB/s (read + written) = %5.1f%% of the copy's; first merge %.3f s\n",
                 name.c_str(), checkpoints, s, gbs, 100.0 * gbs / copy_gbs, first_s);

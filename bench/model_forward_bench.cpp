@@ -144,30 +144,33 @@ int model_folder_bench(const std::string& folder, const std::string& ids_path, c
   return 0;
 }
 
+// `bench_model_forward --model DIR --ids IDS [--device D] [--dtype T] [--reps R]`.
+int model_folder_main(int argc, char** argv) {
+  std::string folder, ids, device = "auto", dtype = "bfloat16";
+  int reps = 5;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--model") folder = argv[i + 1];
+    else if (flag == "--ids") ids = argv[i + 1];
+    else if (flag == "--device") device = argv[i + 1];
+    else if (flag == "--dtype") dtype = argv[i + 1];
+    else if (flag == "--reps") reps = std::atoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "unknown option %s\n", argv[i]);
+      return 2;
+    }
+  }
+  if (folder.empty() || ids.empty() || (dtype != "bfloat16" && dtype != "float32")) {
+    std::fprintf(stderr, "usage: bench_model_forward --model DIR --ids IDS.safetensors [--device D] [--dtype bfloat16|float32] [--reps R]\n");
+    return 2;
+  }
+  return model_folder_bench(folder, ids, device, dtype == "bfloat16" ? at::kBFloat16 : at::kFloat, reps);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && !std::strcmp(argv[1], "--model")) {
-    std::string folder, ids, device = "auto", dtype = "bfloat16";
-    int reps = 5;
-    for (int i = 1; i + 1 < argc; i += 2) {
-      const std::string flag = argv[i];
-      if (flag == "--model") folder = argv[i + 1];
-      else if (flag == "--ids") ids = argv[i + 1];
-      else if (flag == "--device") device = argv[i + 1];
-      else if (flag == "--dtype") dtype = argv[i + 1];
-      else if (flag == "--reps") reps = std::atoi(argv[i + 1]);
-      else {
-        std::fprintf(stderr, "unknown option %s\n", argv[i]);
-        return 2;
-      }
-    }
-    if (folder.empty() || ids.empty() || (dtype != "bfloat16" && dtype != "float32")) {
-      std::fprintf(stderr, "usage: bench_model_forward --model DIR --ids IDS.safetensors [--device D] [--dtype bfloat16|float32] [--reps R]\n");
-      return 2;
-    }
-    return model_folder_bench(folder, ids, device, dtype == "bfloat16" ? at::kBFloat16 : at::kFloat, reps);
-  }
+  if (argc > 1 && !std::strcmp(argv[1], "--model")) return model_folder_main(argc, argv);
   const std::int64_t B = argc > 1 ? std::atoll(argv[1]) : 4;
   const std::int64_t T = argc > 2 ? std::atoll(argv[2]) : 256;
   const std::int64_t layers = argc > 3 ? std::atoll(argv[3]) : 4;
