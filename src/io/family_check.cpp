@@ -129,6 +129,9 @@ bool dtype_is_mergeable(DType d) { return d == DType::BF16 || d == DType::F16 ||
 std::string FamilyMember::treatment() const {
   std::string t = widened > 0 ? "widened to float32 (" + std::to_string(widened) + " tensors)" : "as stored";
   if (kind.rfind("lora", 0) == 0) t = "folded onto the base, " + t;
+  if (factored)
+    t += "; held factored (A, B, saved tensors: " + format_bytes(held_bytes) + " against " + format_bytes(merged_bytes) +
+         " folded), each folded tensor formed when a merge reads it";
   if (ignored > 0) t += ", " + std::to_string(ignored) + " extra buffers ignored";
   if (peft_prefix_stripped) t += ", PEFT prefix 'base_model.model.' stripped";
   if (head_from_embedding) t += ", tied head (its lm_head is its embedding)";
@@ -172,11 +175,25 @@ void plan_outputs(const HfModel& base, const std::vector<const HfModel*>& cks, F
   }
 }
 
-// Bytes one model holds for a merged tensor: its stored bytes, or float32 rows once aligned.
+bool is_aligned(const FamilyReport& r, std::size_t m, const std::string& name) {
+  return r.vocab && is_vocab_tensor(name) && r.vocab->aligns(m);
+}
+// Rows aligned by token are formed in float32 and held so, an adapter's too.
+bool held_factored(const FamilyReport& r, std::size_t m, const std::string& name) {
+  return m > 0 && r.factored[m - 1] != nullptr && !is_aligned(r, m, name) && !is_aligned(r, 0, name);
+}
+
+// Bytes one model holds for a merged tensor: its stored bytes, or float32 rows once aligned; a
+// factored adapter's A, B and saved tensor for it (nothing when it leaves the tensor: the base's).
 std::uint64_t held_by(const FamilyReport& r, std::size_t m, const HfModel& model, const std::string& name,
                       std::size_t t) {
-  const TensorEntry& e = model.require(source_of(model, name));
-  if (!(r.vocab && is_vocab_tensor(name) && r.vocab->aligns(m))) return e.nbytes();
+  const std::string src = source_of(model, name);
+  const TensorEntry& e = model.require(src);
+  if (held_factored(r, m, name)) {
+    const LoraChange* c = r.factored[m - 1]->change(src);
+    return c != nullptr ? c->nbytes() : 0;
+  }
+  if (!is_aligned(r, m, name)) return e.nbytes();
   std::uint64_t n = 4;
   for (const auto d : r.shapes[t]) n *= static_cast<std::uint64_t>(d);
   return n;
@@ -233,11 +250,25 @@ FamilyReport check_family(const HfModel& base, const std::vector<const HfModel*>
     r.held_bytes.push_back(held_by(r, 0, base, r.tensor_names[t], t));
     r.base.merged_bytes += r.held_bytes.back();
   }
+  r.base.held_bytes = r.base.merged_bytes;
+  r.folds.assign(r.tensor_names.size(), 0);
   for (std::size_t k = 0; k < checkpoints.size(); ++k) {
     FamilyMember s = summarize(*checkpoints[k]);
     check_checkpoint(base, *checkpoints[k], r, k, origin(fields, k), s);
-    for (std::size_t t = 0; t < r.tensor_names.size(); ++t)
-      r.held_bytes[t] += held_by(r, k + 1, *checkpoints[k], r.tensor_names[t], t);
+    // A folded adapter is held factored (lora_adapter.hpp), once its folded folder is checked.
+    if (auto fa = FactoredAdapter::of_folded(checkpoints[k]->path(), base.path()))
+      r.factored.push_back(std::make_shared<const FactoredAdapter>(std::move(*fa)));
+    else
+      r.factored.push_back(nullptr);
+    s.factored = r.factored.back() != nullptr;
+    for (std::size_t t = 0; t < r.tensor_names.size(); ++t) {
+      const std::uint64_t held = held_by(r, k + 1, *checkpoints[k], r.tensor_names[t], t);
+      r.held_bytes[t] += held;
+      s.held_bytes += held;
+      if (!held_factored(r, k + 1, r.tensor_names[t])) continue;
+      const LoraChange* c = r.factored.back()->change(source_of(*checkpoints[k], r.tensor_names[t]));
+      if (c != nullptr && c->folds()) ++r.folds[t];
+    }
     r.checkpoints.push_back(std::move(s));
   }
   return r;

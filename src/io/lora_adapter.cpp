@@ -108,34 +108,34 @@ AdapterParts split_tensors(const SafetensorsFile& f) {
   return p;
 }
 
-// W + s·B·A for one module, as PEFT's merge_and_unload computes it in float32.
-at::Tensor fold_module(const LoraSettings& s, const SafetensorsFile& f, const AdapterParts& p, const std::string& module,
-                       const at::Tensor& w) {
-  const at::Tensor a = f.tensor(p.lora_a.at(module)).to(at::kFloat);
-  const at::Tensor b = f.tensor(p.lora_b.at(module)).to(at::kFloat);
+// A module's LoRA as PEFT's merge_and_unload reads it: the rank and alpha its patterns give,
+// checked against the base's tensor (`shape`) it folds into.
+void read_module(const LoraSettings& s, const SafetensorsFile& f, const AdapterParts& p, const std::string& module,
+                 const std::vector<std::int64_t>& shape, LoraChange& c) {
+  c.a = f.tensor(p.lora_a.at(module));
+  c.b = f.tensor(p.lora_b.at(module));
   const ojson* rp = pattern_for(s.rank_pattern, module);
   const ojson* ap = pattern_for(s.alpha_pattern, module);
   const std::int64_t r = rp != nullptr && rp->is_number_integer() ? rp->get<std::int64_t>() : s.r;
   const double alpha = ap != nullptr && ap->is_number() ? ap->get<double>() : s.alpha;
-  if (a.dim() != 2 || b.dim() != 2 || a.size(0) != r || b.size(1) != r)
+  if (c.a.dim() != 2 || c.b.dim() != 2 || c.a.size(0) != r || c.b.size(1) != r)
     fail(f.path(), p.lora_a.at(module),
-         "lora_A " + shape_text(a.sizes()) + " and lora_B " + shape_text(b.sizes()) + " do not have the rank " +
+         "lora_A " + shape_text(c.a.sizes()) + " and lora_B " + shape_text(c.b.sizes()) + " do not have the rank " +
              std::to_string(r) + " that " + kConfig + " gives this module (r, rank_pattern)");
-  const bool transpose = p.embedding.count(module) > 0 || s.fan_in_fan_out;
-  at::Tensor delta = at::matmul(b, a);
-  if (transpose) delta = delta.t();
-  if (delta.sizes() != w.sizes())
+  c.transpose = p.embedding.count(module) > 0 || s.fan_in_fan_out;
+  const std::vector<std::int64_t> delta = c.transpose ? std::vector<std::int64_t>{c.a.size(1), c.b.size(0)}
+                                                      : std::vector<std::int64_t>{c.b.size(0), c.a.size(1)};
+  if (delta != shape)
     fail(f.path(), p.lora_b.at(module),
-         "lora_B " + shape_text(b.sizes()) + " · lora_A " + shape_text(a.sizes()) + " gives " + shape_text(delta.sizes()) +
-             ", but the base's " + module + ".weight is " + shape_text(w.sizes()));
-  const double scale = s.rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
-  return w + delta * scale;
+         "lora_B " + shape_text(c.b.sizes()) + " · lora_A " + shape_text(c.a.sizes()) + " gives " + shape_text(delta) +
+             ", but the base's " + module + ".weight is " + shape_text(shape));
+  c.scale = s.rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
 }
 
-// Every tensor the adapter changes, in float32 (the others stay the base's).
-std::map<std::string, at::Tensor> folded_tensors(const LoraSettings& s, const SafetensorsFile& f, const AdapterParts& p,
-                                                 const HfModel& base) {
-  std::map<std::string, at::Tensor> out;
+// Every base tensor the adapter changes (the others stay the base's), checked against the base.
+std::map<std::string, LoraChange> read_changes(const LoraSettings& s, const SafetensorsFile& f, const AdapterParts& p,
+                                               const HfModel& base) {
+  std::map<std::string, LoraChange> out;
   for (const auto& [tensor, src] : p.replace) {
     const TensorEntry* e = base.find(tensor);
     if (e == nullptr)
@@ -144,14 +144,14 @@ std::map<std::string, at::Tensor> folded_tensors(const LoraSettings& s, const Sa
     const at::Tensor t = f.tensor(src);
     if (std::vector<std::int64_t>(t.sizes().begin(), t.sizes().end()) != e->shape)
       fail(f.path(), src, "shape " + shape_text(t.sizes()) + " differs from the base's " + tensor + " " + shape_text(e->shape));
-    out[tensor] = t.to(at::kFloat).clone();
+    out[tensor].replaced = t;
   }
   for (const auto& [module, _] : p.lora_a) {
     const std::string tensor = module + ".weight";
-    if (base.find(tensor) == nullptr)
+    const TensorEntry* e = base.find(tensor);
+    if (e == nullptr)
       fail(f.path(), p.lora_a.at(module), "targets module '" + module + "', which the base " + base.path() + " does not have");
-    const at::Tensor w = out.count(tensor) ? out.at(tensor) : base.tensor(tensor).to(at::kFloat);
-    out[tensor] = fold_module(s, f, p, module, w);
+    read_module(s, f, p, module, e->shape, out[tensor]);
   }
   return out;
 }
@@ -165,7 +165,7 @@ void write_folded(const std::string& adapter, const std::string& base_path, cons
   const AdapterParts parts = split_tensors(*f);
   const HfModel base = HfModel::open(base_path);
   if (!base.config()) fail(base_path, "", "the base of a LoRA adapter must be a model folder with config.json");
-  const std::map<std::string, at::Tensor> changed = folded_tensors(s, *f, parts, base);
+  const std::map<std::string, LoraChange> changed = read_changes(s, *f, parts, base);
   std::vector<TensorSpec> specs;
   for (const auto& name : base.tensor_names())
     specs.push_back({name, changed.count(name) ? DType::F32 : base.require(name).dtype, base.require(name).shape});
@@ -176,7 +176,16 @@ void write_folded(const std::string& adapter, const std::string& base_path, cons
                   {"base", fs::absolute(base_path).lexically_normal().string()}, {"r", s.r}, {"lora_alpha", s.alpha},
                   {"use_rslora", s.rslora}, {"fold_version", kFoldVersion}, {"changed_tensors", changed.size()}};
   w.add_text_file(kMarker, marker.dump(2) + "\n");
-  for (const auto& name : base.tensor_names()) w.write(name, changed.count(name) ? changed.at(name) : base.tensor(name));
+  for (const auto& name : base.tensor_names()) {
+    const auto it = changed.find(name);
+    if (it == changed.end()) {
+      w.write(name, base.tensor(name));
+      continue;
+    }
+    const at::Tensor folded = at::empty(base.require(name).shape, at::kFloat);
+    fold_lora_into(folded, it->second, base.tensor(name));
+    w.write(name, folded);
+  }
   w.commit();
 }
 
@@ -261,6 +270,57 @@ std::optional<FoldedAdapter> folded_from(const std::string& folder) {
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;
   }
+}
+
+std::uint64_t LoraChange::nbytes() const {
+  std::uint64_t n = 0;
+  for (const at::Tensor* t : {&a, &b, &replaced})
+    if (t->defined()) n += t->nbytes();
+  return n;
+}
+
+void fold_lora_into(const at::Tensor& out, const LoraChange& c, const at::Tensor& base) {
+  const at::Tensor& w = c.replaced.defined() ? c.replaced : base;
+  if (!c.folds()) {
+    out.copy_(w);  // exact widening
+    return;
+  }
+  at::Tensor delta = at::matmul(c.b.cpu().to(at::kFloat), c.a.cpu().to(at::kFloat));
+  if (c.transpose) delta = delta.t();
+  out.copy_(delta * c.scale);
+  out.add_(w);  // s·B·A + w is w + s·B·A to the bit: IEEE addition commutes, w widens exactly
+}
+
+std::optional<FactoredAdapter> FactoredAdapter::of_folded(const std::string& folded, const std::string& base) {
+  const std::string marker = folded + "/" + kMarker;
+  if (!path_exists(marker)) return std::nullopt;
+  FactoredAdapter out;
+  std::string folded_base;
+  try {
+    const ojson j = ojson::parse(read_text_file(marker));
+    out.adapter_ = j.at("adapter").get<std::string>();
+    folded_base = j.at("base").get<std::string>();
+    out.rank_ = j.at("r").get<std::int64_t>();
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+  std::error_code ec;
+  if (!fs::equivalent(folded_base, base, ec) || ec) return std::nullopt;
+  if (!is_lora_adapter(out.adapter_) || !path_exists(out.adapter_ + "/" + kWeights)) return std::nullopt;
+  // The folder's name ends in its fold key: the adapter and base it was folded from, unchanged.
+  const std::string key = "-" + fold_key(out.adapter_, base).substr(0, 16);
+  std::string name = fs::path(folded).lexically_normal().string();
+  while (name.size() > 1 && name.back() == '/') name.pop_back();
+  if (!ends_with(name, key)) return std::nullopt;
+  const LoraSettings s = read_settings(out.adapter_);
+  const auto f = SafetensorsFile::open(out.adapter_ + "/" + kWeights);
+  out.changes_ = read_changes(s, *f, split_tensors(*f), HfModel::open(base));
+  return out;
+}
+
+const LoraChange* FactoredAdapter::change(const std::string& name) const {
+  const auto it = changes_.find(name);
+  return it == changes_.end() ? nullptr : &it->second;
 }
 
 }  // namespace ms::io

@@ -60,7 +60,37 @@ std::uint64_t values_beside_workspace(const MethodPoint& m, int n, const std::st
   }
 }
 
-// The workspace over the spec's methods and the rank's tensors: W + the most held beside it.
+// The largest subset any of the spec's methods merges (1 for the baselines alone).
+int largest_subset(const SweepSpec& spec) {
+  const int K = static_cast<int>(spec.checkpoints.size());
+  int n = 1;
+  for (const auto& m : spec.methods)
+    for (int s : (m.sizes.empty() ? spec.sizes : m.sizes)) n = std::max(n, std::min(s, K));
+  return n;
+}
+
+// The float32 values factored adapters' folds hold (merge::ResidentModels, io::fold_lora_into):
+// the j-th factored member of a merge folds into slot j, kept between tensors and configs and the
+// size of the largest tensor folded through it, so slot j is the largest tensor of the rank that
+// more than j adapters fold; at most n slots. While a fold runs, B·A and its scaled copy (two of
+// that tensor's size) are formed beside it.
+std::uint64_t fold_scratch_values(const SweepSpec& spec, const ModelShape& shape, const std::vector<std::size_t>& tensors) {
+  std::uint64_t largest = 0, slots = 0;
+  const auto n = static_cast<std::size_t>(largest_subset(spec));
+  for (std::size_t j = 0; j < n; ++j) {
+    std::uint64_t slot = 0;
+    for (std::size_t t : tensors) {
+      if (t >= shape.folds.size() || shape.folds[t] <= j) continue;
+      slot = std::max(slot, static_cast<std::uint64_t>(shape.numel[t]));
+    }
+    largest = std::max(largest, slot);
+    slots += slot;
+  }
+  return slots + 2 * largest;
+}
+
+// The workspace over the spec's methods and the rank's tensors: W + the most held beside it, and
+// the factored adapters' fold scratch.
 std::uint64_t workspace_bytes(const SweepSpec& spec, const ModelShape& shape, const std::vector<std::size_t>& tensors,
                               bool cuda) {
   std::uint64_t W = 0, beside = 0;
@@ -77,7 +107,7 @@ std::uint64_t workspace_bytes(const SweepSpec& spec, const ModelShape& shape, co
       beside = std::max(beside, values_beside_workspace(m, n, shape.names[t], dims, E, cuda));
     }
   }
-  return 4 * (W + beside);
+  return 4 * (W + beside + fold_scratch_values(spec, shape, tensors));
 }
 
 std::uint64_t activation_bytes(const SweepSpec& spec, const ModelShape& m) {
@@ -133,6 +163,7 @@ ModelShape read_model_shape(const SweepSpec& spec) {
   io::FamilyReport family = io::check_family(base_path, spec.checkpoints, {}, spec.vocab_choice());
   m.names = std::move(family.tensor_names);
   m.held_bytes = std::move(family.held_bytes);
+  m.folds = std::move(family.folds);
   for (const auto& n : m.names) {
     m.bytes.push_back(base.require(n).nbytes());
     m.numel.push_back(base.require(n).numel());

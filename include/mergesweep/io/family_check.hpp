@@ -31,6 +31,7 @@
 namespace ms::io {
 
 class HfModel;
+class FactoredAdapter;
 
 // What one model of a family is, for the plan's family table.
 struct FamilyMember {
@@ -41,6 +42,8 @@ struct FamilyMember {
   bool tied_head = false;              // no lm_head of its own: the head is the input embedding
   std::string kind = "full";           // a full checkpoint, or "lora r=N" (an adapter folded onto the base)
   std::uint64_t merged_bytes = 0;      // bytes of the merged tensors as this model stores them
+  std::uint64_t held_bytes = 0;        // bytes a resident sweep holds of it (an adapter: held factored)
+  bool factored = false;               // an adapter a resident sweep holds factored (A, B, saved tensors)
   std::size_t widened = 0;             // merged tensors whose dtype differs from the base's
   std::size_t ignored = 0;             // known extra buffers, ignored
   bool peft_prefix_stripped = false;   // names stored as "base_model.model.<name>" (HfModel strips it)
@@ -59,8 +62,15 @@ struct FamilyReport {
   bool unties_head = false;
   std::shared_ptr<const VocabPlan> vocab;  // null: every model has the base's vocabulary and rows
   // Per tensor (tensor_names' order): bytes the base and every checkpoint hold for it, each in
-  // its own stored dtype (what a resident sweep keeps).
+  // its own stored dtype (what a resident sweep keeps; a factored adapter: its A, B and saved
+  // tensors for it, nothing for a tensor it leaves).
   std::vector<std::uint64_t> held_bytes;
+  // Per checkpoint: the adapter a resident sweep holds factored instead of the folded folder's
+  // tensors (lora_adapter.hpp); null for a checkpoint held as stored.
+  std::vector<std::shared_ptr<const FactoredAdapter>> factored;
+  // Per tensor: how many factored adapters fold it at merge time (each fold fills one float32
+  // scratch tensor of its size while a merge reads it).
+  std::vector<std::size_t> folds;
 };
 
 // Checks a family; throws ms::Error naming the file, the tensor, what was expected and what was

@@ -10,10 +10,16 @@
 // adapter's bytes and the base's files, so every path (check_family, residents, streaming, eval,
 // the archive's hashes) reads it as any checkpoint. Folded tensors are float32 (PEFT folds in the
 // weight's dtype; float32 keeps the adapter's delta exact to one rounding); the others keep the
-// base's bytes, so their τ is exactly zero. docs/checkpoints.md.
+// base's bytes, so their τ is exactly zero. A resident sweep does not hold the folded tensors: it
+// holds the adapter factored (FactoredAdapter) and forms each folded tensor with the same
+// fold_lora_into when a merge reads it. docs/checkpoints.md.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -43,5 +49,43 @@ struct FoldedAdapter {
   std::int64_t rank = 0;
 };
 std::optional<FoldedAdapter> folded_from(const std::string& folder);
+
+// One base tensor as an adapter changes it, in the adapter file's stored dtypes.
+struct LoraChange {
+  at::Tensor a, b;         // lora_A [r, in] and lora_B [out, r]; undefined: the tensor is only replaced
+  double scale = 0;        // lora_alpha / r, or lora_alpha / √r (rsLoRA); r, alpha per module (patterns)
+  bool transpose = false;  // fan_in_fan_out, or an embedding's LoRA: (B·A)ᵀ
+  at::Tensor replaced;     // modules_to_save or a saved base layer: folded instead of the base's tensor
+  bool folds() const { return a.defined(); }
+  std::uint64_t nbytes() const;  // a, b and replaced as stored
+};
+
+// The fold: out = w + s·B·A in float32, w = c.replaced when defined, else `base` (the base's
+// tensor). The folded folder and the resident sweep both call it, so a tensor formed at merge time
+// is the folded file's to the bit. `out`: float32, the tensor's shape, on any device; w on out's
+// device in any float dtype (widened exactly in the sum). B·A is formed on the CPU whatever out's
+// device (a GPU's matmul rounds otherwise); the scaling and the sum are single IEEE roundings, the
+// same on every device. Transient: B·A and its scaled copy, two float32 tensors of out's size.
+void fold_lora_into(const at::Tensor& out, const LoraChange& c, const at::Tensor& base);
+
+// The adapter of a folded folder, read factored: what a resident sweep holds of it (a few MB)
+// instead of the folded model. The tensors are views of the adapter file until copied.
+class FactoredAdapter {
+ public:
+  // The adapter `folded` was folded from, when `folded` is a folded folder (folded_from) made over
+  // `base` and the adapter and base still give its fold key; nullopt otherwise (a full checkpoint,
+  // another base, an adapter or base changed since: those are read as the folded folder stores them).
+  static std::optional<FactoredAdapter> of_folded(const std::string& folded, const std::string& base);
+  const std::string& adapter() const { return adapter_; }
+  std::int64_t rank() const { return rank_; }
+  // The change to base tensor `name`; nullptr when the adapter leaves it (its τ is exactly zero).
+  const LoraChange* change(const std::string& name) const;
+  const std::map<std::string, LoraChange>& changes() const { return changes_; }
+
+ private:
+  std::string adapter_;
+  std::int64_t rank_ = 0;
+  std::map<std::string, LoraChange> changes_;
+};
 
 }  // namespace ms::io

@@ -2,10 +2,13 @@
 // the group size g and the spec (docs/sizing.md states this model; analysis/sizing.py computes
 // the same for the studies' models). Per rank r:
 //   resident    Σ B_r(k)               base and K checkpoints, each in its own file dtype, the tensors r owns
+//                                      (a LoRA adapter held factored: its A, B and saved tensors)
 //   workspace   4 · W(E_r)             float32 values one merge holds for r's largest tensor (E_r
 //                                      values), the worst of the spec's methods: E for fused TA,
 //                                      2E for fused TIES (CPU), E + (n+2)·min(E, 2²⁰) for
-//                                      elementwise methods (row blocks), (n+3)·E for the others
+//                                      elementwise methods (row blocks), (n+3)·E for the others;
+//                                      plus factored adapters' folds: up to min(n, a) tensors of
+//                                      the largest folded size F, + 2F while one is formed
 //   merged      P · e                  the gathered merged model in the eval dtype (e bytes per
 //                                      value); r's own part is written in place into it
 //   activations T·(V + 4H + 2I)·4 + T·S·A·4   one batch of T = eval.batch_tokens: logits, hidden
@@ -37,6 +40,9 @@ struct ModelShape {
   // Per tensor, the bytes the base and every checkpoint hold, each in its own stored dtype (a
   // bf16 fine-tune over an f32 base holds half the base's bytes). Empty: K + 1 times `bytes`.
   std::vector<std::uint64_t> held_bytes;
+  // Per tensor, how many checkpoints are LoRA adapters held factored that fold it at merge time
+  // (io::FamilyReport::folds; each needs float32 scratch then). Empty: none.
+  std::vector<std::size_t> folds;
   std::vector<std::int64_t> numel;
   std::vector<std::vector<std::int64_t>> shapes;  // per tensor (absent: taken as 1-D)
   std::int64_t hidden = 0, intermediate = 0, vocab = 0, heads = 0, max_position = 0;
