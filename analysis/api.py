@@ -1,7 +1,8 @@
 """`analysis.load(ARCHIVE)`: an archive's committed rows as tidy pandas frames, for notebooks.
 
 Each frame has one row per observation and one column per variable, keyed by `config_id`:
-  configs      one row per config: config_id, kind, method, params (text), n, sample, members
+  configs      one row per config: config_id, kind, method, params (text), n, sample, members,
+               member_names (the checkpoints' short names, comma-separated)
                (tuple), label (method plus the parameters that vary within it, e.g.
                task_arithmetic[lambda=0.5]: the "parameter point") and one param_<name> column each
   results      one row per config, task and metric: config_id, task, metric, value, stderr, items
@@ -67,10 +68,11 @@ def tidy_configs(configs: pd.DataFrame) -> pd.DataFrame:
 
 
 # leading columns per frame (the archive's groups list columns alphabetically)
-FIRST = {"configs": ["config_id", "kind", "method", "label", "params", "n", "sample", "members"],
+FIRST = {"configs": ["config_id", "kind", "method", "label", "params", "n", "sample", "members", "member_names"],
          "results": ["config_id", "task", "metric", "value", "stderr", "items"],
          "probes": ["config_id", "probe", "layer", "f1_mean", "f1_std", "seeds"],
-         "failures": ["config_id", "kind", "method", "params", "n", "sample", "members", "failure", "message"],
+         "failures": ["config_id", "kind", "method", "params", "n", "sample", "members", "member_names", "failure",
+                      "message"],
          "generations": ["config_id", "task", "item"]}
 
 

@@ -3,7 +3,7 @@
 Layout read here: one group per table (/configs, /results, /model_stats, /probes, /timings,
 /checkpoints, /tasks; format version 2 adds /generations with the flat /generation_tokens and
 /generation_text, version 3 /failures, version 4 the per-item outcomes /item_runs with the flat /items and
-/item_docs), one 1-D dataset per column, and /commits, a table whose last row holds the
+/item_docs, version 5 /fingerprints), one 1-D dataset per column, and /commits, a table whose last row holds the
 committed row count of every other table. Rows at or beyond that count belong to a batch still
 being written (or lost in a kill) and are ignored, so an archive can be read while a sweep runs.
 
@@ -22,12 +22,13 @@ import pandas as pd
 TABLES = ("checkpoints", "tasks", "specs", "configs", "results", "model_stats", "probes", "timings",
           "generations", "generation_tokens", "generation_text",  # these three: version 2
           "failures",  # version 3
-          "item_runs", "items", "item_docs")  # version 4
+          "item_runs", "items", "item_docs",  # version 4
+          "fingerprints")  # version 5
 
 # Runs of these flat tables belong to /generations and /item_runs rows; they are read into them.
 _FLAT = ("generation_tokens", "generation_text", "items", "item_docs")
 
-SUPPORTED_VERSIONS = ("1", "2", "3", "4")
+SUPPORTED_VERSIONS = ("1", "2", "3", "4", "5")
 
 # /items/outcome bits (docs/formats.md, format version 4)
 OUTCOME_BITS = {"acc": 1, "acc_norm": 2, "acc_bytes": 4, "exact_match": 8}
@@ -352,14 +353,33 @@ def _members(v):
     return tuple(v)
 
 
+def model_names(checkpoints: pd.DataFrame) -> dict:
+    """Model number (0 = base, k = checkpoint k) -> its short name, from /checkpoints (one row per
+    file; the spec's `name:` or the folder's name). Empty when the table has no names."""
+    if checkpoints is None or not {"model", "name"} <= set(checkpoints.columns):
+        return {}
+    names = {}
+    for m, n in zip(checkpoints["model"], checkpoints["name"]):
+        names.setdefault(int(m), str(n))
+    return names
+
+
+def member_names(members, names: dict) -> str:
+    """Members by name joined with commas, as `archive export` writes member_names; a member
+    without a name shows its number."""
+    return ",".join(names.get(int(k)) or str(int(k)) for k in members)
+
+
 def _normalize(tables: dict) -> dict:
     """Common column names and types whatever the writer's small spelling choices."""
     t = dict(tables)
+    names = model_names(t.get("checkpoints"))
     c = t.get("configs")
     if c is not None and len(c.columns):
         c = c.rename(columns={"config_id": "id"})
         if "members" in c:
             c["members"] = [_members(v) for v in c["members"]]
+            c["member_names"] = [member_names(m, names) for m in c["members"]]
         if "params" not in c:
             c["params"] = "{}"
         c["params"] = c["params"].fillna("")
@@ -374,6 +394,7 @@ def _normalize(tables: dict) -> dict:
     f = t.get("failures")
     if f is not None and "members" in f:
         f["members"] = [_members(v) for v in f["members"]]
+        f["member_names"] = [member_names(m, names) for m in f["members"]]
     for name in ("results", "model_stats", "probes", "timings", "generations", "failures"):
         d = t.get(name)
         if d is not None and "config_id" in d:

@@ -112,7 +112,9 @@ def _header(w: _Writer, a: Archive, metric: str) -> None:
 def _reference_models(w: _Writer, scores: pd.DataFrame, wide: pd.DataFrame) -> None:
     w.text("## Base and single checkpoints\n")
     ref = scores[scores["kind"].isin(["base", "single"])].copy()
-    ref["model"] = ["base" if k == "base" else f"checkpoint {m[0]}" for k, m in zip(ref["kind"], ref["members"])]
+    # Checkpoints by name (the spec's `name:` or the folder's; the number when the archive has none).
+    names = ref["member_names"] if "member_names" in ref else [str(m[0]) if len(m) else "" for m in ref["members"]]
+    ref["model"] = ["base" if k == "base" else nm for k, nm in zip(ref["kind"], names)]
     ref["_order"] = [0 if k == "base" else m[0] for k, m in zip(ref["kind"], ref["members"])]
     ref = ref.sort_values("_order")
     ref_tab = pd.concat([ref[["model", "score"]], wide.reindex(ref.index)], axis=1).reset_index(drop=True)
@@ -243,7 +245,8 @@ def _failures(w: _Writer, a: Archive) -> None:
     w.text("## Failed configs\n")
     w.text(f"{len(f)} configs failed and have no results ({len(a.failures)} failed attempts in `/failures`); "
            f"the tables below leave them out. Rerunning the same sweep command retries them.\n")
-    w.table("failures", f[["config_id", "method", "params", "n", "members", "failure", "message"]])
+    cols = ["config_id", "method", "params", "n", "members"] + (["member_names"] if "member_names" in f else [])
+    w.table("failures", f[cols + ["failure", "message"]])
 
 
 def _paired_items(w: _Writer, a: Archive, metric: str, opts: dict) -> None:

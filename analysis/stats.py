@@ -123,7 +123,7 @@ def config_scores(configs: pd.DataFrame, results: pd.DataFrame, metric: str = "a
     out["score"] = complete.mean(axis=1)
     lab = method_labels(configs)
     lab.index = configs["id"].values
-    for col in ("kind", "method", "n", "sample", "members"):
+    for col in ("kind", "method", "n", "sample", "members", "member_names"):
         if col in c:
             out[col] = c.loc[out.index, col].values
     out["label"] = lab.reindex(out.index).values

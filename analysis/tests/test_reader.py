@@ -24,8 +24,20 @@ def test_reads_a_complete_archive():
     a = read_archive(need("plan_a.h5"))
     assert a.n_configs == 3 and a.commits == 1
     assert list(a.configs["members"]) == [(1, 2)] * 3
+    names = dict(zip(a.table("checkpoints")["model"], a.table("checkpoints")["name"]))
+    assert list(a.configs["member_names"]) == [f"{names[1]},{names[2]}"] * 3  # by name, from /checkpoints
+
     assert set(a.results.columns) >= {"config_id", "task", "metric", "value", "stderr", "items"}
     assert a.attributes["format_version"] == 1
+
+
+def test_member_names_fall_back_to_numbers():
+    import pandas as pd
+    from analysis.reader import member_names, model_names
+    names = model_names(pd.DataFrame({"model": [0, 1, 1, 2], "name": ["base", "ft-a", "ft-a", "ft-b"]}))
+    assert names == {0: "base", 1: "ft-a", 2: "ft-b"}
+    assert member_names((1, 2, 3), names) == "ft-a,ft-b,3"
+    assert member_names((1,), model_names(None)) == "1"
 
 
 @pytest.mark.parametrize("name,msg", [("truncated.h5", "cannot open as an HDF5 file"),

@@ -9,6 +9,7 @@ namespace ms::archive::format {
 
 bool valid_stop(const std::string& s) { return s == "until" || s == "stop_token" || s == "length"; }
 bool valid_item_kind(const std::string& s) { return s == "choice" || s == "rolling"; }
+bool valid_fingerprint_dtype(const std::string& s) { return s == "float32" || s == "bfloat16"; }
 
 Batch::Batch(std::string path, const std::map<std::string, std::uint64_t>& committed)
     : path_(std::move(path)),
@@ -27,10 +28,11 @@ Batch::Batch(std::string path, const std::map<std::string, std::uint64_t>& commi
       fl_(table("failures")),
       runs_(table("item_runs")),
       items_(table("items")),
-      docs_(table("item_docs")) {}
+      docs_(table("item_docs")),
+      fp_(table("fingerprints")) {}
 
 std::vector<Rows> Batch::tables() const {
-  return {cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_, fl_, runs_, items_, docs_};
+  return {cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_, fl_, runs_, items_, docs_, fp_};
 }
 
 void Batch::add_stats(std::uint64_t id, const ModelStatRecord& s) {
@@ -158,6 +160,13 @@ void Batch::add(const ConfigResult& cr) {
   tm_.col("group").i32(t.group);
   for (const auto& g : cr.generations) add_generation(c.id, g);
   for (const auto& it : cr.items) add_items(c.id, it);
+  if (cr.fingerprints.size() > 1) fail(path_, "/fingerprints", "config " + std::to_string(c.id) + " has two fingerprints");
+  for (const auto& f : cr.fingerprints) {
+    if (!valid_fingerprint_dtype(f.dtype)) fail(path_, "/fingerprints/dtype", "'" + f.dtype + "' is not float32 or bfloat16");
+    fp_.col("config_id").u64(c.id);
+    fp_.col("fingerprint").u64(f.fingerprint);
+    fp_.col("dtype").str(f.dtype, "fingerprints", path_);
+  }
 }
 
 }  // namespace ms::archive::format

@@ -30,12 +30,14 @@ class Batch {
   void add_config(Rows& rows, const ConfigRecord& c);  // the /configs columns (also the first of /failures)
   std::string path_;
   std::uint64_t tokens_at_, text_at_, items_at_, docs_at_;
-  Rows cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_, fl_, runs_, items_, docs_;
+  Rows cf_, rs_, st_, pr_, tm_, gen_, gtok_, gtxt_, fl_, runs_, items_, docs_, fp_;
 };
 
 // The /generations/stop values.
 bool valid_stop(const std::string& s);
 // The /item_runs/kind values: "choice" (rows of /items) or "rolling" (rows of /item_docs).
 bool valid_item_kind(const std::string& s);
+// The /fingerprints/dtype values: the eval dtypes.
+bool valid_fingerprint_dtype(const std::string& s);
 
 }  // namespace ms::archive::format

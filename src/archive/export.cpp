@@ -16,6 +16,7 @@
 #include "mergesweep/archive/archive.hpp"
 #include "mergesweep/archive/tools.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/fingerprint.hpp"
 
 extern char** environ;
 
@@ -38,11 +39,15 @@ std::string csv(const std::string& s) {
   return o + "\"";
 }
 
-std::string config_cols(const ConfigRecord& c) {
+// The checkpoints' names (model number -> name), for member_names.
+using Names = std::map<std::int32_t, std::string>;
+
+std::string config_cols(const ConfigRecord& c, const Names& names) {
   return std::to_string(c.id) + "," + csv(c.kind) + "," + csv(c.method) + "," + csv(c.params) + "," +
-         std::to_string(c.n) + "," + std::to_string(c.sample) + "," + csv(format::members_text(c.members));
+         std::to_string(c.n) + "," + std::to_string(c.sample) + "," + csv(format::members_text(c.members)) + "," +
+         csv(member_names_text(c.members, names));
 }
-const char* const kConfigHeader = "config_id,kind,method,params,n,sample,members";
+const char* const kConfigHeader = "config_id,kind,method,params,n,sample,members,member_names";
 
 // Writes a file under a temporary name in the same folder, then renames it into place.
 class AtomicFile {
@@ -107,7 +112,7 @@ constexpr const char* kToParquet =
     "for p in sys.argv[1:]:\n"
     "    gen = p.endswith('generations.csv')\n"
     "    df = pd.read_csv(p, dtype={'config_id': 'uint64', 'params': str, 'members': str, 'tokens': str, 'text': str,"
-    " 'text_hex': str, 'task': str, 'failure': str, 'message': str}, keep_default_na=False, na_values=[] if gen else [''])\n"
+    " 'text_hex': str, 'task': str, 'failure': str, 'message': str, 'fingerprint': str, 'member_names': str}, keep_default_na=False, na_values=[] if gen else [''])\n"
     "    df.to_parquet(p[:-4] + '.parquet', index=False)\n"
     "    os.remove(p)\n";
 
@@ -132,40 +137,40 @@ std::vector<std::string> to_parquet(const std::vector<std::string>& csv_files, c
 }
 
 // One writer per table of the layout.
-void write_checkpoints(std::ostream& o, const Contents& c) {
+void write_checkpoints(std::ostream& o, const Contents& c, const Names&) {
   o << "model,name,path,sha256,bytes\n";
   for (const auto& k : c.checkpoints)
     o << k.model << "," << csv(k.name) << "," << csv(k.path) << "," << k.sha256 << "," << k.bytes << "\n";
 }
 
-void write_tasks(std::ostream& o, const Contents& c) {
+void write_tasks(std::ostream& o, const Contents& c, const Names&) {
   o << "name,kind,path,sha256,items\n";
   for (const auto& t : c.tasks)
     o << csv(t.name) << "," << csv(t.kind) << "," << csv(t.path) << "," << t.sha256 << "," << t.items << "\n";
 }
 
-void write_configs(std::ostream& o, const Contents& c) {
+void write_configs(std::ostream& o, const Contents& c, const Names& names) {
   o << kConfigHeader << "\n";
-  for (const auto& r : c.configs) o << config_cols(r.config) << "\n";
+  for (const auto& r : c.configs) o << config_cols(r.config, names) << "\n";
 }
 
-void write_results(std::ostream& o, const Contents& c) {
+void write_results(std::ostream& o, const Contents& c, const Names& names) {
   o << kConfigHeader << ",task,metric,value,stderr,items\n";
   for (const auto& r : c.configs) {
-    const std::string cc = config_cols(r.config);
+    const std::string cc = config_cols(r.config, names);
     for (const auto& x : r.results)
       o << cc << "," << csv(x.task) << "," << csv(x.metric) << "," << num(x.value) << "," << num(x.stderr_) << ","
         << x.n << "\n";
   }
 }
 
-void write_model_stats(std::ostream& o, const Contents& c) {
+void write_model_stats(std::ostream& o, const Contents& c, const Names& names) {
   o << kConfigHeader << ",l2_from_base,cos_mean,cos_min,cos_max";
   for (const auto& k : format::l2_kinds()) o << ",l2_" << k;
   o << "\n";
   for (const auto& r : c.configs)
     for (const auto& s : r.stats) {
-      o << config_cols(r.config) << "," << num(s.l2_from_base) << "," << num(s.cos_mean) << "," << num(s.cos_min)
+      o << config_cols(r.config, names) << "," << num(s.l2_from_base) << "," << num(s.cos_mean) << "," << num(s.cos_min)
         << "," << num(s.cos_max);
       for (const auto& k : format::l2_kinds()) {
         const auto it = s.l2_by_kind.find(k);
@@ -175,19 +180,19 @@ void write_model_stats(std::ostream& o, const Contents& c) {
     }
 }
 
-void write_probes(std::ostream& o, const Contents& c) {
+void write_probes(std::ostream& o, const Contents& c, const Names& names) {
   o << kConfigHeader << ",probe,layer,f1_mean,f1_std,seeds\n";
   for (const auto& r : c.configs)
     for (const auto& p : r.probes)
-      o << config_cols(r.config) << "," << csv(p.probe) << "," << p.layer << "," << num(p.f1_mean) << ","
+      o << config_cols(r.config, names) << "," << csv(p.probe) << "," << p.layer << "," << num(p.f1_mean) << ","
         << num(p.f1_std) << "," << p.seeds << "\n";
 }
 
-void write_timings(std::ostream& o, const Contents& c) {
+void write_timings(std::ostream& o, const Contents& c, const Names& names) {
   o << kConfigHeader << ",merge_s,eval_s,probe_s,total_s,group\n";
   for (const auto& r : c.configs) {
     const auto& t = r.timing;
-    o << config_cols(r.config) << "," << num(t.merge_s) << "," << num(t.eval_s) << "," << num(t.probe_s) << ","
+    o << config_cols(r.config, names) << "," << num(t.merge_s) << "," << num(t.eval_s) << "," << num(t.probe_s) << ","
       << num(t.total_s) << "," << t.group << "\n";
   }
 }
@@ -261,10 +266,10 @@ std::string hex_of(const std::string& bytes) {
   return o;
 }
 
-void write_generations(std::ostream& o, const Contents& c) {
+void write_generations(std::ostream& o, const Contents& c, const Names& names) {
   o << kConfigHeader << ",task,item,stop,n_tokens,tokens,text_bytes,text,text_hex\n";
   for (const auto& r : c.configs) {
-    const std::string cc = config_cols(r.config);
+    const std::string cc = config_cols(r.config, names);
     for (const auto& g : r.generations) {
       std::string ids;
       for (std::size_t i = 0; i < g.tokens.size(); ++i) ids += (i ? " " : "") + std::to_string(g.tokens[i]);
@@ -283,10 +288,10 @@ std::string num32(float v) {
 }
 
 // One row per config, multiple_choice task and item; the outcome bits as 0/1 columns.
-void write_items(std::ostream& o, const Contents& c) {
+void write_items(std::ostream& o, const Contents& c, const Names& names) {
   o << kConfigHeader << ",task,item,acc,acc_norm,acc_bytes,exact_match,chosen,gold_loglik\n";
   for (const auto& r : c.configs) {
-    const std::string cc = config_cols(r.config);
+    const std::string cc = config_cols(r.config, names);
     for (const auto& it : r.items) {
       if (it.kind != "choice") continue;
       const std::string task = csv(it.task);
@@ -300,10 +305,10 @@ void write_items(std::ostream& o, const Contents& c) {
 }
 
 // One row per config, loglikelihood_rolling task and document.
-void write_item_docs(std::ostream& o, const Contents& c) {
+void write_item_docs(std::ostream& o, const Contents& c, const Names& names) {
   o << kConfigHeader << ",task,doc,loglik,tokens,words,bytes\n";
   for (const auto& r : c.configs) {
-    const std::string cc = config_cols(r.config);
+    const std::string cc = config_cols(r.config, names);
     for (const auto& it : r.items) {
       if (it.kind != "rolling") continue;
       for (std::size_t d = 0; d < it.doc_loglik.size(); ++d)
@@ -313,10 +318,19 @@ void write_item_docs(std::ostream& o, const Contents& c) {
   }
 }
 
-void write_failures(std::ostream& o, const Contents& c) {
+// The fingerprint as 16 hex digits (as `archive model` prints it; a uint64 column would not
+// survive tools that read integers as int64 or float).
+void write_fingerprints(std::ostream& o, const Contents& c, const Names& names) {
+  o << kConfigHeader << ",fingerprint,dtype\n";
+  for (const auto& r : c.configs)
+    for (const auto& f : r.fingerprints)
+      o << config_cols(r.config, names) << "," << fingerprint_hex(f.fingerprint) << "," << csv(f.dtype) << "\n";
+}
+
+void write_failures(std::ostream& o, const Contents& c, const Names& names) {
   o << kConfigHeader << ",failure,message,group,session,time\n";
   for (const auto& f : c.failures)
-    o << config_cols(f.config) << "," << csv(f.failure) << "," << csv(f.message) << "," << f.group << "," << f.session
+    o << config_cols(f.config, names) << "," << csv(f.failure) << "," << csv(f.message) << "," << f.group << "," << f.session
       << "," << num(f.time) << "\n";
 }
 
@@ -327,21 +341,23 @@ std::vector<std::string> export_tables(const std::string& path, const std::strin
   const std::string py = export_python();
   if (fmt == "parquet") check_parquet_tools(py);
   const Contents c = read(path);
+  const Names names = model_names(c.checkpoints);
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (!fs::is_directory(out_dir)) fail(out_dir, "--out", "cannot create the output folder");
-  using TableWriter = void (*)(std::ostream&, const Contents&);
+  using TableWriter = void (*)(std::ostream&, const Contents&, const Names&);
   const std::pair<const char*, TableWriter> files[] = {
       {"checkpoints.csv", write_checkpoints}, {"tasks.csv", write_tasks},     {"configs.csv", write_configs},
       {"results.csv", write_results},         {"model_stats.csv", write_model_stats},
       {"probes.csv", write_probes},           {"timings.csv", write_timings},
       {"generations.csv", write_generations}, {"failures.csv", write_failures},
       {"items.csv", write_items},             {"item_docs.csv", write_item_docs},
+      {"fingerprints.csv", write_fingerprints},
   };
   std::vector<std::string> written;
   for (const auto& [name, write] : files) {
     AtomicFile af(out_dir + "/" + name);
-    write(af.out(), c);
+    write(af.out(), c, names);
     af.commit();
     written.push_back(out_dir + "/" + name);
   }

@@ -68,6 +68,8 @@ std::vector<Table> make_tables() {
   t.push_back({"item_runs", {u64("config_id"), str("task", 128), str("kind", 16), i64("begin"), i64("count")}, 4});
   t.push_back({"items", {packed(u8("outcome")), packed(i32("chosen")), packed(f32("gold_loglik"))}, 4});
   t.push_back({"item_docs", {packed(f64("loglik")), packed(i64("tokens")), packed(i64("words")), packed(i64("bytes"))}, 4});
+  // Version 5: the fingerprint of the model each config evaluated (at most one row per config).
+  t.push_back({"fingerprints", {u64("config_id"), u64("fingerprint"), str("dtype", 16)}, 5});
   return t;
 }
 
@@ -96,21 +98,25 @@ h5::Handle open_dataset(const h5::Handle& file, const Table& t, const Column& c,
 const std::vector<std::string>& l2_kinds() { return model::tensor_kind_names(); }
 
 const std::vector<Table>& tables(int version) {
-  static const std::vector<Table> v1 = tables_of(1), v2 = tables_of(2), v3 = tables_of(3), v4 = tables_of(4);
-  static_assert(kFormatVersion == 4, "add the new version's tables here");
+  static const std::vector<Table> v1 = tables_of(1), v2 = tables_of(2), v3 = tables_of(3), v4 = tables_of(4),
+                                  v5 = tables_of(5);
+  static_assert(kFormatVersion == 5, "add the new version's tables here");
   if (version == 1) return v1;
   if (version == 2) return v2;
   if (version == 3) return v3;
   if (version == 4) return v4;
+  if (version == 5) return v5;
   throw Error("", "format_version", "no archive format version " + std::to_string(version));
 }
 
 const Table& commits_table(int version) {
-  static const Table v1 = make_commits(1), v2 = make_commits(2), v3 = make_commits(3), v4 = make_commits(4);
+  static const Table v1 = make_commits(1), v2 = make_commits(2), v3 = make_commits(3), v4 = make_commits(4),
+                     v5 = make_commits(5);
   if (version == 1) return v1;
   if (version == 2) return v2;
   if (version == 3) return v3;
   if (version == 4) return v4;
+  if (version == 5) return v5;
   throw Error("", "format_version", "no archive format version " + std::to_string(version));
 }
 

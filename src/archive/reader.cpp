@@ -170,7 +170,28 @@ Contents read(const std::string& path) {
   if (c.version >= 2) read_generations(f, c, path, owner);
   if (c.version >= 3) out.failures = read_failures(rows("failures"), path);
   if (c.version >= 4) read_items(f, c, path, owner);
+  if (c.version >= 5) {
+    const Rows fp = rows("fingerprints");
+    for (std::size_t i = 0; i < fp.rows(); ++i)
+      if (auto* o = owner(fp, i))
+        o->fingerprints.push_back({o->config.id, fp.col("fingerprint").get_u64(i), fp.col("dtype").get_str(i)});
+  }
   return out;
+}
+
+std::map<std::int32_t, std::string> model_names(const std::vector<CheckpointRecord>& files) {
+  std::map<std::int32_t, std::string> out;
+  for (const auto& f : files) out.emplace(f.model, f.name);  // a model's first file names it
+  return out;
+}
+
+std::string member_names_text(const std::vector<std::int32_t>& members, const std::map<std::int32_t, std::string>& names) {
+  std::string s;
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const auto it = names.find(members[i]);
+    s += (i ? "," : "") + (it == names.end() || it->second.empty() ? std::to_string(members[i]) : it->second);
+  }
+  return s;
 }
 
 }  // namespace ms::archive

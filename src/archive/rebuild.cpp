@@ -14,8 +14,10 @@
 #include <set>
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/fingerprint.hpp"
 #include "mergesweep/core/sha256.hpp"
 #include "mergesweep/io/fs_util.hpp"
+#include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/registry.hpp"
 #include "mergesweep/sweep/planner.hpp"
 #include "mergesweep/sweep/spec.hpp"
@@ -150,6 +152,7 @@ RebuildPlan plan_rebuild(const std::string& archive, std::uint64_t id) {
   }
   p.config = found->config;
   p.results = found->results;
+  p.fingerprint = found->fingerprints;
   if (p.config.kind != "merge") {
     std::string folder;
     for (const auto& f : c.checkpoints)
@@ -193,8 +196,18 @@ void check_checkpoints(const RebuildPlan& p) {
   }
 }
 
-merge::StreamingReport rebuild_model(RebuildPlan plan, const std::string& out, c10::Device device,
-                                     const std::function<void(std::size_t, std::size_t)>& progress) {
+std::uint64_t folder_fingerprint(const std::string& dir) {
+  const io::HfModel m = io::HfModel::open(dir);
+  std::vector<std::pair<std::string, std::uint64_t>> digests;
+  for (const auto& name : m.tensor_names()) {
+    const io::TensorEntry& e = m.require(name);
+    digests.emplace_back(name, xxh64(m.shard_of(name).data(e), e.nbytes()));
+  }
+  return model_fingerprint(std::move(digests));
+}
+
+RebuildReport rebuild_model(RebuildPlan plan, const std::string& out, c10::Device device,
+                            const std::function<void(std::size_t, std::size_t)>& progress) {
   if (io::path_exists(out)) fail(out, "", "already exists; choose a new folder for the rebuilt model");
   check_checkpoints(plan);
   // Merged into a hidden sibling, completed with the card, then renamed: OUT appears whole or not at all.
@@ -202,8 +215,16 @@ merge::StreamingReport rebuild_model(RebuildPlan plan, const std::string& out, c
   plan.job.out_dir = tmp;
   plan.job.device = device;
   try {
-    const merge::StreamingReport rep = merge::merge_streaming(plan.job, progress);
-    io::write_text_file(tmp + "/README.md", model_card(plan, rep.l2_from_base));
+    RebuildReport rep;
+    rep.merge = merge::merge_streaming(plan.job, progress);
+    // Of the written files, not of the merge's tensors in memory: what the user gets is checked.
+    rep.fingerprint = folder_fingerprint(tmp);
+    if (!plan.fingerprint.empty()) {
+      const FingerprintRecord& f = plan.fingerprint.front();
+      rep.verdict = f.fingerprint == rep.fingerprint && f.dtype == plan.eval_dtype ? RebuildReport::Verdict::Match
+                                                                                    : RebuildReport::Verdict::Mismatch;
+    }
+    io::write_text_file(tmp + "/README.md", model_card(plan, rep));
     if (io::path_exists(out)) fail(out, "", "appeared while rebuilding; refusing to overwrite");
     io::rename_into_place(tmp, out);
     return rep;

@@ -6,6 +6,7 @@
 
 #include "mergesweep/archive/rebuild.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/fingerprint.hpp"
 #include "mergesweep/core/version.hpp"
 #include "mergesweep/merge/registry.hpp"
 
@@ -107,7 +108,22 @@ std::string mergekit_yaml(const RebuildPlan& p) {
   return y;
 }
 
-std::string model_card(const RebuildPlan& p, double l2_from_base) {
+std::string describe_verdict(const RebuildPlan& p, const RebuildReport& rep) {
+  const std::string mine = fingerprint_hex(rep.fingerprint);
+  if (rep.verdict == RebuildReport::Verdict::NotRecorded)
+    return "fingerprint " + mine + "; the archive records none for this config (format version " +
+           (p.attributes.count("format_version") ? p.attributes.at("format_version") : std::string("?")) +
+           ", fingerprints since 5), so it cannot be proven to be the model the sweep evaluated";
+  const FingerprintRecord& f = p.fingerprint.front();
+  if (rep.verdict == RebuildReport::Verdict::Match)
+    return "fingerprint " + mine + " matches the archive's: this is the model the sweep evaluated";
+  return "fingerprint " + mine + " (" + p.eval_dtype + ") DIFFERS from the archive's " + fingerprint_hex(f.fingerprint) +
+         " (" + f.dtype + "): this is NOT the model the sweep evaluated (a sweep merged on a GPU rounds "
+         "differently: rebuild with --device cuda on the same kind of GPU; docs/archive.md)";
+}
+
+std::string model_card(const RebuildPlan& p, const RebuildReport& rep) {
+  const double l2_from_base = rep.merge.l2_from_base;
   const merge::MergeRequest& r = p.job.request;
   auto attr = [&](const char* k) { return p.attributes.count(k) ? p.attributes.at(k) : std::string("-"); };
   const std::string hex = config_id_hex(p.config.id);
@@ -125,6 +141,7 @@ std::string model_card(const RebuildPlan& p, double l2_from_base) {
   s += "| archive plan_hash | `" + attr("plan_hash") + "` |\n";
   s += "| archive written by | mergesweep " + attr("mergesweep_version") + " (" + attr("git_revision") + ") |\n";
   if (l2_from_base >= 0) s += "| ‖θ − θ₀‖₂ | " + num(l2_from_base) + " |\n";
+  s += "| fingerprint | " + describe_verdict(p, rep) + " |\n";
   s += "\n## Members\n\n| checkpoint | name | path | weight | density |\n|---|---|---|---|---|\n";
   for (std::size_t i = 0; i < r.members.size(); ++i)
     s += "| " + std::to_string(r.members[i].index + 1) + " | " + p.member_names[i] + " | `" + p.job.member_paths[i] +

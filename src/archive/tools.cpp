@@ -97,6 +97,9 @@ Summary summarize(const std::string& path) {
       const auto l = format::column_lengths(f, t, path);
       s.stored[t.name] = *std::max_element(l.begin(), l.end());
     }
+    const Rows ck = format::read_rows(f, format::table("checkpoints"), c.counts.at("checkpoints"), path);
+    for (std::size_t i = 0; i < ck.rows(); ++i) s.models.emplace(ck.col("model").get_i32(i), ck.col("name").get_str(i));
+    s.model_files = ck.rows();
     const Rows sp = format::read_rows(f, format::table("specs"), c.counts.at("specs"), path);
     for (std::size_t i = 0; i < sp.rows(); ++i)
       s.sessions.emplace_back(sp.col("start_time").get_str(i), sp.col("spec_hash").get_str(i));
@@ -195,10 +198,11 @@ std::unordered_set<std::uint64_t> verify_configs(const Rows& cf, std::int32_t mo
 template <class ReadRows>
 void verify_references(const ReadRows& rows, const std::unordered_set<std::uint64_t>& ids, int version,
                        Problems& problems) {
-  std::unordered_map<std::uint64_t, int> timings, stats;
+  std::unordered_map<std::uint64_t, int> timings, stats, prints;
   std::vector<const char*> tables = {"results", "model_stats", "probes", "timings"};
   if (version >= 2) tables.push_back("generations");
   if (version >= 4) tables.push_back("item_runs");
+  if (version >= 5) tables.push_back("fingerprints");
   for (const char* t : tables) {
     const Rows r = rows(t);
     std::size_t orphans = 0;
@@ -211,19 +215,32 @@ void verify_references(const ReadRows& rows, const std::unordered_set<std::uint6
       }
       if (std::string(t) == "timings") ++timings[id];
       if (std::string(t) == "model_stats") ++stats[id];
+      if (std::string(t) == "fingerprints") ++prints[id];
     }
     if (orphans)
       problems.push_back("/" + std::string(t) + ": " + std::to_string(orphans) +
                          " committed rows reference configs that are not in /configs (first: config " +
                          std::to_string(first) + ")");
   }
-  std::size_t no_timing = 0, multi = 0;
+  std::size_t no_timing = 0, multi = 0, multi_prints = 0;
   for (auto id : ids) {
     if (timings[id] != 1) ++no_timing;
     if (stats[id] > 1) ++multi;
+    if (prints[id] > 1) ++multi_prints;
   }
   need(no_timing == 0, problems, "/timings: " + std::to_string(no_timing) + " configs do not have exactly one timing row");
   need(multi == 0, problems, "/model_stats: " + std::to_string(multi) + " configs have more than one row");
+  need(multi_prints == 0, problems, "/fingerprints: " + std::to_string(multi_prints) + " configs have more than one row");
+}
+
+// Fingerprint rows name the dtype whose bytes were hashed: an eval dtype.
+void verify_fingerprints(const Rows& fp, Problems& problems) {
+  std::size_t bad = 0;
+  std::string first;
+  for (std::size_t i = 0; i < fp.rows(); ++i)
+    if (!format::valid_fingerprint_dtype(fp.col("dtype").get_str(i)) && bad++ == 0)
+      first = "row " + std::to_string(i) + ": '" + fp.col("dtype").get_str(i) + "'";
+  need(bad == 0, problems, "/fingerprints/dtype: " + std::to_string(bad) + " rows not float32 or bfloat16 (first: " + first + ")");
 }
 
 // Generation rows: a known stop, an item index, runs inside the committed flat tables, each
@@ -390,6 +407,7 @@ std::vector<std::string> verify(const std::string& path) {
   if (c.version >= 2)
     verify_generations(rows("generations"), c.counts.at("generation_tokens"), c.counts.at("generation_text"), problems);
   if (c.version >= 3) verify_failures(rows("failures"), models, c.counts.at("specs"), path, problems);
+  if (c.version >= 5) verify_fingerprints(rows("fingerprints"), problems);
   if (c.version >= 4) {
     const std::size_t before = problems.size();
     verify_item_rows(rows("item_runs"), rows("items"), c.counts.at("item_docs"), problems);

@@ -46,8 +46,7 @@ TopResult top_configs(const std::string& archive, const TopQuery& q) {
   const Contents c = read(archive);
   TopResult out;
   out.metric = pick_metric(archive, c, q);
-  std::map<int, std::string> names;
-  for (const auto& f : c.checkpoints) names[f.model] = f.name;
+  const auto names = model_names(c.checkpoints);
   const auto find = [&](const ConfigResult& r, double& v, double& se) {
     for (const auto& res : r.results)
       if (res.task == q.task && res.metric == out.metric) {
@@ -68,7 +67,7 @@ TopResult top_configs(const std::string& archive, const TopQuery& q) {
     TopRow row;
     if (!find(r, row.value, row.stderr_)) continue;
     row.config = r.config;
-    for (int k : r.config.members) row.member_names.push_back(names.count(k) ? names[k] : std::to_string(k));
+    for (std::int32_t k : r.config.members) row.member_names.push_back(member_names_text({k}, names));
     row.has_base = out.has_base;
     row.gain = lower ? out.base_value - row.value : row.value - out.base_value;
     out.rows.push_back(std::move(row));

@@ -80,6 +80,21 @@ int run_info(int argc, char** argv) {
   std::printf("created: %s on %s, %s ranks, group size %s\n", attr("start_time").c_str(), attr("host").c_str(),
               attr("ranks").c_str(), attr("group_size").c_str());
   std::printf("plan_hash: %s\nspec_hash: %s\n", attr("plan_hash").c_str(), attr("spec_hash").c_str());
+  // Models, not files: the base and each checkpoint once, by the name results show them by.
+  const std::size_t checkpoints = s.models.size() - (s.models.count(0) ? 1 : 0);
+  std::printf("models: the base (%s) and %zu checkpoints, in %llu files\n",
+              s.models.count(0) ? s.models.at(0).c_str() : "-", checkpoints, static_cast<unsigned long long>(s.model_files));
+  std::string names;
+  for (const auto& [k, name] : s.models) {
+    if (k == 0) continue;
+    const std::string item = std::to_string(k) + " " + name;
+    if (!names.empty() && names.size() + item.size() > 96) {
+      std::printf("  %s\n", names.c_str());
+      names.clear();
+    }
+    names += (names.empty() ? "" : ", ") + item;
+  }
+  if (!names.empty()) std::printf("  %s\n", names.c_str());
   std::printf("sessions: %zu\n", s.sessions.size());
   for (const auto& [t, h] : s.sessions) std::printf("  %s  spec %s\n", t.c_str(), h.substr(0, 16).c_str());
   std::printf("commits: %lld, last at %s\n", static_cast<long long>(s.commits), time_text(s.last_commit_time).c_str());
@@ -147,9 +162,9 @@ int run_export(int argc, char** argv) {
       "usage: mergesweep archive export ARCHIVE --out DIR [--format csv|parquet]\n\n"
       "Writes the committed rows as tidy tables in DIR (created if needed): results (one row per\n"
       "config, task and metric), configs, model_stats, probes, timings, generations (one row per\n"
-      "config, task and item; text decoded, exact bytes in text_hex) (each per-config table starts\n"
-      "with the config columns config_id,kind,method,params,n,sample,members), checkpoints and\n"
-      "tasks. Parquet goes through Python with pandas and pyarrow (python3, or $MS_PYTHON).\n\noptions");
+      "config, task and item; text decoded, exact bytes in text_hex), failures, items, item_docs,\n"
+      "fingerprints (each per-config table starts with the config columns\n"
+      "config_id,kind,method,params,n,sample,members,member_names), checkpoints and tasks. Parquet goes through Python with pandas and pyarrow (python3, or $MS_PYTHON).\n\noptions");
   opts.add_options()("help,h", "show this help")("out,o", po::value(&out)->required(), "output folder")(
       "format", po::value(&format)->default_value(format), "csv or parquet");
   po::variables_map vm;
@@ -230,6 +245,9 @@ int run_model(int argc, char** argv) {
       "recorded; otherwise the command refuses, naming the file. OUT gets README.md: method, members,\n"
       "parameters, the archive's scores with gains over the base, plan hash, mergesweep version.\n"
       "Relative checkpoint paths are tried from the current folder, then from the archive's.\n"
+      "The rebuilt folder's fingerprint (XXH64 of its tensors) is checked against the one the sweep\n"
+      "recorded for the model it evaluated (archives of format 5 on): exit 0 when they match or the\n"
+      "archive has none, exit 1 with a warning when they differ (OUT is kept for inspection).\n"
       "A sweep that merged on a GPU rounds differently from the CPU (docs/archive.md).\n\noptions");
   opts.add_options()("help,h", "show this help")(
       "mergekit", po::value(&mergekit), "also write the mergekit YAML of the same merge to FILE (mergekit-yaml FILE OUT)")(
@@ -252,10 +270,17 @@ int run_model(int argc, char** argv) {
   if (only_yaml) return kExitOk;
   const auto dev = model::resolve_device(device, node_slot().rank, "", "--device");
   const std::string describe = plan.job.request.describe();
-  const auto rep = archive::rebuild_model(std::move(plan), out, dev);
+  const auto rep = archive::rebuild_model(plan, out, dev);
   if (!vm.count("quiet"))
     std::fprintf(stderr, "mergesweep archive model: %s -> %s: %zu tensors, checkpoints match the archive's sha256, "
-                         "L2 from base %.6g\n", describe.c_str(), out.c_str(), rep.tensors, rep.l2_from_base);
+                         "L2 from base %.6g\n", describe.c_str(), out.c_str(), rep.merge.tensors, rep.merge.l2_from_base);
+  const std::string verdict = archive::describe_verdict(plan, rep);
+  if (rep.verdict == archive::RebuildReport::Verdict::Mismatch) {
+    std::fprintf(stderr, "mergesweep: warning: %s: %s\n", out.c_str(), verdict.c_str());
+    return kExitError;
+  }
+  // The verdict is the point of the command: printed even with --quiet.
+  std::fprintf(stderr, "mergesweep archive model: %s: %s\n", out.c_str(), verdict.c_str());
   return kExitOk;
 }
 

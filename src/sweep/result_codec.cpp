@@ -73,6 +73,9 @@ std::vector<std::uint8_t> encode_result(const archive::ConfigResult& r) {
   json items = json::array();
   for (const auto& x : r.items) items.push_back(encode_items(x));
   j["i"] = items;
+  json prints = json::array();
+  for (const auto& f : r.fingerprints) prints.push_back({f.config_id, f.fingerprint, f.dtype});
+  j["f"] = prints;
   return json::to_cbor(j);
 }
 
@@ -99,6 +102,7 @@ archive::ConfigResult decode_result(const std::vector<std::uint8_t>& bytes) {
                              std::string(text.begin(), text.end())});
   }
   for (const auto& x : j.at("i")) r.items.push_back(decode_items(x));
+  for (const auto& x : j.at("f")) r.fingerprints.push_back({x[0].get<std::uint64_t>(), x[1].get<std::uint64_t>(), x[2]});
   return r;
 }
 

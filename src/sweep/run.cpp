@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mergesweep/archive/archive.hpp"
+#include "mergesweep/archive/fs_check.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/gpu_binding.hpp"
 #include "mergesweep/core/sha256.hpp"
@@ -103,9 +104,11 @@ std::vector<archive::CheckpointRecord> hash_models(const SweepSpec& s, dist::Com
     for (const auto& f : model_files(models[m])) {
       archive::CheckpointRecord r;
       r.model = static_cast<std::int32_t>(m);
-      // A hub cache snapshot is recorded as org/name@<commit>: the commit next to each file's sha256.
+      // A checkpoint by its short name (the spec's); a hub base as org/name@<commit>, the commit
+      // next to each file's sha256 (a checkpoint's commit is in its path: .../snapshots/<commit>/).
       const io::HubSnapshot hub = io::hub_snapshot_of(models[m]);
-      r.name = hub.repo.empty() ? fs::path(models[m]).filename().string() : hub.repo + "@" + hub.commit;
+      r.name = m > 0 ? s.checkpoint_names.at(m - 1)
+                     : hub.repo.empty() ? fs::path(models[m]).filename().string() : hub.repo + "@" + hub.commit;
       r.path = f;
       r.bytes = fs::file_size(f);
       recs.push_back(r);
@@ -381,16 +384,21 @@ int print_plan(const RunOptions& opts) {
     std::printf(", %zu already in %s", done, out.c_str());
   }
   std::printf("\n");
+  // The archive's single-writer lock and SWMR reads need what local disks give (docs/formats.md).
+  if (const std::string w = archive::shared_fs_warning(out); !w.empty()) std::fprintf(stderr, "mergesweep: %s\n", w.c_str());
   // Memory per rank at the group size the run would use, on the device it would use.
   const int g = opts.group_size > 0 ? opts.group_size : spec.schedule.group_size;
   const c10::Device device = model::resolve_device(spec.schedule.device, 0, spec.path, "schedule.device");
   std::printf("%s", describe_memory(plan_memory(spec, read_model_shape(spec), g, device, node_slot().size)).c_str());
   std::printf("%s", describe_eval_cost(estimate_eval_cost(read_eval_packs(spec)), plan.configs.size()).c_str());
   if (opts.list) {
+    std::printf("checkpoints (number name):");
+    for (std::size_t k = 0; k < spec.checkpoints.size(); ++k) std::printf(" %zu %s", k + 1, spec.checkpoint_names[k].c_str());
+    std::printf("\n");
     for (std::size_t i = 0; i < plan.configs.size(); ++i) {
       const auto& c = plan.configs[i];
       std::string m;
-      for (int k : c.members) m += (m.empty() ? "" : ",") + std::to_string(k);
+      for (int k : c.members) m += (m.empty() ? "" : ",") + spec.checkpoint_names.at(static_cast<std::size_t>(k - 1));
       std::printf("%016llx %-6s %-18s %-40s n=%-3d sample=%-3d {%s}\n", static_cast<unsigned long long>(c.id),
                   kind_name(c.kind).c_str(), c.kind == ConfigKind::Merge ? c.method().c_str() : "-",
                   c.kind == ConfigKind::Merge ? c.params().c_str() : "-", c.n, c.sample, m.c_str());

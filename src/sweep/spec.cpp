@@ -78,6 +78,73 @@ std::vector<std::string> paths(const Ctx& c, const YAML::Node& n, const std::str
   return out;
 }
 
+// A checkpoint's default short name from how the spec gives it (before hub or adapter
+// resolution): the folder's name; for model+adapter the adapter's; for a hub name org/name[@rev]
+// the repository's name.
+std::string default_checkpoint_name(std::string text) {
+  const auto plus = text.find('+');
+  if (plus != std::string::npos && !io::path_exists(text)) text = text.substr(plus + 1);
+  while (text.size() > 1 && text.back() == '/') text.pop_back();
+  const io::HubSnapshot hub = io::hub_snapshot_of(text);  // already resolved to a cache snapshot
+  if (!hub.repo.empty()) text = hub.repo;
+  else if (!io::path_exists(text) && io::parse_hub_name(text)) text = io::parse_hub_name(text)->repo;
+  return fs::path(text).filename().string();
+}
+
+// A checkpoint name is shown in tables and joined with commas in `member_names`.
+void check_checkpoint_name(const Ctx& c, const YAML::Node& n, const std::string& field, const std::string& name) {
+  if (name.empty()) c.fail(n, field, "a checkpoint name must not be empty");
+  if (name.size() > 256) c.fail(n, field, "a checkpoint name is at most 256 bytes (the archive's width)");
+  for (unsigned char ch : name)
+    if (ch == ',' || ch < 0x20) c.fail(n, field, "'" + name + "': a checkpoint name may not contain commas or control characters");
+}
+
+// `checkpoints:`: a path or glob, or a list whose entries are paths, globs, or {path: P, name: N}
+// (one model, no glob). Fills the paths (unresolved hub names and adapters as written) and names;
+// refuses a path listed twice and a name given twice.
+void parse_checkpoints(const Ctx& c, const YAML::Node& n, const std::string& dir, bool expand, SweepSpec& s) {
+  std::vector<YAML::Node> nodes;
+  auto add_plain = [&](const YAML::Node& e, const std::string& field) {
+    for (const auto& p : paths(c, e, field, dir, expand, /*models=*/true)) {
+      s.checkpoints.push_back(p);
+      s.checkpoint_names.push_back(default_checkpoint_name(p));
+      nodes.push_back(e);
+    }
+  };
+  if (!n.IsSequence()) {
+    add_plain(n, "checkpoints");
+  } else {
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const std::string field = "checkpoints[" + std::to_string(i) + "]";
+      if (!n[i].IsMap()) {
+        add_plain(n[i], field);
+        continue;
+      }
+      c.check_keys(n[i], field, {"path", "name"});
+      if (!n[i]["path"]) c.fail(n[i], field + ".path", "is required (a model folder, hub name or adapter)");
+      const std::string text = c.scalar(n[i]["path"], field + ".path");
+      if (text.find_first_of("*?[") != std::string::npos)
+        c.fail(n[i]["path"], field + ".path", "'" + text + "' is a pattern; an entry with a name is one model");
+      s.checkpoints.push_back(model_path(c, n[i]["path"], field + ".path", dir, text, expand));
+      s.checkpoint_names.push_back(n[i]["name"] ? c.scalar(n[i]["name"], field + ".name") : default_checkpoint_name(text));
+      nodes.push_back(n[i]);
+    }
+  }
+  std::map<std::string, std::size_t> path_at, name_at;
+  for (std::size_t k = 0; k < s.checkpoints.size(); ++k) {
+    const std::string field = "checkpoints[" + std::to_string(k) + "]";
+    if (!path_at.emplace(s.checkpoints[k], k).second) c.fail(nodes[k], "checkpoints", "lists '" + s.checkpoints[k] + "' twice");
+    check_checkpoint_name(c, nodes[k], field, s.checkpoint_names[k]);
+    const auto [it, fresh] = name_at.emplace(s.checkpoint_names[k], k);
+    if (!fresh)
+      c.fail(nodes[k], "checkpoints",
+             "two checkpoints are named '" + s.checkpoint_names[k] + "' (checkpoints[" + std::to_string(it->second) +
+                 "]: " + s.checkpoints[it->second] + ", and " + field + ": " + s.checkpoints[k] +
+                 "); names must be unique: give each a name, e.g. {path: " + s.checkpoints[k] + ", name: " +
+                 s.checkpoint_names[k] + "-" + std::to_string(k + 1) + "}");
+  }
+}
+
 // Keys of a method entry that are per-member values rather than method parameters.
 const std::set<std::string> kMemberKeys = {"weight", "density"};
 
@@ -246,7 +313,7 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
     if (!doc[req]) c.fail(doc, req, std::string("is required"));
   s.name = doc["name"] ? c.scalar(doc["name"], "name") : fs::path(path).stem().string();
   s.base = model_path(c, doc["base"], "base", dir, c.scalar(doc["base"], "base"), expand);
-  s.checkpoints = paths(c, doc["checkpoints"], "checkpoints", dir, expand, /*models=*/true);
+  parse_checkpoints(c, doc["checkpoints"], dir, expand, s);
   if (doc["vocabulary"]) {
     s.vocabulary = c.scalar(doc["vocabulary"], "vocabulary");
     if (s.vocabulary != "base" && s.vocabulary != "exact")
@@ -255,8 +322,7 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
   }
   if (expand)  // LoRA adapters (and mergekit's model+lora) become folded checkpoints of the base
     for (std::size_t i = 0; i < s.checkpoints.size(); ++i)
-      s.checkpoints[i] =
-          io::resolve_checkpoint(s.checkpoints[i], s.base, s.path, "checkpoints[" + std::to_string(i) + "]");
+      s.checkpoints[i] = io::resolve_checkpoint(s.checkpoints[i], s.base, s.path, s.checkpoint_field(i));
   if (s.checkpoints.empty()) c.fail(doc["checkpoints"], "checkpoints", "lists no checkpoint");
   if (s.checkpoints.size() > 64) c.fail(doc["checkpoints"], "checkpoints", "at most 64 checkpoints are supported");
   const YAML::Node sub = doc["subsets"];
@@ -292,6 +358,11 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
 // spec field it came from.
 }  // namespace
 
+std::string SweepSpec::checkpoint_field(std::size_t k) const {
+  const std::string at = "checkpoints[" + std::to_string(k) + "]";
+  return k < checkpoint_names.size() ? at + " (" + checkpoint_names[k] + ")" : at;
+}
+
 io::VocabChoice SweepSpec::vocab_choice() const {
   io::VocabChoice c;
   c.source = vocabulary == "exact" ? io::VocabSource::Refuse : io::VocabSource::Base;
@@ -303,7 +374,7 @@ namespace {
 
 void check_models(const SweepSpec& s) {
   std::vector<std::string> fields;
-  for (std::size_t k = 0; k < s.checkpoints.size(); ++k) fields.push_back("checkpoints[" + std::to_string(k) + "]");
+  for (std::size_t k = 0; k < s.checkpoints.size(); ++k) fields.push_back(s.checkpoint_field(k));
   try {
     if (!io::is_directory(s.base) || !io::HfModel::open(s.base).config())
       fail(s.path, "base", "'" + s.base + "' is not a model folder with config.json");

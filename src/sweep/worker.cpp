@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/fingerprint.hpp"
 #include "mergesweep/core/gpu_binding.hpp"
 #include "mergesweep/core/sha256.hpp"
 #include "mergesweep/dist/comm.hpp"
@@ -70,6 +71,20 @@ class GroupReducer final : public merge::Reducer {
  private:
   dist::Comm& c_;
 };
+
+// XXH64 of a contiguous 1-D tensor's bytes as held. A device tensor's bytes are copied to the host
+// in slabs of about 64 MB, so the host never holds a whole embedding matrix for it.
+std::uint64_t bytes_digest(const at::Tensor& flat) {
+  const std::int64_t esize = static_cast<std::int64_t>(flat.element_size());
+  if (flat.device().is_cpu()) return xxh64(flat.data_ptr(), static_cast<std::size_t>(flat.numel() * esize));
+  Xxh64 h;
+  const std::int64_t slab = (std::int64_t{64} << 20) / esize;
+  for (std::int64_t s0 = 0; s0 < flat.numel(); s0 += slab) {
+    const at::Tensor host = flat.narrow(0, s0, std::min(slab, flat.numel() - s0)).to(at::kCPU).contiguous();
+    h.update(host.data_ptr(), static_cast<std::size_t>(host.numel() * esize));
+  }
+  return h.digest();
+}
 
 }  // namespace
 
@@ -220,6 +235,8 @@ struct Worker::Impl {
   archive::ModelStatRecord model_stats(const PlannedConfig& c, std::vector<double>& sq);
   void lay_out_gather();
   void merge_shard(const PlannedConfig& c, std::vector<double>& sq);
+  void digest_shard(std::vector<std::int64_t>& digests) const;
+  archive::FingerprintRecord fingerprint(const PlannedConfig& c, std::vector<std::int64_t>& digests);
   std::map<std::string, at::Tensor> gather_merged();
 
   bool group_drop() {
@@ -295,6 +312,25 @@ void Worker::Impl::merge_shard(const PlannedConfig& c, std::vector<double>& sq) 
     return;
   }
   res->baseline_each(c.kind == ConfigKind::Base ? -1 : c.members[0] - 1, take);
+}
+
+// XXH64 of each of this rank's merged tensors, in the eval dtype as the gather will move them
+// (their bytes in `shard`); the slots of other ranks' tensors stay 0.
+void Worker::Impl::digest_shard(std::vector<std::int64_t>& digests) const {
+  digests.assign(names.size(), 0);
+  for (std::size_t t = 0; t < names.size(); ++t)
+    if (owner[t] == comm.rank())
+      digests[t] = static_cast<std::int64_t>(bytes_digest(gathered.narrow(0, offset[t], numel[t])));
+}
+
+// The model fingerprint of the config (core/fingerprint.hpp): the tensors' digests summed over the
+// group (one nonzero per slot: exact) and combined in name order, so it is the same whatever the
+// group size or the shard assignment. Hashing only this rank's part costs 1/g of the model.
+archive::FingerprintRecord Worker::Impl::fingerprint(const PlannedConfig& c, std::vector<std::int64_t>& digests) {
+  if (comm.size() > 1) comm.allreduce_sum(digests.data(), digests.size());
+  std::vector<std::pair<std::string, std::uint64_t>> named;
+  for (std::size_t t = 0; t < names.size(); ++t) named.emplace_back(names[t], static_cast<std::uint64_t>(digests[t]));
+  return {c.id, model_fingerprint(std::move(named)), spec.eval.dtype};
 }
 
 // The whole merged model on every rank of the group, in the eval dtype: each rank's part moves
@@ -442,14 +478,18 @@ archive::ConfigResult Worker::run_agreed(const PlannedConfig& c, bool* dropped) 
 
   // 1. This rank's tensors of the merged model, in the eval dtype; their distances from θ₀.
   std::vector<double> sq(w.names.size(), 0.0);
+  std::vector<std::int64_t> digests;
   agreed(w.comm, "merge", [&] {
     inject_test_failure("merge", c.id, world_rank);
     w.merge_shard(c, sq);
+    w.digest_shard(digests);
   });
   r.timing.merge_s = since(t0);
 
-  // 2. Distance from the base, per tensor kind; cosines of the members' task vectors.
+  // 2. Distance from the base, per tensor kind; cosines of the members' task vectors; the
+  // fingerprint of the model about to be evaluated.
   r.stats.push_back(w.model_stats(c, sq));
+  r.fingerprints.push_back(w.fingerprint(c, digests));
   if (w.group_drop()) {
     *dropped = true;
     return {};

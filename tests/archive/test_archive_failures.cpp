@@ -95,7 +95,7 @@ TEST(ArchiveFailures, ExportAndMergeCarryTheFailures) {
   }
   export_tables(a, tmp / "out", "csv");
   const std::string csv = file_text(tmp / "out/failures.csv");
-  EXPECT_EQ(csv.rfind("config_id,kind,method,params,n,sample,members,failure,message,group,session,time\n", 0), 0u) << csv;
+  EXPECT_EQ(csv.rfind("config_id,kind,method,params,n,sample,members,member_names,failure,message,group,session,time\n", 0), 0u) << csv;
   EXPECT_NE(csv.find(std::to_string(config_id(2)) + ","), std::string::npos) << csv;
   EXPECT_NE(csv.find(",oom,\"out of memory, \"\"twice\"\"\",2,0,"), std::string::npos) << csv;
 
@@ -113,12 +113,12 @@ TEST(ArchiveFailures, ExportAndMergeCarryTheFailures) {
   EXPECT_EQ(read(tmp / "again.h5").failures.size(), 2u);
 }
 
-// A format-2 archive: this one with the tables of versions 3 and 4 (/failures, the item tables)
-// and their commit columns removed and format_version 2, through the HDF5 C API.
+// A format-2 archive: this one with the tables of versions 3 to 5 (/failures, the item tables,
+// /fingerprints) and their commit columns removed and format_version 2, through the HDF5 C API.
 void downgrade_to_version_2(const std::string& path) {
   const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   ASSERT_GE(f, 0);
-  for (const char* t : {"failures", "item_runs", "items", "item_docs"}) {
+  for (const char* t : {"failures", "item_runs", "items", "item_docs", "fingerprints"}) {
     EXPECT_GE(H5Ldelete(f, (std::string("/") + t).c_str(), H5P_DEFAULT), 0);
     EXPECT_GE(H5Ldelete(f, (std::string("/commits/") + t).c_str(), H5P_DEFAULT), 0);
   }
@@ -145,7 +145,7 @@ TEST(ArchiveFailures, AVersion2ArchiveIsReadButNotResumed) {
   EXPECT_TRUE(verify(path).empty());
   EXPECT_EQ(summarize(path).failures, 0u);
   export_tables(path, tmp / "out", "csv");
-  EXPECT_EQ(file_text(tmp / "out/failures.csv"), "config_id,kind,method,params,n,sample,members,failure,message,group,session,time\n");
+  EXPECT_EQ(file_text(tmp / "out/failures.csv"), "config_id,kind,method,params,n,sample,members,member_names,failure,message,group,session,time\n");
   const std::string before = sha256_file(path);
   const std::string e = ms::test::error_of([&] { Writer::open(path, make_prov(), make_checkpoints(), make_tasks()); });
   EXPECT_NE(e.find("format version 2"), std::string::npos) << e;

@@ -112,10 +112,10 @@ TEST(ArchiveGenerations, ExportWritesOneRowPerGenerationWithTextDecodedAndExactB
     w->append(make_batch(0, 9));
   }
   const auto files = export_tables(path, tmp / "out", "csv");
-  EXPECT_EQ(files.size(), 11u);
+  EXPECT_EQ(files.size(), 12u);
   const auto g = lines_of(tmp / "out/generations.csv");
   ASSERT_EQ(g.size(), 1u + 9);
-  EXPECT_EQ(g[0], "config_id,kind,method,params,n,sample,members,task,item,stop,n_tokens,tokens,text_bytes,text,text_hex");
+  EXPECT_EQ(g[0], "config_id,kind,method,params,n,sample,members,member_names,task,item,stop,n_tokens,tokens,text_bytes,text,text_hex");
   // Config 2, item 0: ids 2 3; "ans 2" NUL FF FE "x" -> NUL and each invalid byte as U+FFFD.
   const std::string fffd = "\xEF\xBF\xBD";
   const std::string row0 = ",gen_task,0,until,2,2 3,9,ans 2" + fffd + fffd + fffd + "x,616e73203200fffe78";
@@ -172,7 +172,7 @@ TEST(ArchiveGenerations, AVersion1ArchiveIsReadButNotResumed) {
   EXPECT_TRUE(verify(v1).empty()) << join(verify(v1));
   const Summary s = summarize(v1);
   EXPECT_TRUE(s.generations.empty());
-  EXPECT_EQ(export_tables(v1, tmp / "out", "csv").size(), 11u);
+  EXPECT_EQ(export_tables(v1, tmp / "out", "csv").size(), 12u);
   EXPECT_EQ(lines_of(tmp / "out/failures.csv").size(), 1u);
   EXPECT_EQ(lines_of(tmp / "out/generations.csv").size(), 1u);
 

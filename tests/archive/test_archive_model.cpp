@@ -13,10 +13,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
+#include "archive/archive_fixture.hpp"
 #include "common/test_util.hpp"
 #include "mergesweep/archive/archive.hpp"
+#include "mergesweep/archive/rebuild.hpp"
+#include "mergesweep/core/fingerprint.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/resident.hpp"
 #include "mergesweep/sweep/planner.hpp"
@@ -104,6 +108,23 @@ std::map<std::string, at::Tensor> load(const std::string& dir) {
   return out;
 }
 
+// The archive's fingerprint of config `id` ("" when it has none).
+std::string recorded_fingerprint(const std::string& archive, std::uint64_t id) {
+  for (const auto& c : archive::read(archive).configs)
+    if (c.config.id == id && !c.fingerprints.empty()) return fingerprint_hex(c.fingerprints[0].fingerprint);
+  return "";
+}
+
+// The fingerprint's definition applied to tensors in memory (contiguous, as held).
+std::uint64_t fingerprint_of(const std::map<std::string, at::Tensor>& tensors) {
+  std::vector<std::pair<std::string, std::uint64_t>> d;
+  for (const auto& [name, t] : tensors) {
+    const at::Tensor c = t.contiguous();
+    d.emplace_back(name, xxh64(c.data_ptr(), static_cast<std::size_t>(c.numel()) * c.element_size()));
+  }
+  return model_fingerprint(d);
+}
+
 TEST(ArchiveModel, RebuildsWhatTheSweepMerged) {
   const Study& s = study();
   ASSERT_EQ(s.by_method.size(), 3u);
@@ -111,6 +132,13 @@ TEST(ArchiveModel, RebuildsWhatTheSweepMerged) {
     const std::string out = s.dir / ("rebuilt-" + method);
     const auto r = test::run_cli("archive model -q " + s.archive + " " + hex(id) + " " + out);
     ASSERT_EQ(r.exit_code, 0) << method << ": " << r.err;
+    // The sweep's fingerprint is the one of the tensors it merged (float32 here), and the rebuild's
+    // of its files; the command says they match.
+    const std::string fp = recorded_fingerprint(s.archive, id);
+    EXPECT_EQ(fp, fingerprint_hex(fingerprint_of(sweep_merge(id)))) << method;
+    EXPECT_EQ(fingerprint_hex(archive::folder_fingerprint(out)), fp) << method;
+    EXPECT_NE(r.err.find("fingerprint " + fp + " matches the archive's: this is the model the sweep evaluated"),
+              std::string::npos) << method << ": " << r.err;
     // DARE included: the masks are keyed by the global checkpoint index and the seed, as in the sweep.
     EXPECT_EQ(compare(out, sweep_merge(id)), "") << method;
     const std::string card = test::read_file(out + "/README.md");
@@ -118,6 +146,52 @@ TEST(ArchiveModel, RebuildsWhatTheSweepMerged) {
                                    std::string("ft-"), archive::read(s.archive).attributes.at("plan_hash")})
       EXPECT_NE(card.find(want), std::string::npos) << method << ": card lacks " << want;
   }
+}
+
+// An archive whose recorded fingerprint is not the rebuilt model's (a copy with one value changed,
+// as a rebuild on other hardware or a changed merge would look): warning, exit 1, OUT kept.
+TEST(ArchiveModel, AFingerprintThatDiffersIsAWarningWithExit1) {
+  const Study& s = study();
+  const std::uint64_t id = s.by_method.at("ties");
+  const std::string copy = s.dir / "tampered.h5", out = s.dir / "rebuilt-tampered";
+  fs::copy_file(s.archive, copy, fs::copy_options::overwrite_existing);
+  std::uint64_t row = 0, found = 0;
+  for (const auto& c : archive::read(copy).configs) {  // rows in commit order, as read() returns them
+    if (c.config.id == id) found = row;
+    row += c.fingerprints.size();
+  }
+  archive::test::poke_u64(copy, "/fingerprints/fingerprint", found, 0x0123456789abcdefULL);
+  ASSERT_EQ(recorded_fingerprint(copy, id), "0123456789abcdef") << "the poked row is this config's";
+  const auto r = test::run_cli("archive model " + copy + " " + hex(id) + " " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("mergesweep: warning: " + out + ": fingerprint " + recorded_fingerprint(s.archive, id) +
+                       " (float32) DIFFERS from the archive's 0123456789abcdef (float32): this is NOT the model"),
+            std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(out + "/README.md"));
+  EXPECT_NE(test::read_file(out + "/README.md").find("DIFFERS"), std::string::npos);
+}
+
+// eval.dtype bfloat16: the sweep casts its float32 merge into the gather buffer, the rebuild
+// writes bf16 files; their bytes, so their fingerprints, agree.
+TEST(ArchiveModel, ABfloat16SweepsFingerprintMatchesItsRebuild) {
+  const Study& s = study();
+  const std::string spec = s.dir / "bf16.yaml", arch = s.dir / "bf16.h5", fam = s.dir / "tb";
+  std::ofstream(spec) << "name: bf16\nbase: '" << fam << "/base'\ncheckpoints: '" << fam
+                      << "/ft-*'\nsubsets: {sizes: [3], samples: 1, seed: 5}\nmethods:\n"
+                         "  - {method: task_arithmetic, lambda: 0.7}\neval:\n  tasks: '"
+                      << fam << "/tasks/*.h5'\n  limit: 2\n  dtype: bfloat16\noutput: '" << arch << "'\n";
+  auto r = test::run_cli("sweep --quiet " + spec);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::uint64_t id = 0;
+  for (const auto& c : archive::read(arch).configs)
+    if (c.config.kind == "merge") {
+      id = c.config.id;
+      ASSERT_EQ(c.fingerprints.size(), 1u);
+      EXPECT_EQ(c.fingerprints[0].dtype, "bfloat16");
+    }
+  r = test::run_cli("archive model " + arch + " " + hex(id) + " " + (s.dir / "rebuilt-bf16"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("this is the model the sweep evaluated"), std::string::npos) << r.err;
 }
 
 // The exported YAML through `mergesweep merge`: bitwise for TA and TIES. DARE's YAML is refused:
@@ -205,6 +279,40 @@ TEST(ArchiveModel, RefusesBaselinesAndUnknownIds) {
   r = test::run_cli("archive model " + s.archive + " not-hex " + (s.dir / "x"));
   EXPECT_NE(r.err.find("'not-hex' is not a config id"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(s.dir / "x"));
+}
+
+// Checkpoints by name where a user reads results: the plan's list, archive info (models, not
+// files), the exports' member_names next to members.
+TEST(ArchiveNames, CheckpointsShowByNameInThePlanInfoAndExports) {
+  const Study& s = study();
+  auto r = test::run_cli("sweep " + s.spec + " --plan --list");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("checkpoints (number name): 1 ft-00 2 ft-01 3 ft-02"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" {ft-00}\n"), std::string::npos) << r.out;  // checkpoint 1 alone
+  EXPECT_EQ(r.out.find(" {1}\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(",ft-0"), std::string::npos) << "merges list their members by name: " << r.out;
+  const auto contents = archive::read(s.archive);
+  std::set<int> models;
+  for (const auto& f : contents.checkpoints) models.insert(f.model);
+  r = test::run_cli("archive info " + s.archive);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("models: the base (base) and " + std::to_string(models.size() - 1) + " checkpoints, in " +
+                       std::to_string(contents.checkpoints.size()) + " files\n  1 ft-00, 2 ft-01"),
+            std::string::npos) << r.out;
+  r = test::run_cli("archive export " + s.archive + " --out " + (s.dir / "names-export"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string configs = test::read_file(s.dir / "names-export/configs.csv");
+  EXPECT_EQ(configs.rfind("config_id,kind,method,params,n,sample,members,member_names\n", 0), 0u) << configs;
+  for (const auto& c : contents.configs) {
+    if (c.config.kind != "merge") continue;
+    std::string nums, names;
+    for (int k : c.config.members) {
+      nums += (nums.empty() ? "" : ",") + std::to_string(k);
+      names += (names.empty() ? "" : ",") + std::string(k - 1 < 10 ? "ft-0" : "ft-") + std::to_string(k - 1);
+    }
+    EXPECT_NE(configs.find("\"" + nums + "\",\"" + names + "\"\n"), std::string::npos) << nums << " " << names;
+    break;
+  }
 }
 
 // Lines: best first by acc, equal scores by config id; gain = value - base; filters apply.

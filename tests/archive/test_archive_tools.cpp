@@ -97,7 +97,7 @@ TEST(ArchiveTools, ExportWritesTidyTables) {
   ms::test::TempDir tmp;
   write_archive(tmp / "a.h5", 0, 9);
   const auto files = export_tables(tmp / "a.h5", tmp / "out", "csv");
-  EXPECT_EQ(files.size(), 11u);
+  EXPECT_EQ(files.size(), 12u);
   auto lines = [&](const std::string& name) {
     std::ifstream in(tmp / ("out/" + name));
     std::vector<std::string> v;
@@ -106,7 +106,7 @@ TEST(ArchiveTools, ExportWritesTidyTables) {
   };
   const auto res = lines("results.csv");
   ASSERT_EQ(res.size(), 1u + 9 * kTasks * 2);
-  EXPECT_EQ(res[0], "config_id,kind,method,params,n,sample,members,task,metric,value,stderr,items");
+  EXPECT_EQ(res[0], "config_id,kind,method,params,n,sample,members,member_names,task,metric,value,stderr,items");
   // Config 1: merge, ties, params with commas and quotes (CSV-quoted), members "2,3".
   EXPECT_EQ(res[1 + kTasks * 2].rfind(std::to_string(config_id(1)) + ",merge,ties,\"{\"\"density\"\":0.1,", 0), 0u)
       << res[1 + kTasks * 2];
@@ -137,7 +137,7 @@ TEST(ArchiveTools, ExportToParquetPassesPathsWithoutAShell) {
   ::setenv("MS_PYTHON", fake.c_str(), 1);
   const auto files = export_tables(tmp / "a.h5", out, "parquet");
   ::unsetenv("MS_PYTHON");
-  ASSERT_EQ(files.size(), 11u);
+  ASSERT_EQ(files.size(), 12u);
   for (const auto& f : files) {
     EXPECT_EQ(f.rfind(out + "/", 0), 0u) << f;
     EXPECT_TRUE(std::filesystem::exists(f)) << f;
@@ -145,7 +145,7 @@ TEST(ArchiveTools, ExportToParquetPassesPathsWithoutAShell) {
   std::ifstream args(out + "/args.txt");
   std::vector<std::string> seen;
   for (std::string l; std::getline(args, l);) seen.push_back(l);
-  ASSERT_EQ(seen.size(), 11u);
+  ASSERT_EQ(seen.size(), 12u);
   EXPECT_EQ(seen[0], out + "/checkpoints.csv");
 }
 

@@ -71,8 +71,8 @@ def test_h5py_and_pandas_read_every_table(cli, source, tmp_path):
     out = tmp_path / "cpp.h5"
     subprocess.run([cli, "archive", "merge", str(src), "--out", str(out)], check=True, capture_output=True)
     attrs, t = load(out)
-    # merge writes the current format (4) from the version-1 source: the generation and failure tables are empty.
-    assert attrs["format_version"] == 4 and attrs["plan_hash"] == "plan-A"
+    # merge writes the current format (5) from the version-1 source: the generation and failure tables are empty.
+    assert attrs["format_version"] == 5 and attrs["plan_hash"] == "plan-A"
     assert isinstance(attrs["spec_text"], str)
     assert {k: len(v) for k, v in t.items()} == {"checkpoints": 3, "tasks": 1, "specs": 1, "configs": 3,
                                                  "results": 3, "model_stats": 2, "probes": 3, "timings": 3,
@@ -102,8 +102,11 @@ def test_csv_export_reads_back_with_pandas(cli, source, tmp_path):
                    capture_output=True)
     res = pd.read_csv(tmp_path / "csv/results.csv", dtype={"config_id": "uint64", "members": str})
     assert len(res) == 3 and res["config_id"].iloc[0] == big
-    assert list(res.columns) == ["config_id", "kind", "method", "params", "n", "sample", "members", "task",
-                                 "metric", "value", "stderr", "items"]
+    assert list(res.columns) == ["config_id", "kind", "method", "params", "n", "sample", "members", "member_names",
+                                 "task", "metric", "value", "stderr", "items"]
+    ck = pd.read_csv(tmp_path / "csv/checkpoints.csv")
+    names = dict(zip(ck["model"], ck["name"]))
+    assert res["member_names"].iloc[0] == f"{names[1]},{names[2]}"  # members 1,2 by their /checkpoints names
     assert res["params"].iloc[0] == '{"lambda":1.0}'
     ms = pd.read_csv(tmp_path / "csv/model_stats.csv")
     assert ms["l2_embed"].isna().iloc[0] and ms["l2_embed"].iloc[1] == 0.5
@@ -153,7 +156,7 @@ def test_generations_round_trip_through_the_cpp_writer(cli, source_v2, tmp_path)
     out = tmp_path / "cpp2.h5"
     subprocess.run([cli, "archive", "merge", str(source_v2), "--out", str(out)], check=True, capture_output=True)
     attrs, t = load(out)
-    assert attrs["format_version"] == 4
+    assert attrs["format_version"] == 5
     g, tok, txt = t["generations"], t["generation_tokens"]["token"].to_numpy(), t["generation_text"]["byte"]
     assert len(g) == 3
     text = txt.to_numpy().tobytes()

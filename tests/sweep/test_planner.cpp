@@ -166,3 +166,40 @@ TEST(Spec, ScheduleCommIsAutoMpiOrNccl) {
 }
 }  // namespace
 }  // namespace ms::sweep
+
+namespace ms::sweep {
+namespace {
+// Checkpoints by name: the folder's name by default, `name:` in an entry {path, name}; names
+// unique (a clash is refused with the fix), no commas; errors about a checkpoint name it.
+TEST(Spec, CheckpointsHaveUniqueShortNames) {
+  SweepSpec spec = parse_spec(kSpec, "/studies/x/spec.yaml");
+  EXPECT_EQ(spec.checkpoint_names, (std::vector<std::string>{"a", "b", "c", "d", "e", "f"}));
+  EXPECT_EQ(spec.checkpoint_field(2), "checkpoints[2] (c)");
+  std::string s = kSpec;
+  s.replace(s.find("[m/a, m/b,"), 10, "[{path: m/a, name: first}, m/other/b/,");
+  spec = parse_spec(s, "/studies/x/spec.yaml");
+  EXPECT_EQ(spec.checkpoints[0], "/studies/x/m/a");
+  EXPECT_EQ(spec.checkpoint_names[0], "first");
+  EXPECT_EQ(spec.checkpoint_names[1], "b") << "a trailing slash does not hide the folder's name";
+
+  s = kSpec;
+  s.replace(s.find("m/b,"), 4, "n/a,");
+  const std::string clash = error_of(s);
+  EXPECT_NE(clash.find("two checkpoints are named 'a' (checkpoints[0]: m/a, and checkpoints[1]: n/a)"), std::string::npos)
+      << clash;
+  EXPECT_NE(clash.find("{path: n/a, name: a-2}"), std::string::npos) << clash;
+  s = kSpec;
+  s.replace(s.find("m/b,"), 4, "{path: m/b, name: 'x,y'},");
+  EXPECT_NE(error_of(s).find("may not contain commas"), std::string::npos) << error_of(s);
+  s = kSpec;
+  s.replace(s.find("m/b,"), 4, "{path: 'm/*', name: b},");
+  EXPECT_NE(error_of(s).find("is a pattern"), std::string::npos) << error_of(s);
+  s = kSpec;
+  s.replace(s.find("m/b,"), 4, "{name: b},");
+  EXPECT_NE(error_of(s).find("checkpoints[1].path"), std::string::npos) << error_of(s);
+  s = kSpec;
+  s.replace(s.find("m/b,"), 4, "{path: m/b, nam: b},");
+  EXPECT_NE(error_of(s).find("unknown key 'nam'"), std::string::npos) << error_of(s);
+}
+}  // namespace
+}  // namespace ms::sweep

@@ -49,6 +49,7 @@ archive::ConfigResult sample_result() {
   roll.doc_words = {500, 2};
   roll.doc_bytes = {2800, 9};
   r.items.push_back(roll);
+  r.fingerprints.push_back({id, 0xfedcba9876543210ULL, "bfloat16"});  // the top bit set: a full uint64
   return r;
 }
 
@@ -111,6 +112,10 @@ TEST(ResultCodec, RoundTripKeepsEveryFieldBitForBit) {
     EXPECT_EQ(x.doc_words, y.doc_words);
     EXPECT_EQ(x.doc_bytes, y.doc_bytes);
   }
+  ASSERT_EQ(b.fingerprints.size(), 1u);
+  EXPECT_EQ(b.fingerprints[0].config_id, a.fingerprints[0].config_id);
+  EXPECT_EQ(b.fingerprints[0].fingerprint, a.fingerprints[0].fingerprint);
+  EXPECT_EQ(b.fingerprints[0].dtype, a.fingerprints[0].dtype);
 }
 
 TEST(ResultCodec, AConfigWithoutGenerationsDecodesToNone) {

@@ -67,6 +67,7 @@ struct Row {
   std::vector<double> stats;
   std::vector<std::tuple<std::string, int, double, double>> probes;
   std::vector<std::string> items;  // per task: its per-item rows' bytes
+  std::vector<std::uint64_t> fingerprints;  // the evaluated model's (one)
   std::string config;
 };
 
@@ -91,6 +92,8 @@ std::map<std::uint64_t, Row> load(const std::string& path) {
     for (const auto& it : c.items)
       r.items.push_back(it.task + "|" + it.kind + "|" + bytes_of(it.outcome) + bytes_of(it.chosen) +
                         bytes_of(it.gold_loglik) + bytes_of(it.doc_loglik) + bytes_of(it.doc_tokens));
+    for (const auto& f : c.fingerprints) r.fingerprints.push_back(f.fingerprint);
+    EXPECT_EQ(r.fingerprints.size(), 1u) << "config " << c.config.id << " of " << path;
     std::string m;
     for (int k : c.config.members) m += std::to_string(k) + ",";
     r.config = c.config.kind + "|" + c.config.method + "|" + c.config.params + "|" + m;
@@ -111,6 +114,7 @@ void expect_same(const std::map<std::uint64_t, Row>& a, const std::map<std::uint
     EXPECT_EQ(ra.stats, rb.stats) << what << ": model stats of " << ra.config;
     EXPECT_EQ(ra.probes, rb.probes) << what << ": probes of " << ra.config;
     EXPECT_EQ(ra.items, rb.items) << what << ": per-item rows of " << ra.config;
+    EXPECT_EQ(ra.fingerprints, rb.fingerprints) << what << ": fingerprint of " << ra.config;
   }
 }
 

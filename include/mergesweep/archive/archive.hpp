@@ -18,9 +18,9 @@
 namespace ms::archive {
 
 // Version 2 added the generation tables, version 3 the failures table, version 4 the per-item
-// outcome tables (docs/formats.md). Readers read every version from 1; a writer only appends to
+// outcome tables, version 5 the merged models' fingerprints (docs/formats.md). Readers read every version from 1; a writer only appends to
 // an archive of its own version.
-inline constexpr int kFormatVersion = 4;
+inline constexpr int kFormatVersion = 5;
 
 struct Provenance {
   std::string spec_text;       // the YAML as given
@@ -121,6 +121,15 @@ struct ItemOutcomes {
   std::size_t size() const { return kind == "rolling" ? doc_loglik.size() : outcome.size(); }
 };
 
+// The fingerprint of the model a config evaluated (core/fingerprint.hpp: XXH64 of every tensor's
+// bytes in the eval dtype, combined in name order), so that a rebuilt model can be proven to be
+// that model (`mergesweep archive model`). Format version 5.
+struct FingerprintRecord {
+  std::uint64_t config_id = 0;
+  std::uint64_t fingerprint = 0;
+  std::string dtype;            // the dtype whose bytes were hashed: float32 or bfloat16
+};
+
 // A config that failed on a rank of its group (the group agreed on it and went on). The config
 // stays out of /configs, so the next run of the same command retries it; its /failures rows stay
 // as the history of what went wrong (one per failed attempt).
@@ -142,6 +151,7 @@ struct ConfigResult {
   TimingRecord timing;
   std::vector<GenerationRecord> generations;  // generate_until tasks, in task then item order
   std::vector<ItemOutcomes> items;            // scored tasks, in task order (format version 4)
+  std::vector<FingerprintRecord> fingerprints;  // 0 or 1 (format version 5)
 };
 
 class Writer {
@@ -175,5 +185,11 @@ struct Contents {
   std::vector<FailureRecord> failures;             // in commit order (empty before format version 3)
 };
 Contents read(const std::string& path);
+
+// Each model's short name (0 = base, k = checkpoint k) from /checkpoints, whose rows are one per
+// file: the spec's `name:` or the folder's name, as recorded when the archive was created.
+std::map<std::int32_t, std::string> model_names(const std::vector<CheckpointRecord>& files);
+// Members by name, joined with commas ("ft-01,ft-04"); a member without a name shows its number.
+std::string member_names_text(const std::vector<std::int32_t>& members, const std::map<std::int32_t, std::string>& names);
 
 }  // namespace ms::archive

@@ -32,6 +32,7 @@ struct RebuildPlan {
   std::vector<ResultRecord> base_results;         // and of the base (for the card's gains)
   std::string eval_dtype = "float32";             // the spec's eval.dtype: the dtype the sweep evaluated in
   std::string vocabulary = "base";                // the spec's vocabulary choice
+  std::vector<FingerprintRecord> fingerprint;     // the evaluated model's (none before format version 5)
   // The merge as the sweep ran it: members indexed by their global checkpoint number - 1 (DARE
   // masks depend on it), the vocabulary choice, output in the eval dtype. out_dir and device are
   // the caller's.
@@ -52,14 +53,30 @@ void check_checkpoints(const RebuildPlan& plan);
 // row-wise SLERP, Model Stock's angle mean, methods mergekit lacks).
 std::string mergekit_yaml(const RebuildPlan& plan);
 
-// README.md of the rebuilt model: method, members, parameters, the archive's scores with gains
-// over the base, plan hash, mergesweep version. `l2_from_base` < 0 leaves it out.
-std::string model_card(const RebuildPlan& plan, double l2_from_base);
+// The model fingerprint (core/fingerprint.hpp) of a model folder's tensors as stored: XXH64 of
+// each tensor's bytes, combined in name order. Of a folder written in the eval dtype it equals the
+// sweep's fingerprint of the same bytes.
+std::uint64_t folder_fingerprint(const std::string& dir);
 
-// Checks the checkpoints, merges into a temporary sibling of `out`, adds README.md, renames it to
-// `out` (which must not exist).
-merge::StreamingReport rebuild_model(RebuildPlan plan, const std::string& out, c10::Device device,
-                                     const std::function<void(std::size_t, std::size_t)>& progress = {});
+// What a rebuild made, and whether it is provably the model the sweep evaluated.
+struct RebuildReport {
+  merge::StreamingReport merge;
+  std::uint64_t fingerprint = 0;  // of the rebuilt folder
+  enum class Verdict { Match, Mismatch, NotRecorded } verdict = Verdict::NotRecorded;
+};
+// "matches ..." / "DIFFERS ..." / "not recorded ...": the verdict in words, for the card and the CLI.
+std::string describe_verdict(const RebuildPlan& plan, const RebuildReport& rep);
+
+// README.md of the rebuilt model: method, members, parameters, the archive's scores with gains
+// over the base, plan hash, mergesweep version, the fingerprint verdict. `l2_from_base` < 0 in
+// `rep.merge` leaves it out.
+std::string model_card(const RebuildPlan& plan, const RebuildReport& rep);
+
+// Checks the checkpoints, merges into a temporary sibling of `out`, fingerprints it against the
+// archive's, adds README.md, renames it to `out` (which must not exist). A mismatch is reported,
+// not thrown: the folder is kept for inspection and the caller decides the exit status.
+RebuildReport rebuild_model(RebuildPlan plan, const std::string& out, c10::Device device,
+                            const std::function<void(std::size_t, std::size_t)>& progress = {});
 
 // Metrics where a smaller value is better (perplexities, bits per byte).
 bool lower_is_better(const std::string& metric);

@@ -31,6 +31,8 @@ struct Summary {
   std::map<std::string, GenerationTaskStatus> generations;  // task -> status (format version 2)
   std::uint64_t failures = 0;           // /failures rows: failed attempts (format version 3)
   std::uint64_t failed_not_done = 0;    // configs that failed and have no /configs row yet
+  std::map<std::int32_t, std::string> models;  // 0 = the base, k = checkpoint k: its name
+  std::uint64_t model_files = 0;               // /checkpoints rows: files of those models
 };
 Summary summarize(const std::string& path);
 

@@ -55,6 +55,9 @@ struct SweepSpec {
   std::string name;
   std::string base;                 // resolved paths (relative ones are relative to the spec's folder)
   std::vector<std::string> checkpoints;
+  // Each checkpoint's short name, unique: the entry's `name:`, else its folder's name (a hub
+  // model's repository name, an adapter's folder for model+adapter). Shown wherever results are read.
+  std::vector<std::string> checkpoint_names;
   std::vector<int> sizes;
   int samples = 1;
   std::uint64_t seed = 0;
@@ -67,6 +70,8 @@ struct SweepSpec {
   // evaluation the base's tokenizer); "exact" refuses them, naming both vocabularies.
   std::string vocabulary = "base";
   io::VocabChoice vocab_choice() const;
+  // "checkpoints[k] (NAME)": checkpoint k (0-based, spec order after globs) in error messages.
+  std::string checkpoint_field(std::size_t k) const;
 };
 
 // Parses and validates the text (no file checks): for tests and --plan of specs in memory.
