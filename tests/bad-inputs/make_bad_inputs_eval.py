@@ -197,6 +197,14 @@ def main():
     case("eval_bad_json_folder", f"eval {MODEL} --tasks {PACK} --limit 2 --json {{tmp}}/no/such/dir/r.json",
          ["r.json", "--json", "does not exist"], absent=["{tmp}/no/such/dir/r.json"])
 
+    # several models (eval A B ...): what a comparison refuses
+    other = "../fixtures/lmeval_fewshot/model"  # another tokenizer with the same vocab_size (320)
+    case("eval_compare_other_tokenizer", f"eval {MODEL} {other} --tasks {PACK}",
+         [f"{other}/tokenizer.json", "MODEL 2", "token id 260", "must share a tokenizer"])
+    case("eval_compare_missing_model", f"eval {MODEL} inputs/eval/no_such_model --tasks {PACK}",
+         ["MODEL 2", "inputs/eval/no_such_model", "no such file"])
+    case("eval_compare_probes", f"eval {MODEL} {MODEL} --tasks {PACK} --probes x.h5", ["--probes", "on its own"])
+
     with open(os.path.join(HERE, "cases-eval.json"), "w") as f:
         json.dump({"cases": CASES}, f, indent=1)
     print(f"{len(CASES)} cases")
