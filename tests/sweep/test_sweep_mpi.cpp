@@ -20,7 +20,6 @@
 #include <regex>
 #include <thread>
 
-#include "common/lora_family.hpp"
 #include "common/mixed_family.hpp"
 #include "common/test_util.hpp"
 #include "mergesweep/archive/archive.hpp"
@@ -579,53 +578,6 @@ TEST_F(SweepMpi, MixedDtypeFamilyGivesTheNumbersOfItsFloat32Twin) {
   EXPECT_EQ(plan_out.exit_code, 0) << plan_out.err;
   EXPECT_NE(plan_out.out.find("BF16"), std::string::npos) << plan_out.out;
   EXPECT_NE(plan_out.out.find("widened to float32"), std::string::npos) << plan_out.out;
-}
-
-// LoRA adapters as a sweep's checkpoints are held factored (A, B and saved tensors; each folded
-// tensor formed when a merge reads it): the archive is bitwise that of the same adapters
-// densified (folded, held as full checkpoints), at np=1 and in a group of two ranks.
-TEST_F(SweepMpi, FactoredLoraAdaptersGiveTheNumbersOfTheirDensifiedTwins) {
-  const std::string base = family_dir() + "/base";
-  setenv("MS_CACHE_DIR", (dir() / "lora-cache").c_str(), 1);  // the ranks inherit it
-  std::vector<test::LoraPlan> plans(3);
-  plans[0].targets = {"q_proj", "v_proj"};
-  plans[0].seed = 31;
-  plans[1].targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-  plans[1].r = 8, plans[1].alpha = 16, plans[1].rslora = true, plans[1].dtype = "bfloat16", plans[1].seed = 32;
-  plans[1].rank_pattern = {{"down_proj", 2}};
-  plans[1].alpha_pattern = {{"o_proj", 4.0}};
-  plans[1].modules_to_save = {"model.norm.weight"};
-  plans[2].targets = {"up_proj"};
-  plans[2].r = 2, plans[2].dtype = "float16", plans[2].seed = 33;
-  std::string adapters;
-  for (std::size_t k = 0; k < plans.size(); ++k) {
-    const std::string adapter = dir() / ("adapters/ad-" + std::to_string(k));
-    test::write_lora_adapter(base, adapter, plans[k]);
-    test::write_densified(adapter, base, dir() / ("densified/ft-" + std::to_string(k)));
-    adapters += (k ? ", '" : "'") + adapter + "'";
-  }
-  const auto spec = [&](const std::string& checkpoints, const std::string& out) {
-    return "name: lora\nbase: '" + base + "'\ncheckpoints: " + checkpoints + "\n"
-           "subsets: {sizes: [2, 3], samples: 1, seed: 5}\nmethods:\n"
-           "  - {method: task_arithmetic, lambda: 0.7}\n  - {method: ties, density: 0.3}\n"
-           "  - {method: ties, density: 0.3, trim: global}\n  - {method: dare_ties, density: 0.5}\n"
-           "  - {method: model_stock}\n  - {method: linear}\n"
-           "eval:\n  tasks: '" + family_dir() + "/tasks/*.h5'\n  limit: 6\noutput: '" + out + "'\n";
-  };
-  std::map<std::string, std::map<std::uint64_t, Row>> got;
-  for (const auto& [kind, np] : std::vector<std::pair<std::string, int>>{{"densified", 1}, {"factored", 1}, {"factored", 2}}) {
-    const std::string out = dir() / ("lora-" + kind + "-np" + std::to_string(np) + ".h5");
-    write(out + ".yaml", spec(kind == "factored" ? "[" + adapters + "]" : "'" + (dir() / "densified/ft-*") + "'", out));
-    ASSERT_EQ(sh(mpirun(np) + cli() + " sweep --quiet -g " + std::to_string(np) + " " + out + ".yaml"), 0) << kind;
-    got[kind + std::to_string(np)] = load(out);
-  }
-  ASSERT_EQ(got["densified1"].size(), 4u + 6u * 2u);
-  expect_same(got["densified1"], got["factored1"], "factored adapters, np=1");
-  expect_same(got["densified1"], got["factored2"], "factored adapters, np=2 g=2");
-  const auto plan_out = test::run_cli("sweep --plan " + (dir() / "lora-factored-np1.h5.yaml"));
-  EXPECT_EQ(plan_out.exit_code, 0) << plan_out.err;
-  EXPECT_NE(plan_out.out.find("held factored"), std::string::npos) << plan_out.out;
-  unsetenv("MS_CACHE_DIR");
 }
 
 }  // namespace

@@ -6,6 +6,12 @@
 // τᵢ = float32(θᵢ) − float32(θ₀): both widenings and the float32 subtraction are exact functions of
 // the stored bits, so every merge is bitwise what a float32-resident τ gives (Residency::
 // Float32TaskVectors keeps that older layout for comparison: tests and the bench).
+//
+// A LoRA adapter that io::check_family marks factored is held as its A and B (on the CPU) and its
+// saved tensors; a tensor it leaves is read from θ₀. A merge, baseline or τ that reads one of its
+// tensors forms it with io::fold_lora_into (the function that writes the folded folder) into a
+// float32 fold slot, one per factored member of the request, so every number is the densified
+// adapter's bit for bit (docs/checkpoints.md, "Adapters stay factored in a sweep").
 #pragma once
 
 #include <c10/core/Device.h>
