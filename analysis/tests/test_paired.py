@@ -68,7 +68,7 @@ def engine_archive(tmp_path_factory):
     r = subprocess.run([exe, "sweep", str(d / "study.yaml"), "--output", str(archive), "--quiet"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    if analysis.reader.read_archive(str(archive)).attributes.get("format_version") not in (4, "4"):
+    if int(analysis.reader.read_archive(str(archive)).attributes.get("format_version", 0)) < 4:
         pytest.skip("the engine at MS_BUILD writes no per-item rows (format version < 4)")
     return exe, archive
 
