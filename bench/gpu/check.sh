@@ -308,6 +308,9 @@ demo_and_memory() {
 benchmarks() {
   local t="$B_OUT" model="$B_OUT/llama-1b" py="$PY -u" dev=cuda shape=8b size=() fwd=(--batch 8 --seq 1024)
   local ev=(--items 500 --fewshot-items 500) gen=(--items 128 --max-gen-toks 64)
+  # No network there: transformers, datasets and lm-eval must not try the hub (a local folder and
+  # local task files are all they read).
+  export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
   if [ "$B_CPU" = 1 ]; then
     dev=cpu shape=toy model="$B_OUT/llama-toy" size=(--hidden 128 --layers 2 --ffn 256 --heads 4 --kv-heads 2)
     fwd=(--batch 2 --seq 128) ev=(--items 40 --fewshot-items 40) gen=(--items 16 --max-gen-toks 16 --hf-batch 8)
