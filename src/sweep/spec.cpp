@@ -117,7 +117,7 @@ void parse_checkpoints(const Ctx& c, const YAML::Node& n, const std::string& dir
     for (std::size_t i = 0; i < n.size(); ++i) {
       const std::string field = "checkpoints[" + std::to_string(i) + "]";
       if (!n[i].IsMap()) {
-        add_plain(n[i], field);
+        add_plain(n[i], "checkpoints");  // a path or glob: errors name the field as a whole list's
         continue;
       }
       c.check_keys(n[i], field, {"path", "name"});
