@@ -7,10 +7,10 @@
 # Nodes as in two_nodes_tcp.sh: namespaces joined by a veth pair made inside them (10.231.0.1 and
 # 10.231.0.2; the host's network is not touched). slurmctld and one slurmd run in node A, the
 # second slurmd in node B (`slurmd -N`), each under `nsenter --net` (not `ip netns exec`, whose
-# fresh /sys lacks the cgroup mounts slurmd needs) plus its own UTS and mount namespace; a tmpfs
-# on /tmp gives each node its own /tmp (Slurm's PMIx plugin makes per-step folders there whose
-# names would clash on a shared /tmp). The shared "file system" is a folder under /var/tmp.
-# munged runs on the host: its socket is a file, reachable from both namespaces.
+# fresh /sys lacks the cgroup mounts slurmd needs) plus its own UTS and mount namespace; tmpfs
+# mounts give each node its own /tmp and /dev/shm (Slurm's PMIx plugin makes per-step folders in
+# /tmp whose names would clash on a shared /tmp). The shared "file system" is a folder under
+# /var/tmp. munged runs on the host: its socket is a file, reachable from both namespaces.
 #
 # usage: tests/faults/two_nodes_slurm.sh MERGESWEEP
 # Exit 0 pass, 1 fail, 77 skipped (not root, or SLURM/munge/mpirun not installed).
@@ -80,13 +80,15 @@ ip -n "$NS_B" link set veth-b up
 INODE_A=$(stat -L -c %i "/run/netns/$NS_A")
 INODE_B=$(stat -L -c %i "/run/netns/$NS_B")
 
-# on_node a|b COMMAND...: runs COMMAND on that node: its network, its hostname, its own /tmp.
+# on_node a|b COMMAND...: runs COMMAND on that node: its network, its hostname, its own /tmp and
+# /dev/shm (per-node scratch; PMIx names its files by job and step, which both nodes share).
 on_node() {
   local n=$1; shift
   local ns=$NS_A
   [ "$n" = b ] && ns=$NS_B
   nsenter --net="/run/netns/$ns" unshare --uts --mount --propagation private \
-    sh -c 'hostname "ms-node-$1"; mount -t tmpfs -o size=256m,mode=1777 tmpfs /tmp; shift; exec "$@"' sh "$n" "$@"
+    sh -c 'hostname "ms-node-$1"; for d in /tmp /dev/shm; do mount -t tmpfs -o size=256m,mode=1777 tmpfs $d; done
+           shift; exec "$@"' sh "$n" "$@"
 }
 # Clients (sbatch, scontrol, sinfo) run in node A, where slurmctld listens.
 client() { nsenter --net="/run/netns/$NS_A" "$@"; }
@@ -287,25 +289,27 @@ same_numbers ref clean "sbatch -N 2"
 say "sbatch -N 2: job $id COMPLETED, ranks 0,2 on ms-node-a and 1,3 on ms-node-b, $bytes bytes over the veth, archive equals the reference"
 
 # --- 2. node B lost mid-sweep -------------------------------------------------------------------
-# A paced job (0.4 s per config, MS_TEST_FAIL_CONFIG pace: numbers unchanged); once a quarter of
-# the plan is committed, SIGKILL of everything in node B: its slurmd, the step's slurmstepd and
-# both ranks. SLURM must take the job off node B within LOSS_BOUND_S; once slurmd B is back
-# (as a rebooted node returns), the requeued job must resume and complete the study.
+# A paced job (0.4 s per config, MS_TEST_FAIL_CONFIG pace: numbers unchanged); once its progress
+# line (every second) reports a quarter of the plan run, SIGKILL of everything in node B: its
+# slurmd, the step's slurmstepd and both ranks. SLURM must take the job off node B within
+# LOSS_BOUND_S; once slurmd B is back (as a rebooted node returns), the requeued job must resume
+# and complete the study.
 LOSS_BOUND_S=90
-id=$(sbatch_sweep lost lost.h5 MS_TEST_FAIL_CONFIG=any:any:pace)
+id=$(sbatch_sweep lost lost.h5 MS_TEST_FAIL_CONFIG=any:any:pace "MS_SWEEP_ARGS=--progress-interval 1")
 want=$((PLANNED / 4))
+done_now=0
 for _ in $(seq 900); do
-  (($(committed_configs lost.h5) >= want)) && break
+  [ -f "lost-$id.out" ] && done_now="$(sed -n 's/.*progress: \([0-9]*\)\/[0-9]* configs.*/\1/p' "lost-$id.out" | tail -n1)"
+  ((${done_now:-0} >= want)) && break
   sleep 0.2
 done
-before=$(committed_configs lost.h5)
-((before >= want)) || die "job $id committed $before configs (wanted $want before losing node B)"
-((before < PLANNED)) || die "job $id finished before node B could be lost"
+((${done_now:-0} >= want)) || die "job $id reports ${done_now:-0} configs run (wanted $want before losing node B)"
+[ "$(job_field "$id" JobState)" = RUNNING ] || die "job $id is no longer running: node B could not be lost mid-sweep"
 victims="$(ip netns pids "$NS_B")"
 names="$(for p in $victims; do cat "/proc/$p/comm" 2>/dev/null; done | sort | uniq -c | tr -s ' \n' ' ')"
 t_kill=$SECONDS
 for p in $victims; do kill -KILL "$p" 2>/dev/null || true; done
-say "killed every process of node B ($names) with $before of $PLANNED configs committed (job $id)"
+say "killed every process of node B ($names); job $id had reported $done_now configs run"
 # The job must leave node B: requeued (PENDING), or ended.
 st=""
 for _ in $(seq $((LOSS_BOUND_S * 2))); do
@@ -328,6 +332,7 @@ done
 "$MS" archive verify lost.h5 >lost-verify.log 2>&1 || die "the partial archive does not verify: $(cat lost-verify.log)"
 partial=$(committed_configs lost.h5)
 ((partial < PLANNED)) || die "lost.h5 is complete although node B was lost mid-sweep"
+((partial > 0)) || die "job $id committed nothing before node B was lost"
 say "partial archive verifies: $partial configs"
 
 # Node B reboots: nothing of it runs, its /tmp is new, and what the killed slurmstepd's PMIx
