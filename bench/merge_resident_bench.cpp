@@ -155,7 +155,7 @@ int synthetic_bench(const std::string& shape, int layers, int checkpoints, const
   for (int i = 0; i < reps; ++i) copy_all();
   const double copy_s = seconds_since(t0) / reps;
   const double copy_gbs = 2.0 * static_cast<double>(model_bytes) * (checkpoints + 1) / 1e9 / copy_s;
-  std::printf("  copy of the same %.3f GB (base + %d checkpoints) on the device: %.4f s, %.1f GB/s (read + written)\n",
+  std::printf("  copy of the same %.3f GB (base + %d checkpoints) on the device: %.4f s, %.2f GB/s (read + written)\n",
               static_cast<double>(model_bytes) * (checkpoints + 1) / 1e9, checkpoints, copy_s, copy_gbs);
 
   std::stringstream list(methods);
@@ -170,7 +170,7 @@ int synthetic_bench(const std::string& shape, int layers, int checkpoints, const
     for (int i = 0; i < checkpoints; ++i) r.members.push_back({"ck", i, 1.0 / checkpoints, 0.1});
     const auto [first_s, s] = time_merges_to_nowhere(models, r, reps);
     const double gbs = (static_cast<double>(model_bytes) * (checkpoints + 1) + static_cast<double>(out_bytes)) / 1e9 / s;
-    std::printf("  %-16s n=%d: %8.4f s/merge, %7.1f GB/s (read + written) = %5.1f%% of the copy's; first merge %.3f s\n",
+    std::printf("  %-16s n=%d: %8.4f s/merge, %8.2f GB/s (read + written) = %5.1f%% of the copy's; first merge %.3f s\n",
                 name.c_str(), checkpoints, s, gbs, 100.0 * gbs / copy_gbs, first_s);
   }
   return 0;
