@@ -87,7 +87,12 @@ std::vector<PairedRow> paired_rows(const std::vector<eval::TaskPack>& packs, con
         double sum = 0;
         for (std::size_t i = 0; i < a.size(); ++i) sum += d[i] = static_cast<double>(b[i]) - static_cast<double>(a[i]);
         series.push_back(std::move(d));
-        PairedRow r{m, q, packs[k].name, static_cast<std::int64_t>(a.size()), sum / static_cast<double>(a.size()), {},
+        PairedRow r{m,
+                    q,
+                    packs[k].name,
+                    static_cast<std::int64_t>(a.size()),
+                    sum / static_cast<double>(a.size()),
+                    {},
                     eval::mcnemar_exact(b, a)};
         task_rows.push_back(std::move(r));
       }
@@ -102,8 +107,13 @@ std::vector<PairedRow> paired_rows(const std::vector<eval::TaskPack>& packs, con
   if (tasks == 0) return rows;
   for (std::size_t s = 0; s < comparisons; ++s) {
     for (double& t : theta_sum[s]) t /= static_cast<double>(tasks);
-    PairedRow r{1 + s / kNumMetrics, s % kNumMetrics, "mean", 0, diff_sum[s] / static_cast<double>(tasks),
-                eval::percentile_interval(theta_sum[s], o.level), std::nullopt};
+    PairedRow r{1 + s / kNumMetrics,
+                s % kNumMetrics,
+                "mean",
+                0,
+                diff_sum[s] / static_cast<double>(tasks),
+                eval::percentile_interval(theta_sum[s], o.level),
+                std::nullopt};
     for (const auto& x : rows) r.items += x.model == r.model && x.metric == r.metric ? x.items : 0;
     rows.push_back(std::move(r));
   }
@@ -147,8 +157,8 @@ void print_scores(const std::vector<eval::TaskPack>& packs, const std::vector<Co
   bool first = true;
   for (std::size_t q = 0; q < kNumMetrics && tasks > 0; ++q) {
     if (!all_metrics && !kMetrics[q].by_default) continue;
-    std::vector<std::string> row{first ? "mean" : "", first ? std::to_string(tasks) + (tasks == 1 ? " task" : " tasks") : "",
-                                 kMetrics[q].name};
+    std::vector<std::string> row{
+        first ? "mean" : "", first ? std::to_string(tasks) + (tasks == 1 ? " task" : " tasks") : "", kMetrics[q].name};
     for (std::size_t m = 0; m < models.size(); ++m) row.push_back(fixed(sums[q][m] / static_cast<double>(tasks)));
     rows.push_back(std::move(row));
     first = false;
@@ -176,8 +186,8 @@ void print_paired(const std::vector<PairedRow>& rows, const std::vector<Compared
     last_model = r.model;
     out.push_back({new_model ? models[r.model].name : "", r.task, kMetrics[r.metric].name, signed_fixed(r.diff),
                    "[" + signed_fixed(r.ci.lo) + ", " + signed_fixed(r.ci.hi) + "]",
-                   r.mcnemar ? std::to_string(r.mcnemar->only_a) : "", r.mcnemar ? std::to_string(r.mcnemar->only_b) : "",
-                   r.mcnemar ? p_text(r.mcnemar->p) : ""});
+                   r.mcnemar ? std::to_string(r.mcnemar->only_a) : "",
+                   r.mcnemar ? std::to_string(r.mcnemar->only_b) : "", r.mcnemar ? p_text(r.mcnemar->p) : ""});
   }
   std::cout << table({"Model", "Tasks", "Metric", "Diff", ci_head, "Only model", "Only first", "McNemar p"},
                      {false, false, false, true, true, true, true, true}, out);
@@ -208,7 +218,8 @@ void check_shared_tokenizer(const std::vector<std::string>& paths, const std::ve
       if (v.token[id] != v0->token[id])
         fail(file, "MODEL " + std::to_string(m + 1) + " (" + names[m] + ")",
              "token id " + std::to_string(id) + " is '" + v.token[id] + "' here but '" + v0->token[id] +
-                 "' in the first model's " + first + "; the packs hold token ids, so compared models must share a "
+                 "' in the first model's " + first +
+                 "; the packs hold token ids, so compared models must share a "
                  "tokenizer");
   }
 }
@@ -226,9 +237,13 @@ void report_comparison(const std::vector<eval::TaskPack>& packs, const std::vect
   p["level"] = o.level;
   p["rows"] = nlohmann::ordered_json::array();
   for (const auto& r : rows) {
-    nlohmann::ordered_json x = {{"model", models[r.model].name}, {"task", r.task},
-                                {"metric", kMetrics[r.metric].name}, {"items", r.items},
-                                {"diff", r.diff}, {"ci_low", r.ci.lo}, {"ci_high", r.ci.hi}};
+    nlohmann::ordered_json x = {{"model", models[r.model].name},
+                                {"task", r.task},
+                                {"metric", kMetrics[r.metric].name},
+                                {"items", r.items},
+                                {"diff", r.diff},
+                                {"ci_low", r.ci.lo},
+                                {"ci_high", r.ci.hi}};
     if (r.mcnemar) {
       x["only_model"] = r.mcnemar->only_a;
       x["only_reference"] = r.mcnemar->only_b;

@@ -7,7 +7,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 
@@ -17,10 +16,10 @@
 namespace ms::cli {
 
 struct ComparedModel {
-  std::string name;               // as given on the command line (the tables' column)
-  std::string path;               // the folder evaluated
+  std::string name;  // as given on the command line (the tables' column)
+  std::string path;  // the folder evaluated
   eval::EvalResult res;
-  nlohmann::ordered_json json;    // this model's "model", "max_length" and "results" (one-model layout)
+  nlohmann::ordered_json json;  // this model's "model", "max_length" and "results" (one-model layout)
 };
 
 // Refuses packs a comparison cannot score alike: generate_until (scored afterwards, by

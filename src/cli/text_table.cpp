@@ -41,7 +41,8 @@ std::string table(const std::vector<std::string>& head, const std::vector<bool>&
   };
   std::string out = line(head);
   out += "|";
-  for (std::size_t c = 0; c < head.size(); ++c) out += std::string(w[c] - (right[c] ? 1 : 0), '-') + (right[c] ? ":" : "") + "|";
+  for (std::size_t c = 0; c < head.size(); ++c)
+    out += std::string(w[c] - (right[c] ? 1 : 0), '-') + (right[c] ? ":" : "") + "|";
   out += "\n";
   for (const auto& r : rows) out += line(r);
   return out;

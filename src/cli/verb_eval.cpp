@@ -284,7 +284,8 @@ struct ModelRun {
 
 // Loads one model, checks the packs against it and evaluates it.
 ModelRun evaluate_model(const EvalCli& c, const std::string& path, const c10::Device& device,
-                        const std::vector<eval::TaskPack>& task_packs, const std::vector<eval::ProbePack>& probe_packs) {
+                        const std::vector<eval::TaskPack>& task_packs,
+                        const std::vector<eval::ProbePack>& probe_packs) {
   const auto t_load = Clock::now();
   const auto model = model::Decoder::load(path, c.dtype, device);
   eval::EvalOptions eo;

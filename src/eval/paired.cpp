@@ -21,12 +21,13 @@ std::int64_t bootstrap_draw(const BootstrapOptions& o, const std::string& task, 
       task_stream(o, task).below(static_cast<std::uint64_t>(r * n + j), static_cast<std::uint64_t>(n)));
 }
 
-std::vector<std::vector<double>> resample_means(const std::vector<std::vector<double>>& series,
-                                                const std::string& task, const BootstrapOptions& o) {
+std::vector<std::vector<double>> resample_means(const std::vector<std::vector<double>>& series, const std::string& task,
+                                                const BootstrapOptions& o) {
   const std::size_t n = series.empty() ? 0 : series[0].size();
   for (const auto& s : series)
-    if (s.size() != n) fail("", task, "paired series of different lengths (" + std::to_string(s.size()) + " and " +
-                                          std::to_string(n) + " items)");
+    if (s.size() != n)
+      fail("", task,
+           "paired series of different lengths (" + std::to_string(s.size()) + " and " + std::to_string(n) + " items)");
   if (n == 0 && !series.empty()) fail("", task, "no items to resample");
   if (o.resamples <= 0) fail("", "resamples", "must be positive, found " + std::to_string(o.resamples));
   const CounterRng rng = task_stream(o, task);
@@ -87,8 +88,8 @@ double binomial_half_cdf(std::int64_t k, std::int64_t n) {
 
 McNemar mcnemar_exact(const std::vector<std::uint8_t>& a, const std::vector<std::uint8_t>& b) {
   if (a.size() != b.size())
-    fail("", "mcnemar", "outcomes of different lengths (" + std::to_string(a.size()) + " and " +
-                            std::to_string(b.size()) + " items)");
+    fail("", "mcnemar",
+         "outcomes of different lengths (" + std::to_string(a.size()) + " and " + std::to_string(b.size()) + " items)");
   McNemar m;
   for (std::size_t i = 0; i < a.size(); ++i) {
     m.only_a += a[i] && !b[i];

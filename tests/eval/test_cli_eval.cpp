@@ -99,11 +99,11 @@ TEST(EvalVerb, CommandLineErrors) {
 TEST(EvalVerb, SeveralModelsAreComparedWithTheFirst) {
   test::TempDir tmp;
   const std::string model = kDir + "/model", pack = kDir + "/ms_parity.h5";
-  auto r = test::run_cli("eval " + model + " --tasks " + pack + " --json '" + (tmp / "one.json") + "'", MS_SOURCE_DIR);
+  auto r =
+      test::run_cli("eval " + model + " --tasks " + pack + " --json '" + (tmp / "one.json") + "'", MS_SOURCE_DIR);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = test::run_cli("eval " + model + " " + model + " --tasks " + pack + " --resamples 300 --bootstrap-seed 3 --json '" +
-                        (tmp / "two.json") + "'",
-                    MS_SOURCE_DIR);
+  const std::string two = "eval " + model + " " + model + " --tasks " + pack;
+  r = test::run_cli(two + " --resamples 300 --bootstrap-seed 3 --json '" + (tmp / "two.json") + "'", MS_SOURCE_DIR);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("|mean "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Paired differences to " + model), std::string::npos) << r.out;

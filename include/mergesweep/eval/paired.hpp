@@ -18,9 +18,9 @@
 namespace ms::eval {
 
 struct BootstrapOptions {
-  std::uint64_t seed = 0;        // analysis' default (analysis/intervals.py SEED)
+  std::uint64_t seed = 0;         // analysis' default (analysis/intervals.py SEED)
   std::int64_t resamples = 2000;  // analysis/intervals.py RESAMPLES
-  double level = 0.95;           // analysis/intervals.py LEVEL
+  double level = 0.95;            // analysis/intervals.py LEVEL
 };
 
 // The item drawn at position j of resample r of `task` (n items): a pure function of
@@ -30,8 +30,8 @@ std::int64_t bootstrap_draw(const BootstrapOptions& o, const std::string& task, 
 
 // For each series (per-item values of one task, every series of the task's n items), its mean
 // over the items each resample draws: out[s][r]. The same drawn items serve every series.
-std::vector<std::vector<double>> resample_means(const std::vector<std::vector<double>>& series,
-                                                const std::string& task, const BootstrapOptions& o);
+std::vector<std::vector<double>> resample_means(const std::vector<std::vector<double>>& series, const std::string& task,
+                                                const BootstrapOptions& o);
 
 // numpy.percentile(x, q) with its default linear interpolation; q in [0, 100], x not empty.
 double percentile(std::vector<double> x, double q);
