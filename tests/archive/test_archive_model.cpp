@@ -19,6 +19,7 @@
 #include "archive/archive_fixture.hpp"
 #include "common/test_util.hpp"
 #include "mergesweep/archive/archive.hpp"
+#include "mergesweep/archive/fs_check.hpp"
 #include "mergesweep/archive/rebuild.hpp"
 #include "mergesweep/core/fingerprint.hpp"
 #include "mergesweep/io/hf_model.hpp"
@@ -291,6 +292,9 @@ TEST(ArchiveNames, CheckpointsShowByNameInThePlanInfoAndExports) {
   EXPECT_NE(r.out.find(" {ft-00}\n"), std::string::npos) << r.out;  // checkpoint 1 alone
   EXPECT_EQ(r.out.find(" {1}\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(",ft-0"), std::string::npos) << "merges list their members by name: " << r.out;
+  if (!archive::classify_fs_magic(archive::fs_magic_of(s.archive).value_or(0))) {  // a local disk: no warning
+    EXPECT_EQ(r.err.find("warning:"), std::string::npos) << r.err;
+  }
   const auto contents = archive::read(s.archive);
   std::set<int> models;
   for (const auto& f : contents.checkpoints) models.insert(f.model);
