@@ -102,8 +102,8 @@ TEST(EvalVerb, SeveralModelsAreComparedWithTheFirst) {
   auto r =
       test::run_cli("eval " + model + " --tasks " + pack + " --json '" + (tmp / "one.json") + "'", MS_SOURCE_DIR);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string two = "eval " + model + " " + model + " --tasks " + pack;
-  r = test::run_cli(two + " --resamples 300 --bootstrap-seed 3 --json '" + (tmp / "two.json") + "'", MS_SOURCE_DIR);
+  const std::string compare = "eval " + model + " " + model + " --tasks " + pack;
+  r = test::run_cli(compare + " --resamples 300 --bootstrap-seed 3 --json '" + (tmp / "two.json") + "'", MS_SOURCE_DIR);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("|mean "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Paired differences to " + model), std::string::npos) << r.out;
