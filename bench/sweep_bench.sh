@@ -69,7 +69,13 @@ spec() {  # spec NAME PROBES(yes|no) -> OUT/NAME.yaml
   } > "$OUT/$1.yaml"
 }
 
-merge_yaml() {  # merge_yaml METHOD MEMBERS(1-based, comma-separated) -> yaml on stdout
+ckpt_path() {  # ckpt_path NAME -> the checkpoint folder `--plan --list` names NAME (its folder name)
+  local c
+  for c in "${CKPTS[@]}"; do [ "$(basename "$c")" = "$1" ] && { echo "$c"; return; }; done
+  echo "sweep_bench: no checkpoint named $1" >&2; exit 1
+}
+
+merge_yaml() {  # merge_yaml METHOD MEMBERS(names, comma-separated) -> yaml on stdout
   local method="$1" m
   echo "merge_method: $method"
   echo "base_model: $TB/base"
@@ -79,7 +85,7 @@ merge_yaml() {  # merge_yaml METHOD MEMBERS(1-based, comma-separated) -> yaml on
   esac
   echo "models:"
   for m in ${2//,/ }; do
-    echo "  - model: ${CKPTS[$((m - 1))]}"
+    echo "  - model: $(ckpt_path "$m")"
     case "$method" in
       task_arithmetic) echo "    parameters: {weight: 1.0}";;
       ties) echo "    parameters: {weight: 1.0, density: 0.1}";;
@@ -108,7 +114,7 @@ separate_run() {  # separate_run SPEC PROBES(yes|no) -> seconds on stdout: every
     members="${members#\{}"; members="${members%\}}"
     case "$kind" in
       base) model="$TB/base";;
-      single) model="${CKPTS[$((members - 1))]}";;
+      single) model=$(ckpt_path "$members");;
       merge)
         merge_yaml "$method" "$members" > "$dir/$id.yaml"
         "$MS" merge "$dir/$id.yaml" "$dir/$id" --quiet
