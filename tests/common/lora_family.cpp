@@ -38,7 +38,8 @@ void write_lora_adapter(const std::string& base_dir, const std::string& out, con
   for (const auto& name : base.tensor_names()) {
     const auto& shape = base.require(name).shape;
     if (std::find(plan.modules_to_save.begin(), plan.modules_to_save.end(), name) != plan.modules_to_save.end())
-      tensors.emplace_back("base_model.model." + name, (base.tensor(name).to(at::kFloat) + at::randn(shape) * 0.05).to(st));
+      tensors.emplace_back("base_model.model." + name,
+                           (base.tensor(name).to(at::kFloat) + at::randn(shape) * 0.05).to(st));
     if (!ends_with(name, ".weight") || shape.size() != 2) continue;
     const std::string module = name.substr(0, name.size() - 7);
     const std::string part = last_part(module);
@@ -62,10 +63,15 @@ void write_lora_adapter(const std::string& base_dir, const std::string& out, con
     w.write(name, c.data_ptr(), c.nbytes());
   }
   w.commit();
-  nlohmann::json j = {{"peft_type", "LORA"}, {"r", plan.r}, {"lora_alpha", plan.alpha}, {"use_rslora", plan.rslora},
-                      {"fan_in_fan_out", false}, {"target_modules", plan.targets},
+  nlohmann::json j = {{"peft_type", "LORA"},
+                      {"r", plan.r},
+                      {"lora_alpha", plan.alpha},
+                      {"use_rslora", plan.rslora},
+                      {"fan_in_fan_out", false},
+                      {"target_modules", plan.targets},
                       {"base_model_name_or_path", fs::absolute(base_dir).string()},
-                      {"rank_pattern", plan.rank_pattern}, {"alpha_pattern", plan.alpha_pattern}};
+                      {"rank_pattern", plan.rank_pattern},
+                      {"alpha_pattern", plan.alpha_pattern}};
   std::vector<std::string> saved;
   for (const auto& n : plan.modules_to_save) saved.push_back(n.substr(0, n.size() - 7));
   j["modules_to_save"] = saved.empty() ? nlohmann::json(nullptr) : nlohmann::json(saved);

@@ -19,8 +19,8 @@ struct LoraPlan {
   std::vector<std::string> targets;                  // module names' last part: "q_proj", "embed_tokens"
   std::map<std::string, std::int64_t> rank_pattern;  // peft's patterns, keyed by the module's last part
   std::map<std::string, double> alpha_pattern;
-  std::vector<std::string> modules_to_save;          // base tensors saved whole: "lm_head.weight"
-  std::string dtype = "float32";                     // of A, B and the saved tensors: float32, bfloat16, float16
+  std::vector<std::string> modules_to_save;  // base tensors saved whole: "lm_head.weight"
+  std::string dtype = "float32";             // of A, B and the saved tensors: float32, bfloat16, float16
   std::uint64_t seed = 1;
 };
 

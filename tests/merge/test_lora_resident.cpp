@@ -151,7 +151,8 @@ TEST_P(LoraResident, ResidentBytesAreThePlansAndASmallPartOfTheDensifiedFamily) 
   EXPECT_EQ(planned_dense, dense.resident_bytes());
   // The adapters alone: their A, B and saved tensors against four folded models.
   std::uint64_t adapters = 0, densified = 0;
-  for (std::size_t k = 1; k < 5; ++k) adapters += rep.checkpoints[k].held_bytes, densified += dense_rep.checkpoints[k].held_bytes;
+  for (std::size_t k = 1; k < 5; ++k)
+    adapters += rep.checkpoints[k].held_bytes, densified += dense_rep.checkpoints[k].held_bytes;
   EXPECT_LT(adapters * 5, densified) << adapters << " against " << densified;
   // Adapter 2 (r=2 on one 64×64 projection, f16): two factors of 2·64 values.
   EXPECT_EQ(rep.checkpoints[3].held_bytes, 2u * (2 * 64) * 2);

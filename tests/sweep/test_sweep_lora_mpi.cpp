@@ -55,19 +55,22 @@ TEST(SweepLoraMpi, FactoredAdaptersGiveTheNumbersOfTheirDensifiedTwins) {
     adapters += (k ? ", '" : "'") + adapter + "'";
   }
   const auto spec = [&](const std::string& checkpoints, const std::string& out) {
-    return "name: lora\nbase: '" + base + "'\ncheckpoints: " + checkpoints + "\n"
+    return "name: lora\nbase: '" + base + "'\ncheckpoints: " + checkpoints +
+           "\n"
            "subsets: {sizes: [2, 3], samples: 1, seed: 5}\nmethods:\n"
            "  - {method: task_arithmetic, lambda: 0.7}\n  - {method: ties, density: 0.3}\n"
            "  - {method: ties, density: 0.3, trim: global}\n  - {method: dare_ties, density: 0.5}\n"
            "  - {method: model_stock}\n  - {method: linear}\n"
-           "eval:\n  tasks: '" + (dir / "tb/tasks/*.h5") + "'\n  limit: 6\noutput: '" + out + "'\n";
+           "eval:\n  tasks: '" +
+           (dir / "tb/tasks/*.h5") + "'\n  limit: 6\noutput: '" + out + "'\n";
   };
   const std::vector<std::pair<std::string, int>> runs = {{"densified", 1}, {"factored", 1}, {"factored", 2}};
   for (const auto& [kind, np] : runs) {
     const std::string out = dir / (kind + "-np" + std::to_string(np));
-    std::ofstream(out + ".yaml") << spec(kind == "factored" ? "[" + adapters + "]" : "'" + (dir / "densified/ad-*") + "'",
-                                         out + ".h5");
-    ASSERT_EQ(test::sh(test::mpirun(np) + cli() + " sweep --quiet -g " + std::to_string(np) + " " + out + ".yaml"), 0) << kind;
+    std::ofstream(out + ".yaml") << spec(
+        kind == "factored" ? "[" + adapters + "]" : "'" + (dir / "densified/ad-*") + "'", out + ".h5");
+    ASSERT_EQ(test::sh(test::mpirun(np) + cli() + " sweep --quiet -g " + std::to_string(np) + " " + out + ".yaml"), 0)
+        << kind;
     ASSERT_EQ(test::sh(cli() + " archive export " + out + ".h5 --out " + out + "-export >/dev/null"), 0) << kind;
   }
   std::size_t tables = 0;
