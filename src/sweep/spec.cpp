@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <set>
 
 #include "mergesweep/core/error.hpp"
@@ -79,16 +80,44 @@ std::vector<std::string> paths(const Ctx& c, const YAML::Node& n, const std::str
 }
 
 // A checkpoint's default short name from how the spec gives it (before hub or adapter
-// resolution): the folder's name; for model+adapter the adapter's; for a hub name org/name[@rev]
-// the repository's name.
-std::string default_checkpoint_name(std::string text) {
+// resolution): the last `depth` components of its folder's path (depth 1: the folder's name); for
+// model+adapter the adapter's; for a hub name org/name[@rev] the repository's (depth 2: org/name).
+std::string default_checkpoint_name(std::string text, int depth = 1) {
   const auto plus = text.find('+');
   if (plus != std::string::npos && !io::path_exists(text)) text = text.substr(plus + 1);
   while (text.size() > 1 && text.back() == '/') text.pop_back();
   const io::HubSnapshot hub = io::hub_snapshot_of(text);  // already resolved to a cache snapshot
   if (!hub.repo.empty()) text = hub.repo;
   else if (!io::path_exists(text) && io::parse_hub_name(text)) text = io::parse_hub_name(text)->repo;
-  return fs::path(text).filename().string();
+  fs::path p(text), name = p.filename();
+  for (int d = 1; d < depth && p.has_parent_path() && p.parent_path() != p; ++d) {
+    p = p.parent_path();
+    if (p.filename().empty() || p.filename() == "/") break;
+    name = p.filename() / name;
+  }
+  return name.generic_string();
+}
+
+// Default names that clash (run1/adapter and run2/adapter are both "adapter") take one more
+// folder of their paths until they differ from every other name ("run1/adapter"); given names
+// never change. A clash that no depth resolves is left for the caller to refuse.
+void disambiguate_default_names(const std::vector<std::string>& texts, const std::vector<bool>& given,
+                                std::vector<std::string>& names) {
+  std::vector<int> depth(names.size(), 1);
+  for (int round = 0; round < 64; ++round) {
+    std::map<std::string, int> count;
+    for (const auto& n : names) ++count[n];
+    bool changed = false;
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      if (given[k] || count[names[k]] < 2) continue;
+      const std::string longer = default_checkpoint_name(texts[k], depth[k] + 1);
+      if (longer == names[k]) continue;  // the path has no more folders
+      ++depth[k];
+      names[k] = longer;
+      changed = true;
+    }
+    if (!changed) return;
+  }
 }
 
 // A checkpoint name is shown in tables and joined with commas in `member_names`.
@@ -104,11 +133,15 @@ void check_checkpoint_name(const Ctx& c, const YAML::Node& n, const std::string&
 // refuses a path listed twice and a name given twice.
 void parse_checkpoints(const Ctx& c, const YAML::Node& n, const std::string& dir, bool expand, SweepSpec& s) {
   std::vector<YAML::Node> nodes;
+  std::vector<std::string> texts;  // what each name is made from
+  std::vector<bool> given;         // a name: in the spec, never changed
   auto add_plain = [&](const YAML::Node& e, const std::string& field) {
     for (const auto& p : paths(c, e, field, dir, expand, /*models=*/true)) {
       s.checkpoints.push_back(p);
       s.checkpoint_names.push_back(default_checkpoint_name(p));
       nodes.push_back(e);
+      texts.push_back(p);
+      given.push_back(false);
     }
   };
   if (!n.IsSequence()) {
@@ -128,8 +161,11 @@ void parse_checkpoints(const Ctx& c, const YAML::Node& n, const std::string& dir
       s.checkpoints.push_back(model_path(c, n[i]["path"], field + ".path", dir, text, expand));
       s.checkpoint_names.push_back(n[i]["name"] ? c.scalar(n[i]["name"], field + ".name") : default_checkpoint_name(text));
       nodes.push_back(n[i]);
+      texts.push_back(text);
+      given.push_back(static_cast<bool>(n[i]["name"]));
     }
   }
+  disambiguate_default_names(texts, given, s.checkpoint_names);
   std::map<std::string, std::size_t> path_at, name_at;
   for (std::size_t k = 0; k < s.checkpoints.size(); ++k) {
     const std::string field = "checkpoints[" + std::to_string(k) + "]";

@@ -182,12 +182,25 @@ TEST(Spec, CheckpointsHaveUniqueShortNames) {
   EXPECT_EQ(spec.checkpoint_names[0], "first");
   EXPECT_EQ(spec.checkpoint_names[1], "b") << "a trailing slash does not hide the folder's name";
 
+  // Folder names that clash take their parent folders until they differ (run1/adapter,
+  // run2/adapter); a name given in the spec never changes, and two given alike are refused.
   s = kSpec;
   s.replace(s.find("m/b,"), 4, "n/a,");
+  spec = parse_spec(s, "/studies/x/spec.yaml");
+  EXPECT_EQ(spec.checkpoint_names[0], "m/a");
+  EXPECT_EQ(spec.checkpoint_names[1], "n/a");
+  EXPECT_EQ(spec.checkpoint_names[2], "c") << "names that do not clash stay short";
+  s = kSpec;
+  s.replace(s.find("m/b,"), 4, "{path: m/b, name: a},");
+  spec = parse_spec(s, "/studies/x/spec.yaml");
+  EXPECT_EQ(spec.checkpoint_names[0], "m/a");
+  EXPECT_EQ(spec.checkpoint_names[1], "a");
+  s = kSpec;
+  s.replace(s.find("[m/a, m/b,"), 10, "[{path: m/a, name: a}, {path: m/b, name: a},");
   const std::string clash = error_of(s);
-  EXPECT_NE(clash.find("two checkpoints are named 'a' (checkpoints[0]: m/a, and checkpoints[1]: n/a)"), std::string::npos)
+  EXPECT_NE(clash.find("two checkpoints are named 'a' (checkpoints[0]: m/a, and checkpoints[1]: m/b)"), std::string::npos)
       << clash;
-  EXPECT_NE(clash.find("{path: n/a, name: a-2}"), std::string::npos) << clash;
+  EXPECT_NE(clash.find("{path: m/b, name: a-2}"), std::string::npos) << clash;
   s = kSpec;
   s.replace(s.find("m/b,"), 4, "{path: m/b, name: 'x,y'},");
   EXPECT_NE(error_of(s).find("may not contain commas"), std::string::npos) << error_of(s);
