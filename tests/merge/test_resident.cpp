@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "common/test_util.hpp"
+#include "mergesweep/core/error.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/merge_streaming.hpp"
 #include "mergesweep/merge/resident.hpp"
@@ -212,6 +213,36 @@ TEST_F(FileDtypeResidency, EveryMethodBitwiseEqualToFloat32TaskVectors) {
     }
   }
   EXPECT_GT(compared, 0);
+}
+
+// The benchmarks' constructor (tensors made in memory, no files) holds what it is given: the same
+// tensors read from the files merge bitwise as the file-loading constructor merges them.
+TEST_F(FileDtypeResidency, TensorsGivenInMemoryMergeAsTheFilesDo) {
+  const ResidentModels loaded(path("base"), checkpoints());
+  const auto read_all = [&](const std::string& folder) {
+    const io::HfModel m = io::HfModel::open(folder);
+    std::map<std::string, at::Tensor> out;
+    for (const auto& name : loaded.tensor_names()) out[name] = m.tensor(name).clone();
+    return out;
+  };
+  std::vector<std::map<std::string, at::Tensor>> cks;
+  for (const auto& ck : checkpoints()) cks.push_back(read_all(ck));
+  const ResidentModels given(read_all(path("base")), cks);
+  EXPECT_EQ(given.tensor_names(), loaded.tensor_names());
+  EXPECT_EQ(given.resident_bytes(), loaded.resident_bytes());
+  LocalReducer local;
+  for (const char* method : {"task_arithmetic", "ties"}) {
+    MergeRequest r;
+    r.method = find_method(method);
+    r.params = validate_params(r.method->params, {}, "", "");
+    for (int i : {0, 2, 3}) r.members.push_back({"ft", i, 0.3, 0.4});
+    std::map<std::string, at::Tensor> a, b;
+    loaded.merge(r, a, local);
+    given.merge(r, b, local);
+    for (const auto& name : loaded.tensor_names()) EXPECT_TRUE(a.at(name).equal(b.at(name))) << method << " " << name;
+  }
+  cks.front().erase(cks.front().begin());
+  EXPECT_THROW(ResidentModels(read_all(path("base")), cks), Error);  // a checkpoint lacks a tensor
 }
 
 TEST_F(FileDtypeResidency, MergeEachHandsEveryTensorOnceInNameOrder) {
