@@ -5,17 +5,20 @@
 #include <cstdint>
 #include <string_view>
 
+#include "mergesweep/core/hash.hpp"
+
 namespace ms::eval {
 
 class CounterRng {
  public:
   CounterRng(std::uint64_t seed, std::string_view purpose, std::uint64_t sub = 0) {
-    std::uint64_t h = 1469598103934665603ull;  // FNV-1a of the purpose
-    for (char c : purpose) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    // FNV-1a of the purpose from a basis of the stream's own (not FNV's standard offset: every
+    // stream drawn so far depends on it).
+    const std::uint64_t h = fnv1a64(purpose, 1469598103934665603ull);
     key_ = mix(mix(seed ^ 0x6a09e667f3bcc908ull) ^ h ^ mix(sub + 0x3c6ef372fe94f82bull));
   }
   // The i-th 64-bit value of the stream.
-  std::uint64_t bits(std::uint64_t i) const { return mix(key_ + (i + 1) * 0x9e3779b97f4a7c15ull); }
+  std::uint64_t bits(std::uint64_t i) const { return mix(key_ + (i + 1) * kGoldenGamma); }
   // Uniform in [0, 1) with 24 random bits (exact in float32).
   float uniform(std::uint64_t i) const { return static_cast<float>(bits(i) >> 40) * (1.0f / 16777216.0f); }
   // Uniform integer in [0, n) (n > 0), by 128-bit multiply (bias < 2^-64 n).
@@ -24,11 +27,7 @@ class CounterRng {
   }
 
  private:
-  static std::uint64_t mix(std::uint64_t z) {  // splitmix64's finalizer
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
+  static std::uint64_t mix(std::uint64_t z) { return splitmix64_mix(z); }
   std::uint64_t key_ = 0;
 };
 

@@ -8,6 +8,7 @@
 
 #include "kernels.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/hash.hpp"
 #include "mergesweep/model/arch_table.hpp"
 
 namespace ms::merge {

@@ -3,21 +3,9 @@
 #include <cmath>
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/hash.hpp"
 
 namespace ms::merge {
-
-std::uint64_t mix64(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-std::uint64_t stable_hash(const std::string& text) {
-  std::uint64_t h = 0xCBF29CE484222325ull;
-  for (unsigned char c : text) h = (h ^ c) * 0x100000001B3ull;
-  return mix64(h);
-}
 
 std::string MergeRequest::describe() const {
   std::string s = method->name + "(" + params.canonical();

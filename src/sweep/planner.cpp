@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/hash.hpp"
 #include "mergesweep/merge/registry.hpp"
 
 namespace ms::sweep {
@@ -13,8 +14,8 @@ namespace {
 
 // Counter-based draw: a pure function of its inputs (no generator state to carry around).
 std::uint64_t draw(std::uint64_t seed, std::uint64_t n, std::uint64_t sample, std::uint64_t attempt, std::uint64_t j) {
-  std::uint64_t h = merge::mix64(seed ^ 0x5eed5eb5e7ULL);
-  for (std::uint64_t v : {n, sample, attempt, j}) h = merge::mix64(h ^ (v + 0x9e3779b97f4a7c15ULL));
+  std::uint64_t h = mix64(seed ^ 0x5eed5eb5e7ULL);
+  for (std::uint64_t v : {n, sample, attempt, j}) h = mix64(h ^ (v + 0x9e3779b97f4a7c15ULL));
   return h;
 }
 
@@ -102,20 +103,20 @@ archive::ConfigRecord config_record(const PlannedConfig& c) {
   return r;
 }
 
-std::uint64_t base_config_id() { return merge::stable_hash("mergesweep/base"); }
+std::uint64_t base_config_id() { return stable_hash("mergesweep/base"); }
 std::uint64_t single_config_id(int checkpoint) {
-  return merge::stable_hash("mergesweep/single/" + std::to_string(checkpoint));
+  return stable_hash("mergesweep/single/" + std::to_string(checkpoint));
 }
 
 namespace {
 std::uint64_t point_hash(const MethodPoint& p) {
-  return merge::stable_hash(p.method->name + "(" + p.canonical + ")|weight=" + merge::format_number(p.weight) +
+  return stable_hash(p.method->name + "(" + p.canonical + ")|weight=" + merge::format_number(p.weight) +
                             "|density=" + merge::format_number(p.density));
 }
 std::uint64_t config_id(std::uint64_t point, const std::vector<int>& members) {
   std::uint64_t mask = 0;
   for (int k : members) mask |= std::uint64_t{1} << (k - 1);
-  return merge::mix64(point ^ merge::mix64(mask ^ 0x6d65726765737765ULL));
+  return mix64(point ^ mix64(mask ^ 0x6d65726765737765ULL));
 }
 }  // namespace
 

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "mergesweep/core/hash.hpp"
+
 namespace ms::testbed {
 
 class Rng {
@@ -15,18 +17,11 @@ class Rng {
   explicit Rng(std::uint64_t state) : s_(state) {}
   // A stream for (seed, purpose, index): the purpose string and index are hashed into the state.
   static Rng for_purpose(std::uint64_t seed, const std::string& purpose, std::uint64_t index = 0) {
-    std::uint64_t h = 0xCBF29CE484222325ull;
-    for (unsigned char c : purpose) h = (h ^ c) * 0x100000001B3ull;  // FNV-1a
-    Rng r(seed * 0x9E3779B97F4A7C15ull ^ h ^ (index * 0xD1B54A32D192ED03ull));
+    Rng r(seed * kGoldenGamma ^ fnv1a64(purpose) ^ (index * 0xD1B54A32D192ED03ull));
     r.next();
     return r;
   }
-  std::uint64_t next() {
-    std::uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+  std::uint64_t next() { return splitmix64_mix(s_ += kGoldenGamma); }
   // Uniform in [0, n), n > 0, without modulo bias.
   std::uint64_t below(std::uint64_t n) {
     const std::uint64_t limit = ~0ull - (~0ull % n);

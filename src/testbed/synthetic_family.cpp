@@ -8,6 +8,7 @@
 #include "mergesweep/io/hf_config.hpp"
 
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/hash.hpp"
 #include "mergesweep/io/fs_util.hpp"
 #include "mergesweep/io/hf_model.hpp"
 
@@ -56,8 +57,9 @@ std::string config_text(const SyntheticPreset& p, const std::string& dtype) {
 
 // Every random draw is a pure function of (seed, purpose): one generator per (model, tensor).
 at::Generator generator_for(std::uint64_t seed, int model, const std::string& tensor) {
-  std::uint64_t h = seed * 0x9E3779B97F4A7C15ull ^ (static_cast<std::uint64_t>(model) + 0x632BE59BD9B4E019ull);
-  for (unsigned char c : tensor) h = (h ^ c) * 0x100000001B3ull;  // FNV-1a over the name
+  // FNV-1a over the name, from a basis made of the seed and the model.
+  const std::uint64_t h =
+      fnv1a64(tensor, seed * kGoldenGamma ^ (static_cast<std::uint64_t>(model) + 0x632BE59BD9B4E019ull));
   return at::make_generator<at::CPUGeneratorImpl>(h);
 }
 

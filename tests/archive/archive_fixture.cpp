@@ -6,16 +6,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "mergesweep/core/hash.hpp"
 #include "mergesweep/core/sha256.hpp"
 
 namespace ms::archive::test {
 
-std::uint64_t config_id(int i) {
-  std::uint64_t z = static_cast<std::uint64_t>(i) + 0x9E3779B97F4A7C15ull;  // splitmix64
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+std::uint64_t config_id(int i) { return mix64(static_cast<std::uint64_t>(i)); }
 
 ConfigResult make_config(int i) {
   ConfigResult r;

@@ -6,7 +6,9 @@
 #include <cstdio>
 
 #include "common/test_util.hpp"
+#include "eval/counter_rng.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/core/hash.hpp"
 #include "mergesweep/merge/mergekit_config.hpp"
 #include "mergesweep/merge/request.hpp"
 
@@ -78,6 +80,20 @@ TEST(Request, ConfigHashIsStableAndSensitive) {
   EXPECT_NE(a.config_hash(), request("ties", 3, {{"lambda", "0.9"}}).config_hash());
   EXPECT_NE(a.config_hash(), request("ties", 2, {{"lambda", "1"}}).config_hash());
   EXPECT_EQ(stable_hash("abc"), stable_hash("abc"));
+}
+
+// The hashes behind config ids, DARE masks, subset draws and random streams (core/hash.hpp) give
+// the values they gave before they moved to core: an archive's ids and masks must never change.
+// The expected values come from the implementations as they were (splitmix64's first output for
+// state 0 is the published 0xE220A8397B1DCDAF; the base config id is the one archives hold).
+TEST(Hashes, HashesArePinned) {
+  EXPECT_EQ(mix64(0), 0xe220a8397b1dcdafull);
+  EXPECT_EQ(mix64(12345), 0x22118258a9d111a0ull);
+  EXPECT_EQ(stable_hash(""), 0xc3817c016ba4ff30ull);
+  EXPECT_EQ(stable_hash("mergesweep/base"), 0x754cdaaedaca5512ull);
+  const eval::CounterRng rng(7, "bootstrap/testbed_arith", 2);
+  EXPECT_EQ(rng.bits(0), 0xfef8d0f2c6906ebaull);
+  EXPECT_EQ(rng.bits(5), 0x734c2912e006b250ull);
 }
 
 TEST(MergekitConfig, ReadsMethodsModelsAndParameters) {

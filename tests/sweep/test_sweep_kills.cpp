@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/test_util.hpp"
+#include "mergesweep/core/hash.hpp"
 #include "mergesweep/archive/archive.hpp"
 #include "mergesweep/archive/tools.hpp"
 
@@ -43,11 +44,7 @@ std::map<std::uint64_t, std::map<std::string, double>> numbers(const std::string
 
 // A delay in [0, 1.5) s from the trial number alone (splitmix64): the same trials every run.
 double delay_of(std::uint64_t trial) {
-  std::uint64_t z = trial * 0x9E3779B97F4A7C15ull + 0x6A09E667F3BCC909ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return static_cast<double>(z % 1500) / 1000.0;
+  return static_cast<double>(splitmix64_mix(trial * kGoldenGamma + 0x6A09E667F3BCC909ull) % 1500) / 1000.0;
 }
 
 TEST(SweepKills, TwoHundredKillsOfTheWriterUnderLoadLeaveNoTornArchive) {

@@ -34,8 +34,4 @@ struct MergeRequest {
 // naming `file` and the field.
 void validate_request(const MergeRequest& r, const std::string& file);
 
-// FNV-1a 64 over bytes, then a splitmix64 finalizer: the project's stable hash.
-std::uint64_t stable_hash(const std::string& text);
-std::uint64_t mix64(std::uint64_t x);
-
 }  // namespace ms::merge
