@@ -158,7 +158,9 @@ struct Writer::Impl {
   std::map<std::string, std::vector<h5::Handle>> dsets;  // opened once SWMR has started
 
   // Builds the empty archive (root attributes, tables, the first rows) under a temporary name,
-  // so a kill during creation leaves no half file, then renames it to `path`.
+  // so a kill during creation leaves no half file, opens it for writing and only then renames it
+  // to `path`: a reader that polls `path` can never hold the file between creation and the write
+  // open (its shared lock would make the write open fail).
   void create(const Provenance& prov, const std::vector<Rows>& first_rows);
   // Checks the open archive belongs to this plan and loads what is committed: row counts, the
   // commit sequence, the done config ids.
@@ -206,25 +208,6 @@ Writer::~Writer() {
 
 const std::set<std::uint64_t>& Writer::done() const { return impl_->done; }
 
-void Writer::Impl::create(const Provenance& prov, const std::vector<Rows>& first_rows) {
-  Impl& m = *this;
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  try {
-    m.file = h5::create_paged_latest(tmp, kPage, path);
-    write_root_attributes(m.file, prov, path);
-    for (const auto& t : format::tables()) format::create_table(m.file, t, path);
-    format::create_table(m.file, format::commits_table(), path);
-    for (const auto& t : format::tables()) m.rows[t.name] = 0;
-    m.append_tables(first_rows);
-    h5::close_file(m.file, path, "cannot close the new archive");
-  } catch (...) {
-    m.file.close();
-    std::remove(tmp.c_str());
-    throw;
-  }
-  std::filesystem::rename(tmp, path);
-}
-
 namespace {
 
 // (Re)opens for writing. A writer that was killed leaves the superblock marked "open for
@@ -240,6 +223,26 @@ h5::Handle open_for_writing(const std::string& path) {
 }
 
 }  // namespace
+
+void Writer::Impl::create(const Provenance& prov, const std::vector<Rows>& first_rows) {
+  Impl& m = *this;
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  try {
+    m.file = h5::create_paged_latest(tmp, kPage, path);
+    write_root_attributes(m.file, prov, path);
+    for (const auto& t : format::tables()) format::create_table(m.file, t, path);
+    format::create_table(m.file, format::commits_table(), path);
+    for (const auto& t : format::tables()) m.rows[t.name] = 0;
+    m.append_tables(first_rows);
+    h5::close_file(m.file, path, "cannot close the new archive");
+    m.file = open_for_writing(tmp);  // nobody else knows this name: no reader holds it
+    std::filesystem::rename(tmp, path);
+  } catch (...) {
+    m.file.close();
+    std::remove(tmp.c_str());
+    throw;
+  }
+}
 
 void Writer::Impl::load_committed(const Provenance& prov, const std::vector<CheckpointRecord>& checkpoints,
                                   const std::vector<TaskRecord>& tasks) {
@@ -280,7 +283,7 @@ std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& 
 
   const bool fresh = !std::filesystem::exists(path);
   if (fresh) {
-    m.create(prov, {ck, tk, sp});
+    m.create(prov, {ck, tk, sp});  // leaves m.file open for writing
   } else {
     // Check it is an archive before opening it for writing (never modify a foreign HDF5 file). A
     // file that cannot be opened for reading is left to the write-open below, which clears a dead
@@ -289,7 +292,7 @@ std::unique_ptr<Writer> Writer::open(const std::string& path, const Provenance& 
     h5::Handle probe = format::try_open_read(path, err);
     if (probe.valid()) refuse_other_version(format::check_structure(probe, path), path);
   }
-  m.file = open_for_writing(path);
+  if (!fresh) m.file = open_for_writing(path);
   m.load_committed(prov, checkpoints, tasks);
   // Rows a killed writer left after its last commit stay until the next appends overwrite them
   // (appends start at the committed counts); readers never trust them.
