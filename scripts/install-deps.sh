@@ -15,6 +15,7 @@ PKGS=(
   python3 python3-venv python3-pip
   python3-h5py python3-numpy python3-pandas python3-scipy python3-statsmodels python3-matplotlib python3-pytest python3-yaml
   slurm-wlm munge
+  iproute2 procps  # ip netns, veth and ss for the two-node fault tests; ps, pgrep
 )
 
 missing=()
