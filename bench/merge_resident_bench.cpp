@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -35,6 +36,21 @@
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// The request every timing here merges: method `name` with its defaults over checkpoints 0..n-1,
+// equal weights, density 0.1 (TIES, DARE). Unknown methods are reported and give nothing.
+std::optional<ms::merge::MergeRequest> bench_request(const std::string& name, int n) {
+  ms::merge::MergeRequest r;
+  r.method = ms::merge::find_method(name);
+  if (!r.method) {
+    std::fprintf(stderr, "unknown method %s\n", name.c_str());
+    return std::nullopt;
+  }
+  r.params = ms::merge::validate_params(r.method->params, {}, "", "");
+  for (int i = 0; i < n; ++i) r.members.push_back({"ck", i, 1.0 / n, 0.1});
+  return r;
+}
+
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 // Waits for the device's queued work (a host read of a device value does).
@@ -160,14 +176,9 @@ int synthetic_bench(const std::string& shape, int layers, int checkpoints, const
 
   std::stringstream list(methods);
   for (std::string name; std::getline(list, name, ',');) {
-    ms::merge::MergeRequest r;
-    r.method = ms::merge::find_method(name);
-    if (!r.method) {
-      std::fprintf(stderr, "unknown method %s\n", name.c_str());
-      return 2;
-    }
-    r.params = ms::merge::validate_params(r.method->params, {}, "", "");
-    for (int i = 0; i < checkpoints; ++i) r.members.push_back({"ck", i, 1.0 / checkpoints, 0.1});
+    std::optional<ms::merge::MergeRequest> req = bench_request(name, checkpoints);
+    if (!req) return 2;
+    const ms::merge::MergeRequest& r = *req;
     const auto [first_s, s] = time_merges_to_nowhere(models, r, reps);
     const double gbs = (static_cast<double>(model_bytes) * (checkpoints + 1) + static_cast<double>(out_bytes)) / 1e9 / s;
     std::printf("  %-16s n=%d: %8.4f s/merge, %8.2f GB/s (read + written) = %5.1f%% of the copy's; first merge %.3f s\n",
@@ -235,14 +246,9 @@ int main(int argc, char** argv) {
 
   std::stringstream list(methods);
   for (std::string name; std::getline(list, name, ',');) {
-    ms::merge::MergeRequest r;
-    r.method = ms::merge::find_method(name);
-    if (!r.method) {
-      std::fprintf(stderr, "unknown method %s\n", name.c_str());
-      return 2;
-    }
-    r.params = ms::merge::validate_params(r.method->params, {}, "", "");
-    for (int i = 0; i < n; ++i) r.members.push_back({"ck", i, 1.0 / n, 0.1});
+    std::optional<ms::merge::MergeRequest> req = bench_request(name, n);
+    if (!req) return 2;
+    const ms::merge::MergeRequest& r = *req;
     std::map<std::string, at::Tensor> a, b;
     const double s = time_merges(models, r, reps, a);
     const double s_old = time_merges(f32, r, reps, b);
