@@ -17,16 +17,24 @@ TOP_KEYS = {"name", "base", "checkpoints", "subsets", "methods", "eval", "output
 
 
 def registry():
-    """method -> parameter names, read from src/merge/registry.cpp (plus weight/density)."""
-    src = (ROOT / "src/merge/registry.cpp").read_text()
-    helpers = {"lambda()": "lambda", "seed()": "seed", "rescale()": "rescale", "alpha()": "alpha",
-               "beta()": "beta", "sb_order()": "sb_order", "trim()": "trim"}
+    """method -> parameter names, read from the method objects in src/merge/methods/ (one class
+    per method; plus weight/density)."""
+    helpers = {"lambda": "lambda", "seed": "seed", "rescale": "rescale", "alpha": "alpha", "beta": "beta",
+               "sb_order": "sb_order", "trim": "trim", "normalize": "normalize"}
+
+    def params_in(text):
+        names = set(re.findall(r'(?:num|flag|choice|integer)\("(\w+)"', text))
+        return names | {v for k, v in helpers.items() if re.search(r"parts::" + k + r"\(", text)}
+
+    svd_common = params_in((ROOT / "src/merge/methods/svd_methods.hpp").read_text())
     out = {}
-    for m in re.finditer(r'm\.push_back\(\{MethodId::\w+, "(\w+)",(.*?)\}\}\);', src, re.S):
-        body = m.group(2)
-        names = set(re.findall(r'(?:num|flag|choice)\("(\w+)"', body))
-        names |= {v for k, v in helpers.items() if k in body}
-        out[m.group(1)] = names | {"weight", "density"}
+    for path in sorted((ROOT / "src/merge/methods").glob("*.cpp")):
+        for block in re.split(r"\nclass ", path.read_text())[1:]:
+            m = re.search(r'i\.name = "(\w+)"', block) or re.search(r'svd_info\("(\w+)"', block)
+            if not m:
+                continue
+            names = params_in(block) | (svd_common if "svd_info(" in block else set())
+            out[m.group(1)] = names | {"weight", "density"}
     return out
 
 

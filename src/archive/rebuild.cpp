@@ -53,7 +53,7 @@ std::string resolve_recorded(const std::string& archive, const std::string& path
 
 // "lambda=1,normalize=true,trim=per_tensor,density=0.3,weight=1" -> the method's parameters and the
 // per-member weight and density (appended by PlannedConfig::params()).
-sweep::MethodPoint point_of(const RebuildPlan& p, const merge::MethodInfo& method) {
+sweep::MethodPoint point_of(const RebuildPlan& p, const merge::Method& method) {
   sweep::MethodPoint pt;
   pt.method = &method;
   std::map<std::string, std::string> given;
@@ -160,7 +160,7 @@ RebuildPlan plan_rebuild(const std::string& archive, std::uint64_t id) {
     fail(archive, hex, "config " + hex + " is the " + (p.config.kind == "base" ? "base" : "checkpoint") +
                            " alone, not a merge: its model is the folder " + folder);
   }
-  const merge::MethodInfo* method = merge::find_method(p.config.method);
+  const merge::Method* method = merge::find_method(p.config.method);
   if (!method) fail(archive, hex, "method '" + p.config.method + "' is unknown to this mergesweep " + "build");
   read_spec_settings(archive, c.attributes.count("spec_text") ? c.attributes.at("spec_text") : "", p);
 

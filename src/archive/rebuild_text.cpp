@@ -1,4 +1,5 @@
 // The texts that go with a rebuilt model: the mergekit YAML of the same merge and the model card.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -8,7 +9,8 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/fingerprint.hpp"
 #include "mergesweep/core/version.hpp"
-#include "mergesweep/merge/registry.hpp"
+#include "mergesweep/merge/method.hpp"
+#include "mergesweep/merge/request.hpp"
 
 namespace fs = std::filesystem;
 
@@ -30,67 +32,34 @@ std::string absolute(const std::string& p) { return fs::absolute(p).lexically_no
   fail(p.archive, config_id_hex(p.config.id), "no mergekit YAML rebuilds this config: " + what);
 }
 
-// mergekit's parameters for the method (names and meanings as mergekit 0.1.5 has them). Ours
-// that mergekit lacks must be at mergekit's fixed behaviour, or no YAML rebuilds the config.
-std::map<std::string, std::string> mergekit_params(const RebuildPlan& p) {
-  const merge::MergeRequest& r = p.job.request;
-  const merge::Params& q = r.params;
-  std::map<std::string, std::string> out;
-  switch (r.method->id) {
-    case merge::MethodId::Linear:
-      out["normalize"] = q.flag("normalize") ? "true" : "false";
-      break;
-    case merge::MethodId::TaskArithmetic:
-    case merge::MethodId::Ties:
-      // Same normalize (divide by the weights' sum, TIES: of the weights agreeing in sign) and
-      // lambda (scales the merged delta) as mergekit's generalized task arithmetic.
-      out["lambda"] = num(q.number("lambda"));
-      out["normalize"] = q.flag("normalize") ? "true" : "false";
-      if (r.method->id == merge::MethodId::Ties && q.choice("trim") != "per_tensor")
-        no_equivalent(p, "trim=" + q.choice("trim") + " (mergekit trims per tensor only)");
-      break;
-    case merge::MethodId::DareTies:
-    case merge::MethodId::DareLinear:
-      out["lambda"] = num(q.number("lambda"));
-      out["normalize"] = q.flag("normalize") ? "true" : "false";
-      // mergekit's rescale: true matches the L1 norm of the kept entries, false keeps them as
-      // they are; it has no 1/density rescale.
-      if (q.choice("rescale") == "inverse_density")
-        no_equivalent(p, "rescale=inverse_density (mergekit 0.1.5 rescales DARE by the L1 norm, rescale: true, "
-                         "or not at all, rescale: false)");
-      out["rescale"] = q.choice("rescale") == "l1" ? "true" : "false";
-      break;
-    case merge::MethodId::ModelStock:
-      if (q.choice("cosine_mean") != "cosine") no_equivalent(p, "cosine_mean=" + q.choice("cosine_mean"));
-      out["filter_wise"] = q.flag("filter_wise") ? "true" : "false";
-      break;
-    case merge::MethodId::Slerp:
-      if (q.choice("granularity") != "tensor") no_equivalent(p, "granularity=" + q.choice("granularity"));
-      out["t"] = num(q.number("t"));
-      break;
-    default:
-      no_equivalent(p, "mergekit has no method " + r.method->name);
-  }
-  return out;
+// mergekit's method and parameters for the merge (names and meanings as mergekit 0.1.5 has them,
+// Method::mergekit_form). Ours that mergekit lacks must be at mergekit's fixed behaviour, or no
+// YAML rebuilds the config.
+merge::MergekitForm mergekit_form(const RebuildPlan& p) {
+  merge::MergekitForm f = p.job.request.method->mergekit_form(p.job.request);
+  if (!f.refusal.empty()) no_equivalent(p, f.refusal);
+  return f;
 }
 
 }  // namespace
 
 std::string mergekit_yaml(const RebuildPlan& p) {
   const merge::MergeRequest& r = p.job.request;
-  const auto params = mergekit_params(p);
+  const merge::MergekitForm form = mergekit_form(p);
   const std::string base = absolute(p.job.base_path);
   std::string y = "# mergekit-yaml configuration of config " + config_id_hex(p.config.id) + " of " + p.archive +
                   "\n# (plan_hash " + (p.attributes.count("plan_hash") ? p.attributes.at("plan_hash") : "-") +
                   "), written by mergesweep " + kVersion + ". Run: mergekit-yaml THIS_FILE OUT\n";
-  if (r.method->id == merge::MethodId::DareTies || r.method->id == merge::MethodId::DareLinear)
-    y += "# DARE: mergekit draws its drop masks from torch's generator (mergekit-yaml --random-seed), not from\n"
-         "# mergesweep's seed " + num(r.params.number("seed")) + ": the same method and parameters, another draw.\n";
-  y += "merge_method: " + r.method->name + "\n";
+  for (std::size_t at = 0; at < form.note.size();) {  // the note as comment lines
+    const std::size_t nl = std::min(form.note.find('\n', at), form.note.size());
+    y += "# " + form.note.substr(at, nl - at) + "\n";
+    at = nl + 1;
+  }
+  y += "merge_method: " + form.method + "\n";
   // Linear averages the members' weights (the base is not one of them); the others anchor on it.
   if (r.method->needs_base) y += "base_model: " + quoted(base) + "\n";
   y += "models:\n";
-  if (r.method->id == merge::MethodId::Slerp) y += "  - model: " + quoted(base) + "\n";  // mergekit: base + one model
+  if (form.base_is_first_model) y += "  - model: " + quoted(base) + "\n";
   for (std::size_t i = 0; i < r.members.size(); ++i) {
     y += "  - model: " + quoted(absolute(p.job.member_paths[i])) + "  # " + p.member_names[i] + ", checkpoint " +
          std::to_string(r.members[i].index + 1) + "\n";
@@ -99,9 +68,9 @@ std::string mergekit_yaml(const RebuildPlan& p) {
     if (r.method->uses_density) mp += std::string(mp.empty() ? "" : ", ") + "density: " + num(r.members[i].density);
     if (!mp.empty()) y += "    parameters: {" + mp + "}\n";
   }
-  if (!params.empty()) {
+  if (!form.params.empty()) {
     y += "parameters:\n";
-    for (const auto& [k, v] : params) y += "  " + k + ": " + v + "\n";
+    for (const auto& [k, v] : form.params) y += "  " + k + ": " + v + "\n";
   }
   // mergesweep merges in float32 and the sweep evaluated in the eval dtype.
   y += "dtype: float32\nout_dtype: " + p.eval_dtype + "\n";

@@ -20,11 +20,11 @@ namespace {
 
 std::string method_table() {
   std::string s = "\nmethods (merge_method) and their parameters (top-level `parameters`):\n";
-  for (const auto& m : merge::all_methods()) {
-    s += "  " + m.name + ": " + m.summary + "\n";
-    if (m.uses_weight) s += "      weight (per model, default 1)\n";
-    if (m.uses_density) s += "      density (per model, (0, 1], default 1)\n";
-    for (const auto& p : m.params) s += "      " + p.name + " = " + p.default_value + ": " + p.help + "\n";
+  for (const merge::Method* m : merge::all_methods()) {
+    s += "  " + m->name + ": " + m->summary + "\n";
+    if (m->uses_weight) s += "      weight (per model, default 1)\n";
+    if (m->uses_density) s += "      density (per model, (0, 1], default 1)\n";
+    for (const auto& p : m->params) s += "      " + p.name + " = " + p.default_value + ": " + p.help + "\n";
   }
   return s;
 }

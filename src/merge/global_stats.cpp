@@ -33,7 +33,7 @@ void histogram(const at::Tensor& t, int pass, std::uint32_t prefix, Hist& h) {
 
 GlobalStats compute_global_stats(const MergeRequest& r, TaskVectorSource& src, Reducer& reducer) {
   GlobalStats g;
-  if (effective_scope(*r.method, r.params) != Scope::WholeModel) return g;
+  if (r.method->scope_for(r.params) != Scope::WholeModel) return g;
   const std::size_t n = r.members.size();
   std::int64_t total = 0;
   for (const auto& name : src.tensor_names()) total += src.base(name).numel();

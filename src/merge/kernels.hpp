@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -152,3 +153,23 @@ void ties_into_stored(const at::Tensor& out, const at::Tensor& base, const std::
 at::Tensor polar(const at::Tensor& m);
 
 }  // namespace ms::merge::kernels
+
+namespace ms::merge {
+
+// The inputs of a method's fused CPU kernel (Method::merge_fused_cpu): one whole tensor.
+struct FusedCall {
+  const MergeRequest& request;
+  const at::Tensor& out;                       // CPU, contiguous: float32 (resident) or the output dtype (streaming)
+  const at::Tensor& base;                      // θ₀ as stored; float32 when tau_given
+  const std::vector<const at::Tensor*>& held;  // θᵢ as stored, or τᵢ in float32 when tau_given
+  bool tau_given = false;
+  // Member i's per-tensor trim rule, cached by the caller; empty where the caller keeps none.
+  std::function<const kernels::TrimRule&(std::size_t member)> trim_rule;
+  bool with_stats = false;                     // measure the change from θ₀ and count non-finite values
+};
+struct FusedResult {
+  double sq_change = 0;
+  std::int64_t non_finite = 0;
+};
+
+}  // namespace ms::merge

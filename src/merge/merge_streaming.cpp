@@ -77,21 +77,20 @@ struct TensorMergeContext {
   fail(c.job.out_dir, "'" + name + "'", what + " (" + c.describe + ")");
 }
 
-// The commonest one-off merge reads each input once (see kernels::task_arithmetic_stream).
-// Returns the squared change from the base.
-double merge_task_arithmetic(const TensorMergeContext& c, const io::TensorSpec& spec, at::Tensor& out) {
+// A method's fused CPU kernel on the whole tensor (task arithmetic reads each input once, see
+// kernels::task_arithmetic_stream), writing the output dtype. Returns the squared change from the
+// base, or nothing when the method has no such kernel for these inputs.
+std::optional<double> merge_fused(const TensorMergeContext& c, const io::TensorSpec& spec, at::Tensor& out) {
   const MergeRequest& r = c.job.request;
+  if (!c.job.device.is_cpu() || !r.method->fused_on_cpu(r.params) || c.job.dare_mask) return std::nullopt;
   // Each input at its own stored dtype (io::check_family accepted only float dtypes; aligned
   // vocabulary rows are float32); `held` keeps formed tensors alive through the pass.
   std::vector<at::Tensor> held;
   for (std::size_t m = 0; m < c.family.num_models(); ++m) held.push_back(c.family.tensor(m, spec.name).contiguous());
-  const auto span_of = [&](std::size_t m) { return kernels::StoredSpan{held[m].data_ptr(), held[m].scalar_type()}; };
-  std::vector<kernels::StoredSpan> inputs;
-  for (std::size_t m = 1; m < held.size(); ++m) inputs.push_back(span_of(m));
-  std::vector<double> w;
-  for (const auto& mem : r.members) w.push_back(mem.weight);
-  const auto st = kernels::task_arithmetic_stream(out.data_ptr(), out.scalar_type(), span_of(0), inputs, out.numel(), w,
-                                                  r.params.flag("normalize"), r.params.number("lambda"));
+  std::vector<const at::Tensor*> members;
+  for (std::size_t m = 1; m < held.size(); ++m) members.push_back(&held[m]);
+  FusedResult st;
+  if (!r.method->merge_fused_cpu(FusedCall{r, out, held[0], members, false, {}, true}, st)) return std::nullopt;
   if (st.non_finite > 0)
     fail_non_finite(c, spec.name, std::to_string(st.non_finite) + " merged values are NaN or Inf");
   return st.sq_change;
@@ -209,10 +208,9 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
   double l2_sq = 0;
   for (const auto& spec : specs) {
     at::Tensor out = at::empty(spec.shape, at::TensorOptions().dtype(*io::to_scalar_type(spec.dtype)));
-    // The fused single-pass kernel reads host memory; other devices take the generic path.
-    l2_sq += r.method->id == MethodId::TaskArithmetic && job.device.is_cpu()
-                 ? merge_task_arithmetic(ctx, spec, out)
-                 : merge_in_blocks(ctx, spec, out);
+    // Fused kernels read host memory; other devices, and methods without one, take the generic path.
+    const std::optional<double> fused = merge_fused(ctx, spec, out);
+    l2_sq += fused ? *fused : merge_in_blocks(ctx, spec, out);
     for (std::size_t m = 0; m < inputs.num_models(); ++m) {
       const io::HfModel& model = m == 0 ? base : members[m - 1];
       rep.bytes_read += model.require(inputs.source_name(m, spec.name)).nbytes();

@@ -45,7 +45,7 @@ void parse_header(const io::YamlFields& y, const YAML::Node& doc, StreamingJob& 
 
 // Top-level parameters: method parameters, plus weight/density defaults for every model.
 Defaults parse_top_parameters(const io::YamlFields& y, const YAML::Node& doc, StreamingJob& job) {
-  const MethodInfo& method = *job.request.method;
+  const Method& method = *job.request.method;
   std::map<std::string, std::string> method_params;
   Defaults d;
   if (const YAML::Node params = doc["parameters"]) {
@@ -60,9 +60,7 @@ Defaults parse_top_parameters(const io::YamlFields& y, const YAML::Node& doc, St
       if (key == "int8_mask") {
         // mergekit computes its sign masks in int8 instead of the delta's dtype to save memory;
         // signs are -1, 0 or 1 either way, so the masks, and the merge, are the same: accepted, no effect.
-        const bool sign_masks = method.id == MethodId::TaskArithmetic || method.id == MethodId::Ties ||
-                                method.id == MethodId::DareTies || method.id == MethodId::DareLinear;
-        if (!sign_masks) y.fail(kv.first, field, method.name + " takes no int8_mask (mergekit's task-vector methods do)");
+        if (!method.accepts_int8_mask) y.fail(kv.first, field, method.name + " takes no int8_mask (mergekit's task-vector methods do)");
         if (value != "true" && value != "false") y.fail(kv.second, field, "true or false", "'" + value + "'");
         continue;
       }
@@ -77,7 +75,7 @@ Defaults parse_top_parameters(const io::YamlFields& y, const YAML::Node& doc, St
 
 // One entry of `models`: its path and per-model weight/density.
 Member parse_model(const io::YamlFields& y, const YAML::Node& entry, const std::string& where,
-                   const MethodInfo& method, const Defaults& d) {
+                   const Method& method, const Defaults& d) {
   if (!entry.IsMap() || !entry["model"])
     y.fail(entry, where, "a mapping with a 'model' path", io::YamlFields::describe(entry));
   y.check_keys(entry, where + ".", {"model", "parameters"});
@@ -116,7 +114,7 @@ void parse_tokenizer_source(const io::YamlFields& y, const YAML::Node& n, const 
 }
 
 void parse_models(const io::YamlFields& y, const YAML::Node& doc, const Defaults& d, StreamingJob& job) {
-  const MethodInfo& method = *job.request.method;
+  const Method& method = *job.request.method;
   std::string base;
   if (doc["base_model"]) base = y.scalar(doc["base_model"], "base_model");
   const YAML::Node models = doc["models"];

@@ -22,7 +22,7 @@ std::string MergeRequest::describe() const {
 std::uint64_t MergeRequest::config_hash() const { return stable_hash(describe()); }
 
 void validate_request(const MergeRequest& r, const std::string& file) {
-  const MethodInfo& m = *r.method;
+  const Method& m = *r.method;
   const int n = static_cast<int>(r.members.size());
   if (n < m.min_models) {
     fail(file, "models", m.name + " needs at least " + std::to_string(m.min_models) + " model" +
@@ -40,10 +40,7 @@ void validate_request(const MergeRequest& r, const std::string& file) {
     }
     weight_sum += mem.weight;
   }
-  if (m.uses_weight && r.params.text().count("normalize") && r.params.flag("normalize") &&
-      m.id == MethodId::Linear && weight_sum == 0.0) {
-    fail(file, "weight", "weights sum to zero, so normalize=true would divide by zero");
-  }
+  m.validate(r, file);
 }
 
 }  // namespace ms::merge

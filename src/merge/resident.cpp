@@ -117,7 +117,7 @@ struct ResidentModels::Impl {
       workspace = at::empty({like.numel()}, at::TensorOptions().dtype(at::kFloat).device(like.device()));
     return workspace.narrow(0, 0, like.numel()).view(like.sizes());
   }
-  void merge_fast(const MergeRequest& r, const std::string& name, const at::Tensor& out);
+  bool merge_fast(const MergeRequest& r, const std::string& name, const at::Tensor& out);
   void load_checkpoint(const io::FamilyReport& family, const io::FamilyTensors& inputs, std::size_t k);
   // Calls fn(row0, rows, θ₀ block in float32, the members' τ blocks) over the tensor's row blocks;
   // `held` are the members' tensors (members_of).
@@ -261,39 +261,21 @@ std::uint64_t ResidentModels::resident_bytes() const {
   return n;
 }
 
-// Task arithmetic and per-tensor TIES on CPU tensors: in-place fused kernels, bitwise equal to
-// the generic path (tests/merge/test_resident.cpp). They read θᵢ and θ₀ as stored and form τ in
-// their loops, so no member's τ is held whole (only TIES's trim rule, once per tensor, forms one,
-// in `out` before the kernel writes it).
-void ResidentModels::Impl::merge_fast(const MergeRequest& r, const std::string& name, const at::Tensor& out) {
-  const bool ta = r.method->id == MethodId::TaskArithmetic;
-  const bool normalize = r.params.flag("normalize");
-  const double lambda = r.params.number("lambda");
-  std::vector<double> w;
+// A method's fused CPU kernel (task arithmetic, per-tensor TIES), in place in `out`: bitwise the
+// generic path (tests/merge/test_resident.cpp). The kernels read θᵢ and θ₀ as stored and form τ
+// in their loops, so no member's τ is held whole (only a TIES trim rule, once per tensor, forms
+// one, in `out` before the kernel writes it). False when the method's kernel declines.
+bool ResidentModels::Impl::merge_fast(const MergeRequest& r, const std::string& name, const at::Tensor& out) {
   const std::vector<at::Tensor> held = members_of(r, name);
   std::vector<const at::Tensor*> held_models;
-  std::vector<const kernels::TrimRule*> rules;
-  for (std::size_t i = 0; i < r.members.size(); ++i) {
+  for (const auto& h : held) held_models.push_back(&h);
+  const auto rule = [&](std::size_t i) -> const kernels::TrimRule& {
     const auto& mem = r.members[i];
-    w.push_back(mem.weight);
-    held_models.push_back(&held[i]);
-    if (!ta) rules.push_back(&trim_rule(static_cast<std::size_t>(mem.index), mem.density, name, held[i], out));
-  }
-  const at::Tensor& b = base.at(name);
-  if (float32_tau()) {  // held_models are τ, b is θ₀ in float32: the kernels of the layout before
-    if (ta) kernels::task_arithmetic_into(out, b, held_models, w, normalize, lambda);
-    else kernels::ties_into(out, b, held_models, rules, w, normalize, lambda);
-    return;
-  }
-  if (ta) {
-    std::vector<kernels::StoredSpan> spans;  // each member at its own stored dtype
-    spans.reserve(held_models.size());
-    for (const at::Tensor* t : held_models) spans.push_back(kernels::stored_span(*t, b.numel()));
-    kernels::task_arithmetic_stream(out.data_ptr(), at::kFloat, kernels::stored_span(b, b.numel()), spans, b.numel(), w,
-                                    normalize, lambda, /*with_stats=*/false);  // the sweep measures l2 itself
-  } else {
-    kernels::ties_into_stored(out, b, held_models, rules, w, normalize, lambda);
-  }
+    return trim_rule(static_cast<std::size_t>(mem.index), mem.density, name, held[i], out);
+  };
+  // float32_tau: held_models are τ and the base θ₀ in float32.
+  FusedResult ignored;
+  return r.method->merge_fused_cpu(FusedCall{r, out, base.at(name), held_models, float32_tau(), rule, false}, ignored);
 }
 
 void ResidentModels::Impl::for_each_row_block(
@@ -332,18 +314,18 @@ void ResidentModels::Impl::merge_in_row_blocks(const MergeRequest& r, const Glob
     for_each_row_block(name, held, [&](std::int64_t r0, std::int64_t len, const at::Tensor& b, const std::vector<at::Tensor>& t) {
       std::vector<at::Tensor> trimmed;
       for (std::size_t i = 0; i < t.size(); ++i) trimmed.push_back(kernels::apply_trim_rule(t[i], *rules[i], r0 * row_elems));
-      out.narrow(0, r0, len).copy_(merge_trimmed_ties(r, name, b, trimmed));
+      out.narrow(0, r0, len).copy_(r.method->merge_trimmed(r, name, b, trimmed));
     });
   } else {  // StockRatioThenRows: the Gram matrix over the blocks, then the interpolation over them again
-    const bool filter_wise = r.params.flag("filter_wise");
-    kernels::StockGram gram(out, r.members.size(), filter_wise);
+    const GramSpec spec = r.method->gram_spec(r.params);
+    kernels::StockGram gram(out, r.members.size(), spec.per_row);
     for_each_row_block(name, held, [&](std::int64_t r0, std::int64_t, const at::Tensor&, const std::vector<at::Tensor>& t) {
       gram.add(r0, t);
     });
-    const at::Tensor ratio = gram.ratio(r.params.choice("cosine_mean") == "angle");
-    const bool per_row = filter_wise && out.dim() >= 2;
+    const at::Tensor ratio = gram.ratio(spec.angle_mean);
+    const bool per_row = spec.per_row && out.dim() >= 2;
     for_each_row_block(name, held, [&](std::int64_t r0, std::int64_t len, const at::Tensor& b, const std::vector<at::Tensor>& t) {
-      out.narrow(0, r0, len).copy_(kernels::model_stock_apply(b, t, per_row ? ratio.narrow(0, r0, len) : ratio, filter_wise));
+      out.narrow(0, r0, len).copy_(r.method->merge_with_ratio(r, b, t, per_row ? ratio.narrow(0, r0, len) : ratio));
     });
   }
 }
@@ -352,14 +334,20 @@ void ResidentModels::merge_each(const MergeRequest& r, Reducer& reducer, const M
                                 const DareMaskFn* dare_mask) const {
   validate_request(r, "");
   for (const auto& m : r.members) impl_->require_checkpoint(m.index, "members");
-  const bool fast = fused_on_cpu(*r.method, r.params) && dare_mask == nullptr && impl_->options.device.is_cpu() && impl_->options.cpu_fast_paths;
+  const bool fast = r.method->fused_on_cpu(r.params) && dare_mask == nullptr && impl_->options.device.is_cpu() &&
+                    impl_->options.cpu_fast_paths;
   if (fast) {
-    for (const auto& name : impl_->names) {
+    // A kernel declines on the request's properties, so at the first tensor or never: then the
+    // generic path below merges every tensor.
+    bool declined = false;
+    for (std::size_t t = 0; t < impl_->names.size() && !declined; ++t) {
+      const std::string& name = impl_->names[t];
       const at::Tensor out = impl_->output_for(impl_->base.at(name));
-      impl_->merge_fast(r, name, out);
-      sink(name, out);
+      declined = !impl_->merge_fast(r, name, out);
+      if (declined && t > 0) fail("", r.method->name, "internal: the fused kernel declined tensor '" + name + "' only");
+      if (!declined) sink(name, out);
     }
-    return;
+    if (!declined) return;
   }
   SubsetSource src(*this, r);
   const GlobalStats stats = compute_global_stats(r, src, reducer);

@@ -9,7 +9,7 @@
 #include "mergesweep/io/family_check.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/merge.hpp"
-#include "mergesweep/merge/registry.hpp"
+#include "mergesweep/merge/method.hpp"
 #include "mergesweep/model/device.hpp"
 #include "mergesweep/sweep/worker.hpp"
 
@@ -24,7 +24,7 @@ constexpr std::int64_t kDefaultSequence = 2048;  // scored items are shorter tha
 // every tensor of the CPU's fused kernels and of a row-block pass goes through it; it is kept
 // between tensors and configs), plus the most any one tensor holds beside it (merge::tensor_pass;
 // n the method's largest subset, Bk the values of one row block, merge::rows_per_block):
-//  - the CPU's fused task arithmetic and per-tensor TIES: nothing (TIES forms a member's τ for
+//  - a method's fused CPU kernel (task arithmetic, per-tensor TIES): nothing (TIES forms a member's τ for
 //    its trim rule in W before writing it);
 //  - tensors merged whole (SVD merges, boosted tensors, SLERP; any tensor of one block or less):
 //    θ₀, the n τ, the output and a temporary, (n + 3)·E;
@@ -33,14 +33,14 @@ constexpr std::int64_t kDefaultSequence = 2048;  // scored items are shorter tha
 //    k = density·E largest values with int64 indices, E + E/4 + 3k (τ is in W; on the CPU the
 //    radix select holds nothing more); per block the above plus the trimmed copies, the
 //    consensus temporaries and an int64 index, (3n + 8)·Bk;
-//  - Model Stock: per block the n τ, their stacked copy and θ₀, (2n + 2)·Bk, and with
+//  - the Gram-matrix pass (Model Stock): per block the n τ, their stacked copy and θ₀, (2n + 2)·Bk, and with
 //    filter_wise a float64 Gram matrix per output row (2·rows·n² values);
 //  - baselines (θ₀, and θ₀ + τ, formed in W): on the CPU θ₀ widened once for the sum, E.
 std::uint64_t values_beside_workspace(const MethodPoint& m, int n, const std::string& name,
                                       const std::vector<std::int64_t>& shape, std::uint64_t E, bool cuda) {
   const auto nn = static_cast<std::uint64_t>(n);
-  const merge::TensorPass pass = merge::tensor_pass(*m.method, m.params, name, static_cast<std::int64_t>(shape.size()));
-  if (!cuda && merge::fused_on_cpu(*m.method, m.params)) return 0;
+  const merge::TensorPass pass = m.method->tensor_pass(m.params, name, static_cast<std::int64_t>(shape.size()));
+  if (!cuda && m.method->fused_on_cpu(m.params)) return 0;
   const auto kRow = static_cast<std::uint64_t>(merge::kRowBlockElements);
   if (pass == merge::TensorPass::WholeTensor || shape.empty() || E <= kRow) return (nn + 3) * E;
   const auto row = E / static_cast<std::uint64_t>(std::max<std::int64_t>(1, shape[0]));
@@ -53,7 +53,7 @@ std::uint64_t values_beside_workspace(const MethodPoint& m, int n, const std::st
       return std::max(rule, (3 * nn + 8) * Bk);
     }
     default: {  // StockRatioThenRows
-      const bool per_row = m.params.flag("filter_wise") && shape.size() >= 2;
+      const bool per_row = m.method->gram_spec(m.params).per_row && shape.size() >= 2;
       const std::uint64_t gram = per_row ? 2 * static_cast<std::uint64_t>(shape[0]) * nn * nn : 0;
       return (2 * nn + 2) * Bk + gram;
     }

@@ -7,7 +7,7 @@
 
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/hash.hpp"
-#include "mergesweep/merge/registry.hpp"
+#include "mergesweep/merge/method.hpp"
 
 namespace ms::sweep {
 namespace {
@@ -29,18 +29,6 @@ void all_combinations(int N, int n, std::vector<std::vector<int>>& out) {
     if (i < 0) return;
     ++cur[i];
     for (int j = i + 1; j < n; ++j) cur[j] = cur[j - 1] + 1;
-  }
-}
-
-double method_cost(const merge::MethodInfo& m) {
-  switch (m.id) {
-    case merge::MethodId::TsvM: case merge::MethodId::IsoC: case merge::MethodId::IsoCts:
-    case merge::MethodId::TaskArithmeticSb: case merge::MethodId::TiesSb:
-      return 8;
-    case merge::MethodId::Ties: case merge::MethodId::ModelStock: case merge::MethodId::Slerp:
-      return 2;
-    default:
-      return 1;
   }
 }
 
@@ -178,7 +166,7 @@ Plan make_plan(const SweepSpec& spec) {
   ids.reserve(plan.configs.capacity() * 2);
   for (const auto& c : plan.configs) ids.insert(c.id);
   for (const auto& p : spec.methods) {
-    const double mc = method_cost(*p.method);
+    const double mc = p.method->plan_cost;
     const std::uint64_t ph = point_hash(p);
     for (int n : p.sizes) {
       const auto& subs = subsets[n];

@@ -18,7 +18,7 @@
 #include "mergesweep/io/hub_cache.hpp"
 #include "mergesweep/io/lora_adapter.hpp"
 #include "mergesweep/io/yaml_fields.hpp"
-#include "mergesweep/merge/registry.hpp"
+#include "mergesweep/merge/method.hpp"
 
 namespace ms::sweep {
 namespace {
@@ -186,13 +186,13 @@ const std::set<std::string> kMemberKeys = {"weight", "density"};
 
 using Axes = std::vector<std::pair<std::string, std::vector<std::string>>>;
 
-const merge::MethodInfo& method_of_entry(const Ctx& c, const YAML::Node& e, const std::string& where) {
+const merge::Method& method_of_entry(const Ctx& c, const YAML::Node& e, const std::string& where) {
   if (!e.IsMap() || !e["method"]) c.fail(e, where, "a mapping with 'method: <name>'", Ctx::describe(e));
   const std::string name = c.scalar(e["method"], where + ".method");
-  const merge::MethodInfo* m = merge::find_method(name);
+  const merge::Method* m = merge::find_method(name);
   if (m == nullptr) {
     std::string names;
-    for (const auto& k : merge::all_methods()) names += (names.empty() ? "" : ", ") + k.name;
+    for (const merge::Method* k : merge::all_methods()) names += (names.empty() ? "" : ", ") + k->name;
     c.fail(e["method"], where + ".method", "unknown method '" + name + "' (known: " + names + ")");
   }
   std::set<std::string> allowed = {"method", "sizes"};
@@ -222,7 +222,7 @@ Axes grid_axes(const Ctx& c, const YAML::Node& e, const std::string& where) {
   return axes;
 }
 
-std::vector<int> entry_sizes(const Ctx& c, const YAML::Node& e, const std::string& where, const merge::MethodInfo& m,
+std::vector<int> entry_sizes(const Ctx& c, const YAML::Node& e, const std::string& where, const merge::Method& m,
                              const SweepSpec& s) {
   std::vector<int> sizes = s.sizes;
   if (e["sizes"]) sizes = c.int_list(e["sizes"], where + ".sizes", 1, 1 << 20);
@@ -242,7 +242,7 @@ std::vector<int> entry_sizes(const Ctx& c, const YAML::Node& e, const std::strin
 }
 
 // One grid point: per-member weight/density apart, the rest validated as method parameters.
-MethodPoint grid_point(const Ctx& c, const YAML::Node& e, const std::string& where, const merge::MethodInfo& m,
+MethodPoint grid_point(const Ctx& c, const YAML::Node& e, const std::string& where, const merge::Method& m,
                        const std::vector<int>& sizes, const std::map<std::string, std::string>& values) {
   MethodPoint p;
   p.method = &m;
@@ -277,7 +277,7 @@ void parse_methods(const Ctx& c, const YAML::Node& list, SweepSpec& s) {
   for (std::size_t i = 0; i < list.size(); ++i) {
     const YAML::Node e = list[i];
     const std::string where = "methods[" + std::to_string(i) + "]";
-    const merge::MethodInfo& m = method_of_entry(c, e, where);
+    const merge::Method& m = method_of_entry(c, e, where);
     const Axes axes = grid_axes(c, e, where);
     const std::vector<int> sizes = entry_sizes(c, e, where, m, s);
     // Cartesian product of the axes, the last axis fastest.

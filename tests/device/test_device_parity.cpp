@@ -47,13 +47,14 @@ TEST_F(DeviceParity, EveryMethodMergesAlikeOnCpuAndCuda) {
   on_gpu.device = gpu();
   const merge::ResidentModels cuda(dir / "fam/base", cks, {}, on_gpu);
   merge::LocalReducer local;
-  for (const auto& info : merge::all_methods()) {
+  for (const auto* info_ptr : merge::all_methods()) {
+    const auto& info = *info_ptr;
     merge::MergeRequest r;
     r.method = &info;
     r.params = merge::validate_params(info.params, {}, "", "");
-    for (int i : info.id == merge::MethodId::Slerp ? std::vector<int>{1} : std::vector<int>{0, 2, 3})
+    for (int i : info.name == "slerp" ? std::vector<int>{1} : std::vector<int>{0, 2, 3})
       r.members.push_back({"ft", i, 0.3 + 0.1 * i, 0.5});
-    const bool elementwise = merge::effective_scope(info, r.params) == merge::Scope::Elementwise;
+    const bool elementwise = info.scope_for(r.params) == merge::Scope::Elementwise;
     std::map<std::string, at::Tensor> a, b;
     cpu.merge(r, a, local);
     cuda.merge(r, b, local);

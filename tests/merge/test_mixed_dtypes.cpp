@@ -41,7 +41,7 @@ class MixedDtypes : public ::testing::TestWithParam<std::string> {
     for (const auto& n : kNames) out.push_back(family(kind) + "/" + n);
     return out;
   }
-  static MergeRequest request(const MethodInfo& info, const std::map<std::string, std::string>& params = {}) {
+  static MergeRequest request(const Method& info, const std::map<std::string, std::string>& params = {}) {
     MergeRequest r;
     r.method = &info;
     r.params = validate_params(info.params, params, "", "");
@@ -54,9 +54,10 @@ class MixedDtypes : public ::testing::TestWithParam<std::string> {
   // same widening as the others, and their SVDs of the largest tensors dominate the run time.
   static std::vector<MergeRequest> requests() {
     std::vector<MergeRequest> out;
-    for (const auto& info : all_methods()) {
-      const bool svd = info.id == MethodId::TsvM || info.id == MethodId::IsoC || info.id == MethodId::IsoCts ||
-                       info.id == MethodId::TaskArithmeticSb || info.id == MethodId::TiesSb;
+    for (const auto* info_ptr : all_methods()) {
+      const auto& info = *info_ptr;
+      const bool svd = info.name == "tsv_m" || info.name == "iso_c" || info.name == "iso_cts" ||
+                       info.name == "task_arithmetic_sb" || info.name == "ties_sb";
       if (!svd || GetParam() == "float32") out.push_back(request(info));
     }
     out.push_back(request(*find_method("ties"), {{"trim", "global"}}));
@@ -89,7 +90,7 @@ TEST_P(MixedDtypes, ResidentMergesAreBitwiseTheFloat32Family) {
       for (const MergeRequest& r : requests()) {
         // Only task arithmetic and per-tensor TIES have fused kernels and a float32-τ twin; the
         // other methods take one path whatever the options, covered by the first configuration.
-        const bool fused = fused_on_cpu(*r.method, r.params);
+        const bool fused = r.method->fused_on_cpu(r.params);
         if ((!fast || residency == Residency::Float32TaskVectors) && !fused) continue;
         std::map<std::string, at::Tensor> a, b;
         mixed.merge(r, a, local);

@@ -20,7 +20,7 @@ using ms::test::error_of;
 TEST(Registry, HasEveryMethodWithValidDefaults) {
   for (const char* name : {"linear", "slerp", "task_arithmetic", "ties", "dare_ties", "dare_linear", "model_stock",
                            "tsv_m", "iso_c", "iso_cts", "task_arithmetic_sb", "ties_sb"}) {
-    const MethodInfo* m = find_method(name);
+    const Method* m = find_method(name);
     ASSERT_NE(m, nullptr) << name;
     EXPECT_NO_THROW(validate_params(m->params, {}, "", name)) << name;
     EXPECT_FALSE(m->reference_url.empty());
@@ -32,8 +32,8 @@ TEST(Registry, HasEveryMethodWithValidDefaults) {
 
 TEST(Registry, ScopesDriveSharding) {
   const auto& ties = *find_method("ties");
-  EXPECT_EQ(effective_scope(ties, validate_params(ties.params, {}, "", "")), Scope::WholeTensor);
-  EXPECT_EQ(effective_scope(ties, validate_params(ties.params, {{"trim", "global"}}, "", "")), Scope::WholeModel);
+  EXPECT_EQ(ties.scope_for(validate_params(ties.params, {}, "", "")), Scope::WholeTensor);
+  EXPECT_EQ(ties.scope_for(validate_params(ties.params, {{"trim", "global"}}, "", "")), Scope::WholeModel);
   EXPECT_EQ(find_method("task_arithmetic")->scope, Scope::Elementwise);
   EXPECT_EQ(find_method("iso_c")->scope, Scope::WholeTensor);
 }

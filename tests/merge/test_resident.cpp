@@ -45,10 +45,11 @@ TEST_F(ResidentVsStreaming, SameTensorsForEveryMethod) {
   const std::vector<std::string> cks = {path("ft-00"), path("ft-01"), path("ft-02"), path("ft-03")};
   const ResidentModels all(path("base"), cks);
   LocalReducer local;
-  for (const auto& info : all_methods()) {
-    if (info.id == MethodId::Slerp) continue;  // one member only; covered by the parity fixtures
+  for (const auto* info_ptr : all_methods()) {
+    const auto& info = *info_ptr;
+    if (info.name == "slerp") continue;  // one member only; covered by the parity fixtures
     std::map<std::string, std::string> params;
-    if (info.id == MethodId::Ties) params["trim"] = "global";
+    if (info.name == "ties") params["trim"] = "global";
     const MergeRequest r = request(info.name.c_str(), params);
     StreamingJob job;
     job.request = r;
@@ -64,7 +65,7 @@ TEST_F(ResidentVsStreaming, SameTensorsForEveryMethod) {
       const double diff = (w - resident.at(name)).abs().max().item<double>();
       // TA and per-tensor TIES take the in-place fast path when resident: it must be bitwise the
       // same as the generic kernels the streaming path runs (and the parity tests check).
-      const bool fast = info.id == MethodId::TaskArithmetic;
+      const bool fast = info.name == "task_arithmetic";
       EXPECT_LE(diff, fast ? 0.0 : 2e-7) << info.name << " " << name;
     }
   }
@@ -193,15 +194,16 @@ TEST_F(FileDtypeResidency, EveryMethodBitwiseEqualToFloat32TaskVectors) {
   const ResidentModels old(path("base"), checkpoints(), {}, f32);
   LocalReducer local;
   int compared = 0;
-  for (const auto& info : all_methods()) {
+  for (const auto* info_ptr : all_methods()) {
+    const auto& info = *info_ptr;
     std::vector<std::map<std::string, std::string>> variants = {{}};
-    if (info.id == MethodId::Ties) variants = {{{"trim", "global"}}, {{"normalize", "false"}}, {{"lambda", "0.6"}}};
-    if (info.id == MethodId::TaskArithmetic) variants = {{}, {{"normalize", "true"}, {"lambda", "0.7"}}};
+    if (info.name == "ties") variants = {{{"trim", "global"}}, {{"normalize", "false"}}, {{"lambda", "0.6"}}};
+    if (info.name == "task_arithmetic") variants = {{}, {{"normalize", "true"}, {"lambda", "0.7"}}};
     for (const auto& params : variants) {
       MergeRequest r;
       r.method = &info;
       r.params = validate_params(info.params, params, "", "");
-      const std::vector<int> members = info.id == MethodId::Slerp ? std::vector<int>{2} : std::vector<int>{3, 0, 2};
+      const std::vector<int> members = info.name == "slerp" ? std::vector<int>{2} : std::vector<int>{3, 0, 2};
       for (int i : members) r.members.push_back({"ft", i, 0.2 + 0.1 * i, 0.4});
       std::map<std::string, at::Tensor> a, b;
       held.merge(r, a, local);

@@ -47,13 +47,10 @@ struct GlobalStats {
 };
 GlobalStats compute_global_stats(const MergeRequest& r, TaskVectorSource& src, Reducer& reducer);
 
-// Test hook: replaces the DARE Bernoulli draw (returns the keep-mask, 1 = kept) so fixtures made
-// by a reference implementation with its own RNG can be matched exactly.
-using DareMaskFn = std::function<at::Tensor(std::size_t member, const std::string& tensor)>;
-
-// Merges one tensor. `base` and `tau` are float32 and share a shape; `element_offset` is the
-// position of their first element in the full tensor (DARE masks depend on it, so a row-sharded
-// tensor gets the same mask as a whole one). Returns the merged tensor, float32.
+// Merges one tensor with the request's method (Method::merge). `base` and `tau` are float32 and
+// share a shape; `element_offset` is the position of their first element in the full tensor
+// (DARE masks depend on it, so a row-sharded tensor gets the same mask as a whole one). Returns
+// the merged tensor, float32.
 at::Tensor merge_tensor(const MergeRequest& r, const GlobalStats& g, const std::string& name, const at::Tensor& base,
                         const std::vector<at::Tensor>& tau, std::int64_t element_offset = 0,
                         const DareMaskFn* dare_mask = nullptr);
@@ -73,27 +70,7 @@ bool is_boosted(const std::string& name);
 constexpr std::int64_t kRowBlockElements = 1 << 20;
 std::int64_t rows_per_block(std::int64_t row_elements);
 
-// How a method goes through one tensor (`dim` dimensions), which sets the memory it needs.
-enum class TensorPass {
-  RowBlocks,         // a function of each element, given whole-model statistics: elementwise
-                     // methods; the tensors TSV-M and Iso-C average (vectors, embeddings,
-                     // lm_head); the tensors TA+SB does not boost
-  TrimRulesThenRows, // per-tensor TIES (and TIES+SB's unboosted tensors): each member's trim rule
-                     // from its whole τ, one member at a time, then the election in row blocks
-  StockRatioThenRows,// Model Stock: the members' Gram matrix summed over row blocks, then row blocks
-  WholeTensor,       // SVD merges, boosted tensors, global-trim TIES: θ₀, the n τ, output, temporaries
-};
+// The request's Method::tensor_pass.
 TensorPass tensor_pass(const MergeRequest& r, const std::string& name, std::int64_t dim);
-// The same from a method and its parameters (the memory plan has no request).
-TensorPass tensor_pass(const MethodInfo& m, const Params& p, const std::string& name, std::int64_t dim);
-
-// Methods with fused raw-pointer kernels for CPU tensors (task arithmetic, per-tensor TIES): the
-// resident merge runs them in place in its workspace, so the memory plan counts nothing beside it.
-bool fused_on_cpu(const MethodInfo& m, const Params& p);
-
-// TIES on members already trimmed (each member's per-tensor trim applied): the sign election,
-// the disjoint mean and the scaling that merge_tensor applies after its own trim.
-at::Tensor merge_trimmed_ties(const MergeRequest& r, const std::string& name, const at::Tensor& base,
-                              const std::vector<at::Tensor>& trimmed);
 
 }  // namespace ms::merge

@@ -1,6 +1,6 @@
-// The merge-method registry: one table that says, for each method, its name, its parameters,
-// what inputs it needs and how much of the model it must see at once. Everything that accepts a
-// method by name (the merge verb, mergekit import, sweep specs) goes through it.
+// The merge-method registry: every method object (method.hpp), found by name. Each says its name,
+// its parameters, what inputs it needs and how much of the model it must see at once. Everything
+// that accepts a method by name (the merge verb, mergekit import, sweep specs) goes through it.
 #pragma once
 
 #include <string>
@@ -10,11 +10,6 @@
 
 namespace ms::merge {
 
-enum class MethodId {
-  Linear, Slerp, TaskArithmetic, Ties, DareTies, DareLinear, ModelStock, TsvM, IsoC, IsoCts,
-  TaskArithmeticSb, TiesSb
-};
-
 // How much of the model one output tensor depends on: sharding and scheduling follow from it.
 enum class Scope {
   Elementwise,  // each element from the same element of the inputs (any row split works)
@@ -23,7 +18,6 @@ enum class Scope {
 };
 
 struct MethodInfo {
-  MethodId id;
   std::string name;
   std::string summary;
   std::string reference_url;
@@ -34,15 +28,16 @@ struct MethodInfo {
   bool uses_weight = false;   // per-model `weight`
   bool uses_density = false;  // per-model `density`
   std::vector<ParamDef> params;
+  double plan_cost = 1;            // merge time per parameter relative to task arithmetic (planner)
+  bool accepts_int8_mask = false;  // mergekit's int8_mask: sign masks in int8, the same merge
 };
 
-const std::vector<MethodInfo>& all_methods();
-const MethodInfo* find_method(const std::string& name);
-// Throws ms::Error naming `file` and listing the known methods.
-const MethodInfo& require_method(const std::string& name, const std::string& file);
+class Method;
 
-// Scope of one run: a method whose WholeModel statistic is switched off by a parameter
-// (TIES with per-tensor trim) reports WholeTensor.
-Scope effective_scope(const MethodInfo& m, const Params& p);
+// In registration order (src/merge/methods/all.cpp).
+const std::vector<const Method*>& all_methods();
+const Method* find_method(const std::string& name);
+// Throws ms::Error naming `file` and listing the known methods.
+const Method& require_method(const std::string& name, const std::string& file);
 
 }  // namespace ms::merge

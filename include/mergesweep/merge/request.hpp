@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "mergesweep/merge/params.hpp"
-#include "mergesweep/merge/registry.hpp"
+#include "mergesweep/merge/method.hpp"
 
 namespace ms::merge {
 
@@ -20,7 +20,7 @@ struct Member {
 };
 
 struct MergeRequest {
-  const MethodInfo* method = nullptr;
+  const Method* method = nullptr;
   Params params;
   std::vector<Member> members;
 

@@ -18,7 +18,7 @@ namespace ms::sweep {
 // One point of a method's parameter grid: validated parameters plus the per-member weight and
 // density the method uses (the spec writes them once for every member).
 struct MethodPoint {
-  const merge::MethodInfo* method = nullptr;
+  const merge::Method* method = nullptr;
   merge::Params params;
   std::string canonical;   // params.canonical(), computed once
   double weight = 1.0;
