@@ -1,6 +1,7 @@
 // mergesweep sweep SPEC: a whole merging study (docs/formats.md "Sweep spec", "Archive").
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <cstdlib>
 
 #include "mergesweep/cli/verbs.hpp"
 #include "mergesweep/core/error.hpp"
@@ -37,6 +38,10 @@ int run_sweep(int argc, char** argv) {
        "for any rank count at a fixed value)")
       ("plan", po::bool_switch(&o.plan_only), "print the plan and its size (and how much is already archived); run nothing")
       ("list", po::bool_switch(&o.list), "with --plan: one line per config (id, kind, method, parameters, n, sample, members)")
+      ("calibrate", po::bool_switch(&o.calibrate),
+       "with --plan: merge and score one config on this node, then print seconds per config, the wall time and the "
+       "sbatch --time to ask for")
+      ("ranks", po::value(&o.ranks), "with --calibrate: ranks of the job (default: $SLURM_NTASKS, else 1)")
       ("slice", po::value(&slice), "I/N: run only plan entries whose index mod N == I (array jobs; merge archives after)")
       ("progress-interval", po::value(&o.progress_interval), "seconds between progress lines when stderr is not a terminal")
       ("quiet,q", po::bool_switch(&o.quiet), "no progress and no summary (errors are still printed)");
@@ -55,7 +60,12 @@ int run_sweep(int argc, char** argv) {
     if (o.slice_count < 1 || o.slice_index < 0 || o.slice_index >= o.slice_count)
       throw po::error("--slice must be I/N with 0 <= I < N, got '" + slice + "'");
   }
-  if (o.plan_only) return sweep::print_plan(o);
+  if (o.calibrate && !o.plan_only) throw po::error("--calibrate goes with --plan");
+  if (!vm.count("ranks") && std::getenv("SLURM_NTASKS")) o.ranks = std::atoi(std::getenv("SLURM_NTASKS"));
+  if (o.plan_only) {
+    const int status = sweep::print_plan(o);
+    return o.calibrate ? sweep::calibrate_plan(o, &argc, &argv) : status;
+  }
   return sweep::run_sweep(o, &argc, &argv);
 }
 

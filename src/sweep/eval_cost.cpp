@@ -2,7 +2,19 @@
 
 #include <cstdio>
 
+#include "mergesweep/sweep/spec.hpp"
+
 namespace ms::sweep {
+
+std::vector<eval::TaskPack> read_eval_packs(const SweepSpec& spec) {
+  std::vector<eval::TaskPack> packs;
+  for (const auto& p : spec.eval.tasks) {
+    packs.push_back(eval::read_task_pack(p));
+    eval::limit_task_pack(packs.back(), spec.eval.limit);
+  }
+  return packs;
+}
+
 
 double forwards_per_item(const eval::TaskPack& pack) {
   if (pack.output_type == eval::OutputType::GenerateUntil) return 1.0 + static_cast<double>(pack.generation.max_gen_toks);

@@ -336,16 +336,6 @@ std::int64_t run_configs(const RunOptions& opts, Session& s, Todo& t, dist::Comm
   return status;
 }
 
-// The task packs as the workers will evaluate them (eval.limit applied).
-std::vector<eval::TaskPack> read_eval_packs(const SweepSpec& spec) {
-  std::vector<eval::TaskPack> packs;
-  for (const auto& p : spec.eval.tasks) {
-    packs.push_back(eval::read_task_pack(p));
-    eval::limit_task_pack(packs.back(), spec.eval.limit);
-  }
-  return packs;
-}
-
 }  // namespace
 
 int print_plan(const RunOptions& opts) {

@@ -18,6 +18,8 @@
 
 namespace ms::sweep {
 
+struct SweepSpec;
+
 struct TaskCost {
   std::string name;
   eval::OutputType output_type = eval::OutputType::MultipleChoice;
@@ -33,6 +35,8 @@ struct EvalCost {
 };
 
 double forwards_per_item(const eval::TaskPack& pack);
+// The spec's task packs as the workers will evaluate them (eval.limit applied).
+std::vector<eval::TaskPack> read_eval_packs(const SweepSpec& spec);
 EvalCost estimate_eval_cost(const std::vector<eval::TaskPack>& packs);
 // Lines for `sweep --plan`: per task and in total, per config and for `configs` configs.
 std::string describe_eval_cost(const EvalCost& cost, std::size_t configs);

@@ -14,6 +14,8 @@ struct RunOptions {
   bool quiet = false;
   bool plan_only = false;      // print the plan and its size, run nothing
   bool list = false;           // with plan_only: one line per config
+  bool calibrate = false;      // with plan_only: time one config on this node (calibrate.cpp)
+  int ranks = 1;               // with calibrate: the job's ranks, for its wall time
   int slice_index = 0, slice_count = 1;  // run only plan indices with index % count == index
 };
 
@@ -22,5 +24,8 @@ struct RunOptions {
 int run_sweep(const RunOptions& opts, int* argc, char*** argv);
 // --plan: prints the plan (no MPI).
 int print_plan(const RunOptions& opts);
+// --plan --calibrate: merges and scores one config on this node (one process), prints seconds per
+// config, the wall time for opts.ranks and the sbatch --time to ask for.
+int calibrate_plan(const RunOptions& opts, int* argc, char*** argv);
 
 }  // namespace ms::sweep
