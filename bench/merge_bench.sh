@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Merge benchmark (issue: merge methods). One run, one machine, numbers side by side:
-#  (a) `mergesweep merge` vs `mergekit-yaml` on the same configs, every method both have (linear,
-#      SLERP of 2 models, TA, TIES, DARE-TIES, DARE-linear, Model Stock), 12 checkpoints of a
+#  (a) `mergesweep merge` vs `mergekit-yaml` on the same configs, every method both have (mergekit
+#      0.1.5's 20; METHODS="..." runs some), 12 checkpoints (fewer where a method takes fewer) of a
 #      ~250M-parameter Llama (bf16 HF folders made by `mergesweep synth`); the floor: a cold
 #      process (cat) reading the same files from the page cache, against which TA is rated;
 #  (b) effective bytes moved per second vs a memcpy of the same bytes (bench_merge_resident);
@@ -9,7 +9,7 @@
 #  (d) time per merge of TSV-M, Iso-C and TA+SB;
 #  (e) resident merges per second of TA and TIES.
 # mergekit is used when MERGEKIT (path of mergekit-yaml) is set or mergekit-yaml is on PATH.
-# usage: bench/merge_bench.sh [PRESET=250m] [N_SVD=4]
+# usage: [METHODS="ties karcher"] bench/merge_bench.sh [PRESET=250m] [N_SVD=4]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PRESET="${1:-250m}"
@@ -26,22 +26,29 @@ config() {  # config METHOD N -> yaml (mergekit's language, which both tools rea
   local method="$1" n="$2" w
   w=$(python3 -c "print(1/$n)")
   echo "merge_method: $method"
-  # mergekit's linear has no base (it would be averaged in); SLERP is base + one model.
-  [ "$method" = linear ] || echo "base_model: $FAM/base"
+  # mergekit's linear, nuslerp, multislerp and karcher run without a base here (the models alone);
+  # passthrough takes one model; the others anchor on the base.
+  case "$method" in linear|karcher|passthrough) ;; *) echo "base_model: $FAM/base";; esac
   echo "dtype: bfloat16"
-  [ "$method" = slerp ] && echo "parameters: {t: 0.3}"
+  case "$method" in
+    slerp) echo "parameters: {t: 0.3}";;
+    nearswap) echo "parameters: {t: 0.002}";;
+    sce) echo "parameters: {select_topk: 0.5}";;
+    passthrough) echo "parameters: {scale: 0.9}";;
+  esac
   echo "models:"
   for i in $(seq 0 $((n - 1))); do
     printf "  - model: %s/ft-%02d\n" "$FAM" "$i"
     case "$method" in
-      linear|task_arithmetic) echo "    parameters: {weight: $w}";;
+      linear|task_arithmetic|nuslerp|multislerp) echo "    parameters: {weight: $w}";;
       ties) echo "    parameters: {weight: $w, density: 0.1}";;
       dare_ties|dare_linear) echo "    parameters: {weight: $w, density: 0.3}";;
+      breadcrumbs|breadcrumbs_ties) echo "    parameters: {weight: $w, density: 0.8, gamma: 0.05}";;
+      della|della_linear) echo "    parameters: {weight: $w, density: 0.5, epsilon: 0.1}";;
     esac
   done
 }
-members_of() { case "$1" in slerp) echo 1;; *) echo 12;; esac; }
-
+members_of() { case "$1" in slerp|nearswap|arcee_fusion|passthrough) echo 1;; nuslerp) echo 2;; *) echo 12;; esac; }
 timed() {  # timed LABEL CMD... -> "LABEL seconds peak_rss_mb"
   local label="$1"; shift
   /usr/bin/time -f "%e %M" -o "$OUT/time.txt" "$@" >/dev/null 2>"$OUT/$label.log" || { echo "$label FAILED (see $OUT/$label.log)"; return; }
@@ -97,7 +104,8 @@ print(total, big)
 PY
 )
 echo "(a, c) streaming merge of 12 checkpoints (SLERP: 1), mergesweep vs mergekit"
-for m in linear slerp task_arithmetic ties dare_ties dare_linear model_stock; do
+for m in ${METHODS:-linear slerp task_arithmetic ties dare_ties dare_linear model_stock nuslerp multislerp karcher \
+    breadcrumbs breadcrumbs_ties della della_linear sce nearswap arcee_fusion ram ramplus_tl passthrough}; do
   n=$(members_of "$m")
   config "$m" "$n" > "$OUT/$m.yaml"
   rm -rf "$OUT/ms-$m" "$OUT/mk-$m"

@@ -57,7 +57,7 @@ std::string mergekit_yaml(const RebuildPlan& p) {
   }
   y += "merge_method: " + form.method + "\n";
   // Linear averages the members' weights (the base is not one of them); the others anchor on it.
-  if (r.method->needs_base) y += "base_model: " + quoted(base) + "\n";
+  if (r.method->needs_base || form.writes_base_model) y += "base_model: " + quoted(base) + "\n";
   y += "models:\n";
   if (form.base_is_first_model) y += "  - model: " + quoted(base) + "\n";
   for (std::size_t i = 0; i < r.members.size(); ++i) {

@@ -19,6 +19,7 @@
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/io/integrity.hpp"
 #include "kernels.hpp"
+#include "mergekit_settings.hpp"
 
 namespace ms::merge {
 namespace {
@@ -61,6 +62,7 @@ namespace {
 // What one tensor's merge needs besides the tensor: the inputs, the request and its statistics.
 struct TensorMergeContext {
   const StreamingJob& job;
+  const MergeRequest& request;  // the job's, or this tensor's own (mergekit settings)
   const io::FamilyTensors& family;  // model 0 the base, m + 1 member m
   const GlobalStats& stats;
   const std::string& describe;
@@ -81,7 +83,7 @@ struct TensorMergeContext {
 // kernels::task_arithmetic_stream), writing the output dtype. Returns the squared change from the
 // base, or nothing when the method has no such kernel for these inputs.
 std::optional<double> merge_fused(const TensorMergeContext& c, const io::TensorSpec& spec, at::Tensor& out) {
-  const MergeRequest& r = c.job.request;
+  const MergeRequest& r = c.request;
   if (!c.job.device.is_cpu() || !r.method->fused_on_cpu(r.params) || c.job.dare_mask) return std::nullopt;
   // Each input at its own stored dtype (io::check_family accepted only float dtypes; aligned
   // vocabulary rows are float32); `held` keeps formed tensors alive through the pass.
@@ -105,7 +107,7 @@ double merge_in_blocks(const TensorMergeContext& c, const io::TensorSpec& spec, 
   const std::int64_t rows = shape.empty() ? 1 : shape[0];
   const std::int64_t row_elems = rows > 0 ? out.numel() / rows : 0;
   const bool elementwise =
-      tensor_pass(c.job.request, spec.name, static_cast<std::int64_t>(shape.size())) == TensorPass::RowBlocks;
+      tensor_pass(c.request, spec.name, static_cast<std::int64_t>(shape.size())) == TensorPass::RowBlocks;
   const std::int64_t block = elementwise && !shape.empty() && row_elems > 0 ? rows_per_block(row_elems)
                                                                             : std::max<std::int64_t>(rows, 1);
   double sq = 0;
@@ -116,13 +118,24 @@ double merge_in_blocks(const TensorMergeContext& c, const io::TensorSpec& spec, 
     std::vector<at::Tensor> tau;
     for (std::size_t m = 1; m < c.family.num_models(); ++m)
       tau.push_back(kernels::to_float32(part(c.family.tensor(m, spec.name))).to(c.job.device).sub_(b));
-    const at::Tensor merged = merge_tensor(c.job.request, c.stats, spec.name, b, tau, r0 * row_elems, c.job.dare_mask);
+    const at::Tensor merged = merge_tensor(c.request, c.stats, spec.name, b, tau, r0 * row_elems, c.job.dare_mask);
     if (!merged.isfinite().all().item<bool>()) fail_non_finite(c, spec.name, "the merged tensor has NaN or Inf values");
     sq += (merged - b).pow(2).sum(at::kDouble).item<double>();  // double accumulation, no double copy
     part(out).copy_(merged.to(at::kCPU));
     if (rows == 0) break;
   }
   return sq;
+}
+
+// The base's decoder layers (config.json's num_hidden_layers), which mergekit's gradients span;
+// slices must end at the last of them.
+std::int64_t layer_count(const StreamingJob& job, const io::HfModel& base) {
+  const auto cfg = nlohmann::json::parse(base.config()->text);
+  const std::int64_t n = cfg.contains("num_hidden_layers") ? cfg["num_hidden_layers"].get<std::int64_t>() : 0;
+  if (job.slices_end_layer > 0 && job.slices_end_layer != n)
+    fail(job.source_file, "slices", "end at layer " + std::to_string(job.slices_end_layer) + ", the base has " +
+                                        std::to_string(n) + " layers: slices must cover every layer");
+  return n;
 }
 
 // config.json from the base (torch_dtype following the output dtype), the base's other files,
@@ -173,6 +186,7 @@ void write_metadata(io::HfModelWriter& writer, const StreamingJob& job, const io
 
 StreamingReport merge_streaming(const StreamingJob& job, const std::function<void(std::size_t, std::size_t)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
+  if (!job.stack.empty()) return merge_layer_stack(job, progress);
   const MergeRequest& r = job.request;
   validate_request(r, job.source_file);
   if (job.member_paths.size() != r.members.size()) fail(job.source_file, "models", "internal: one path per member");
@@ -203,10 +217,12 @@ StreamingReport merge_streaming(const StreamingJob& job, const std::function<voi
   io::HfModelWriter writer(job.out_dir, specs, job.max_shard_bytes,
                            {{"format", "pt"}, {"mergesweep_merge", describe}});
 
-  const TensorMergeContext ctx{job, inputs, stats, describe};
+  const std::int64_t layers = layer_count(job, base);
   StreamingReport rep;
   double l2_sq = 0;
   for (const auto& spec : specs) {
+    const MergeRequest own = job.settings ? per_tensor_request(r, *job.settings, spec.name, layers, job.source_file) : r;
+    const TensorMergeContext ctx{job, own, inputs, stats, describe};
     at::Tensor out = at::empty(spec.shape, at::TensorOptions().dtype(*io::to_scalar_type(spec.dtype)));
     // Fused kernels read host memory; other devices, and methods without one, take the generic path.
     const std::optional<double> fused = merge_fused(ctx, spec, out);

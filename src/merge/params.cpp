@@ -80,12 +80,15 @@ Params validate_params(const std::vector<ParamDef>& defs, const std::map<std::st
         break;
       }
       case ParamType::Choice: {
+        const auto alias = d.aliases.find(text);
+        const std::string value = alias == d.aliases.end() ? text : alias->second;
         bool ok = false;
         std::string list;
-        for (const auto& c : d.choices) ok = ok || c == text, list += (list.empty() ? "" : ", ") + c;
+        for (const auto& c : d.choices) ok = ok || c == value, list += (list.empty() ? "" : ", ") + c;
+        for (const auto& [a, _] : d.aliases) list += ", " + a;
         if (!ok) fail(file, field, "'" + text + "' is not valid for " + where + "; expected one of " + list);
-        p.choices_[d.name] = text;
-        p.text_[d.name] = text;
+        p.choices_[d.name] = value;
+        p.text_[d.name] = value;
         break;
       }
       case ParamType::Float:

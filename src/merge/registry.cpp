@@ -34,16 +34,6 @@ const Method& require_method(const std::string& name, const std::string& file) {
   if (const auto* m = find_method(name)) return *m;
   std::string names;
   for (const Method* m : all_methods()) names += (names.empty() ? "" : ", ") + m->name;
-  // mergekit 0.1.5's methods that mergesweep does not implement yet: named as such, so that a
-  // mergekit user is not told that a method they know does not exist.
-  static const char* const kMergekitOnly[] = {"nuslerp", "multislerp", "karcher", "breadcrumbs", "breadcrumbs_ties",
-                                              "della", "della_linear", "sce", "nearswap", "arcee_fusion",
-                                              "passthrough", "ram", "ramplus_tl"};
-  for (const char* m : kMergekitOnly) {
-    if (name == m)
-      fail(file, "merge_method", "mergekit's method '" + name + "' is not supported yet (docs/methods.md); supported: " +
-                                     names);
-  }
   fail(file, "merge_method", "unknown method '" + name + "'; known: " + names);
 }
 

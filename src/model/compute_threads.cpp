@@ -35,9 +35,8 @@ ThreadSplit default_thread_split(int cores, Workload workload) {
   ThreadSplit s;
   if (workload == Workload::Merge) {
     // Merges are ATen's own loops (fused kernels, trim rules, row blocks: at::parallel_for) and
-    // memory-bound; with one ATen thread a 12-checkpoint TIES merge took 19-22 s on 2 cores
-    // against 11-12 s with two. BLAS gets one thread so that the SVD methods' GEMMs do not spin
-    // against ATen's threads.
+    // memory-bound, so ATen gets every core (docs/model.md, "Threads", has the measurements).
+    // BLAS gets one thread so that the SVD methods' GEMMs do not spin against ATen's threads.
     s.aten = n;
     s.blas = 1;
     return s;

@@ -282,11 +282,16 @@ def merge_config_cases():
     merge_case("missing_base", "merge_method: ties\n" + two, ["base_model", "missing"])
     merge_case("unsupported_key", "merge_method: linear\n" + two + "chat_templat: auto\n",
                ["chat_templat", "unknown key 'chat_templat'", "line 5"])
-    merge_case("mergekit_slices", "merge_method: linear\n" + two + "slices: []\n", ["slices", "not supported yet", "line 5"])
-    merge_case("mergekit_method_not_yet", "merge_method: nuslerp\n" + two,
-               ["merge_method", "mergekit's method 'nuslerp' is not supported yet", "task_arithmetic"])
-    merge_case("gradient_parameter", "merge_method: slerp\nbase_model: inputs/merge/base\n"
-               "models:\n  - model: inputs/merge/ft_a\nparameters:\n  t: [0, 0.5, 1]\n", ["parameters.t", "gradients"])
+    merge_case("mergekit_slices", "merge_method: linear\n" + two + "slices: []\n", ["slices", "give one of them", "line 5"])
+    merge_case("mergekit_modules", "merge_method: linear\nmodules: {}\n", ["modules", "not supported"])
+    merge_case("gradient_out_of_range", "merge_method: slerp\nbase_model: inputs/merge/base\n"
+               "models:\n  - model: inputs/merge/ft_a\nparameters:\n  t: [0, 1.5]\n", ["t", "1.5", "out of range"])
+    merge_case("filter_without_value", "merge_method: slerp\nbase_model: inputs/merge/base\n"
+               "models:\n  - model: inputs/merge/ft_a\nparameters:\n  t: [{filter: mlp}]\n", ["parameters.t[0].value", "missing"])
+    merge_case("slices_other_models", "merge_method: slerp\nbase_model: inputs/merge/base\nslices:\n"
+               "  - sources: [{model: inputs/merge/base, layer_range: [0, 1]}, {model: inputs/merge/ft_a, layer_range: [0, 1]}]\n"
+               "  - sources: [{model: inputs/merge/base, layer_range: [1, 2]}, {model: inputs/merge/ft_b, layer_range: [1, 2]}]\n",
+               ["slices[1].sources", "takes other layers or models"])
     merge_case("invalid_yaml", "merge_method: [linear\n", ["invalid YAML"])
     merge_case("weight_on_model_stock", "merge_method: model_stock\nbase_model: inputs/merge/base\n"
                "models:\n  - model: inputs/merge/ft_a\n    parameters: {weight: 2}\n  - model: inputs/merge/ft_b\n",

@@ -74,6 +74,8 @@ class LoraResident : public ::testing::TestWithParam<std::string> {
     r.method = &info;
     r.params = validate_params(info.params, params, "", "");
     for (int i : members) r.members.push_back({"m" + std::to_string(i), i, 0.2 + 0.1 * i, 0.3});
+    if (info.max_models > 0 && r.members.size() > static_cast<std::size_t>(info.max_models))
+      r.members.resize(static_cast<std::size_t>(info.max_models));  // methods of one or two models
     return r;
   }
   // Every method with its defaults over three adapters and the full checkpoint, TIES with its

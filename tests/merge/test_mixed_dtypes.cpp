@@ -47,6 +47,8 @@ class MixedDtypes : public ::testing::TestWithParam<std::string> {
     r.params = validate_params(info.params, params, "", "");
     const std::vector<int> members = info.max_models == 1 ? std::vector<int>{1} : std::vector<int>{3, 0, 1, 2};
     for (int i : members) r.members.push_back({kNames[static_cast<std::size_t>(i)], i, 0.2 + 0.1 * i, 0.3});
+    if (info.max_models > 0 && r.members.size() > static_cast<std::size_t>(info.max_models))
+      r.members.resize(static_cast<std::size_t>(info.max_models));  // methods of one or two models
     return r;
   }
   // Every method with its defaults, and TIES with its whole-model (global) trim as well. Over a

@@ -116,10 +116,16 @@ TEST_P(Parity, MatchesTheReferenceOutput) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::ValuesIn(case_names()),
                          [](const auto& p) { return p.param; });
 
+// A fixture here or in tests/fixtures/mergekit_methods (test_mergekit_methods.cpp) counts.
 TEST(ParityFixtures, CoverEveryMethod) {
   std::set<std::string> covered;
   for (const auto& name : case_names()) {
     covered.insert(nlohmann::json::parse(test::read_file(kRoot + "/cases/" + name + "/case.json"))["method"].get<std::string>());
+  }
+  const std::string more = test::source_path("tests/fixtures/mergekit_methods/cases");
+  for (const auto& e : fs::directory_iterator(more)) {
+    if (fs::exists(e.path() / "case.json"))
+      covered.insert(nlohmann::json::parse(test::read_file((e.path() / "case.json").string()))["method"].get<std::string>());
   }
   for (const Method* m : all_methods()) EXPECT_TRUE(covered.count(m->name)) << "no parity fixture for " << m->name;
 }

@@ -165,3 +165,22 @@ TEST(MergekitConfig, RefusesWhatItDoesNotSupportNamingTheKey) {
 
 }  // namespace
 }  // namespace ms::merge
+
+namespace ms::merge {
+namespace {
+
+// sb_order's values say what they do; the version names stay the stored spelling, so the
+// canonical text (and every config id hashed from it) is the same for either.
+TEST(Registry, SbOrderAcceptsDescriptiveNamesAndStoresTheOldOnes) {
+  const Method& m = *find_method("ties_sb");
+  const Params a = validate_params(m.params, {{"sb_order", "boost_then_scale"}}, "", "ties_sb");
+  const Params b = validate_params(m.params, {{"sb_order", "jan2026"}}, "", "ties_sb");
+  EXPECT_EQ(a.choice("sb_order"), "jan2026");
+  EXPECT_EQ(a.canonical(), b.canonical());
+  EXPECT_EQ(validate_params(m.params, {{"sb_order", "scale_then_boost"}}, "", "").choice("sb_order"), "oct2025");
+  const std::string err = test::error_of([&] { validate_params(m.params, {{"sb_order", "later"}}, "", "ties_sb"); });
+  EXPECT_NE(err.find("scale_then_boost"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace ms::merge

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 #include "mergesweep/merge/merge.hpp"
 
 namespace ms::merge {
+
+struct TensorSettings;  // src/merge/mergekit_settings.hpp
 
 struct StreamingJob {
   MergeRequest request;
@@ -30,6 +33,18 @@ struct StreamingJob {
   // How vocabularies that differ are merged (mergekit's tokenizer_source; default: refused).
   io::VocabChoice vocab;
   const DareMaskFn* dare_mask = nullptr;  // tests only
+  // mergekit's settings that depend on the tensor (filters, gradients, slices): each tensor is
+  // merged with its own resolved request (src/merge/mergekit_settings.hpp); null: `request` for all.
+  std::shared_ptr<const TensorSettings> settings;
+  // With slices, the layer the last one ends at: it must be the base's layer count.
+  std::int64_t slices_end_layer = 0;
+  // A layer stack (a method that stacks_layers, mergekit's passthrough over slices): the output's
+  // decoder layers, slice by slice, each [first, end) of member `member`'s layers. Empty otherwise.
+  struct StackSlice {
+    std::size_t member = 0;
+    std::int64_t first = 0, end = 0;
+  };
+  std::vector<StackSlice> stack;
   // Where tensors are merged: each tensor (block) is read on the CPU, moved there, merged, and
   // moved back to be written. The CPU runs the fused task-arithmetic pass; other devices the
   // generic kernels.
@@ -48,6 +63,9 @@ struct StreamingReport {
 // output is finite, writes an HF folder at out_dir atomically. `progress(done, total)` is called
 // after each tensor when set. Throws ms::Error naming the model and tensor.
 StreamingReport merge_streaming(const StreamingJob& job, const std::function<void(std::size_t, std::size_t)>& progress = {});
+// The layer-stack form (job.stack not empty, src/merge/merge_layer_stack.cpp): merge_streaming
+// hands such a job to it.
+StreamingReport merge_layer_stack(const StreamingJob& job, const std::function<void(std::size_t, std::size_t)>& progress);
 
 // The dtype names of the YAML/CLI ("bfloat16", "float16", "float32") -> safetensors dtype.
 io::DType parse_output_dtype(const std::string& name, const std::string& file);

@@ -70,6 +70,7 @@ struct MergekitForm {
   std::map<std::string, std::string> params;
   std::string note;                 // a comment for the YAML (DARE: another random draw)
   bool base_is_first_model = false;  // SLERP: mergekit lists the base among the models
+  bool writes_base_model = false;    // a base-optional method given a base: write base_model:
   std::string refusal;
 };
 

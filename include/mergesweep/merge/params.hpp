@@ -17,6 +17,9 @@ struct ParamDef {
   double min = -1e300, max = 1e300;   // inclusive bounds for Float/Int
   bool min_exclusive = false;
   std::vector<std::string> choices;   // for Choice
+  // Choice: other spellings accepted for a value (alias -> the value stored, printed and hashed:
+  // config ids keep the stored spelling).
+  std::map<std::string, std::string> aliases;
   std::string help;
 };
 

@@ -30,6 +30,12 @@ struct MethodInfo {
   std::vector<ParamDef> params;
   double plan_cost = 1;            // merge time per parameter relative to task arithmetic (planner)
   bool accepts_int8_mask = false;  // mergekit's int8_mask: sign masks in int8, the same merge
+  // Parameters mergekit accepts for this method and ignores (its task_arithmetic takes density and
+  // rescale but sparsifies nothing): accepted from mergekit YAML, with no effect.
+  std::vector<std::string> mergekit_no_effect;
+  // Takes one model per mergekit slice and stacks the slices' layers into a new architecture
+  // (passthrough): merges of whole models only where every slice has one source; not in a sweep.
+  bool stacks_layers = false;
 };
 
 class Method;

@@ -23,6 +23,10 @@ struct MergeRequest {
   const Method* method = nullptr;
   Params params;
   std::vector<Member> members;
+  // No base model was given (mergekit's base-optional methods): θ₀ is the first member's weights,
+  // an anchor for the task vectors only (that member's τ is zero). Methods whose result depends on
+  // having a base (nuslerp, multislerp) read it; the sweep always has a base.
+  bool base_is_first_member = false;
 
   // Stable 64-bit hash of (method, canonical params, members by index with weight and density).
   std::uint64_t config_hash() const;

@@ -31,7 +31,7 @@ namespace ms::merge {
 
 enum class Residency {
   FileDtype,           // θ₀ and θᵢ as stored; τ formed per tensor at merge time (the sweep's layout)
-  Float32TaskVectors,  // θ₀ and τᵢ in float32, formed at load (the layout before; 2× the memory for bf16)
+  Float32TaskVectors,  // θ₀ and τᵢ in float32, formed at load (2× the memory of bf16 checkpoints)
 };
 
 struct ResidentOptions {

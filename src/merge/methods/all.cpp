@@ -18,6 +18,19 @@ std::vector<std::unique_ptr<Method>> make_all() {
   m.push_back(iso_cts());
   m.push_back(task_arithmetic_sb());
   m.push_back(ties_sb());
+  m.push_back(breadcrumbs());
+  m.push_back(breadcrumbs_ties());
+  m.push_back(sce());
+  m.push_back(della());
+  m.push_back(della_linear());
+  m.push_back(nuslerp());
+  m.push_back(multislerp());
+  m.push_back(karcher());
+  m.push_back(nearswap());
+  m.push_back(arcee_fusion());
+  m.push_back(ram());
+  m.push_back(ramplus_tl());
+  m.push_back(passthrough());
   return m;
 }
 

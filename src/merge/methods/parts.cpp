@@ -52,9 +52,14 @@ ParamDef rescale() {
 }
 ParamDef alpha() { return num("alpha", "1", -1e6, 1e6, "scale of the merged delta: theta0 + alpha * delta"); }
 ParamDef beta() { return num("beta", "0.2", 0, 1, "Subspace Boosting: cumulative share of the spectrum that is boosted"); }
+// Its values were named after the fork's versions (oct2025, jan2026); the names that say what they
+// do are accepted and mean the same. The stored spelling stays, so config ids do not change.
 ParamDef sb_order() {
-  return choice("sb_order", "oct2025", {"oct2025", "jan2026"},
-                "Subspace Boosting order: oct2025 = normalize, scale, boost; jan2026 = boost, normalize, scale");
+  ParamDef d = choice("sb_order", "oct2025", {"oct2025", "jan2026"},
+                      "Subspace Boosting order: scale_then_boost (stored as oct2025) = normalize, scale by lambda, "
+                      "boost; boost_then_scale (stored as jan2026) = boost the raw sum, normalize, scale");
+  d.aliases = {{"scale_then_boost", "oct2025"}, {"boost_then_scale", "jan2026"}};
+  return d;
 }
 ParamDef trim() {
   return choice("trim", "per_tensor", {"per_tensor", "global"},
@@ -128,6 +133,20 @@ MergekitForm task_arithmetic_form(const MergeRequest& r) {
   f.params["lambda"] = format_number(r.params.number("lambda"));
   f.params["normalize"] = r.params.flag("normalize") ? "true" : "false";
   return f;
+}
+
+at::Tensor l1_rescaled(const at::Tensor& tau, const at::Tensor& masked) {
+  const at::Tensor before = tau.abs().sum(), after = masked.abs().sum();
+  if (before.item<float>() < 1e-7f || after.item<float>() < 1e-7f) return masked;
+  return masked * (before / after);  // a 0-dim float32 ratio, as mergekit's tensor division
+}
+
+at::Tensor generalized_task_arithmetic(const TensorInputs& in, const std::vector<at::Tensor>& sparse, bool consensus) {
+  const MergeRequest& r = in.request;
+  const bool normalize = r.params.flag("normalize");
+  const kernels::Parts merged = consensus ? kernels::ties_consensus(sparse, weights_of(r), normalize)
+                                          : kernels::weighted_sum(sparse, weights_of(r), normalize);
+  return in.base + scaled_delta(r, in.name, merged, false);
 }
 
 }  // namespace ms::merge::parts

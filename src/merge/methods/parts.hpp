@@ -42,6 +42,13 @@ at::Tensor scaled_delta(const MergeRequest& r, const std::string& name, const ke
 // The form shared by mergekit's generalized task arithmetic methods: lambda and normalize.
 MergekitForm task_arithmetic_form(const MergeRequest& r);
 
+// mergekit's RescaleNorm.l1 (breadcrumbs, DELLA): `masked` scaled so its L1 norm is τ's, left as it
+// is when either norm is below 1e-7; float32 sums and a float32 ratio, as mergekit computes them.
+at::Tensor l1_rescaled(const at::Tensor& tau, const at::Tensor& masked);
+// The rest of mergekit's generalized task arithmetic once each τ is sparsified: a weighted sum, or
+// TIES's sign consensus when `consensus`; ÷ the (agreeing) weights when normalize; × λ; θ₀ + that.
+at::Tensor generalized_task_arithmetic(const TensorInputs& in, const std::vector<at::Tensor>& sparse, bool consensus);
+
 }  // namespace ms::merge::parts
 
 namespace ms::merge::methods {
@@ -60,4 +67,17 @@ std::unique_ptr<Method> iso_c();
 std::unique_ptr<Method> iso_cts();
 std::unique_ptr<Method> task_arithmetic_sb();
 std::unique_ptr<Method> ties_sb();
+std::unique_ptr<Method> breadcrumbs();
+std::unique_ptr<Method> breadcrumbs_ties();
+std::unique_ptr<Method> sce();
+std::unique_ptr<Method> della();
+std::unique_ptr<Method> della_linear();
+std::unique_ptr<Method> nuslerp();
+std::unique_ptr<Method> multislerp();
+std::unique_ptr<Method> karcher();
+std::unique_ptr<Method> nearswap();
+std::unique_ptr<Method> arcee_fusion();
+std::unique_ptr<Method> ram();
+std::unique_ptr<Method> ramplus_tl();
+std::unique_ptr<Method> passthrough();
 }  // namespace ms::merge::methods

@@ -14,6 +14,7 @@ class TaskArithmetic final : public Method {
     i.reference_url = "https://arxiv.org/abs/2212.04089";
     i.uses_weight = true;
     i.accepts_int8_mask = true;
+    i.mergekit_no_effect = {"density", "rescale"};
     i.params = {parts::lambda(), parts::normalize("false", "divide the weighted sum by the sum of the weights")};
     return i;
   }

@@ -1,0 +1,89 @@
+// Model Breadcrumbs (https://arxiv.org/abs/2312.06795), as mergekit 0.1.5's generalized task
+// arithmetic with its "magnitude_outliers" sparsifier: each τ keeps a band of magnitudes, the
+// largest `gamma` share removed as outliers and the smallest removed down to `density`; then a
+// weighted sum (breadcrumbs) or TIES's sign consensus (breadcrumbs_ties). Sorting |τ| needs the
+// whole tensor.
+#include <algorithm>
+
+#include "parts.hpp"
+
+namespace ms::merge::methods {
+namespace {
+
+// mergekit's magnitude_outliers mask: of |τ| in ascending order, the `target` = ⌊density·n⌋ entries
+// that follow the n_bot = max(0, n − target − ⌊gamma·n⌋) smallest. When density + gamma > 1 the
+// outlier cut shrinks so that `target` entries stay. A stable sort: equal magnitudes keep their
+// index order (mergekit's torch.sort is not guaranteed stable; only exact ties can differ).
+at::Tensor band_mask(const at::Tensor& tau, double density, double gamma) {
+  const std::int64_t n = tau.numel();
+  const auto target = static_cast<std::int64_t>(density * static_cast<double>(n));
+  const auto n_top = static_cast<std::int64_t>(gamma * static_cast<double>(n));
+  const std::int64_t n_bot = std::max<std::int64_t>(0, n - target - n_top);
+  const at::Tensor order = std::get<1>(at::sort(tau.reshape({-1}).abs(), /*stable=*/true, 0, /*descending=*/false));
+  at::Tensor mask = at::zeros({n}, tau.options());
+  mask.index_fill_(0, order.slice(0, n_bot, std::min(n, n_bot + target)), 1.0);
+  return mask.view(tau.sizes());
+}
+
+// Each member's τ sparsified as mergekit's sparsify(magnitude_outliers) does: density 1 leaves it
+// as it is (no rescale either), otherwise the band, then the L1 rescale when `rescale`.
+std::vector<at::Tensor> band_pruned(const TensorInputs& in) {
+  const MergeRequest& r = in.request;
+  const double gamma = r.params.number("gamma");
+  const bool rescale = r.params.flag("rescale");
+  std::vector<at::Tensor> out;
+  for (std::size_t i = 0; i < in.tau.size(); ++i) {
+    const double density = r.members[i].density;
+    if (density >= 1) {
+      out.push_back(in.tau[i]);
+      continue;
+    }
+    const at::Tensor masked = in.tau[i] * band_mask(in.tau[i], density, gamma);
+    out.push_back(rescale ? parts::l1_rescaled(in.tau[i], masked) : masked);
+  }
+  return out;
+}
+
+class Breadcrumbs final : public Method {
+ public:
+  explicit Breadcrumbs(bool consensus) : Method(info(consensus)), consensus_(consensus) {}
+  static MethodInfo info(bool consensus) {
+    MethodInfo i;
+    i.name = consensus ? "breadcrumbs_ties" : "breadcrumbs";
+    i.summary = consensus ? "drop the largest (gamma) and smallest magnitudes of each tau, then TIES sign consensus"
+                          : "drop the largest (gamma) and smallest magnitudes of each tau, then a weighted sum";
+    i.reference_url = "https://arxiv.org/abs/2312.06795";
+    i.scope = Scope::WholeTensor;
+    i.uses_weight = true;
+    i.uses_density = true;
+    i.plan_cost = 4;  // a sort of each member's |tau|
+    i.accepts_int8_mask = true;
+    i.params = {
+        parts::lambda(),
+        parts::normalize("false",
+                         consensus ? "weighted disjoint mean instead of a sum" : "divide by the sum of the weights"),
+        parts::flag("rescale", "false", "rescale the kept entries so each tau keeps its L1 norm (mergekit's rescale)"),
+        parts::num("gamma", "0.01", 0, 1, "share of each tau's largest magnitudes removed as outliers")};
+    return i;
+  }
+  at::Tensor merge(const TensorInputs& in) const override {
+    return parts::generalized_task_arithmetic(in, band_pruned(in), consensus_);
+  }
+  // gamma is per model in mergekit; one value for every model is the same written globally.
+  MergekitForm mergekit_form(const MergeRequest& r) const override {
+    MergekitForm f = parts::task_arithmetic_form(r);
+    f.params["rescale"] = r.params.flag("rescale") ? "true" : "false";
+    f.params["gamma"] = format_number(r.params.number("gamma"));
+    return f;
+  }
+
+ private:
+  bool consensus_;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> breadcrumbs() { return std::make_unique<Breadcrumbs>(false); }
+std::unique_ptr<Method> breadcrumbs_ties() { return std::make_unique<Breadcrumbs>(true); }
+
+}  // namespace ms::merge::methods
