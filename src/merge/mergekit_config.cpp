@@ -50,9 +50,7 @@ void check_setting_values(const io::YamlFields& y, const YAML::Node& at, const M
   for (const auto& c : s)
     for (const auto& v : c.values) {
       if (key == "weight" || key == "density") {
-        char* end = nullptr;
-        const double d = std::strtod(v.c_str(), &end);
-        if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(d)) y.fail(at, field, "a number", "'" + v + "'");
+        if (!as_number(v)) y.fail(at, field, "a number", "'" + v + "'");
       } else {
         const std::string line = io::YamlFields::line_prefix(at);
         validate_params(method.params, {{key, v}}, y.file(),

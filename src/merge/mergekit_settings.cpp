@@ -12,14 +12,6 @@
 namespace ms::merge {
 namespace {
 
-std::optional<double> as_number(const std::string& s) {
-  if (s.empty() || s == "true" || s == "false") return std::nullopt;
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  if (end != s.c_str() + s.size() || !std::isfinite(v)) return std::nullopt;
-  return v;
-}
-
 std::vector<std::string> parse_values(const io::YamlFields& y, const YAML::Node& n, const std::string& field) {
   if (!n.IsSequence()) return {y.scalar(n, field)};
   if (n.size() == 0) y.fail(n, field, "a value or a non-empty gradient list", "an empty list");
@@ -49,6 +41,14 @@ std::optional<std::string> resolve(const std::vector<const SettingMap*>& chain, 
 }
 
 }  // namespace
+
+std::optional<double> as_number(const std::string& s) {
+  if (s.empty() || s == "true" || s == "false") return std::nullopt;
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
 
 std::int64_t layer_of(const std::string& tensor) {
   const std::string key = ".layers.";

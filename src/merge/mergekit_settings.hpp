@@ -34,6 +34,9 @@ std::optional<std::string> plain_value(const Setting& s);
 // (numbers interpolate, other values are picked); nothing when no condition matches.
 std::optional<std::string> evaluate_setting(const Setting& s, const std::string& tensor, double t);
 
+// A setting's value as a finite number ("true"/"false" and words are not numbers).
+std::optional<double> as_number(const std::string& s);
+
 // The decoder layer of an HF tensor name ("model.layers.12.mlp.up_proj.weight" -> 12), or -1.
 std::int64_t layer_of(const std::string& tensor);
 
