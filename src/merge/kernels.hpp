@@ -127,6 +127,14 @@ StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const St
                                    const std::vector<StoredSpan>& models, std::int64_t n, const std::vector<double>& w,
                                    bool normalize, double lambda, bool with_stats = true);
 
+// Streaming linear merge, kernels::linear's float operations per element: Σ (θ₀ + τᵢ)·wᵢ, ÷ Σ wᵢ
+// when normalize. `models` are θᵢ as stored (τᵢ = θᵢ − θ₀ formed in the loop, as the generic path
+// forms it), or τᵢ in float32 over a float32 θ₀ when `tau_given` (the resident sweep's layout).
+// Statistics as task_arithmetic_stream's.
+StreamStats linear_stream(void* out, c10::ScalarType out_type, const StoredSpan& base,
+                          const std::vector<StoredSpan>& models, std::int64_t n, const std::vector<double>& w,
+                          bool normalize, bool tau_given, bool with_stats);
+
 // A member's per-tensor TIES trim, computed once per (checkpoint, density, tensor) and reused:
 // keep |x| above the threshold, and threshold ties up to index last_tie.
 struct TrimRule {

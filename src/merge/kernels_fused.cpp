@@ -238,33 +238,44 @@ inline void accumulate_stored(float* acc, const StoredSpan& s, std::int64_t offs
   dispatch_stored(s, [&](const auto* p) { accumulate_delta(acc, p + offset, b, w, scratch, n); });
 }
 
-// Blocks of kBlock elements: each model's block is added to the accumulator in turn, so the
-// inner loops are contiguous (vectorized) while every element sees the same float operations in
-// the same order as task_arithmetic_into.
-template <typename Out>
-StreamStats ta_stream(Out* out, const StoredSpan& base, const std::vector<StoredSpan>& models, std::int64_t n,
-                      const std::vector<float>& w, float divisor, float lam, bool with_stats) {
+// acc[j] += (b[j] + d) · w with d = widen(x[j]) − b[j] (θ given) or d = x[j] (τ given, float32):
+// kernels::linear's (θ₀ + τᵢ)·wᵢ, the same float32 operations in the same order.
+template <bool kTauGiven, typename In>
+inline void accumulate_theta(float* __restrict acc, const In* x, const float* __restrict b, float w, float* scratch,
+                             std::int64_t n) {
+  widen(x, scratch, n);
+  const float* __restrict px = scratch;
+  for (std::int64_t j = 0; j < n; ++j) acc[j] += (b[j] + (kTauGiven ? px[j] : px[j] - b[j])) * w;
+}
+template <bool kTauGiven>
+inline void accumulate_theta_stored(float* acc, const StoredSpan& s, std::int64_t offset, const float* b, float w,
+                                    float* scratch, std::int64_t n) {
+  dispatch_stored(s, [&](const auto* p) { accumulate_theta<kTauGiven>(acc, p + offset, b, w, scratch, n); });
+}
+
+// Blocks of kBlock elements over θ₀ and the members: `combine(b0, offset, len, acc, scratch, vs)`
+// writes the merged block into vs from θ₀'s block b0 (acc and scratch are block-sized buffers it
+// may use). The inner loops are contiguous (vectorized); each element sees the float operations
+// of the method's tensor kernel in the same order. The output is rounded to its dtype, and with
+// `with_stats` the squared change from θ₀ and the non-finite count come out of the same pass.
+template <typename Out, typename Combine>
+StreamStats stream_blocks(Out* out, const StoredSpan& base, std::int64_t n, bool with_stats, Combine&& combine) {
   constexpr std::int64_t kBlock = 4096;
-  const std::size_t m = models.size();
   const std::int64_t nblocks = (n + kBlock - 1) / kBlock;
   // Per-block partial sums, added up in block order: the same L2 whatever the thread count.
   std::vector<double> sq(static_cast<std::size_t>(nblocks), 0.0);
   std::vector<std::int64_t> bad(static_cast<std::size_t>(nblocks), 0);
   at::parallel_for(0, nblocks, 16, [&](std::int64_t blk0, std::int64_t blk1) {
-    std::vector<float> b0(kBlock), x(kBlock), acc(kBlock);
+    std::vector<float> b0(kBlock), x(kBlock), acc(kBlock), staged(kBlock);
     for (std::int64_t blk = blk0; blk < blk1; ++blk) {
       const std::int64_t b = blk * kBlock;
       const std::int64_t len = std::min(kBlock, n - b);
       widen_stored(base, b, b0.data(), len);
-      float* __restrict pa = acc.data();
-      const float* __restrict pb = b0.data();
-      std::fill(pa, pa + len, 0.0f);
-      for (std::size_t i = 0; i < m; ++i) accumulate_stored(pa, models[i], b, pb, w[i], x.data(), len);
-      // A float32 output is written in place; others through the consumed model block, then rounded.
-      float* __restrict vs = nullptr;
+      // A float32 output is written in place; others staged, then rounded.
+      float* vs = nullptr;
       if constexpr (std::is_same_v<Out, float>) vs = out + b;
-      else vs = x.data();
-      for (std::int64_t j = 0; j < len; ++j) vs[j] = pb[j] + (pa[j] / divisor) * lam;
+      else vs = staged.data();
+      combine(static_cast<const float*>(b0.data()), b, len, acc.data(), x.data(), vs);
       if constexpr (!std::is_same_v<Out, float>) store(out + b, vs, len);
       if (!with_stats) continue;  // the serial float64 sum below costs as much as the merge itself
       std::int64_t nonfinite = 0;
@@ -275,7 +286,7 @@ StreamStats ta_stream(Out* out, const StoredSpan& base, const std::vector<Stored
       }
       double s2 = 0;
       for (std::int64_t j = 0; j < len; ++j) {
-        const float d = vs[j] - pb[j];
+        const float d = vs[j] - b0[j];
         s2 += static_cast<double>(d) * d;
       }
       sq[static_cast<std::size_t>(blk)] = s2;
@@ -288,6 +299,35 @@ StreamStats ta_stream(Out* out, const StoredSpan& base, const std::vector<Stored
     total.non_finite += bad[static_cast<std::size_t>(blk)];
   }
   return total;
+}
+
+// Task arithmetic per block: each model's block added to the accumulator in turn; the same float
+// operations in the same order as task_arithmetic_into.
+template <typename Out>
+StreamStats ta_stream(Out* out, const StoredSpan& base, const std::vector<StoredSpan>& models, std::int64_t n,
+                      const std::vector<float>& w, float divisor, float lam, bool with_stats) {
+  return stream_blocks(out, base, n, with_stats,
+                       [&](const float* __restrict pb, std::int64_t off, std::int64_t len, float* __restrict pa,
+                           float* x, float* __restrict vs) {
+                         std::fill(pa, pa + len, 0.0f);
+                         for (std::size_t i = 0; i < models.size(); ++i)
+                           accumulate_stored(pa, models[i], off, pb, w[i], x, len);
+                         for (std::int64_t j = 0; j < len; ++j) vs[j] = pb[j] + (pa[j] / divisor) * lam;
+                       });
+}
+
+// Linear per block: Σ (θ₀ + τᵢ)·wᵢ, ÷ divisor; the same float operations as kernels::linear.
+template <typename Out, bool kTauGiven>
+StreamStats linear_blocks(Out* out, const StoredSpan& base, const std::vector<StoredSpan>& models, std::int64_t n,
+                          const std::vector<float>& w, float divisor, bool with_stats) {
+  return stream_blocks(out, base, n, with_stats,
+                       [&](const float* __restrict pb, std::int64_t off, std::int64_t len, float* __restrict pa,
+                           float* x, float* __restrict vs) {
+                         std::fill(pa, pa + len, 0.0f);
+                         for (std::size_t i = 0; i < models.size(); ++i)
+                           accumulate_theta_stored<kTauGiven>(pa, models[i], off, pb, w[i], x, len);
+                         for (std::int64_t j = 0; j < len; ++j) vs[j] = pa[j] / divisor;
+                       });
 }
 
 void ties_stored(float* o, const StoredSpan& base, const std::vector<StoredSpan>& models, std::int64_t n,
@@ -388,6 +428,26 @@ StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const St
     case c10::ScalarType::Half: return ta_stream(static_cast<c10::Half*>(out), base, models, n, wf, divisor, lam, with_stats);
     case c10::ScalarType::Float: return ta_stream(static_cast<float*>(out), base, models, n, wf, divisor, lam, with_stats);
     default: TORCH_CHECK(false, "task_arithmetic_stream: output dtype ", out_type, " is not bf16, f16 or f32");
+  }
+}
+
+StreamStats linear_stream(void* out, c10::ScalarType out_type, const StoredSpan& base,
+                          const std::vector<StoredSpan>& models, std::int64_t n, const std::vector<double>& w,
+                          bool normalize, bool tau_given, bool with_stats) {
+  std::vector<float> wf;
+  double wsum = 0;
+  for (double x : w) wf.push_back(static_cast<float>(x)), wsum += x;
+  // kernels::linear divides only when normalize; x / 1 is x exactly, so one loop serves both.
+  const float divisor = normalize ? static_cast<float>(wsum) : 1.0f;
+  const auto run = [&](auto* o) {
+    return tau_given ? linear_blocks<std::remove_pointer_t<decltype(o)>, true>(o, base, models, n, wf, divisor, with_stats)
+                     : linear_blocks<std::remove_pointer_t<decltype(o)>, false>(o, base, models, n, wf, divisor, with_stats);
+  };
+  switch (out_type) {
+    case c10::ScalarType::BFloat16: return run(static_cast<c10::BFloat16*>(out));
+    case c10::ScalarType::Half: return run(static_cast<c10::Half*>(out));
+    case c10::ScalarType::Float: return run(static_cast<float*>(out));
+    default: TORCH_CHECK(false, "linear_stream: output dtype ", out_type, " is not bf16, f16 or f32");
   }
 }
 

@@ -13,6 +13,7 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/version.hpp"
 #include "mergesweep/io/aten_dtype.hpp"
+#include "mergesweep/io/family_check.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/merge_streaming.hpp"
 #include "mergesweep/model/arch_table.hpp"
@@ -31,9 +32,40 @@ std::int64_t config_int(const io::HfModel& m, const char* key) {
   return cfg.contains(key) && cfg[key].is_number_integer() ? cfg[key].get<std::int64_t>() : -1;
 }
 
-// Every slice's layers exist in its model, and every model has the first model's widths.
+constexpr const char* kHead = "lm_head.weight";
+
+// Whether the merged model's head is the last slice's model's: the output keeps the first model's
+// config, so where the first model ties its head the head is the first model's embedding whatever
+// the last model stores (mergekit's output reads the same way; tests/fixtures/mergekit_methods).
+bool head_from_last(const StreamingJob& job, const std::vector<io::HfModel>& models) {
+  return job.stack.front().member != job.stack.back().member && models[job.stack.front().member].find(kHead) != nullptr;
+}
+
+// The first slice's model gives the embedding and the last's the head: one vocabulary for both,
+// or the merged model would read its logits against other tokens than its inputs. Rows and tokens
+// are compared where every family's are (io::plan_vocabulary, refusing by name).
+void check_stack_vocabulary(const StreamingJob& job, const std::vector<io::HfModel>& models) {
+  if (!head_from_last(job, models)) return;
+  const io::HfModel& first = models[job.stack.front().member];
+  const io::HfModel& last = models[job.stack.back().member];
+  const std::string last_field = "slices[" + std::to_string(job.stack.size() - 1) + "]";
+  const std::int64_t embed_rows = io::check_model(first).vocab_rows;
+  const io::TensorEntry* head = last.find(io::source_of(last, kHead));
+  const std::int64_t head_rows = head && !head->shape.empty() ? head->shape[0] : -1;
+  if (embed_rows != head_rows)
+    fail(last.path(), last_field, "its head has " + std::to_string(head_rows) + " rows where " + first.path() +
+                                      "'s embedding has " + std::to_string(embed_rows) +
+                                      ": a layer stack takes the embedding from the first slice's model and the head "
+                                      "from the last's, so both must have one vocabulary");
+  io::plan_vocabulary(io::VocabChoice{}, {&first, &last}, {embed_rows, head_rows}, {"slices[0]", last_field});
+}
+
+// Every slice's layers exist in its model, every model has the first model's widths and only
+// dtypes the kernels read (io::check_model), and the embedding and head share one vocabulary.
 void check_stack(const StreamingJob& job, const std::vector<io::HfModel>& models) {
   const io::HfModel& first = models[job.stack.front().member];
+  for (const auto& m : models) io::check_model(m);
+  check_stack_vocabulary(job, models);
   for (std::size_t i = 0; i < job.stack.size(); ++i) {
     const auto& sl = job.stack[i];
     const io::HfModel& m = models[sl.member];
@@ -67,8 +99,12 @@ std::vector<StackTensor> plan_stack(const StreamingJob& job, const std::vector<i
       }
     }
   }
-  for (const auto& n : models[job.stack.back().member].tensor_names())
+  const io::HfModel& tail = models[job.stack.back().member];
+  for (const auto& n : tail.tensor_names())
     if (layer_of(n) < 0 && model::tensor_kind(n) != model::TensorKind::Embed) out.push_back({n, last, n});
+  // An untied output over a tied last model: its head is that model's embedding, written out (left
+  // out, transformers would start the untied head from random values).
+  if (head_from_last(job, models) && tail.find(kHead) == nullptr) out.push_back({kHead, last, io::source_of(tail, kHead)});
   return out;
 }
 

@@ -45,6 +45,8 @@ class RowBlocks : public ::testing::Test {
         {"iso_c", {}},
         {"task_arithmetic_sb", {}},
         {"ties_sb", {{"lambda", "0.8"}}},
+        {"linear", {}},
+        {"linear", {{"normalize", "false"}}},
     };
     std::vector<MergeRequest> out;
     for (const auto& [method, params] : cases) {
@@ -97,7 +99,7 @@ TEST_F(RowBlocks, BlocksGiveTheWholeTensorMergeBitForBit) {
       }
     }
   }
-  EXPECT_EQ(compared, 2 * 11 * static_cast<int>(kTensors.size()));
+  EXPECT_EQ(compared, 2 * 13 * static_cast<int>(kTensors.size()));
 }
 
 TEST_F(RowBlocks, StreamingMergeAgrees) {

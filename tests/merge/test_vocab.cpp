@@ -110,6 +110,44 @@ TEST(VocabRefusals, ATokenizerLargerThanItsEmbeddingIsRefused) {
   EXPECT_NE(e.find("43 rows"), std::string::npos) << e;
 }
 
+// A layer stack (passthrough over slices) takes the embedding from the first slice's model and the
+// head from the last's: two vocabularies are refused by name, and a tied last model under an
+// untied first one gives its embedding as the head (left out, transformers would start the head
+// from random values).
+StreamingJob stack_of(const test::TempDir& dir, const std::string& first, const std::string& last) {
+  const std::string yaml = dir / (first + "-" + last + ".yaml");
+  io::write_text_file(yaml, "merge_method: passthrough\nslices:\n- sources:\n  - model: " + fixtures() + "/models/" +
+                                first + "\n    layer_range: [0, 2]\n- sources:\n  - model: " + fixtures() +
+                                "/models/" + last + "\n    layer_range: [1, 2]\n");
+  StreamingJob job = read_mergekit_config(yaml);
+  job.out_dir = dir / (first + "-" + last);
+  return job;
+}
+
+TEST(VocabStack, AStackOverTwoVocabulariesIsRefusedByName) {
+  test::TempDir dir;
+  const std::string e = test::error_of([&] { merge_streaming(stack_of(dir, "base", "ft_added")); });
+  EXPECT_NE(e.find("ft_added: slices[1]: its head has 43 rows where"), std::string::npos) << e;
+  EXPECT_NE(e.find("embedding has 40"), std::string::npos) << e;
+  EXPECT_FALSE(io::path_exists(dir / "base-ft_added"));
+}
+
+TEST(VocabStack, ATiedLastModelGivesItsEmbeddingAsTheHead) {
+  test::TempDir dir;
+  const StreamingJob job = stack_of(dir, "base", "ft_tied");
+  merge_streaming(job);
+  const io::HfModel out = io::HfModel::open(job.out_dir), tied = io::HfModel::open(fixtures() + "/models/ft_tied");
+  const io::HfModel first = io::HfModel::open(fixtures() + "/models/base");
+  ASSERT_NE(out.find("lm_head.weight"), nullptr);
+  EXPECT_TRUE(out.tensor("lm_head.weight").equal(tied.tensor("model.embed_tokens.weight")));
+  EXPECT_TRUE(out.tensor("model.embed_tokens.weight").equal(first.tensor("model.embed_tokens.weight")));
+  EXPECT_FALSE(nlohmann::json::parse(out.config()->text)["tie_word_embeddings"].get<bool>());
+  // The same model first and last: its own head, as stored.
+  const StreamingJob same = stack_of(dir, "base", "base");
+  merge_streaming(same);
+  EXPECT_TRUE(io::HfModel::open(same.out_dir).tensor("lm_head.weight").equal(first.tensor("lm_head.weight")));
+}
+
 // The sweep's path: residents aligned to the base's vocabulary (vocabulary: base, the default)
 // give mergekit's tokenizer_source: base numbers, for both the fused and the generic kernels.
 TEST(VocabResident, TheSweepAlignsToTheBasesVocabularyAsMergekitDoes) {

@@ -1,4 +1,4 @@
-// Linear: a weighted average of the models' weights (model soups).
+// Linear: a weighted average of the models' weights (model soups). One fused pass on the CPU.
 #include "mergesweep/core/error.hpp"
 #include "parts.hpp"
 
@@ -26,6 +26,20 @@ class Linear final : public Method {
   }
   at::Tensor merge(const TensorInputs& in) const override {
     return kernels::linear(in.base, in.tau, parts::weights_of(in.request), in.request.params.flag("normalize"));
+  }
+  bool fused_on_cpu(const Params&) const override { return true; }
+  // One pass per block over every member at its stored dtype (or over the float32 τ the resident
+  // sweep holds): no float32 copy of any member is formed.
+  bool merge_fused_cpu(const FusedCall& c, FusedResult& res) const override {
+    std::vector<kernels::StoredSpan> spans;
+    spans.reserve(c.held.size());
+    for (const at::Tensor* t : c.held) spans.push_back(kernels::stored_span(*t, c.base.numel()));
+    const kernels::StreamStats st = kernels::linear_stream(
+        c.out.data_ptr(), c.out.scalar_type(), kernels::stored_span(c.base, c.base.numel()), spans, c.base.numel(),
+        parts::weights_of(c.request), c.request.params.flag("normalize"), c.tau_given, c.with_stats);
+    res.sq_change = st.sq_change;
+    res.non_finite = st.non_finite;
+    return true;
   }
   MergekitForm mergekit_form(const MergeRequest& r) const override {
     MergekitForm f;
