@@ -258,6 +258,9 @@ Todo open_archive(const RunOptions& opts, const Session& s, const std::vector<ar
   prov.start_time = utc_now();
   if (!s.spec.output.empty() && fs::path(s.spec.output).has_parent_path())
     fs::create_directories(fs::path(s.spec.output).parent_path());
+  // Said at every start, as in --plan: a sweep submitted without a plan must not learn of it from a lost lock.
+  if (const std::string w = archive::shared_fs_warning(s.spec.output); !w.empty())
+    std::fprintf(stderr, "mergesweep: %s\n", w.c_str());
   t.writer = archive::Writer::open(s.spec.output, prov, checkpoints, s.worker->task_records());
   const auto& configs = s.plan.configs;
   for (std::size_t i = 0; i < configs.size(); ++i) {

@@ -13,12 +13,14 @@
 #      group spans both nodes and its merge sums and the gather of the merged model cross the wire.
 #      Checks: each rank says where it runs (hostname, network namespace), the veth carried
 #      about one model per config (at least 3/4 of one), and the archive equals the reference;
-#   3. node loss, twice, into one archive: the same run, slowed to 0.4 s per config
+#   3. node loss, four times, into one archive: the same run, slowed to 0.4 s per config
 #      (MS_TEST_FAIL_CONFIG pace, which does not change numbers); once some configs are committed,
 #      every process in node B (its orted and both ranks) gets SIGKILL. First with the wire up
 #      (node A sees the connections reset), then, resuming that archive, with the wire cut just
-#      before the kill (nothing reaches node A: a node that lost power). Each time the job must end
-#      within KILL_BOUND_S seconds, leave no process in node A, and leave an archive that verifies;
+#      before the kill (nothing reaches node A: a node that lost power). Then the same twice for
+#      node A, which holds mpirun and rank 0 (the coordinator and the archive's single writer,
+#      killed mid-sweep). Each time the job must end within KILL_BOUND_S seconds, leave no process
+#      in the other node, and leave an archive that verifies and resumes;
 #   4. rerun on both nodes: resumes, and ends with every config exactly once and the reference's
 #      values.
 #
@@ -30,7 +32,7 @@ set -euo pipefail
 MS="${1:?usage: two_nodes_tcp.sh MERGESWEEP}"
 MS="$(cd "$(dirname "$MS")" && pwd)/$(basename "$MS")"
 T0=$SECONDS
-KILL_BOUND_S=60      # the job must end this long after node B's processes were killed
+KILL_BOUND_S=60      # the job must end this long after a node's processes were killed
 PEER_TIMEOUT_S=30    # the engine's own silence limit (schedule.peer_timeout): above OOB_KEEPALIVE's 11 s
 
 say() { echo "two-nodes [$((SECONDS - T0))s]: $*" >&2; }
@@ -223,20 +225,25 @@ export_sorted clean.h5 clean
 same_numbers ref clean "clean two-node run"
 say "clean run: ranks 0,2 on ms-node-a and 1,3 on ms-node-b, $bytes bytes over TCP (veth), archive equals the reference"
 
-# --- 3. node B lost mid-sweep, twice -----------------------------------------------------------
-# lose_node_b MODE LOG RUN: a paced run into kill.h5; once it has run RUN configs (its progress
-# line, printed every second: polling the archive itself is too slow on a loaded machine), node B
-# is lost:
-#   kill:   SIGKILL of every process in node B; its kernel still closes the TCP connections, so
-#           node A sees them reset at once (a node whose processes died, e.g. the OOM killer);
-#   silent: the wire is cut first (both veth ends down), then the same kill: nothing reaches
-#           node A any more, as when a node loses power or the network partitions. Only TCP
-#           keepalive on mpirun's connection to orted can tell (see OOB_KEEPALIVE).
-# The job must end within KILL_BOUND_S, no process may be left in node A, the partial archive
-# must verify and hold fewer configs than the plan. Sets PARTIAL (configs committed).
-lose_node_b() {
-  local mode=$1 log=$2 run=$3 done_now victims names t_kill status took left how
-  MS_TEST_FAIL_CONFIG=any:any:pace mpirun_two_nodes "$log" "$mode-ranks.log" spec.yaml --group-size 2 \
+# --- 3. a node lost mid-sweep: node B twice, then node A (rank 0: the coordinator and the
+# archive's writer, and mpirun) twice ----------------------------------------------------------
+# lose_node NODE MODE LOG RUN: a paced run into kill.h5; once it has run RUN configs (its progress
+# line, printed every second: polling the archive itself is too slow on a loaded machine), node
+# NODE (a or b) is lost:
+#   kill:   SIGKILL of every process in the node; its kernel still closes the TCP connections, so
+#           the other node sees them reset at once (a node whose processes died, e.g. the OOM killer);
+#   silent: the wire is cut first (both veth ends down), then the same kill: nothing reaches the
+#           other node any more, as when a node loses power or the network partitions. Only TCP
+#           keepalive on the out-of-band link between mpirun and orted can tell (see OOB_KEEPALIVE).
+# Every process of the other node (mpirun, or orted, and the ranks there) must be gone within
+# KILL_BOUND_S; when node B was lost, mpirun must exit non-zero. The partial archive must verify
+# (node A's loss kills its writer mid-sweep) and hold more configs than before and fewer than the
+# plan. Sets PARTIAL (configs committed).
+PARTIAL=0
+lose_node() {
+  local node=$1 mode=$2 log=$3 run=$4 done_now victims names t_kill status took left how lost other before=$PARTIAL
+  if [ "$node" = a ]; then lost=$NS_A; other=$NS_B; else lost=$NS_B; other=$NS_A; fi
+  MS_TEST_FAIL_CONFIG=any:any:pace mpirun_two_nodes "$log" "$node-$mode-ranks.log" spec.yaml --group-size 2 \
     --output kill.h5 --progress-interval 1
   done_now=0
   for _ in $(seq 600); do
@@ -245,11 +252,11 @@ lose_node_b() {
     kill -0 "$MPIRUN_PID" 2>/dev/null || break
     sleep 0.2
   done
-  kill -0 "$MPIRUN_PID" 2>/dev/null || die "$mode: the paced run ended before node B could be lost"
-  ((${done_now:-0} >= run)) || die "$mode: the paced run reports ${done_now:-0} configs run (wanted $run before losing node B)"
-  check_placement "$mode-ranks.log"
-  victims="$(ip netns pids "$NS_B")"
-  [ -n "$victims" ] || die "$mode: no process in node B to kill"
+  kill -0 "$MPIRUN_PID" 2>/dev/null || die "$node $mode: the paced run ended before node ${node^^} could be lost"
+  ((${done_now:-0} >= run)) || die "$node $mode: the paced run reports ${done_now:-0} configs run (wanted $run first)"
+  check_placement "$node-$mode-ranks.log"
+  victims="$(ip netns pids "$lost")"
+  [ -n "$victims" ] || die "$node $mode: no process in node ${node^^} to kill"
   names="$(for p in $victims; do cat "/proc/$p/comm" 2>/dev/null; done | sort | uniq -c | tr -s ' \n' ' ')"
   t_kill=$SECONDS
   if [ "$mode" = silent ]; then
@@ -257,10 +264,11 @@ lose_node_b() {
     ip -n "$NS_A" link set veth-a down
   fi
   for p in $victims; do kill -KILL "$p" 2>/dev/null || true; done
-  say "$mode: killed every process of node B ($names); the run had reported $done_now configs run"
+  say "node ${node^^} $mode: killed every process of node ${node^^} ($names); the run had reported $done_now configs run"
+  # The job has ended when nothing of it is left in the other node (and mpirun, in node A, is gone).
   status=""
   for _ in $(seq $((KILL_BOUND_S * 10))); do
-    if ! kill -0 "$MPIRUN_PID" 2>/dev/null; then
+    if ! kill -0 "$MPIRUN_PID" 2>/dev/null && [ -z "$(ip netns pids "$other")" ]; then
       set +e; wait "$MPIRUN_PID"; status=$?; set -e
       break
     fi
@@ -268,32 +276,39 @@ lose_node_b() {
   done
   took=$((SECONDS - t_kill))
   if [ -z "$status" ]; then
-    ps -o pid,stat,etime,cmd -p "$(ip netns pids "$NS_A" | tr '\n' ',' | sed 's/,$//')" >&2 || true
-    ip netns exec "$NS_A" ss -tnpo >&2 || true
-    die "$mode: the job did not end within ${KILL_BOUND_S}s of losing node B"
+    left="$(ip netns pids "$other" | tr '\n' ',' | sed 's/,$//')"
+    [ -n "$left" ] && ps -o pid,stat,etime,cmd -p "$left" >&2 || true
+    ip netns exec "$other" ss -tnpo >&2 || true
+    die "$node $mode: the job did not end within ${KILL_BOUND_S}s of losing node ${node^^}"
   fi
   MPIRUN_PID=""
-  ((status != 0)) || die "$mode: mpirun exited 0 after losing node B"
-  left="$(ip netns pids "$NS_A")"
-  for _ in $(seq 50); do [ -z "$left" ] && break; sleep 0.1; left="$(ip netns pids "$NS_A")"; done
-  [ -z "$left" ] || die "$mode: processes left in node A after the job ended: $left"
+  ((status != 0)) || die "$node $mode: mpirun exited 0 after losing node ${node^^}"
   how="neither mpirun's nor the engine's message found in $log"
+  [ "$node" = a ] && how="mpirun was lost with node A; node B's orted and ranks ended on their own"
   grep -q "ORTE has lost communication with a remote daemon" "$log" && how="mpirun lost its orted in node B"
   grep -q "made no progress" "$log" && how="the engine's schedule.peer_timeout"
-  "$MS" archive verify kill.h5 >"$mode-verify.log" 2>&1 || die "$mode: the partial archive does not verify"
+  "$MS" archive verify kill.h5 >"$node-$mode-verify.log" 2>&1 || die "$node $mode: the partial archive does not verify"
   PARTIAL=$(committed_configs kill.h5)
-  ((PARTIAL < PLANNED)) || die "$mode: the archive is complete although node B was lost mid-sweep"
-  ((PARTIAL > ${FIRST:-0})) || die "$mode: the run committed nothing before node B was lost"
-  say "$mode: job ended ${took}s after losing node B (mpirun exit $status; $how); partial archive verifies, $PARTIAL configs"
+  ((PARTIAL < PLANNED)) || die "$node $mode: the archive is complete although node ${node^^} was lost mid-sweep"
+  ((PARTIAL > before)) || die "$node $mode: the run committed nothing before node ${node^^} was lost"
+  say "node ${node^^} $mode: job ended ${took}s after the loss (mpirun exit $status; $how); partial archive verifies, $PARTIAL configs"
   if [ "$mode" = silent ]; then  # mend the wire; node A's address is local again for mpirun
     ip -n "$NS_A" link set veth-a up
     ip -n "$NS_B" link set veth-b up
   fi
 }
-lose_node_b kill kill.log $((PLANNED / 4))
-FIRST=$PARTIAL
-lose_node_b silent silent.log 3
-grep -q "$FIRST already in" silent.log || die "the second run did not resume from the $FIRST committed configs: $(grep 'configs planned' silent.log)"
+# resumes LOG N: the run of LOG started from the N configs committed before it
+resumes() { grep -q "$2 already in" "$1" || die "$1: the run did not resume from the $2 committed configs: $(grep 'configs planned' "$1")"; }
+lose_node b kill b-kill.log $((PLANNED / 5))
+prev=$PARTIAL
+lose_node b silent b-silent.log 3
+resumes b-silent.log "$prev"
+prev=$PARTIAL
+lose_node a kill a-kill.log 3
+resumes a-kill.log "$prev"
+prev=$PARTIAL
+lose_node a silent a-silent.log 3
+resumes a-silent.log "$prev"
 partial=$PARTIAL
 
 # --- 4. rerun on both nodes: resume -----------------------------------------------------------
@@ -306,6 +321,6 @@ grep -q "$partial already in" rerun.log || die "the rerun did not resume from th
 export_sorted kill.h5 resumed
 dups="$(cut -d, -f1 resumed/configs.csv | uniq -d | head -n 3)"
 [ -z "$dups" ] || die "configs committed twice: $dups"
-same_numbers ref resumed "resumed after losing node B"
+same_numbers ref resumed "resumed after losing each node twice"
 say "rerun resumed ($partial already in the archive), verifies, $PLANNED configs exactly once, equal to the reference"
 say "pass"
