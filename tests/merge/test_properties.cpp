@@ -72,6 +72,28 @@ TEST(MergeProperties, TiesTrimKeepsExactlyTheLargestDensityShare) {
   EXPECT_TRUE(out.masked_select(out.ne(0)).equal(tau[0].masked_select(out.ne(0))));
 }
 
+// Breadcrumbs keeps the band of ranks [n_bot, n_bot + target) of |τ| in ascending order, equal
+// magnitudes in index order: against a stable sort, on a τ of a few magnitude levels (every band
+// edge falls inside a run of ties) and on random values.
+TEST(MergeProperties, BreadcrumbsBandIsTheStableSortsBand) {
+  for (const bool ties : {true, false}) {
+    for (const auto& [density, gamma] : std::vector<std::pair<double, double>>{{0.3, 0.1}, {0.5, 0.01}, {0.9, 0.3}}) {
+      const auto raw = random_taus(1, {64, 48}, 7)[0];
+      const at::Tensor tau = ties ? (raw * 300).round() / 300 : raw;  // ties: ~20 distinct magnitudes
+      const auto r = request("breadcrumbs", 1, {{"gamma", std::to_string(gamma)}}, density);
+      const at::Tensor out = merge_tensor(r, kNoStats, kMatrix, at::zeros_like(tau), {tau});
+      const std::int64_t n = tau.numel();
+      const auto target = static_cast<std::int64_t>(density * static_cast<double>(n));
+      const std::int64_t n_bot = std::max<std::int64_t>(0, n - target - static_cast<std::int64_t>(gamma * static_cast<double>(n)));
+      const at::Tensor order = std::get<1>(at::sort(tau.reshape({-1}).abs(), /*stable=*/true, 0, false));
+      at::Tensor mask = at::zeros({n});
+      mask.index_fill_(0, order.slice(0, n_bot, std::min(n, n_bot + target)), 1.0);
+      EXPECT_TRUE(out.equal(tau * mask.view(tau.sizes()))) << "ties " << ties << " density " << density;
+      EXPECT_EQ(out.ne(0).sum().item<std::int64_t>(), (mask.view(tau.sizes()) * tau).ne(0).sum().item<std::int64_t>());
+    }
+  }
+}
+
 TEST(MergeProperties, ModelStockWithIdenticalTaskVectorsTakesThem) {
   const auto base = random_base({12, 6});
   const auto t = random_taus(1, {12, 6}, 5)[0];

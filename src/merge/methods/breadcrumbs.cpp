@@ -1,8 +1,8 @@
 // Model Breadcrumbs (https://arxiv.org/abs/2312.06795), as mergekit 0.1.5's generalized task
 // arithmetic with its "magnitude_outliers" sparsifier: each τ keeps a band of magnitudes, the
 // largest `gamma` share removed as outliers and the smallest removed down to `density`; then a
-// weighted sum (breadcrumbs) or TIES's sign consensus (breadcrumbs_ties). Sorting |τ| needs the
-// whole tensor.
+// weighted sum (breadcrumbs) or TIES's sign consensus (breadcrumbs_ties). Selecting by |τ| needs
+// the whole tensor.
 #include <algorithm>
 
 #include "parts.hpp"
@@ -10,19 +10,32 @@
 namespace ms::merge::methods {
 namespace {
 
+// The k smallest entries of `a` (flat) ordered by (value, index): those below the k-th smallest
+// value, then the entries equal to it in index order until k are taken. A selection
+// (at::kthvalue), not a sort: O(n).
+at::Tensor smallest_by_value_then_index(const at::Tensor& a, std::int64_t k) {
+  if (k <= 0) return at::zeros(a.sizes(), a.options().dtype(at::kBool));
+  if (k >= a.numel()) return at::ones(a.sizes(), a.options().dtype(at::kBool));
+  const at::Tensor v = std::get<0>(at::kthvalue(a, k));
+  const at::Tensor below = a < v, tied = a == v;
+  const at::Tensor need = k - below.sum();
+  return below | (tied & (tied.cumsum(0, at::kLong) <= need));
+}
+
 // mergekit's magnitude_outliers mask: of |τ| in ascending order, the `target` = ⌊density·n⌋ entries
 // that follow the n_bot = max(0, n − target − ⌊gamma·n⌋) smallest. When density + gamma > 1 the
-// outlier cut shrinks so that `target` entries stay. A stable sort: equal magnitudes keep their
-// index order (mergekit's torch.sort is not guaranteed stable; only exact ties can differ).
+// outlier cut shrinks so that `target` entries stay. Equal magnitudes are ordered by index, as a
+// stable sort orders them (mergekit's torch.sort is not guaranteed stable; only exact ties can
+// differ): the band is the n_bot + target smallest by (|τ|, index) less the n_bot smallest.
 at::Tensor band_mask(const at::Tensor& tau, double density, double gamma) {
   const std::int64_t n = tau.numel();
   const auto target = static_cast<std::int64_t>(density * static_cast<double>(n));
   const auto n_top = static_cast<std::int64_t>(gamma * static_cast<double>(n));
   const std::int64_t n_bot = std::max<std::int64_t>(0, n - target - n_top);
-  const at::Tensor order = std::get<1>(at::sort(tau.reshape({-1}).abs(), /*stable=*/true, 0, /*descending=*/false));
-  at::Tensor mask = at::zeros({n}, tau.options());
-  mask.index_fill_(0, order.slice(0, n_bot, std::min(n, n_bot + target)), 1.0);
-  return mask.view(tau.sizes());
+  const at::Tensor mag = tau.reshape({-1}).abs();
+  const at::Tensor band = smallest_by_value_then_index(mag, std::min(n, n_bot + target)) &
+                          ~smallest_by_value_then_index(mag, n_bot);
+  return band.to(tau.scalar_type()).view(tau.sizes());
 }
 
 // Each member's τ sparsified as mergekit's sparsify(magnitude_outliers) does: density 1 leaves it
@@ -56,7 +69,7 @@ class Breadcrumbs final : public Method {
     i.scope = Scope::WholeTensor;
     i.uses_weight = true;
     i.uses_density = true;
-    i.plan_cost = 4;  // a sort of each member's |tau|
+    i.plan_cost = 4;  // two selections over each member's |tau|
     i.accepts_int8_mask = true;
     i.params = {
         parts::lambda(),

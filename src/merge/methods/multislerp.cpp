@@ -29,42 +29,52 @@ class Multislerp final : public Method {
     if (r.members.size() > 1 && r.params.flag("normalize_weights") && sum == 0.0)
       fail(file, "weight", "weights sum to zero, so normalize_weights=true would divide by zero");
   }
-  // mergekit's multislerp(), the same float32 operations in the same order.
+  // mergekit's multislerp(), the same float32 operations per element. mergekit stacks the n
+  // points and forms [n, E] temporaries (unit vectors, products, the tangents: ~6·n·E floats);
+  // here each member's terms are formed one at a time (a few E-sized buffers beside the inputs).
+  // The sums over members run in member order, as torch's sum over the stacked dimension does;
+  // a sum over one point's elements may group its additions otherwise (a few ulps, within the
+  // mergekit fixtures' tolerance).
   at::Tensor merge(const TensorInputs& in) const override {
     const MergeRequest& r = in.request;
     const bool has_base = !r.base_is_first_member;
     const std::size_t n = in.tau.size();
     // Without a base, θ₀ is the first model (its τ is zero) and the models themselves are averaged.
-    std::vector<at::Tensor> points;
-    for (const at::Tensor& t : in.tau) points.push_back(has_base ? t : in.base + t);
-    if (n == 1) return has_base ? in.base + in.tau[0] : points[0];
-    const double eps = r.params.number("eps");
-    const at::Tensor flat = at::stack(points, 0).view({static_cast<std::int64_t>(n), -1});
+    const auto point = [&](std::size_t i) { return has_base ? in.tau[i] : in.base + in.tau[i]; };
+    if (n == 1) return has_base ? in.base + in.tau[0] : point(0);
+    const float eps = static_cast<float>(r.params.number("eps"));
+    // The weights and the mean norm as torch sums these short vectors (its order of additions).
     std::vector<float> wf;
     for (const auto& m : r.members) wf.push_back(static_cast<float>(m.weight));
-    at::Tensor w = at::tensor(wf, flat.options());
-    if (r.params.flag("normalize_weights")) w = w / w.sum();
-
-    const at::Tensor norms = at::linalg_vector_norm(flat, 2, {-1}, true);
-    const at::Tensor unit = flat / (norms + eps);
-    at::Tensor mean = (unit * w.view({-1, 1})).sum(0);
+    at::Tensor wt = at::tensor(wf);
+    if (r.params.flag("normalize_weights")) wt = wt / wt.sum();
+    const std::vector<float> w(wt.data_ptr<float>(), wt.data_ptr<float>() + n);
+    std::vector<float> norms;
+    at::Tensor mean = at::zeros_like(in.base);
+    for (std::size_t i = 0; i < n; ++i) {
+      const at::Tensor p = point(i);
+      norms.push_back(at::linalg_vector_norm(p, 2).item<float>());
+      mean.add_(kernels::div_by(p, norms[i] + eps) * w[i]);  // a device divisor: see div_by
+    }
     const at::Tensor mean_norm = at::linalg_vector_norm(mean);
-    if ((mean_norm < eps).item<bool>()) {
+    if (mean_norm.item<float>() < eps) {
       if (n != 2)
         fail("", "'" + in.name + "'",
              "multislerp: the weighted sum of the unit vectors is zero (antipodal vectors whose weights balance "
              "out); use other weights");
-      const at::Tensor res = (points[0] * w[0] + points[1] * w[1]).view(in.base.sizes());  // mergekit's fallback
+      const at::Tensor res = point(0) * w[0] + point(1) * w[1];  // mergekit's fallback
       return has_base ? res + in.base : res;
     }
-    mean = mean / mean_norm;
-    const at::Tensor dots = (unit * mean).sum(-1, true);
-    const at::Tensor tangent = unit - dots * mean;
-    const at::Tensor tangent_result = (tangent * w.view({-1, 1})).sum(0);
+    mean.div_(mean_norm);
+    at::Tensor tangent_result = at::zeros_like(in.base);
+    for (std::size_t i = 0; i < n; ++i) {
+      const at::Tensor unit = kernels::div_by(point(i), norms[i] + eps);
+      const at::Tensor dot = (unit * mean).sum();
+      tangent_result.add_((unit - dot * mean) * w[i]);
+    }
     const at::Tensor tangent_norm = at::linalg_vector_norm(tangent_result) + eps;
     at::Tensor result = mean * at::cos(tangent_norm) + tangent_result * (at::sin(tangent_norm) / tangent_norm);
-    const at::Tensor avg_norm = (norms.squeeze(-1) * w).sum();
-    result = (result * avg_norm).view(in.base.sizes());
+    result.mul_((at::tensor(norms) * wt).sum().to(result.device()));
     return has_base ? result + in.base : result;
   }
   MergekitForm mergekit_form(const MergeRequest& r) const override {
