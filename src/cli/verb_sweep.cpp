@@ -38,6 +38,7 @@ int run_sweep(int argc, char** argv) {
        "for any rank count at a fixed value)")
       ("plan", po::bool_switch(&o.plan_only), "print the plan and its size (and how much is already archived); run nothing")
       ("list", po::bool_switch(&o.list), "with --plan: one line per config (id, kind, method, parameters, n, sample, members)")
+      ("json", po::bool_switch(&o.json), "with --plan: the plan (configs, memory per rank in bytes) as one JSON document")
       ("calibrate", po::bool_switch(&o.calibrate),
        "with --plan: merge and score one config on this node, then print seconds per config, the wall time and the "
        "sbatch --time to ask for")
@@ -61,6 +62,7 @@ int run_sweep(int argc, char** argv) {
       throw po::error("--slice must be I/N with 0 <= I < N, got '" + slice + "'");
   }
   if (o.calibrate && !o.plan_only) throw po::error("--calibrate goes with --plan");
+  if (o.json && (!o.plan_only || o.list || o.calibrate)) throw po::error("--json goes with --plan alone");
   if (!vm.count("ranks") && std::getenv("SLURM_NTASKS")) o.ranks = std::atoi(std::getenv("SLURM_NTASKS"));
   if (o.plan_only) {
     const int status = sweep::print_plan(o);

@@ -63,6 +63,14 @@ bool ModelConfig::is_known_decoder() const {
   return false;
 }
 
+model::ArchDims arch_dims(const ModelConfig& c) {
+  model::ArchDims d;
+  d.vocab = c.vocab_size, d.hidden = c.hidden_size, d.ffn = c.intermediate_size, d.layers = c.num_hidden_layers;
+  d.heads = c.num_attention_heads, d.kv_heads = c.num_key_value_heads, d.head_dim = c.head_dim;
+  d.tied = c.tie_word_embeddings;
+  return d;
+}
+
 ModelConfig parse_model_config(const std::string& text, const std::string& path) {
   if (const auto bad = find_invalid_utf8(text); bad != std::string::npos) {
     fail(path, "", "not valid UTF-8 (byte " + std::to_string(bad) + ")");

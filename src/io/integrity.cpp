@@ -60,11 +60,7 @@ IntegrityReport check_integrity(const HfModel& model, bool scan_values) {
       }
     };
     // The tensors outside the layers, from the architecture table (the layers' count below).
-    model::ArchDims dims;
-    dims.vocab = c.vocab_size;
-    dims.hidden = c.hidden_size;
-    dims.tied = c.tie_word_embeddings;
-    for (const auto& t : model::llama_global_tensors(dims)) expect_shape(t.name, t.shape);
+    for (const auto& t : model::llama_global_tensors(arch_dims(c))) expect_shape(t.name, t.shape);
     std::set<std::int64_t> layers;
     for (const auto& name : model.tensor_names()) {
       if (name.rfind("model.layers.", 0) != 0) continue;

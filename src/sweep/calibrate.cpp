@@ -49,6 +49,7 @@ int calibrate_plan(const RunOptions& opts, int* argc, char*** argv) {
   if (mpi.world_size() != 1) fail("", "--calibrate", "runs on one process (no mpirun): it times one rank");
   auto world = dist::make_world_comm();
   SweepSpec spec = load_spec(opts.spec_path);
+  require_checkpoints_on_disk(spec, "--calibrate");
   const EvalCost full = estimate_eval_cost(read_eval_packs(spec));
   spec.eval.limit = spec.eval.limit > 0 ? std::min(spec.eval.limit, kBlockItems) : kBlockItems;
   const EvalCost block = estimate_eval_cost(read_eval_packs(spec));

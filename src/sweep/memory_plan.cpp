@@ -7,6 +7,7 @@
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/units.hpp"
 #include "mergesweep/io/family_check.hpp"
+#include "mergesweep/io/hf_config.hpp"
 #include "mergesweep/io/hf_model.hpp"
 #include "mergesweep/merge/merge.hpp"
 #include "mergesweep/merge/method.hpp"
@@ -152,9 +153,40 @@ std::uint64_t peak_of(const std::vector<RankMemory>& ranks) {
   return p;
 }
 
+// A shape-only spec's model: the architecture table's tensors at the config's sizes, every one
+// stored in config.json's torch_dtype by the base and each checkpoint. The required tensors only
+// (biases and q/k norms of some architectures, a few MB, are left out).
+ModelShape shape_from_config(const SweepSpec& spec) {
+  const io::ModelConfig c = io::read_model_config(spec.base + "/config.json");
+  const std::string& t = c.torch_dtype;
+  const std::uint64_t bytes_per = t == "float32" ? 4 : (t == "bfloat16" || t == "float16") ? 2 : 0;
+  if (bytes_per == 0)
+    fail(spec.base + "/config.json", "torch_dtype",
+         (t.empty() ? std::string("is not given") : "'" + t + "' is not bfloat16, float16 or float32") +
+             ": a shape-only plan takes the checkpoints' stored dtype from it");
+  ModelShape m;
+  const std::uint64_t copies = spec.checkpoints.size() + 1;
+  // In name order, as io::check_family lists a family's tensors (the shards are dealt in it).
+  std::vector<model::TensorSpec> tensors = model::llama_tensors(io::arch_dims(c));
+  std::sort(tensors.begin(), tensors.end(), [](const auto& x, const auto& y) { return x.name < y.name; });
+  for (const auto& ts : tensors) {
+    std::int64_t numel = 1;
+    for (auto d : ts.shape) numel *= d;
+    m.names.push_back(ts.name);
+    m.numel.push_back(numel);
+    m.shapes.push_back(ts.shape);
+    m.bytes.push_back(static_cast<std::uint64_t>(numel) * bytes_per);
+    m.held_bytes.push_back(copies * m.bytes.back());
+  }
+  m.hidden = c.hidden_size, m.intermediate = c.intermediate_size, m.vocab = c.vocab_size;
+  m.heads = c.num_attention_heads, m.max_position = c.max_position_embeddings;
+  return m;
+}
+
 }  // namespace
 
 ModelShape read_model_shape(const SweepSpec& spec) {
+  if (spec.shape_only) return shape_from_config(spec);
   const std::string& base_path = spec.base;
   const io::HfModel base = io::HfModel::open(base_path);
   if (!base.config()) fail(base_path, "config.json", "is missing (the memory plan needs the model's shape)");

@@ -199,6 +199,7 @@ SweepSpec load_agreed(const RunOptions& opts, dist::Comm& world) {
   std::string error;
   try {
     spec = load_spec(opts.spec_path);
+    require_checkpoints_on_disk(spec, "a sweep");
     if (!opts.output.empty()) spec.output = opts.output;
     if (opts.group_size > 0) spec.schedule.group_size = opts.group_size;
     if (opts.threads_per_rank > 0) spec.schedule.threads_per_rank = opts.threads_per_rank;
@@ -340,65 +341,6 @@ std::int64_t run_configs(const RunOptions& opts, Session& s, Todo& t, dist::Comm
 }
 
 }  // namespace
-
-int print_plan(const RunOptions& opts) {
-  const SweepSpec spec = load_spec(opts.spec_path);
-  const Plan plan = make_plan(spec);
-  std::printf("sweep '%s': %zu checkpoints, sizes", spec.name.c_str(), spec.checkpoints.size());
-  for (int n : spec.sizes) std::printf(" %d", n);
-  std::printf(", %d samples per size, seed %llu\n", spec.samples, static_cast<unsigned long long>(spec.seed));
-  std::printf("%s", io::describe_family(io::check_family(spec.base, spec.checkpoints, {}, spec.vocab_choice())).c_str());
-  std::map<std::string, std::map<int, int>> counts;
-  for (std::size_t i = plan.num_baselines; i < plan.configs.size(); ++i) {
-    const auto& c = plan.configs[i];
-    counts[c.method() + "(" + c.params() + ")"][c.n]++;
-  }
-  std::printf("  baselines: base + %zu single checkpoints\n", plan.num_baselines - 1);
-  for (const auto& [m, by_n] : counts) {
-    int total = 0;
-    std::string sizes;
-    for (const auto& [n, k] : by_n) {
-      total += k;
-      sizes += " n=" + std::to_string(n) + ":" + std::to_string(k);
-    }
-    std::printf("  %s: %d configs (%s )\n", m.c_str(), total, sizes.c_str());
-  }
-  std::size_t in_slice = 0;
-  for (std::size_t i = 0; i < plan.configs.size(); ++i)
-    if (static_cast<int>(i % static_cast<std::size_t>(opts.slice_count)) == opts.slice_index) ++in_slice;
-  std::printf("total: %zu configs", plan.configs.size());
-  if (opts.slice_count > 1) std::printf(" (slice %d/%d: %zu)", opts.slice_index, opts.slice_count, in_slice);
-  const std::string out = opts.output.empty() ? spec.output : opts.output;
-  if (fs::exists(out)) {
-    std::size_t done = 0;
-    std::set<std::uint64_t> ids;
-    for (const auto& c : archive::read(out).configs) ids.insert(c.config.id);
-    for (const auto& c : plan.configs) done += ids.count(c.id);
-    std::printf(", %zu already in %s", done, out.c_str());
-  }
-  std::printf("\n");
-  // The archive's single-writer lock and SWMR reads need what local disks give (docs/formats.md).
-  if (const std::string w = archive::shared_fs_warning(out); !w.empty()) std::fprintf(stderr, "mergesweep: %s\n", w.c_str());
-  // Memory per rank at the group size the run would use, on the device it would use.
-  const int g = opts.group_size > 0 ? opts.group_size : spec.schedule.group_size;
-  const c10::Device device = model::resolve_device(spec.schedule.device, 0, spec.path, "schedule.device");
-  std::printf("%s", describe_memory(plan_memory(spec, read_model_shape(spec), g, device, node_slot().size)).c_str());
-  std::printf("%s", describe_eval_cost(estimate_eval_cost(read_eval_packs(spec)), plan.configs.size()).c_str());
-  if (opts.list) {
-    std::printf("checkpoints (number name):");
-    for (std::size_t k = 0; k < spec.checkpoints.size(); ++k) std::printf(" %zu %s", k + 1, spec.checkpoint_names[k].c_str());
-    std::printf("\n");
-    for (std::size_t i = 0; i < plan.configs.size(); ++i) {
-      const auto& c = plan.configs[i];
-      std::string m;
-      for (int k : c.members) m += (m.empty() ? "" : ",") + spec.checkpoint_names.at(static_cast<std::size_t>(k - 1));
-      std::printf("%016llx %-6s %-18s %-40s n=%-3d sample=%-3d {%s}\n", static_cast<unsigned long long>(c.id),
-                  kind_name(c.kind).c_str(), c.kind == ConfigKind::Merge ? c.method().c_str() : "-",
-                  c.kind == ConfigKind::Merge ? c.params().c_str() : "-", c.n, c.sample, m.c_str());
-    }
-  }
-  return kExitOk;
-}
 
 int run_sweep(const RunOptions& opts, int* argc, char*** argv) {
   dist::install_drain_handlers();

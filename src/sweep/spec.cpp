@@ -132,6 +132,17 @@ void check_checkpoint_name(const Ctx& c, const YAML::Node& n, const std::string&
 // (one model, no glob). Fills the paths (unresolved hub names and adapters as written) and names;
 // refuses a path listed twice and a name given twice.
 void parse_checkpoints(const Ctx& c, const YAML::Node& n, const std::string& dir, bool expand, SweepSpec& s) {
+  if (n.IsMap()) {  // {count: K}: K checkpoints shaped like the base, not yet on disk (--plan only)
+    c.check_keys(n, "checkpoints.", {"count"});
+    if (!n["count"]) c.fail(n, "checkpoints.count", "is required: {count: K} sizes a study of K checkpoints like the base");
+    const auto k = static_cast<std::size_t>(c.integer(n["count"], "checkpoints.count", 1, 64));
+    s.shape_only = true;
+    for (std::size_t i = 0; i < k; ++i) {
+      s.checkpoints.push_back(s.base);
+      s.checkpoint_names.push_back("checkpoint-" + std::to_string(i + 1));
+    }
+    return;
+  }
   std::vector<YAML::Node> nodes;
   std::vector<std::string> texts;  // what each name is made from
   std::vector<bool> given;         // a name: in the spec, never changed
@@ -356,7 +367,7 @@ SweepSpec parse(const std::string& text, const std::string& path, bool expand) {
       c.fail(doc["vocabulary"], "vocabulary", "must be base (align rows to the base's tokens) or exact, got '" +
                                                   s.vocabulary + "'");
   }
-  if (expand)  // LoRA adapters (and mergekit's model+lora) become folded checkpoints of the base
+  if (expand && !s.shape_only)  // LoRA adapters (and mergekit's model+lora) become folded checkpoints of the base
     for (std::size_t i = 0; i < s.checkpoints.size(); ++i)
       s.checkpoints[i] = io::resolve_checkpoint(s.checkpoints[i], s.base, s.path, s.checkpoint_field(i));
   if (s.checkpoints.empty()) c.fail(doc["checkpoints"], "checkpoints", "lists no checkpoint");
@@ -430,8 +441,20 @@ void check_models(const SweepSpec& s) {
 
 SweepSpec parse_spec(const std::string& text, const std::string& path) { return parse(text, path, false); }
 
+void require_checkpoints_on_disk(const SweepSpec& spec, const std::string& what) {
+  if (spec.shape_only)
+    fail(spec.path, "checkpoints", "{count: " + std::to_string(spec.checkpoints.size()) +
+                                       "} is a shape-only spec: `sweep --plan` sizes the study from the base's "
+                                       "config.json, but " + what + " needs the checkpoints (list their folders)");
+}
+
 SweepSpec load_spec(const std::string& path) {
   SweepSpec s = parse(io::read_text_file(path), path, true);
+  if (s.shape_only) {  // nothing to check but the base's config.json; packs are listed, not read
+    if (!io::path_exists(s.base + "/config.json"))
+      fail(s.path, "base", "'" + s.base + "' has no config.json (a shape-only spec reads the model's shape from it)");
+    return s;
+  }
   check_models(s);
   for (const auto& t : s.eval.tasks)
     if (!io::path_exists(t)) fail(s.path, "eval.tasks", "task pack '" + t + "' does not exist");

@@ -3,7 +3,14 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include "common/test_util.hpp"
 #include "mergesweep/core/error.hpp"
+#include "mergesweep/io/fs_util.hpp"
+#include "mergesweep/io/hf_config.hpp"
+#include "mergesweep/io/hf_model.hpp"
+#include "mergesweep/model/arch_table.hpp"
 #include "mergesweep/sweep/memory_plan.hpp"
 #include "mergesweep/sweep/worker.hpp"
 
@@ -115,6 +122,68 @@ TEST(MemoryPlan, RefusesNamingTheNumbersAndTheSmallestGroupThatFits) {
   }
   EXPECT_NO_THROW(require_fit(plan_memory(spec, shape(), 2, c10::Device(c10::DeviceType::CPU), 1), spec));
   EXPECT_NE(describe_memory(p).find("does NOT fit"), std::string::npos);
+}
+
+// A Llama folder of the architecture table's tensors (GQA, untied), bf16, all zeros.
+void write_llama(const std::string& dir) {
+  io::LlamaConfigFields c;
+  c.hidden = 32, c.intermediate = 64, c.layers = 2, c.heads = 4, c.kv_heads = 2, c.vocab = 50, c.dtype = "bfloat16";
+  model::ArchDims d;
+  d.vocab = 50, d.hidden = 32, d.ffn = 64, d.layers = 2, d.heads = 4, d.kv_heads = 2, d.head_dim = 8;
+  std::vector<io::TensorSpec> specs;
+  for (const auto& t : model::llama_tensors(d)) specs.push_back({t.name, io::DType::BF16, t.shape});
+  io::HfModelWriter w(dir, specs, 1'000'000'000ull);
+  w.set_config_text(io::llama_config_json(c));
+  for (const auto& t : specs) w.write(t.name, at::zeros(t.shape, at::kBFloat16));
+  w.commit();
+}
+
+// `checkpoints: {count: K}` with a base folder of config.json alone plans exactly what the same
+// family on disk plans: the same tensors, shapes and bytes, and the same memory per rank.
+TEST(MemoryPlan, AShapeOnlySpecPlansWhatTheFamilyOnDiskPlans) {
+  test::TempDir dir;
+  for (const char* m : {"base", "a", "b", "c"}) write_llama(dir / m);
+  std::filesystem::create_directories(dir / "cfg");
+  std::filesystem::copy_file(dir / "base/config.json", dir / "cfg/config.json");
+  const std::string tail =
+      "subsets: {sizes: [2, 3], samples: 1, seed: 3}\nmethods:\n  - {method: ties, density: 0.2}\n"
+      "  - {method: tsv_m}\neval: {batch_tokens: 64}\noutput: out.h5\nschedule: {device: cpu, memory_per_rank: 1GB}\n";
+  io::write_text_file(dir / "disk.yaml", "name: t\nbase: base\ncheckpoints: [a, b, c]\n" + tail);
+  io::write_text_file(dir / "shape.yaml", "name: t\nbase: cfg\ncheckpoints: {count: 3}\n" + tail);
+  const SweepSpec disk = load_spec(dir / "disk.yaml"), shaped = load_spec(dir / "shape.yaml");
+  EXPECT_FALSE(disk.shape_only);
+  ASSERT_TRUE(shaped.shape_only);
+  EXPECT_EQ(shaped.checkpoint_names, (std::vector<std::string>{"checkpoint-1", "checkpoint-2", "checkpoint-3"}));
+  const ModelShape a = read_model_shape(disk), b = read_model_shape(shaped);
+  EXPECT_EQ(a.names, b.names);
+  EXPECT_EQ(a.shapes, b.shapes);
+  EXPECT_EQ(a.numel, b.numel);
+  EXPECT_EQ(a.bytes, b.bytes);
+  EXPECT_EQ(a.held_bytes, b.held_bytes);
+  for (int g : {1, 2, 3}) {
+    for (const auto device : {c10::Device(c10::DeviceType::CPU), c10::Device(c10::DeviceType::CUDA, 0)}) {
+      const MemoryPlan pa = plan_memory(disk, a, g, device, 1), pb = plan_memory(shaped, b, g, device, 1);
+      ASSERT_EQ(pa.ranks.size(), pb.ranks.size());
+      for (std::size_t r = 0; r < pa.ranks.size(); ++r) {
+        EXPECT_EQ(pa.ranks[r].resident, pb.ranks[r].resident) << g << " " << r;
+        EXPECT_EQ(pa.ranks[r].workspace, pb.ranks[r].workspace) << g << " " << r;
+        EXPECT_EQ(pa.ranks[r].total(), pb.ranks[r].total()) << g << " " << r;
+      }
+    }
+  }
+  // A shape-only spec is for planning: the work that needs the checkpoints refuses it by name.
+  const std::string e = test::error_of([&] { require_checkpoints_on_disk(shaped, "a sweep"); });
+  EXPECT_NE(e.find("shape.yaml: checkpoints: {count: 3} is a shape-only spec"), std::string::npos) << e;
+  EXPECT_NO_THROW(require_checkpoints_on_disk(disk, "a sweep"));
+  // Without torch_dtype the stored bytes are unknown: refused, not assumed.
+  io::write_text_file(dir / "cfg/config.json",
+                      [&] {
+                        std::string t = io::read_text_file(dir / "cfg/config.json");
+                        t.replace(t.find("\"torch_dtype\""), std::string("\"torch_dtype\"").size(), "\"x_dtype\"");
+                        return t;
+                      }());
+  const std::string d = test::error_of([&] { read_model_shape(load_spec(dir / "shape.yaml")); });
+  EXPECT_NE(d.find("torch_dtype: is not given"), std::string::npos) << d;
 }
 
 TEST(MemoryPlan, SpecRejectsBadDeviceAndMemory) {

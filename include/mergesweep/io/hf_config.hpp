@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "mergesweep/model/arch_table.hpp"
+
 namespace ms::io {
 
 struct ModelConfig {
@@ -35,6 +37,8 @@ struct ModelConfig {
 // Throws ms::Error naming `path` and the field.
 ModelConfig parse_model_config(const std::string& text, const std::string& path);
 ModelConfig read_model_config(const std::string& path);
+// The sizes the architecture table takes (model::llama_tensors) from a parsed config.
+model::ArchDims arch_dims(const ModelConfig& c);
 
 // What a Llama config.json written by mergesweep (synth and testbed families) says. The optional
 // fields are written only when set, in transformers' order, so each writer's file keeps its bytes.

@@ -14,6 +14,7 @@ struct RunOptions {
   bool quiet = false;
   bool plan_only = false;      // print the plan and its size, run nothing
   bool list = false;           // with plan_only: one line per config
+  bool json = false;           // with plan_only: the plan as one JSON document (plan_report.cpp)
   bool calibrate = false;      // with plan_only: time one config on this node (calibrate.cpp)
   int ranks = 1;               // with calibrate: the job's ranks, for its wall time
   int slice_index = 0, slice_count = 1;  // run only plan indices with index % count == index

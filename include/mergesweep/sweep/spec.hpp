@@ -58,6 +58,10 @@ struct SweepSpec {
   // Each checkpoint's short name, unique: the entry's `name:`, else its folder's name (a hub
   // model's repository name, an adapter's folder for model+adapter). Shown wherever results are read.
   std::vector<std::string> checkpoint_names;
+  // `checkpoints: {count: K}`: a shape-only spec. K checkpoints shaped and stored like the base
+  // (whose folder may hold config.json alone) that are not on disk: `sweep --plan` sizes the study
+  // from config.json (memory_plan.hpp), and a sweep refuses it. `checkpoints` repeats the base.
+  bool shape_only = false;
   std::vector<int> sizes;
   int samples = 1;
   std::uint64_t seed = 0;
@@ -79,5 +83,7 @@ SweepSpec parse_spec(const std::string& text, const std::string& path);
 // parse_spec, then file checks: base and checkpoints are model folders whose tensors match,
 // packs exist.
 SweepSpec load_spec(const std::string& path);
+// Refuses a shape-only spec for work that needs the checkpoints (`what`: "a sweep", ...).
+void require_checkpoints_on_disk(const SweepSpec& spec, const std::string& what);
 
 }  // namespace ms::sweep
