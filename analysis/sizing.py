@@ -3,132 +3,133 @@
 `python3 -m analysis sizing` prints the tables of docs/sizing.md; a test checks that the
 document shows exactly what this prints, so the numbers cannot drift from the model.
 
-The model is the one `mergesweep sweep --plan` computes from the real tensors
-(src/sweep/memory_plan.cpp); here the shards are taken as balanced (B/g), which the engine's
-byte-balanced assignment of whole tensors approaches for models of hundreds of tensors. Per rank
-of a worker group of g ranks, for a model of P parameters stored in b bytes each (B = P·b):
-  resident    = (K + 1) x B / g           base and K checkpoints in their file dtype (bf16: b = 2)
-  workspace   = 4 x (W + the most one tensor holds beside W)
-                                          float32 on a GPU, as `--plan` computes it
-                                          (memory_plan.cpp): W = E, one buffer the size of the
-                                          largest tensor (the embedding, E = V x H) through
-                                          which baselines and row-block passes go; beside it,
-                                          per tensor after how the method goes through it
-                                          (merge::tensor_pass), for E and the largest SVD-merged
-                                          matrix (M = I x H), n the largest subset, Bk = one row
-                                          block (about 2^20 values):
-                                            row blocks (TA, DARE, Linear; TSV-M/Iso-C/TA+SB on E)
-                                              (2n + 4) Bk
-                                            TIES (and TIES+SB on E): a trim rule, then row blocks
-                                              max(1.25 E + 3 density E, (3n + 8) Bk)
-                                            Model Stock: (2n + 2) Bk
-                                            whole tensors (SVDs and boosting on M; SLERP on E)
-                                              (n + 3) x the tensor
-  merged      = P x e                     the gathered merged model in the eval dtype (e = 2,
-                                          bf16); the rank's own part is merged in place into it
-  activations = T x (V + 4 H + 2 I) x 4   T = batch_tokens; logits of one batch, hidden and MLP
-              + T x S x A x 4             buffers, one layer's attention scores (S = 2048)
-  runtime     = 1.5 GB on a GPU, 0.5 GB on a CPU (CUDA context, allocator; libraries)
-Budgets: 90% of the device (80 GB GPU: 72 GB; a 256 GB CPU node, one rank: 230 GB).
+The memory model is the engine's, not a copy of it: for each study model this writes a
+shape-only spec (the model's config.json alone, `checkpoints: {count: K}`, the job spec's
+methods and largest subsets, the studies' evaluation batch) and reads `mergesweep sweep SPEC
+--plan --json`: the parts per rank (resident, workspace, merged model, activations, runtime) from
+the real tensor shapes and the engine's own shard assignment and per-method workspace rules
+(src/sweep/memory_plan.cpp), and the smallest group that fits the budget. The engine is found at
+$MS_CLI, $MS_BUILD/bin/mergesweep, build/bin/mergesweep or on PATH.
+Budgets: 90% of the device (80 GB GPU: 72 GB; a 256 GB CPU node, one rank: 230.4 GB).
 GB = 1e9 bytes.
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
 class Model:
     name: str
-    params: int          # total parameters (config.json of the Hugging Face model)
-    hidden: int
+    hidden: int          # config.json of the Hugging Face model
     intermediate: int
     layers: int
     heads: int
+    kv_heads: int
+    head_dim: int
     vocab: int
+    tied: bool           # tie_word_embeddings
     checkpoints: int     # K: checkpoints held resident
     configs: int         # planned configs of its job spec (baselines + merges)
     largest_subset: int  # n: the largest subset one merge reads
     methods: tuple       # (method, TIES density or None, largest subset of this method) of its job spec
 
 
-# Parameter counts and shapes from the models' config.json (safetensors totals).
 SYSTEMATIC = (("task_arithmetic", None, 12), ("ties", 0.1, 12), ("model_stock", None, 12), ("tsv_m", None, 12),
               ("iso_c", None, 12), ("task_arithmetic_sb", None, 12), ("ties_sb", 0.1, 12))
 PIPELINE = (("linear", None, 2), ("slerp", None, 1), ("task_arithmetic", None, 2), ("ties", 0.5, 2),
             ("dare_ties", 0.5, 2))
 MODELS = [
-    Model("llama-3.2-3b-instruct", 3_212_749_824, 3072, 8192, 28, 24, 128_256, 12, 545, 12, SYSTEMATIC),
-    Model("llama-3.1-8b-instruct", 8_030_261_248, 4096, 14336, 32, 32, 128_256, 12, 545, 12, SYSTEMATIC),
-    Model("qwen3-4b", 4_022_468_096, 2560, 9728, 36, 32, 151_936, 12, 545, 12, SYSTEMATIC),
-    Model("qwen3-8b", 8_190_735_360, 4096, 12288, 36, 32, 151_936, 12, 545, 12, SYSTEMATIC),
-    Model("qwen2.5-7b (pipeline)", 7_615_616_512, 3584, 18944, 28, 28, 152_064, 3, 19, 2, PIPELINE),
+    Model("llama-3.2-3b-instruct", 3072, 8192, 28, 24, 8, 128, 128_256, True, 12, 545, 12, SYSTEMATIC),
+    Model("llama-3.1-8b-instruct", 4096, 14336, 32, 32, 8, 128, 128_256, False, 12, 545, 12, SYSTEMATIC),
+    Model("qwen3-4b", 2560, 9728, 36, 32, 8, 128, 151_936, True, 12, 545, 12, SYSTEMATIC),
+    Model("qwen3-8b", 4096, 12288, 36, 32, 8, 128, 151_936, False, 12, 545, 12, SYSTEMATIC),
+    Model("qwen2.5-7b (pipeline)", 3584, 18944, 28, 28, 4, 128, 152_064, False, 3, 19, 2, PIPELINE),
 ]
 
-GPU_BUDGET = 0.9 * 80e9
-CPU_BUDGET = 0.9 * 256e9
+BUDGET = {"gpu": "72GB", "cpu": "230.4GB"}  # 90% of an 80 GB GPU, of a 256 GB node with one rank
 BATCH_TOKENS = 8192
 SEQ = 2048
-FILE_BYTES = 2   # bf16 checkpoints
-EVAL_BYTES = 2   # bf16 evaluation
-RUNTIME = {"gpu": 1.5e9, "cpu": 0.5e9}
 # Measured here (bench_merge_resident, 2 cores, float32 resident): task arithmetic ~0.58 s per
 # merge of a 250M-parameter model. Merges are memory-bound, so time scales with P / g per rank.
 TA_MERGE_S_PER_PARAM = 0.58 / 250e6
 
 
-def activations(m: Model, batch_tokens: int = BATCH_TOKENS) -> float:
-    return batch_tokens * (m.vocab + 4 * m.hidden + 2 * m.intermediate) * 4 + batch_tokens * SEQ * m.heads * 4
+def engine() -> str:
+    """The mergesweep executable whose plan this reads."""
+    for cand in (os.environ.get("MS_CLI"),
+                 os.environ.get("MS_BUILD") and os.path.join(os.environ["MS_BUILD"], "bin", "mergesweep"),
+                 str(ROOT / "build" / "bin" / "mergesweep"), shutil.which("mergesweep")):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    raise RuntimeError("sizing reads the engine's plan: build it (README) or set MS_CLI to the mergesweep executable")
 
 
-ROW_BLOCK = 1 << 20  # merge::kRowBlockElements
-ELEMENTWISE = {"linear", "task_arithmetic", "dare_ties", "dare_linear"}
-AVERAGED_OFF_SVD = {"tsv_m", "iso_c", "iso_cts", "task_arithmetic_sb"}  # row blocks except on SVD/boosted matrices
+def config_json(m: Model) -> dict:
+    return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": m.hidden,
+            "intermediate_size": m.intermediate, "num_hidden_layers": m.layers, "num_attention_heads": m.heads,
+            "num_key_value_heads": m.kv_heads, "head_dim": m.head_dim, "vocab_size": m.vocab,
+            "max_position_embeddings": 131072, "tie_word_embeddings": m.tied, "torch_dtype": "bfloat16",
+            "rms_norm_eps": 1e-5, "rope_theta": 500000.0}
 
 
-def beside_workspace(method: str, density, n: int, numel: int, row: int, svd_or_boosted: bool) -> int:
-    """Float32 values one tensor's merge holds beside the workspace on a GPU (memory_plan.cpp,
-    values_beside_workspace)."""
-    whole = (n + 3) * numel
-    if numel <= ROW_BLOCK:
-        return whole
-    block = min(numel, max(1, ROW_BLOCK // row) * row)
-    if method in ELEMENTWISE or (method in AVERAGED_OFF_SVD and not svd_or_boosted):
-        return (2 * n + 4) * block
-    if method == "ties" or (method == "ties_sb" and not svd_or_boosted):
-        k = math.ceil(min(1.0, 1.0 if density is None else density) * numel)
-        return max(numel + numel // 4 + 3 * k, (3 * n + 8) * block)
-    if method == "model_stock":
-        return (2 * n + 2) * block
-    return whole  # SVD merges and boosting on their matrices, SLERP
+def spec_text(m: Model, device: str) -> str:
+    methods = "".join(
+        f"  - {{method: {name}, sizes: [{n}]" + (f", density: {d}" if d is not None else "") + "}\n"
+        for name, d, n in m.methods)
+    return (f"name: sizing\nbase: model\ncheckpoints: {{count: {m.checkpoints}}}\n"
+            f"subsets: {{sizes: [{m.largest_subset}], samples: 1, seed: 1}}\nmethods:\n{methods}"
+            f"eval: {{tasks: [not-read.h5], batch_tokens: {BATCH_TOKENS}, max_length: {SEQ}, dtype: bfloat16}}\n"
+            f"output: plan.h5\nschedule: {{device: {'cuda' if device == 'gpu' else 'cpu'}, "
+            f"memory_per_rank: {BUDGET[device]}}}\n")
 
 
-def workspace(m: Model) -> float:
-    emb, mlp = m.vocab * m.hidden, m.intermediate * m.hidden
-    beside = 0  # baselines are formed in the workspace: nothing beside it on a GPU
-    for method, density, n in m.methods:
-        for numel, svd in ((emb, False), (mlp, True)):
-            beside = max(beside, beside_workspace(method, density, n, numel, m.hidden, svd))
-    return 4 * (emb + beside)
+@functools.lru_cache(maxsize=None)
+def plan(m: Model, g: int, device: str = "gpu") -> dict:
+    """`mergesweep sweep --plan --json --group-size g` of the model's shape-only spec."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (pathlib.Path(tmp) / "model").mkdir()
+        (pathlib.Path(tmp) / "model" / "config.json").write_text(json.dumps(config_json(m)))
+        (pathlib.Path(tmp) / "spec.yaml").write_text(spec_text(m, device))
+        out = subprocess.run([engine(), "sweep", "spec.yaml", "--plan", "--json", "--group-size", str(g)], cwd=tmp,
+                             capture_output=True, text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    if out.returncode != 0:
+        raise RuntimeError(f"mergesweep --plan failed for {m.name}: {out.stderr.strip()}")
+    return json.loads(out.stdout)
 
 
-def fixed(m: Model, device: str) -> float:
-    """The part that does not shrink with g: merged model, workspace, activations, runtime."""
-    return m.params * EVAL_BYTES + workspace(m) + activations(m) + RUNTIME[device]
+def params(m: Model) -> int:
+    return plan(m, 1)["parameters"]
+
+
+def fixed(m: Model, device: str = "gpu") -> float:
+    """The part that does not shrink with g: merged model, workspace, activations, runtime (g = 1)."""
+    r = plan(m, 1, device)["memory"]["ranks"][0]
+    return r["total"] - r["resident"]
+
+
+def resident(m: Model) -> float:
+    return plan(m, 1)["memory"]["ranks"][0]["resident"]
 
 
 def per_rank(m: Model, g: int, device: str = "gpu") -> float:
-    """Predicted peak bytes on one rank of a group of g."""
-    return (m.checkpoints + 1) * m.params * FILE_BYTES / g + fixed(m, device)
+    """The engine's peak bytes over the ranks of a group of g."""
+    return plan(m, g, device)["memory"]["peak"]
 
 
-def min_group(m: Model, budget: float, device: str = "gpu") -> int | None:
-    """Smallest g whose per-rank memory fits the budget (None: even the fixed part does not)."""
-    for g in range(1, 4097):
-        if per_rank(m, g, device) <= budget:
-            return g
-    return None
+def min_group(m: Model, device: str = "gpu") -> int | None:
+    """Smallest g whose ranks fit the budget (None: even the part that does not shrink does not)."""
+    return plan(m, 1, device)["memory"]["smallest_fitting_group"] or None
 
 
 def pow2(g: int | None) -> int | None:
@@ -145,11 +146,11 @@ def memory_table() -> str:
             "min g on 256 GB CPU node | per rank at that g |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in MODELS:
-        gg = min_group(m, GPU_BUDGET, "gpu")
-        gc = min_group(m, CPU_BUDGET, "cpu")
+        gg = min_group(m, "gpu")
+        gc = min_group(m, "cpu")
         use = pow2(gg)
-        rows.append(f"| {m.name} | {m.params / 1e9:.2f}B | {m.checkpoints} | {m.largest_subset} | "
-                    f"{gb(m.params * FILE_BYTES * (1 + m.checkpoints))} GB | {gb(fixed(m, 'gpu'))} GB | "
+        rows.append(f"| {m.name} | {params(m) / 1e9:.2f}B | {m.checkpoints} | {m.largest_subset} | "
+                    f"{gb(resident(m))} GB | {gb(fixed(m, 'gpu'))} GB | "
                     f"{gb(per_rank(m, 1))} GB | {gg} | {use} | {gb(per_rank(m, use))} GB | "
                     f"{gc} | {gb(per_rank(m, gc, 'cpu'))} GB |")
     return "\n".join(rows) + "\n"
@@ -162,9 +163,9 @@ def walltime_table(t_config_s=(60.0, 300.0), gpus: int = 32) -> str:
     rows = [f"| model | configs | g | groups on {gpus} GPUs | TA merge per config (compute bound, 2-core rate) | {head} |",
             "|---|---|---|---|---|" + "---|" * len(t_config_s)]
     for m in MODELS:
-        g = pow2(min_group(m, GPU_BUDGET))
+        g = pow2(min_group(m))
         groups = max(1, gpus // g)
-        merge_s = TA_MERGE_S_PER_PARAM * m.params / g
+        merge_s = TA_MERGE_S_PER_PARAM * params(m) / g
         cells = " | ".join(f"{math.ceil(m.configs / groups) * t / 3600:.1f} h" for t in t_config_s)
         rows.append(f"| {m.name} | {m.configs} | {g} | {groups} | {merge_s:.1f} s | {cells} |")
     return "\n".join(rows) + "\n"
