@@ -65,6 +65,18 @@ def main():
     spec("memory_does_not_fit", GOOD + "schedule: {memory_per_rank: 1MB}\n",
          ["schedule.group_size", "may use 1.00 MB", "schedule.memory_per_rank", "no group size fits"], extra="")
     spec("bad_slice", GOOD, ["--slice", "I/N"], exit_code=2, extra="--plan --slice 3/2")
+    # Shape-only specs (checkpoints: {count: K}) plan; they do not run, and need a stored dtype.
+    shape_only = GOOD.replace("[../merge/ft_a, ../merge/ft_b]", "{count: 2}")
+    spec("shape_only_run", shape_only, ["checkpoints", "{count: 2} is a shape-only spec", "list their folders"], extra="")
+    spec("shape_only_count_zero", shape_only.replace("count: 2", "count: 0"), ["checkpoints.count", "line 3"])
+    os.makedirs(os.path.join(IN, "no_dtype"))
+    with open(os.path.join(HERE, "inputs", "merge", "base", "config.json")) as f:
+        cfg = json.load(f)
+    del cfg["torch_dtype"]
+    with open(os.path.join(IN, "no_dtype", "config.json"), "w") as f:
+        json.dump(cfg, f)
+    spec("shape_only_no_dtype", shape_only.replace("../merge/base", "no_dtype"),
+         ["no_dtype/config.json", "torch_dtype: is not given", "stored dtype"])
     with open(os.path.join(HERE, "cases-sweep.json"), "w") as f:
         json.dump({"cases": CASES}, f, indent=1)
         f.write("\n")
