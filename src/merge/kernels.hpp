@@ -123,9 +123,17 @@ struct StreamStats {
   double sq_change = 0;
   std::int64_t non_finite = 0;
 };
+// DARE's drop inside the fused kernels (parts::dare's float operations): member i's τ times its
+// keep (1 or 0, merge::dare_keeps of key[i] at the element's index in the whole tensor), divided by
+// density[i] when inverse_density.
+struct DareDrop {
+  std::vector<std::uint64_t> key;
+  std::vector<double> density;
+  bool inverse_density = true;
+};
 StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const StoredSpan& base,
                                    const std::vector<StoredSpan>& models, std::int64_t n, const std::vector<double>& w,
-                                   bool normalize, double lambda, bool with_stats = true);
+                                   bool normalize, double lambda, bool with_stats = true, const DareDrop* drop = nullptr);
 
 // Streaming linear merge, kernels::linear's float operations per element: Σ (θ₀ + τᵢ)·wᵢ, ÷ Σ wᵢ
 // when normalize. `models` are θᵢ as stored (τᵢ = θᵢ − θ₀ formed in the loop, as the generic path
@@ -154,8 +162,12 @@ void ties_into(const at::Tensor& out, const at::Tensor& base, const std::vector<
 
 // ties_into reading θᵢ and θ₀ as stored, each in its own dtype (bfloat16, float16, float32 or
 // float64, mixed freely): each block widened and τ formed in the loop, so no member's τ is ever held whole. Bitwise ties_into.
-void ties_into_stored(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& models,
-                      const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize, double lambda);
+// `out` is float32 (resident) or the output dtype (streaming: rounded as task_arithmetic_stream
+// rounds, with its statistics when `with_stats`). With `drop`: DARE-TIES, each τ dropped
+// (DareDrop) before the election, whose rules then keep every entry.
+StreamStats ties_into_stored(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& models,
+                             const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize,
+                             double lambda, const DareDrop* drop = nullptr, bool with_stats = false);
 
 // Polar factor U Vᵀ of a matrix (thin SVD), float32.
 at::Tensor polar(const at::Tensor& m);
@@ -167,6 +179,7 @@ namespace ms::merge {
 // The inputs of a method's fused CPU kernel (Method::merge_fused_cpu): one whole tensor.
 struct FusedCall {
   const MergeRequest& request;
+  const std::string& tensor;                   // its name (DARE's draw depends on it)
   const at::Tensor& out;                       // CPU, contiguous: float32 (resident) or the output dtype (streaming)
   const at::Tensor& base;                      // θ₀ as stored; float32 when tau_given
   const std::vector<const at::Tensor*>& held;  // θᵢ as stored, or τᵢ in float32 when tau_given

@@ -238,6 +238,18 @@ inline void accumulate_stored(float* acc, const StoredSpan& s, std::int64_t offs
   dispatch_stored(s, [&](const auto* p) { accumulate_delta(acc, p + offset, b, w, scratch, n); });
 }
 
+// DARE on member i's τ block (elements [offset, offset + n) of the tensor), in place:
+// τ·keep, ÷ density when inverse_density, as parts::dare computes it.
+inline void drop_block(float* __restrict t, const DareDrop& d, std::size_t i, std::int64_t offset, std::int64_t n) {
+  const std::uint64_t key = d.key[i];
+  const double density = d.density[i];
+  const auto df = static_cast<float>(density);
+  for (std::int64_t j = 0; j < n; ++j) {
+    t[j] = t[j] * (merge::dare_keeps(key, offset + j, density) ? 1.0f : 0.0f);
+    if (d.inverse_density) t[j] = t[j] / df;
+  }
+}
+
 // acc[j] += (b[j] + d) · w with d = widen(x[j]) − b[j] (θ given) or d = x[j] (τ given, float32):
 // kernels::linear's (θ₀ + τᵢ)·wᵢ, the same float32 operations in the same order.
 template <bool kTauGiven, typename In>
@@ -258,9 +270,11 @@ inline void accumulate_theta_stored(float* acc, const StoredSpan& s, std::int64_
 // may use). The inner loops are contiguous (vectorized); each element sees the float operations
 // of the method's tensor kernel in the same order. The output is rounded to its dtype, and with
 // `with_stats` the squared change from θ₀ and the non-finite count come out of the same pass.
+constexpr std::int64_t kStreamBlock = 4096;
+
 template <typename Out, typename Combine>
 StreamStats stream_blocks(Out* out, const StoredSpan& base, std::int64_t n, bool with_stats, Combine&& combine) {
-  constexpr std::int64_t kBlock = 4096;
+  constexpr std::int64_t kBlock = kStreamBlock;
   const std::int64_t nblocks = (n + kBlock - 1) / kBlock;
   // Per-block partial sums, added up in block order: the same L2 whatever the thread count.
   std::vector<double> sq(static_cast<std::size_t>(nblocks), 0.0);
@@ -305,13 +319,21 @@ StreamStats stream_blocks(Out* out, const StoredSpan& base, std::int64_t n, bool
 // operations in the same order as task_arithmetic_into.
 template <typename Out>
 StreamStats ta_stream(Out* out, const StoredSpan& base, const std::vector<StoredSpan>& models, std::int64_t n,
-                      const std::vector<float>& w, float divisor, float lam, bool with_stats) {
+                      const std::vector<float>& w, float divisor, float lam, bool with_stats, const DareDrop* drop) {
   return stream_blocks(out, base, n, with_stats,
                        [&](const float* __restrict pb, std::int64_t off, std::int64_t len, float* __restrict pa,
                            float* x, float* __restrict vs) {
                          std::fill(pa, pa + len, 0.0f);
-                         for (std::size_t i = 0; i < models.size(); ++i)
-                           accumulate_stored(pa, models[i], off, pb, w[i], x, len);
+                         for (std::size_t i = 0; i < models.size(); ++i) {
+                           if (!drop) {
+                             accumulate_stored(pa, models[i], off, pb, w[i], x, len);
+                             continue;
+                           }
+                           widen_stored(models[i], off, x, len);  // τ, dropped, then weighted
+                           for (std::int64_t j = 0; j < len; ++j) x[j] = x[j] - pb[j];
+                           drop_block(x, *drop, i, off, len);
+                           for (std::int64_t j = 0; j < len; ++j) pa[j] += x[j] * w[i];
+                         }
                          for (std::int64_t j = 0; j < len; ++j) vs[j] = pb[j] + (pa[j] / divisor) * lam;
                        });
 }
@@ -330,41 +352,57 @@ StreamStats linear_blocks(Out* out, const StoredSpan& base, const std::vector<St
                        });
 }
 
-void ties_stored(float* o, const StoredSpan& base, const std::vector<StoredSpan>& models, std::int64_t n,
-                 const std::vector<const TrimRule*>& rules, const std::vector<float>& wf, bool normalize, float lam) {
-  constexpr std::int64_t kBlock = 4096;
+// TIES per block: each member's τ block formed (and dropped, for DARE-TIES), then the election per
+// element (ties_element, shared with ties_into).
+template <typename Out>
+StreamStats ties_stream(Out* out, const StoredSpan& base, const std::vector<StoredSpan>& models, std::int64_t n,
+                        const std::vector<const TrimRule*>& rules, const std::vector<float>& wf, bool normalize,
+                        float lam, const DareDrop* drop, bool with_stats) {
   const std::size_t m = models.size();
-  const std::int64_t nblocks = (n + kBlock - 1) / kBlock;
-  at::parallel_for(0, nblocks, 4, [&](std::int64_t blk0, std::int64_t blk1) {
-    std::vector<float> b0(kBlock), tau(m * kBlock), v(m);
-    for (std::int64_t blk = blk0; blk < blk1; ++blk) {
-      const std::int64_t s0 = blk * kBlock, len = std::min(kBlock, n - s0);
-      widen_stored(base, s0, b0.data(), len);
-      for (std::size_t i = 0; i < m; ++i) {
-        float* t = tau.data() + i * kBlock;
-        widen_stored(models[i], s0, t, len);
-        for (std::int64_t j = 0; j < len; ++j) t[j] = t[j] - b0[j];
-      }
-      for (std::int64_t j = 0; j < len; ++j) {
-        for (std::size_t i = 0; i < m; ++i) v[i] = tau[i * kBlock + j];
-        o[s0 + j] = b0[j] + ties_element(v.data(), m, s0 + j, rules, wf, normalize) * lam;
-      }
-    }
-  });
+  return stream_blocks(out, base, n, with_stats,
+                       [&](const float* __restrict pb, std::int64_t off, std::int64_t len, float*, float*,
+                           float* __restrict vs) {
+                         thread_local std::vector<float> tau, v;  // m blocks and one element's m values
+                         tau.resize(m * static_cast<std::size_t>(kStreamBlock));
+                         v.resize(m);
+                         for (std::size_t i = 0; i < m; ++i) {
+                           float* t = tau.data() + i * kStreamBlock;
+                           widen_stored(models[i], off, t, len);
+                           for (std::int64_t j = 0; j < len; ++j) t[j] = t[j] - pb[j];
+                           if (drop) drop_block(t, *drop, i, off, len);
+                         }
+                         for (std::int64_t j = 0; j < len; ++j) {
+                           for (std::size_t i = 0; i < m; ++i) v[i] = tau[i * kStreamBlock + j];
+                           vs[j] = pb[j] + ties_element(v.data(), m, off + j, rules, wf, normalize) * lam;
+                         }
+                       });
 }
 
 }  // namespace
 
-void ties_into_stored(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& models,
-                      const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize, double lambda) {
+StreamStats ties_into_stored(const at::Tensor& out, const at::Tensor& base, const std::vector<const at::Tensor*>& models,
+                             const std::vector<const TrimRule*>& rules, const std::vector<double>& w, bool normalize,
+                             double lambda, const DareDrop* drop, bool with_stats) {
   std::vector<float> wf;
   wf.reserve(w.size());
   for (double x : w) wf.push_back(static_cast<float>(x));
   std::vector<StoredSpan> spans;
   spans.reserve(models.size());
   for (const at::Tensor* t : models) spans.push_back(stored_span(*t, out.numel()));
-  ties_stored(out.data_ptr<float>(), stored_span(base, out.numel()), spans, out.numel(), rules, wf, normalize,
-              static_cast<float>(lambda));
+  const StoredSpan b = stored_span(base, out.numel());
+  TORCH_CHECK(out.is_contiguous(), "ties_into_stored: the output must be contiguous");
+  const auto lam = static_cast<float>(lambda);
+  switch (out.scalar_type()) {
+    case c10::ScalarType::BFloat16:
+      return ties_stream(static_cast<c10::BFloat16*>(out.data_ptr()), b, spans, out.numel(), rules, wf, normalize, lam, drop,
+                         with_stats);
+    case c10::ScalarType::Half:
+      return ties_stream(static_cast<c10::Half*>(out.data_ptr()), b, spans, out.numel(), rules, wf, normalize, lam, drop,
+                         with_stats);
+    case c10::ScalarType::Float:
+      return ties_stream(out.data_ptr<float>(), b, spans, out.numel(), rules, wf, normalize, lam, drop, with_stats);
+    default: TORCH_CHECK(false, "ties_into_stored: output dtype ", out.scalar_type(), " is not bf16, f16 or f32");
+  }
 }
 
 StoredSpan stored_span(const at::Tensor& t, std::int64_t numel) {
@@ -416,7 +454,7 @@ at::Tensor task_vector(const at::Tensor& theta, const at::Tensor& base) {
 
 StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const StoredSpan& base,
                                    const std::vector<StoredSpan>& models, std::int64_t n, const std::vector<double>& w,
-                                   bool normalize, double lambda, bool with_stats) {
+                                   bool normalize, double lambda, bool with_stats, const DareDrop* drop) {
   std::vector<float> wf;
   double wsum = 0;
   for (double x : w) wf.push_back(static_cast<float>(x)), wsum += x;
@@ -424,9 +462,10 @@ StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const St
   const auto lam = static_cast<float>(lambda);
   switch (out_type) {
     case c10::ScalarType::BFloat16:
-      return ta_stream(static_cast<c10::BFloat16*>(out), base, models, n, wf, divisor, lam, with_stats);
-    case c10::ScalarType::Half: return ta_stream(static_cast<c10::Half*>(out), base, models, n, wf, divisor, lam, with_stats);
-    case c10::ScalarType::Float: return ta_stream(static_cast<float*>(out), base, models, n, wf, divisor, lam, with_stats);
+      return ta_stream(static_cast<c10::BFloat16*>(out), base, models, n, wf, divisor, lam, with_stats, drop);
+    case c10::ScalarType::Half:
+      return ta_stream(static_cast<c10::Half*>(out), base, models, n, wf, divisor, lam, with_stats, drop);
+    case c10::ScalarType::Float: return ta_stream(static_cast<float*>(out), base, models, n, wf, divisor, lam, with_stats, drop);
     default: TORCH_CHECK(false, "task_arithmetic_stream: output dtype ", out_type, " is not bf16, f16 or f32");
   }
 }

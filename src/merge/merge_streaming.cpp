@@ -92,7 +92,7 @@ std::optional<double> merge_fused(const TensorMergeContext& c, const io::TensorS
   std::vector<const at::Tensor*> members;
   for (std::size_t m = 1; m < held.size(); ++m) members.push_back(&held[m]);
   FusedResult st;
-  if (!r.method->merge_fused_cpu(FusedCall{r, out, held[0], members, false, {}, true}, st)) return std::nullopt;
+  if (!r.method->merge_fused_cpu(FusedCall{r, spec.name, out, held[0], members, false, {}, true}, st)) return std::nullopt;
   if (st.non_finite > 0)
     fail_non_finite(c, spec.name, std::to_string(st.non_finite) + " merged values are NaN or Inf");
   return st.sq_change;

@@ -28,19 +28,17 @@ TensorPass tensor_pass(const MergeRequest& r, const std::string& name, std::int6
   return r.method->tensor_pass(r.params, name, dim);
 }
 
+std::uint64_t dare_key(std::uint64_t seed, std::uint64_t config, int checkpoint_index, const std::string& tensor) {
+  return mix64(seed ^ mix64(config ^ mix64(static_cast<std::uint64_t>(checkpoint_index) ^ stable_hash(tensor))));
+}
+
 at::Tensor dare_keep_mask(std::uint64_t seed, std::uint64_t config, int checkpoint_index, const std::string& tensor,
                           std::int64_t element_offset, std::int64_t numel, double density) {
-  const std::uint64_t key = mix64(seed ^ mix64(config ^ mix64(static_cast<std::uint64_t>(checkpoint_index) ^
-                                                              stable_hash(tensor))));
+  const std::uint64_t key = dare_key(seed, config, checkpoint_index, tensor);
   at::Tensor mask = at::empty({numel}, at::kFloat);
   float* out = mask.data_ptr<float>();
-  // Keep iff u < density, u uniform in [0, 1) from 53 bits of a counter-based hash.
-  const double scale = 1.0 / 9007199254740992.0;
   at::parallel_for(0, numel, 1 << 16, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i) {
-      const std::uint64_t h = mix64(key + static_cast<std::uint64_t>(element_offset + i) * 0xD1B54A32D192ED03ull);
-      out[i] = static_cast<double>(h >> 11) * scale < density ? 1.0f : 0.0f;
-    }
+    for (std::int64_t i = b; i < e; ++i) out[i] = dare_keeps(key, element_offset + i, density) ? 1.0f : 0.0f;
   });
   return mask;
 }

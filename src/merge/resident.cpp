@@ -275,7 +275,8 @@ bool ResidentModels::Impl::merge_fast(const MergeRequest& r, const std::string& 
   };
   // float32_tau: held_models are τ and the base θ₀ in float32.
   FusedResult ignored;
-  return r.method->merge_fused_cpu(FusedCall{r, out, base.at(name), held_models, float32_tau(), rule, false}, ignored);
+  return r.method->merge_fused_cpu(FusedCall{r, name, out, base.at(name), held_models, float32_tau(), rule, false},
+                                   ignored);
 }
 
 void ResidentModels::Impl::for_each_row_block(

@@ -47,6 +47,9 @@ class RowBlocks : public ::testing::Test {
         {"ties_sb", {{"lambda", "0.8"}}},
         {"linear", {}},
         {"linear", {{"normalize", "false"}}},
+        {"dare_linear", {}},
+        {"dare_linear", {{"rescale", "none"}, {"normalize", "true"}, {"lambda", "0.9"}}},
+        {"dare_ties", {{"rescale", "none"}, {"normalize", "true"}}},
     };
     std::vector<MergeRequest> out;
     for (const auto& [method, params] : cases) {
@@ -99,7 +102,7 @@ TEST_F(RowBlocks, BlocksGiveTheWholeTensorMergeBitForBit) {
       }
     }
   }
-  EXPECT_EQ(compared, 2 * 13 * static_cast<int>(kTensors.size()));
+  EXPECT_EQ(compared, 2 * 16 * static_cast<int>(kTensors.size()));
 }
 
 TEST_F(RowBlocks, StreamingMergeAgrees) {

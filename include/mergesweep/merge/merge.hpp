@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "mergesweep/core/hash.hpp"
 #include "mergesweep/merge/request.hpp"
 
 namespace at { class Tensor; }
@@ -59,6 +60,14 @@ at::Tensor merge_tensor(const MergeRequest& r, const GlobalStats& g, const std::
 // tensor name, element index). Exposed for tests and statistics.
 at::Tensor dare_keep_mask(std::uint64_t seed, std::uint64_t config, int checkpoint_index, const std::string& tensor,
                           std::int64_t element_offset, std::int64_t numel, double density);
+// The draw itself, one home for the mask and the fused kernels: the key of (seed, configuration,
+// checkpoint index, tensor name), and whether element `element` is kept (u < density, u uniform
+// in [0, 1) from 53 bits of a counter-based hash).
+std::uint64_t dare_key(std::uint64_t seed, std::uint64_t config, int checkpoint_index, const std::string& tensor);
+inline bool dare_keeps(std::uint64_t key, std::int64_t element, double density) {
+  const std::uint64_t h = mix64(key + static_cast<std::uint64_t>(element) * 0xD1B54A32D192ED03ull);
+  return static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0) < density;
+}
 
 // Which tensors get the SVD treatment (TSV-M, Iso-C/CTS) and which Subspace Boosting applies to.
 bool is_svd_merged(const std::string& name, std::int64_t dim);

@@ -25,7 +25,36 @@ class DareTies final : public Method {
     const auto consensus = kernels::ties_consensus(parts::dare(in), parts::weights_of(r), r.params.flag("normalize"));
     return in.base + parts::scaled_delta(r, in.name, consensus, false);
   }
+  bool fused_on_cpu(const Params& p) const override { return fused_drop(p); }
+  bool merge_fused_cpu(const FusedCall& c, FusedResult& res) const override {
+    if (!fused_drop(c.request.params) || c.tau_given) return false;
+    const kernels::DareDrop drop = drop_of(c);
+    const std::vector<kernels::TrimRule> keep_all(c.held.size());
+    std::vector<const kernels::TrimRule*> rules;
+    for (const auto& k : keep_all) rules.push_back(&k);
+    const Params& p = c.request.params;
+    const kernels::StreamStats st = kernels::ties_into_stored(c.out, c.base, c.held, rules, parts::weights_of(c.request),
+                                                              p.flag("normalize"), p.number("lambda"), &drop, c.with_stats);
+    res.sq_change = st.sq_change;
+    res.non_finite = st.non_finite;
+    return true;
+  }
   MergekitForm mergekit_form(const MergeRequest& r) const override { return dare_form(r); }
+
+  // The fused kernels drop entry by entry; the L1 rescale needs each τ's whole sums first.
+  static bool fused_drop(const Params& p) { return p.choice("rescale") != "l1"; }
+  // parts::dare's draw: each member's key for this tensor, its density, the rescale.
+  static kernels::DareDrop drop_of(const FusedCall& c) {
+    const MergeRequest& r = c.request;
+    kernels::DareDrop d;
+    const auto seed = static_cast<std::uint64_t>(r.params.number("seed"));
+    for (const auto& m : r.members) {
+      d.key.push_back(dare_key(seed, r.config_hash(), m.index, c.tensor));
+      d.density.push_back(m.density);
+    }
+    d.inverse_density = r.params.choice("rescale") == "inverse_density";
+    return d;
+  }
 
   // mergekit's rescale: true matches the L1 norm of the kept entries, false keeps them as they
   // are; it has no 1/density rescale. Its masks come from torch's generator.
@@ -61,6 +90,21 @@ class DareLinear final : public Method {
     const MergeRequest& r = in.request;
     const auto sum = kernels::weighted_sum(parts::dare(in), parts::weights_of(r), r.params.flag("normalize"));
     return in.base + parts::scaled_delta(r, in.name, sum, false);
+  }
+  bool fused_on_cpu(const Params& p) const override { return DareTies::fused_drop(p); }
+  // Task arithmetic's fused stream over the dropped τ (the same float operations as the sum above).
+  bool merge_fused_cpu(const FusedCall& c, FusedResult& res) const override {
+    if (!DareTies::fused_drop(c.request.params) || c.tau_given) return false;
+    const kernels::DareDrop drop = DareTies::drop_of(c);
+    std::vector<kernels::StoredSpan> spans;
+    for (const at::Tensor* t : c.held) spans.push_back(kernels::stored_span(*t, c.base.numel()));
+    const Params& p = c.request.params;
+    const kernels::StreamStats st = kernels::task_arithmetic_stream(
+        c.out.data_ptr(), c.out.scalar_type(), kernels::stored_span(c.base, c.base.numel()), spans, c.base.numel(),
+        parts::weights_of(c.request), p.flag("normalize"), p.number("lambda"), c.with_stats, &drop);
+    res.sq_change = st.sq_change;
+    res.non_finite = st.non_finite;
+    return true;
   }
   MergekitForm mergekit_form(const MergeRequest& r) const override { return DareTies::dare_form(r); }
 };

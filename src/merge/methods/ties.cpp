@@ -37,15 +37,29 @@ class Ties final : public Method {
     return base + parts::scaled_delta(r, tensor, consensus, false);
   }
   bool fused_on_cpu(const Params& p) const override { return p.choice("trim") == "per_tensor"; }
-  // Needs the caller's cached trim rules and a float32 output (ties_into writes float32).
-  bool merge_fused_cpu(const FusedCall& c, FusedResult&) const override {
-    if (!fused_on_cpu(c.request.params) || !c.trim_rule || c.with_stats || c.out.scalar_type() != at::kFloat) return false;
+  // The trim rules: the caller's cache (the resident sweep), or made here one member at a time
+  // (the streaming merge: one τ formed at once). ties_into takes float32 τ and output.
+  bool merge_fused_cpu(const FusedCall& c, FusedResult& res) const override {
+    if (!fused_on_cpu(c.request.params) || (c.tau_given && (c.with_stats || c.out.scalar_type() != at::kFloat)))
+      return false;
     const Params& p = c.request.params;
+    std::vector<kernels::TrimRule> made;
+    if (!c.trim_rule) {
+      if (c.tau_given) return false;
+      for (std::size_t i = 0; i < c.held.size(); ++i)
+        made.push_back(kernels::make_trim_rule(kernels::task_vector(*c.held[i], c.base), c.request.members[i].density));
+    }
     std::vector<const kernels::TrimRule*> rules;
-    for (std::size_t i = 0; i < c.held.size(); ++i) rules.push_back(&c.trim_rule(i));
+    for (std::size_t i = 0; i < c.held.size(); ++i) rules.push_back(c.trim_rule ? &c.trim_rule(i) : &made[i]);
     const std::vector<double> w = parts::weights_of(c.request);
-    if (c.tau_given) kernels::ties_into(c.out, c.base, c.held, rules, w, p.flag("normalize"), p.number("lambda"));
-    else kernels::ties_into_stored(c.out, c.base, c.held, rules, w, p.flag("normalize"), p.number("lambda"));
+    if (c.tau_given) {
+      kernels::ties_into(c.out, c.base, c.held, rules, w, p.flag("normalize"), p.number("lambda"));
+      return true;
+    }
+    const kernels::StreamStats st = kernels::ties_into_stored(c.out, c.base, c.held, rules, w, p.flag("normalize"),
+                                                              p.number("lambda"), nullptr, c.with_stats);
+    res.sq_change = st.sq_change;
+    res.non_finite = st.non_finite;
     return true;
   }
   MergekitForm mergekit_form(const MergeRequest& r) const override {
