@@ -83,9 +83,11 @@ int run_merge(int argc, char** argv) {
   const auto rep = merge::merge_streaming(job, progress);
   if (shown && tty) std::fprintf(stderr, "\n");
   if (!vm.count("quiet")) {
-    std::fprintf(stderr, "mergesweep merge: %s -> %s: %zu tensors, read %s, wrote %s in %.2f s, L2 from base %.4g\n",
+    char l2[64] = "";
+    if (rep.has_l2) std::snprintf(l2, sizeof l2, ", L2 from base %.4g", rep.l2_from_base);
+    std::fprintf(stderr, "mergesweep merge: %s -> %s: %zu tensors, read %s, wrote %s in %.2f s%s\n",
                  job.request.describe().c_str(), out.c_str(), rep.tensors, format_bytes(rep.bytes_read).c_str(),
-                 format_bytes(rep.bytes_written).c_str(), rep.seconds, rep.l2_from_base);
+                 format_bytes(rep.bytes_written).c_str(), rep.seconds, l2);
   }
   return kExitOk;
 }

@@ -146,6 +146,7 @@ StreamingReport merge_layer_stack(const StreamingJob& job, const std::function<v
   }
   io::HfModelWriter writer(job.out_dir, specs, job.max_shard_bytes, {{"format", "pt"}, {"mergesweep_merge", job.request.describe()}});
   StreamingReport rep;
+  rep.has_l2 = false;
   const GlobalStats none;
   for (std::size_t i = 0; i < plan.size(); ++i) {
     const StackTensor& t = plan[i];

@@ -57,6 +57,7 @@ struct StreamingReport {
   std::uint64_t bytes_written = 0;
   double seconds = 0;
   double l2_from_base = 0;  // ‖θ_merged − θ₀‖₂ over every tensor, in float32 compute precision
+  bool has_l2 = true;       // false for a layer stack: its layers have no θ₀ to be measured from
 };
 
 // Checks every input (tensor names, shapes and dtypes agree across models), merges, checks the
