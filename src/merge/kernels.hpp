@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mergesweep/merge/merge.hpp"
@@ -68,6 +69,8 @@ class StockGram {
   std::int64_t n_;
   at::Tensor gram_;  // [rows or 1, n, n], float64
 };
+// The ratio t of each row of a Gram matrix [rows, n, n] (float64): StockGram::ratio's rule.
+at::Tensor stock_ratio(const at::Tensor& gram, bool angle_mean);
 // θ₀ + t·mean(τ) as (1 − t)·θ₀ + t·mean(θ): `t` is the ratio's rows for this block.
 at::Tensor model_stock_apply(const at::Tensor& base, const std::vector<at::Tensor>& tau, const at::Tensor& t,
                              bool filter_wise);
@@ -142,6 +145,40 @@ StreamStats task_arithmetic_stream(void* out, c10::ScalarType out_type, const St
 StreamStats linear_stream(void* out, c10::ScalarType out_type, const StoredSpan& base,
                           const std::vector<StoredSpan>& models, std::int64_t n, const std::vector<double>& w,
                           bool normalize, bool tau_given, bool with_stats);
+
+// The two vectors a pairwise method interpolates, formed block by block as the generic path forms
+// them: v0 = θ₀ and v1 = θ₀ + τ of the last model (`task_vectors` false: SLERP, NuSLERP without a
+// base), or v0 = τ₀, v1 = τ₁ with θ₀ added to the result (NuSLERP with a base). τ = θ − θ₀ in
+// float32, or given in float32 over a float32 θ₀ (`tau_given`, the resident sweep's layout).
+struct PairVectors {
+  bool task_vectors = false;
+  bool tau_given = false;
+};
+// The coefficients (c0, c1) of one interpolated vector, from its sums in float64: |v0|², |v1|², v0·v1.
+using PairCoefficients = std::function<std::pair<float, float>(double v0v0, double v1v1, double v0v1)>;
+// Spherical interpolation streamed in two passes: the three sums per vector (the whole tensor, or
+// each run of `group_len` consecutive elements: a row), summed in float64 over fixed blocks in
+// block order (the same sums whatever the thread count); then c0·v0 + c1·v1 (+ θ₀), rounded to the
+// output dtype. The generic path sums in float32 through ATen's reductions, so the two differ by
+// rounding (tolerance in tests/merge/test_row_blocks.cpp); every CPU caller takes this one.
+StreamStats pairwise_stream(void* out, c10::ScalarType out_type, const StoredSpan& base,
+                            const std::vector<StoredSpan>& models, std::int64_t n, std::int64_t group_len,
+                            const PairVectors& form, const PairCoefficients& coefficients, bool with_stats);
+// One model against θ₀, elementwise in one pass (a = θ₀, τ, b = θ₀ + τ as above), bitwise the
+// generic path: NearSwap's weight·b + (1 − weight)·a, weight = clamp(t / max(|τ|, 1e-6), 0, 1);
+// Scale's b·s (passthrough).
+enum class ElementwiseOp { Nearswap, Scale };
+StreamStats elementwise_stream(void* out, c10::ScalarType out_type, const StoredSpan& base, const StoredSpan& model,
+                               std::int64_t n, ElementwiseOp op, double param, bool tau_given, bool with_stats);
+
+// Model Stock streamed on the CPU from the inputs as stored (τ formed per block, or given in
+// float32 over a float32 θ₀ when `tau_given`): pass 1 the members' Gram matrix per tensor, or per
+// row of `group_len` elements, float32 products over each block's run summed in float64 in block
+// order (StockGram sums sgemm's float32 blocks of a million, so the two differ by rounding); the
+// ratio by stock_ratio; pass 2 model_stock_apply's float operations per element.
+StreamStats stock_stream(void* out, c10::ScalarType out_type, const StoredSpan& base,
+                         const std::vector<StoredSpan>& models, std::int64_t n, std::int64_t group_len, bool angle_mean,
+                         bool tau_given, bool with_stats);
 
 // A member's per-tensor TIES trim, computed once per (checkpoint, density, tensor) and reused:
 // keep |x| above the threshold, and threshold ties up to index last_tie.

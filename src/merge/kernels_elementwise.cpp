@@ -24,17 +24,20 @@ at::Tensor slerp(const at::Tensor& a, const at::Tensor& b, double t, bool per_ro
   const std::int64_t rows = per_row && a.dim() >= 1 ? a.size(0) : 1;
   const at::Tensor a2 = a.reshape({rows, -1}), b2 = b.reshape({rows, -1});
   if (a2.size(1) == 0) return (a * (1 - t) + b * t);
-  // Normalized copies only decide the angle; the interpolation applies to the raw tensors.
-  at::Tensor na = a2.norm(2, {1}, true), nb = b2.norm(2, {1}, true);
+  // The norms and the dot product are summed in float64: the angle of two nearly parallel
+  // vectors (a fine-tune and its base) is ill-conditioned in their cosine, and float32 sums over a
+  // whole tensor move the coefficients by 1e-5 relative. The interpolation stays float32.
+  const auto sum = [](const at::Tensor& x) { return x.sum(1, true, at::kDouble); };
+  at::Tensor na = sum(a2 * a2).sqrt(), nb = sum(b2 * b2).sqrt();
   na = at::where(na > kEps, na, at::ones_like(na));
   nb = at::where(nb > kEps, nb, at::ones_like(nb));
-  const at::Tensor dot = ((a2 / na) * (b2 / nb)).sum(1, true).clamp(-1, 1);
+  const at::Tensor dot = (sum(a2 * b2) / (na * nb)).clamp(-1, 1);
   const at::Tensor linear = dot.abs() > kColinear;
   const at::Tensor theta = at::where(linear, at::zeros_like(dot), dot).acos();
   const at::Tensor sin_theta = theta.sin();
   const at::Tensor ca = at::where(linear, at::full_like(dot, 1 - t), ((1 - t) * theta).sin() / sin_theta);
   const at::Tensor cb = at::where(linear, at::full_like(dot, t), (t * theta).sin() / sin_theta);
-  return (ca * a2 + cb * b2).reshape(a.sizes());
+  return (ca.to(at::kFloat) * a2 + cb.to(at::kFloat) * b2).reshape(a.sizes());
 }
 
 Parts weighted_sum(const std::vector<at::Tensor>& tau, const std::vector<double>& w, bool normalize) {

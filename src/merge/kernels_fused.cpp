@@ -5,15 +5,16 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <type_traits>
-#include <cstring>
 
 #include "kernels.hpp"
+#include "kernels_stream.hpp"
 
 namespace ms::merge::kernels {
+using namespace stream;  // the stored-dtype building blocks (kernels_stream.hpp)
 namespace {
 
 inline std::uint32_t abs_bits(float x) {
@@ -168,86 +169,16 @@ void ties_into(const at::Tensor& out, const at::Tensor& base, const std::vector<
 
 namespace {
 
-// Widening to float32: bfloat16 is the high half of a float (exact, and a plain shift the
-// compiler vectorizes); other types through their own conversion.
-inline void widen(const c10::BFloat16* in, float* out, std::int64_t n) {
-  const auto* __restrict bits = reinterpret_cast<const std::uint16_t*>(in);
-  auto* __restrict o = reinterpret_cast<std::uint32_t*>(out);
-  for (std::int64_t j = 0; j < n; ++j) o[j] = static_cast<std::uint32_t>(bits[j]) << 16;
-}
-template <typename In>
-inline void widen(const In* in, float* out, std::int64_t n) {
-  for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<float>(in[j]);
-}
-
-// acc[j] += (widen(x[j]) − b[j]) · w. bfloat16 is widened inside the loop (one pass, which
-// vectorizes: zero-extend and shift); other types go through `scratch` first.
-inline void accumulate_delta(float* __restrict acc, const c10::BFloat16* x, const float* __restrict b, float w,
-                             float* /*scratch*/, std::int64_t n) {
-  const auto* __restrict bits = reinterpret_cast<const std::uint16_t*>(x);
-  for (std::int64_t j = 0; j < n; ++j) {
-    const std::uint32_t u = static_cast<std::uint32_t>(bits[j]) << 16;
-    float v;
-    std::memcpy(&v, &u, 4);
-    acc[j] += (v - b[j]) * w;
-  }
-}
-template <typename In>
-inline void accumulate_delta(float* __restrict acc, const In* x, const float* __restrict b, float w, float* scratch,
-                             std::int64_t n) {
-  widen(x, scratch, n);
-  const float* __restrict px = scratch;
-  for (std::int64_t j = 0; j < n; ++j) acc[j] += (px[j] - b[j]) * w;
-}
-
-// Narrowing from float32 with round-to-nearest-even, as c10::BFloat16/ATen's .to() do for finite
-// values (NaN is never stored: a non-finite result fails the merge). Branch-free, so it vectorizes.
-inline void store(c10::BFloat16* out, const float* in, std::int64_t n) {
-  auto* __restrict o = reinterpret_cast<std::uint16_t*>(out);
-  const float* __restrict v = in;
-  for (std::int64_t j = 0; j < n; ++j) {
-    std::uint32_t u;
-    std::memcpy(&u, &v[j], 4);
-    o[j] = static_cast<std::uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-  }
-}
-template <typename Out>
-inline void store(Out* out, const float* in, std::int64_t n) {
-  for (std::int64_t j = 0; j < n; ++j) out[j] = static_cast<Out>(in[j]);
-}
-
-// Each input is read at its own stored dtype: the dtype travels with the pointer and is
-// dispatched per block (a switch per 4096 values, nothing per element), so a bf16 member over a
-// float32 base is widened exactly as it is stored, never read as float32 (issue: a family with
-// mixed dtypes read every member at the base's dtype, past the end of the smaller buffers).
-template <typename Fn>
-inline void dispatch_stored(const StoredSpan& s, Fn&& fn) {
-  switch (s.type) {
-    case c10::ScalarType::BFloat16: return fn(static_cast<const c10::BFloat16*>(s.data));
-    case c10::ScalarType::Half: return fn(static_cast<const c10::Half*>(s.data));
-    case c10::ScalarType::Float: return fn(static_cast<const float*>(s.data));
-    case c10::ScalarType::Double: return fn(static_cast<const double*>(s.data));  // rounded, as .to(kFloat)
-    default: TORCH_CHECK(false, "merge kernel: stored dtype ", s.type, " is not a float dtype it reads");
-  }
-}
-inline void widen_stored(const StoredSpan& s, std::int64_t offset, float* out, std::int64_t n) {
-  dispatch_stored(s, [&](const auto* p) { widen(p + offset, out, n); });
-}
-inline void accumulate_stored(float* acc, const StoredSpan& s, std::int64_t offset, const float* b, float w,
-                              float* scratch, std::int64_t n) {
-  dispatch_stored(s, [&](const auto* p) { accumulate_delta(acc, p + offset, b, w, scratch, n); });
-}
-
 // DARE on member i's τ block (elements [offset, offset + n) of the tensor), in place:
 // τ·keep, ÷ density when inverse_density, as parts::dare computes it.
 inline void drop_block(float* __restrict t, const DareDrop& d, std::size_t i, std::int64_t offset, std::int64_t n) {
   const std::uint64_t key = d.key[i];
-  const double density = d.density[i];
-  const auto df = static_cast<float>(density);
-  for (std::int64_t j = 0; j < n; ++j) {
-    t[j] = t[j] * (merge::dare_keeps(key, offset + j, density) ? 1.0f : 0.0f);
-    if (d.inverse_density) t[j] = t[j] / df;
-  }
+  const std::uint64_t threshold = merge::dare_threshold(d.density[i]);
+  const auto df = static_cast<float>(d.density[i]);
+  // The keep as a float 1 or 0 (branch-free: a kept entry is a coin flip no branch predicts).
+  for (std::int64_t j = 0; j < n; ++j) t[j] = t[j] * static_cast<float>(merge::dare_keeps_below(key, offset + j, threshold));
+  if (d.inverse_density)
+    for (std::int64_t j = 0; j < n; ++j) t[j] = t[j] / df;
 }
 
 // acc[j] += (b[j] + d) · w with d = widen(x[j]) − b[j] (θ given) or d = x[j] (τ given, float32):
@@ -263,56 +194,6 @@ template <bool kTauGiven>
 inline void accumulate_theta_stored(float* acc, const StoredSpan& s, std::int64_t offset, const float* b, float w,
                                     float* scratch, std::int64_t n) {
   dispatch_stored(s, [&](const auto* p) { accumulate_theta<kTauGiven>(acc, p + offset, b, w, scratch, n); });
-}
-
-// Blocks of kBlock elements over θ₀ and the members: `combine(b0, offset, len, acc, scratch, vs)`
-// writes the merged block into vs from θ₀'s block b0 (acc and scratch are block-sized buffers it
-// may use). The inner loops are contiguous (vectorized); each element sees the float operations
-// of the method's tensor kernel in the same order. The output is rounded to its dtype, and with
-// `with_stats` the squared change from θ₀ and the non-finite count come out of the same pass.
-constexpr std::int64_t kStreamBlock = 4096;
-
-template <typename Out, typename Combine>
-StreamStats stream_blocks(Out* out, const StoredSpan& base, std::int64_t n, bool with_stats, Combine&& combine) {
-  constexpr std::int64_t kBlock = kStreamBlock;
-  const std::int64_t nblocks = (n + kBlock - 1) / kBlock;
-  // Per-block partial sums, added up in block order: the same L2 whatever the thread count.
-  std::vector<double> sq(static_cast<std::size_t>(nblocks), 0.0);
-  std::vector<std::int64_t> bad(static_cast<std::size_t>(nblocks), 0);
-  at::parallel_for(0, nblocks, 16, [&](std::int64_t blk0, std::int64_t blk1) {
-    std::vector<float> b0(kBlock), x(kBlock), acc(kBlock), staged(kBlock);
-    for (std::int64_t blk = blk0; blk < blk1; ++blk) {
-      const std::int64_t b = blk * kBlock;
-      const std::int64_t len = std::min(kBlock, n - b);
-      widen_stored(base, b, b0.data(), len);
-      // A float32 output is written in place; others staged, then rounded.
-      float* vs = nullptr;
-      if constexpr (std::is_same_v<Out, float>) vs = out + b;
-      else vs = staged.data();
-      combine(static_cast<const float*>(b0.data()), b, len, acc.data(), x.data(), vs);
-      if constexpr (!std::is_same_v<Out, float>) store(out + b, vs, len);
-      if (!with_stats) continue;  // the serial float64 sum below costs as much as the merge itself
-      std::int64_t nonfinite = 0;
-      for (std::int64_t j = 0; j < len; ++j) {
-        std::uint32_t bits;
-        std::memcpy(&bits, &vs[j], 4);
-        nonfinite += (bits & 0x7F800000u) == 0x7F800000u;  // NaN or Inf: the caller fails the merge
-      }
-      double s2 = 0;
-      for (std::int64_t j = 0; j < len; ++j) {
-        const float d = vs[j] - b0[j];
-        s2 += static_cast<double>(d) * d;
-      }
-      sq[static_cast<std::size_t>(blk)] = s2;
-      bad[static_cast<std::size_t>(blk)] = nonfinite;
-    }
-  });
-  StreamStats total;
-  for (std::int64_t blk = 0; blk < nblocks; ++blk) {
-    total.sq_change += sq[static_cast<std::size_t>(blk)];
-    total.non_finite += bad[static_cast<std::size_t>(blk)];
-  }
-  return total;
 }
 
 // Task arithmetic per block: each model's block added to the accumulator in turn; the same float

@@ -33,7 +33,10 @@ void StockGram::add(std::int64_t row0, const std::vector<at::Tensor>& tau) {
   else gram_.add_(g);
 }
 
-at::Tensor StockGram::ratio(bool angle_mean) const {
+at::Tensor StockGram::ratio(bool angle_mean) const { return stock_ratio(gram_, angle_mean); }
+
+at::Tensor stock_ratio(const at::Tensor& gram_, bool angle_mean) {
+  const std::int64_t n_ = gram_.size(1);
   const at::Tensor norms = gram_.diagonal(0, 1, 2).sqrt();  // [r, n]
   at::Tensor sum_cos = at::zeros({gram_.size(0)}, gram_.options());
   at::Tensor sum_angle = at::zeros_like(sum_cos);

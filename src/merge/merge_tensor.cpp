@@ -37,8 +37,9 @@ at::Tensor dare_keep_mask(std::uint64_t seed, std::uint64_t config, int checkpoi
   const std::uint64_t key = dare_key(seed, config, checkpoint_index, tensor);
   at::Tensor mask = at::empty({numel}, at::kFloat);
   float* out = mask.data_ptr<float>();
+  const std::uint64_t threshold = dare_threshold(density);
   at::parallel_for(0, numel, 1 << 16, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i) out[i] = dare_keeps(key, element_offset + i, density) ? 1.0f : 0.0f;
+    for (std::int64_t i = b; i < e; ++i) out[i] = dare_keeps_below(key, element_offset + i, threshold) ? 1.0f : 0.0f;
   });
   return mask;
 }

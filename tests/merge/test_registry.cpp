@@ -9,6 +9,7 @@
 #include "eval/counter_rng.hpp"
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/hash.hpp"
+#include "mergesweep/merge/merge.hpp"
 #include "mergesweep/merge/mergekit_config.hpp"
 #include "mergesweep/merge/request.hpp"
 
@@ -94,6 +95,31 @@ TEST(Hashes, HashesArePinned) {
   const eval::CounterRng rng(7, "bootstrap/testbed_arith", 2);
   EXPECT_EQ(rng.bits(0), 0xfef8d0f2c6906ebaull);
   EXPECT_EQ(rng.bits(5), 0x734c2912e006b250ull);
+}
+
+// The loops' integer form of the DARE draw keeps exactly the entries the double comparison keeps,
+// at the boundaries too: a density equal to an element's own u (not kept), one ulp above it (kept).
+TEST(Hashes, DareIntegerThresholdKeepsWhatTheDrawKeeps) {
+  const std::uint64_t key = dare_key(7, 0x1234, 3, "model.layers.0.mlp.up_proj.weight");
+  std::vector<double> densities = {0.0, 1e-300, 1e-17, 0.1, 0.3, 0.5, 0.7, 0.9999999999999999, 1.0, 1.5, -0.2,
+                                   std::nan("")};
+  for (std::int64_t e : {0, 17, 99991}) {
+    const std::uint64_t h = mix64(key + static_cast<std::uint64_t>(e) * 0xD1B54A32D192ED03ull) >> 11;
+    const double u = static_cast<double>(h) / 9007199254740992.0;
+    densities.push_back(u);
+    densities.push_back(std::nextafter(u, 2.0));
+    EXPECT_FALSE(dare_keeps_below(key, e, dare_threshold(u)));
+    EXPECT_TRUE(dare_keeps_below(key, e, dare_threshold(std::nextafter(u, 2.0))));
+  }
+  std::int64_t kept = 0;
+  for (double d : densities) {
+    const std::uint64_t threshold = dare_threshold(d);
+    for (std::int64_t e = 0; e < 100000; ++e) {
+      ASSERT_EQ(dare_keeps_below(key, e, threshold), dare_keeps(key, e, d)) << "density " << d << " element " << e;
+      kept += dare_keeps(key, e, d);
+    }
+  }
+  EXPECT_GT(kept, 0);
 }
 
 TEST(MergekitConfig, ReadsMethodsModelsAndParameters) {

@@ -68,6 +68,21 @@ inline bool dare_keeps(std::uint64_t key, std::int64_t element, double density) 
   const std::uint64_t h = mix64(key + static_cast<std::uint64_t>(element) * 0xD1B54A32D192ED03ull);
   return static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0) < density;
 }
+// The same draw compared in integers, for the loops: u·2⁵³ = h >> 11 is an integer below 2⁵³ and
+// density·2⁵³ is exact, so u < density exactly when (h >> 11) < ⌈density·2⁵³⌉ (a NaN or
+// non-positive density keeps nothing, a density of 1 or more everything). Saves the unsigned
+// 64-bit to double conversion per element (tests/merge/test_registry.cpp pins the equivalence).
+inline std::uint64_t dare_threshold(double density) {
+  constexpr double kTwo53 = 9007199254740992.0;
+  if (!(density > 0)) return 0;
+  if (density >= 1) return std::uint64_t{1} << 53;
+  const double scaled = density * kTwo53;
+  const auto floor = static_cast<std::uint64_t>(scaled);
+  return static_cast<double>(floor) == scaled ? floor : floor + 1;
+}
+inline bool dare_keeps_below(std::uint64_t key, std::int64_t element, std::uint64_t threshold) {
+  return (mix64(key + static_cast<std::uint64_t>(element) * 0xD1B54A32D192ED03ull) >> 11) < threshold;
+}
 
 // Which tensors get the SVD treatment (TSV-M, Iso-C/CTS) and which Subspace Boosting applies to.
 bool is_svd_merged(const std::string& name, std::int64_t dim);

@@ -33,11 +33,9 @@ class DareTies final : public Method {
     std::vector<const kernels::TrimRule*> rules;
     for (const auto& k : keep_all) rules.push_back(&k);
     const Params& p = c.request.params;
-    const kernels::StreamStats st = kernels::ties_into_stored(c.out, c.base, c.held, rules, parts::weights_of(c.request),
-                                                              p.flag("normalize"), p.number("lambda"), &drop, c.with_stats);
-    res.sq_change = st.sq_change;
-    res.non_finite = st.non_finite;
-    return true;
+    return parts::report(kernels::ties_into_stored(c.out, c.base, c.held, rules, parts::weights_of(c.request),
+                                                   p.flag("normalize"), p.number("lambda"), &drop, c.with_stats),
+                         res);
   }
   MergekitForm mergekit_form(const MergeRequest& r) const override { return dare_form(r); }
 
@@ -96,15 +94,11 @@ class DareLinear final : public Method {
   bool merge_fused_cpu(const FusedCall& c, FusedResult& res) const override {
     if (!DareTies::fused_drop(c.request.params) || c.tau_given) return false;
     const kernels::DareDrop drop = DareTies::drop_of(c);
-    std::vector<kernels::StoredSpan> spans;
-    for (const at::Tensor* t : c.held) spans.push_back(kernels::stored_span(*t, c.base.numel()));
     const Params& p = c.request.params;
-    const kernels::StreamStats st = kernels::task_arithmetic_stream(
-        c.out.data_ptr(), c.out.scalar_type(), kernels::stored_span(c.base, c.base.numel()), spans, c.base.numel(),
-        parts::weights_of(c.request), p.flag("normalize"), p.number("lambda"), c.with_stats, &drop);
-    res.sq_change = st.sq_change;
-    res.non_finite = st.non_finite;
-    return true;
+    return parts::report(kernels::task_arithmetic_stream(c.out.data_ptr(), c.out.scalar_type(), parts::base_span(c),
+                                                         parts::member_spans(c), c.base.numel(), parts::weights_of(c.request),
+                                                         p.flag("normalize"), p.number("lambda"), c.with_stats, &drop),
+                         res);
   }
   MergekitForm mergekit_form(const MergeRequest& r) const override { return DareTies::dare_form(r); }
 };

@@ -31,15 +31,10 @@ class Linear final : public Method {
   // One pass per block over every member at its stored dtype (or over the float32 τ the resident
   // sweep holds): no float32 copy of any member is formed.
   bool merge_fused_cpu(const FusedCall& c, FusedResult& res) const override {
-    std::vector<kernels::StoredSpan> spans;
-    spans.reserve(c.held.size());
-    for (const at::Tensor* t : c.held) spans.push_back(kernels::stored_span(*t, c.base.numel()));
-    const kernels::StreamStats st = kernels::linear_stream(
-        c.out.data_ptr(), c.out.scalar_type(), kernels::stored_span(c.base, c.base.numel()), spans, c.base.numel(),
-        parts::weights_of(c.request), c.request.params.flag("normalize"), c.tau_given, c.with_stats);
-    res.sq_change = st.sq_change;
-    res.non_finite = st.non_finite;
-    return true;
+    return parts::report(kernels::linear_stream(c.out.data_ptr(), c.out.scalar_type(), parts::base_span(c),
+                                                parts::member_spans(c), c.base.numel(), parts::weights_of(c.request),
+                                                c.request.params.flag("normalize"), c.tau_given, c.with_stats),
+                         res);
   }
   MergekitForm mergekit_form(const MergeRequest& r) const override {
     MergekitForm f;

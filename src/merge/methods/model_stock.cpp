@@ -1,6 +1,6 @@
 // Model Stock: interpolate the base and the models' average by the task vectors' mean cosine
 // (https://arxiv.org/abs/2403.19522). Goes through a tensor twice in row blocks: the members'
-// Gram matrix, then the interpolation.
+// Gram matrix, then the interpolation (on the CPU streamed from the stored inputs: stock_stream).
 #include "parts.hpp"
 
 namespace ms::merge::methods {
@@ -35,6 +35,16 @@ class ModelStock final : public Method {
   at::Tensor merge_with_ratio(const MergeRequest& r, const at::Tensor& base, const std::vector<at::Tensor>& tau,
                               const at::Tensor& ratio) const override {
     return kernels::model_stock_apply(base, tau, ratio, r.params.flag("filter_wise"));
+  }
+  bool fused_on_cpu(const Params&) const override { return true; }
+  bool merge_fused_cpu(const FusedCall& c, FusedResult& res) const override {
+    const GramSpec g = gram_spec(c.request.params);
+    const std::int64_t n = c.base.numel();
+    const bool per_row = g.per_row && c.base.dim() >= 2 && c.base.size(0) > 0;
+    return parts::report(kernels::stock_stream(c.out.data_ptr(), c.out.scalar_type(), parts::base_span(c),
+                                               parts::member_spans(c), n, per_row ? n / c.base.size(0) : std::max<std::int64_t>(n, 1),
+                                               g.angle_mean, c.tau_given, c.with_stats),
+                         res);
   }
   MergekitForm mergekit_form(const MergeRequest& r) const override {
     MergekitForm f;

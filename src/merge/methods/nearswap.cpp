@@ -30,6 +30,15 @@ class Nearswap final : public Method {
     const at::Tensor weight = (in.tau[0].abs().clamp_min(1e-6).reciprocal() * t).clamp(0, 1);
     return weight * b + (1 - weight) * a;
   }
+  bool fused_on_cpu(const Params&) const override { return true; }
+  // One pass, bitwise the generic path (kernels::elementwise_stream).
+  bool merge_fused_cpu(const FusedCall& c, FusedResult& res) const override {
+    return parts::report(kernels::elementwise_stream(c.out.data_ptr(), c.out.scalar_type(), parts::base_span(c),
+                                                     parts::member_spans(c).at(0), c.base.numel(),
+                                                     kernels::ElementwiseOp::Nearswap, c.request.params.number("t"),
+                                                     c.tau_given, c.with_stats),
+                         res);
+  }
   MergekitForm mergekit_form(const MergeRequest& r) const override {
     MergekitForm f;
     f.method = name;

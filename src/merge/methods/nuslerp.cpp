@@ -1,6 +1,7 @@
 // NuSLERP (mergekit 0.1.5): spherical interpolation of two models, or of their task vectors when
 // there is a base, with the interpolation factor from the two weights, over the flattened tensor,
 // each row, or each column.
+#include <algorithm>
 #include <cmath>
 
 #include "parts.hpp"
@@ -55,13 +56,40 @@ class Nuslerp final : public Method {
   }
   at::Tensor merge(const TensorInputs& in) const override {
     const MergeRequest& r = in.request;
-    const double w0 = r.members[0].weight, w1 = r.members[1].weight;
-    const double total = w0 + w1;
-    const double t = std::abs(total) < 1e-6 ? 0.5 : w1 / total;
+    const double t = interpolation_factor(r);
     const bool row_wise = r.params.flag("nuslerp_row_wise"), flatten = r.params.flag("nuslerp_flatten");
     // Without a base, θ₀ is the first model itself (its τ is zero): the models are interpolated.
     if (r.base_is_first_member) return nuslerp_pair(t, in.base, in.base + in.tau[1], row_wise, flatten);
     return in.base + nuslerp_pair(t, in.tau[0], in.tau[1], row_wise, flatten);
+  }
+  // Fused on the CPU unless it interpolates columns (strided vectors).
+  bool fused_on_cpu(const Params& p) const override { return p.flag("nuslerp_flatten") || !p.flag("nuslerp_row_wise"); }
+  bool merge_fused_cpu(const FusedCall& c, FusedResult& res) const override {
+    const MergeRequest& r = c.request;
+    if (!fused_on_cpu(r.params)) return false;
+    const std::int64_t n = c.base.numel();
+    const std::int64_t group = r.params.flag("nuslerp_flatten") || c.base.dim() == 0 ? n : c.base.size(-1);
+    const double t = interpolation_factor(r);
+    return parts::report(kernels::pairwise_stream(c.out.data_ptr(), c.out.scalar_type(), parts::base_span(c),
+                                                  parts::member_spans(c), n, std::max<std::int64_t>(group, 1),
+                                                  {!r.base_is_first_member, c.tau_given},
+                                                  [t](double aa, double bb, double ab) {
+                                                    return coefficients(t, aa, bb, ab);
+                                                  }, c.with_stats),
+                         res);
+  }
+  static double interpolation_factor(const MergeRequest& r) {
+    const double w0 = r.members[0].weight, w1 = r.members[1].weight;
+    return std::abs(w0 + w1) < 1e-6 ? 0.5 : w1 / (w0 + w1);
+  }
+  // nuslerp_pair's rule from the vectors' sums: norms clamped at 1e-7; colinear where
+  // 1 − cos² ≤ 1e-16 in float32, as the tensor kernel (and mergekit) decides it.
+  static std::pair<float, float> coefficients(double t, double aa, double bb, double ab) {
+    const double cos = std::clamp(ab / (std::max(std::sqrt(aa), 1e-7) * std::max(std::sqrt(bb), 1e-7)), -1.0, 1.0);
+    const auto cf = static_cast<float>(cos);
+    if (1.0f - cf * cf <= 1e-16f) return {static_cast<float>(1 - t), static_cast<float>(t)};
+    const double theta = std::acos(cos), s = std::sin(theta);
+    return {static_cast<float>(std::sin(theta * (1 - t)) / s), static_cast<float>(std::sin(theta * t) / s)};
   }
   MergekitForm mergekit_form(const MergeRequest& r) const override {
     MergekitForm f;

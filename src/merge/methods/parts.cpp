@@ -73,6 +73,21 @@ std::vector<double> weights_of(const MergeRequest& r) {
   return w;
 }
 
+kernels::StoredSpan base_span(const FusedCall& c) { return kernels::stored_span(c.base, c.base.numel()); }
+
+std::vector<kernels::StoredSpan> member_spans(const FusedCall& c) {
+  std::vector<kernels::StoredSpan> spans;
+  spans.reserve(c.held.size());
+  for (const at::Tensor* t : c.held) spans.push_back(kernels::stored_span(*t, c.base.numel()));
+  return spans;
+}
+
+bool report(const kernels::StreamStats& st, FusedResult& res) {
+  res.sq_change = st.sq_change;
+  res.non_finite = st.non_finite;
+  return true;
+}
+
 std::vector<at::Tensor> dare(const TensorInputs& in) {
   const MergeRequest& r = in.request;
   std::vector<at::Tensor> out;

@@ -29,6 +29,12 @@ ParamDef normalize(const char* def, const char* help);
 // Each member's weight (1 for methods without per-model weights).
 std::vector<double> weights_of(const MergeRequest& r);
 
+// A fused kernel's inputs as stored spans (each at its own dtype): θ₀, and the members.
+kernels::StoredSpan base_span(const FusedCall& c);
+std::vector<kernels::StoredSpan> member_spans(const FusedCall& c);
+// Copies a streaming kernel's statistics into the fused call's result; true.
+bool report(const kernels::StreamStats& st, FusedResult& res);
+
 // DARE: each member's τ with entries dropped with probability 1 − density (the counter-based mask
 // of dare_keep_mask, or the test hook's), rescaled as the request's `rescale` says.
 std::vector<at::Tensor> dare(const TensorInputs& in);

@@ -25,6 +25,16 @@ class Passthrough final : public Method {
     const double scale = in.request.params.number("scale");
     return scale == 1.0 ? model.clone() : model * scale;
   }
+  bool fused_on_cpu(const Params&) const override { return true; }
+  // One pass, bitwise the generic path (kernels::elementwise_stream).
+  bool merge_fused_cpu(const FusedCall& c, FusedResult& res) const override {
+    const std::vector<kernels::StoredSpan> spans = parts::member_spans(c);
+    return parts::report(kernels::elementwise_stream(c.out.data_ptr(), c.out.scalar_type(), parts::base_span(c),
+                                                     spans.empty() ? kernels::StoredSpan{} : spans[0], c.base.numel(),
+                                                     kernels::ElementwiseOp::Scale, c.request.params.number("scale"),
+                                                     c.tau_given, c.with_stats),
+                         res);
+  }
   MergekitForm mergekit_form(const MergeRequest& r) const override {
     MergekitForm f;
     f.method = name;

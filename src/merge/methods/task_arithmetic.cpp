@@ -42,15 +42,10 @@ class TaskArithmetic final : public Method {
       kernels::task_arithmetic_into(c.out, c.base, c.held, w, p.flag("normalize"), p.number("lambda"));
       return true;
     }
-    std::vector<kernels::StoredSpan> spans;  // each member at its own stored dtype
-    spans.reserve(c.held.size());
-    for (const at::Tensor* t : c.held) spans.push_back(kernels::stored_span(*t, c.base.numel()));
-    const kernels::StreamStats st =
-        kernels::task_arithmetic_stream(c.out.data_ptr(), c.out.scalar_type(), kernels::stored_span(c.base, c.base.numel()),
-                                        spans, c.base.numel(), w, p.flag("normalize"), p.number("lambda"), c.with_stats);
-    res.sq_change = st.sq_change;
-    res.non_finite = st.non_finite;
-    return true;
+    return parts::report(kernels::task_arithmetic_stream(c.out.data_ptr(), c.out.scalar_type(), parts::base_span(c),
+                                                         parts::member_spans(c), c.base.numel(), w, p.flag("normalize"),
+                                                         p.number("lambda"), c.with_stats),
+                         res);
   }
   MergekitForm mergekit_form(const MergeRequest& r) const override { return parts::task_arithmetic_form(r); }
 };

@@ -56,11 +56,9 @@ class Ties final : public Method {
       kernels::ties_into(c.out, c.base, c.held, rules, w, p.flag("normalize"), p.number("lambda"));
       return true;
     }
-    const kernels::StreamStats st = kernels::ties_into_stored(c.out, c.base, c.held, rules, w, p.flag("normalize"),
-                                                              p.number("lambda"), nullptr, c.with_stats);
-    res.sq_change = st.sq_change;
-    res.non_finite = st.non_finite;
-    return true;
+    return parts::report(kernels::ties_into_stored(c.out, c.base, c.held, rules, w, p.flag("normalize"),
+                                                   p.number("lambda"), nullptr, c.with_stats),
+                         res);
   }
   MergekitForm mergekit_form(const MergeRequest& r) const override {
     MergekitForm f = parts::task_arithmetic_form(r);
