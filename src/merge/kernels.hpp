@@ -52,6 +52,13 @@ Parts ties_consensus_aten(const std::vector<at::Tensor>& tau, const std::vector<
 // Original TIES (global trim): unweighted election, zeros take the model's majority sign, mean by count.
 at::Tensor ties_original(const std::vector<at::Tensor>& trimmed, double majority_sign);
 
+// The members' population variance per element, at::var(at::stack(flat), 0, unbiased=false) for
+// float32 1-D tensors: on the CPU written out as ATen's kernel computes it (Welford in float64,
+// member by member; m2 / n rounded to float32), bitwise (tests/merge/test_device_twins.cpp), with
+// no [n, N] stack and no per-element sub-iterator (ATen's reduction over the stacked axis runs one
+// per output element: most of SCE's time). Other devices: the ATen expression itself.
+at::Tensor member_variance(const std::vector<at::Tensor>& flat);
+
 at::Tensor model_stock(const at::Tensor& base, const std::vector<at::Tensor>& tau, bool filter_wise, bool angle_mean);
 // Model Stock in two passes over a tensor's row blocks (model_stock above is both on one tensor):
 // the members' Gram matrix (per output row when filter_wise), products in float32 summed over

@@ -1,5 +1,8 @@
-// Linear, SLERP, task arithmetic and original (global-trim) TIES; the per-tensor TIES trim and
-// consensus are in kernels_fused.cpp.
+// Linear, SLERP, task arithmetic, original (global-trim) TIES and SCE's variance across members;
+// the per-tensor TIES trim and consensus are in kernels_fused.cpp.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
 
 #include "kernels.hpp"
@@ -38,6 +41,34 @@ at::Tensor slerp(const at::Tensor& a, const at::Tensor& b, double t, bool per_ro
   const at::Tensor ca = at::where(linear, at::full_like(dot, 1 - t), ((1 - t) * theta).sin() / sin_theta);
   const at::Tensor cb = at::where(linear, at::full_like(dot, t), (t * theta).sin() / sin_theta);
   return (ca.to(at::kFloat) * a2 + cb.to(at::kFloat) * b2).reshape(a.sizes());
+}
+
+at::Tensor member_variance(const std::vector<at::Tensor>& flat) {
+  const bool cpu_f32 = std::all_of(flat.begin(), flat.end(), [](const at::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() && t.dim() == 1;
+  });
+  if (!cpu_f32) return at::var(at::stack(flat, 0), {0}, /*unbiased=*/false, /*keepdim=*/false);
+  const std::int64_t n = flat.front().numel();
+  std::vector<const float*> p;
+  for (const auto& t : flat) {
+    TORCH_CHECK(t.numel() == n, "member_variance: members of ", t.numel(), " and ", n, " values");
+    p.push_back(t.data_ptr<float>());
+  }
+  at::Tensor out = at::empty({n}, at::kFloat);
+  float* o = out.data_ptr<float>();
+  const auto members = static_cast<double>(flat.size());
+  at::parallel_for(0, n, 1 << 14, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t j = b; j < e; ++j) {
+      double mean = 0, m2 = 0;
+      for (std::size_t i = 0; i < p.size(); ++i) {  // WelfordOps::reduce
+        const double x = p[i][j], delta = x - mean;
+        mean = mean + delta / static_cast<double>(i + 1);
+        m2 = m2 + delta * (x - mean);
+      }
+      o[j] = static_cast<float>(m2 / members);  // WelfordOps::project, correction 0
+    }
+  });
+  return out;
 }
 
 Parts weighted_sum(const std::vector<at::Tensor>& tau, const std::vector<double>& w, bool normalize) {

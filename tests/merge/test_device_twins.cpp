@@ -131,3 +131,19 @@ TEST(DeviceTwins, DivisionByADeviceScalarIsTheCpuDivision) {
 
 }  // namespace
 }  // namespace ms::merge::kernels
+
+// SCE's variance across members, written out, is ATen's own var over the stacked members bit for bit
+// (the top-k selection on it must not move), on values with many ties and a wide range.
+TEST(DeviceTwins, MemberVarianceIsAtenVarOverTheStack) {
+  at::manual_seed(11);
+  for (int members : {2, 3, 12}) {
+    std::vector<at::Tensor> flat;
+    for (int i = 0; i < members; ++i) {
+      at::Tensor t = at::randn({100003}) * std::pow(10.0, i % 5 - 2);
+      t.narrow(0, 0, 5000).copy_(at::randint(-3, 4, {5000}).to(at::kFloat));  // ties and exact zeros
+      flat.push_back(t.to(at::kBFloat16).to(at::kFloat));
+    }
+    const at::Tensor expected = at::var(at::stack(flat, 0), {0}, /*unbiased=*/false, /*keepdim=*/false);
+    EXPECT_TRUE(ms::merge::kernels::member_variance(flat).equal(expected)) << members << " members";
+  }
+}
