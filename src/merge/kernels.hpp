@@ -52,6 +52,10 @@ Parts ties_consensus_aten(const std::vector<at::Tensor>& tau, const std::vector<
 // Original TIES (global trim): unweighted election, zeros take the model's majority sign, mean by count.
 at::Tensor ties_original(const std::vector<at::Tensor>& trimmed, double majority_sign);
 
+// The k-th smallest value (1-based) of a tensor, at::kthvalue's value: on the CPU for float32 by
+// radix selection on the bits (kernels_select.cpp); NaN present or another device: at::kthvalue.
+float kth_smallest(const at::Tensor& x, std::int64_t k);
+
 // The members' population variance per element, at::var(at::stack(flat), 0, unbiased=false) for
 // float32 1-D tensors: on the CPU written out as ATen's kernel computes it (Welford in float64,
 // member by member; m2 / n rounded to float32), bitwise (tests/merge/test_device_twins.cpp), with

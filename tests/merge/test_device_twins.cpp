@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "merge/kernels.hpp"
 
 namespace ms::merge::kernels {
@@ -146,4 +148,22 @@ TEST(DeviceTwins, MemberVarianceIsAtenVarOverTheStack) {
     const at::Tensor expected = at::var(at::stack(flat, 0), {0}, /*unbiased=*/false, /*keepdim=*/false);
     EXPECT_TRUE(ms::merge::kernels::member_variance(flat).equal(expected)) << members << " members";
   }
+}
+
+// The radix selection returns at::kthvalue's value for every k tried, on values with ties, both
+// signs, zeros of both signs and a wide range (the breadcrumbs band and Arcee's quartiles use it).
+TEST(DeviceTwins, KthSmallestIsKthvalue) {
+  at::manual_seed(5);
+  at::Tensor x = at::randn({200001}) * at::exp(at::randn({200001}) * 4);
+  x.narrow(0, 0, 30000).copy_(at::randint(-2, 3, {30000}).to(at::kFloat));
+  x.narrow(0, 30000, 100).fill_(-0.0);
+  x = x.to(at::kBFloat16).to(at::kFloat);  // many exact ties
+  for (std::int64_t k : {std::int64_t{1}, std::int64_t{2}, std::int64_t{15000}, std::int64_t{30050}, std::int64_t{100000},
+                         std::int64_t{199999}, std::int64_t{200001}}) {
+    const float expected = std::get<0>(at::kthvalue(x, k)).item<float>();
+    EXPECT_EQ(ms::merge::kernels::kth_smallest(x, k), expected) << "k " << k;
+  }
+  const at::Tensor with_nan = at::cat({x, at::full({3}, std::nanf(""))});
+  EXPECT_TRUE(std::isnan(ms::merge::kernels::kth_smallest(with_nan, with_nan.numel())));
+  EXPECT_EQ(ms::merge::kernels::kth_smallest(with_nan, 7), std::get<0>(at::kthvalue(with_nan, 7)).item<float>());
 }

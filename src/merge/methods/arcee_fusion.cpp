@@ -7,11 +7,11 @@ namespace ms::merge::methods {
 namespace {
 
 // The q-quantile as mergekit takes it: the sorted value at index ⌊q·(n − 1)⌋, the product in
-// float32. Selected (kthvalue, linear time) rather than sorted: the same value.
+// float32. Selected (kernels::kth_smallest, linear time) rather than sorted: the same value.
 at::Tensor quantile_at(const at::Tensor& flat, float q) {
   const std::int64_t n = flat.numel();
   const float pos = q * static_cast<float>(n - 1);
-  return std::get<0>(at::kthvalue(flat, static_cast<std::int64_t>(pos) + 1));
+  return at::scalar_tensor(kernels::kth_smallest(flat, static_cast<std::int64_t>(pos) + 1), flat.options());
 }
 
 class ArceeFusion final : public Method {
@@ -24,7 +24,7 @@ class ArceeFusion final : public Method {
     i.reference_url = "https://arcee.ai";
     i.max_models = 1;
     i.scope = Scope::WholeTensor;
-    i.plan_cost = 8;  // softmaxes and a sort of the importance
+    i.plan_cost = 8;  // softmaxes and three selections over the importance
     return i;
   }
   // The same float32 operations in the same order as mergekit's. mergekit estimates the quartiles

@@ -12,14 +12,23 @@ namespace {
 
 // The k smallest entries of `a` (flat) ordered by (value, index): those below the k-th smallest
 // value, then the entries equal to it in index order until k are taken. A selection
-// (at::kthvalue), not a sort: O(n).
+// (kernels::kth_smallest), not a sort: O(n).
 at::Tensor smallest_by_value_then_index(const at::Tensor& a, std::int64_t k) {
   if (k <= 0) return at::zeros(a.sizes(), a.options().dtype(at::kBool));
   if (k >= a.numel()) return at::ones(a.sizes(), a.options().dtype(at::kBool));
-  const at::Tensor v = std::get<0>(at::kthvalue(a, k));
+  const at::Tensor v = at::scalar_tensor(kernels::kth_smallest(a, k), a.options());
   const at::Tensor below = a < v, tied = a == v;
-  const at::Tensor need = k - below.sum();
-  return below | (tied & (tied.cumsum(0, at::kLong) <= need));
+  const std::int64_t need = k - below.sum().item<std::int64_t>();
+  at::Tensor out = below | tied;
+  if (tied.sum().item<std::int64_t>() == need) return out;
+  // Fewer ties are taken than there are: the first `need` by index (a scan that stops there).
+  const at::Tensor tied_cpu = tied.to(at::kCPU).contiguous();
+  const bool* t = tied_cpu.data_ptr<bool>();
+  std::int64_t last = -1;
+  for (std::int64_t i = 0, seen = 0; seen < need; ++i) seen += t[i], last = i;
+  const std::int64_t rest = a.numel() - last - 1;
+  out.narrow(0, last + 1, rest).copy_(below.narrow(0, last + 1, rest));
+  return out;
 }
 
 // mergekit's magnitude_outliers mask: of |τ| in ascending order, the `target` = ⌊density·n⌋ entries
