@@ -100,6 +100,19 @@ TEST(Della, KeepProbabilitiesFollowMagnitudeRanksWithinRows) {
   }
 }
 
+// The radix ranks are the stable sort's ranks, on rows with many equal magnitudes, both zeros and NaN.
+TEST(Della, MagnitudeRanksAreTheStableSortsRanks) {
+  at::manual_seed(21);
+  at::Tensor rows = (at::randn({37, 1001}) * at::exp(at::randn({37, 1001}) * 3)).to(at::kBFloat16).to(at::kFloat);
+  rows.narrow(1, 0, 300).copy_(at::randint(-2, 3, {37, 300}).to(at::kFloat));  // ties, +0 and −0
+  rows[3][7] = std::nanf("");
+  rows[3][9] = -std::nanf("");
+  const at::Tensor order = std::get<1>(at::sort(rows.abs(), /*stable=*/true, -1, /*descending=*/false));
+  const at::Tensor expected =
+      at::empty_like(order).scatter_(-1, order, at::arange(rows.size(1), order.options()).expand_as(order)).to(at::kFloat);
+  EXPECT_TRUE(della::magnitude_ranks(rows).equal(expected));
+}
+
 TEST(Della, KeptFractionFollowsTheProbabilities) {
   const at::Tensor tau = random_tau({64, 1000}, 12);
   const at::Tensor p = della::keep_probabilities(tau, 0.5, 0.3);

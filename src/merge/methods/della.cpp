@@ -8,25 +8,70 @@
 
 #include <ATen/Parallel.h>
 
+#include <cstring>
+#include <vector>
+
 #include "mergesweep/core/error.hpp"
 #include "mergesweep/core/hash.hpp"
 #include "parts.hpp"
 
 namespace ms::merge::della {
 
+namespace {
+
+// Stable ranks of one row's magnitudes by LSD radix sort on their bits (8 bits a pass: each pass
+// is stable, so equal magnitudes keep index order, as a stable sort's; NaN, with any payload, last).
+void row_ranks(const float* x, std::int64_t cols, float* rank, std::vector<std::uint32_t>& key,
+               std::vector<std::uint32_t>& order, std::vector<std::uint32_t>& next) {
+  key.resize(static_cast<std::size_t>(cols)), order.resize(key.size()), next.resize(key.size());
+  for (std::int64_t j = 0; j < cols; ++j) {
+    std::uint32_t b;
+    std::memcpy(&b, &x[j], 4);
+    b &= 0x7FFFFFFFu;  // |x|: non-negative floats order like their bits
+    key[static_cast<std::size_t>(j)] = b > 0x7F800000u ? 0x7FC00000u : b;
+    order[static_cast<std::size_t>(j)] = static_cast<std::uint32_t>(j);
+  }
+  for (int shift = 0; shift < 32; shift += 8) {
+    std::uint32_t count[257] = {};
+    for (std::uint32_t j : order) ++count[((key[j] >> shift) & 0xFFu) + 1];
+    for (int d = 0; d < 256; ++d) count[d + 1] += count[d];
+    for (std::uint32_t j : order) next[count[(key[j] >> shift) & 0xFFu]++] = j;
+    order.swap(next);
+  }
+  for (std::int64_t r = 0; r < cols; ++r) rank[order[static_cast<std::size_t>(r)]] = static_cast<float>(r);
+}
+
+}  // namespace
+
+at::Tensor magnitude_ranks(const at::Tensor& rows) {
+  const std::int64_t cols = rows.size(1);
+  if (!rows.device().is_cpu() || rows.scalar_type() != at::kFloat || cols >= (1 << 24)) {
+    const at::Tensor order = std::get<1>(at::sort(rows.abs().contiguous(), /*stable=*/true, -1, /*descending=*/false));
+    return at::empty_like(order).scatter_(-1, order, at::arange(cols, order.options()).expand_as(order)).to(at::kFloat);
+  }
+  const at::Tensor x = rows.contiguous();
+  at::Tensor rank = at::empty(x.sizes(), at::kFloat);
+  const float* in = x.data_ptr<float>();
+  float* out = rank.data_ptr<float>();
+  at::parallel_for(0, x.size(0), 1, [&](std::int64_t r0, std::int64_t r1) {
+    std::vector<std::uint32_t> key, order, next;
+    for (std::int64_t r = r0; r < r1; ++r) row_ranks(in + r * cols, cols, out + r * cols, key, order, next);
+  });
+  return rank;
+}
+
 at::Tensor keep_probabilities(const at::Tensor& tau, double density, double epsilon) {
   const at::Tensor rows = tau.dim() < 2 ? tau.reshape({1, -1}) : tau;
   const std::int64_t cols = rows.size(1);
   if (cols < 2) return at::full(tau.sizes(), density, tau.options());
-  // Ranks along dim 1: moved last, sorted ascending, each entry's position in its row's order.
-  const at::Tensor mag = rows.abs().movedim(1, -1).contiguous();
-  const at::Tensor order = std::get<1>(at::sort(mag, /*stable=*/true, -1, /*descending=*/false));
-  const at::Tensor rank = at::empty_like(order).scatter_(-1, order, at::arange(cols, order.options()).expand_as(order));
+  // Ranks along dim 1 (moved last): each entry's position in its row's ascending order.
+  const at::Tensor rank = magnitude_ranks(rows.movedim(1, -1).reshape({-1, cols})).to(tau.device());
   // mergekit: (rank − min) / (max − min) with ranks 1..cols, a float32 division by cols − 1; then
   // (density − epsilon) + rank_norm · 2 · epsilon, each step in float32.
-  const at::Tensor rank_norm = kernels::div_by(rank.to(at::kFloat), static_cast<double>(cols - 1)).clamp(0, 1);
+  const at::Tensor rank_norm = kernels::div_by(rank, static_cast<double>(cols - 1)).clamp(0, 1);
   const at::Tensor p = rank_norm * 2.0 * epsilon + (density - epsilon);
-  return p.movedim(-1, 1).reshape(tau.sizes()).contiguous();
+  const at::Tensor moved = rows.movedim(1, -1);
+  return p.view(moved.sizes()).movedim(-1, 1).reshape(tau.sizes()).contiguous();
 }
 
 at::Tensor keep_mask(std::uint64_t seed, std::uint64_t config, int checkpoint_index, const std::string& tensor,

@@ -9,6 +9,11 @@
 
 namespace ms::merge::della {
 
+// Each row's ascending ranks of |x| (0 .. cols − 1, float32), equal magnitudes by index, as a
+// stable sort ranks them: [rows, cols] in, the same shape out. CPU float32 by a radix sort per row;
+// otherwise the stable sort itself.
+at::Tensor magnitude_ranks(const at::Tensor& rows);
+
 // Each entry's keep probability, as mergekit 0.1.5's della_magprune defines it: |τ| ranked along
 // dim 1 (a vector or scalar as one row), rank_norm = (rank − 1)/(cols − 1) from 0 for the smallest
 // magnitude of a row to 1 for its largest, p = (density − epsilon) + rank_norm·2·epsilon, in
