@@ -191,6 +191,18 @@ StreamStats stock_stream(void* out, c10::ScalarType out_type, const StoredSpan& 
                          const std::vector<StoredSpan>& models, std::int64_t n, std::int64_t group_len, bool angle_mean,
                          bool tau_given, bool with_stats);
 
+// RAM streamed (methods/ram.cpp): per entry the members whose |τ| > epsilon, the merge in the tensor
+// path's float32 operations and order (bitwise); `boost` empty for RAM, RAM+'s per-member factors
+// otherwise. ram_counts: each member's entries shared with others and its own (RAM+'s first pass).
+struct RamCounts {
+  std::int64_t shared = 0;
+  std::int64_t unique = 0;
+};
+std::vector<RamCounts> ram_counts(const StoredSpan& base, const std::vector<StoredSpan>& models, std::int64_t n,
+                                  double epsilon, bool tau_given);
+StreamStats ram_stream(void* out, c10::ScalarType out_type, const StoredSpan& base, const std::vector<StoredSpan>& models,
+                       std::int64_t n, double epsilon, const std::vector<float>& boost, bool tau_given, bool with_stats);
+
 // A member's per-tensor TIES trim, computed once per (checkpoint, density, tensor) and reused:
 // keep |x| above the threshold, and threshold ties up to index last_tie.
 struct TrimRule {

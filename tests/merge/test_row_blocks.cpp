@@ -43,7 +43,8 @@ class RowBlocks : public ::testing::Test {
   }
   static inline test::TempDir* dir_ = nullptr;
 
-  // Every method whose pass is not WholeTensor for some tensor, with the variants that change it.
+  // Every method whose pass is not WholeTensor for some tensor, with the variants that change it,
+  // and the methods whose fused CPU kernel merges whole tensors (RAM+).
   static std::vector<MergeRequest> requests() {
     const std::vector<std::pair<const char*, std::map<std::string, std::string>>> cases = {
         {"task_arithmetic", {{"normalize", "true"}, {"lambda", "0.7"}}},
@@ -62,6 +63,8 @@ class RowBlocks : public ::testing::Test {
         {"dare_linear", {}},
         {"dare_linear", {{"rescale", "none"}, {"normalize", "true"}, {"lambda", "0.9"}}},
         {"dare_ties", {{"rescale", "none"}, {"normalize", "true"}}},
+        {"ram", {{"epsilon", "0.01"}}},
+        {"ramplus_tl", {{"epsilon", "0.01"}, {"r", "0.5"}, {"alpha", "0.7"}}},
     };
     std::vector<MergeRequest> out;
     for (const auto& [method, params] : cases) {
@@ -118,7 +121,7 @@ TEST_F(RowBlocks, BlocksGiveTheWholeTensorMergeBitForBit) {
       }
     }
   }
-  EXPECT_EQ(compared, 2 * 16 * static_cast<int>(kTensors.size()));
+  EXPECT_EQ(compared, 2 * 18 * static_cast<int>(kTensors.size()));
 }
 
 TEST_F(RowBlocks, StreamingMergeAgrees) {

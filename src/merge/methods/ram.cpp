@@ -1,6 +1,8 @@
 // Reinforced Agent Merging (mergekit 0.1.5, https://arxiv.org/abs/2601.13572): entries that one
 // model alone changes (|τ| > epsilon) keep that change, entries several change get their mean;
 // RAM+ tensor-local also scales each model's unique entries up by its share of shared ones.
+#include <algorithm>
+
 #include "parts.hpp"
 
 namespace ms::merge::methods {
@@ -67,6 +69,14 @@ class Ram final : public Method {
   at::Tensor merge(const TensorInputs& in) const override {
     return in.base + ram_delta(ram_vectors(in.tau, in.request.params.number("epsilon")), {});
   }
+  bool fused_on_cpu(const Params&) const override { return true; }
+  // One pass, bitwise the path above (kernels::ram_stream).
+  bool merge_fused_cpu(const FusedCall& c, FusedResult& res) const override {
+    return parts::report(kernels::ram_stream(c.out.data_ptr(), c.out.scalar_type(), parts::base_span(c),
+                                             parts::member_spans(c), c.base.numel(), c.request.params.number("epsilon"),
+                                             {}, c.tau_given, c.with_stats),
+                         res);
+  }
   MergekitForm mergekit_form(const MergeRequest& r) const override { return ram_form(r); }
 };
 
@@ -97,6 +107,23 @@ class RamPlusTl final : public Method {
       boost.push_back((shared / unique.clamp_min(eps)).clamp(0, p.number("alpha")) * p.number("r") + 1);
     }
     return in.base + ram_delta(v, boost);
+  }
+  bool fused_on_cpu(const Params&) const override { return true; }
+  // Two passes, bitwise the path above: each member's shared and unique counts, then the merge.
+  bool merge_fused_cpu(const FusedCall& c, FusedResult& res) const override {
+    const Params& p = c.request.params;
+    const double eps = p.number("epsilon");
+    const std::vector<kernels::StoredSpan> spans = parts::member_spans(c);
+    std::vector<float> boost;
+    for (const kernels::RamCounts& k : kernels::ram_counts(parts::base_span(c), spans, c.base.numel(), eps, c.tau_given)) {
+      // The 0-dim float32 operations above: counts widened, ÷ max(unique, ε), clamped to [0, α], × r + 1.
+      const float ratio = static_cast<float>(k.shared) / std::max(static_cast<float>(k.unique), static_cast<float>(eps));
+      boost.push_back(std::min(std::max(ratio, 0.0f), static_cast<float>(p.number("alpha"))) *
+                          static_cast<float>(p.number("r")) + 1.0f);
+    }
+    return parts::report(kernels::ram_stream(c.out.data_ptr(), c.out.scalar_type(), parts::base_span(c), spans,
+                                             c.base.numel(), eps, boost, c.tau_given, c.with_stats),
+                         res);
   }
   MergekitForm mergekit_form(const MergeRequest& r) const override { return ram_form(r); }
 };
