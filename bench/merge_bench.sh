@@ -9,7 +9,7 @@
 #  (d) time per merge of TSV-M, Iso-C and TA+SB;
 #  (e) resident merges per second of TA and TIES.
 # mergekit is used when MERGEKIT (path of mergekit-yaml) is set or mergekit-yaml is on PATH.
-# usage: [METHODS="ties karcher"] bench/merge_bench.sh [PRESET=250m] [N_SVD=4]
+# usage: [METHODS="ties karcher"] [KEEP_OUTPUTS=1] bench/merge_bench.sh [PRESET=250m] [N_SVD=4]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PRESET="${1:-250m}"
@@ -121,6 +121,8 @@ for m in ${METHODS:-linear slerp task_arithmetic ties dare_ties dare_linear mode
       --no-write-model-card
     record_ratio "$m" "$ms_secs" "$LAST_SECS"
   fi
+  # Each pair of outputs is a model's size: 20 methods would hold 40 of them (KEEP_OUTPUTS=1 keeps them).
+  [ "${KEEP_OUTPUTS:-0}" = 1 ] || rm -rf "$OUT/ms-$m" "$OUT/mk-$m"
 done
 echo "(d) spectral methods, n=$N_SVD"
 for m in tsv_m iso_c task_arithmetic_sb; do
