@@ -12,20 +12,6 @@
 
 namespace ms::merge::kernels {
 using namespace stream;
-namespace {
-
-// The members' τ over the block into taus[i·kStreamBlock ...] (θᵢ − θ₀ widened, or given).
-void block_taus(const std::vector<StoredSpan>& models, const float* __restrict pb, std::int64_t off, std::int64_t len,
-                bool tau_given, float* taus) {
-  for (std::size_t i = 0; i < models.size(); ++i) {
-    float* __restrict t = taus + i * static_cast<std::size_t>(kStreamBlock);
-    widen_stored(models[i], off, t, len);
-    if (!tau_given)
-      for (std::int64_t j = 0; j < len; ++j) t[j] = t[j] - pb[j];
-  }
-}
-
-}  // namespace
 
 std::vector<RamCounts> ram_counts(const StoredSpan& base, const std::vector<StoredSpan>& models, std::int64_t n,
                                   double epsilon, bool tau_given) {
@@ -39,7 +25,7 @@ std::vector<RamCounts> ram_counts(const StoredSpan& base, const std::vector<Stor
     b0.resize(kStreamBlock), taus.resize(m * kStreamBlock), s.assign(2 * m, 0.0);
     if (n == 0) return emit(0, s.data());
     widen_stored(base, off, b0.data(), len);
-    block_taus(models, b0.data(), off, len, tau_given, taus.data());
+    widen_taus(models, b0.data(), off, len, tau_given, taus.data());
     std::vector<std::int64_t> shared(m, 0), unique(m, 0);
     for (std::int64_t j = 0; j < len; ++j) {
       int c = 0;
@@ -69,7 +55,7 @@ StreamStats ram_stream(void* out, c10::ScalarType out_type, const StoredSpan& ba
                              float* __restrict vs) {
                            thread_local std::vector<float> taus;
                            taus.resize(m * kStreamBlock);
-                           block_taus(models, pb, off, len, tau_given, taus.data());
+                           widen_taus(models, pb, off, len, tau_given, taus.data());
                            for (std::int64_t j = 0; j < len; ++j) {
                              int c = 0;
                              for (std::size_t i = 0; i < m; ++i) c += std::fabs(taus[i * kStreamBlock + j]) > eps;

@@ -12,16 +12,6 @@ namespace ms::merge::kernels {
 using namespace stream;
 namespace {
 
-// Member i's τ over the block (θᵢ − θ₀ widened, or given) into taus[i·kStreamBlock ...].
-void form_taus(const std::vector<StoredSpan>& models, const float* __restrict pb, std::int64_t off, std::int64_t len,
-               bool tau_given, float* taus) {
-  for (std::size_t i = 0; i < models.size(); ++i) {
-    float* __restrict t = taus + i * static_cast<std::size_t>(kStreamBlock);
-    widen_stored(models[i], off, t, len);
-    if (!tau_given)
-      for (std::int64_t j = 0; j < len; ++j) t[j] = t[j] - pb[j];
-  }
-}
 
 // a·b over a run of at most one block: float32 products in eight lanes (each lane's order fixed,
 // so the sum is the same however the loop is vectorized), the lanes added in float64.
@@ -45,7 +35,7 @@ at::Tensor stock_gram(const StoredSpan& base, const std::vector<StoredSpan>& mod
     thread_local std::vector<double> s;
     b0.resize(kStreamBlock), taus.resize(m * kStreamBlock), s.resize(k);
     widen_stored(base, off, b0.data(), len);
-    form_taus(models, b0.data(), off, len, tau_given, taus.data());
+    widen_taus(models, b0.data(), off, len, tau_given, taus.data());
     for_each_run(off, len, group_len, [&](std::int64_t g, std::int64_t j0, std::int64_t j1) {
       std::size_t idx = 0;
       for (std::size_t i = 0; i < m; ++i)

@@ -135,6 +135,18 @@ StreamStats stream_blocks(Out* out, const StoredSpan& base, std::int64_t n, bool
   return total;
 }
 
+// The members' τ over block [off, off + len) into taus[i·kStreamBlock ...]: θᵢ widened less θ₀'s
+// block `pb`, or τᵢ given in float32 (tau_given).
+inline void widen_taus(const std::vector<StoredSpan>& models, const float* __restrict pb, std::int64_t off,
+                       std::int64_t len, bool tau_given, float* taus) {
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    float* __restrict t = taus + i * static_cast<std::size_t>(kStreamBlock);
+    widen_stored(models[i], off, t, len);
+    if (!tau_given)
+      for (std::int64_t j = 0; j < len; ++j) t[j] = t[j] - pb[j];
+  }
+}
+
 // The runs of block [off, off + len) that lie in one group of `group_len` consecutive elements
 // (a row, or the whole tensor): fn(group, j0, j1) for each, j relative to the block.
 template <typename Fn>
